@@ -1,0 +1,180 @@
+"""Event Structs: what every part of the simulator publishes to the bus and the ledger records.
+
+Every event is a frozen msgspec Struct tagged by ``kind`` (the ledger's ``events.kind`` column).
+Events carry ``t``, the monotonic time in seconds at which they happened (the ``now`` that the core
+was given, ``trio.current_time()`` in the actors); the ledger turns it into seconds since run start
+and a UTC wall time, so nothing here reads a clock. ``charger`` and ``connector`` say who, where it
+applies. Everything else is the event's own ``data``.
+
+Adding a kind: subclass :class:`Event` with ``tag="snake_case_kind"``. Existing kinds are a contract
+with stored ledgers and the report: add fields with defaults, never rename.
+Secrets never go into an event (``AuthorizationKey`` values and passwords are redacted at source).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=True):
+    """Base of every event. ``t`` is monotonic seconds (not since run start)."""
+
+    t: float
+    charger: str | None = None
+    connector: int | None = None
+
+
+# --- frames -------------------------------------------------------------------------------------
+
+
+class FrameOut(Event, frozen=True, tag="frame_out"):
+    """A frame we sent. ``action`` is the CALL's action, or for a result the action answered."""
+
+    raw: str
+    message_type: int | None = None
+    unique_id: str | None = None
+    action: str | None = None
+
+
+class FrameIn(Event, frozen=True, tag="frame_in"):
+    """A frame we received. ``latency`` (s) is set on a result to one of our CALLs; ``violations``
+    lists what was wrong with it (framing or schema), empty when it was valid."""
+
+    raw: str
+    message_type: int | None = None
+    unique_id: str | None = None
+    action: str | None = None
+    latency: float | None = None
+    violations: list[str] = []
+
+
+class CallTimedOut(Event, frozen=True, tag="call_timeout"):
+    """One of our CALLs got no result within the response timeout."""
+
+    unique_id: str
+    action: str
+    timeout: float
+
+
+class UnmatchedResult(Event, frozen=True, tag="unmatched_result"):
+    """A CALLRESULT/CALLERROR whose id matches no outstanding CALL of ours (recorded, ignored)."""
+
+    unique_id: str
+    message_type: int
+
+
+class MessageDropped(Event, frozen=True, tag="message_dropped"):
+    """A message given up on: retries exhausted, or a non-transaction message after a failure."""
+
+    action: str
+    attempts: int
+    reason: str
+
+
+# --- charger state ------------------------------------------------------------------------------
+
+
+class BootResult(Event, frozen=True, tag="boot"):
+    status: str
+    interval: int
+
+
+class StatusChanged(Event, frozen=True, tag="status"):
+    old: str
+    new: str
+    error_code: str = "NoError"
+
+
+class TransactionStarted(Event, frozen=True, tag="tx_started"):
+    """A transaction began locally (the CS may not know yet: see :class:`TransactionAcknowledged`)."""
+
+    id_tag: str
+    meter_start: int
+    local_id: int
+
+
+class TransactionAcknowledged(Event, frozen=True, tag="tx_acked"):
+    """The CS answered StartTransaction: its transaction id and the idTag status."""
+
+    local_id: int
+    transaction_id: int
+    status: str
+
+
+class TransactionStopped(Event, frozen=True, tag="tx_stopped"):
+    local_id: int
+    transaction_id: int | None
+    meter_stop: int
+    reason: str
+
+
+class ConfigurationChanged(Event, frozen=True, tag="config_changed"):
+    """A configuration key changed (write-only keys are recorded with ``value`` = "***")."""
+
+    key: str
+    value: str
+    status: str
+
+
+class Note(Event, frozen=True, tag="note"):
+    """A free-form decision worth recording (``what`` is a short slug, ``data`` its details)."""
+
+    what: str
+    data: dict[str, Any] = {}
+
+
+# --- transport and supervision ------------------------------------------------------------------
+
+
+class Connected(Event, frozen=True, tag="connected"):
+    url: str
+    subprotocol: str | None = None
+
+
+class Disconnected(Event, frozen=True, tag="disconnected"):
+    code: int | None = None
+    reason: str = ""
+
+
+class ConnectFailed(Event, frozen=True, tag="connect_failed"):
+    url: str
+    error: str
+    attempt: int
+    retry_in: float
+
+
+class Crashed(Event, frozen=True, tag="crash"):
+    """An actor crashed; its supervisor restarts it after ``restart_in`` seconds."""
+
+    error: str
+    traceback: str
+    restart_in: float
+
+
+# --- the embedded central system ----------------------------------------------------------------
+
+
+class CsmsFrameIn(Event, frozen=True, tag="csms_frame_in"):
+    raw: str
+    action: str | None = None
+    violations: list[str] = []
+
+
+class CsmsFrameOut(Event, frozen=True, tag="csms_frame_out"):
+    raw: str
+    action: str | None = None
+
+
+class CsmsNote(Event, frozen=True, tag="csms_note"):
+    what: str
+    data: dict[str, Any] = {}
+
+
+# --- chaos ----------------------------------------------------------------------------------------
+
+
+class FaultInjected(Event, frozen=True, tag="fault"):
+    fault: str
+    params: dict[str, Any] = {}
