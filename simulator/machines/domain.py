@@ -1,0 +1,58 @@
+"""Domain requests: what a connector actor (the simulated driver and car) asks its charger for,
+and the view of a connector the charger gives back.
+
+Connector actors talk to their charger actor over memory channels; these frozen Structs are the
+messages on those channels. The charger actor turns each request into a call on
+:class:`~simulator.machines.charger.ChargerMachine` (``plug_in``, ``unplug``, ``present_tag``,
+``stop_local``) and answers with a :class:`ConnectorView`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from simulator.machines.meter import EvSpec
+from simulator.ocpp.v16 import ChargePointStatus, Reason
+
+
+class PlugIn(msgspec.Struct, frozen=True):
+    """The driver plugs ``ev`` into connector ``connector_id``."""
+
+    connector_id: int
+    ev: EvSpec
+
+
+class Unplug(msgspec.Struct, frozen=True):
+    """The driver unplugs the car from connector ``connector_id``."""
+
+    connector_id: int
+
+
+class PresentTag(msgspec.Struct, frozen=True):
+    """The driver presents RFID ``id_tag`` at connector ``connector_id`` (starts or stops)."""
+
+    connector_id: int
+    id_tag: str
+
+
+class StopCharging(msgspec.Struct, frozen=True):
+    """Stop the transaction on ``connector_id`` locally, with ``reason``."""
+
+    connector_id: int
+    reason: Reason = Reason.LOCAL
+
+
+DomainRequest = PlugIn | Unplug | PresentTag | StopCharging
+"""Every request a connector actor can send."""
+
+
+class ConnectorView(msgspec.Struct, frozen=True):
+    """What the charger reports back about one connector.
+
+    ``energy_wh`` is the connector's energy register (Wh, never decreases).
+    """
+
+    connector_id: int
+    status: ChargePointStatus
+    in_transaction: bool
+    energy_wh: float

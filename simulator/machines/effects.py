@@ -1,0 +1,77 @@
+"""Effects: what the sans-IO machines ask the actor layer to do.
+
+A machine never performs I/O. Each input method (``receive``, ``tick``, ``plug_in`` ...) appends
+effects to a list that the actor drains with ``take_effects()`` and applies in order: put bytes on
+the wire, publish an event, close the socket, reboot, persist the transaction outbox. Effects are
+frozen msgspec Structs, so tests compare them by value and the runtime can log them as they are.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from simulator.events import Event
+
+
+class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One queued transaction message (StartTransaction, StopTransaction or a transaction's
+    MeterValues), as persisted in the ledger's ``outbox`` table and restored after a crash.
+
+    Attributes:
+        seq: position in the charger's FIFO (strictly increasing, never reused).
+        action: the OCPP action.
+        payload: the request payload as JSON text, with its original timestamps. For messages
+            that belong to a transaction whose id the CS has not given yet, ``transactionId`` is
+            left out (never -1) and filled in from ``transaction_id`` when the message is sent.
+        local_tx: the charger-local transaction number the message belongs to, if any.
+        transaction_id: the CS's transaction id once known, else ``None``.
+        attempts: how many times the message has been sent and failed (CALLERROR or timeout).
+        unique_id: the message id of the last send, if any (a retry gets a new one).
+    """
+
+    seq: int
+    action: str
+    payload: str
+    local_tx: int | None = None
+    transaction_id: int | None = None
+    attempts: int = 0
+    unique_id: str | None = None
+
+
+class Send(msgspec.Struct, frozen=True):
+    """Put ``data`` (one encoded OCPP-J frame) on the wire. The actor publishes the ``FrameOut``
+    event once the (chaos) transport has actually sent it."""
+
+    data: bytes
+    message_type: int
+    unique_id: str
+    action: str
+
+
+class Publish(msgspec.Struct, frozen=True):
+    """Publish ``event`` to the bus."""
+
+    event: Event
+
+
+class CloseConnection(msgspec.Struct, frozen=True):
+    """Close the socket now; the actor reconnects as usual."""
+
+    reason: str
+
+
+class Reboot(msgspec.Struct, frozen=True):
+    """Close the socket, wait ``delay`` seconds, call ``power_on`` and reconnect."""
+
+    delay: float
+
+
+class PersistOutbox(msgspec.Struct, frozen=True):
+    """The transaction queue of ``charger`` changed: store ``entries`` (the whole queue)."""
+
+    charger: str
+    entries: tuple[OutboxEntry, ...]
+
+
+Effect = Send | Publish | CloseConnection | Reboot | PersistOutbox
+"""Everything a machine can ask for."""
