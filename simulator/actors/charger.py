@@ -1,0 +1,338 @@
+"""The charger actor: one virtual charge point, its connectors and its link to the CSMS.
+
+The actor owns a :class:`~simulator.machines.charger.ChargerMachine` and does only what the
+machine asks: it feeds it inputs (frames, connection changes, domain requests from the connector
+actors, the passing of time) and applies the effects it returns (send, publish, close, reboot,
+persist the outbox). All decisions are the machine's.
+
+Tasks, all in the actor's own nursery:
+
+- the main loop (this module's :func:`run_charger`), the only task that touches the machine; it
+  waits on the inbox with the machine's next deadline as timeout;
+- the link (:func:`_run_link`): connects, reads frames into the inbox, reconnects with exponential
+  backoff and full jitter drawn from the charger's seeded RNG;
+- one connector actor per connector with automatic sessions (``simulator.actors.connector``).
+
+The inbox is one bounded channel (:data:`INBOX_SIZE`): when the main loop falls behind, the link
+stops reading the socket and the connectors wait (backpressure, nothing dropped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Final
+
+import trio
+
+from simulator import seeds
+from simulator.actors.connector import run_connector
+from simulator.actors.transport import ConnectError, Transport, TransportClosed
+from simulator.config import Sessions
+from simulator.events import Connected, ConnectFailed, Disconnected, Event, FrameOut
+from simulator.machines.charger import ChargerMachine, ChargerSpec
+from simulator.machines.domain import DomainRequest, PlugIn, PresentTag, StopCharging, Unplug
+from simulator.machines.effects import (
+    CloseConnection,
+    Effect,
+    OutboxEntry,
+    PersistOutbox,
+    Publish,
+    Reboot,
+    Send,
+)
+
+INBOX_SIZE: Final = 64
+"""Frames and domain requests waiting for the main loop; senders block when it is full."""
+
+TransportOpener = Callable[[str], AbstractAsyncContextManager[Transport]]
+"""Opens a transport for a charger identity (raises ``ConnectError``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnect delays: full jitter, ``uniform(0, min(cap, base * 2**attempt))`` seconds."""
+
+    base: float = 1.0
+    cap: float = 30.0
+
+    def delay(self, attempt: int, rng_uniform: Callable[[float, float], float]) -> float:
+        return rng_uniform(0.0, min(self.cap, self.base * 2.0 ** min(attempt, 30)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChargerEnv:
+    """Everything a charger actor takes from outside (immutable, shared by its restarts).
+
+    ``publish`` sends an event to the bus and may block (ledger backpressure); ``persist`` stores
+    an outbox snapshot in the ledger. ``wall_epoch`` is Unix time at ``trio.current_time() == 0``.
+    """
+
+    spec: ChargerSpec
+    seed: int
+    url: str
+    open_transport: TransportOpener
+    publish: Callable[[Event], Awaitable[None]]
+    persist: Callable[[PersistOutbox], Awaitable[None]]
+    wall_epoch: float
+    sessions: Sessions | None = None
+    backoff: Backoff = Backoff()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shutdown:
+    """Graceful end: stop transactions (reason Local), deliver the queue until ``deadline``."""
+
+    deadline: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Up:
+    generation: int
+    transport: Transport
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Down:
+    generation: int
+    code: int | None
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Frame:
+    generation: int
+    text: str
+
+
+InboxItem = DomainRequest | Shutdown | _Up | _Down | _Frame
+
+
+class ChargerControl:
+    """The fleet's handle on one charger; survives the charger's crashes and restarts.
+
+    It owns the inbox (closed by the fleet at the end), keeps the last outbox snapshot so that a
+    restarted charger resumes its undelivered transaction messages, and tells when the charger
+    has finished (``done``).
+    """
+
+    def __init__(self, outbox: tuple[OutboxEntry, ...] = ()) -> None:
+        self.inbox_send, self.inbox = trio.open_memory_channel[InboxItem](INBOX_SIZE)
+        self.outbox = outbox
+        self.done = trio.Event()
+        self.connected = False
+        self.restarts = 0
+
+    async def shutdown(self, deadline: float) -> None:
+        """Ask the charger to end gracefully by ``deadline`` (no-op if it has finished)."""
+        if not self.done.is_set():
+            with trio.move_on_at(deadline):
+                await self.inbox_send.send(Shutdown(deadline))
+
+
+class _Link:
+    """The connection state shared by the main loop and the link task (one thread, no locks)."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.transport: Transport | None = None
+        self.scope: trio.CancelScope | None = None
+        self.hold_until = -math.inf
+        self.wake = trio.Event()
+
+    def drop(self, *, hold_until: float | None = None) -> None:
+        """Close the current connection (if any); reconnect not before ``hold_until``."""
+        if hold_until is not None:
+            self.hold_until = hold_until
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+async def _run_link(
+    env: ChargerEnv,
+    link: _Link,
+    inbox: trio.MemorySendChannel[InboxItem],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Keep the charger connected: connect, read frames into ``inbox``, reconnect with backoff."""
+    identity = env.spec.identity
+    rng = seeds.derive(env.seed, identity, "reconnect")
+    attempt = 0
+    async with inbox:
+        task_status.started()
+        while True:
+            if trio.current_time() < link.hold_until:
+                await trio.sleep_until(link.hold_until)
+            code: int | None = None
+            reason = ""
+            try:
+                async with env.open_transport(identity) as transport:
+                    attempt = 0
+                    link.generation += 1
+                    generation = link.generation
+                    with trio.CancelScope() as scope:
+                        link.scope, link.transport = scope, transport
+                        await inbox.send(_Up(generation, transport))
+                        try:
+                            while True:
+                                await inbox.send(_Frame(generation, await transport.receive()))
+                        except TransportClosed as closed:
+                            code, reason = closed.code, closed.reason
+                    if scope.cancelled_caught:
+                        code, reason = 1000, "closed by the charger"
+                    link.scope, link.transport = None, None
+                await inbox.send(_Down(generation, code, reason))
+            except ConnectError as exc:
+                attempt += 1
+                delay = env.backoff.delay(attempt, rng.uniform)
+                await env.publish(
+                    ConnectFailed(
+                        t=trio.current_time(), charger=identity, url=env.url, error=str(exc),
+                        attempt=attempt, retry_in=round(delay, 3),
+                    )
+                )
+                await trio.sleep(delay)
+                continue
+            # A dropped connection: come back soon, but spread (full jitter over one base period).
+            await trio.sleep(env.backoff.delay(0, rng.uniform))
+
+
+async def run_charger(
+    env: ChargerEnv,
+    control: ChargerControl,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one charger until it has shut down gracefully (or is cancelled).
+
+    Reports readiness once the machine is powered on and its tasks are started. Returns after a
+    :class:`Shutdown` once the transaction queue is delivered or the deadline passed. Exceptions
+    from the machine propagate (the supervisor records and restarts); the inbox and the control
+    outlive this call.
+    """
+    spec = env.spec
+    identity = spec.identity
+    now = trio.current_time()
+    machine = ChargerMachine(
+        spec,
+        rng=seeds.derive(env.seed, identity, "behaviour"),
+        new_id=seeds.uuid_ids(seeds.derive(env.seed, identity, "ids", control.restarts)),
+        wall_epoch=env.wall_epoch,
+        now=now,
+        outbox=control.outbox,
+    )
+    link = _Link()
+    connected_generation: int | None = None
+    power_on_at: float | None = None
+    shutdown: Shutdown | None = None
+
+    async def apply(effects: list[Effect]) -> None:
+        nonlocal power_on_at
+        for effect in effects:
+            match effect:
+                case Send(data=data, message_type=message_type, unique_id=unique_id, action=action):
+                    transport = link.transport
+                    if transport is None or connected_generation != link.generation:
+                        continue  # the link went down under us; the machine hears _Down next
+                    text = data.decode()
+                    try:
+                        await transport.send(text)
+                    except TransportClosed:
+                        link.drop()
+                        continue
+                    await env.publish(
+                        FrameOut(
+                            t=trio.current_time(), charger=identity, raw=text,
+                            message_type=message_type, unique_id=unique_id, action=action,
+                        )
+                    )
+                case Publish(event=event):
+                    await env.publish(event)
+                case CloseConnection():
+                    link.drop()
+                case Reboot(delay=delay):
+                    power_on_at = trio.current_time() + delay
+                    link.drop(hold_until=power_on_at)
+                case PersistOutbox(entries=entries):
+                    control.outbox = entries
+                    await env.persist(effect)
+
+    async with trio.open_nursery() as nursery:
+        connectors = trio.CancelScope()
+        if env.sessions is not None:
+            sessions = env.sessions
+
+            async def run_connectors() -> None:
+                with connectors:
+                    async with trio.open_nursery() as inner:
+                        for connector_id in range(1, spec.connectors + 1):
+                            rng = seeds.derive(env.seed, identity, "sessions", connector_id)
+                            inner.start_soon(
+                                run_connector, connector_id, sessions, rng,
+                                control.inbox_send.clone(),
+                            )
+
+            nursery.start_soon(run_connectors)
+        machine.power_on(now)
+        await apply(machine.take_effects())
+        await nursery.start(_run_link, env, link, control.inbox_send.clone())
+        task_status.started()
+
+        while True:
+            deadline = machine.next_deadline()
+            wake_at = math.inf if deadline is None else deadline
+            if power_on_at is not None:
+                wake_at = min(wake_at, power_on_at)
+            if shutdown is not None:
+                wake_at = min(wake_at, shutdown.deadline)
+            item: InboxItem | None = None
+            with trio.move_on_at(wake_at):
+                item = await control.inbox.receive()
+            now = trio.current_time()
+            if power_on_at is not None and now >= power_on_at:
+                power_on_at = None
+                machine.power_on(now)
+            match item:
+                case _Frame(generation=generation, text=text):
+                    if generation == connected_generation:
+                        machine.receive(text, now)
+                case _Up(generation=generation, transport=transport):
+                    connected_generation = generation
+                    control.connected = True
+                    await env.publish(
+                        Connected(t=now, charger=identity, url=env.url,
+                                  subprotocol=transport.subprotocol)
+                    )
+                    machine.connected(now)
+                case _Down(generation=generation, code=code, reason=reason):
+                    if generation == connected_generation:
+                        connected_generation = None
+                        control.connected = False
+                        await env.publish(
+                            Disconnected(t=now, charger=identity, code=code, reason=reason)
+                        )
+                        machine.disconnected(now)
+                case PlugIn(connector_id=connector_id, ev=ev):
+                    machine.plug_in(connector_id, now, ev=ev)
+                case Unplug(connector_id=connector_id):
+                    machine.unplug(connector_id, now)
+                case PresentTag(connector_id=connector_id, id_tag=id_tag):
+                    machine.present_tag(connector_id, id_tag, now)
+                case StopCharging(connector_id=connector_id, reason=reason):
+                    machine.stop_local(connector_id, now, reason=reason)
+                case Shutdown():
+                    shutdown = item
+                    connectors.cancel()
+                    machine.shutdown(now)
+                case None:
+                    pass
+            machine.tick(now)
+            await apply(machine.take_effects())
+            if shutdown is not None and (machine.statistics().drained or now >= shutdown.deadline):
+                break
+        nursery.cancel_scope.cancel()
+    control.done.set()
+

@@ -1,0 +1,238 @@
+"""Transports: how a charger actor reaches its central system.
+
+A :class:`Transport` is a message pipe with text frames: ``send``, ``receive`` and ``aclose``. Two
+implementations: :func:`open_websocket_transport` (trio-websocket, the default; offers the
+``ocpp1.6`` subprotocol and refuses a handshake that does not return it) and
+:func:`memory_transport_pair` (in-memory, for tests and virtual time). The charger actor only sees
+the interface, so a thinner WebSocket layer or the chaos transport can be swapped in.
+
+Errors the user can cause (unreachable URL, refused handshake, wrong subprotocol, bad credentials)
+raise :class:`ConnectError` with one line that names the URL; a connection that ends raises
+:class:`TransportClosed` from ``receive``/``send``.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final, Protocol
+from urllib.parse import quote, urlsplit
+
+import trio
+import trio_websocket
+
+SUBPROTOCOL: Final = "ocpp1.6"
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+"""Seconds for TCP connect plus the WebSocket handshake."""
+DEFAULT_MAX_MESSAGE_SIZE: Final = 1024 * 1024
+"""Bytes; larger incoming messages close the connection with 1009."""
+
+
+class ConnectError(Exception):
+    """The connection could not be opened; ``str()`` is one line naming the URL and the cause."""
+
+
+class TransportClosed(Exception):
+    """The connection ended (``code`` is the WebSocket close code when known)."""
+
+    def __init__(self, code: int | None = None, reason: str = "") -> None:
+        super().__init__(f"connection closed ({code}{': ' + reason if reason else ''})")
+        self.code = code
+        self.reason = reason
+
+
+class Transport(Protocol):
+    """A connected message pipe carrying OCPP-J text frames."""
+
+    @property
+    def subprotocol(self) -> str | None: ...
+
+    async def send(self, data: str) -> None:
+        """Send one text frame; raises :class:`TransportClosed` if the connection is gone."""
+
+    async def receive(self) -> str:
+        """Wait for the next text frame; raises :class:`TransportClosed` at the end."""
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (idempotent)."""
+
+
+def charger_url(base_url: str, identity: str) -> str:
+    """The CSMS endpoint with the percent-encoded charger identity appended (OCPP-J §3)."""
+    return base_url.rstrip("/") + "/" + quote(identity, safe="")
+
+
+def basic_auth_header(identity: str, password: str) -> tuple[bytes, bytes]:
+    """``Authorization: Basic base64(identity:password)`` (security profiles 1 and 2)."""
+    token = base64.b64encode(f"{identity}:{password}".encode()).decode("ascii")
+    return (b"Authorization", f"Basic {token}".encode("ascii"))
+
+
+class WebSocketTransport:
+    """:class:`Transport` over a ``trio_websocket.WebSocketConnection`` (owned by the caller)."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        self._ws = ws
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._ws.subprotocol
+
+    async def send(self, data: str) -> None:
+        try:
+            await self._ws.send_message(data)
+        except trio_websocket.ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def receive(self) -> str:
+        try:
+            message = await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            raise _closed(exc) from None
+        if isinstance(message, bytes):
+            # OCPP-J frames are text; a binary frame still gets parsed (and rejected) upstream.
+            return message.decode("utf-8", errors="replace")
+        return message
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        await self._ws.aclose(code, reason or None)
+
+
+def _closed(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
+    reason = exc.reason
+    return TransportClosed(getattr(reason, "code", None), getattr(reason, "reason", None) or "")
+
+
+@asynccontextmanager
+async def open_websocket_transport(
+    base_url: str,
+    identity: str,
+    *,
+    password: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+) -> AsyncIterator[WebSocketTransport]:
+    """Connect ``identity`` to ``base_url`` and yield the transport; close it on exit.
+
+    Raises :class:`ConnectError` when the server is unreachable, refuses the handshake, times out,
+    or does not select ``ocpp1.6``. The connection (and trio-websocket's reader task) lives exactly
+    as long as the ``async with`` body; cancelling the body closes it.
+    """
+    url = charger_url(base_url, identity)
+    headers = [basic_auth_header(identity, password)] if password is not None else []
+    if urlsplit(url).scheme == "wss" and ssl_context is None:
+        ssl_context = ssl.create_default_context()
+    opener = trio_websocket.open_websocket_url(
+        url,
+        ssl_context,
+        subprotocols=[SUBPROTOCOL],
+        extra_headers=headers,
+        max_message_size=max_message_size,
+        connect_timeout=connect_timeout,
+        disconnect_timeout=2,
+    )
+    try:
+        ws = await opener.__aenter__()
+    except trio_websocket.ConnectionRejected as exc:
+        raise ConnectError(f"{url}: handshake refused with HTTP {exc.status_code}") from None
+    except trio_websocket.ConnectionTimeout:
+        raise ConnectError(f"{url}: no handshake within {connect_timeout:g} s") from None
+    except (trio_websocket.HandshakeError, OSError) as exc:
+        raise ConnectError(f"{url}: {_root_cause(exc)}") from None
+    try:
+        if ws.subprotocol != SUBPROTOCOL:
+            raise ConnectError(
+                f"{url}: the server did not select subprotocol {SUBPROTOCOL!r} "
+                f"(it answered {ws.subprotocol!r})"
+            )
+        yield WebSocketTransport(ws)
+    except BaseException as exc:
+        if not await opener.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await opener.__aexit__(None, None, None)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost useful message of a connect failure (trio nests them in groups)."""
+    seen: BaseException | None = exc
+    message = str(exc) or type(exc).__name__
+    while seen is not None:
+        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            seen = seen.exceptions[0]
+            continue
+        text = str(seen)
+        if text:
+            message = text
+        seen = seen.__cause__ or seen.__context__
+    return message
+
+
+class MemoryTransport:
+    """One end of an in-memory :class:`Transport` pair (see :func:`memory_transport_pair`)."""
+
+    def __init__(
+        self,
+        send_channel: trio.MemorySendChannel[str],
+        receive_channel: trio.MemoryReceiveChannel[str],
+        subprotocol: str | None = SUBPROTOCOL,
+    ) -> None:
+        self._send = send_channel
+        self._receive = receive_channel
+        self._subprotocol = subprotocol
+        self._closed: TransportClosed | None = None
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._subprotocol
+
+    async def send(self, data: str) -> None:
+        if self._closed is not None:
+            raise self._closed
+        try:
+            await self._send.send(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise TransportClosed(1006, "peer gone") from None
+
+    async def receive(self) -> str:
+        if self._closed is not None:
+            raise self._closed
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise TransportClosed(1000, "peer closed") from None
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        if self._closed is None:
+            self._closed = TransportClosed(code, reason)
+            await self._send.aclose()
+            await self._receive.aclose()
+
+
+def memory_transport_pair(buffer: int = 16) -> tuple[MemoryTransport, MemoryTransport]:
+    """Two connected in-memory transports (client, server).
+
+    Each direction is a bounded channel of ``buffer`` frames: a sender blocks when the other side
+    does not read (backpressure, like a full socket). Closing one end ends the other's ``receive``.
+    """
+    a_send, b_receive = trio.open_memory_channel[str](buffer)
+    b_send, a_receive = trio.open_memory_channel[str](buffer)
+    return MemoryTransport(a_send, a_receive), MemoryTransport(b_send, b_receive)
+
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "SUBPROTOCOL",
+    "ConnectError",
+    "MemoryTransport",
+    "Transport",
+    "TransportClosed",
+    "WebSocketTransport",
+    "basic_auth_header",
+    "charger_url",
+    "memory_transport_pair",
+    "open_websocket_transport",
+]

@@ -1,0 +1,384 @@
+"""The event bus: fan-out of every event Struct to the ledger, the statistics and the viewers.
+
+``EventBus.publish`` hands each event straight to every subscriber's bounded memory channel — there
+is no central fan-out task, so the hot path is one channel call per subscriber. Subscribers come in
+two kinds, chosen when they subscribe:
+
+- lossless (the ledger): ``await send`` — when its buffer is full the publisher waits. A slow disk
+  slows the fleet down (backpressure); it never loses an event.
+- lossy (live counters, progress line, API viewers): ``send_nowait`` — when its buffer is full the
+  event is dropped for that subscriber alone and counted in :meth:`EventBus.statistics`.
+
+The bus owns every send side and closes them all in :meth:`EventBus.aclose`; a subscriber owns its
+receive side and sees end-of-channel once it has drained what was buffered. A subscriber that
+closes its receive side has left: it is unsubscribed on the next publish.
+
+:class:`Counters` (with the :func:`run_statistics` actor) turns the event stream into the live
+numbers of the progress view: chargers connected and in a transaction, messages per second,
+CALLERRORs, timeouts, reconnects and crashes, as a frozen :class:`LiveStatistics` snapshot.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Final
+
+import msgspec
+import trio
+
+from simulator.events import (
+    CallTimedOut,
+    Connected,
+    ConnectFailed,
+    Crashed,
+    Disconnected,
+    Event,
+    FrameIn,
+    FrameOut,
+    TransactionStarted,
+    TransactionStopped,
+)
+
+CALL_ERROR: Final = 4
+"""OCPP-J message type of a CALLERROR (``frame_in`` / ``frame_out`` ``message_type``)."""
+
+DEFAULT_RATE_WINDOW: Final = 5.0
+"""Seconds over which :class:`Counters` averages messages per second."""
+
+
+class SubscriberStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """One subscriber's counters: ``delivered`` events put into its channel, ``dropped`` events it
+    missed because its buffer was full (always 0 for a lossless subscriber), ``buffered`` events
+    waiting in its channel now, and whether it is still subscribed (``open``)."""
+
+    name: str
+    lossless: bool
+    buffer: int
+    delivered: int
+    dropped: int
+    buffered: int
+    open: bool
+
+
+class BusStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of the bus: events ``published`` so far and each subscriber's counters (in
+    subscription order, including those that have left)."""
+
+    published: int
+    subscribers: tuple[SubscriberStatistics, ...]
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped over all lossy subscribers."""
+        return sum(s.dropped for s in self.subscribers)
+
+
+class _Subscriber:
+    """Mutable bookkeeping for one subscriber (private to the bus)."""
+
+    __slots__ = ("buffer", "delivered", "dropped", "lossless", "name", "open", "send")
+
+    def __init__(
+        self, name: str, lossless: bool, buffer: int, send: trio.MemorySendChannel[Event]
+    ) -> None:
+        self.name = name
+        self.lossless = lossless
+        self.buffer = buffer
+        self.send = send
+        self.delivered = 0
+        self.dropped = 0
+        self.open = True
+
+    def snapshot(self) -> SubscriberStatistics:
+        buffered = self.send.statistics().current_buffer_used if self.open else 0
+        return SubscriberStatistics(
+            name=self.name,
+            lossless=self.lossless,
+            buffer=self.buffer,
+            delivered=self.delivered,
+            dropped=self.dropped,
+            buffered=buffered,
+            open=self.open,
+        )
+
+
+class EventBus:
+    """Fan-out of events to bounded per-subscriber channels (see the module docstring).
+
+    Subscribe before the publishers start: a subscriber sees only events published after it
+    subscribed. The bus is used from one Trio run; it is not thread-safe.
+    """
+
+    def __init__(self) -> None:
+        # Tuples, rebuilt on (un)subscribe: publish iterates them while a subscriber may leave
+        # (or, during a lossless wait, another task may subscribe).
+        self._lossless: tuple[_Subscriber, ...] = ()
+        self._lossy: tuple[_Subscriber, ...] = ()
+        self._all: list[_Subscriber] = []
+        self._published = 0
+        self._closed = False
+
+    def subscribe(
+        self, *, lossless: bool, buffer: int, name: str
+    ) -> trio.MemoryReceiveChannel[Event]:
+        """Add a subscriber and return its receive channel (the caller owns and closes it).
+
+        ``buffer`` is the channel's capacity in events (> 0). Lossless: publishers wait while it is
+        full. Lossy: events that find it full are dropped for this subscriber and counted.
+        Raises ``trio.ClosedResourceError`` after :meth:`aclose`, ``ValueError`` on a bad buffer.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the event bus is closed")
+        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer <= 0:
+            raise ValueError(f"buffer must be a positive number of events, got {buffer!r}")
+        send, receive = trio.open_memory_channel[Event](buffer)
+        subscriber = _Subscriber(name, lossless, buffer, send)
+        if lossless:
+            self._lossless = (*self._lossless, subscriber)
+        else:
+            self._lossy = (*self._lossy, subscriber)
+        self._all.append(subscriber)
+        return receive
+
+    def subscribe_lossless(
+        self, buffer: int, name: str = "ledger"
+    ) -> trio.MemoryReceiveChannel[Event]:
+        """:meth:`subscribe` with ``lossless=True``: publishers block while its buffer is full."""
+        return self.subscribe(lossless=True, buffer=buffer, name=name)
+
+    def subscribe_lossy(self, buffer: int, name: str) -> trio.MemoryReceiveChannel[Event]:
+        """:meth:`subscribe` with ``lossless=False``: drop and count when its buffer is full."""
+        return self.subscribe(lossless=False, buffer=buffer, name=name)
+
+    async def publish(self, event: Event) -> None:
+        """Deliver ``event`` to every subscriber.
+
+        Lossy subscribers get it first, without waiting; then each lossless subscriber in turn,
+        waiting while its buffer is full. Events from one publisher reach each subscriber in
+        publication order. On cancellation while waiting, the event may have reached some
+        subscribers and not others. Raises ``trio.ClosedResourceError`` after :meth:`aclose`
+        (also when the bus is closed while this call waits).
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the event bus is closed")
+        self._published += 1
+        for subscriber in self._lossy:
+            try:
+                subscriber.send.send_nowait(event)
+            except trio.WouldBlock:
+                subscriber.dropped += 1
+            except trio.BrokenResourceError:
+                self._leave(subscriber)
+            else:
+                subscriber.delivered += 1
+        for subscriber in self._lossless:
+            try:
+                await subscriber.send.send(event)
+            except trio.BrokenResourceError:
+                self._leave(subscriber)
+            else:
+                subscriber.delivered += 1
+        if not self._lossless:
+            # Publish is a checkpoint even with no lossless subscriber, as trio expects of an
+            # async function; with one, ``send`` has already checkpointed.
+            await trio.lowlevel.checkpoint()
+
+    def _leave(self, subscriber: _Subscriber) -> None:
+        """Unsubscribe one whose receive side was closed."""
+        subscriber.open = False
+        subscriber.send.close()
+        if subscriber.lossless:
+            self._lossless = tuple(s for s in self._lossless if s is not subscriber)
+        else:
+            self._lossy = tuple(s for s in self._lossy if s is not subscriber)
+
+    async def aclose(self) -> None:
+        """Close every send side: each subscriber drains what is buffered, then sees
+        ``trio.EndOfChannel``. Publishers still waiting get ``trio.ClosedResourceError``.
+        Idempotent."""
+        self._closed = True
+        for subscriber in self._all:
+            if subscriber.open:
+                subscriber.open = False
+                subscriber.send.close()
+        self._lossless = ()
+        self._lossy = ()
+        await trio.lowlevel.checkpoint()
+
+    def statistics(self) -> BusStatistics:
+        """A frozen snapshot of the bus counters."""
+        return BusStatistics(
+            published=self._published,
+            subscribers=tuple(s.snapshot() for s in self._all),
+        )
+
+
+# --- live counters ------------------------------------------------------------------------------
+
+
+class LiveStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """What the live view shows, as of ``t`` (monotonic seconds).
+
+    ``messages_in_per_s`` / ``messages_out_per_s`` average frames over the last rate window.
+    ``call_errors_received`` / ``call_errors_sent`` count CALLERROR frames in / out.
+    ``reconnects`` counts ``connected`` events of chargers that had connected before.
+    """
+
+    t: float
+    events: int
+    chargers_connected: int
+    chargers_in_transaction: int
+    transactions_open: int
+    frames_in: int
+    frames_out: int
+    messages_in_per_s: float
+    messages_out_per_s: float
+    call_errors_received: int
+    call_errors_sent: int
+    timeouts: int
+    connects: int
+    reconnects: int
+    connect_failures: int
+    crashes: int
+
+
+class _RateMeter:
+    """Counts per whole second of event time, summed over a trailing window."""
+
+    __slots__ = ("_buckets", "_window")
+
+    def __init__(self, window: float) -> None:
+        self._window = window
+        self._buckets: collections.deque[list[int]] = collections.deque()
+
+    def add(self, t: float) -> None:
+        second = math.floor(t)
+        if self._buckets and self._buckets[-1][0] == second:
+            self._buckets[-1][1] += 1
+        else:
+            self._buckets.append([second, 1])
+            self._prune(second)
+
+    def _prune(self, now: float) -> None:
+        horizon = math.floor(now) - math.ceil(self._window)
+        while self._buckets and self._buckets[0][0] < horizon:
+            self._buckets.popleft()
+
+    def rate(self, now: float) -> float:
+        """Events per second over the ``window`` whole seconds before the second of ``now``."""
+        self._prune(now)
+        current = math.floor(now)
+        start = current - math.ceil(self._window)
+        total = sum(n for second, n in self._buckets if start <= second < current)
+        return total / math.ceil(self._window)
+
+
+class Counters:
+    """Live counters fed one event at a time (:meth:`observe`), read with :meth:`snapshot`.
+
+    A charger counts as connected between its ``connected`` and its next ``disconnected`` or
+    charger-level ``crash`` (its transport dies with it). A transaction is open between
+    ``tx_started`` and the ``tx_stopped`` with the same ``(charger, local_id)``. Rates use the
+    events' own ``t``, so they are exact under a mock clock. Unknown kinds only count in
+    ``events``.
+    """
+
+    def __init__(self, *, rate_window: float = DEFAULT_RATE_WINDOW) -> None:
+        if rate_window <= 0:
+            raise ValueError(f"rate_window must be positive seconds, got {rate_window!r}")
+        self._events = 0
+        self._last_t = 0.0
+        self._connected: set[str] = set()
+        self._ever_connected: set[str] = set()
+        self._open_tx: dict[tuple[str | None, int], str | None] = {}
+        self._frames_in = 0
+        self._frames_out = 0
+        self._rate_in = _RateMeter(rate_window)
+        self._rate_out = _RateMeter(rate_window)
+        self._errors_received = 0
+        self._errors_sent = 0
+        self._timeouts = 0
+        self._connects = 0
+        self._reconnects = 0
+        self._connect_failures = 0
+        self._crashes = 0
+
+    def observe(self, event: Event) -> None:
+        """Account for one event."""
+        self._events += 1
+        self._last_t = max(self._last_t, event.t)
+        match event:
+            case FrameIn():
+                self._frames_in += 1
+                self._rate_in.add(event.t)
+                if event.message_type == CALL_ERROR:
+                    self._errors_received += 1
+            case FrameOut():
+                self._frames_out += 1
+                self._rate_out.add(event.t)
+                if event.message_type == CALL_ERROR:
+                    self._errors_sent += 1
+            case CallTimedOut():
+                self._timeouts += 1
+            case Connected(charger=charger):
+                self._connects += 1
+                if charger is not None:
+                    if charger in self._ever_connected:
+                        self._reconnects += 1
+                    self._ever_connected.add(charger)
+                    self._connected.add(charger)
+            case Disconnected(charger=charger) if charger is not None:
+                self._connected.discard(charger)
+            case ConnectFailed():
+                self._connect_failures += 1
+            case Crashed(charger=charger, connector=connector):
+                self._crashes += 1
+                if charger is not None and connector is None:
+                    self._connected.discard(charger)
+            case TransactionStarted(charger=charger, local_id=local_id):
+                self._open_tx[(charger, local_id)] = charger
+            case TransactionStopped(charger=charger, local_id=local_id):
+                self._open_tx.pop((charger, local_id), None)
+            case _:
+                pass
+
+    def snapshot(self, now: float | None = None) -> LiveStatistics:
+        """The counters as of ``now`` (default: the latest event time seen)."""
+        at = self._last_t if now is None else now
+        return LiveStatistics(
+            t=at,
+            events=self._events,
+            chargers_connected=len(self._connected),
+            chargers_in_transaction=len(set(self._open_tx.values())),
+            transactions_open=len(self._open_tx),
+            frames_in=self._frames_in,
+            frames_out=self._frames_out,
+            messages_in_per_s=self._rate_in.rate(at),
+            messages_out_per_s=self._rate_out.rate(at),
+            call_errors_received=self._errors_received,
+            call_errors_sent=self._errors_sent,
+            timeouts=self._timeouts,
+            connects=self._connects,
+            reconnects=self._reconnects,
+            connect_failures=self._connect_failures,
+            crashes=self._crashes,
+        )
+
+
+async def run_statistics(
+    receive: trio.MemoryReceiveChannel[Event],
+    counters: Counters,
+    *,
+    task_status: trio.TaskStatus[Counters] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Feed every event from ``receive`` (normally a lossy subscription) into ``counters``.
+
+    Reports ``counters`` through ``task_status.started``; readers call ``counters.snapshot()``.
+    Owns and closes ``receive``; returns at end-of-channel (after :meth:`EventBus.aclose`).
+    Cancellation simply stops it.
+    """
+    async with receive:
+        task_status.started(counters)
+        async for event in receive:
+            counters.observe(event)

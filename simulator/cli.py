@@ -1,0 +1,192 @@
+"""The ``sim`` command line (cyclopts): start, csms, report, check, schema.
+
+Every user error (a bad fleet file, a bad flag, an unwritable ledger path) ends with one line on
+stderr and exit code 2; a run ends with 0 (completed), 1 (failed) or 130 (interrupted). A
+traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Annotated, Final
+
+import trio
+from cyclopts import App, Parameter
+
+from simulator import __version__
+
+DEFAULT_FLEET: Final = Path("scenarios/fleet.toml")
+
+app = App(
+    name="sim",
+    version=__version__,
+    help="A fleet of virtual OCPP 1.6-J chargers that misbehave on purpose, to test a CSMS.",
+)
+
+
+def _fail(message: str) -> int:
+    print(f"sim: {message}", file=sys.stderr)
+    return 2
+
+
+def _first_error(group: BaseExceptionGroup[Exception]) -> Exception:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)
+        return exc
+    raise AssertionError("an empty exception group")
+
+
+def _default_fleet() -> Path:
+    if DEFAULT_FLEET.exists():
+        return DEFAULT_FLEET
+    shipped = Path(__file__).resolve().parents[1] / DEFAULT_FLEET
+    return shipped if shipped.exists() else DEFAULT_FLEET
+
+
+@app.command
+def start(
+    *,
+    toml: Annotated[
+        Path | None, Parameter(help="Fleet file (default scenarios/fleet.toml).")
+    ] = None,
+    csms: Annotated[str | None, Parameter(help="CSMS URL (ws://, wss://) or 'embedded'.")] = None,
+    duration: Annotated[str | None, Parameter(help="Run length, e.g. 30s, 2m, 1h30m.")] = None,
+    seed: Annotated[
+        int | None, Parameter(help="Run seed (every random choice derives from it).")
+    ] = None,
+    ledger: Annotated[Path | None, Parameter(help="SQLite ledger path.")] = None,
+    resume: Annotated[
+        bool, Parameter(help="Deliver what the last run on this ledger left queued.")
+    ] = False,
+    json: Annotated[bool, Parameter(help="Print a machine-readable summary at the end.")] = False,
+    quiet: Annotated[bool, Parameter(help="No live view.")] = False,
+) -> int:
+    """Run a fleet against its central system, record everything, print the report."""
+    from simulator.config import ConfigError, load_fleet
+    from simulator.report import render_json, render_text, summarize
+    from simulator.runtime import run_simulation
+
+    overrides: dict[str, object] = {}
+    if csms is not None:
+        overrides["csms.url"] = csms
+    if duration is not None:
+        overrides["run.duration"] = duration
+    if seed is not None:
+        overrides["run.seed"] = seed
+    if ledger is not None:
+        overrides["run.ledger"] = str(ledger)
+    try:
+        fleet = load_fleet(toml if toml is not None else _default_fleet(), overrides=overrides)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    failure: Exception | None = None
+    try:
+        result = trio.run(lambda: run_simulation(fleet, resume=resume, live=not quiet))
+    except* (OSError, sqlite3.Error) as group:  # the ledger cannot be created or written
+        failure = _first_error(group)
+    if failure is not None:
+        cause = failure.strerror if isinstance(failure, OSError) else None
+        return _fail(f"{fleet.run.ledger}: {cause or failure}; check the ledger path")
+    report = summarize(result.ledger, result.run_id)
+    if json:
+        print(render_json(report))
+    else:
+        print(render_text(report))
+        for reason in result.reasons:
+            print(f"sim: run {result.status}: {reason}", file=sys.stderr)
+    return result.exit_code
+
+
+@app.command(name="csms")
+def csms_command(
+    *,
+    host: Annotated[
+        str, Parameter(help="Address to bind (loopback unless told otherwise).")
+    ] = "127.0.0.1",
+    port: Annotated[int, Parameter(help="TCP port (0 picks a free one).")] = 9000,
+    boot_status: Annotated[str, Parameter(help="Accepted, Pending or Rejected.")] = "Accepted",
+    heartbeat_interval: Annotated[
+        int, Parameter(help="Seconds, sent in BootNotification.conf.")
+    ] = 60,
+) -> int:
+    """Run the built-in reference central system until Ctrl-C."""
+    from simulator.csms import BootStatus, CsmsOptions, run_csms
+
+    if boot_status not in ("Accepted", "Pending", "Rejected"):
+        return _fail(f"--boot-status: must be Accepted, Pending or Rejected, got {boot_status!r}")
+    if not 0 <= port <= 65535:
+        return _fail(f"--port: must be 0..65535, got {port}")
+    options = CsmsOptions(boot_status=BootStatus(boot_status),
+                          heartbeat_interval=heartbeat_interval)
+
+    async def serve() -> None:
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(
+                lambda task_status: run_csms(options, host=host, port=port, task_status=task_status)
+            )
+            print(f"sim csms: listening on {url}/<charger-id>  (Ctrl-C stops)", file=sys.stderr)
+
+    try:
+        trio.run(serve)
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    return 0
+
+
+@app.command
+def report(
+    ledger: Annotated[Path, Parameter(help="The SQLite ledger of a run.")],
+    *,
+    run: Annotated[int | None, Parameter(help="Run id (default: the latest).")] = None,
+    json: Annotated[bool, Parameter(help="JSON instead of text.")] = False,
+) -> int:
+    """What happened in a run: per-action latencies, errors, transactions, reconnects."""
+    from simulator.report import ReportError, render_json, render_text, summarize
+
+    if not ledger.is_file():
+        return _fail(f"{ledger}: no such ledger file")
+    try:
+        summary = summarize(ledger, run)
+    except ReportError as exc:
+        return _fail(str(exc))
+    print(render_json(summary) if json else render_text(summary))
+    return 0
+
+
+@app.command
+def check(file: Annotated[Path, Parameter(help="Fleet file to validate.")]) -> int:
+    """Validate a fleet file and print the resolved configuration."""
+    from simulator.config import ConfigError, describe, load_fleet
+
+    try:
+        fleet = load_fleet(file)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    print(describe(fleet))
+    return 0
+
+
+@app.command
+def schema() -> int:
+    """Print the JSON schema of the fleet file format (for editor completion)."""
+    from simulator.config import json_schema
+
+    print(jsonlib.dumps(json_schema(), indent=2))
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:  # `sim report x.db | head`: the reader left; that is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)

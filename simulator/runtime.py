@@ -1,0 +1,267 @@
+"""The main job: run a fleet file against its central system, record everything, report.
+
+``run_simulation`` builds the actor tree of DESIGN.md in one nursery::
+
+    bus ── ledger writer (lossless) ── statistics (lossy) ── live view
+    embedded CSMS (when ``url = "embedded"``)
+    fleet supervisor ── charger supervisors ── chargers ── connectors
+
+and ends it gracefully when the duration runs out, on Ctrl-C or on SIGTERM: transactions are
+stopped (reason Local), queued messages get a grace period, the ledger is flushed and the run is
+marked completed or interrupted. The result says what happened and which exit code it deserves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, TextIO
+
+import msgspec
+import trio
+
+from simulator import __version__
+from simulator.actors.charger import ChargerEnv
+from simulator.actors.fleet import Fleet, GroupPlan, run_fleet
+from simulator.actors.transport import Transport, open_websocket_transport
+from simulator.bus import Counters, EventBus, run_statistics
+from simulator.config import Fleet as FleetFile
+from simulator.config import Group
+from simulator.csms import BootStatus, CsmsOptions, run_csms
+from simulator.events import Event
+from simulator.machines.charger import ChargerSpec
+from simulator.machines.effects import OutboxEntry, PersistOutbox
+from simulator.storage import Ledger, RunSpec, RunStatus, SaveOutbox, finish_run, run_ledger_writer
+from simulator.view import run_live_view
+
+DEFAULT_GRACE: Final = 10.0
+"""Seconds queued transaction messages get to be delivered at the end of a run."""
+LEDGER_BUFFER: Final = 8192
+"""Events the ledger subscription buffers before publishers wait (backpressure)."""
+STATS_BUFFER: Final = 8192
+"""Events the live statistics buffer before they drop and count."""
+DEFAULT_FIRMWARE: Final = f"sim-{__version__}"
+"""firmwareVersion in BootNotification when the group does not set one."""
+
+TransportFactory = Callable[[str, str], AbstractAsyncContextManager[Transport]]
+"""``(base_url, identity)`` → an async context manager yielding a connected transport."""
+
+
+class ExitCode:
+    COMPLETED: Final = 0
+    FAILED: Final = 1
+    USAGE: Final = 2
+    INTERRUPTED: Final = 130
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run ended as: the ledger file and run id, its status and exit code, and why."""
+
+    ledger: Path
+    run_id: int
+    status: str
+    exit_code: int
+    reasons: tuple[str, ...]
+
+
+def charger_specs(group: Group) -> list[ChargerSpec]:
+    """Expand a group into its chargers' specs, in id order."""
+    return [
+        ChargerSpec(
+            identity=identity,
+            vendor=group.vendor,
+            model=group.model,
+            serial_number=group.serial_number(n),
+            firmware_version=group.firmware_version or DEFAULT_FIRMWARE,
+            connectors=group.connectors,
+            max_power_kw=group.max_power_kw,
+            config=dict(group.config),
+        )
+        for n, identity in enumerate(group.ids, start=1)
+    ]
+
+
+def csms_options(fleet: FleetFile) -> CsmsOptions:
+    """The embedded CSMS's behaviour from ``[csms.embedded]``."""
+    embedded = fleet.csms.embedded
+    return CsmsOptions(
+        boot_status=BootStatus(embedded.boot_status),
+        heartbeat_interval=round(embedded.heartbeat_interval),
+        accepted_tags=embedded.accepted_tags,
+        blocked_tags=embedded.blocked_tags,
+    )
+
+
+async def run_simulation(
+    fleet: FleetFile,
+    *,
+    resume: bool = False,
+    live: bool = True,
+    view_stream: TextIO | None = None,
+    open_transport: TransportFactory | None = None,
+    grace: float = DEFAULT_GRACE,
+    gc_tuning: bool = True,
+) -> RunResult:
+    """Run ``fleet`` to its end and return the result (see the module docstring).
+
+    ``open_transport(url, identity)`` replaces the WebSocket transport (tests use memory
+    transports). Never raises for what the CSMS does; a bad ledger path raises ``OSError``.
+    """
+    ledger_path = Path(fleet.run.ledger)
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    outboxes: dict[str, tuple[OutboxEntry, ...]] = {}
+    resumed_from: int | None = None
+    if resume:
+        outboxes, resumed_from = await trio.to_thread.run_sync(_load_outboxes, ledger_path)
+
+    bus = EventBus()
+    ledger_channel = bus.subscribe_lossless(LEDGER_BUFFER, "ledger")
+    stats_channel = bus.subscribe_lossy(STATS_BUFFER, "statistics")
+    t0 = trio.current_time()
+    wall0 = datetime.now(UTC)
+    wall_epoch = time.time() - t0
+    interrupted = False
+    fleet_handle: Fleet | None = None
+
+    async def persist(effect: PersistOutbox) -> None:
+        await bus.publish(
+            SaveOutbox(t=trio.current_time(), charger=effect.charger, entries=effect.entries)
+        )
+
+    run = RunSpec(
+        name=fleet.run.name, seed=fleet.run.seed, config_text=fleet.text,
+        config_sha256=fleet.sha256, version=__version__, t0=t0, wall0=wall0,
+        resumed_from=resumed_from,
+    )
+    async with trio.open_nursery() as services:
+        run_id = await services.start(
+            lambda task_status: run_ledger_writer(
+                ledger_path, ledger_channel, run=run, task_status=task_status
+            )
+        )
+        counters = await services.start(run_statistics, stats_channel, Counters())
+        url = fleet.csms.url
+        csms_scope = trio.CancelScope()
+        if url == "embedded":
+            url = await services.start(_run_embedded_csms, fleet, bus.publish, csms_scope)
+        opener = open_transport or _websocket_opener(fleet)
+        plans = [
+            GroupPlan(
+                name=group.name,
+                connect_rate=group.connect_rate,
+                chargers=[
+                    ChargerEnv(
+                        spec=spec, seed=fleet.run.seed, url=url,
+                        open_transport=functools.partial(opener, url),
+                        publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
+                        sessions=group.sessions,
+                    )
+                    for spec in charger_specs(group)
+                ],
+            )
+            for group in fleet.groups
+        ]
+        async with trio.open_nursery() as work:
+
+            async def fleet_task(task_status: trio.TaskStatus[Fleet]) -> None:
+                await run_fleet(
+                    plans, gc_tuning=gc_tuning, outboxes=outboxes, task_status=task_status
+                )
+                work.cancel_scope.cancel()  # the fleet has ended: stop the view and the watcher
+
+            fleet_handle = await work.start(fleet_task)
+            if live:
+                size = fleet_handle.size
+                work.start_soon(
+                    lambda: run_live_view(
+                        counters, title=fleet.run.name, fleet_size=lambda: size,
+                        stream=view_stream,
+                    )
+                )
+
+            async def end_on_signal_or_duration() -> None:
+                nonlocal interrupted
+                assert fleet_handle is not None
+                duration = fleet.run.duration
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    with trio.move_on_after(duration if duration is not None else math.inf):
+                        async for _ in signals:
+                            interrupted = True
+                            break
+                fleet_handle.stop(grace)
+                # A second Ctrl-C during the grace period ends the grace period.
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        work.cancel_scope.cancel()
+                        return
+
+            work.start_soon(end_on_signal_or_duration)
+        csms_scope.cancel()
+        await bus.aclose()
+    counters_final = counters.snapshot(trio.current_time())
+    reasons: list[str] = []
+    if counters_final.connects == 0 and fleet_handle is not None and fleet_handle.size > 0:
+        reasons.append(f"no charger could connect to {url}")
+    if counters_final.crashes:
+        reasons.append(f"{counters_final.crashes} charger crash(es)")
+    if interrupted:
+        status, exit_code = RunStatus.INTERRUPTED, ExitCode.INTERRUPTED
+    elif reasons:
+        status, exit_code = RunStatus.FAILED, ExitCode.FAILED
+    else:
+        status, exit_code = RunStatus.COMPLETED, ExitCode.COMPLETED
+    summary = {"reasons": reasons, "live": msgspec.to_builtins(counters_final)}
+    await trio.to_thread.run_sync(finish_run, ledger_path, run_id, status, exit_code, summary)
+    return RunResult(ledger_path, run_id, status, exit_code, tuple(reasons))
+
+
+def _websocket_opener(fleet: FleetFile) -> TransportFactory:
+    password = None if fleet.csms.password is None else str(fleet.csms.password)
+
+    def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
+        return open_websocket_transport(url, identity, password=password)
+
+    return opener
+
+
+def _load_outboxes(path: Path) -> tuple[dict[str, tuple[OutboxEntry, ...]], int | None]:
+    if not path.exists():
+        return {}, None
+    ledger = Ledger.open(path)
+    try:
+        latest = ledger.latest_run()
+        stored = ledger.load_outbox()
+    finally:
+        ledger.close()
+    decoder = msgspec.json.Decoder(OutboxEntry)
+    outboxes = {
+        charger: tuple(decoder.decode(entry) for entry in entries)
+        for charger, entries in stored.items()
+        if entries
+    }
+    return outboxes, (latest.id if latest is not None else None)
+
+
+async def _run_embedded_csms(
+    fleet: FleetFile,
+    publish: Callable[[Event], Awaitable[None]],
+    scope: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with scope:
+        await run_csms(
+            csms_options(fleet), host="127.0.0.1", port=0, publish=publish,
+            task_status=task_status,
+        )
+
+
+__all__ = ["DEFAULT_GRACE", "ExitCode", "RunResult", "charger_specs", "run_simulation"]

@@ -1,0 +1,678 @@
+"""The ledger: one SQLite file per run (WAL mode), written in batches by one writer thread.
+
+Tables (see DESIGN.md, "The ledger"): ``runs`` (one row per run, including resumed ones),
+``events`` (every bus event: ``run_id``, ``seq``, ``t`` in seconds since run start, ``wall`` as UTC
+ISO-8601 with ``Z``, ``charger``, ``connector``, ``kind`` and the rest of the event as JSON
+``data``), ``outbox`` (per charger, the transaction messages not yet delivered, so that a restarted
+simulator resumes them) and the views ``frames``, ``faults`` and ``transactions``.
+
+:class:`Ledger` is synchronous and must be used by one thread at a time; :func:`run_ledger_writer`
+is the Trio actor that owns one, drains the bus's lossless subscription into batches and writes
+each batch in a worker thread (one transaction per batch). Outbox snapshots travel on the same
+channel as :class:`SaveOutbox` events, so they are applied in order with the events around them.
+WAL with ``synchronous=NORMAL`` means a killed process leaves a consistent file (the last batches
+may be missing, never half-written). Secrets are never written here: events are redacted at
+source and the config text arrives redacted.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import sqlite_utils
+import trio
+
+from simulator.events import Event
+
+DEFAULT_BATCH_SIZE: Final = 2000
+"""Events per write transaction, at most."""
+
+DEFAULT_FLUSH_INTERVAL: Final = 0.2
+"""Seconds an event may wait in the writer before its batch is written."""
+
+DEFAULT_SHUTDOWN_FLUSH_TIMEOUT: Final = 10.0
+"""Seconds the writer may spend flushing on cancellation before it gives up."""
+
+CACHE_KIB: Final = 65536
+"""SQLite page cache of the writer connection, in KiB."""
+
+WAL_AUTOCHECKPOINT_PAGES: Final = 10000
+"""WAL size (pages) that triggers a checkpoint into the main file."""
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+_STRIPPED_FIELDS: Final = ("kind", "t", "charger", "connector")
+
+_encoder: Final = msgspec.json.Encoder()
+_summary_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+
+
+class RunStatus:
+    """The values of ``runs.status``."""
+
+    RUNNING: Final = "running"
+    COMPLETED: Final = "completed"
+    FAILED: Final = "failed"
+    INTERRUPTED: Final = "interrupted"
+
+    ALL: Final = frozenset({RUNNING, COMPLETED, FAILED, INTERRUPTED})
+
+
+class SaveOutbox(Event, frozen=True, tag="outbox_saved"):
+    """Control event: replace ``charger``'s outbox with ``entries`` (oldest first).
+
+    Publish it on the bus (the effect ``PersistOutbox`` becomes one of these). Entries are msgspec
+    Structs (or already-encoded JSON ``bytes``); the writer encodes them as JSON. The ledger records
+    the event itself with ``data = {"size": len(entries)}``, not the entries.
+    """
+
+    entries: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.charger is None:
+            raise ValueError("SaveOutbox needs the charger whose outbox it replaces")
+
+
+class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of ``runs``. Times are UTC ISO-8601 strings; ``summary`` is the decoded JSON."""
+
+    id: int
+    name: str
+    started_at: str
+    ended_at: str | None
+    seed: int | None
+    config: str | None
+    config_sha256: str | None
+    version: str | None
+    status: str
+    exit_code: int | None
+    summary: dict[str, Any] | None
+    resumed_from: int | None
+
+
+class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`run_ledger_writer` needs to start a run row (see :meth:`Ledger.start_run`)."""
+
+    name: str
+    seed: int
+    config_text: str
+    config_sha256: str
+    version: str
+    t0: float
+    wall0: datetime
+    resumed_from: int | None = None
+
+
+class WriterStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`run_ledger_writer` wrote: rows, batches, outbox snapshots applied."""
+
+    run_id: int
+    events: int
+    batches: int
+    outbox_saves: int
+    status: str | None
+
+
+# --- schema -------------------------------------------------------------------------------------
+
+_VIEWS: Final = {
+    "frames": """
+        SELECT run_id, seq, t, wall, charger, connector,
+               CASE kind WHEN 'frame_in' THEN 'in' ELSE 'out' END AS direction,
+               json_extract(data, '$.message_type') AS message_type,
+               json_extract(data, '$.unique_id') AS unique_id,
+               json_extract(data, '$.action') AS action,
+               json_extract(data, '$.latency') AS latency,
+               json_extract(data, '$.violations') AS violations,
+               json_extract(data, '$.raw') AS raw
+        FROM events WHERE kind IN ('frame_in', 'frame_out')
+    """,
+    "faults": """
+        SELECT run_id, seq, t, wall, charger, connector,
+               json_extract(data, '$.fault') AS fault,
+               json_extract(data, '$.params') AS params
+        FROM events WHERE kind = 'fault'
+    """,
+    "transactions": """
+        SELECT s.run_id, s.charger, s.connector,
+               json_extract(s.data, '$.local_id') AS local_id,
+               json_extract(s.data, '$.id_tag') AS id_tag,
+               json_extract(s.data, '$.meter_start') AS meter_start,
+               s.t AS started_t, s.wall AS started_wall,
+               (SELECT json_extract(a.data, '$.transaction_id') FROM events a
+                 WHERE a.run_id = s.run_id AND a.kind = 'tx_acked' AND a.charger IS s.charger
+                   AND json_extract(a.data, '$.local_id') = json_extract(s.data, '$.local_id')
+                 ORDER BY a.seq LIMIT 1) AS transaction_id,
+               (SELECT json_extract(a.data, '$.status') FROM events a
+                 WHERE a.run_id = s.run_id AND a.kind = 'tx_acked' AND a.charger IS s.charger
+                   AND json_extract(a.data, '$.local_id') = json_extract(s.data, '$.local_id')
+                 ORDER BY a.seq LIMIT 1) AS ack_status,
+               e.t AS stopped_t, e.wall AS stopped_wall,
+               json_extract(e.data, '$.meter_stop') AS meter_stop,
+               json_extract(e.data, '$.reason') AS stop_reason
+        FROM events s
+        LEFT JOIN events e
+          ON e.run_id = s.run_id AND e.kind = 'tx_stopped' AND e.charger IS s.charger
+         AND json_extract(e.data, '$.local_id') = json_extract(s.data, '$.local_id')
+        WHERE s.kind = 'tx_started'
+    """,
+}
+
+
+def _create_schema(db: sqlite_utils.Database) -> None:
+    db.table("runs").create(
+        {
+            "id": int, "name": str, "started_at": str, "ended_at": str, "seed": int,
+            "config": str, "config_sha256": str, "version": str, "status": str,
+            "exit_code": int, "summary": str, "resumed_from": int,
+        },
+        pk="id",
+        not_null=["name", "started_at", "status"],
+        if_not_exists=True,
+    )
+    db.table("events").create(
+        {
+            "run_id": int, "seq": int, "t": float, "wall": str, "charger": str,
+            "connector": int, "kind": str, "data": str,
+        },
+        not_null=["run_id", "seq", "t", "wall", "kind", "data"],
+        if_not_exists=True,
+    )
+    events = db.table("events")
+    events.create_index(["run_id", "kind"], if_not_exists=True)
+    events.create_index(["run_id", "charger"], if_not_exists=True)
+    db.table("outbox").create(
+        {"charger": str, "position": int, "run_id": int, "entry": str},
+        pk=("charger", "position"),
+        not_null=["run_id", "entry"],
+        if_not_exists=True,
+    )
+    for name, sql in _VIEWS.items():
+        db.create_view(name, sql, ignore=True)
+
+
+def wall_iso(moment: datetime) -> str:
+    """``moment`` as UTC ISO-8601 with microseconds and a ``Z`` (naive datetimes are UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _WallFormatter:
+    """Formats Unix seconds as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` quickly: events come in bursts
+    within the same second, so the date-and-time prefix of the last second is cached."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._prefix = ""
+
+    def format(self, timestamp: float) -> str:
+        second, micros = divmod(round(timestamp * 1_000_000), 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{micros:06d}Z"
+
+
+# --- the ledger ---------------------------------------------------------------------------------
+
+
+class Ledger:
+    """A ledger file open for writing (and the read helpers a writer needs).
+
+    Not thread-safe: one thread at a time (the connection allows a different thread per call, as
+    ``trio.to_thread`` may use any worker). Every write method commits before it returns.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        """Use :meth:`open`."""
+        self._db = db
+        self._conn: sqlite3.Connection = db.conn
+        self.path = path
+        self._run_id: int | None = None
+        self._t0 = 0.0
+        self._epoch0 = 0.0
+        self._seq = 0
+        self._last_t = 0.0
+        self._walls = _WallFormatter()
+
+    @classmethod
+    def open(cls, path: str | Path) -> Ledger:
+        """Open (creating it and its parent directories if needed) the ledger at ``path`` in WAL
+        mode with ``synchronous=NORMAL`` and make sure the schema exists."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(target, check_same_thread=False)
+        try:
+            db = sqlite_utils.Database(conn, execute_plugins=False)
+            db.enable_wal()
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # Index upkeep dominates insert cost: a bigger page cache keeps the hot index pages
+            # in memory, and rarer checkpoints batch the writes back into the main file.
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            with conn:
+                _create_schema(db)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(db, target)
+
+    @property
+    def run_id(self) -> int | None:
+        """The run this ledger writes events for (set by :meth:`start_run`)."""
+        return self._run_id
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The underlying sqlite-utils database (same thread rules)."""
+        return self._db
+
+    def journal_mode(self) -> str:
+        """SQLite's journal mode for this file (``"wal"``)."""
+        row = self._conn.execute("PRAGMA journal_mode").fetchone()
+        return str(row[0])
+
+    def start_run(
+        self,
+        *,
+        name: str,
+        seed: int,
+        config_text: str,
+        config_sha256: str,
+        version: str,
+        t0: float,
+        wall0: datetime,
+        resumed_from: int | None = None,
+    ) -> int:
+        """Insert a ``running`` run row and make it the target of :meth:`write_events`.
+
+        ``t0`` (monotonic seconds) is the run start; it maps to ``wall0`` (aware UTC datetime;
+        naive means UTC). With ``resumed_from``, that earlier run, if still ``running`` (its
+        process was killed), is marked ``interrupted`` and ends at its last event; the outbox
+        table is left as it is.
+        Raises ``ValueError`` when ``seed`` does not fit a signed 64-bit integer.
+        """
+        if not _INT64_MIN <= seed <= _INT64_MAX:
+            raise ValueError(f"seed {seed} does not fit a signed 64-bit integer")
+        if wall0.tzinfo is None:
+            wall0 = wall0.replace(tzinfo=UTC)
+        with self._conn:
+            if resumed_from is not None:
+                # It ended (unrecorded) at its last written event.
+                self._conn.execute(
+                    "UPDATE runs SET status = ?, ended_at = COALESCE(ended_at, (SELECT wall"
+                    " FROM events WHERE run_id = runs.id ORDER BY seq DESC LIMIT 1), started_at)"
+                    " WHERE id = ? AND status = ?",
+                    (RunStatus.INTERRUPTED, resumed_from, RunStatus.RUNNING),
+                )
+            cursor = self._conn.execute(
+                "INSERT INTO runs (name, started_at, seed, config, config_sha256, version, status,"
+                " resumed_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, wall_iso(wall0), seed, config_text, config_sha256, version,
+                 RunStatus.RUNNING, resumed_from),
+            )
+        run_id = cursor.lastrowid
+        assert run_id is not None  # an INSERT into a rowid table always sets it
+        self._run_id = run_id
+        self._t0 = t0
+        self._epoch0 = wall0.timestamp()
+        self._seq = 0
+        self._last_t = t0
+        return run_id
+
+    def write_events(self, events: Sequence[Event]) -> int:
+        """Append ``events`` to the current run in one transaction; returns the rows written.
+
+        ``seq`` continues from the previous call; ``t`` becomes seconds since ``t0``; ``wall`` is
+        ``wall0 + (t - t0)``; ``data`` is the event's fields other than kind/t/charger/connector as
+        JSON (fields at their default are omitted). A :class:`SaveOutbox` also replaces that
+        charger's outbox, in the same transaction. Raises ``RuntimeError`` before
+        :meth:`start_run`.
+        """
+        run_id = self._require_run()
+        rows: list[tuple[int, int, float, str, str | None, int | None, str, bytes]] = []
+        saves: list[SaveOutbox] = []
+        t0, epoch0, seq = self._t0, self._epoch0, self._seq
+        last_t = self._last_t
+        wall_of = self._walls.format
+        for event in events:
+            seq += 1
+            t = event.t
+            if t > last_t:
+                last_t = t
+            if isinstance(event, SaveOutbox):
+                saves.append(event)
+                data = _encoder.encode({"size": len(event.entries)})
+            else:
+                fields = msgspec.to_builtins(event)
+                for key in _STRIPPED_FIELDS:
+                    fields.pop(key, None)
+                data = _encoder.encode(fields)
+            since = t - t0
+            wall = wall_of(epoch0 + since)
+            rows.append((run_id, seq, since, wall, event.charger, event.connector,
+                         _kind(event), data))
+        with self._conn:
+            self._conn.executemany(
+                "INSERT INTO events (run_id, seq, t, wall, charger, connector, kind, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))",
+                rows,
+            )
+            for save in saves:
+                assert save.charger is not None  # checked by SaveOutbox.__post_init__
+                self._replace_outbox(run_id, save.charger, save.entries)
+        self._seq = seq
+        self._last_t = last_t
+        return len(rows)
+
+    def save_outbox(self, charger: str, entries: Sequence[Any]) -> None:
+        """Replace ``charger``'s outbox with ``entries`` (oldest first) in one transaction.
+
+        Entries are msgspec Structs (or anything msgspec encodes) or already-encoded JSON
+        ``bytes``/``str``; an empty sequence clears the charger's outbox. Raises ``RuntimeError``
+        before :meth:`start_run`."""
+        run_id = self._require_run()
+        with self._conn:
+            self._replace_outbox(run_id, charger, entries)
+
+    def _replace_outbox(self, run_id: int, charger: str, entries: Sequence[Any]) -> None:
+        self._conn.execute("DELETE FROM outbox WHERE charger = ?", (charger,))
+        self._conn.executemany(
+            "INSERT INTO outbox (charger, position, run_id, entry) VALUES (?, ?, ?, ?)",
+            [(charger, position, run_id, _entry_text(entry))
+             for position, entry in enumerate(entries)],
+        )
+
+    def load_outbox(self) -> dict[str, list[bytes]]:
+        """Every charger's undelivered entries (oldest first) as JSON bytes, whichever run wrote
+        them; chargers with an empty outbox are absent."""
+        outbox: dict[str, list[bytes]] = {}
+        rows = self._conn.execute(
+            "SELECT charger, entry FROM outbox ORDER BY charger, position"
+        )
+        for charger, entry in rows:
+            outbox.setdefault(charger, []).append(entry.encode())
+        return outbox
+
+    def end_run(
+        self,
+        status: str,
+        exit_code: int | None,
+        summary: dict[str, Any] | None,
+        *,
+        t: float | None = None,
+        run_id: int | None = None,
+    ) -> None:
+        """Set a run's final ``status`` (one of :class:`RunStatus`), ``exit_code``, ``summary``
+        (stored as JSON) and ``ended_at``.
+
+        For the current run (``run_id`` None or equal), ``ended_at`` is the wall time of monotonic
+        ``t`` (default: the latest event time written). For another run, an ``ended_at`` already
+        set is kept, else the wall time of its last event (or its start) is used. May be called
+        again to overwrite (e.g. once the verdicts are known). Raises ``ValueError`` on an unknown
+        status or run, ``RuntimeError`` when no run is given and none was started.
+        """
+        if status not in RunStatus.ALL:
+            raise ValueError(f"unknown run status {status!r}; use one of {sorted(RunStatus.ALL)}")
+        encoded = None if summary is None else _encoder.encode(summary).decode()
+        with self._conn:
+            if run_id is None or run_id == self._run_id:
+                target = self._require_run()
+                end_t = self._last_t if t is None else t
+                ended_at = datetime.fromtimestamp(self._epoch0 + (end_t - self._t0), UTC)
+                cursor = self._conn.execute(
+                    "UPDATE runs SET status = ?, exit_code = ?, summary = ?, ended_at = ?"
+                    " WHERE id = ?",
+                    (status, exit_code, encoded, wall_iso(ended_at), target),
+                )
+            else:
+                target = run_id
+                cursor = self._conn.execute(
+                    "UPDATE runs SET status = ?, exit_code = ?, summary = ?, ended_at = COALESCE("
+                    "ended_at, (SELECT wall FROM events WHERE run_id = runs.id"
+                    " ORDER BY seq DESC LIMIT 1), started_at) WHERE id = ?",
+                    (status, exit_code, encoded, target),
+                )
+        if cursor.rowcount != 1:
+            raise ValueError(f"no run with id {target} in {self.path}")
+
+    def latest_run(self) -> RunRecord | None:
+        """The most recently started run (highest id), or ``None`` for an empty ledger."""
+        row = self._conn.execute(f"{_RUN_SELECT} ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else _run_record(row)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """The run ``run_id``; ``KeyError`` when there is none."""
+        return get_run(self._conn, run_id)
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``'s verdict: ``"ok"`` for a sound file."""
+        return integrity_check_conn(self._conn)
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file and close. Idempotent."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.ProgrammingError:  # already closed
+            return
+        self._conn.close()
+
+    def _require_run(self) -> int:
+        if self._run_id is None:
+            raise RuntimeError("start_run() must come before writing to the ledger")
+        return self._run_id
+
+
+def _kind(event: Event) -> str:
+    """The event's tag (its ``kind``)."""
+    cls = type(event)
+    tag = _KINDS.get(cls)
+    if tag is None:
+        config_tag = cls.__struct_config__.tag
+        if not isinstance(config_tag, str):
+            raise TypeError(f"{cls.__name__} has no string kind tag")
+        tag = _KINDS.setdefault(cls, config_tag)
+    return tag
+
+
+_KINDS: Final[dict[type[Event], str]] = {}
+"""Cache of event class → kind (a pure function of the class; filled on first use)."""
+
+
+def _entry_text(entry: Any) -> str:
+    match entry:
+        case bytes() | bytearray() | memoryview():
+            return bytes(entry).decode()
+        case str():
+            return entry
+        case _:
+            return _encoder.encode(entry).decode()
+
+
+_RUN_SELECT: Final = (
+    "SELECT id, name, started_at, ended_at, seed, config, config_sha256, version, status,"
+    " exit_code, summary, resumed_from FROM runs"
+)
+
+
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    summary = None if row[10] is None else _summary_decoder.decode(row[10])
+    return RunRecord(
+        id=row[0], name=row[1], started_at=row[2], ended_at=row[3], seed=row[4], config=row[5],
+        config_sha256=row[6], version=row[7], status=row[8], exit_code=row[9], summary=summary,
+        resumed_from=row[11],
+    )
+
+
+def get_run(conn: sqlite3.Connection, run_id: int | None = None) -> RunRecord:
+    """Run ``run_id`` (default: the latest) read through ``conn``; ``KeyError`` when absent."""
+    if run_id is None:
+        row = conn.execute(f"{_RUN_SELECT} ORDER BY id DESC LIMIT 1").fetchone()
+    else:
+        row = conn.execute(f"{_RUN_SELECT} WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise KeyError("the ledger has no runs" if run_id is None else f"no run with id {run_id}")
+    return _run_record(row)
+
+
+def integrity_check_conn(conn: sqlite3.Connection) -> str:
+    """``PRAGMA integrity_check`` through ``conn``, its rows joined by newlines."""
+    return "\n".join(str(row[0]) for row in conn.execute("PRAGMA integrity_check"))
+
+
+@contextmanager
+def open_readonly(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the ledger at ``path`` (usable while a writer is active).
+
+    Raises ``FileNotFoundError`` when there is no such file."""
+    target = Path(path)
+    if not target.is_file():
+        raise FileNotFoundError(f"no ledger at {target}")
+    conn = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+# --- the writer actor ---------------------------------------------------------------------------
+
+
+def _drain_nowait(
+    receive: trio.MemoryReceiveChannel[Event], batch: list[Event], limit: float
+) -> bool:
+    """Move buffered events into ``batch`` up to ``limit``; True when the channel has ended."""
+    while len(batch) < limit:
+        try:
+            batch.append(receive.receive_nowait())
+        except trio.WouldBlock:
+            return False
+        except trio.EndOfChannel:
+            return True
+    return False
+
+
+async def run_ledger_writer(
+    ledger_path: str | Path,
+    receive: trio.MemoryReceiveChannel[Event],
+    *,
+    run: RunSpec,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    finish: bool = True,
+    mark_interrupted: bool = True,
+    shutdown_flush_timeout: float = DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> WriterStatistics:
+    """The ledger actor: write everything that arrives on ``receive`` to ``ledger_path``.
+
+    Opens the ledger and starts the run row from ``run`` in a worker thread, then reports the
+    run id with ``task_status.started(run_id)``. Events (including :class:`SaveOutbox` controls)
+    are written in batches of at most ``batch_size``, at the latest ``flush_interval`` seconds
+    after the first event of a batch arrived; every ledger call runs in a worker thread, one at a
+    time. While a batch is being written, the channel's buffer fills and then the publishers wait
+    (backpressure, nothing dropped).
+
+    At end-of-channel: writes what is left, marks the run ``completed`` (exit code unset; the
+    caller may overwrite it with :func:`finish_run` once the verdicts are known) when ``finish``,
+    closes the ledger and returns its statistics. On cancellation (Ctrl-C): shielded and bounded by
+    ``shutdown_flush_timeout`` seconds, writes what was received or is still buffered, marks the
+    run ``interrupted`` when ``mark_interrupted``, closes the ledger and re-raises. Owns and
+    closes ``receive``. A database error propagates (the run stays ``running``).
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if flush_interval < 0 or math.isnan(flush_interval):
+        raise ValueError(f"flush_interval must be >= 0 seconds, got {flush_interval}")
+    async with receive:
+        ledger = await trio.to_thread.run_sync(Ledger.open, ledger_path)
+        pending: list[Event] = []
+        counts = {"events": 0, "batches": 0, "outbox": 0}
+        status: str | None = None
+
+        def write(batch: Sequence[Event]) -> None:
+            counts["events"] += ledger.write_events(batch)
+            counts["batches"] += 1
+            counts["outbox"] += sum(1 for event in batch if isinstance(event, SaveOutbox))
+
+        try:
+            run_id = await trio.to_thread.run_sync(lambda: ledger.start_run(
+                name=run.name, seed=run.seed, config_text=run.config_text,
+                config_sha256=run.config_sha256, version=run.version, t0=run.t0,
+                wall0=run.wall0, resumed_from=run.resumed_from,
+            ))
+            task_status.started(run_id)
+            ended = False
+            while not ended:
+                try:
+                    pending.append(await receive.receive())
+                except trio.EndOfChannel:
+                    break
+                deadline = trio.current_time() + flush_interval
+                ended = _drain_nowait(receive, pending, batch_size)
+                while not ended and len(pending) < batch_size:
+                    with trio.move_on_at(deadline) as scope:
+                        try:
+                            pending.append(await receive.receive())
+                        except trio.EndOfChannel:
+                            ended = True
+                    if scope.cancelled_caught:
+                        break
+                    ended = ended or _drain_nowait(receive, pending, batch_size)
+                await trio.to_thread.run_sync(write, pending)
+                pending = []
+            if finish:
+                status = RunStatus.COMPLETED
+                end_t = trio.current_time()
+                await trio.to_thread.run_sync(
+                    lambda: ledger.end_run(RunStatus.COMPLETED, None, None, t=end_t)
+                )
+        except (trio.Cancelled, KeyboardInterrupt):
+            with trio.CancelScope(
+                shield=True, deadline=trio.current_time() + shutdown_flush_timeout
+            ):
+                _drain_nowait(receive, pending, math.inf)
+                if pending and ledger.run_id is not None:
+                    await trio.to_thread.run_sync(write, pending)
+                    pending = []
+                if mark_interrupted and ledger.run_id is not None:
+                    status = RunStatus.INTERRUPTED
+                    end_t = trio.current_time()
+                    await trio.to_thread.run_sync(
+                        lambda: ledger.end_run(RunStatus.INTERRUPTED, None, None, t=end_t)
+                    )
+            raise
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(ledger.close)
+    return WriterStatistics(
+        run_id=run_id, events=counts["events"], batches=counts["batches"],
+        outbox_saves=counts["outbox"], status=status,
+    )
+
+
+def finish_run(
+    path: str | Path,
+    run_id: int,
+    status: str,
+    exit_code: int | None,
+    summary: dict[str, Any] | None,
+) -> None:
+    """Set a finished run's final status, exit code and summary (sync; call it from a worker
+    thread in Trio code). ``ended_at`` becomes the wall time of the run's last event. Raises
+    ``ValueError`` on an unknown status or run."""
+    ledger = Ledger.open(path)
+    try:
+        ledger.end_run(status, exit_code, summary, run_id=run_id)
+    finally:
+        ledger.close()

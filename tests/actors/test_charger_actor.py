@@ -1,0 +1,318 @@
+"""The charger actor, its supervisor and the fleet ramp, on trio's autojump clock over memory
+transports, against the embedded CSMS's sans-IO core (no sockets, no real time)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from simulator.actors.charger import (
+    Backoff,
+    ChargerControl,
+    ChargerEnv,
+    run_charger,
+)
+from simulator.actors.fleet import GroupPlan, run_fleet, supervise_charger
+from simulator.actors.transport import (
+    ConnectError,
+    Transport,
+    TransportClosed,
+    memory_transport_pair,
+)
+from simulator.config import Range, Sessions
+from simulator.csms.core import CentralSystem
+from simulator.csms.options import CsmsOptions
+from simulator.events import (
+    Connected,
+    ConnectFailed,
+    Crashed,
+    Event,
+    FrameOut,
+    TransactionStopped,
+)
+from simulator.machines.charger import ChargerSpec
+from simulator.machines.domain import PlugIn, PresentTag
+from simulator.machines.effects import PersistOutbox
+from simulator.machines.meter import EvSpec
+
+WALL_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+class FakeCsms:
+    """The reference CSMS core behind memory transports; ``down`` refuses new connections."""
+
+    def __init__(self, options: CsmsOptions | None = None) -> None:
+        counter = itertools.count(1)
+        self.core = CentralSystem(options or CsmsOptions(heartbeat_interval=10),
+                                  wall_epoch=WALL_EPOCH,
+                                  new_id=lambda: f"cs-{next(counter)}")
+        self.received: list[tuple[str, list[Any]]] = []
+        self.down = False
+        self.connects = 0
+        self.live: dict[str, Transport] = {}
+        self.nursery: trio.Nursery | None = None
+
+    def opener(
+        self, *, fail: Callable[[int], BaseException | None] = lambda attempt: None
+    ) -> Callable[[str], AbstractAsyncContextManager[Transport]]:
+        attempts = itertools.count(1)
+
+        @asynccontextmanager
+        async def open_transport(identity: str) -> AsyncIterator[Transport]:
+            error = fail(next(attempts))
+            if error is not None:
+                raise error
+            if self.down:
+                raise ConnectError(f"ws://memory/{identity}: connection refused")
+            client, server = memory_transport_pair(64)
+            assert self.nursery is not None
+            self.nursery.start_soon(self._serve, identity, server)
+            self.connects += 1
+            try:
+                yield client
+            finally:
+                await client.aclose()
+
+        return open_transport
+
+    async def _serve(self, identity: str, transport: Transport) -> None:
+        opened = self.core.connect(identity, trio.current_time())
+        self.live[identity] = transport
+        try:
+            while True:
+                data = await transport.receive()
+                self.received.append((identity, json.loads(data)))
+                reply = self.core.receive(identity, data, trio.current_time())
+                for frame in reply.frames:
+                    await transport.send(frame.data.decode())
+        except TransportClosed:
+            pass
+        finally:
+            self.live.pop(identity, None)
+            self.core.disconnect(identity, opened.session, trio.current_time())
+
+    async def drop(self, identity: str) -> None:
+        transport = self.live.get(identity)
+        if transport is not None:
+            await transport.aclose(1006, "dropped by the test")
+
+    def calls(self, identity: str, action: str) -> list[dict[str, Any]]:
+        return [frame[3] for who, frame in self.received
+                if who == identity and frame[0] == 2 and frame[2] == action]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.persisted: list[PersistOutbox] = []
+
+    async def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def persist(self, effect: PersistOutbox) -> None:
+        self.persisted.append(effect)
+
+    def of(self, kind: type[Event]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def make_env(
+    csms: FakeCsms,
+    recorder: Recorder,
+    *,
+    identity: str = "CP-1",
+    config: dict[str, str | int | bool | float] | None = None,
+    sessions: Sessions | None = None,
+    fail: Callable[[int], BaseException | None] = lambda attempt: None,
+) -> ChargerEnv:
+    spec = ChargerSpec(
+        identity=identity, vendor="Acme", model="AC22", connectors=2, max_power_kw=22,
+        config=config or {"HeartbeatInterval": 10, "MeterValueSampleInterval": 5},
+    )
+    return ChargerEnv(
+        spec=spec, seed=7, url=f"ws://memory/{identity}", open_transport=csms.opener(fail=fail),
+        publish=recorder.publish, persist=recorder.persist, wall_epoch=WALL_EPOCH,
+        sessions=sessions, backoff=Backoff(base=1.0, cap=30.0),
+    )
+
+
+async def test_charger_boots_reports_statuses_and_heartbeats(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    csms, recorder = FakeCsms(), Recorder()
+    env = make_env(csms, recorder)
+    control = ChargerControl()
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        nursery.start_soon(run_charger, env, control)
+        await trio.sleep(35)
+        assert control.connected
+        await control.shutdown(trio.current_time() + 5)
+        await control.done.wait()
+        nursery.cancel_scope.cancel()
+
+    sent = [e.action for e in recorder.of(FrameOut) if e.message_type == 2]
+    assert sent[0] == "BootNotification"
+    assert sent[1:4] == ["StatusNotification"] * 3
+    assert sent.count("Heartbeat") == 3  # at 10, 20 and 30 s
+    assert len(recorder.of(Connected)) == 1
+    state = csms.core.charger_state("CP-1")
+    assert state is not None and state.boot_status == "Accepted"
+    # the FrameOut events are exactly what the CSMS received, in order
+    assert [json.loads(e.raw) for e in recorder.of(FrameOut)] == [f for _, f in csms.received]
+
+
+async def test_unreachable_csms_means_logged_reconnects_with_jittered_backoff(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    csms, recorder = FakeCsms(), Recorder()
+    csms.down = True
+    env = make_env(csms, recorder)
+    control = ChargerControl()
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        nursery.start_soon(supervise_charger, env, control)
+        await trio.sleep(120)
+        csms.down = False
+        await trio.sleep(60)
+        assert control.connected
+        await control.shutdown(trio.current_time() + 5)
+        await control.done.wait()
+        nursery.cancel_scope.cancel()
+
+    failures = recorder.of(ConnectFailed)
+    assert len(failures) >= 5
+    assert [f.attempt for f in failures] == list(range(1, len(failures) + 1))
+    for failure in failures:
+        assert 0 <= failure.retry_in <= min(30.0, 2.0 ** failure.attempt)
+        assert "connection refused" in failure.error
+    assert not recorder.of(Crashed)
+    assert csms.calls("CP-1", "BootNotification")
+
+
+async def test_backoff_is_reproducible_from_the_seed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def delays() -> list[float]:
+        csms, recorder = FakeCsms(), Recorder()
+        csms.down = True
+        control = ChargerControl()
+        async with trio.open_nursery() as nursery:
+            csms.nursery = nursery
+            nursery.start_soon(run_charger, make_env(csms, recorder), control)
+            await trio.sleep(100)
+            nursery.cancel_scope.cancel()
+        return [f.retry_in for f in recorder.of(ConnectFailed)]
+
+    first, second = await delays(), await delays()
+    assert first == second and len(set(first)) > 1
+
+
+async def test_crash_is_recorded_with_traceback_and_the_charger_restarts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    csms, recorder = FakeCsms(), Recorder()
+
+    def fail(attempt: int) -> BaseException | None:
+        return RuntimeError("boom in the transport") if attempt == 1 else None
+
+    env = make_env(csms, recorder, fail=fail)
+    control = ChargerControl()
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        nursery.start_soon(supervise_charger, env, control)
+        await trio.sleep(90)
+        assert control.connected
+        await control.shutdown(trio.current_time() + 5)
+        await control.done.wait()
+        nursery.cancel_scope.cancel()
+
+    crashes = recorder.of(Crashed)
+    assert len(crashes) == 1
+    assert "boom in the transport" in crashes[0].error
+    assert "RuntimeError" in crashes[0].traceback and "Traceback" in crashes[0].traceback
+    assert control.restarts == 1
+    assert len(csms.calls("CP-1", "BootNotification")) == 1
+
+
+async def test_transaction_messages_survive_a_dropped_connection_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    csms, recorder = FakeCsms(), Recorder()
+    env = make_env(csms, recorder)
+    control = ChargerControl()
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        nursery.start_soon(run_charger, env, control)
+        await trio.sleep(2)
+        ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11, energy_wanted_kwh=10)
+        await control.inbox_send.send(PlugIn(1, ev=ev))
+        await control.inbox_send.send(PresentTag(1, "TAG-1"))
+        await trio.sleep(12)
+        csms.down = True
+        await csms.drop("CP-1")
+        await trio.sleep(40)  # offline: MeterValues pile up in the outbox
+        assert not control.connected
+        assert recorder.persisted and recorder.persisted[-1].entries
+        csms.down = False
+        await trio.sleep(60)
+        assert control.connected
+        await control.shutdown(trio.current_time() + 10)
+        await control.done.wait()
+        nursery.cancel_scope.cancel()
+
+    starts = csms.calls("CP-1", "StartTransaction")
+    values = csms.calls("CP-1", "MeterValues")
+    stops = csms.calls("CP-1", "StopTransaction")
+    assert len(starts) == 1 and len(stops) == 1
+    tx = csms.core.transactions("CP-1")
+    assert len(tx) == 1
+    tx_id = tx[0].transaction_id
+    assert stops[0]["transactionId"] == tx_id and stops[0]["reason"] == "Local"
+    assert all(v["transactionId"] == tx_id for v in values)
+    stamps = [v["meterValue"][0]["timestamp"] for v in values]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    # one sample every 5 s over ~110 s of transaction: none lost while offline
+    assert len(values) >= 20
+    registers = [float(v["meterValue"][0]["sampledValue"][0]["value"]) for v in values]
+    assert registers == sorted(registers)
+    stopped = recorder.of(TransactionStopped)
+    assert [s.reason for s in stopped] == ["Local"]
+
+
+async def test_fleet_ramps_at_connect_rate_and_runs_automatic_sessions(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    csms, recorder = FakeCsms(), Recorder()
+    sessions = Sessions(arrivals_per_hour=360, duration=Range(20, 60),
+                        energy_kwh=Range(1, 5), id_tags=("TAG-1", "TAG-2"))
+    envs = [make_env(csms, recorder, identity=f"CP-{n}", sessions=sessions) for n in range(10)]
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        fleet = await nursery.start(
+            lambda task_status: run_fleet([GroupPlan("g", 5.0, envs)], gc_tuning=False,
+                                          task_status=task_status)
+        )
+        await fleet.ramp_done.wait()
+        await trio.sleep(600)
+        assert fleet.connected() == 10
+        fleet.stop(10.0)
+        with trio.fail_after(30):
+            for control in fleet.controls.values():
+                await control.done.wait()
+        nursery.cancel_scope.cancel()
+
+    connects = sorted(e.t for e in recorder.of(Connected))
+    assert len(connects) == 10
+    gaps = [b - a for a, b in itertools.pairwise(connects)]
+    assert all(g == pytest.approx(0.2, abs=0.05) for g in gaps)
+    records = csms.core.transactions()
+    assert len(records) >= 10  # ~6 per connector-hour over 10 min on 20 connectors
+    assert all(r.stopped_at is not None for r in records)  # the graceful end stops what was running

@@ -1,0 +1,132 @@
+"""The transports: memory pairs, and the WebSocket transport against real loopback servers."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import trio
+import trio_websocket
+
+from simulator.actors.transport import (
+    SUBPROTOCOL,
+    ConnectError,
+    TransportClosed,
+    basic_auth_header,
+    charger_url,
+    memory_transport_pair,
+    open_websocket_transport,
+)
+
+
+@pytest.mark.parametrize(
+    ("base", "identity", "expected"),
+    [
+        ("ws://cs.example/ocpp", "CP001", "ws://cs.example/ocpp/CP001"),
+        ("ws://cs.example/ocpp/", "RDAM 123", "ws://cs.example/ocpp/RDAM%20123"),
+        ("wss://h:9/x", "a/b?c#d", "wss://h:9/x/a%2Fb%3Fc%23d"),
+    ],
+)
+def test_charger_url_percent_encodes_the_identity(base: str, identity: str, expected: str) -> None:
+    assert charger_url(base, identity) == expected
+
+
+def test_basic_auth_header_uses_identity_as_user() -> None:
+    name, value = basic_auth_header("CP001", "0123456789abcdef")
+    assert name == b"Authorization"
+    assert base64.b64decode(value.split(b" ")[1]) == b"CP001:0123456789abcdef"
+
+
+async def test_memory_pair_carries_frames_both_ways_and_closes() -> None:
+    client, server = memory_transport_pair()
+    await client.send("[2,\"1\",\"Heartbeat\",{}]")
+    assert await server.receive() == "[2,\"1\",\"Heartbeat\",{}]"
+    await server.send("[3,\"1\",{}]")
+    assert await client.receive() == "[3,\"1\",{}]"
+    await server.aclose()
+    with pytest.raises(TransportClosed):
+        await client.receive()
+    with pytest.raises(TransportClosed):
+        await server.send("x")
+
+
+async def _serve(
+    nursery: trio.Nursery, handler: object, *, subprotocol: str | None = SUBPROTOCOL
+) -> int:
+    async def accept(request: trio_websocket.WebSocketRequest) -> None:
+        if subprotocol is None:
+            ws = await request.accept()
+        else:
+            ws = await request.accept(subprotocol=subprotocol)
+        await handler(request, ws)  # type: ignore[operator]
+
+    server = await nursery.start(trio_websocket.serve_websocket, accept, "127.0.0.1", 0, None)
+    return server.port  # type: ignore[no-any-return]
+
+
+async def test_websocket_transport_offers_ocpp16_and_sends_identity_and_auth() -> None:
+    seen: dict[str, object] = {}
+
+    async def echo(
+        request: trio_websocket.WebSocketRequest, ws: trio_websocket.WebSocketConnection
+    ) -> None:
+        seen["path"] = request.path
+        seen["protocols"] = list(request.proposed_subprotocols)
+        seen["auth"] = dict(request.headers).get(b"authorization")
+        message = await ws.get_message()
+        await ws.send_message(f"echo:{message}")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, echo)
+            async with open_websocket_transport(
+                f"ws://127.0.0.1:{port}/ocpp", "CP 1", password="0123456789abcdef"
+            ) as transport:
+                assert transport.subprotocol == SUBPROTOCOL
+                await transport.send("hello")
+                assert await transport.receive() == "echo:hello"
+            nursery.cancel_scope.cancel()
+    assert seen["path"] == "/ocpp/CP%201"
+    assert seen["protocols"] == [SUBPROTOCOL]
+    assert seen["auth"] == b"Basic " + base64.b64encode(b"CP 1:0123456789abcdef")
+
+
+async def test_handshake_without_the_subprotocol_is_refused() -> None:
+    async def idle(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, idle, subprotocol=None)
+            with pytest.raises(ConnectError, match="subprotocol"):
+                async with open_websocket_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
+                    pass  # pragma: no cover - never reached
+            nursery.cancel_scope.cancel()
+
+
+async def test_unreachable_url_is_one_clear_connect_error() -> None:
+    with trio.fail_after(10):
+        listener = trio.socket.socket()
+        await listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        listener.close()  # nothing listens on this port now
+        with pytest.raises(ConnectError) as raised:
+            async with open_websocket_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
+                pass  # pragma: no cover - never reached
+    message = str(raised.value)
+    assert f"ws://127.0.0.1:{port}/ocpp/CP1" in message
+    assert "\n" not in message
+
+
+async def test_server_close_ends_receive_with_transport_closed() -> None:
+    async def close_at_once(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await ws.aclose(1001, "going away")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, close_at_once)
+            async with open_websocket_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+                with pytest.raises(TransportClosed) as closed:
+                    await transport.receive()
+            nursery.cancel_scope.cancel()
+    assert closed.value.code == 1001

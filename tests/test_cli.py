@@ -1,0 +1,168 @@
+"""The ``sim`` command line as a user runs it: a subprocess, exit codes, one clear line on bad
+input and never a traceback. Runs are short and go to the embedded CSMS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL_FLEET = """
+[run]
+name = "cli"
+seed = 3
+duration = "3s"
+ledger = "{ledger}"
+
+[[group]]
+name = "ac"
+count = 2
+id = "CLI-{{n}}"
+vendor = "Acme"
+model = "AC22"
+connectors = 2
+
+[group.config]
+MeterValueSampleInterval = 1
+
+[group.sessions]
+arrivals_per_hour = 3600
+duration = "1s..2s"
+energy_kwh = "0.1..0.2"
+id_tags = ["TAG-1"]
+"""
+
+
+def sim(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "simulator", *args], capture_output=True, text=True,
+        timeout=timeout, cwd=ROOT, check=False,
+    )
+
+
+def assert_one_clear_line(done: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.fixture
+def small_fleet(tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.toml"
+    path.write_text(SMALL_FLEET.format(ledger=tmp_path / "cli.db"))
+    return path
+
+
+def test_version_and_help() -> None:
+    version = sim("--version")
+    assert version.returncode == 0 and version.stdout.strip()
+    helped = sim("--help")
+    assert helped.returncode == 0
+    for command in ("start", "csms", "report", "check", "schema"):
+        assert command in helped.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("[run\nname = 1", ["line 1", "TOML"]),
+        ('[run]\nname = "x"\nbogus = 1\n', ["run.bogus", "unknown key"]),
+        ('[[group]]\nname = "a"\ncount = "x"\nid = "A-{n}"\nvendor = "v"\nmodel = "m"\n',
+         ["group[0].count", "integer"]),
+        ('[[group]]\nname = "a"\ncount = -1\nid = "A-{n}"\nvendor = "v"\nmodel = "m"\n',
+         ["group[0].count", ">= 1"]),
+        ('[csms]\nurl = "http://example.org"\n[[group]]\nname = "a"\nid = "A-{n}"\n'
+         'vendor = "v"\nmodel = "m"\n', ["csms.url"]),
+    ],
+    ids=["broken-toml", "unknown-key", "wrong-type", "negative-count", "bad-url"],
+)
+def test_bad_fleet_files_get_one_line_and_exit_2(
+    tmp_path: Path, text: str, needles: list[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    assert_one_clear_line(sim("check", str(path)), str(path), *needles)
+    assert_one_clear_line(sim("start", "--toml", str(path)), str(path), *needles)
+
+
+def test_missing_file_and_bad_flags_exit_2(tmp_path: Path, small_fleet: Path) -> None:
+    assert_one_clear_line(sim("start", "--toml", str(tmp_path / "nope.toml")), "nope.toml")
+    assert_one_clear_line(sim("start", "--toml", str(small_fleet), "--duration", "soon"),
+                          "duration")
+    bad_seed = sim("start", "--toml", str(small_fleet), "--seed", "abc")
+    assert bad_seed.returncode == 2 and "Traceback" not in bad_seed.stderr
+    assert_one_clear_line(sim("report", str(tmp_path / "missing.db")), "missing.db")
+    not_a_ledger = tmp_path / "junk.db"
+    not_a_ledger.write_text("this is not sqlite")
+    assert_one_clear_line(sim("report", str(not_a_ledger)), "junk.db")
+
+
+def test_schema_is_json_and_check_prints_the_resolved_fleet(small_fleet: Path) -> None:
+    schema = sim("schema")
+    assert schema.returncode == 0
+    document = json.loads(schema.stdout)
+    assert "run" in json.dumps(document) and "group" in json.dumps(document)
+    checked = sim("check", str(small_fleet))
+    assert checked.returncode == 0 and "CLI-1" in checked.stdout
+
+
+def test_start_runs_records_and_reports(tmp_path: Path, small_fleet: Path) -> None:
+    done = sim("start", "--toml", str(small_fleet), "--json", "--seed", "5")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    summary = json.loads(done.stdout)
+    ledger = tmp_path / "cli.db"
+    with sqlite3.connect(ledger) as db:
+        (seed, status) = db.execute("SELECT seed, status FROM runs").fetchone()
+    assert seed == 5 and status == "completed"
+    assert json.dumps(summary)  # a machine-readable summary
+    text = sim("report", str(ledger))
+    assert text.returncode == 0 and "BootNotification" in text.stdout
+    as_json = sim("report", str(ledger), "--json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)
+
+
+def test_sigterm_ends_the_run_gracefully_as_interrupted(tmp_path: Path,
+                                                         small_fleet: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "start", "--toml", str(small_fleet),
+         "--duration", "60s", "--quiet"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    ledger = tmp_path / "cli.db"
+    deadline = time.monotonic() + 20
+    connected = 0
+    while time.monotonic() < deadline and connected < 2:
+        time.sleep(0.3)
+        try:
+            with sqlite3.connect(ledger) as db:
+                connected = db.execute(
+                    "SELECT COUNT(*) FROM events WHERE kind = 'connected'").fetchone()[0]
+        except sqlite3.Error:
+            continue
+    assert connected == 2
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    with sqlite3.connect(ledger) as db:
+        (status,) = db.execute("SELECT status FROM runs").fetchone()
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert status == "interrupted"

@@ -1,0 +1,405 @@
+"""The ledger: schema and WAL, runs row life cycle, event rows, outbox, the batching writer actor,
+and a writer killed with SIGKILL mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+import trio
+import trio.lowlevel
+
+from simulator.bus import EventBus
+from simulator.events import Event, FrameIn, Note
+from simulator.machines.effects import OutboxEntry
+from simulator.report import ActionStats, summarize
+from simulator.storage import (
+    Ledger,
+    RunSpec,
+    RunStatus,
+    SaveOutbox,
+    finish_run,
+    get_run,
+    open_readonly,
+    run_ledger_writer,
+)
+
+WALL0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+T0 = 1000.0
+
+
+def spec(name: str = "lab", resumed_from: int | None = None) -> RunSpec:
+    return RunSpec(
+        name=name, seed=42, config_text="[run]\nname = 'lab'\n", config_sha256="ab" * 32,
+        version="0.1.0", t0=T0, wall0=WALL0, resumed_from=resumed_from,
+    )
+
+
+def start(ledger: Ledger, name: str = "lab", resumed_from: int | None = None) -> int:
+    s = spec(name, resumed_from)
+    return ledger.start_run(
+        name=s.name, seed=s.seed, config_text=s.config_text, config_sha256=s.config_sha256,
+        version=s.version, t0=s.t0, wall0=s.wall0, resumed_from=s.resumed_from,
+    )
+
+
+def note(i: int, charger: str = "CP-1") -> Note:
+    return Note(t=T0 + i, charger=charger, what=f"n{i}")
+
+
+def rows(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with open_readonly(path) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def entry(seq: int, action: str = "MeterValues") -> OutboxEntry:
+    return OutboxEntry(seq=seq, action=action, payload=json.dumps({"connectorId": 1, "n": seq}),
+                       local_tx=3, attempts=seq % 2)
+
+
+# --- the synchronous ledger ---------------------------------------------------------------------
+
+
+def test_open_creates_schema_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        assert ledger.journal_mode() == "wal"
+        assert ledger.integrity_check() == "ok"
+    finally:
+        ledger.close()
+    with open_readonly(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"runs", "events", "outbox", "frames", "faults", "transactions"} <= names
+    assert {"idx_events_run_id_kind", "idx_events_run_id_charger"} <= names
+    Ledger.open(path).close()  # reopening an existing ledger keeps it as it is
+
+
+def test_run_row_life_cycle(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        run_id = start(ledger)
+        record = ledger.get_run(run_id)
+        assert (record.status, record.ended_at, record.exit_code, record.summary) == (
+            RunStatus.RUNNING, None, None, None,
+        )
+        assert (record.name, record.seed, record.config_sha256, record.version) == (
+            "lab", 42, "ab" * 32, "0.1.0",
+        )
+        assert record.config == "[run]\nname = 'lab'\n"
+        assert record.started_at == "2026-01-02T03:04:05.000000Z"
+        ledger.write_events([note(1), note(2)])
+        ledger.end_run(RunStatus.COMPLETED, None, None, t=T0 + 10.5)
+        record = ledger.get_run(run_id)
+        assert (record.status, record.ended_at) == ("completed", "2026-01-02T03:04:15.500000Z")
+        with pytest.raises(ValueError, match="unknown run status"):
+            ledger.end_run("done", 0, None)
+    finally:
+        ledger.close()
+    # the verdict comes later, from another connection; ended_at is kept
+    finish_run(path, run_id, RunStatus.FAILED, 1, {"reasons": ["1 crash"]})
+    with open_readonly(path) as conn:
+        record = get_run(conn)
+    assert (record.status, record.exit_code) == ("failed", 1)
+    assert record.summary == {"reasons": ["1 crash"]}
+    assert record.ended_at == "2026-01-02T03:04:15.500000Z"
+    with pytest.raises(ValueError, match="no run with id 99"):
+        finish_run(path, 99, RunStatus.FAILED, 1, None)
+
+
+def test_a_resumed_run_closes_the_killed_one(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    killed = Ledger.open(path)
+    first = start(killed)
+    killed.write_events([note(1), note(7)])
+    killed.close()  # never ended: as after kill -9
+    ledger = Ledger.open(path)
+    try:
+        second = start(ledger, resumed_from=first)
+        earlier = ledger.get_run(first)
+        assert (earlier.status, earlier.ended_at) == ("interrupted", "2026-01-02T03:04:12.000000Z")
+        latest = ledger.latest_run()
+        assert latest is not None
+        assert (latest.id, latest.resumed_from, latest.status) == (second, first, "running")
+        ledger.write_events([note(1)])
+    finally:
+        ledger.close()
+    assert rows(path, "SELECT run_id, seq FROM events ORDER BY rowid") == [
+        (first, 1), (first, 2), (second, 1),
+    ]
+
+
+def test_event_rows(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        with pytest.raises(RuntimeError, match="start_run"):
+            ledger.write_events([note(1)])
+        run_id = start(ledger)
+        frame = FrameIn(t=T0 + 2.25, charger="CP-9", connector=2, raw='[3,"a",{}]',
+                        message_type=3, unique_id="a", action="Heartbeat", latency=0.125)
+        assert ledger.write_events([note(1), frame]) == 2
+        assert ledger.write_events([note(3)]) == 1
+    finally:
+        ledger.close()
+    got = rows(path, "SELECT run_id, seq, t, wall, charger, connector, kind, data FROM events"
+                     " ORDER BY seq")
+    assert got[1] == (
+        run_id, 2, 2.25, "2026-01-02T03:04:07.250000Z", "CP-9", 2, "frame_in",
+        '{"raw":"[3,\\"a\\",{}]","message_type":3,"unique_id":"a","action":"Heartbeat",'
+        '"latency":0.125}',
+    )
+    assert [(r[1], r[6], json.loads(str(r[7]))) for r in got] == [
+        (1, "note", {"what": "n1"}), (2, "frame_in", json.loads(str(got[1][7]))),
+        (3, "note", {"what": "n3"}),
+    ]
+    assert rows(path, "SELECT action, latency, direction FROM frames") == [
+        ("Heartbeat", 0.125, "in"),
+    ]
+
+
+def test_outbox_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        start(ledger)
+        ledger.save_outbox("CP-1", [entry(1, "StartTransaction"), entry(2), entry(3)])
+        ledger.save_outbox("CP-2", [entry(5)])
+        ledger.save_outbox("CP-3", [entry(6)])
+        ledger.save_outbox("CP-3", [])  # delivered: cleared
+        ledger.save_outbox("CP-1", [entry(2), entry(3)])  # the head was delivered
+        # the control event replaces the outbox in the same transaction as the events around it
+        ledger.write_events([note(1), SaveOutbox(t=T0 + 2, charger="CP-2", entries=(entry(5),
+                                                                                     entry(8)))])
+    finally:
+        ledger.close()
+    ledger = Ledger.open(path)  # what a restarted simulator sees
+    try:
+        stored = ledger.load_outbox()
+    finally:
+        ledger.close()
+    decoder = msgspec.json.Decoder(OutboxEntry)
+    restored = {charger: [decoder.decode(raw) for raw in raws] for charger, raws in stored.items()}
+    assert restored == {"CP-1": [entry(2), entry(3)], "CP-2": [entry(5), entry(8)]}
+    assert rows(path, "SELECT kind, data FROM events WHERE kind = 'outbox_saved'") == [
+        ("outbox_saved", '{"size":2}'),
+    ]
+    with pytest.raises(ValueError, match="charger"):
+        SaveOutbox(t=0, entries=())
+
+
+def test_open_readonly_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError), open_readonly(tmp_path / "nope.db"):
+        pass
+
+
+# --- the writer actor ---------------------------------------------------------------------------
+
+
+async def test_writer_batches_by_size_and_completes_at_end_of_channel(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    send, receive = trio.open_memory_channel[Event](100)
+    for i in range(7):
+        send.send_nowait(note(i))
+    send.close()  # everything is buffered before the writer starts: batches of 3, 3, 1
+    with trio.fail_after(10):
+        stats = await run_ledger_writer(path, receive, run=spec(), batch_size=3)
+    assert (stats.events, stats.batches, stats.status) == (7, 3, "completed")
+    assert rows(path, "SELECT seq FROM events ORDER BY seq") == [(i,) for i in range(1, 8)]
+    assert rows(path, "SELECT status FROM runs") == [("completed",)]
+
+
+async def test_writer_flushes_a_partial_batch_after_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    send, receive = trio.open_memory_channel[Event](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: run_ledger_writer(
+            path, receive, run=spec(), batch_size=1000, flush_interval=0.02,
+            task_status=task_status,
+        ))
+        await send.send(note(1))
+        with trio.fail_after(5):  # written without waiting for a full batch or the end
+            for _ in range(1000):
+                if rows(path, "SELECT seq FROM events"):
+                    break
+                await trio.sleep(0.01)
+        assert rows(path, "SELECT seq FROM events") == [(1,)]
+        assert rows(path, "SELECT status FROM runs") == [("running",)]
+        await send.aclose()
+
+
+async def test_writer_through_the_bus_loses_nothing_under_backpressure(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    bus = EventBus()
+    ledger_channel = bus.subscribe_lossless(4)  # tiny buffer: publishers wait on every batch
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            run_id = await nursery.start(lambda task_status: run_ledger_writer(
+                path, ledger_channel, run=spec(), batch_size=50, flush_interval=0.001,
+                task_status=task_status,
+            ))
+
+            async def publisher(charger: str) -> None:
+                for i in range(500):
+                    await bus.publish(note(i, charger))
+                    await bus.publish(SaveOutbox(t=T0 + i, charger=charger,
+                                                 entries=(entry(i),)))
+
+            async with trio.open_nursery() as publishers:
+                for charger in ("A", "B"):
+                    publishers.start_soon(publisher, charger)
+            await bus.aclose()
+    assert bus.statistics().subscribers[0].dropped == 0
+    counts = rows(path, "SELECT charger, kind, count(*) FROM events WHERE run_id = ?"
+                        " GROUP BY 1, 2 ORDER BY 1, 2", run_id)
+    assert counts == [("A", "note", 500), ("A", "outbox_saved", 500),
+                      ("B", "note", 500), ("B", "outbox_saved", 500)]
+    # per publisher, the order is kept
+    for charger in ("A", "B"):
+        whats = rows(path, "SELECT json_extract(data, '$.what') FROM events WHERE charger = ?"
+                           " AND kind = 'note' ORDER BY seq", charger)
+        assert whats == [(f"n{i}",) for i in range(500)]
+    assert rows(path, "SELECT charger, json_extract(entry, '$.seq') FROM outbox ORDER BY 1") == [
+        ("A", 499), ("B", 499),
+    ]
+
+
+async def test_writer_on_cancel_writes_what_it_has_and_marks_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    send, receive = trio.open_memory_channel[Event](100)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: run_ledger_writer(
+                path, receive, run=spec(), flush_interval=3600, task_status=task_status,
+            ))
+            for i in range(5):
+                await send.send(note(i))
+            await trio.lowlevel.checkpoint()  # the writer takes the first one
+            nursery.cancel_scope.cancel()  # as Ctrl-C: nothing was flushed yet
+    assert rows(path, "SELECT count(*) FROM events") == [(5,)]
+    ((status, ended_at),) = rows(path, "SELECT status, ended_at FROM runs")
+    assert status == "interrupted" and ended_at is not None
+    with open_readonly(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize(("batch_size", "flush_interval"), [(0, 0.1), (10, -1.0)])
+async def test_writer_rejects_bad_settings(
+    tmp_path: Path, batch_size: int, flush_interval: float
+) -> None:
+    _, receive = trio.open_memory_channel[Event](1)
+    with pytest.raises(ValueError):
+        await run_ledger_writer(tmp_path / "x.db", receive, run=spec(), batch_size=batch_size,
+                                flush_interval=flush_interval)
+
+
+# --- kill -9 ------------------------------------------------------------------------------------
+
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+
+    import trio
+
+    from simulator.bus import EventBus
+    from simulator.events import FrameOut, Note
+    from simulator.storage import RunSpec, SaveOutbox, run_ledger_writer
+
+
+    async def main(path: str) -> None:
+        bus = EventBus()
+        channel = bus.subscribe_lossless(256)
+        spec = RunSpec(name="killed", seed=7, config_text="", config_sha256="00" * 32,
+                       version="test", t0=trio.current_time(), wall0=datetime.now(UTC))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: run_ledger_writer(
+                path, channel, run=spec, batch_size=100, flush_interval=0.005,
+                task_status=task_status))
+            i = 0
+            while True:  # until SIGKILL
+                i += 1
+                now = trio.current_time()
+                await bus.publish(Note(t=now, charger=f"CP-{i % 7}", what="tick",
+                                       data={"i": i, "pad": "x" * 200}))
+                await bus.publish(FrameOut(t=now, charger=f"CP-{i % 7}", raw="[2]",
+                                           message_type=2, unique_id=str(i), action="Heartbeat"))
+                await bus.publish(SaveOutbox(t=now, charger=f"CP-{i % 7}",
+                                             entries=(b'{"seq": %d}' % i,)))
+
+
+    trio.run(main, sys.argv[1])
+    """
+)
+
+
+def test_kill_9_mid_run_leaves_a_sound_readable_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "killed.db"
+    script = tmp_path / "writer.py"
+    script.write_text(_KILLED_WRITER)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    process = subprocess.Popen([sys.executable, str(script), str(path)], env=env)
+    try:
+        deadline = time.monotonic() + 6  # start-up included; the whole test stays under 10 s
+        written = 0
+        while written < 3000:  # let it run through many batches (and a WAL checkpoint or so)
+            assert time.monotonic() < deadline, f"only {written} events written"
+            assert process.poll() is None, "the writer died on its own"
+            time.sleep(0.02)
+            try:
+                written = int(str(rows(path, "SELECT count(*) FROM events")[0][0]))
+            except (FileNotFoundError, sqlite3.OperationalError):
+                continue  # not created yet
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=2) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert path.with_name("killed.db-wal").is_file()  # killed with its WAL not checkpointed
+    with open_readonly(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        record = get_run(conn)
+        assert (record.name, record.status, record.ended_at) == ("killed", "running", None)
+        events = conn.execute("SELECT seq, kind, data FROM events ORDER BY seq").fetchall()
+        outbox = conn.execute("SELECT charger, entry FROM outbox").fetchall()
+    assert len(events) >= written
+    assert [seq for seq, _, _ in events] == list(range(1, len(events) + 1))  # no gap, no tear
+    for _, kind, data in events:
+        assert isinstance(json.loads(data), dict)
+        assert kind in ("note", "frame_out", "outbox_saved")
+    assert {charger for charger, _ in outbox} <= {f"CP-{n}" for n in range(7)}
+    assert all(json.loads(raw)["seq"] > 0 for _, raw in outbox)
+    # the report reads it as it is: the run never ended
+    report = summarize(path)
+    frames_out = sum(1 for _, kind, _ in events if kind == "frame_out")
+    assert (report.status, report.ended_at, report.frames_out) == ("running", None, frames_out)
+    assert report.actions == (ActionStats(action="Heartbeat", calls_sent=frames_out),)
+    assert report.duration > 0
+    # and a writer can take the file up again
+    ledger = Ledger.open(path)
+    try:
+        assert ledger.integrity_check() == "ok"
+        assert start(ledger, resumed_from=record.id) == record.id + 1
+        assert ledger.get_run(record.id).status == "interrupted"
+    finally:
+        ledger.close()
+
+
+def test_readonly_connection_on_a_non_database(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, not a database\n" * 100)
+    with pytest.raises(sqlite3.DatabaseError), open_readonly(path) as conn:
+        conn.execute("SELECT * FROM runs")
