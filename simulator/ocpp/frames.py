@@ -154,6 +154,8 @@ def decode_frame(data: bytes | str) -> Frame:
         frame: Frame = _frame_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
         raise _diagnose(data) from None
+    except UnicodeError:  # a str with lone surrogates cannot be UTF-8 on any wire
+        raise FrameError(ErrorCode.FORMATION_VIOLATION, "the frame is not valid UTF-8") from None
     # A decoded Raw holds one whole JSON value, no surrounding whitespace: its first byte says
     # whether it is an object (``{`` is 0x7B). Cheaper than any decode of the payload.
     raw = frame.error_details if isinstance(frame, CallError) else frame.payload

@@ -112,3 +112,5 @@ def _decode(
         raise PayloadError(classify(message), f"{what}: {message}") from None
     except msgspec.DecodeError as exc:
         raise PayloadError(_FORMATION, f"{what}: not valid JSON ({exc})") from None
+    except UnicodeError:
+        raise PayloadError(_FORMATION, f"{what}: the text is not valid UTF-8") from None
