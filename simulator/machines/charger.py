@@ -15,13 +15,16 @@ Rules (OCPP 1.6 core spec; OCPP16.md §2-§4):
   is spread over 0.5-1.5 times ``boot_retry`` from the charger's RNG, so a fleet does not retry in
   lockstep. ``currentTime`` of the answer sets the charger's clock (so does a Heartbeat's). A
   reconnect does not re-boot; a reboot (Reset, or the actor restarting the charger) does, and
-  then every connector reports its status again.
+  then every connector reports its status again. While any boot (a triggered one included) waits
+  for its answer, and after a Pending or Rejected one, the transaction outbox holds; the clock-
+  aligned schedule follows every clock sync.
 - **Heartbeat** once ``HeartbeatInterval`` seconds (the Accepted boot's ``interval`` sets it)
   passed without any frame of ours on the wire, while connected and Accepted: any PDU proves
   liveness, so a busy charger sends none.
 - **Status.** A connector's status follows from what happens at it and moves only along the
   transition table; a status is reported once it has held ``MinimumStatusDuration`` seconds,
-  only while connected and Accepted, and after a reconnect only the current status goes out.
+  only while connected and Accepted, and after a reconnect only the current status goes out (also
+  when the last report was lost with the link before it reached the CS).
 - **Preparing times out** after ``ConnectionTimeOut`` seconds when a driver's tag (or a remote
   start) waits for a cable that never comes.
 - **EV side.** Unplugging during a transaction stops it with EVDisconnected when
@@ -29,8 +32,8 @@ Rules (OCPP 1.6 core spec; OCPP16.md §2-§4):
   ``UnlockConnectorOnEVSideDisconnect`` releases the cable, else Finishing until the cable is
   taken out or unlocked), else the transaction goes on in SuspendedEV. Presenting
   the tag that started a transaction stops it (reason Local).
-- **Shutdown** (the end of a run) stops every running transaction with reason Local; the queued
-  messages stay in the outbox for the actor's grace period.
+- **Shutdown** (the end of a run) stops every running transaction with reason Local and forgets
+  tags still waiting; the queued messages stay in the outbox for the actor's grace period.
 """
 
 from __future__ import annotations
@@ -238,12 +241,19 @@ class ChargerMachine(Operations):
         self.refresh_status(connector_id, now)
         self._settle(now)
 
-    def present_tag(self, connector_id: int, id_tag: str, now: float) -> None:
+    def present_tag(
+        self, connector_id: int, id_tag: str, now: float, *, start_only: bool = False
+    ) -> None:
         """A driver presents ``id_tag`` at ``connector_id``: the tag that started the running
-        transaction stops it; otherwise the tag is authorized for a new one."""
+        transaction stops it; otherwise the tag is authorized for a new one. A driver who only
+        means to start (``start_only``) leaves a running transaction alone: e.g. one the CS
+        started remotely for the car just plugged in."""
         point = self.points[connector_id]
         tx = point.transaction
-        if tx is not None:
+        if tx is not None and start_only:
+            self.note(now, "tag_ignored", connector_id, id_tag=id_tag,
+                      reason="a transaction is already running here")
+        elif tx is not None:
             if same_id_tag(tx.id_tag, id_tag):
                 self.stop_transaction(connector_id, now, Reason.LOCAL, id_tag=id_tag)
             else:
@@ -439,6 +449,11 @@ class ChargerMachine(Operations):
     def _on_failure(self, failed: CallFailed, now: float) -> None:
         call = failed.call
         if call.context == BOOT:
+            if self.boot == BootState.ACCEPTED:
+                # a triggered boot got no answer: still Accepted, the outbox moves on
+                self.session.transactions_enabled = True
+                self.session.pump(now)
+                return
             if self.boot != BootState.BOOTING:
                 return
             self.boot = BootState.WAITING
@@ -470,6 +485,9 @@ class ChargerMachine(Operations):
             if first:
                 self.heartbeat_anchor = now
                 self._go_online(now)
+            else:  # a triggered boot: the outbox held back while it was in flight moves on
+                self.session.transactions_enabled = True
+                self.session.pump(now)
             return
         wait = float(interval) if interval > 0 else self.spec.boot_retry * self._boot_rng.uniform(
             0.5, 1.5)

@@ -484,6 +484,8 @@ def _integrate_soc(ev: EvSpec, soc: float, cap_w: float, duration: float) -> flo
     if soc < knee:
         power = min(cap_w, e_w)
         rate = power / cap_wh * 100.0 / 3600.0  # % per second
+        if rate <= 0.0:  # a cap so small the rate underflows: nothing flows
+            return soc
         goal = min(knee, full)
         needed = (goal - soc) / rate
         if remaining < needed:
@@ -664,8 +666,14 @@ def next_clock_aligned(now: float, *, wall_offset: float, interval: float) -> fl
     wall = wall_offset + now
     midnight = math.floor(wall / _DAY) * _DAY
     step = math.floor((wall - midnight) / interval) + 1
-    aligned = min(midnight + step * interval, midnight + _DAY)
-    return aligned - wall_offset
+    while True:  # float rounding can land a grid point on ``now``: strictly after it
+        aligned = min(midnight + step * interval, midnight + _DAY)
+        if aligned - wall_offset > now:
+            return aligned - wall_offset
+        if aligned >= midnight + _DAY:
+            midnight, step = midnight + _DAY, 1
+        else:
+            step += 1
 
 
 def next_periodic_sample(now: float, *, start: float, interval: float) -> float | None:
@@ -675,4 +683,7 @@ def next_periodic_sample(now: float, *, start: float, interval: float) -> float 
         return None
     if now < start:
         return start + interval
-    return start + (math.floor((now - start) / interval) + 1) * interval
+    step = math.floor((now - start) / interval) + 1
+    while start + step * interval <= now:  # float rounding can land a grid point on ``now``
+        step += 1
+    return start + step * interval

@@ -17,12 +17,14 @@ operation causes, e.g. TriggerMessage's requested message or RemoteStop's StopTr
 - Reset: Accepted; transactions stop with SoftReset / HardReset (queued, so they survive the
   reboot); a Hard reset reboots at once and its StopTransactions go out after the reboot, a Soft
   one reboots once the outbox is delivered or after the call timeout.
-- UnlockConnector: a running transaction stops with UnlockCommand; Unlocked (UnlockFailed for a
-  connector that does not exist).
+- UnlockConnector: a running transaction stops with UnlockCommand, and a cable left locked after
+  the EV went is released; Unlocked (UnlockFailed for a connector that does not exist).
 - TriggerMessage: Rejected for a connectorId that does not exist when the message is
-  connector-specific (StatusNotification, MeterValues); ignored otherwise. StatusNotification
-  without connectorId reports connector 0 and every connector; MeterValues uses context Trigger.
-  Diagnostics- and FirmwareStatusNotification report Idle (no upload or update is ever running).
+  connector-specific (StatusNotification, MeterValues); ignored otherwise. Before the boot is
+  answered Accepted or Pending only a BootNotification may be triggered (others: Rejected).
+  StatusNotification without connectorId reports connector 0 and every connector; MeterValues
+  uses context Trigger. Diagnostics- and FirmwareStatusNotification report Idle (no upload or
+  update is ever running).
 - DataTransfer: Accepted for a vendorId listed in the spec, else UnknownVendorId.
 """
 
@@ -284,6 +286,10 @@ class Operations(Transactions):
                                    MessageTrigger.METER_VALUES)
         if per_connector and cid is not None and cid not in self.connectors:
             return TriggerMessageResponse(status=TriggerMessageStatus.REJECTED), None
+        registered = self.boot in (BootState.ACCEPTED, BootState.PENDING)
+        if not registered and wanted != MessageTrigger.BOOT_NOTIFICATION:
+            # Nothing but a BootNotification may go out before the boot is Accepted/Pending.
+            return TriggerMessageResponse(status=TriggerMessageStatus.REJECTED), None
 
         def send() -> None:
             self.send_triggered(wanted, cid if per_connector else None, now)
@@ -317,7 +323,7 @@ class Operations(Transactions):
 
     def send_boot(self, now: float) -> None:
         """Send a BootNotification. Unless the charger is already Accepted (a triggered boot),
-        it now waits for the answer (BOOTING)."""
+        it now waits for the answer (BOOTING); either way the outbox holds until the answer."""
         spec = self.spec
         request = BootNotificationRequest(
             charge_point_vendor=spec.vendor,
@@ -329,6 +335,9 @@ class Operations(Transactions):
         )
         if self.boot != BootState.ACCEPTED:
             self.boot = BootState.BOOTING
+        # Transaction messages wait for the answer: a triggered boot may come back Pending
+        # or Rejected, and nothing of the outbox may go out then.
+        self.session.transactions_enabled = False
         self.boot_at = None
         self.boots_sent += 1
         self.session.call(request, now, context=BOOT)

@@ -41,6 +41,7 @@ from simulator.events import (
     MessageDropped,
     UnmatchedResult,
 )
+from simulator.machines.configuration import redact
 from simulator.machines.effects import Effect, OutboxEntry, PersistOutbox, Publish, Send
 from simulator.ocpp.frames import (
     EMPTY_OBJECT,
@@ -55,6 +56,7 @@ from simulator.ocpp.frames import (
 )
 from simulator.ocpp.v16 import (
     ACTIONS,
+    ChangeConfigurationRequest,
     Direction,
     PayloadError,
     Profile,
@@ -419,6 +421,12 @@ class Session:
             self._frame_in(now, raw, MessageType.CALL, frame.unique_id, frame.action, [reason])
             self.reply_error(frame.unique_id, frame.action, code, reason, now)
             return
+        if isinstance(request, ChangeConfigurationRequest) and \
+                redact(request.key, request.value) != request.value:
+            # A secret never reaches the ledger: record the CALL with its value redacted.
+            redacted = msgspec.structs.replace(request, value=redact(request.key, request.value))
+            raw = encode_frame(Call(frame.unique_id, frame.action,
+                                    msgspec.Raw(encode_payload(redacted)))).decode()
         self._frame_in(now, raw, MessageType.CALL, frame.unique_id, frame.action, [])
         self._outcomes.append(IncomingCall(frame.unique_id, frame.action, request))
 

@@ -486,3 +486,23 @@ def test_next_periodic_sample(
     now: float, start: float, interval: int, expected: float | None
 ) -> None:
     assert next_periodic_sample(now, start=start, interval=interval) == expected
+
+
+def test_next_sample_is_strictly_later_even_when_float_rounding_lands_on_now() -> None:
+    # (282.025316 - 77.025316) / 5 is 40.99999999999999 in binary floating point: the naive
+    # formula returned ``now`` itself, and a mock clock then sampled forever at one instant.
+    start, interval = 77.025316, 5
+    now = start + 41 * interval
+    assert next_periodic_sample(now, start=start, interval=interval) > now
+    for k in range(2000):
+        moment = start + k * interval
+        nxt = next_periodic_sample(moment, start=start, interval=interval)
+        assert nxt is not None and moment < nxt <= moment + interval + 1e-9
+
+
+def test_next_clock_aligned_is_strictly_later_on_grid_points() -> None:
+    wall_offset = 1_767_225_600.123456
+    for k in range(1, 3000):
+        moment = k * 15 - 0.123456
+        nxt = next_clock_aligned(moment, wall_offset=wall_offset, interval=15)
+        assert nxt is not None and moment < nxt <= moment + 15 + 1e-6

@@ -830,3 +830,16 @@ def test_restored_message_without_a_known_transaction_is_dropped() -> None:
     [dropped] = w.events_of(MessageDropped)
     assert dropped.action == "StopTransaction"
     assert w.s.export_outbox() == ()
+
+
+def test_a_secret_in_change_configuration_never_reaches_the_events() -> None:
+    wire = Wire()
+    wire.s.connected(0.0)
+    wire.cs_call("cs-1", "ChangeConfiguration",
+                 {"key": "AuthorizationKey", "value": "0123456789abcdef"}, 1.0)
+    outcomes = wire.outcomes_now()
+    frames = wire.events_of(FrameIn)
+    assert frames and all("0123456789abcdef" not in f.raw for f in frames)
+    assert "AuthorizationKey" in frames[-1].raw
+    (incoming,) = [o for o in outcomes if isinstance(o, IncomingCall)]
+    assert incoming.request.value == "0123456789abcdef"  # the charger still gets the real value
