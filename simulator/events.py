@@ -88,7 +88,8 @@ class StatusChanged(Event, frozen=True, tag="status"):
 
 
 class TransactionStarted(Event, frozen=True, tag="tx_started"):
-    """A transaction began locally (the CS may not know yet: see :class:`TransactionAcknowledged`)."""
+    """A transaction began locally (the CS may not know it yet: see
+    :class:`TransactionAcknowledged`)."""
 
     id_tag: str
     meter_start: int

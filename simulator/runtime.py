@@ -9,6 +9,11 @@
 and ends it gracefully when the duration runs out, on Ctrl-C or on SIGTERM: transactions are
 stopped (reason Local), queued messages get a grace period, the ledger is flushed and the run is
 marked completed or interrupted. The result says what happened and which exit code it deserves.
+
+Under ``time = "virtual"`` (run it with :func:`run_clock`) the fleet and the embedded CSMS talk
+over in-memory byte streams (the full WebSocket protocol, no sockets) on trio's mock clock, which
+jumps to the next deadline whenever every task waits: a simulated day takes seconds. The ledger
+is then written in the Trio thread, so the clock cannot jump while a batch is being written.
 """
 
 from __future__ import annotations
@@ -18,27 +23,45 @@ import functools
 import math
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TextIO
+from urllib.parse import urlsplit
 
 import msgspec
 import trio
+import trio.testing
+import trio_websocket
 
 from simulator import __version__
 from simulator.actors.charger import ChargerEnv
 from simulator.actors.fleet import Fleet, GroupPlan, run_fleet
-from simulator.actors.transport import Transport, open_websocket_transport
+from simulator.actors.transport import (
+    SUBPROTOCOL,
+    Transport,
+    WebSocketTransport,
+    charger_url,
+    open_websocket_transport,
+)
 from simulator.bus import Counters, EventBus, run_statistics
 from simulator.config import Fleet as FleetFile
-from simulator.config import Group
-from simulator.csms import BootStatus, CsmsOptions, run_csms
+from simulator.config import Group, TimeMode
+from simulator.csms import BootStatus, CsmsOptions, CsmsServer, run_csms
+from simulator.csms.server import new_central_system
 from simulator.events import Event
 from simulator.machines.charger import ChargerSpec
 from simulator.machines.effects import OutboxEntry, PersistOutbox
-from simulator.storage import Ledger, RunSpec, RunStatus, SaveOutbox, finish_run, run_ledger_writer
+from simulator.storage import (
+    Ledger,
+    RunSpec,
+    RunStatus,
+    SaveOutbox,
+    finish_run,
+    run_inline,
+    run_ledger_writer,
+)
 from simulator.view import run_live_view
 
 DEFAULT_GRACE: Final = 10.0
@@ -52,6 +75,18 @@ DEFAULT_FIRMWARE: Final = f"sim-{__version__}"
 
 TransportFactory = Callable[[str, str], AbstractAsyncContextManager[Transport]]
 """``(base_url, identity)`` → an async context manager yielding a connected transport."""
+
+VIRTUAL_URL: Final = "ws://embedded.virtual/ocpp"
+"""The embedded CSMS's address under virtual time (in memory: nothing listens on it)."""
+VIRTUAL_CLOSE_TIMEOUT: Final = 2.0
+"""Seconds a closing in-memory WebSocket waits for the CSMS's half of the close handshake."""
+
+
+def run_clock(fleet: FleetFile) -> trio.abc.Clock | None:
+    """The clock ``trio.run`` needs for ``fleet``: a jumping mock clock under virtual time."""
+    if fleet.run.time == TimeMode.VIRTUAL:
+        return trio.testing.MockClock(autojump_threshold=0)
+    return None
 
 
 class ExitCode:
@@ -115,6 +150,10 @@ async def run_simulation(
     ``open_transport(url, identity)`` replaces the WebSocket transport (tests use memory
     transports). Never raises for what the CSMS does; a bad ledger path raises ``OSError``.
     """
+    virtual = fleet.run.time == TimeMode.VIRTUAL
+    if virtual and fleet.csms.url != "embedded":
+        raise ValueError('time = "virtual" needs csms.url = "embedded"')
+    live = live and not virtual
     ledger_path = Path(fleet.run.ledger)
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
     outboxes: dict[str, tuple[OutboxEntry, ...]] = {}
@@ -144,15 +183,20 @@ async def run_simulation(
     async with trio.open_nursery() as services:
         run_id = await services.start(
             lambda task_status: run_ledger_writer(
-                ledger_path, ledger_channel, run=run, task_status=task_status
+                ledger_path, ledger_channel, run=run, task_status=task_status,
+                offload=run_inline if virtual else None,
             )
         )
         counters = await services.start(run_statistics, stats_channel, Counters())
         url = fleet.csms.url
         csms_scope = trio.CancelScope()
-        if url == "embedded":
+        virtual_opener: TransportFactory | None = None
+        if url == "embedded" and virtual:
+            server = CsmsServer(new_central_system(csms_options(fleet)), publish=bus.publish)
+            url, virtual_opener = VIRTUAL_URL, _virtual_opener(server)
+        elif url == "embedded":
             url = await services.start(_run_embedded_csms, fleet, bus.publish, csms_scope)
-        opener = open_transport or _websocket_opener(fleet)
+        opener = open_transport or virtual_opener or _websocket_opener(fleet)
         plans = [
             GroupPlan(
                 name=group.name,
@@ -232,6 +276,31 @@ def _websocket_opener(fleet: FleetFile) -> TransportFactory:
     return opener
 
 
+def _virtual_opener(server: CsmsServer) -> TransportFactory:
+    """Connect chargers to ``server`` over in-memory byte streams: the same WebSocket handshake
+    and frames as on a socket, under whatever clock the run has."""
+
+    @asynccontextmanager
+    async def opener(url: str, identity: str) -> AsyncIterator[Transport]:
+        client, served = trio.testing.memory_stream_pair()
+        resource = urlsplit(charger_url(url, identity)).path
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.serve_stream, served)
+            ws = await trio_websocket.wrap_client_stream(
+                # typed for sockets, works on any trio Stream
+                nursery, client, "embedded.virtual", resource,  # type: ignore[arg-type]
+                subprotocols=[SUBPROTOCOL],
+            )
+            try:
+                yield WebSocketTransport(ws)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(VIRTUAL_CLOSE_TIMEOUT):
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+
+    return opener
+
+
 def _load_outboxes(path: Path) -> tuple[dict[str, tuple[OutboxEntry, ...]], int | None]:
     if not path.exists():
         return {}, None
@@ -264,4 +333,12 @@ async def _run_embedded_csms(
         )
 
 
-__all__ = ["DEFAULT_GRACE", "ExitCode", "RunResult", "charger_specs", "run_simulation"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "VIRTUAL_URL",
+    "ExitCode",
+    "RunResult",
+    "charger_specs",
+    "run_clock",
+    "run_simulation",
+]

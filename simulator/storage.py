@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -341,7 +341,7 @@ class Ledger:
         """
         run_id = self._require_run()
         rows: list[tuple[int, int, float, str, str | None, int | None, str, bytes]] = []
-        saves: list[SaveOutbox] = []
+        saves: dict[str | None, SaveOutbox] = {}  # the last save per charger wins the batch
         t0, epoch0, seq = self._t0, self._epoch0, self._seq
         last_t = self._last_t
         wall_of = self._walls.format
@@ -351,7 +351,7 @@ class Ledger:
             if t > last_t:
                 last_t = t
             if isinstance(event, SaveOutbox):
-                saves.append(event)
+                saves[event.charger] = event
                 data = _encoder.encode({"size": len(event.entries)})
             else:
                 fields = msgspec.to_builtins(event)
@@ -368,7 +368,7 @@ class Ledger:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))",
                 rows,
             )
-            for save in saves:
+            for save in saves.values():
                 assert save.charger is not None  # checked by SaveOutbox.__post_init__
                 self._replace_outbox(run_id, save.charger, save.entries)
         self._seq = seq
@@ -562,6 +562,15 @@ def _drain_nowait(
     return False
 
 
+Offload = Callable[..., Awaitable[Any]]
+"""How the ledger writer runs a blocking ledger call: ``await offload(fn, *args)``."""
+
+
+async def run_inline(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a ledger call in the Trio thread (blocking it): the ``offload`` for virtual time."""
+    return fn(*args)
+
+
 async def run_ledger_writer(
     ledger_path: str | Path,
     receive: trio.MemoryReceiveChannel[Event],
@@ -572,6 +581,7 @@ async def run_ledger_writer(
     finish: bool = True,
     mark_interrupted: bool = True,
     shutdown_flush_timeout: float = DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
+    offload: Offload | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> WriterStatistics:
     """The ledger actor: write everything that arrives on ``receive`` to ``ledger_path``.
@@ -589,13 +599,18 @@ async def run_ledger_writer(
     ``shutdown_flush_timeout`` seconds, writes what was received or is still buffered, marks the
     run ``interrupted`` when ``mark_interrupted``, closes the ledger and re-raises. Owns and
     closes ``receive``. A database error propagates (the run stays ``running``).
+
+    ``offload`` runs each ledger call; ``trio.to_thread.run_sync`` by default. Under virtual time
+    pass :func:`run_inline`: a worker thread looks idle to the mock clock, which would then jump
+    ahead while a batch is written.
     """
+    run_sync: Offload = offload if offload is not None else trio.to_thread.run_sync
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if flush_interval < 0 or math.isnan(flush_interval):
         raise ValueError(f"flush_interval must be >= 0 seconds, got {flush_interval}")
     async with receive:
-        ledger = await trio.to_thread.run_sync(Ledger.open, ledger_path)
+        ledger = await run_sync(Ledger.open, ledger_path)
         pending: list[Event] = []
         counts = {"events": 0, "batches": 0, "outbox": 0}
         status: str | None = None
@@ -606,7 +621,7 @@ async def run_ledger_writer(
             counts["outbox"] += sum(1 for event in batch if isinstance(event, SaveOutbox))
 
         try:
-            run_id = await trio.to_thread.run_sync(lambda: ledger.start_run(
+            run_id = await run_sync(lambda: ledger.start_run(
                 name=run.name, seed=run.seed, config_text=run.config_text,
                 config_sha256=run.config_sha256, version=run.version, t0=run.t0,
                 wall0=run.wall0, resumed_from=run.resumed_from,
@@ -629,12 +644,12 @@ async def run_ledger_writer(
                     if scope.cancelled_caught:
                         break
                     ended = ended or _drain_nowait(receive, pending, batch_size)
-                await trio.to_thread.run_sync(write, pending)
+                await run_sync(write, pending)
                 pending = []
             if finish:
                 status = RunStatus.COMPLETED
                 end_t = trio.current_time()
-                await trio.to_thread.run_sync(
+                await run_sync(
                     lambda: ledger.end_run(RunStatus.COMPLETED, None, None, t=end_t)
                 )
         except (trio.Cancelled, KeyboardInterrupt):
@@ -643,18 +658,18 @@ async def run_ledger_writer(
             ):
                 _drain_nowait(receive, pending, math.inf)
                 if pending and ledger.run_id is not None:
-                    await trio.to_thread.run_sync(write, pending)
+                    await run_sync(write, pending)
                     pending = []
                 if mark_interrupted and ledger.run_id is not None:
                     status = RunStatus.INTERRUPTED
                     end_t = trio.current_time()
-                    await trio.to_thread.run_sync(
+                    await run_sync(
                         lambda: ledger.end_run(RunStatus.INTERRUPTED, None, None, t=end_t)
                     )
             raise
         finally:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(ledger.close)
+                await run_sync(ledger.close)
     return WriterStatistics(
         run_id=run_id, events=counts["events"], batches=counts["batches"],
         outbox_saves=counts["outbox"], status=status,

@@ -44,6 +44,10 @@ from simulator.machines.effects import (
     Send,
 )
 
+MIN_TICK: Final = 0.001
+"""Seconds: the main loop never wakes again sooner than this after it woke."""
+URGENT_RETRY: Final = 0.5
+"""Seconds between connection attempts during the end-of-run grace period."""
 INBOX_SIZE: Final = 64
 """Frames and domain requests waiting for the main loop; senders block when it is full."""
 
@@ -141,6 +145,21 @@ class _Link:
         self.scope: trio.CancelScope | None = None
         self.hold_until = -math.inf
         self.wake = trio.Event()
+        self.urgent = False
+
+    def hurry(self) -> None:
+        """The run is ending: stop waiting out the backoff, retry every ``URGENT_RETRY`` s so that
+        queued messages get their chance within the grace period."""
+        self.urgent = True
+        self.wake.set()
+
+    async def wait_retry(self, delay: float) -> None:
+        """Sleep ``delay`` seconds before the next connection attempt (less when hurried)."""
+        if self.urgent:
+            await trio.sleep(min(delay, URGENT_RETRY))
+            return
+        with trio.move_on_after(delay):
+            await self.wake.wait()
 
     def drop(self, *, hold_until: float | None = None) -> None:
         """Close the current connection (if any); reconnect not before ``hold_until``."""
@@ -194,10 +213,10 @@ async def _run_link(
                         attempt=attempt, retry_in=round(delay, 3),
                     )
                 )
-                await trio.sleep(delay)
+                await link.wait_retry(delay)
                 continue
             # A dropped connection: come back soon, but spread (full jitter over one base period).
-            await trio.sleep(env.backoff.delay(0, rng.uniform))
+            await link.wait_retry(env.backoff.delay(0, rng.uniform))
 
 
 async def run_charger(
@@ -283,7 +302,9 @@ async def run_charger(
 
         while True:
             deadline = machine.next_deadline()
-            wake_at = math.inf if deadline is None else deadline
+            # A deadline the machine did not clear (it should always) must not spin the loop:
+            # under a mock clock that would stop time itself.
+            wake_at = math.inf if deadline is None else max(deadline, now + MIN_TICK)
             if power_on_at is not None:
                 wake_at = min(wake_at, power_on_at)
             if shutdown is not None:
@@ -319,12 +340,13 @@ async def run_charger(
                     machine.plug_in(connector_id, now, ev=ev)
                 case Unplug(connector_id=connector_id):
                     machine.unplug(connector_id, now)
-                case PresentTag(connector_id=connector_id, id_tag=id_tag):
-                    machine.present_tag(connector_id, id_tag, now)
+                case PresentTag(connector_id=connector_id, id_tag=id_tag, start_only=start_only):
+                    machine.present_tag(connector_id, id_tag, now, start_only=start_only)
                 case StopCharging(connector_id=connector_id, reason=reason):
                     machine.stop_local(connector_id, now, reason=reason)
                 case Shutdown():
                     shutdown = item
+                    link.hurry()
                     connectors.cancel()
                     machine.shutdown(now)
                 case None:

@@ -66,7 +66,7 @@ async def run_connector(
             energy_kwh = sessions.energy_kwh.draw(rng)
             tag = rng.choice(sessions.id_tags)
             await requests.send(PlugIn(connector_id, ev=draw_ev(rng, energy_kwh)))
-            await requests.send(PresentTag(connector_id, tag))
+            await requests.send(PresentTag(connector_id, tag, start_only=True))
             await trio.sleep(max(duration, 0.0))
             await requests.send(StopCharging(connector_id))
             await trio.sleep(rng.uniform(*WALK_BACK))

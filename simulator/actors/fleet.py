@@ -31,6 +31,8 @@ RESTART_BACKOFF: Final = Backoff(base=1.0, cap=60.0)
 GC_THRESHOLDS: Final = (50_000, 50, 100)
 """Generation thresholds once the fleet is up: thousands of long-lived actors make the default
 (700, 10, 10) collect constantly for nothing (measured in tools/bench/fleet.py)."""
+GC_SETTLE_TIMEOUT: Final = 60.0
+"""Seconds after the ramp to wait for the whole fleet to connect before freezing again."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -125,15 +127,21 @@ async def run_fleet(
     async with trio.open_nursery() as chargers:
 
         async def ramp(plan: GroupPlan) -> None:
+            # Each wake-up starts every charger whose slot has come: a wake-up is late by a
+            # scheduler pass, so one charger per wake-up would cap the rate far below 500/s.
             start = trio.current_time()
-            for index, env in enumerate(plan.chargers):
+            total, index = len(plan.chargers), 0
+            while index < total:
                 await trio.sleep_until(start + index / plan.connect_rate)
-                control = ChargerControl(outbox=tuple(restored.get(env.spec.identity, ())))
-                fleet.controls[env.spec.identity] = control
-                chargers.start_soon(supervise_charger, env, control)
-                fleet.started += 1
-                if fleet.started == fleet.size:
-                    ramped.set()
+                due = min(total, int((trio.current_time() - start) * plan.connect_rate) + 1)
+                for env in plan.chargers[index:max(due, index + 1)]:
+                    control = ChargerControl(outbox=tuple(restored.get(env.spec.identity, ())))
+                    fleet.controls[env.spec.identity] = control
+                    chargers.start_soon(supervise_charger, env, control)
+                    fleet.started += 1
+                index = max(due, index + 1)
+            if fleet.started == fleet.size:
+                ramped.set()
 
         ramped = trio.Event()
         if fleet.size == 0:
@@ -148,6 +156,7 @@ async def run_fleet(
         fleet.ramp_done.set()
         if gc_tuning:
             tune_gc()
+            chargers.start_soon(_tune_gc_when_connected, fleet)
         await fleet._stop.wait()
         deadline = trio.current_time() + fleet._grace
         async with trio.open_nursery() as stoppers:
@@ -157,6 +166,17 @@ async def run_fleet(
             for control in fleet.controls.values():
                 await control.done.wait()
         chargers.cancel_scope.cancel()
+
+
+async def _tune_gc_when_connected(fleet: Fleet) -> None:
+    """Freeze again once the fleet is connected (or after a minute): the connections, sessions
+    and machines built since the ramp then leave the young generations too."""
+    # Polling once a second is cheaper than an event the chargers would set on every connect.
+    for _ in range(int(GC_SETTLE_TIMEOUT)):
+        if fleet.connected() >= fleet.size:
+            break
+        await trio.sleep(1.0)
+    tune_gc()
 
 
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:

@@ -29,10 +29,12 @@ class Unplug(msgspec.Struct, frozen=True):
 
 
 class PresentTag(msgspec.Struct, frozen=True):
-    """The driver presents RFID ``id_tag`` at connector ``connector_id`` (starts or stops)."""
+    """The driver presents RFID ``id_tag`` at connector ``connector_id`` (starts or stops;
+    with ``start_only`` a running transaction is left alone)."""
 
     connector_id: int
     id_tag: str
+    start_only: bool = False
 
 
 class StopCharging(msgspec.Struct, frozen=True):
