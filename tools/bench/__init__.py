@@ -1,0 +1,1 @@
+"""Benchmarks: fleets and central systems that measure the simulator against peers."""
