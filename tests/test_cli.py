@@ -166,3 +166,38 @@ def test_sigterm_ends_the_run_gracefully_as_interrupted(tmp_path: Path,
         (status,) = db.execute("SELECT status FROM runs").fetchone()
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert status == "interrupted"
+
+
+def test_virtual_time_runs_ten_simulated_minutes_in_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "virtual.toml"
+    path.write_text(
+        SMALL_FLEET.format(ledger=tmp_path / "virtual.db")
+        .replace('duration = "3s"', 'duration = "10m"\ntime = "virtual"')
+        .replace("arrivals_per_hour = 3600", "arrivals_per_hour = 60")
+        .replace('duration = "1s..2s"', 'duration = "2m..4m"')
+    )
+    started = time.monotonic()
+    done = sim("start", "--toml", str(path), "--quiet", timeout=120)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert elapsed < 90
+    with sqlite3.connect(tmp_path / "virtual.db") as db:
+        (last,) = db.execute("SELECT MAX(t) FROM events").fetchone()
+        (heartbeats,) = db.execute(
+            "SELECT COUNT(*) FROM events WHERE kind = 'frame_out' AND data LIKE '%Heartbeat%'"
+        ).fetchone()
+        (started_tx,) = db.execute(
+            "SELECT COUNT(*) FROM events WHERE kind = 'tx_started'").fetchone()
+        (timeouts,) = db.execute(
+            "SELECT COUNT(*) FROM events WHERE kind = 'call_timeout'").fetchone()
+    assert last >= 600.0  # ten simulated minutes
+    assert started_tx >= 2 and timeouts == 0
+    assert heartbeats >= 2  # the CSMS's heartbeat interval, in simulated time
+
+
+def test_virtual_time_refuses_a_real_csms(tmp_path: Path) -> None:
+    path = tmp_path / "virtual.toml"
+    path.write_text(SMALL_FLEET.format(ledger=tmp_path / "v.db").replace(
+        'duration = "3s"', 'duration = "3s"\ntime = "virtual"\n\n[csms]\nurl = "ws://127.0.0.1:9/ocpp"'
+    ).replace('[run]', '[run]', 1))
+    assert_one_clear_line(sim("start", "--toml", str(path)), "virtual", "embedded")
