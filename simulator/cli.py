@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import json as jsonlib
 import os
+import signal
 import sqlite3
+import ssl
 import sys
 from pathlib import Path
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import trio
 from cyclopts import App, Parameter
 
 from simulator import __version__
+
+if TYPE_CHECKING:
+    from simulator.config import Fleet
 
 DEFAULT_FLEET: Final = Path("scenarios/fleet.toml")
 
@@ -39,6 +44,19 @@ def _first_error(group: BaseExceptionGroup[Exception]) -> Exception:
             return _first_error(exc)
         return exc
     raise AssertionError("an empty exception group")
+
+
+def _tls_problem(fleet: Fleet) -> str | None:
+    """One line if the fleet's TLS files cannot be used, else None."""
+    from simulator.runtime import tls_context
+
+    try:
+        tls_context(fleet)
+    except (OSError, ssl.SSLError) as exc:
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return (f"{fleet.source}: csms.ca_file / cert_file / key_file: {cause}; "
+                "check the TLS files")
+    return None
 
 
 def _default_fleet() -> Path:
@@ -87,6 +105,9 @@ def start(
     if fleet.run.time == TimeMode.VIRTUAL and fleet.csms.url != "embedded":
         return _fail(f'{fleet.source}: run.time: "virtual" needs csms.url = "embedded" '
                      "(a real CSMS lives in real time); use time = \"real\"")
+    problem = _tls_problem(fleet)
+    if problem is not None:
+        return _fail(problem)
     ignored = [name for name, tables in (("[[step]]", fleet.steps), ("[[chaos]]", fleet.chaos),
                                          ("[[expect]]", fleet.expect)) if tables]
     if ignored:
@@ -135,18 +156,28 @@ def csms_command(
                           heartbeat_interval=heartbeat_interval)
 
     async def serve() -> None:
-        async with trio.open_nursery() as nursery:
-            url = await nursery.start(
-                lambda task_status: run_csms(options, host=host, port=port, task_status=task_status)
-            )
-            print(f"sim csms: listening on {url}/<charger-id>  (Ctrl-C stops)", file=sys.stderr)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                url = await nursery.start(
+                    lambda task_status: run_csms(
+                        options, host=host, port=port, task_status=task_status
+                    )
+                )
+                print(f"sim csms: listening on {url}/<charger-id>  (Ctrl-C stops)",
+                      file=sys.stderr, flush=True)
+                async for _ in signals:
+                    break
+                nursery.cancel_scope.cancel()
 
+    failure: OSError | None = None
     try:
         trio.run(serve)
-    except KeyboardInterrupt:
-        return 0
-    except OSError as exc:
-        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    except* OSError as group:
+        error = _first_error(group)
+        assert isinstance(error, OSError)
+        failure = error
+    if failure is not None:
+        return _fail(f"cannot listen on {host}:{port}: {failure.strerror or failure}")
     return 0
 
 
@@ -179,6 +210,9 @@ def check(file: Annotated[Path, Parameter(help="Fleet file to validate.")]) -> i
         fleet = load_fleet(file)
     except ConfigError as exc:
         return _fail(str(exc))
+    problem = _tls_problem(fleet)
+    if problem is not None:
+        return _fail(problem)
     print(describe(fleet))
     return 0
 

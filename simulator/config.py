@@ -196,6 +196,7 @@ class CsmsTable(_Table, frozen=True, kw_only=True):
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    transport: str = "trio-websocket"
     embedded: EmbeddedTable = msgspec.field(default_factory=EmbeddedTable)
 
 
@@ -337,6 +338,9 @@ class Csms(msgspec.Struct, frozen=True, kw_only=True):
     cert_file: str | None
     key_file: str | None
     embedded: EmbeddedCsms
+    transport: str = "trio-websocket"
+    """The WebSocket client: ``trio-websocket`` (default) or ``wsproto`` (thinner, one task per
+    connection; see tools/bench/fleet.py)."""
 
     @property
     def is_embedded(self) -> bool:
@@ -783,6 +787,10 @@ def _range(value: str | float, path: Path_, parse: Callable[[str | float], Range
         raise _Invalid(path, str(error)) from None
 
 
+TRANSPORTS: Final = ("trio-websocket", "wsproto")
+"""The WebSocket clients a fleet can use (``[csms] transport``)."""
+
+
 def _choose(value: str, choices: Sequence[str], path: Path_) -> str:
     if value not in choices:
         raise _Invalid(path, f"unknown value {_show(value)}; {_one_of(value, choices)}")
@@ -851,8 +859,10 @@ def _resolve_csms(table: CsmsTable) -> Csms:
     heartbeat = _duration(
         embedded.heartbeat_interval, ("csms", "embedded", "heartbeat_interval"), positive=True
     )
+    transport = _choose(table.transport, TRANSPORTS, ("csms", "transport"))
     return Csms(
         url=table.url,
+        transport=transport,
         security_profile=profile,
         password=Secret(table.password) if table.password is not None else None,
         ca_file=table.ca_file,

@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import math
 import signal
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -45,6 +46,7 @@ from simulator.actors.transport import (
     charger_url,
     open_websocket_transport,
 )
+from simulator.actors.wsproto_transport import open_wsproto_transport
 from simulator.bus import Counters, EventBus, run_statistics
 from simulator.config import Fleet as FleetFile
 from simulator.config import Group, TimeMode
@@ -267,11 +269,28 @@ async def run_simulation(
     return RunResult(ledger_path, run_id, status, exit_code, tuple(reasons))
 
 
+def tls_context(fleet: FleetFile) -> ssl.SSLContext | None:
+    """The TLS client context for a wss:// CSMS: the system trust store or ``ca_file``, and the
+    client certificate of security profile 3. Raises ``OSError``/``ssl.SSLError`` for files
+    that cannot be read or used."""
+    csms = fleet.csms
+    if not csms.url.startswith("wss://"):
+        return None
+    context = ssl.create_default_context(cafile=csms.ca_file)
+    if csms.cert_file is not None:
+        context.load_cert_chain(csms.cert_file, csms.key_file)
+    return context
+
+
 def _websocket_opener(fleet: FleetFile) -> TransportFactory:
     password = None if fleet.csms.password is None else str(fleet.csms.password)
+    context = tls_context(fleet)
+    open_transport = (
+        open_wsproto_transport if fleet.csms.transport == "wsproto" else open_websocket_transport
+    )
 
     def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
-        return open_websocket_transport(url, identity, password=password)
+        return open_transport(url, identity, password=password, ssl_context=context)
 
     return opener
 
@@ -341,4 +360,5 @@ __all__ = [
     "charger_specs",
     "run_clock",
     "run_simulation",
+    "tls_context",
 ]

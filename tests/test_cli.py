@@ -85,8 +85,13 @@ def test_version_and_help() -> None:
          ["group[0].count", ">= 1"]),
         ('[csms]\nurl = "http://example.org"\n[[group]]\nname = "a"\nid = "A-{n}"\n'
          'vendor = "v"\nmodel = "m"\n', ["csms.url"]),
+        ('[csms]\ntransport = "carrier-pigeon"\n[[group]]\nname = "a"\nid = "A-{n}"\n'
+         'vendor = "v"\nmodel = "m"\n', ["csms.transport", "wsproto"]),
+        ('[csms]\nurl = "wss://127.0.0.1:9/ocpp"\nca_file = "/nonexistent/ca.pem"\n[[group]]\n'
+         'name = "a"\nid = "A-{n}"\nvendor = "v"\nmodel = "m"\n', ["ca_file"]),
     ],
-    ids=["broken-toml", "unknown-key", "wrong-type", "negative-count", "bad-url"],
+    ids=["broken-toml", "unknown-key", "wrong-type", "negative-count", "bad-url",
+         "bad-transport", "missing-ca-file"],
 )
 def test_bad_fleet_files_get_one_line_and_exit_2(
     tmp_path: Path, text: str, needles: list[str]
@@ -201,3 +206,33 @@ def test_virtual_time_refuses_a_real_csms(tmp_path: Path) -> None:
         'duration = "3s"', 'duration = "3s"\ntime = "virtual"\n\n[csms]\nurl = "ws://127.0.0.1:9/ocpp"'
     ).replace('[run]', '[run]', 1))
     assert_one_clear_line(sim("start", "--toml", str(path)), "virtual", "embedded")
+
+
+def test_standalone_csms_serves_a_fleet(tmp_path: Path, small_fleet: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "csms", "--host", "127.0.0.1", "--port", "0",
+         "--heartbeat-interval", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()  # "sim csms: listening on ws://127.0.0.1:PORT/ocpp/..."
+        url = line.split("listening on ", 1)[1].split("/<", 1)[0]
+        assert url.startswith("ws://127.0.0.1:")
+        done = sim("start", "--toml", str(small_fleet), "--csms", url, "--json")
+        assert done.returncode == 0, done.stderr
+        with sqlite3.connect(tmp_path / "cli.db") as db:
+            (boots,) = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'boot'").fetchone()
+            (heartbeats,) = db.execute(
+                "SELECT COUNT(*) FROM events WHERE kind = 'frame_out' "
+                "AND data LIKE '%\"Heartbeat\"%'").fetchone()
+        assert boots == 2 and heartbeats >= 2  # the standalone CSMS's interval (1 s) applies
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 import trio
 
 from simulator.config import parse_fleet
@@ -59,9 +60,12 @@ def rows(ledger: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
         return list(db.execute(sql, args))
 
 
-async def test_fleet_against_the_embedded_csms_fills_the_ledger(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["trio-websocket", "wsproto"])
+async def test_fleet_against_the_embedded_csms_fills_the_ledger(
+    tmp_path: Path, transport: str
+) -> None:
     ledger = tmp_path / "run.db"
-    fleet = parse_fleet(fleet_file(ledger))
+    fleet = parse_fleet(fleet_file(ledger), overrides={"csms.transport": transport})
     with trio.fail_after(60):
         result = await run_simulation(fleet, live=False, grace=5)
     assert result.status == "completed" and result.exit_code == 0, result.reasons

@@ -8,6 +8,9 @@ process (a fresh port, so the previous run's TIME_WAIT sockets never get in the 
 - ``sim``: ``simulator.runtime.run_simulation`` in-process (``live=False``, ledger on), with the
   GC tuning of ``simulator.actors.fleet.tune_gc``;
 - ``sim-nogc``: the same with ``gc_tuning=False`` (Python's default GC thresholds);
+- ``sim-wsproto``: ``sim`` with the thinner transport of
+  ``simulator.actors.wsproto_transport`` (sans-IO wsproto parsed inline, no task per connection)
+  in place of trio-websocket; the worker's ``--transport trio-websocket|wsproto`` selects it;
 - ``ocpp``: ``tools/bench/ocpp_fleet.py`` (asyncio + websockets + ``ocpp``, schema validation on).
 
 The workload is ``ocpp_fleet.WORKLOAD``: N chargers x 2 connectors, boot, a StatusNotification
@@ -35,6 +38,7 @@ Usage::
     python tools/bench/fleet.py                         # 1,000 chargers, ~2-3 minutes
     python tools/bench/fleet.py --chargers 10000 --connect-rate 500 --groups 50 --fleets sim
     python tools/bench/fleet.py --fleets sim --profile runs/bench-profile.txt
+    python tools/bench/fleet.py --fleets sim,sim-wsproto,ocpp   # both transports side by side
     tools/just bench fleet --chargers 2000
 
 ``--profile FILE`` adds one more ``sim`` run under pyinstrument (main thread, window only; not
@@ -67,8 +71,13 @@ BENCH_DIR: Final = Path(__file__).resolve().parent
 LOOPBACK_CSMS: Final = BENCH_DIR / "loopback_csms.py"
 OCPP_FLEET: Final = BENCH_DIR / "ocpp_fleet.py"
 
-FLEETS: Final = ("sim", "sim-nogc", "ocpp")
+FLEETS: Final = ("sim", "sim-nogc", "sim-wsproto", "ocpp")
 """The fleets a run can measure, in the order they run."""
+TRANSPORTS: Final = ("trio-websocket", "wsproto")
+"""The sim worker's ``--transport`` choices (trio-websocket is the simulator's default)."""
+FLEET_TRANSPORT: Final = {"sim": "trio-websocket", "sim-nogc": "trio-websocket",
+                          "sim-wsproto": "wsproto"}
+"""The transport each sim fleet runs with."""
 RAMP_SLACK_S: Final = 30.0
 """Seconds beyond ``N / connect_rate`` after which the window opens even if not all booted."""
 GRACE_S: Final = 2.0
@@ -238,6 +247,19 @@ def csms_snapshot(path: Path) -> dict[str, Any]:
     return read_json(path) or {}
 
 
+def transport_factory(name: str) -> Any:
+    """The ``open_transport`` for ``run_simulation``: ``None`` (its default, trio-websocket) or
+    ``(base_url, identity) -> async context manager`` of the wsproto transport."""
+    if name == "trio-websocket":
+        return None
+    from simulator.actors.wsproto_transport import open_wsproto_transport
+
+    def opener(base_url: str, identity: str) -> Any:
+        return open_wsproto_transport(base_url, identity)
+
+    return opener
+
+
 async def run_sim_worker(args: argparse.Namespace, fleet: Any) -> Window:
     """Run ``fleet`` with a sampler beside it; return the sampler's window."""
     import trio
@@ -305,7 +327,8 @@ async def run_sim_worker(args: argparse.Namespace, fleet: Any) -> Window:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sampler, trio.current_time())
         await run_simulation(fleet, resume=False, live=False, grace=GRACE_S,
-                             gc_tuning=args.gc == "on")
+                             gc_tuning=args.gc == "on",
+                             open_transport=transport_factory(args.transport))
         nursery.cancel_scope.cancel()
     return window
 
@@ -375,6 +398,7 @@ def sim_worker_main(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {
         "tool": "sim",
         "gc_tuning": args.gc == "on",
+        "transport": args.transport,
         "chargers": args.chargers,
         "connect_rate": args.connect_rate,
         "up_at_s": window.up_at,
@@ -485,7 +509,8 @@ def measure(args: argparse.Namespace, workload: dict[str, Any], workdir: Path, f
         else:
             command = [sys.executable, str(Path(__file__).resolve()), "--worker", "sim",
                        "--url", url, "--label", label, "--gc", "off" if fleet == "sim-nogc"
-                       else "on", "--ledger", str(workdir / f"{label}.db"),
+                       else "on", "--transport", FLEET_TRANSPORT[fleet],
+                       "--ledger", str(workdir / f"{label}.db"),
                        "--csms-stats", str(stats), "--workload", json.dumps(workload),
                        "--groups", str(args.groups), *common]
             if profile is not None:
@@ -521,6 +546,7 @@ def fmt(value: Any, digits: int = 1) -> str:
 
 
 ROWS: Final[tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...]] = (
+    ("transport", lambda r: r.get("transport", "websockets" if r.get("fleet") == "ocpp" else None)),
     ("connected / booted", lambda r: f"{fmt(r.get('connected'))} / {fmt(r.get('booted'))}"),
     ("connect rate achieved (/s)", lambda r: r.get("connect_rate_per_s")),
     ("last boot at (s)", lambda r: r.get("ramp_s")),
@@ -579,7 +605,9 @@ def render(results: list[dict[str, Any]], command: str, args: argparse.Namespace
 
     for a, b, what in (("sim", "ocpp", "sim vs ocpp-package fleet"),
                        ("sim", "sim-nogc", "GC tuning on vs off"),
-                       ("sim-nogc", "ocpp", "sim without GC tuning vs ocpp-package fleet")):
+                       ("sim-nogc", "ocpp", "sim without GC tuning vs ocpp-package fleet"),
+                       ("sim-wsproto", "sim", "wsproto vs trio-websocket transport"),
+                       ("sim-wsproto", "ocpp", "sim on wsproto vs ocpp-package fleet")):
         value = ratio(a, b)
         if value is not None:
             lines.append(f"exchanges per CPU-second, {what}: {value:.2f}x")
@@ -665,6 +693,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--label", default="sim", help=argparse.SUPPRESS)
     parser.add_argument("--gc", choices=["on", "off"], default="on", help=argparse.SUPPRESS)
+    # The sim worker's WebSocket layer; the orchestrator picks it per fleet (FLEET_TRANSPORT).
+    parser.add_argument("--transport", choices=TRANSPORTS, default=TRANSPORTS[0],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--ledger", help=argparse.SUPPRESS)
     parser.add_argument("--csms-stats", help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)

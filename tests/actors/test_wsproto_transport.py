@@ -1,0 +1,326 @@
+"""The wsproto transport against real loopback servers: the embedded CSMS and trio-websocket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+import trio.testing
+import trio_websocket
+
+from simulator.actors.transport import SUBPROTOCOL, ConnectError, TransportClosed
+from simulator.actors.wsproto_transport import open_wsproto_transport
+from simulator.csms import CsmsOptions, open_csms
+
+PASSWORD = "0123456789abcdef"
+BOOT = json.dumps(
+    [2, "boot-1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
+)
+
+Handler = Callable[[trio_websocket.WebSocketRequest, trio_websocket.WebSocketConnection],
+                   Awaitable[None]]
+
+
+async def _serve(nursery: trio.Nursery, handler: Handler, *,
+                 subprotocol: str | None = SUBPROTOCOL, max_message_size: int = 2**20) -> int:
+    """A trio-websocket server on 127.0.0.1 port 0; returns the port."""
+
+    async def accept(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept(subprotocol=subprotocol)
+        await handler(request, ws)
+
+    server = await nursery.start(
+        lambda task_status: trio_websocket.serve_websocket(
+            accept, "127.0.0.1", 0, None, max_message_size=max_message_size,
+            task_status=task_status,
+        )
+    )
+    return server.port  # type: ignore[no-any-return]
+
+
+async def test_boot_notification_round_trip_with_the_embedded_csms() -> None:
+    with trio.fail_after(10):
+        async with (
+            open_csms(CsmsOptions()) as csms,
+            open_wsproto_transport(csms.url, "CP 1/x") as transport,
+        ):
+            assert transport.subprotocol == SUBPROTOCOL
+            await transport.send(BOOT)
+            reply = json.loads(await transport.receive())
+            assert csms.server.connected() == ("CP 1/x",)  # percent-decoded by the CSMS
+    assert reply[:2] == [3, "boot-1"]
+    assert reply[2]["status"] == "Accepted"
+
+
+async def test_identity_is_percent_encoded_and_basic_auth_sent() -> None:
+    seen: dict[str, object] = {}
+
+    async def record(request: trio_websocket.WebSocketRequest,
+                     ws: trio_websocket.WebSocketConnection) -> None:
+        seen["path"] = request.path
+        seen["protocols"] = list(request.proposed_subprotocols)
+        seen["auth"] = dict(request.headers).get(b"authorization")
+        await ws.send_message("hello")
+        await ws.get_message()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, record)
+            async with open_wsproto_transport(
+                f"ws://127.0.0.1:{port}/ocpp/", "CP 1/x", password=PASSWORD
+            ) as transport:
+                assert await transport.receive() == "hello"
+            nursery.cancel_scope.cancel()
+    assert seen["path"] == "/ocpp/CP%201%2Fx"
+    assert seen["protocols"] == [SUBPROTOCOL]
+    assert seen["auth"] == b"Basic Q1AgMS94OjAxMjM0NTY3ODlhYmNkZWY="  # "CP 1/x:0123456789abcdef"
+
+
+async def test_basic_auth_against_the_embedded_csms() -> None:
+    options = CsmsOptions(passwords={"CP1": PASSWORD})
+    with trio.fail_after(10):
+        async with open_csms(options) as csms:
+            async with open_wsproto_transport(csms.url, "CP1", password=PASSWORD) as transport:
+                await transport.send(BOOT)
+                assert json.loads(await transport.receive())[2]["status"] == "Accepted"
+            for password in ("wrong-password-16", None):
+                with pytest.raises(ConnectError, match="HTTP 401") as raised:
+                    async with open_wsproto_transport(csms.url, "CP1", password=password):
+                        pass  # pragma: no cover - never reached
+                assert f"{csms.url}/CP1" in str(raised.value)
+
+
+async def test_http_404_is_a_connect_error_with_the_status() -> None:
+    with trio.fail_after(10):
+        async with open_csms(CsmsOptions()) as csms:
+            wrong_path = csms.url.removesuffix("/ocpp") + "/elsewhere"
+            with pytest.raises(ConnectError) as raised:
+                async with open_wsproto_transport(wrong_path, "CP1"):
+                    pass  # pragma: no cover - never reached
+    message = str(raised.value)
+    assert message == f"{wrong_path}/CP1: handshake refused with HTTP 404"
+
+
+async def test_handshake_without_the_subprotocol_is_refused() -> None:
+    async def idle(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, idle, subprotocol=None)
+            refused = pytest.raises(ConnectError, match=r"did not select subprotocol 'ocpp1\.6'")
+            with refused as raised:
+                async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
+                    pass  # pragma: no cover - never reached
+            nursery.cancel_scope.cancel()
+    assert str(raised.value).startswith(f"ws://127.0.0.1:{port}/ocpp/CP1: ")
+    assert "\n" not in str(raised.value)
+
+
+async def test_unreachable_port_is_one_clear_connect_error() -> None:
+    with trio.fail_after(10):
+        listener = trio.socket.socket()
+        await listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        listener.close()  # nothing listens on this port now
+        with pytest.raises(ConnectError) as raised:
+            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
+                pass  # pragma: no cover - never reached
+    message = str(raised.value)
+    assert message.startswith(f"ws://127.0.0.1:{port}/ocpp/CP1: ")
+    assert "\n" not in message
+
+
+async def test_silent_server_is_a_handshake_timeout() -> None:
+    with trio.fail_after(10):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        async with listeners[0]:  # accepts in the kernel backlog, never answers
+            with pytest.raises(ConnectError, match=r"no handshake within 0\.2 s"):
+                async with open_wsproto_transport(
+                    f"ws://127.0.0.1:{port}/ocpp", "CP1", connect_timeout=0.2
+                ):
+                    pass  # pragma: no cover - never reached
+
+
+async def test_ping_is_answered_inside_receive() -> None:
+    async def ping_then_talk(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await ws.ping(b"are you there")  # returns once the matching pong arrives
+        await ws.send_message("pong seen")
+        await ws.get_message()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, ping_then_talk)
+            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+                assert await transport.receive() == "pong seen"
+            nursery.cancel_scope.cancel()
+
+
+async def test_server_close_ends_receive_and_send_with_transport_closed() -> None:
+    async def close_at_once(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await ws.aclose(1001, "going away")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, close_at_once)
+            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+                with pytest.raises(TransportClosed) as closed:
+                    await transport.receive()
+                with pytest.raises(TransportClosed):
+                    await transport.send("too late")
+            nursery.cancel_scope.cancel()
+    assert (closed.value.code, closed.value.reason) == (1001, "going away")
+
+
+async def test_aclose_does_the_closing_handshake_and_wakes_the_reader() -> None:
+    server_saw: list[int | None] = []
+    server_done = trio.Event()
+
+    async def wait_for_close(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        try:
+            await ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            server_saw.append(getattr(exc.reason, "code", None))
+        server_done.set()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, wait_for_close)
+            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+                reader_saw: list[TransportClosed] = []
+
+                async def reader() -> None:
+                    try:
+                        await transport.receive()
+                    except TransportClosed as exc:
+                        reader_saw.append(exc)
+
+                async with trio.open_nursery() as readers:
+                    readers.start_soon(reader)
+                    await trio.testing.wait_all_tasks_blocked()
+                    await transport.aclose(4000, "bye")
+                await transport.aclose()  # idempotent
+            await server_done.wait()
+            nursery.cancel_scope.cancel()
+    assert server_saw == [4000]
+    assert [(e.code, e.reason) for e in reader_saw] == [(4000, "bye")]
+
+
+async def test_fragmented_and_binary_messages_are_joined_as_text() -> None:
+    async def send_odd_frames(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await ws.send_message("x" * 200_000)  # many TCP reads, one message
+        await ws.send_message(b'[2,"1","Heartbeat",{}]')
+        await ws.get_message()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, send_odd_frames)
+            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+                assert await transport.receive() == "x" * 200_000
+                assert await transport.receive() == "[2,\"1\",\"Heartbeat\",{}]"
+            nursery.cancel_scope.cancel()
+
+
+async def test_message_over_the_limit_closes_with_1009() -> None:
+    server_saw: list[int | None] = []
+    server_done = trio.Event()
+
+    async def send_big(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await ws.send_message("y" * 5000)
+        try:
+            await ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            server_saw.append(getattr(exc.reason, "code", None))
+        server_done.set()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, send_big)
+            async with open_wsproto_transport(
+                f"ws://127.0.0.1:{port}/ocpp", "CP1", max_message_size=1000
+            ) as transport:
+                with pytest.raises(TransportClosed) as closed:
+                    await transport.receive()
+            await server_done.wait()
+            nursery.cancel_scope.cancel()
+    assert closed.value.code == 1009
+    assert server_saw == [1009]
+
+
+async def test_send_and_receive_concurrently_with_pings() -> None:
+    """The main loop sends while the reader answers pings: writes never interleave."""
+
+    async def echo_and_ping(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        async with trio.open_nursery() as pings:
+
+            async def ping_often() -> None:
+                for n in range(50):
+                    await ws.ping(str(n).encode())
+
+            pings.start_soon(ping_often)
+            for _ in range(200):
+                message = await ws.get_message()
+                assert isinstance(message, str)
+                await ws.send_message("echo:" + message)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, echo_and_ping)
+            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+                received: list[str] = []
+
+                async def reader() -> None:
+                    while len(received) < 200:
+                        received.append(await transport.receive())
+
+                async with trio.open_nursery() as both:
+                    both.start_soon(reader)
+                    for n in range(200):
+                        await transport.send(f"m{n}" + "z" * 3000)
+            nursery.cancel_scope.cancel()
+    assert received == [f"echo:m{n}" + "z" * 3000 for n in range(200)]
+
+
+async def test_leaving_the_body_by_cancellation_closes_with_1000() -> None:
+    server_saw: list[int | None] = []
+    server_done = trio.Event()
+
+    async def wait_for_close(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        try:
+            await ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            server_saw.append(getattr(exc.reason, "code", None))
+        server_done.set()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, wait_for_close)
+            with trio.CancelScope() as scope:
+                async with open_wsproto_transport(
+                    f"ws://127.0.0.1:{port}/ocpp", "CP1"
+                ) as transport:
+                    scope.cancel()
+                    await transport.receive()
+            await server_done.wait()
+            nursery.cancel_scope.cancel()
+    assert scope.cancelled_caught
+    assert server_saw == [1000]
+
+
+async def test_wss_to_a_plain_server_is_one_clear_connect_error() -> None:
+    async def idle(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _serve(nursery, idle)
+            with pytest.raises(ConnectError) as raised:
+                async with open_wsproto_transport(f"wss://127.0.0.1:{port}/ocpp", "CP1"):
+                    pass  # pragma: no cover - never reached
+            nursery.cancel_scope.cancel()
+    message = str(raised.value)
+    assert message.startswith(f"wss://127.0.0.1:{port}/ocpp/CP1: ")
+    assert "\n" not in message
