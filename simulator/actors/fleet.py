@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import random
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -57,7 +58,7 @@ def tune_gc() -> None:
 
 async def supervise_charger(env: ChargerEnv, control: ChargerControl) -> None:
     """Run ``env``'s charger, restarting it after a crash, until it ends gracefully."""
-    rng = seeds.derive(env.seed, env.spec.identity, "supervisor")
+    rng: random.Random | None = None  # made on the first crash
     while True:
         try:
             await run_charger(env, control)
@@ -65,6 +66,8 @@ async def supervise_charger(env: ChargerEnv, control: ChargerControl) -> None:
         except Exception as exc:
             control.restarts += 1
             control.connected = False
+            if rng is None:
+                rng = seeds.derive(env.seed, env.spec.identity, "supervisor")
             delay = RESTART_BACKOFF.delay(control.restarts, rng.uniform)
             await env.publish(
                 Crashed(
