@@ -51,6 +51,7 @@ from simulator.machines.charger_state import (
     SUPPORTED_PROFILES,
     BootState,
     ChargerSpec,
+    HardwareError,
     Transaction,
 )
 from simulator.machines.connector import ev_side_disconnect
@@ -61,6 +62,7 @@ from simulator.machines.session import CallAnswered, CallFailed, IncomingCall, O
 from simulator.machines.transactions import AuthorizeContext
 from simulator.ocpp.v16 import (
     BootNotificationResponse,
+    ChargePointErrorCode,
     ChargePointStatus,
     HeartbeatRequest,
     HeartbeatResponse,
@@ -261,6 +263,38 @@ class ChargerMachine(Operations):
                           reason="another transaction is running here")
         elif point.authorizing is None and self.powered:
             self.authorize(connector_id, id_tag, now)
+        self._settle(now)
+
+    def hardware_error(
+        self,
+        connector_id: int,
+        error_code: ChargePointErrorCode,
+        now: float,
+        *,
+        info: str | None = None,
+        vendor_error_code: str | None = None,
+    ) -> None:
+        """The hardware reports ``error_code`` at ``connector_id`` (0: the charge point as a
+        whole); ``NoError`` clears it. A warning (e.g. HighTemperature) is reported with the
+        current status; a fault (e.g. GroundFailure) takes the connector to Faulted and stops
+        its transaction with reason Other, a fault at connector 0 every transaction (the
+        connectors then show Unavailable). Clearing returns to the status the situation
+        calls for."""
+        if error_code == ChargePointErrorCode.NO_ERROR:
+            self.errors.pop(connector_id, None)
+        else:
+            self.errors[connector_id] = HardwareError(error_code, info, vendor_error_code)
+        if self.faulted(connector_id):
+            hit = list(self.points) if connector_id == 0 else [connector_id]
+            for cid in hit:
+                self.stop_transaction(cid, now, Reason.OTHER)
+                self.points[cid].ready_tag = None
+        self.note(now, "hardware_error", connector_id, code=error_code.value,
+                  fault=self.faulted(connector_id))
+        if connector_id == 0:
+            self.refresh_all(now)
+        else:
+            self.refresh_status(connector_id, now)
         self._settle(now)
 
     def stop_local(self, connector_id: int, now: float, *, reason: Reason = Reason.LOCAL) -> None:

@@ -24,12 +24,13 @@ import msgspec
 from simulator.events import Event, Note, StatusChanged
 from simulator.machines.auth import AuthorizationCache, AuthSettings, LocalAuthList
 from simulator.machines.configuration import ConfigurationStore
-from simulator.machines.connector import ConnectorMachine, allowed_transitions
+from simulator.machines.connector import ERROR_CODE_FAULTS, ConnectorMachine, allowed_transitions
 from simulator.machines.effects import Effect, OutboxEntry, Publish
 from simulator.machines.meter import EvSpec, MeasurandSpec, Meter, parse_measurand_list
 from simulator.machines.session import DEFAULT_CALL_TIMEOUT, Session
 from simulator.ocpp.v16 import (
     AvailabilityType,
+    ChargePointErrorCode,
     ChargePointStatus,
     MeterValue,
     Profile,
@@ -116,6 +117,20 @@ class Transaction:
     stop_data: collections.deque[MeterValue] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=MAX_STOP_DATA)
     )
+
+
+class HardwareError(msgspec.Struct, frozen=True):
+    """An error the (simulated) hardware reports at a connector: reported with every status
+    until cleared; a code :data:`~simulator.machines.connector.ERROR_CODE_FAULTS` marks as a
+    fault takes the connector to Faulted, any other is a warning."""
+
+    code: ChargePointErrorCode
+    info: str | None = None
+    vendor_error_code: str | None = None
+
+    @property
+    def fault(self) -> bool:
+        return ERROR_CODE_FAULTS.get(self.code, False)
 
 
 @dataclasses.dataclass(slots=True)
@@ -212,6 +227,7 @@ class ChargerBase:
         self.points = {cid: Point(cid) for cid in range(1, spec.connectors + 1)}
         self.availability = {cid: AvailabilityType.OPERATIVE for cid in self.connectors}
         self.scheduled: dict[int, AvailabilityType] = {}
+        self.errors: dict[int, HardwareError] = {}
         self.boot = BootState.WAITING
         self.boot_at: float | None = None
         self.boots_sent = 0
@@ -267,17 +283,31 @@ class ChargerBase:
         allows it, else through the shortest chain of allowed intermediate statuses (e.g.
         Finishing → Preparing → Charging). Each step is published as ``StatusChanged``."""
         machine = self.connectors[connector_id]
-        for status in _path(connector_id, machine.status, target):
+        error = self.errors.get(connector_id)
+        code = error.code if error is not None else ChargePointErrorCode.NO_ERROR
+        info = error.info if error is not None else None
+        vendor_code = error.vendor_error_code if error is not None else None
+        # An empty path still applies a changed error code to the current status.
+        for status in _path(connector_id, machine.status, target) or [target]:
             old = machine.status
-            if machine.set_status(status, now):
+            if machine.set_status(status, now, error_code=code, info=info,
+                                  vendor_error_code=vendor_code):
                 self.publish(StatusChanged(t=now, charger=self.charger, connector=connector_id,
-                                           old=old.value, new=status.value))
+                                           old=old.value, new=status.value,
+                                           error_code=code.value))
+
+    def faulted(self, connector_id: int) -> bool:
+        """Whether the hardware reports a fault (not a mere warning) at ``connector_id``."""
+        error = self.errors.get(connector_id)
+        return error is not None and error.fault
 
     def operative(self, connector_id: int) -> bool:
-        """Whether a connector (and the charge point as a whole) is Operative."""
+        """Whether a connector (and the charge point as a whole) is Operative and not faulted."""
         return (
             self.availability[0] == AvailabilityType.OPERATIVE
             and self.availability[connector_id] == AvailabilityType.OPERATIVE
+            and not self.faulted(0)
+            and not self.faulted(connector_id)
         )
 
 

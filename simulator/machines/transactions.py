@@ -81,6 +81,8 @@ class Transactions(ChargerBase):
 
     def desired_status(self, connector_id: int) -> ChargePointStatus:
         """The status a connector should show, from its point and availability."""
+        if self.faulted(connector_id):
+            return _S.FAULTED
         if connector_id == 0:
             inoperative = self.availability[0] == AvailabilityType.INOPERATIVE
             return _S.UNAVAILABLE if inoperative else _S.AVAILABLE

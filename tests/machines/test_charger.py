@@ -14,6 +14,7 @@ import pytest
 from simulator.events import FrameIn, MessageDropped, Note, UnmatchedResult
 from simulator.machines.charger import BootState
 from simulator.machines.meter import EvSpec
+from simulator.ocpp.v16 import ChargePointErrorCode
 from tests.machines.pair import (
     DEFER,
     EPOCH,
@@ -1138,3 +1139,69 @@ def test_a_triggered_boot_without_answer_releases_the_outbox() -> None:
     pair.advance(1)  # the boot timed out: still Accepted, the queue moves on
     assert [stamp(v) - EPOCH for v in pair.cs.of("MeterValues")] == [10, 20, 30]
     assert pair.machine.statistics().boot == BootState.ACCEPTED
+
+
+# --- hardware errors ------------------------------------------------------------------------------
+
+
+def test_a_warning_is_reported_with_the_current_status_and_charging_goes_on() -> None:
+    pair = MachinePair(config={"MeterValueSampleInterval": 0, "ClockAlignedDataInterval": 0})
+    start_charging(pair)
+    pair.advance(10)
+    pair.machine.hardware_error(1, ChargePointErrorCode.HIGH_TEMPERATURE, pair.now,
+                                info="cable 71 C")
+    pair.drain()
+    pair.advance(5)
+    last = pair.cs.of("StatusNotification")[-1].payload
+    assert (last["status"], last["errorCode"], last["info"]) == \
+        ("Charging", "HighTemperature", "cable 71 C")
+    assert pair.machine.statistics().in_transaction == 1
+    pair.machine.hardware_error(1, ChargePointErrorCode.NO_ERROR, pair.now)
+    pair.drain()
+    pair.advance(1)
+    last = pair.cs.of("StatusNotification")[-1].payload
+    assert (last["status"], last["errorCode"]) == ("Charging", "NoError")
+
+
+def test_a_fault_stops_the_transaction_and_blocks_new_ones_until_cleared() -> None:
+    pair = MachinePair(config={"MeterValueSampleInterval": 0, "ClockAlignedDataInterval": 0})
+    start_charging(pair)
+    pair.advance(30)
+    pair.machine.hardware_error(1, ChargePointErrorCode.GROUND_FAILURE, pair.now,
+                                vendor_error_code="GF-3")
+    pair.drain()
+    pair.advance(5)
+    (stop,) = pair.cs.of("StopTransaction")
+    assert stop.payload["reason"] == "Other"
+    last = pair.cs.of("StatusNotification")[-1].payload
+    assert (last["status"], last["errorCode"], last["vendorErrorCode"]) == \
+        ("Faulted", "GroundFailure", "GF-3")
+    refused = pair.cs_call("RemoteStartTransaction", {"idTag": "REMOTE", "connectorId": 1})
+    assert refused.status == "Rejected"
+    pair.tag(TAG)
+    pair.advance(5)
+    assert len(pair.cs.of("StartTransaction")) == 1  # no new transaction while faulted
+    pair.machine.hardware_error(1, ChargePointErrorCode.NO_ERROR, pair.now)
+    pair.drain()
+    pair.advance(1)
+    assert pair.cs.of("StatusNotification")[-1].payload["status"] == "Finishing"  # EV still in
+    assert pair.status(1) != "Faulted"
+
+
+def test_a_fault_of_the_charge_point_stops_every_transaction() -> None:
+    pair = MachinePair(connectors=2,
+                       config={"MeterValueSampleInterval": 0, "ClockAlignedDataInterval": 0})
+    start_charging(pair, 1)
+    start_charging(pair, 2, "TAG-2")
+    pair.advance(10)
+    pair.machine.hardware_error(0, ChargePointErrorCode.INTERNAL_ERROR, pair.now)
+    pair.drain()
+    pair.advance(5)
+    assert sorted(s.payload["reason"] for s in pair.cs.of("StopTransaction")) == ["Other"] * 2
+    assert pair.status(0) == "Faulted"
+    assert pair.status(1) == "Unavailable" and pair.status(2) == "Unavailable"
+    pair.machine.hardware_error(0, ChargePointErrorCode.NO_ERROR, pair.now)
+    pair.drain()
+    pair.advance(5)
+    assert pair.status(0) == "Available"
+    assert pair.status(1) == "Finishing" and pair.status(2) == "Finishing"

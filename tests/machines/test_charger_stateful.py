@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 
 from simulator.events import MessageDropped, StatusChanged
 from simulator.machines.meter import EvSpec
+from simulator.ocpp.v16 import ChargePointErrorCode
 from tests.machines.pair import (
     DEFER,
     EPOCH,
@@ -103,6 +104,10 @@ FAILURES = st.sampled_from([CallErrorAnswer("InternalError"), CallErrorAnswer("F
                             WITHHOLD])
 
 
+HARDWARE_CODES = [ChargePointErrorCode.NO_ERROR, ChargePointErrorCode.HIGH_TEMPERATURE,
+                  ChargePointErrorCode.GROUND_FAILURE]  # clear, a warning, a fault
+
+
 class ChargerUnderChaos(RuleBasedStateMachine):
     """The charger against a CS and a link that misbehave at random."""
 
@@ -132,6 +137,11 @@ class ChargerUnderChaos(RuleBasedStateMachine):
     @rule(cid=st.sampled_from(CONNECTORS))
     def stop_local(self, cid: int) -> None:
         self.pair.stop_local(cid)
+
+    @rule(cid=st.sampled_from([0, *CONNECTORS]), code=st.sampled_from(HARDWARE_CODES))
+    def hardware(self, cid: int, code: ChargePointErrorCode) -> None:
+        self.pair.machine.hardware_error(cid, code, self.pair.now)
+        self.pair.drain()
 
     # --- the link and the clock -----------------------------------------------------------------
 
@@ -194,6 +204,9 @@ class ChargerUnderChaos(RuleBasedStateMachine):
         # The pair checks each StatusChanged with the machine's table; check it here against
         # the spec's rows, transcribed independently (OCPP16.md §3).
         for event in self.pair.events_of(StatusChanged):
+            if event.old == event.new:
+                assert event.error_code is not None  # only the error code changed
+                continue
             allowed = SPEC_ZERO if event.connector == 0 else SPEC_ROWS[event.old].split()
             assert event.new in allowed and event.new != event.old, event
         dropped = self._dropped  # keep what the other invariant needs; forget the rest
