@@ -260,6 +260,7 @@ async def run_charger(
 
     async def apply(effects: list[Effect]) -> None:
         nonlocal power_on_at
+        persist: PersistOutbox | None = None  # snapshots: only the batch's last one is stored
         for effect in effects:
             match effect:
                 case Send(data=data, message_type=message_type, unique_id=unique_id, action=action):
@@ -287,7 +288,9 @@ async def run_charger(
                     link.drop(hold_until=power_on_at)
                 case PersistOutbox(entries=entries):
                     control.outbox = entries
-                    await env.persist(effect)
+                    persist = effect
+        if persist is not None:
+            await env.persist(persist)
 
     async with trio.open_nursery() as nursery:
         connectors = trio.CancelScope()
