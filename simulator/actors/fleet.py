@@ -29,7 +29,7 @@ from simulator.machines.effects import OutboxEntry
 RESTART_BACKOFF: Final = Backoff(base=1.0, cap=60.0)
 """Delays before restarting a crashed charger (full jitter, doubling per consecutive crash)."""
 
-GC_THRESHOLDS: Final = (50_000, 50, 100)
+GC_THRESHOLDS: Final = (200_000, 100, 1000)
 """Generation thresholds once the fleet is up: thousands of long-lived actors make the default
 (700, 10, 10) collect constantly for nothing (measured in tools/bench/fleet.py)."""
 GC_SETTLE_TIMEOUT: Final = 60.0
