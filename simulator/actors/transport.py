@@ -141,7 +141,7 @@ async def open_websocket_transport(
     except trio_websocket.ConnectionTimeout:
         raise ConnectError(f"{url}: no handshake within {connect_timeout:g} s") from None
     except (trio_websocket.HandshakeError, OSError) as exc:
-        raise ConnectError(f"{url}: {_root_cause(exc)}") from None
+        raise ConnectError(f"{url}: {root_cause(exc)}") from None
     try:
         if ws.subprotocol != SUBPROTOCOL:
             raise ConnectError(
@@ -156,8 +156,9 @@ async def open_websocket_transport(
         await opener.__aexit__(None, None, None)
 
 
-def _root_cause(exc: BaseException) -> str:
-    """The innermost useful message of a connect failure (trio nests them in groups)."""
+def root_cause(exc: BaseException) -> str:
+    """The innermost useful message of a connect failure: trio wraps the refusals of every
+    address in a group, and TLS errors in ``BrokenResourceError``."""
     seen: BaseException | None = exc
     message = str(exc) or type(exc).__name__
     while seen is not None:
@@ -235,4 +236,5 @@ __all__ = [
     "charger_url",
     "memory_transport_pair",
     "open_websocket_transport",
+    "root_cause",
 ]

@@ -48,6 +48,7 @@ from simulator.actors.transport import (
     TransportClosed,
     basic_auth_header,
     charger_url,
+    root_cause,
 )
 
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
@@ -294,7 +295,7 @@ async def _connect(
     try:
         stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
     except OSError as exc:
-        raise ConnectError(f"{url}: {_describe(exc)}") from None
+        raise ConnectError(f"{url}: {root_cause(exc)}") from None
     try:
         if secure:
             context = ssl_context or ssl.create_default_context()
@@ -314,7 +315,7 @@ async def _connect(
     except BaseException as exc:
         await trio.aclose_forcefully(stream)
         if isinstance(exc, (trio.BrokenResourceError, OSError)):
-            raise ConnectError(f"{url}: {_describe(exc)}") from None
+            raise ConnectError(f"{url}: {root_cause(exc)}") from None
         if isinstance(exc, (RemoteProtocolError, LocalProtocolError)):
             raise ConnectError(f"{url}: bad handshake response ({exc})") from None
         raise
@@ -333,20 +334,6 @@ async def _wait_for_accept(url: str, stream: trio.abc.Stream, ws: WSConnection) 
                 return event.subprotocol
             if isinstance(event, RejectConnection):
                 raise ConnectError(f"{url}: handshake refused with HTTP {event.status_code}")
-
-
-def _describe(exc: BaseException) -> str:
-    """The innermost useful message of a connect failure: trio wraps the refusals of every
-    address in a group, and TLS errors in ``BrokenResourceError``."""
-    seen: BaseException | None = exc
-    message = str(exc) or type(exc).__name__
-    while seen is not None:
-        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
-            seen = seen.exceptions[0]
-            continue
-        message = str(seen) or message
-        seen = seen.__cause__ or seen.__context__
-    return message
 
 
 __all__ = [
