@@ -7,6 +7,7 @@ traceback is a bug.
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import os
 import signal
@@ -59,6 +60,19 @@ def _tls_problem(fleet: Fleet) -> str | None:
     return None
 
 
+def _queued_messages(ledger: Path) -> int:
+    """Transaction messages an earlier run left in ``ledger``'s outbox (0 if none or unreadable:
+    the run itself reports a ledger it cannot use)."""
+    if not ledger.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)) as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(count)
+
+
 def _default_fleet() -> Path:
     if DEFAULT_FLEET.exists():
         return DEFAULT_FLEET
@@ -108,6 +122,10 @@ def start(
     problem = _tls_problem(fleet)
     if problem is not None:
         return _fail(problem)
+    queued = 0 if resume else _queued_messages(Path(fleet.run.ledger))
+    if queued:
+        print(f"sim: warning: {fleet.run.ledger} holds {queued} undelivered transaction "
+              "message(s) of an earlier run; only --resume delivers them", file=sys.stderr)
     ignored = [name for name, tables in (("[[step]]", fleet.steps), ("[[chaos]]", fleet.chaos),
                                          ("[[expect]]", fleet.expect)) if tables]
     if ignored:

@@ -236,3 +236,24 @@ def test_standalone_csms_serves_a_fleet(tmp_path: Path, small_fleet: Path) -> No
             server.kill()
             server.communicate()
     assert server.returncode == 0
+
+
+def test_a_fresh_run_warns_about_messages_an_earlier_run_left_queued(
+    tmp_path: Path, small_fleet: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from simulator.machines.effects import OutboxEntry
+    from simulator.storage import Ledger
+
+    ledger = Ledger.open(tmp_path / "cli.db")
+    ledger.start_run(name="old", seed=1, config_text="", config_sha256="", version="0",
+                     t0=0.0, wall0=datetime.now(UTC))
+    ledger.save_outbox("CLI-9", [OutboxEntry(seq=1, action="StopTransaction",
+                                             payload='{"meterStop":1}', local_tx=1,
+                                             transaction_id=7)])
+    ledger.close()
+    done = sim("start", "--toml", str(small_fleet), "--quiet", "--duration", "1s")
+    assert done.returncode == 0, done.stderr
+    assert "holds 1 undelivered transaction message(s)" in done.stderr
+    assert "--resume" in done.stderr
