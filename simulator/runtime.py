@@ -303,6 +303,7 @@ def _virtual_opener(server: CsmsServer) -> TransportFactory:
     async def opener(url: str, identity: str) -> AsyncIterator[Transport]:
         client, served = trio.testing.memory_stream_pair()
         resource = urlsplit(charger_url(url, identity)).path
+        body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.serve_stream, served)
             ws = await trio_websocket.wrap_client_stream(
@@ -312,10 +313,14 @@ def _virtual_opener(server: CsmsServer) -> TransportFactory:
             )
             try:
                 yield WebSocketTransport(ws)
+            except BaseException as exc:  # re-raised below as it is, not wrapped in a group
+                body_error = exc
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(VIRTUAL_CLOSE_TIMEOUT):
                     await ws.aclose()
                 nursery.cancel_scope.cancel()
+        if body_error is not None:
+            raise body_error
 
     return opener
 

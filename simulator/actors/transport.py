@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -123,24 +123,29 @@ async def open_websocket_transport(
     """
     url = charger_url(base_url, identity)
     headers = [basic_auth_header(identity, password)] if password is not None else []
-    if urlsplit(url).scheme == "wss" and ssl_context is None:
-        ssl_context = ssl.create_default_context()
-    opener = trio_websocket.open_websocket_url(
-        url,
-        ssl_context,
-        subprotocols=[SUBPROTOCOL],
-        extra_headers=headers,
-        max_message_size=max_message_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=2,
-    )
+    opener: AbstractAsyncContextManager[trio_websocket.WebSocketConnection]
+    if urlsplit(url).scheme == "wss":
+        opener = _tls_websocket(
+            url, ssl_context or ssl.create_default_context(), headers=headers,
+            max_message_size=max_message_size, connect_timeout=connect_timeout,
+        )
+    else:
+        opener = trio_websocket.open_websocket_url(
+            url,
+            None,
+            subprotocols=[SUBPROTOCOL],
+            extra_headers=headers,
+            max_message_size=max_message_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=2,
+        )
     try:
         ws = await opener.__aenter__()
     except trio_websocket.ConnectionRejected as exc:
         raise ConnectError(f"{url}: handshake refused with HTTP {exc.status_code}") from None
-    except trio_websocket.ConnectionTimeout:
+    except (trio_websocket.ConnectionTimeout, trio.TooSlowError):
         raise ConnectError(f"{url}: no handshake within {connect_timeout:g} s") from None
-    except (trio_websocket.HandshakeError, OSError) as exc:
+    except (trio_websocket.HandshakeError, trio.BrokenResourceError, OSError) as exc:
         raise ConnectError(f"{url}: {root_cause(exc)}") from None
     try:
         if ws.subprotocol != SUBPROTOCOL:
@@ -154,6 +159,52 @@ async def open_websocket_transport(
             raise
     else:
         await opener.__aexit__(None, None, None)
+
+
+@asynccontextmanager
+async def _tls_websocket(
+    url: str,
+    context: ssl.SSLContext,
+    *,
+    headers: list[tuple[bytes, bytes]],
+    max_message_size: int,
+    connect_timeout: float,
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """wss:// with the TLS handshake done first: trio-websocket on its own reports a refused
+    certificate only as a handshake timeout; here it fails at once with the TLS error."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    resource = parts.path + (f"?{parts.query}" if parts.query else "")
+    with trio.fail_after(connect_timeout):
+        stream = await trio.open_ssl_over_tcp_stream(
+            host, parts.port or 443, ssl_context=context, https_compatible=True
+        )
+        try:
+            await stream.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        try:
+            with trio.fail_after(connect_timeout):
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery, stream, host, resource, subprotocols=[SUBPROTOCOL],
+                    extra_headers=headers, max_message_size=max_message_size,
+                )
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        try:
+            yield ws
+        except BaseException as exc:  # re-raised below as it is, not wrapped in a group
+            body_error = exc
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await ws.aclose()
+            nursery.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
 
 
 def root_cause(exc: BaseException) -> str:
