@@ -25,41 +25,13 @@ import pytest
 import trio
 
 from simulator.runtime import RunResult
+from tests.test_config import INTEROP
 
 from .conftest import PeerCsms, Record
 from .fleet_runs import TROUBLE_KINDS, LedgerView, run_cli, run_in_process
 
 ISSUE_TOML: Final = Path(__file__).resolve().parents[2] / "scenarios" / "interop.toml"
-ISSUE_TEXT: Final = """\
-[run]
-name = "interop"
-seed = 7
-duration = "20s"
-ledger = "runs/interop.db"
-
-[csms]
-url = "ws://127.0.0.1:9100/ocpp"
-
-[[group]]
-name = "ac"
-count = 10
-id = "AC-{n:03}"
-vendor = "Acme"
-model = "AC22"
-connectors = 2
-max_power_kw = 22
-connect_rate = 50
-
-[group.config]
-MeterValueSampleInterval = 2
-HeartbeatInterval = 3
-
-[group.sessions]
-arrivals_per_hour = 720
-duration = "3s..8s"
-energy_kwh = "1..5"
-id_tags = ["TAG-1", "TAG-2"]
-"""
+ISSUE_TEXT: Final = INTEROP  # the issue's fleet file, word for word (one copy, in test_config)
 """The fleet file of issue #4 ("This file must work exactly as written"), verbatim."""
 ISSUE_IDS: Final = tuple(f"AC-{n:03}" for n in range(1, 11))
 FLEET_IDS: Final = tuple(f"IO-{n:02}" for n in range(1, 21))
