@@ -2,12 +2,23 @@
 
 ``EventBus.publish`` hands each event straight to every subscriber's bounded memory channel — there
 is no central fan-out task, so the hot path is one channel call per subscriber. Subscribers come in
-two kinds, chosen when they subscribe:
+three kinds, chosen when they subscribe:
 
-- lossless (the ledger): ``await send`` — when its buffer is full the publisher waits. A slow disk
-  slows the fleet down (backpressure); it never loses an event.
-- lossy (live counters, progress line, API viewers): ``send_nowait`` — when its buffer is full the
-  event is dropped for that subscriber alone and counted in :meth:`EventBus.statistics`.
+- lossless (the ledger): when its buffer is full the publisher waits. A slow disk slows the fleet
+  down (backpressure); it never loses an event.
+- lossy (progress line, API viewers): ``send_nowait`` — when its buffer is full the event is
+  dropped for that subscriber alone and counted in :meth:`EventBus.statistics`.
+- observers (the live counters): a plain function called with each event inside ``publish``. It
+  must be cheap and must not raise; it costs no channel and no task switch, which matters when
+  every frame of ten thousand chargers passes through here.
+
+``publish`` is the fleet's hottest await, so it only yields to the scheduler when it must: when a
+lossless buffer is full (the publisher waits for room) or when the calling task has been cancelled.
+Every publisher also awaits I/O in the same loop (its transport, its inbox), so no task can starve
+the others by publishing.
+
+Control events (:meth:`EventBus.publish_control`) go to the lossless subscribers alone: the ledger
+writer's instructions (such as an outbox snapshot) that are not facts for viewers or counters.
 
 The bus owns every send side and closes them all in :meth:`EventBus.aclose`; a subscriber owns its
 receive side and sees end-of-channel once it has drained what was buffered. A subscriber that
@@ -22,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -115,6 +127,7 @@ class EventBus:
         # (or, during a lossless wait, another task may subscribe).
         self._lossless: tuple[_Subscriber, ...] = ()
         self._lossy: tuple[_Subscriber, ...] = ()
+        self._observers: tuple[Callable[[Event], object], ...] = ()
         self._all: list[_Subscriber] = []
         self._published = 0
         self._closed = False
@@ -151,18 +164,32 @@ class EventBus:
         """:meth:`subscribe` with ``lossless=False``: drop and count when its buffer is full."""
         return self.subscribe(lossless=False, buffer=buffer, name=name)
 
-    async def publish(self, event: Event) -> None:
-        """Deliver ``event`` to every subscriber.
+    def observe(self, observer: Callable[[Event], object]) -> None:
+        """Call ``observer(event)`` inside every later :meth:`publish`, before the channels.
 
-        Lossy subscribers get it first, without waiting; then each lossless subscriber in turn,
-        waiting while its buffer is full. Events from one publisher reach each subscriber in
-        publication order. On cancellation while waiting, the event may have reached some
-        subscribers and not others. Raises ``trio.ClosedResourceError`` after :meth:`aclose`
-        (also when the bus is closed while this call waits).
+        For cheap in-process accounting (:class:`Counters`): it runs in the publisher's task, so
+        it must not block and must not raise."""
+        if self._closed:
+            raise trio.ClosedResourceError("the event bus is closed")
+        self._observers = (*self._observers, observer)
+
+    async def publish(self, event: Event) -> None:
+        """Deliver ``event`` to every observer and subscriber.
+
+        Observers are called first; then lossy subscribers get it, without waiting; then each
+        lossless subscriber in turn, waiting while its buffer is full. Events from one publisher
+        reach each subscriber in publication order. Yields to the scheduler only when it waits,
+        or when the task is already cancelled (it then raises ``trio.Cancelled`` and delivers
+        nothing); cancelled while waiting, the event may have reached some subscribers and not
+        others. Raises ``trio.ClosedResourceError`` after
+        :meth:`aclose` (also when the bus is closed while this call waits).
         """
         if self._closed:
             raise trio.ClosedResourceError("the event bus is closed")
+        await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled publisher delivers nothing
         self._published += 1
+        for observer in self._observers:
+            observer(event)
         for subscriber in self._lossy:
             try:
                 subscriber.send.send_nowait(event)
@@ -172,17 +199,27 @@ class EventBus:
                 self._leave(subscriber)
             else:
                 subscriber.delivered += 1
+        await self._deliver_lossless(event)
+
+    async def publish_control(self, event: Event) -> None:
+        """Deliver a control event to the lossless subscribers only (see the module docstring);
+        waits, yields and raises as :meth:`publish` does. Not counted in ``published``."""
+        if self._closed:
+            raise trio.ClosedResourceError("the event bus is closed")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self._deliver_lossless(event)
+
+    async def _deliver_lossless(self, event: Event) -> None:
         for subscriber in self._lossless:
             try:
-                await subscriber.send.send(event)
+                try:
+                    subscriber.send.send_nowait(event)
+                except trio.WouldBlock:
+                    await subscriber.send.send(event)  # full: wait for room (backpressure)
             except trio.BrokenResourceError:
                 self._leave(subscriber)
             else:
                 subscriber.delivered += 1
-        if not self._lossless:
-            # Publish is a checkpoint even with no lossless subscriber, as trio expects of an
-            # async function; with one, ``send`` has already checkpointed.
-            await trio.lowlevel.checkpoint()
 
     def _leave(self, subscriber: _Subscriber) -> None:
         """Unsubscribe one whose receive side was closed."""
@@ -204,6 +241,7 @@ class EventBus:
                 subscriber.send.close()
         self._lossless = ()
         self._lossy = ()
+        self._observers = ()
         await trio.lowlevel.checkpoint()
 
     def statistics(self) -> BusStatistics:

@@ -47,7 +47,7 @@ from simulator.actors.transport import (
     open_websocket_transport,
 )
 from simulator.actors.wsproto_transport import open_wsproto_transport
-from simulator.bus import Counters, EventBus, run_statistics
+from simulator.bus import Counters, EventBus
 from simulator.config import Fleet as FleetFile
 from simulator.config import Group, TimeMode
 from simulator.csms import BootStatus, CsmsOptions, CsmsServer, run_csms
@@ -70,8 +70,6 @@ DEFAULT_GRACE: Final = 10.0
 """Seconds queued transaction messages get to be delivered at the end of a run."""
 LEDGER_BUFFER: Final = 8192
 """Events the ledger subscription buffers before publishers wait (backpressure)."""
-STATS_BUFFER: Final = 8192
-"""Events the live statistics buffer before they drop and count."""
 DEFAULT_FIRMWARE: Final = f"sim-{__version__}"
 """firmwareVersion in BootNotification when the group does not set one."""
 
@@ -165,7 +163,8 @@ async def run_simulation(
 
     bus = EventBus()
     ledger_channel = bus.subscribe_lossless(LEDGER_BUFFER, "ledger")
-    stats_channel = bus.subscribe_lossy(STATS_BUFFER, "statistics")
+    counters = Counters()
+    bus.observe(counters.observe)
     t0 = trio.current_time()
     wall0 = datetime.now(UTC)
     wall_epoch = time.time() - t0
@@ -173,7 +172,7 @@ async def run_simulation(
     fleet_handle: Fleet | None = None
 
     async def persist(effect: PersistOutbox) -> None:
-        await bus.publish(
+        await bus.publish_control(
             SaveOutbox(t=trio.current_time(), charger=effect.charger, entries=effect.entries)
         )
 
@@ -189,7 +188,6 @@ async def run_simulation(
                 offload=run_inline if virtual else None,
             )
         )
-        counters = await services.start(run_statistics, stats_channel, Counters())
         url = fleet.csms.url
         csms_scope = trio.CancelScope()
         virtual_opener: TransportFactory | None = None

@@ -9,7 +9,9 @@ simulator resumes them) and the views ``frames``, ``faults`` and ``transactions`
 :class:`Ledger` is synchronous and must be used by one thread at a time; :func:`run_ledger_writer`
 is the Trio actor that owns one, drains the bus's lossless subscription into batches and writes
 each batch in a worker thread (one transaction per batch). Outbox snapshots travel on the same
-channel as :class:`SaveOutbox` events, so they are applied in order with the events around them.
+channel as :class:`SaveOutbox` control events (``EventBus.publish_control``), so they are applied
+in the same transaction as the events published before them; they are not rows of ``events``, and
+only the last snapshot per charger in a batch is written.
 WAL with ``synchronous=NORMAL`` means a killed process leaves a consistent file (the last batches
 may be missing, never half-written). Secrets are never written here: events are redacted at
 source and the config text arrives redacted.
@@ -68,9 +70,10 @@ class RunStatus:
 class SaveOutbox(Event, frozen=True, tag="outbox_saved"):
     """Control event: replace ``charger``'s outbox with ``entries`` (oldest first).
 
-    Publish it on the bus (the effect ``PersistOutbox`` becomes one of these). Entries are msgspec
-    Structs (or already-encoded JSON ``bytes``); the writer encodes them as JSON. The ledger records
-    the event itself with ``data = {"size": len(entries)}``, not the entries.
+    Publish it with ``EventBus.publish_control`` (the effect ``PersistOutbox`` becomes one of
+    these). Entries are msgspec Structs (or already-encoded JSON ``bytes``); the writer encodes them
+    as JSON. It is an instruction to the writer, not a fact: no ``events`` row records it, and a
+    later snapshot of the same charger in the same batch supersedes it.
     """
 
     entries: tuple[Any, ...] = ()
@@ -335,9 +338,9 @@ class Ledger:
 
         ``seq`` continues from the previous call; ``t`` becomes seconds since ``t0``; ``wall`` is
         ``wall0 + (t - t0)``; ``data`` is the event's fields other than kind/t/charger/connector as
-        JSON (fields at their default are omitted). A :class:`SaveOutbox` also replaces that
-        charger's outbox, in the same transaction. Raises ``RuntimeError`` before
-        :meth:`start_run`.
+        JSON (fields at their default are omitted). A :class:`SaveOutbox` writes no row; the last
+        one per charger replaces that charger's outbox, in the same transaction. Raises
+        ``RuntimeError`` before :meth:`start_run`.
         """
         run_id = self._require_run()
         rows: list[tuple[int, int, float, str, str | None, int | None, str, bytes]] = []
@@ -346,18 +349,17 @@ class Ledger:
         last_t = self._last_t
         wall_of = self._walls.format
         for event in events:
+            if isinstance(event, SaveOutbox):
+                saves[event.charger] = event
+                continue
             seq += 1
             t = event.t
             if t > last_t:
                 last_t = t
-            if isinstance(event, SaveOutbox):
-                saves[event.charger] = event
-                data = _encoder.encode({"size": len(event.entries)})
-            else:
-                fields = msgspec.to_builtins(event)
-                for key in _STRIPPED_FIELDS:
-                    fields.pop(key, None)
-                data = _encoder.encode(fields)
+            fields = msgspec.to_builtins(event)
+            for key in _STRIPPED_FIELDS:
+                fields.pop(key, None)
+            data = _encoder.encode(fields)
             since = t - t0
             wall = wall_of(epoch0 + since)
             rows.append((run_id, seq, since, wall, event.charger, event.connector,

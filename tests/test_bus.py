@@ -231,3 +231,74 @@ async def test_run_statistics_consumes_a_lossy_subscription() -> None:
         await bus.aclose()  # run_statistics returns at end-of-channel
     snapshot = counters.snapshot()
     assert (snapshot.chargers_connected, snapshot.call_errors_received) == (1, 1)
+
+
+async def test_observers_see_every_event_inline_before_the_channels() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    ledger = bus.subscribe_lossless(10)
+    bus.observe(seen.append)
+    counters = Counters()
+    bus.observe(counters.observe)
+    for i in range(3):
+        await bus.publish(note(i))
+    assert seen == [note(0), note(1), note(2)]
+    assert drain(ledger) == seen
+    assert counters.snapshot().events == 3
+    await bus.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        bus.observe(seen.append)
+
+
+async def test_control_events_reach_only_the_lossless_subscribers() -> None:
+    bus = EventBus()
+    ledger = bus.subscribe_lossless(10)
+    viewer = bus.subscribe_lossy(10, name="viewer")
+    seen: list[Event] = []
+    bus.observe(seen.append)
+    await bus.publish_control(note(0))
+    await bus.publish(note(1))
+    assert drain(ledger) == [note(0), note(1)]
+    assert drain(viewer) == [note(1)]
+    assert seen == [note(1)]
+    assert bus.statistics().published == 1
+    await bus.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await bus.publish_control(note(2))
+
+
+async def test_publish_with_room_does_not_yield_but_honours_cancellation() -> None:
+    """The hot path: no task switch while every buffer has room; a cancelled publisher still
+    raises ``Cancelled`` at once (and its event reaches nobody)."""
+    bus = EventBus()
+    ledger = bus.subscribe_lossless(100)
+    ran: list[str] = []
+
+    async def other() -> None:
+        ran.append("other")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other)
+        for i in range(10):
+            await bus.publish(note(i))
+        assert ran == []  # ten publishes, and the other task has not had a turn
+        await trio.testing.wait_all_tasks_blocked()
+        assert ran == ["other"]
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await bus.publish(note(10))
+    assert scope.cancelled_caught
+    assert len(drain(ledger)) == 10
+
+
+async def test_a_cancelled_publisher_delivers_nothing() -> None:
+    bus = EventBus()
+    ledger = bus.subscribe_lossless(10)
+    viewer = bus.subscribe_lossy(10, name="viewer")
+    seen: list[Event] = []
+    bus.observe(seen.append)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await bus.publish(note(0))
+    assert scope.cancelled_caught
+    assert (drain(ledger), drain(viewer), seen, bus.statistics().published) == ([], [], [], 0)
