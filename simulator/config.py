@@ -339,8 +339,9 @@ class Csms(msgspec.Struct, frozen=True, kw_only=True):
     key_file: str | None
     embedded: EmbeddedCsms
     transport: str = "trio-websocket"
-    """The WebSocket client: ``trio-websocket`` (default) or ``wsproto`` (thinner, one task per
-    connection; see tools/bench/fleet.py)."""
+    """The WebSocket client: ``trio-websocket`` (default), or one of the thinner sans-IO layers
+    parsed inline in the charger's own task, ``websockets`` (the cheapest) or ``wsproto`` (see
+    tools/bench/fleet.py)."""
 
     @property
     def is_embedded(self) -> bool:
@@ -787,7 +788,7 @@ def _range(value: str | float, path: Path_, parse: Callable[[str | float], Range
         raise _Invalid(path, str(error)) from None
 
 
-TRANSPORTS: Final = ("trio-websocket", "wsproto")
+TRANSPORTS: Final = ("trio-websocket", "wsproto", "websockets")
 """The WebSocket clients a fleet can use (``[csms] transport``)."""
 
 

@@ -46,6 +46,7 @@ from simulator.actors.transport import (
     charger_url,
     open_websocket_transport,
 )
+from simulator.actors.websockets_transport import open_websockets_transport
 from simulator.actors.wsproto_transport import open_wsproto_transport
 from simulator.bus import Counters, EventBus
 from simulator.config import Fleet as FleetFile
@@ -283,9 +284,13 @@ def tls_context(fleet: FleetFile) -> ssl.SSLContext | None:
 def _websocket_opener(fleet: FleetFile) -> TransportFactory:
     password = None if fleet.csms.password is None else str(fleet.csms.password)
     context = tls_context(fleet)
-    open_transport = (
-        open_wsproto_transport if fleet.csms.transport == "wsproto" else open_websocket_transport
-    )
+    open_transport: Callable[..., AbstractAsyncContextManager[Transport]]
+    if fleet.csms.transport == "websockets":
+        open_transport = open_websockets_transport
+    elif fleet.csms.transport == "wsproto":
+        open_transport = open_wsproto_transport
+    else:
+        open_transport = open_websocket_transport
 
     def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
         return open_transport(url, identity, password=password, ssl_context=context)

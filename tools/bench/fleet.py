@@ -8,9 +8,12 @@ process (a fresh port, so the previous run's TIME_WAIT sockets never get in the 
 - ``sim``: ``simulator.runtime.run_simulation`` in-process (``live=False``, ledger on), with the
   GC tuning of ``simulator.actors.fleet.tune_gc``;
 - ``sim-nogc``: the same with ``gc_tuning=False`` (Python's default GC thresholds);
-- ``sim-wsproto``: ``sim`` with the thinner transport of
-  ``simulator.actors.wsproto_transport`` (sans-IO wsproto parsed inline, no task per connection)
-  in place of trio-websocket; the worker's ``--transport trio-websocket|wsproto`` selects it;
+- ``sim-websockets``: ``sim`` with the thinner transport of
+  ``simulator.actors.websockets_transport`` (the ``websockets`` package's sans-IO
+  ``ClientProtocol`` parsed inline, no task per connection) in place of trio-websocket, the
+  simulator's default;
+- ``sim-wsproto``: the same on sans-IO wsproto (``simulator.actors.wsproto_transport``); the
+  worker's ``--transport trio-websocket|websockets|wsproto`` selects the layer;
 - ``ocpp``: ``tools/bench/ocpp_fleet.py`` (asyncio + websockets + ``ocpp``, schema validation on).
 
 The workload is ``ocpp_fleet.WORKLOAD``: N chargers x 2 connectors, boot, a StatusNotification
@@ -38,12 +41,14 @@ Usage::
     python tools/bench/fleet.py                         # 1,000 chargers, ~2-3 minutes
     python tools/bench/fleet.py --chargers 10000 --connect-rate 500 --groups 50 --fleets sim
     python tools/bench/fleet.py --fleets sim --profile runs/bench-profile.txt
-    python tools/bench/fleet.py --fleets sim,sim-wsproto,ocpp   # both transports side by side
+    python tools/bench/fleet.py --fleets sim,sim-websockets,sim-wsproto,ocpp  # transports
+    python tools/bench/fleet.py --fleets sim-websockets --profile runs/ws-profile.txt
     tools/just bench fleet --chargers 2000
 
-``--profile FILE`` adds one more ``sim`` run under pyinstrument (main thread, window only; not
-used for the figures, the profiler costs CPU) and writes its text report to FILE, and the session
-to ``FILE.pyisession`` (``pyinstrument --load FILE.pyisession -r text --show-all`` re-renders it).
+``--profile FILE`` adds one more run of the first sim fleet of ``--fleets`` under pyinstrument
+(main thread, window only; not used for the figures, the profiler costs CPU) and writes its text
+report to FILE, and the session to ``FILE.pyisession`` (``pyinstrument --load FILE.pyisession
+-r text --show-all`` re-renders it).
 """
 
 from __future__ import annotations
@@ -71,12 +76,12 @@ BENCH_DIR: Final = Path(__file__).resolve().parent
 LOOPBACK_CSMS: Final = BENCH_DIR / "loopback_csms.py"
 OCPP_FLEET: Final = BENCH_DIR / "ocpp_fleet.py"
 
-FLEETS: Final = ("sim", "sim-nogc", "sim-wsproto", "ocpp")
+FLEETS: Final = ("sim", "sim-websockets", "sim-nogc", "sim-wsproto", "ocpp")
 """The fleets a run can measure, in the order they run."""
-TRANSPORTS: Final = ("trio-websocket", "wsproto")
+TRANSPORTS: Final = ("trio-websocket", "websockets", "wsproto")
 """The sim worker's ``--transport`` choices (trio-websocket is the simulator's default)."""
 FLEET_TRANSPORT: Final = {"sim": "trio-websocket", "sim-nogc": "trio-websocket",
-                          "sim-wsproto": "wsproto"}
+                          "sim-websockets": "websockets", "sim-wsproto": "wsproto"}
 """The transport each sim fleet runs with."""
 RAMP_SLACK_S: Final = 30.0
 """Seconds beyond ``N / connect_rate`` after which the window opens even if not all booted."""
@@ -249,13 +254,16 @@ def csms_snapshot(path: Path) -> dict[str, Any]:
 
 def transport_factory(name: str) -> Any:
     """The ``open_transport`` for ``run_simulation``: ``None`` (its default, trio-websocket) or
-    ``(base_url, identity) -> async context manager`` of the wsproto transport."""
+    ``(base_url, identity) -> async context manager`` of a thin transport."""
     if name == "trio-websocket":
         return None
+    from simulator.actors.websockets_transport import open_websockets_transport
     from simulator.actors.wsproto_transport import open_wsproto_transport
 
+    open_transport = open_websockets_transport if name == "websockets" else open_wsproto_transport
+
     def opener(base_url: str, identity: str) -> Any:
-        return open_wsproto_transport(base_url, identity)
+        return open_transport(base_url, identity)
 
     return opener
 
@@ -606,14 +614,18 @@ def render(results: list[dict[str, Any]], command: str, args: argparse.Namespace
     for a, b, what in (("sim", "ocpp", "sim vs ocpp-package fleet"),
                        ("sim", "sim-nogc", "GC tuning on vs off"),
                        ("sim-nogc", "ocpp", "sim without GC tuning vs ocpp-package fleet"),
+                       ("sim-websockets", "sim", "websockets vs trio-websocket transport"),
+                       ("sim-websockets", "ocpp", "sim on websockets vs ocpp-package fleet"),
                        ("sim-wsproto", "sim", "wsproto vs trio-websocket transport"),
                        ("sim-wsproto", "ocpp", "sim on wsproto vs ocpp-package fleet")):
         value = ratio(a, b)
         if value is not None:
             lines.append(f"exchanges per CPU-second, {what}: {value:.2f}x")
-    sim = by_name.get("sim")
-    if sim is not None:
-        lines += ["", "targets (issue #4, sim with GC tuning):"]
+    for name in ("sim", "sim-websockets", "sim-wsproto"):
+        sim = by_name.get(name)
+        if sim is None or "error" in sim:
+            continue
+        lines += ["", f"targets (issue #4, {name}: {FLEET_TRANSPORT[name]}, GC tuning on):"]
         lines.append(check("RSS per connected charger <= 60 KiB",
                            sim.get("rss_per_charger_booted_kib"),
                            lambda v: v <= TARGET_RSS_KIB, "KiB"))
@@ -624,7 +636,7 @@ def render(results: list[dict[str, Any]], command: str, args: argparse.Namespace
             "" if saturated else " (fleet process below 90% of a core: not saturated)"))
         lines.append(check("CPU per exchange <= 200 µs", sim.get("cpu_us_per_exchange"),
                            lambda v: v <= TARGET_CPU_US, "µs"))
-        value = ratio("sim", "ocpp")
+        value = ratio(name, "ocpp")
         lines.append(check("exchanges per CPU-s >= 3x the ocpp fleet", value,
                            lambda v: v >= TARGET_RATIO, "x"))
     busiest = max((r.get("load_before") or 0.0) for r in results)
@@ -748,8 +760,10 @@ def main(argv: list[str] | None = None) -> None:
                 results.append({"fleet": fleet, "error": str(error)})
                 failures += 1
         if args.profile:
-            print("fleet.py: running sim under pyinstrument ...", file=sys.stderr, flush=True)
-            profiled = measure(args, workload, workdir, "sim",
+            target = next((f for f in args.fleets if f in FLEET_TRANSPORT), "sim")
+            print(f"fleet.py: running {target} under pyinstrument ...", file=sys.stderr,
+                  flush=True)
+            profiled = measure(args, workload, workdir, target,
                                profile=str(Path(args.profile).resolve()))
             print(f"fleet.py: profile written to {args.profile} (profiled run: "
                   f"{fmt(profiled.get('cpu_us_per_exchange'))} µs/exchange)", file=sys.stderr)
