@@ -53,6 +53,11 @@ URGENT_RETRY: Final = 0.5
 """Seconds between connection attempts during the end-of-run grace period."""
 INBOX_SIZE: Final = 64
 """Frames and domain requests waiting for the main loop; senders block when it is full."""
+OUTBOX_PERSIST_INTERVAL: Final = 0.2
+"""Seconds an outbox change may wait before its snapshot goes to the ledger. The ledger writes in
+batches at that pace anyway (``storage.DEFAULT_FLUSH_INTERVAL``), so durability is the same; but
+a charger then stores at most one snapshot per interval, and a message queued and acknowledged
+within it (a MeterValues, usually: a few milliseconds) is never stored at all."""
 
 TransportOpener = Callable[[str], AbstractAsyncContextManager[Transport]]
 """Opens a transport for a charger identity (raises ``ConnectError``)."""
@@ -121,13 +126,14 @@ class ChargerControl:
     """The fleet's handle on one charger; survives the charger's crashes and restarts.
 
     It owns the inbox (closed by the fleet at the end), keeps the last outbox snapshot so that a
-    restarted charger resumes its undelivered transaction messages, and tells when the charger
-    has finished (``done``).
+    restarted charger resumes its undelivered transaction messages (``outbox``; ``persisted`` is
+    the last one handed to the ledger), and tells when the charger has finished (``done``).
     """
 
     def __init__(self, outbox: tuple[OutboxEntry, ...] = ()) -> None:
         self.inbox_send, self.inbox = trio.open_memory_channel[InboxItem](INBOX_SIZE)
         self.outbox = outbox
+        self.persisted = outbox
         self.done = trio.Event()
         self.connected = False
         self.restarts = 0
@@ -256,11 +262,20 @@ async def run_charger(
     link = _Link()
     connected_generation: int | None = None
     power_on_at: float | None = None
+    persist_at: float | None = None  # an outbox change waits for the ledger until then
     shutdown: Shutdown | None = None
 
+    async def save_outbox() -> None:
+        """Hand the outbox to the ledger if it differs from the snapshot stored last."""
+        nonlocal persist_at
+        persist_at = None
+        outbox = control.outbox
+        if outbox is not control.persisted and outbox != control.persisted:
+            control.persisted = outbox
+            await env.persist(PersistOutbox(charger=identity, entries=outbox))
+
     async def apply(effects: list[Effect]) -> None:
-        nonlocal power_on_at
-        persist: PersistOutbox | None = None  # snapshots: only the batch's last one is stored
+        nonlocal power_on_at, persist_at
         for effect in effects:
             match effect:
                 case Send(data=data, message_type=message_type, unique_id=unique_id, action=action):
@@ -288,9 +303,8 @@ async def run_charger(
                     link.drop(hold_until=power_on_at)
                 case PersistOutbox(entries=entries):
                     control.outbox = entries
-                    persist = effect
-        if persist is not None:
-            await env.persist(persist)
+                    if persist_at is None:
+                        persist_at = trio.current_time() + OUTBOX_PERSIST_INTERVAL
 
     async with trio.open_nursery() as nursery:
         connectors = trio.CancelScope()
@@ -323,6 +337,8 @@ async def run_charger(
                 wake_at = min(wake_at, power_on_at)
             if shutdown is not None:
                 wake_at = min(wake_at, shutdown.deadline)
+            if persist_at is not None:
+                wake_at = min(wake_at, persist_at)
             item: InboxItem | None = None
             try:  # the common case under load: something is waiting, no cancel scope needed
                 if burst >= MAX_BURST:
@@ -374,8 +390,11 @@ async def run_charger(
                     pass
             machine.tick(now)
             await apply(machine.take_effects())
+            if persist_at is not None and now >= persist_at:
+                await save_outbox()
             if shutdown is not None and (machine.statistics().drained or now >= shutdown.deadline):
                 break
+        await save_outbox()  # what is left undelivered at the end, for --resume
         nursery.cancel_scope.cancel()
     control.done.set()
 

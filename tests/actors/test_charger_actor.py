@@ -3,6 +3,7 @@ transports, against the embedded CSMS's sans-IO core (no sockets, no real time).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ import trio
 import trio.testing
 
 from simulator.actors.charger import (
+    OUTBOX_PERSIST_INTERVAL,
     Backoff,
     ChargerControl,
     ChargerEnv,
@@ -285,6 +287,57 @@ async def test_transaction_messages_survive_a_dropped_connection_in_order(
     assert registers == sorted(registers)
     stopped = recorder.of(TransactionStopped)
     assert [s.reason for s in stopped] == ["Local"]
+
+
+async def test_the_outbox_is_stored_at_most_once_per_interval_and_only_when_it_changed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Online with prompt answers, every transaction message is queued and acknowledged within
+    one interval: nothing is stored. Offline, the growing queue is stored, but never more than
+    once per interval; once delivered, the empty queue is stored, and the end stores nothing new.
+    """
+    csms, recorder = FakeCsms(), Recorder()
+    env = make_env(csms, recorder, config={"HeartbeatInterval": 10,
+                                           "MeterValueSampleInterval": 1})
+    control = ChargerControl()
+    stamps: list[float] = []
+
+    async def persist(effect: PersistOutbox) -> None:
+        stamps.append(trio.current_time())
+        recorder.persisted.append(effect)
+
+    env = dataclasses.replace(env, persist=persist)
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        nursery.start_soon(run_charger, env, control)
+        await trio.sleep(2)
+        ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11, energy_wanted_kwh=30)
+        await control.inbox_send.send(PlugIn(1, ev=ev))
+        await control.inbox_send.send(PresentTag(1, "TAG-1"))
+        await trio.sleep(20)
+        assert len(csms.calls("CP-1", "MeterValues")) >= 15
+        assert recorder.persisted == []  # every message acknowledged within the interval
+        csms.down = True
+        await csms.drop("CP-1")
+        await trio.sleep(30)  # offline: a MeterValues a second piles up
+        offline = list(recorder.persisted)
+        assert offline and len(offline[-1].entries) >= 25
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
+        assert all(gap >= OUTBOX_PERSIST_INTERVAL - 1e-9 for gap in gaps)
+        assert len(offline) <= 30 / OUTBOX_PERSIST_INTERVAL + 1
+        csms.down = False
+        await trio.sleep(40)
+        assert control.connected
+        assert recorder.persisted[-1].entries == ()  # delivered: the stored queue is empty
+        count = len(recorder.persisted)
+        await control.shutdown(trio.current_time() + 10)
+        await control.done.wait()
+        nursery.cancel_scope.cancel()
+    # the StopTransaction was queued and acknowledged at the end: stored at most once more, and
+    # the last word is the empty queue
+    assert len(recorder.persisted) <= count + 2
+    assert recorder.persisted[-1].entries == ()
+    assert control.persisted == control.outbox == ()
 
 
 async def test_fleet_ramps_at_connect_rate_and_runs_automatic_sessions(
