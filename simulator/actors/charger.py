@@ -20,6 +20,7 @@ stops reading the socket and the connectors wait (backpressure, nothing dropped)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import random
 from collections.abc import Awaitable, Callable
@@ -213,7 +214,11 @@ async def _run_link(
                         await inbox.send(_Up(generation, transport))
                         try:
                             while True:
-                                await inbox.send(_Frame(generation, await transport.receive()))
+                                frame = _Frame(generation, await transport.receive())
+                                try:  # no trip through the scheduler while there is room
+                                    inbox.send_nowait(frame)
+                                except trio.WouldBlock:
+                                    await inbox.send(frame)  # the main loop is behind: wait
                         except TransportClosed as closed:
                             code, reason = closed.code, closed.reason
                     if scope.cancelled_caught:
@@ -307,21 +312,17 @@ async def run_charger(
                         persist_at = trio.current_time() + OUTBOX_PERSIST_INTERVAL
 
     async with trio.open_nursery() as nursery:
-        connectors = trio.CancelScope()
+        # One scope per connector actor, cancelled at shutdown (no new sessions then); the actors
+        # run in this nursery directly: at 10,000 chargers a task and a nursery less each count.
+        connectors: list[trio.CancelScope] = []
         if env.sessions is not None:
-            sessions = env.sessions
-
-            async def run_connectors() -> None:
-                with connectors:
-                    async with trio.open_nursery() as inner:
-                        for connector_id in range(1, spec.connectors + 1):
-                            rng = seeds.derive(env.seed, identity, "sessions", connector_id)
-                            inner.start_soon(
-                                run_connector, connector_id, sessions, rng,
-                                control.inbox_send.clone(),
-                            )
-
-            nursery.start_soon(run_connectors)
+            for connector_id in range(1, spec.connectors + 1):
+                connectors.append(trio.CancelScope())
+                nursery.start_soon(functools.partial(
+                    run_connector, connector_id, env.sessions,
+                    seeds.derive(env.seed, identity, "sessions", connector_id),
+                    control.inbox_send.clone(), cancel_scope=connectors[-1],
+                ))
         machine.power_on(now)
         await apply(machine.take_effects())
         await nursery.start(_run_link, env, link, control.inbox_send.clone())
@@ -384,7 +385,8 @@ async def run_charger(
                 case Shutdown():
                     shutdown = item
                     link.hurry()
-                    connectors.cancel()
+                    for scope in connectors:
+                        scope.cancel()
                     machine.shutdown(now)
                 case None:
                     pass

@@ -48,15 +48,17 @@ async def run_connector(
     rng: random.Random,
     requests: trio.MemorySendChannel[DomainRequest],
     *,
+    cancel_scope: trio.CancelScope | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Drive automatic sessions on ``connector_id`` until cancelled.
+    """Drive automatic sessions on ``connector_id`` until cancelled (or ``cancel_scope``, which it
+    enters, is cancelled: then it returns).
 
     ``requests`` is the charger's inbox (a clone owned and closed here); sends block while the
     charger is busy (backpressure: drivers wait, nothing is dropped).
     """
     rate = sessions.arrivals_per_hour / 3600.0
-    async with requests:
+    with cancel_scope if cancel_scope is not None else trio.CancelScope(), requests:
         task_status.started()
         if rate <= 0 or not sessions.id_tags:
             await trio.sleep_forever()
