@@ -39,6 +39,7 @@ import trio_websocket
 from simulator import __version__
 from simulator.actors.charger import ChargerEnv
 from simulator.actors.fleet import Fleet, GroupPlan, run_fleet
+from simulator.actors.timers import TimerWheel
 from simulator.actors.transport import (
     SUBPROTOCOL,
     Transport,
@@ -198,6 +199,7 @@ async def run_simulation(
         elif url == "embedded":
             url = await services.start(_run_embedded_csms, fleet, bus.publish, csms_scope)
         opener = open_transport or virtual_opener or _websocket_opener(fleet)
+        timers = TimerWheel()
         plans = [
             GroupPlan(
                 name=group.name,
@@ -207,7 +209,7 @@ async def run_simulation(
                         spec=spec, seed=fleet.run.seed, url=url,
                         open_transport=functools.partial(opener, url),
                         publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
-                        sessions=group.sessions,
+                        sessions=group.sessions, timers=timers,
                     )
                     for spec in charger_specs(group)
                 ],
@@ -215,6 +217,7 @@ async def run_simulation(
             for group in fleet.groups
         ]
         async with trio.open_nursery() as work:
+            await work.start(timers.run)
 
             async def fleet_task(task_status: trio.TaskStatus[Fleet]) -> None:
                 await run_fleet(

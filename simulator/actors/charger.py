@@ -31,6 +31,7 @@ import trio
 
 from simulator import seeds
 from simulator.actors.connector import run_connector
+from simulator.actors.timers import TimerWheel
 from simulator.actors.transport import ConnectError, Transport, TransportClosed
 from simulator.config import Sessions
 from simulator.events import Connected, ConnectFailed, Disconnected, Event, FrameOut
@@ -81,6 +82,8 @@ class ChargerEnv:
 
     ``publish`` sends an event to the bus and may block (ledger backpressure); ``persist`` stores
     an outbox snapshot in the ledger. ``wall_epoch`` is Unix time at ``trio.current_time() == 0``.
+    ``timers``: the fleet's :class:`~simulator.actors.timers.TimerWheel`, whose task must run
+    while the charger does; without one the main loop waits with a cancel scope of its own.
     """
 
     spec: ChargerSpec
@@ -92,6 +95,7 @@ class ChargerEnv:
     wall_epoch: float
     sessions: Sessions | None = None
     backoff: Backoff = Backoff()
+    timers: TimerWheel | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,7 +124,14 @@ class _Frame:
     text: str
 
 
-InboxItem = DomainRequest | Shutdown | _Up | _Down | _Frame
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Tick:
+    """The timer wheel's wake-up: the machine's deadline (or the actor's own) has come."""
+
+
+_TICK: Final = _Tick()
+
+InboxItem = DomainRequest | Shutdown | _Up | _Down | _Frame | _Tick
 
 
 class ChargerControl:
@@ -328,6 +339,9 @@ async def run_charger(
         await nursery.start(_run_link, env, link, control.inbox_send.clone())
         task_status.started()
 
+        # Waits go through the fleet's timer wheel when there is one (a stale tick left by a
+        # crashed predecessor is a harmless extra turn of the loop).
+        alarm = None if env.timers is None else env.timers.alarm(control.inbox_send, _TICK)
         burst = 0
         while True:
             deadline = machine.next_deadline()
@@ -348,7 +362,11 @@ async def run_charger(
                 burst += 1
             except trio.WouldBlock:
                 burst = 0
-                with trio.move_on_at(wake_at):
+                if alarm is None:
+                    with trio.move_on_at(wake_at):
+                        item = await control.inbox.receive()
+                else:
+                    alarm.set(wake_at)
                     item = await control.inbox.receive()
             now = trio.current_time()
             if power_on_at is not None and now >= power_on_at:
@@ -388,7 +406,7 @@ async def run_charger(
                     for scope in connectors:
                         scope.cancel()
                     machine.shutdown(now)
-                case None:
+                case _Tick() | None:
                     pass
             machine.tick(now)
             await apply(machine.take_effects())
@@ -396,6 +414,8 @@ async def run_charger(
                 await save_outbox()
             if shutdown is not None and (machine.statistics().drained or now >= shutdown.deadline):
                 break
+        if alarm is not None:
+            alarm.cancel()
         await save_outbox()  # what is left undelivered at the end, for --resume
         nursery.cancel_scope.cancel()
     control.done.set()

@@ -22,6 +22,7 @@ from simulator.actors.charger import (
     run_charger,
 )
 from simulator.actors.fleet import GroupPlan, run_fleet, supervise_charger
+from simulator.actors.timers import TimerWheel
 from simulator.actors.transport import (
     ConnectError,
     Transport,
@@ -133,6 +134,7 @@ def make_env(
     config: dict[str, str | int | bool | float] | None = None,
     sessions: Sessions | None = None,
     fail: Callable[[int], BaseException | None] = lambda attempt: None,
+    timers: TimerWheel | None = None,
 ) -> ChargerEnv:
     spec = ChargerSpec(
         identity=identity, vendor="Acme", model="AC22", connectors=2, max_power_kw=22,
@@ -141,18 +143,22 @@ def make_env(
     return ChargerEnv(
         spec=spec, seed=7, url=f"ws://memory/{identity}", open_transport=csms.opener(fail=fail),
         publish=recorder.publish, persist=recorder.persist, wall_epoch=WALL_EPOCH,
-        sessions=sessions, backoff=Backoff(base=1.0, cap=30.0),
+        sessions=sessions, backoff=Backoff(base=1.0, cap=30.0), timers=timers,
     )
 
 
+@pytest.mark.parametrize("wheel", [False, True], ids=["own-scope", "timer-wheel"])
 async def test_charger_boots_reports_statuses_and_heartbeats(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, wheel: bool,
 ) -> None:
     csms, recorder = FakeCsms(), Recorder()
-    env = make_env(csms, recorder)
+    timers = TimerWheel() if wheel else None
+    env = make_env(csms, recorder, timers=timers)
     control = ChargerControl()
     async with trio.open_nursery() as nursery:
         csms.nursery = nursery
+        if timers is not None:
+            await nursery.start(timers.run)
         nursery.start_soon(run_charger, env, control)
         await trio.sleep(35)
         assert control.connected
@@ -164,6 +170,10 @@ async def test_charger_boots_reports_statuses_and_heartbeats(
     assert sent[0] == "BootNotification"
     assert sent[1:4] == ["StatusNotification"] * 3
     assert sent.count("Heartbeat") == 3  # at 10, 20 and 30 s
+    heartbeats = [e.t for e in recorder.of(FrameOut) if e.action == "Heartbeat"]
+    assert heartbeats == pytest.approx([heartbeats[0], heartbeats[0] + 10, heartbeats[0] + 20])
+    if timers is not None:
+        assert timers.fired >= 3
     assert len(recorder.of(Connected)) == 1
     state = csms.core.charger_state("CP-1")
     assert state is not None and state.boot_status == "Accepted"
@@ -289,16 +299,18 @@ async def test_transaction_messages_survive_a_dropped_connection_in_order(
     assert [s.reason for s in stopped] == ["Local"]
 
 
+@pytest.mark.parametrize("wheel", [False, True], ids=["own-scope", "timer-wheel"])
 async def test_the_outbox_is_stored_at_most_once_per_interval_and_only_when_it_changed(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, wheel: bool,
 ) -> None:
     """Online with prompt answers, every transaction message is queued and acknowledged within
     one interval: nothing is stored. Offline, the growing queue is stored, but never more than
     once per interval; once delivered, the empty queue is stored, and the end stores nothing new.
     """
     csms, recorder = FakeCsms(), Recorder()
+    timers = TimerWheel() if wheel else None
     env = make_env(csms, recorder, config={"HeartbeatInterval": 10,
-                                           "MeterValueSampleInterval": 1})
+                                           "MeterValueSampleInterval": 1}, timers=timers)
     control = ChargerControl()
     stamps: list[float] = []
 
@@ -309,6 +321,8 @@ async def test_the_outbox_is_stored_at_most_once_per_interval_and_only_when_it_c
     env = dataclasses.replace(env, persist=persist)
     async with trio.open_nursery() as nursery:
         csms.nursery = nursery
+        if timers is not None:
+            await nursery.start(timers.run)
         nursery.start_soon(run_charger, env, control)
         await trio.sleep(2)
         ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11, energy_wanted_kwh=30)

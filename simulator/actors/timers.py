@@ -1,0 +1,111 @@
+"""One task that wakes every charger at its deadline.
+
+A charger's main loop waits on its inbox until the machine's next deadline. With a cancel scope of
+its own for that wait (``trio.move_on_at``), every park registers a deadline with trio and every
+timeout unwinds a ``Cancelled`` through the charger's stack: about 15 µs a wake-up, and at 10,000
+chargers sampling meters every second the fleet's largest single cost after the sockets.
+
+Here the chargers register an :class:`Alarm` instead and wait on their inbox with no scope at all.
+The :class:`TimerWheel` task keeps every alarm in one heap and sleeps until the earliest; when it
+wakes it fires every alarm that is due, by putting a tick item in the owner's inbox
+(``send_nowait``: a full inbox wakes its owner anyway). One cancel scope, one timeout per batch of
+due alarms, however many chargers.
+
+An alarm has one deadline at a time: setting it again replaces it (the old heap entry is skipped
+when it comes up), so a charger whose deadline moves never gets a stale wake-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import math
+from typing import Any
+
+import trio
+
+
+class Alarm:
+    """One waiter's deadline on a :class:`TimerWheel`: when it is due the wheel puts ``item`` into
+    ``channel`` (without waiting; a full or closed channel is left alone)."""
+
+    __slots__ = ("_channel", "_item", "_wheel", "when")
+
+    def __init__(self, wheel: TimerWheel, channel: trio.MemorySendChannel[Any], item: object,
+                 ) -> None:
+        self._wheel = wheel
+        self._channel = channel
+        self._item = item
+        self.when: float | None = None
+        """The pending deadline (trio clock seconds), None when none is pending."""
+
+    def set(self, when: float) -> None:
+        """Fire at ``when`` (``math.inf``: never), replacing the pending deadline."""
+        if when == self.when:
+            return
+        if math.isinf(when):
+            self.when = None
+            return
+        self.when = when
+        self._wheel._schedule(when, self)
+
+    def cancel(self) -> None:
+        """Drop the pending deadline."""
+        self.when = None
+
+    def _fire(self) -> None:
+        self.when = None
+        # a full inbox wakes its owner anyway; a closed one has no owner left
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError,
+                                 trio.BrokenResourceError):
+            self._channel.send_nowait(self._item)
+
+
+class TimerWheel:
+    """The alarms of many waiters, fired by one task (:meth:`run`); see the module docstring.
+
+    Used from one Trio run; not thread-safe."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Alarm]] = []
+        self._order = itertools.count()  # ties in time fire in the order they were set
+        self._scope: trio.CancelScope | None = None
+        self.fired = 0
+        """Alarms fired so far."""
+        self.wakeups = 0
+        """Times the wheel's task woke up to fire alarms."""
+
+    def alarm(self, channel: trio.MemorySendChannel[Any], item: object) -> Alarm:
+        """A new alarm that puts ``item`` into ``channel`` when due."""
+        return Alarm(self, channel, item)
+
+    def __len__(self) -> int:
+        """Heap entries, including replaced ones not yet skipped."""
+        return len(self._heap)
+
+    def _schedule(self, when: float, alarm: Alarm) -> None:
+        heapq.heappush(self._heap, (when, next(self._order), alarm))
+        scope = self._scope
+        if scope is not None and when < scope.deadline:
+            scope.deadline = when  # the wheel sleeps until this one now
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Fire alarms as they come due, until cancelled."""
+        heap = self._heap
+        task_status.started()
+        while True:
+            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
+                self._scope = scope
+                await trio.sleep_forever()
+            self._scope = None
+            self.wakeups += 1
+            now = trio.current_time()
+            while heap and heap[0][0] <= now:
+                when, _, alarm = heapq.heappop(heap)
+                if alarm.when == when:  # not replaced or cancelled since
+                    self.fired += 1
+                    alarm._fire()
+
+
+__all__ = ["Alarm", "TimerWheel"]

@@ -1,0 +1,118 @@
+"""The timer wheel: alarms fire at their deadline, once, into their owner's channel."""
+
+from __future__ import annotations
+
+import math
+
+import trio
+import trio.testing
+
+from simulator.actors.timers import TimerWheel
+
+
+def drain(receive: trio.MemoryReceiveChannel[str]) -> list[str]:
+    out: list[str] = []
+    while True:
+        try:
+            out.append(receive.receive_nowait())
+        except trio.WouldBlock:
+            return out
+
+
+async def test_alarms_fire_at_their_deadlines_in_time_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wheel = TimerWheel()
+    send, receive = trio.open_memory_channel[str](10)
+    seen: list[tuple[str, float]] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wheel.run)
+        start = trio.current_time()
+        for name, delay in (("c", 3.0), ("a", 1.0), ("b", 2.0)):
+            wheel.alarm(send, name).set(start + delay)
+        for _ in range(3):
+            seen.append((await receive.receive(), trio.current_time() - start))
+        nursery.cancel_scope.cancel()
+    assert seen == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
+    assert wheel.fired == 3
+
+
+async def test_setting_again_replaces_the_deadline_both_ways(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wheel = TimerWheel()
+    send, receive = trio.open_memory_channel[str](10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wheel.run)
+        start = trio.current_time()
+        later = wheel.alarm(send, "later")
+        later.set(start + 5)
+        later.set(start + 8)  # moved later: nothing at 5
+        sooner = wheel.alarm(send, "sooner")
+        sooner.set(start + 10)
+        await trio.testing.wait_all_tasks_blocked()
+        sooner.set(start + 2)  # moved earlier while the wheel sleeps towards 8: it wakes at 2
+        assert await receive.receive() == "sooner"
+        assert trio.current_time() - start == 2
+        assert await receive.receive() == "later"
+        assert trio.current_time() - start == 8
+        await trio.sleep(5)  # the replaced entries at 5 and 10 fire nothing
+        assert drain(receive) == []
+        nursery.cancel_scope.cancel()
+    assert wheel.fired == 2
+    assert len(wheel) == 0
+
+
+async def test_a_cancelled_or_infinite_alarm_never_fires(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wheel = TimerWheel()
+    send, receive = trio.open_memory_channel[str](10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wheel.run)
+        start = trio.current_time()
+        cancelled = wheel.alarm(send, "cancelled")
+        cancelled.set(start + 1)
+        cancelled.cancel()
+        never = wheel.alarm(send, "never")
+        never.set(start + 1)
+        never.set(math.inf)
+        assert never.when is None
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert drain(receive) == [] and wheel.fired == 0
+
+
+async def test_a_full_or_closed_channel_is_left_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wheel = TimerWheel()
+    full_send, full_receive = trio.open_memory_channel[str](1)
+    full_send.send_nowait("already there")
+    closed_send, closed_receive = trio.open_memory_channel[str](1)
+    await closed_receive.aclose()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wheel.run)
+        start = trio.current_time()
+        wheel.alarm(full_send, "dropped").set(start + 1)
+        wheel.alarm(closed_send, "nobody").set(start + 1)
+        await trio.sleep(2)
+        nursery.cancel_scope.cancel()
+    assert drain(full_receive) == ["already there"]  # the owner wakes for that one anyway
+    assert wheel.fired == 2
+
+
+async def test_many_alarms_due_together_cost_one_wake_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wheel = TimerWheel()
+    send, receive = trio.open_memory_channel[str](1000)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wheel.run)
+        start = trio.current_time()
+        for n in range(500):
+            wheel.alarm(send, f"a{n}").set(start + 1)
+        await trio.sleep(1.5)
+        nursery.cancel_scope.cancel()
+    assert drain(receive) == [f"a{n}" for n in range(500)]  # ties fire in the order set
+    assert (wheel.fired, wheel.wakeups) == (500, 1)
