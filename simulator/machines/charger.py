@@ -85,6 +85,8 @@ STATUS_REFRESH: Final = 30.0
 """While energy flows, how often the charger re-checks whether the EV became full (SuspendedEV)."""
 
 _CONNECTION_LOST: Final = frozenset({"connection lost", "offline"})
+_BOOT_RETRY: Final = frozenset({BootState.REJECTED, BootState.PENDING, BootState.WAITING})
+"""Boot states in which a reached ``boot_at`` sends the BootNotification again."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -145,6 +147,13 @@ class ChargerMachine(Operations):
         """When the heartbeat period started (online and Accepted); None when not running."""
         self.refresh_at: float | None = None
         self.cap_deadline_cached: float | None = None
+        self._settled_at: float | None = None
+        """When :meth:`_settle` last reached a fixed point; None once an input changed state
+        without settling."""
+        self._deadline: float | None = None
+        self._deadline_stale = True
+        """Whether ``_deadline`` must be recomputed: state changes only inside inputs, so
+        :meth:`next_deadline` is computed once per input, not once per call."""
         self._boot_rng = random.Random(rng.getrandbits(64))
 
     # --- power and connection -----------------------------------------------------------------
@@ -179,6 +188,8 @@ class ChargerMachine(Operations):
         out a Rejected/Pending interval); an Accepted charger just carries on."""
         self.session.connected(now)
         if not self.powered:
+            self._settled_at = None
+            self._deadline_stale = True
             return
         if self.boot == BootState.WAITING and (self.boot_at is None or now >= self.boot_at):
             self.send_boot(now)
@@ -202,6 +213,10 @@ class ChargerMachine(Operations):
 
     def tick(self, now: float) -> None:
         """Time passed: run whatever fell due."""
+        if now == self._settled_at and not self._due_by(now):
+            # Settled at this very instant since the last input, and nothing has fallen due:
+            # settling again would change nothing (the actor ticks after every input).
+            return
         self._settle(now)
 
     # --- the driver and the car ---------------------------------------------------------------
@@ -330,24 +345,33 @@ class ChargerMachine(Operations):
         """When :meth:`tick` must next be called, or None when nothing is scheduled. While the
         charger is down (between a Reboot effect and ``power_on``) nothing of its own falls
         due: the actor wakes it with ``power_on``."""
+        if self._deadline_stale:
+            self._deadline = self._earliest_deadline()
+            self._deadline_stale = False
+        return self._deadline
+
+    def _earliest_deadline(self) -> float | None:
         if not self.powered:
             return self.session.next_deadline()
         candidates: list[float | None] = [self.session.next_deadline(), self.boot_at,
-                                          self.reset_until]
-        if self.powered and self.boot == BootState.ACCEPTED and self.session.online:
+                                          self.reset_until, self.aligned_at,
+                                          self.cap_deadline_cached, self.refresh_at]
+        if self.boot == BootState.ACCEPTED and self.session.online:
             candidates.append(self._heartbeat_deadline())
-            candidates.extend(m.next_deadline() for m in self.connectors.values())
-        timeout = self.config.get_int("ConnectionTimeOut")
+            for machine in self.connectors.values():
+                candidates.append(machine.next_deadline())
         for point in self.points.values():
-            if point.ready_tag is not None and point.ev is None and timeout > 0:
-                candidates.append(point.ready_since + timeout)
+            if point.ready_tag is not None and point.ev is None:
+                timeout = self.config.get_int("ConnectionTimeOut")
+                if timeout > 0:
+                    candidates.append(point.ready_since + timeout)
             if point.transaction is not None:
                 candidates.append(point.transaction.next_sample)
-        candidates.append(self.aligned_at)
-        candidates.append(self.cap_deadline_cached)
-        candidates.append(self.refresh_at)
-        finite = [c for c in candidates if c is not None and math.isfinite(c)]
-        return min(finite) if finite else None
+        earliest = math.inf
+        for candidate in candidates:  # the earliest finite one (a loop: cheaper than min())
+            if candidate is not None and candidate < earliest and math.isfinite(candidate):
+                earliest = candidate
+        return None if earliest == math.inf else earliest
 
     def statistics(self) -> ChargerStatistics:
         """A frozen snapshot of the charger."""
@@ -376,36 +400,48 @@ class ChargerMachine(Operations):
     def _settle(self, now: float) -> None:
         """Process what the session reported, then everything that is due at ``now``, until
         nothing more happens. Every input ends here."""
+        self._settled_at = None
+        self._deadline_stale = True
         self.session.tick(now)
         ran_due = False
         for _ in range(64):
             outcomes = self.session.take_outcomes()
             if not outcomes and ran_due:
+                self._settled_at = now
                 break
             for outcome in outcomes:
                 self._on_outcome(outcome, now)
             self._due(now)
             ran_due = True
         self.cap_deadline_cached = self.cap_deadline(now)
+        self._deadline_stale = True
+
+    def _due_by(self, now: float) -> bool:
+        """Whether something is scheduled at or before ``now``."""
+        deadline = self.next_deadline()
+        return deadline is not None and deadline <= now
 
     def _due(self, now: float) -> None:
-        retry = (BootState.REJECTED, BootState.PENDING, BootState.WAITING)
         if self.boot_at is not None and now >= self.boot_at and self.powered \
-                and self.boot in retry:
+                and self.boot in _BOOT_RETRY:
             self.boot_at = None
             if self.session.online:
                 self.send_boot(now)
             else:
                 self.boot = BootState.WAITING
-        timeout = self.config.get_int("ConnectionTimeOut")
+        sample = False
         for point in self.points.values():
-            if (point.ready_tag is not None and point.ev is None and timeout > 0
-                    and now >= point.ready_since + timeout):
-                self.note(now, "connection_timeout", point.connector_id, id_tag=point.ready_tag)
-                point.ready_tag = None
-                self.refresh_status(point.connector_id, now)
-        if any(p.transaction is not None and p.transaction.next_sample is not None
-               and now >= p.transaction.next_sample for p in self.points.values()):
+            if point.ready_tag is not None and point.ev is None:
+                timeout = self.config.get_int("ConnectionTimeOut")
+                if timeout > 0 and now >= point.ready_since + timeout:
+                    self.note(now, "connection_timeout", point.connector_id,
+                              id_tag=point.ready_tag)
+                    point.ready_tag = None
+                    self.refresh_status(point.connector_id, now)
+            tx = point.transaction
+            if tx is not None and tx.next_sample is not None and now >= tx.next_sample:
+                sample = True
+        if sample:
             self.sample_periodic(now)
         if self.aligned_at is not None and now >= self.aligned_at:
             self.sample_aligned(now)
@@ -414,8 +450,10 @@ class ChargerMachine(Operations):
             self.check_caps(now)
         if self.refresh_at is not None and now >= self.refresh_at:
             self.refresh_all(now)
-        delivering = any(p.transaction is not None and self.meters[c].delivering
-                         for c, p in self.points.items())
+        delivering = False
+        for cid, point in self.points.items():
+            if point.transaction is not None and self.meters[cid].delivering:
+                delivering = True
         self.refresh_at = now + STATUS_REFRESH if delivering else None
         if self.reset_until is not None:
             self.check_reset(now)
@@ -427,8 +465,8 @@ class ChargerMachine(Operations):
                 self.heartbeat_anchor = now
 
     def _report_statuses(self, now: float) -> None:
-        for cid in sorted(self.connectors):
-            report = self.connectors[cid].due_notification(now)
+        for machine in self.connectors.values():  # (built in connector order)
+            report = machine.due_notification(now)
             if report is not None:
                 self.session.call(report.to_request(self.wall_offset), now)
 

@@ -189,6 +189,8 @@ class ChargerBase:
         self.wall_epoch = wall_epoch
         self.clock_offset = 0.0
         self.effects: list[Effect] = []
+        self._measurands: dict[str, tuple[str, tuple[MeasurandSpec, ...]]] = {}
+        """Measurand-list key → (its text, parsed), re-parsed when the text changes."""
         self.config = ConfigurationStore(
             _config_overrides(spec.config),
             number_of_connectors=spec.connectors,
@@ -264,7 +266,11 @@ class ChargerBase:
 
     def measurands(self, key: str) -> tuple[MeasurandSpec, ...]:
         """A measurand-list key, parsed (the store only ever holds supported entries)."""
-        return parse_measurand_list(self.config.get_str(key))
+        text = self.config.get_str(key)
+        parsed = self._measurands.get(key)
+        if parsed is None or parsed[0] != text:
+            parsed = self._measurands[key] = (text, parse_measurand_list(text))
+        return parsed[1]
 
     def sync_session_settings(self) -> None:
         """Push the keys the session and connectors read into them."""
@@ -288,7 +294,9 @@ class ChargerBase:
         info = error.info if error is not None else None
         vendor_code = error.vendor_error_code if error is not None else None
         # An empty path still applies a changed error code to the current status.
-        for status in _path(connector_id, machine.status, target) or [target]:
+        steps = [target] if machine.status == target else _path(connector_id, machine.status,
+                                                                 target)
+        for status in steps:
             old = machine.status
             if machine.set_status(status, now, error_code=code, info=info,
                                   vendor_error_code=vendor_code):

@@ -319,11 +319,11 @@ class ConnectorMachine:
         reported like any change.
         """
         old = self._condition.status
-        if not is_allowed(self.connector_id, old, new):
-            raise IllegalTransition(self.connector_id, old, new)
         condition = _Condition(new, error_code, info, vendor_id, vendor_error_code)
         if condition == self._condition:
-            return False
+            return False  # (staying put is always legal)
+        if not is_allowed(self.connector_id, old, new):
+            raise IllegalTransition(self.connector_id, old, new)
         if new == _S.FAULTED and old != _S.FAULTED:
             self._pre_fault = old
         elif new != _S.FAULTED:
@@ -357,12 +357,9 @@ class ConnectorMachine:
 
     # --- outputs -----------------------------------------------------------------------------
 
-    def _pending(self) -> bool:
-        return self._online and self._condition != self._reported
-
     def next_deadline(self) -> float | None:
         """When the pending status becomes due, or None if nothing is pending (or offline)."""
-        if not self._pending():
+        if not self._online or self._condition == self._reported:
             return None
         return self._since + self._minimum_status_duration
 

@@ -54,6 +54,9 @@ FULL_LOAD_TEMPERATURE_RISE: Final = 20.0
 IDLE_RPM: Final = 0.0
 FULL_LOAD_RPM: Final = 3000.0
 
+_TAN_PHI: Final = math.tan(math.acos(POWER_FACTOR))
+"""Reactive over active power at :data:`POWER_FACTOR`."""
+
 #: Every measurand the meter can report (all of OCPP 1.6).
 SUPPORTED_MEASURANDS: Final[frozenset[Measurand]] = frozenset(Measurand)
 
@@ -397,7 +400,7 @@ class Meter:
         energy_wh = (self._soc - start_soc) / 100.0 * ev.battery_kwh * 1000.0
         if energy_wh <= 0:
             return
-        reactive_varh = energy_wh * math.tan(math.acos(POWER_FACTOR))
+        reactive_varh = energy_wh * _TAN_PHI
         loaded = self.loaded_phases()
         for i in range(loaded):
             self._active[i] += energy_wh / loaded
@@ -408,28 +411,34 @@ class Meter:
     def reading(self, now: float) -> MeterReading:
         """Integrate up to ``now`` and read every quantity (draws 5 noise values from ``rng``)."""
         self.advance(now)
-        jitter = [1.0 + self._rng.uniform(-self._noise, self._noise) for _ in range(5)]
-        loaded = self.loaded_phases()
-        power = self.power_w() * jitter[0]
-        voltages = tuple(
-            self.voltage_v * jitter[1 + i] if i < self.phases else 0.0 for i in range(3)
-        )
-        per_phase = [power / loaded if i < loaded else 0.0 for i in range(3)]
-        currents = [
-            per_phase[i] / (voltages[i] * POWER_FACTOR) if per_phase[i] > 0 else 0.0
-            for i in range(3)
-        ]
-        load = 0.0 if self.max_power_w == 0 else min(1.0, self.power_w() / self.max_power_w)
+        noise, uniform = self._noise, self._rng.uniform
+        jitter = [1.0 + uniform(-noise, noise) for _ in range(5)]
+        loaded, phases, volts = self.loaded_phases(), self.phases, self.voltage_v
         offered = self.offered_w()
+        # power_w(), without computing the offer twice
+        exact = 0.0 if self._ev is None or not self._delivering else min(
+            offered, self._accept_w(self._soc))
+        # Per phase (L1, L2, L3), written out: phases beyond the loaded (or supplied) ones read 0.
+        share = exact * jitter[0] / loaded
+        power_w = (share, share if loaded > 1 else 0.0, share if loaded > 2 else 0.0)
+        voltage_v = (volts * jitter[1], volts * jitter[2] if phases > 1 else 0.0,
+                     volts * jitter[3] if phases > 2 else 0.0)
+        current_a = (
+            power_w[0] / (voltage_v[0] * POWER_FACTOR) if power_w[0] > 0 else 0.0,
+            power_w[1] / (voltage_v[1] * POWER_FACTOR) if power_w[1] > 0 else 0.0,
+            power_w[2] / (voltage_v[2] * POWER_FACTOR) if power_w[2] > 0 else 0.0,
+        )
+        load = 0.0 if self.max_power_w == 0 else min(1.0, exact / self.max_power_w)
+        active, reactive = self._active, self._reactive
         return MeterReading(
             t=now,
-            active_import_wh=(self._active[0], self._active[1], self._active[2]),
-            reactive_import_varh=(self._reactive[0], self._reactive[1], self._reactive[2]),
-            power_w=(per_phase[0], per_phase[1], per_phase[2]),
-            voltage_v=(voltages[0], voltages[1], voltages[2]),
-            current_a=(currents[0], currents[1], currents[2]),
+            active_import_wh=(active[0], active[1], active[2]),
+            reactive_import_varh=(reactive[0], reactive[1], reactive[2]),
+            power_w=power_w,
+            voltage_v=voltage_v,
+            current_a=current_a,
             offered_w=offered,
-            offered_a=offered / (self.voltage_v * loaded),
+            offered_a=offered / (volts * loaded),
             loaded_phases=loaded,
             frequency_hz=self.frequency_hz * (1.0 + (jitter[4] - 1.0) / 100.0),
             power_factor=POWER_FACTOR,
@@ -566,7 +575,6 @@ def measured_value(
     now (SoC without an EV). ``.Interval`` energies are the growth since ``previous`` (since zero
     without one); export measurands are 0 (the simulated charger does not discharge)."""
     m, ph, r = spec.measurand, spec.phase, reading
-    tan_phi = math.tan(math.acos(r.power_factor))
     zero = (0.0, 0.0, 0.0)
     if m == _M.ENERGY_ACTIVE_IMPORT_REGISTER:
         return _phase_sum(r.active_import_wh, ph)
@@ -581,7 +589,7 @@ def measured_value(
     if m == _M.POWER_ACTIVE_IMPORT:
         return _phase_sum(r.power_w, ph)
     if m == _M.POWER_REACTIVE_IMPORT:
-        return _phase_sum(r.power_w, ph) * tan_phi
+        return _phase_sum(r.power_w, ph) * math.tan(math.acos(r.power_factor))
     if m == _M.POWER_OFFERED:
         return r.offered_w
     if m == _M.POWER_FACTOR:

@@ -58,6 +58,7 @@ from simulator.ocpp.v16 import (
     ACTIONS,
     ChangeConfigurationRequest,
     Direction,
+    MeterValuesRequest,
     PayloadError,
     Profile,
     action_of,
@@ -92,6 +93,17 @@ def _utf8(data: bytes | str) -> tuple[str, bytes | str | None]:
         return data.decode(), data
     except UnicodeDecodeError:
         return data.decode(errors="replace"), None
+
+
+def _without_transaction_id(request: msgspec.Struct) -> bytes:
+    """The encoded payload of ``request`` with ``transactionId`` left out (byte for byte what
+    encoding it, dropping the key from the decoded object and encoding again gives)."""
+    if isinstance(request, MeterValuesRequest):
+        # An optional field: None is its default, which the encoder leaves out.
+        return encode_payload(msgspec.structs.replace(request, transaction_id=None))
+    payload = _json_decoder.decode(encode_payload(request))
+    payload.pop("transactionId", None)
+    return _json_encoder.encode(payload)
 
 
 # --- outcomes: what the session tells the charger --------------------------------------------
@@ -195,6 +207,8 @@ class Session:
         self._outbox: collections.deque[OutboxEntry] = collections.deque(outbox)
         self._retry_at: float | None = None
         self._next_seq = max((e.seq for e in self._outbox), default=0) + 1
+        self._first_own_seq = self._next_seq
+        """Entries from this seq on were queued here: their payload is this encoder's output."""
         self._tx_ids: dict[int, int] = {
             e.local_tx: e.transaction_id
             for e in self._outbox
@@ -290,15 +304,16 @@ class Session:
         placeholder in ``request`` is never sent).
         """
         action = action_of(request)
-        payload = _json_decoder.decode(encode_payload(request))
         tx_id = None
         if local_tx is not None and action in TRANSACTION_ID_ACTIONS:
             tx_id = self._tx_ids.get(local_tx)
-            payload.pop("transactionId", None)
+            payload = _without_transaction_id(request)
+        else:
+            payload = encode_payload(request)
         entry = OutboxEntry(
             seq=self._next_seq,
             action=action,
-            payload=_json_encoder.encode(payload).decode(),
+            payload=payload.decode(),
             local_tx=local_tx,
             transaction_id=tx_id,
         )
@@ -352,6 +367,10 @@ class Session:
         if tx_id is None:
             # FIFO order: the transaction's StartTransaction went ahead and was given up on.
             return None
+        if entry.seq >= self._first_own_seq and entry.payload != "{}":
+            # Queued here, so encoded compactly without a transactionId: appending the key is
+            # what decoding, setting it and encoding again gives, without the round trip.
+            return f'{entry.payload[:-1]},"transactionId":{tx_id}}}'.encode()
         payload = _json_decoder.decode(entry.payload)
         payload["transactionId"] = tx_id
         return _json_encoder.encode(payload)

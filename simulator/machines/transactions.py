@@ -464,7 +464,9 @@ class Transactions(ChargerBase):
     def _collect_stop_data(
         self, tx: Transaction, now: float, key: str, context: ReadingContext
     ) -> None:
-        value = self._meter_value(tx.connector_id, self.measurands(key), now, context,
-                                  f"stop:{key}")
+        specs = self.measurands(key)
+        if not specs:
+            return
+        value = self._meter_value(tx.connector_id, specs, now, context, f"stop:{key}")
         if value is not None:
             tx.stop_data.append(value)

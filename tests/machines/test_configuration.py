@@ -476,3 +476,22 @@ def test_set_internal_bypasses_access_but_not_validation() -> None:
         s.set_internal("HeartbeatInterval", -1)
     with pytest.raises(UnknownConfigurationKey):
         s.set_internal("Nope", 1)
+
+
+def test_typed_getters_see_every_change_after_a_read() -> None:
+    # The store keeps parsed values for its typed getters: a value read before a change must not
+    # outlive it, whichever way the change comes.
+    s = store(reboot_required_keys=("ConnectionTimeOut",))
+    assert (s.get_int("HeartbeatInterval"), s.get_bool("LocalPreAuthorize")) == (300, False)
+    assert s.change("HeartbeatInterval", "15") == ACCEPTED
+    assert s.change("LocalPreAuthorize", "true") == ACCEPTED
+    assert (s.get_int("HeartbeatInterval"), s.get_bool("LocalPreAuthorize")) == (15, True)
+    s.set_internal("HeartbeatInterval", 20)
+    assert s.get_int("HeartbeatInterval") == 20
+    assert s.get_int("ConnectionTimeOut") == 120
+    assert s.change("ConnectionTimeOut", "30") == REBOOT_REQUIRED
+    assert s.get_int("ConnectionTimeOut") == 120
+    s.reboot()
+    assert s.get_int("ConnectionTimeOut") == 30
+    with pytest.raises(TypeError):  # a cached read of one type does not open another getter
+        s.get_bool("HeartbeatInterval")
