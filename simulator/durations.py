@@ -11,12 +11,13 @@ numbers); a single value is the range from that value to itself. Parsing is pure
 from __future__ import annotations
 
 import math
-import random
 import re
 from collections.abc import Callable
 from typing import Final
 
 import msgspec
+
+from simulator.seeds import Rng
 
 UNITS: Final[dict[str, float]] = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 """Seconds per unit, largest first (the order parts must follow)."""
@@ -39,7 +40,7 @@ class Range(msgspec.Struct, frozen=True):
     low: float
     high: float
 
-    def draw(self, rng: random.Random) -> float:
+    def draw(self, rng: Rng) -> float:
         """A value drawn uniformly from the range with ``rng`` (``low`` itself when low == high)."""
         if self.low == self.high:
             return self.low

@@ -9,7 +9,6 @@ from the group's ranges. Owns nothing but its RNG; the charger closes the inbox.
 
 from __future__ import annotations
 
-import random
 from typing import Final
 
 import trio
@@ -17,6 +16,7 @@ import trio
 from simulator.config import Sessions
 from simulator.machines.domain import DomainRequest, PlugIn, PresentTag, StopCharging, Unplug
 from simulator.machines.meter import EvSpec
+from simulator.seeds import Rng
 
 WALK_BACK: Final = (2.0, 10.0)
 """Seconds between the stop (tag presented again) and the unplug: the driver walks to the car."""
@@ -28,7 +28,7 @@ ONBOARD_CHARGERS_KW: Final = (7.4, 11.0, 22.0)
 """On-board charger limits drawn for arriving EVs (the connector's own limit applies too)."""
 
 
-def draw_ev(rng: random.Random, energy_kwh: float) -> EvSpec:
+def draw_ev(rng: Rng, energy_kwh: float) -> EvSpec:
     """An EV that wants ``energy_kwh``: a drawn battery and on-board charger, starting at an SoC
     low enough that the wanted energy fits in the battery."""
     battery = max(rng.choice(BATTERIES_KWH), energy_kwh * 1.25)
@@ -45,7 +45,7 @@ def draw_ev(rng: random.Random, energy_kwh: float) -> EvSpec:
 async def run_connector(
     connector_id: int,
     sessions: Sessions,
-    rng: random.Random,
+    rng: Rng,
     requests: trio.MemorySendChannel[DomainRequest],
     *,
     cancel_scope: trio.CancelScope | None = None,

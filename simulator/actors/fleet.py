@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import random
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -58,7 +57,7 @@ def tune_gc() -> None:
 
 async def supervise_charger(env: ChargerEnv, control: ChargerControl) -> None:
     """Run ``env``'s charger, restarting it after a crash, until it ends gracefully."""
-    rng: random.Random | None = None  # made on the first crash
+    rng: seeds.Stream | None = None  # made on the first crash
     while True:
         try:
             await run_charger(env, control)

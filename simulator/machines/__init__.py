@@ -4,5 +4,6 @@ Leaf machines (:mod:`.connector`, :mod:`.meter`, :mod:`.configuration`, :mod:`.a
 concern each and know nothing of the wire; the charger machine (:mod:`.charger`, with
 :mod:`.session`, :mod:`.effects` and :mod:`.domain`) composes them into the whole charge point.
 Nothing here imports trio or performs I/O; time comes in as ``now`` (monotonic seconds) and
-randomness as ``random.Random`` instances.
+randomness as seeded streams (:class:`simulator.seeds.Rng`: a ``random.Random`` fits, the fleet
+uses the small :class:`simulator.seeds.Stream`).
 """

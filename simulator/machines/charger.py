@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import random
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -72,6 +71,7 @@ from simulator.ocpp.v16 import (
     StatusNotificationRequest,
     StopTransactionResponse,
 )
+from simulator.seeds import Rng, child
 
 __all__ = [
     "SUPPORTED_PROFILES",
@@ -132,7 +132,7 @@ class ChargerMachine(Operations):
         self,
         spec: ChargerSpec,
         *,
-        rng: random.Random,
+        rng: Rng,
         new_id: Callable[[], str],
         wall_epoch: float,
         now: float,
@@ -154,7 +154,7 @@ class ChargerMachine(Operations):
         self._deadline_stale = True
         """Whether ``_deadline`` must be recomputed: state changes only inside inputs, so
         :meth:`next_deadline` is computed once per input, not once per call."""
-        self._boot_rng = random.Random(rng.getrandbits(64))
+        self._boot_rng = child(rng)
 
     # --- power and connection -----------------------------------------------------------------
 

@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import enum
 import math
-import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
@@ -35,6 +34,7 @@ from simulator.ocpp.v16 import (
     MeterValue,
     Profile,
 )
+from simulator.seeds import Rng, child
 
 SUPPORTED_PROFILES: Final = (Profile.CORE, Profile.REMOTE_TRIGGER)
 """The feature profiles this charger implements; CS calls of any other profile are answered
@@ -175,7 +175,7 @@ class ChargerBase:
         self,
         spec: ChargerSpec,
         *,
-        rng: random.Random,
+        rng: Rng,
         new_id: Callable[[], str],
         wall_epoch: float,
         now: float,
@@ -219,7 +219,7 @@ class ChargerBase:
             cid: Meter(
                 cid,
                 max_power_kw=spec.max_power_kw,
-                rng=random.Random(rng.getrandbits(64)),
+                rng=child(rng),
                 now=now,
                 phases=spec.phases,
                 voltage_v=spec.voltage_v,

@@ -7,7 +7,8 @@ power below 80 % state of charge, tapering linearly to zero at 100 %); it drops 
 reaches its target (the SuspendedEV signal). Integration is analytic, so the result depends only
 on the inputs and not on how often ``advance`` is called. Registers only ever grow and are never
 reset per session. Measurement noise (±1 % on power, voltage, current) comes from the injected
-``random.Random`` and touches only instantaneous readings, never the registers.
+random stream (:class:`simulator.seeds.Rng`) and touches only instantaneous readings, never the
+registers.
 
 Sampling turns a reading into ``SampledValue`` lists for any measurand list in the syntax of
 ``MeterValuesSampledData`` (a comma list, phase suffix allowed: ``Voltage.L1``); the helpers at the
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
@@ -36,6 +36,7 @@ from simulator.ocpp.v16 import (
     UnitOfMeasure,
     ValueFormat,
 )
+from simulator.seeds import Rng
 
 _M = Measurand
 _P = Phase
@@ -268,7 +269,7 @@ class Meter:
         connector_id: int,
         *,
         max_power_kw: float,
-        rng: random.Random,
+        rng: Rng,
         now: float,
         phases: int = 3,
         voltage_v: float = 230.0,
