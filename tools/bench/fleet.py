@@ -216,6 +216,7 @@ class Window:
     end: float = 0.0
     cpu: float = 0.0
     main_thread_cpu: float = 0.0
+    system_cpu: float = 0.0
     rss_baseline_kib: int | None = None
     rss_booted_kib: int | None = None
     connected_booted: int | None = None
@@ -308,6 +309,7 @@ async def run_sim_worker(args: argparse.Namespace, fleet: Any) -> Window:
         window.gc_threshold, window.gc_frozen = gc.get_threshold(), gc.get_freeze_count()
         window.start = trio.current_time() - t0
         cpu, main_cpu = cpu_seconds(), time.thread_time()
+        system = resource.getrusage(resource.RUSAGE_SELF).ru_stime
         lags: list[float] = []
         async with trio.open_nursery() as probes:
             probes.start_soon(lag_probe, lags)
@@ -315,6 +317,7 @@ async def run_sim_worker(args: argparse.Namespace, fleet: Any) -> Window:
             probes.cancel_scope.cancel()
         window.cpu = cpu_seconds() - cpu
         window.main_thread_cpu = time.thread_time() - main_cpu
+        window.system_cpu = resource.getrusage(resource.RUSAGE_SELF).ru_stime - system
         window.end = trio.current_time() - t0
         gc.callbacks.remove(gc_clock)
         window.rss_end_kib = proc_status_kib("VmRSS")
@@ -413,6 +416,7 @@ def sim_worker_main(args: argparse.Namespace) -> None:
         "wall_s": round(wall, 3),
         "cpu_s": round(window.cpu, 3),
         "main_thread_cpu_s": round(window.main_thread_cpu, 3),
+        "system_cpu_s": round(window.system_cpu, 3),
         "exchanges_per_s": round(exchanges / wall, 1) if wall > 0 else None,
         "cpu_us_per_exchange": round(window.cpu / exchanges * 1e6, 1) if exchanges else None,
         "rss_per_charger_booted_kib": (
@@ -563,6 +567,7 @@ ROWS: Final[tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...]] = (
     ("exchanges/s", lambda r: r.get("exchanges_per_s")),
     ("CPU s (all threads)", lambda r: r.get("cpu_s")),
     ("  of which main thread", lambda r: r.get("main_thread_cpu_s")),
+    ("  of which kernel (system)", lambda r: r.get("system_cpu_s")),
     ("CPU % of one core", lambda r: r.get("cpu_pct")),
     ("CPU µs / exchange", lambda r: r.get("cpu_us_per_exchange")),
     ("exchanges / CPU-s", lambda r: r.get("exchanges_per_cpu_s")),

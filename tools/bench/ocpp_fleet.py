@@ -291,6 +291,11 @@ def percentiles(values: list[float], scale: float) -> dict[str, float] | None:
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": at(1.0)}
 
 
+def system_seconds() -> float:
+    """System (kernel) CPU time of this process so far, all threads: the socket calls."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def cpu_seconds() -> float:
     """User + system CPU of this process so far (all threads)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -327,6 +332,7 @@ async def run_fleet(url: str, chargers: int, connect_rate: float, duration: floa
     rss_booted: int | None = None
     connected_booted = chargers
     cpu_start = cpu_seconds()
+    system_start = system_seconds()
     started = loop.time()
     window_start = started
     tasks = [
@@ -343,12 +349,14 @@ async def run_fleet(url: str, chargers: int, connect_rate: float, duration: floa
             rss_up = rss_kib()
             window_start = loop.time()
             cpu_start = cpu_seconds()
+            system_start = system_seconds()
             stats.counting = True
         await asyncio.sleep(duration)
     finally:
         stats.counting = False
         wall = loop.time() - window_start
         cpu = cpu_seconds() - cpu_start
+        system = system_seconds() - system_start
         rss_end = rss_kib()
         await cancel_all(tasks, stats)
     return {
@@ -371,6 +379,7 @@ async def run_fleet(url: str, chargers: int, connect_rate: float, duration: floa
         "disconnects": stats.disconnects,
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
+        "system_cpu_s": round(system, 3),
         "cpu_us_per_exchange": round(cpu / stats.exchanges * 1e6, 1) if stats.exchanges else None,
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_per_charger_booted_kib": (
