@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import trio
 import trio.testing
 
@@ -22,7 +23,7 @@ def drain(receive: trio.MemoryReceiveChannel[str]) -> list[str]:
 async def test_alarms_fire_at_their_deadlines_in_time_order(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    wheel = TimerWheel()
+    wheel = TimerWheel(resolution=0)
     send, receive = trio.open_memory_channel[str](10)
     seen: list[tuple[str, float]] = []
     async with trio.open_nursery() as nursery:
@@ -40,7 +41,7 @@ async def test_alarms_fire_at_their_deadlines_in_time_order(
 async def test_setting_again_replaces_the_deadline_both_ways(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    wheel = TimerWheel()
+    wheel = TimerWheel(resolution=0)
     send, receive = trio.open_memory_channel[str](10)
     async with trio.open_nursery() as nursery:
         await nursery.start(wheel.run)
@@ -66,7 +67,7 @@ async def test_setting_again_replaces_the_deadline_both_ways(
 async def test_a_cancelled_or_infinite_alarm_never_fires(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    wheel = TimerWheel()
+    wheel = TimerWheel(resolution=0)
     send, receive = trio.open_memory_channel[str](10)
     async with trio.open_nursery() as nursery:
         await nursery.start(wheel.run)
@@ -86,7 +87,7 @@ async def test_a_cancelled_or_infinite_alarm_never_fires(
 async def test_a_full_or_closed_channel_is_left_alone(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    wheel = TimerWheel()
+    wheel = TimerWheel(resolution=0)
     full_send, full_receive = trio.open_memory_channel[str](1)
     full_send.send_nowait("already there")
     closed_send, closed_receive = trio.open_memory_channel[str](1)
@@ -105,7 +106,7 @@ async def test_a_full_or_closed_channel_is_left_alone(
 async def test_many_alarms_due_together_cost_one_wake_up(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    wheel = TimerWheel()
+    wheel = TimerWheel(resolution=0)
     send, receive = trio.open_memory_channel[str](1000)
     async with trio.open_nursery() as nursery:
         await nursery.start(wheel.run)
@@ -116,3 +117,29 @@ async def test_many_alarms_due_together_cost_one_wake_up(
         nursery.cancel_scope.cancel()
     assert drain(receive) == [f"a{n}" for n in range(500)]  # ties fire in the order set
     assert (wheel.fired, wheel.wakeups) == (500, 1)
+
+
+async def test_alarms_fire_on_the_grid_never_before_their_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wheel = TimerWheel(resolution=0.005)
+    send, receive = trio.open_memory_channel[str](100)
+    fired_at: dict[str, float] = {}
+    deadlines = {f"a{n}": 100.0 + n * 0.0013 for n in range(12)}  # spread over 15 ms
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wheel.run)
+        for name, when in deadlines.items():
+            wheel.alarm(send, name).set(when)
+        for _ in deadlines:
+            name = await receive.receive()
+            fired_at[name] = trio.current_time()
+        nursery.cancel_scope.cancel()
+    for name, when in deadlines.items():
+        assert when <= fired_at[name] < when + 0.005 + 1e-9
+        assert round(fired_at[name] / 0.005, 6) % 1 == 0  # on a grid point
+    assert wheel.wakeups <= 4  # 100.005, 100.010, 100.015 (and 100.000 for the first)
+
+
+def test_a_negative_resolution_is_refused() -> None:
+    with pytest.raises(ValueError, match="resolution"):
+        TimerWheel(resolution=-1)
