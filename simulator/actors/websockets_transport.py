@@ -101,7 +101,13 @@ class WebsocketsTransport:
         """Send one text frame; raises ``TransportClosed`` if the connection is gone."""
         if self._closed is not None:
             raise self._closed
-        async with self._write_lock:
+        await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled caller writes nothing
+        lock = self._write_lock
+        try:  # uncontended (the usual case): no trip through the scheduler for the lock
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
             if self._closed is not None:  # set while this task waited for the lock
                 raise self._closed
             if self._ws.state is not State.OPEN:  # a close frame not read out by receive yet
@@ -111,6 +117,8 @@ class WebsocketsTransport:
                 await self._send_all(self._ws.data_to_send())
             except _StreamErrors:
                 raise self._lost() from None
+        finally:
+            lock.release()
 
     async def receive(self) -> str:
         """The next text message (a binary one is decoded as UTF-8 with replacement).
