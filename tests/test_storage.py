@@ -199,6 +199,27 @@ def test_outbox_round_trip(tmp_path: Path) -> None:
         SaveOutbox(t=0, entries=())
 
 
+@pytest.mark.parametrize("chunk", [1, 4, 256])
+def test_batches_of_any_size_are_written_whole_and_in_order(tmp_path: Path, chunk: int) -> None:
+    """Rows go in multi-row INSERTs of power-of-two sizes up to the ledger's chunk: every batch
+    size, on either side of a power of two, lands whole, with seq in publication order."""
+    path = tmp_path / "chunks.db"
+    ledger = Ledger.open(path)
+    assert ledger._chunk in (64, 128, 256)  # within SQLite's variable limit
+    ledger._chunk = chunk
+    sizes = [0, 1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 257, 1000]
+    try:
+        start(ledger)
+        i = 0
+        for size in sizes:
+            assert ledger.write_events([note(i + k) for k in range(size)]) == size
+            i += size
+    finally:
+        ledger.close()
+    written = rows(path, "SELECT seq, json_extract(data, '$.what') FROM events ORDER BY rowid")
+    assert written == [(n + 1, f"n{n}") for n in range(sum(sizes))]
+
+
 def test_open_readonly_refuses_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError), open_readonly(tmp_path / "nope.db"):
         pass
