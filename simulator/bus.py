@@ -24,7 +24,8 @@ The bus owns every send side and closes them all in :meth:`EventBus.aclose`; a s
 receive side and sees end-of-channel once it has drained what was buffered. A subscriber that
 closes its receive side has left: it is unsubscribed on the next publish.
 
-:class:`Counters` (with the :func:`run_statistics` actor) turns the event stream into the live
+:class:`Counters` (an observer: ``bus.observe(counters.observe)``, as the runtime does; or fed
+from a lossy subscription by the :func:`run_statistics` actor) turns the event stream into the live
 numbers of the progress view: chargers connected and in a transaction, messages per second,
 CALLERRORs, timeouts, reconnects and crashes, as a frozen :class:`LiveStatistics` snapshot.
 """

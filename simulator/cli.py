@@ -125,7 +125,8 @@ def start(
     queued = 0 if resume else _queued_messages(Path(fleet.run.ledger))
     if queued:
         print(f"sim: warning: {fleet.run.ledger} holds {queued} undelivered transaction "
-              "message(s) of an earlier run; only --resume delivers them", file=sys.stderr)
+              "message(s) of an earlier run; this run discards them (--resume delivers them)",
+              file=sys.stderr)
     ignored = [name for name, tables in (("[[step]]", fleet.steps), ("[[chaos]]", fleet.chaos),
                                          ("[[expect]]", fleet.expect)) if tables]
     if ignored:

@@ -2,13 +2,15 @@
 
 ``run_simulation`` builds the actor tree of DESIGN.md in one nursery::
 
-    bus ── ledger writer (lossless) ── statistics (lossy) ── live view
+    bus ── ledger writer (lossless) ── live counters (an inline observer) ── live view
     embedded CSMS (when ``url = "embedded"``)
+    timer wheel (wakes every charger at its deadlines)
     fleet supervisor ── charger supervisors ── chargers ── connectors
 
 and ends it gracefully when the duration runs out, on Ctrl-C or on SIGTERM: transactions are
-stopped (reason Local), queued messages get a grace period, the ledger is flushed and the run is
-marked completed or interrupted. The result says what happened and which exit code it deserves.
+stopped (reason Local), queued messages get a grace period, every outbox not stored yet is
+handed to the ledger, the ledger is flushed and the run is marked completed or interrupted.
+The result says what happened and which exit code it deserves.
 
 Under ``time = "virtual"`` (run it with :func:`run_clock`) the fleet and the embedded CSMS talk
 over in-memory byte streams (the full WebSocket protocol, no sockets) on trio's mock clock, which
@@ -58,6 +60,7 @@ from simulator.events import Event
 from simulator.machines.charger import ChargerSpec
 from simulator.machines.effects import OutboxEntry, PersistOutbox
 from simulator.storage import (
+    DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
     Ledger,
     RunSpec,
     RunStatus,
@@ -253,6 +256,8 @@ async def run_simulation(
 
             work.start_soon(end_on_signal_or_duration)
         csms_scope.cancel()
+        if fleet_handle is not None:
+            await _store_unsaved_outboxes(fleet_handle, bus)
         await bus.aclose()
     counters_final = counters.snapshot(trio.current_time())
     reasons: list[str] = []
@@ -282,6 +287,19 @@ def tls_context(fleet: FleetFile) -> ssl.SSLContext | None:
     if csms.cert_file is not None:
         context.load_cert_chain(csms.cert_file, csms.key_file)
     return context
+
+
+async def _store_unsaved_outboxes(fleet: Fleet, bus: EventBus) -> None:
+    """Hand the ledger every outbox that changed since a charger last stored it: a charger
+    stores at most every ``OUTBOX_PERSIST_INTERVAL``, and one cancelled (a second Ctrl-C) or
+    waiting out a crash has not stored its last changes. Shielded, and bounded like the
+    writer's own flush."""
+    with trio.CancelScope(shield=True), trio.move_on_after(DEFAULT_SHUTDOWN_FLUSH_TIMEOUT):
+        for identity, control in fleet.controls.items():
+            if control.outbox is not control.persisted and control.outbox != control.persisted:
+                await bus.publish_control(SaveOutbox(t=trio.current_time(), charger=identity,
+                                                     entries=control.outbox))
+                control.persisted = control.outbox
 
 
 def _websocket_opener(fleet: FleetFile) -> TransportFactory:

@@ -259,4 +259,9 @@ def test_a_fresh_run_warns_about_messages_an_earlier_run_left_queued(
     done = sim("start", "--toml", str(small_fleet), "--quiet", "--duration", "1s")
     assert done.returncode == 0, done.stderr
     assert "holds 1 undelivered transaction message(s)" in done.stderr
-    assert "--resume" in done.stderr
+    assert "discards them (--resume delivers them)" in done.stderr
+    ledger = Ledger.open(tmp_path / "cli.db")
+    try:  # discarded: a later --resume will not send another run's StopTransaction
+        assert ledger.load_outbox() == {}
+    finally:
+        ledger.close()

@@ -8,7 +8,8 @@ persist the outbox). All decisions are the machine's.
 Tasks, all in the actor's own nursery:
 
 - the main loop (this module's :func:`run_charger`), the only task that touches the machine; it
-  waits on the inbox with the machine's next deadline as timeout;
+  waits on the inbox until the machine's next deadline, through an alarm on the fleet's timer
+  wheel (``simulator.actors.timers``; a charger without one uses a cancel scope of its own);
 - the link (:func:`_run_link`): connects, reads frames into the inbox, reconnects with exponential
   backoff and full jitter drawn from the charger's seeded RNG;
 - one connector actor per connector with automatic sessions (``simulator.actors.connector``).
@@ -55,10 +56,15 @@ URGENT_RETRY: Final = 0.5
 INBOX_SIZE: Final = 64
 """Frames and domain requests waiting for the main loop; senders block when it is full."""
 OUTBOX_PERSIST_INTERVAL: Final = 0.2
-"""Seconds an outbox change may wait before its snapshot goes to the ledger. The ledger writes in
-batches at that pace anyway (``storage.DEFAULT_FLUSH_INTERVAL``), so durability is the same; but
-a charger then stores at most one snapshot per interval, and a message queued and acknowledged
-within it (a MeterValues, usually: a few milliseconds) is never stored at all."""
+"""Seconds a message added to an outbox whose stored snapshot is empty may wait before the
+snapshot goes to the ledger. Online with a prompt CSMS a message is queued and acknowledged
+within milliseconds (a MeterValues every second, per connector): it is then never stored at all,
+where it cost two snapshots before. The ledger itself writes in batches at this pace
+(``storage.DEFAULT_FLUSH_INTERVAL``); a message added within the last interval before a kill -9
+is lost to ``--resume``, like the events of the writer's last batch. Once the stored snapshot
+holds messages, every change is stored at once, so a message delivered is not sent again by
+``--resume``. A graceful end, a crash and a cancelled fleet store what is left (the charger on
+its way out, its restart, and :func:`simulator.runtime.run_simulation` at the end)."""
 
 TransportOpener = Callable[[str], AbstractAsyncContextManager[Transport]]
 """Opens a transport for a charger identity (raises ``ConnectError``)."""
@@ -225,13 +231,15 @@ async def _run_link(
                         try:
                             while True:
                                 frame = _Frame(generation, await transport.receive())
+                                if scope.cancel_called:
+                                    break  # dropped while a buffered frame came out unawaited
                                 try:  # no trip through the scheduler while there is room
                                     inbox.send_nowait(frame)
                                 except trio.WouldBlock:
                                     await inbox.send(frame)  # the main loop is behind: wait
                         except TransportClosed as closed:
                             code, reason = closed.code, closed.reason
-                    if scope.cancelled_caught:
+                    if scope.cancelled_caught or (code is None and scope.cancel_called):
                         code, reason = 1000, "closed by the charger"
                     link.scope, link.transport = None, None
                 await inbox.send(_Down(generation, code, reason))
@@ -277,7 +285,9 @@ async def run_charger(
     link = _Link()
     connected_generation: int | None = None
     power_on_at: float | None = None
-    persist_at: float | None = None  # an outbox change waits for the ledger until then
+    # An outbox change waits for the ledger until persist_at; a predecessor that crashed may
+    # have left one unstored.
+    persist_at: float | None = None if control.outbox is control.persisted else now
     shutdown: Shutdown | None = None
 
     async def save_outbox() -> None:
@@ -286,11 +296,12 @@ async def run_charger(
         persist_at = None
         outbox = control.outbox
         if outbox is not control.persisted and outbox != control.persisted:
-            control.persisted = outbox
             await env.persist(PersistOutbox(charger=identity, entries=outbox))
+            control.persisted = outbox  # only once handed over (the await may be cancelled)
 
     async def apply(effects: list[Effect]) -> None:
         nonlocal power_on_at, persist_at
+        store_now = False
         for effect in effects:
             match effect:
                 case Send(data=data, message_type=message_type, unique_id=unique_id, action=action):
@@ -318,8 +329,12 @@ async def run_charger(
                     link.drop(hold_until=power_on_at)
                 case PersistOutbox(entries=entries):
                     control.outbox = entries
-                    if persist_at is None:
+                    if control.persisted:  # stored messages: a delivery is stored at once
+                        store_now = True
+                    elif persist_at is None:
                         persist_at = trio.current_time() + OUTBOX_PERSIST_INTERVAL
+        if store_now:
+            await save_outbox()
 
     async with trio.open_nursery() as nursery:
         # One scope per connector actor, cancelled at shutdown (no new sessions then); the actors
@@ -343,16 +358,6 @@ async def run_charger(
         alarm = None if env.timers is None else env.timers.alarm(control.inbox_send, _TICK)
         burst = 0
         while True:
-            deadline = machine.next_deadline()
-            # A deadline the machine did not clear (it should always) must not spin the loop:
-            # under a mock clock that would stop time itself.
-            wake_at = math.inf if deadline is None else max(deadline, now + MIN_TICK)
-            if power_on_at is not None:
-                wake_at = min(wake_at, power_on_at)
-            if shutdown is not None:
-                wake_at = min(wake_at, shutdown.deadline)
-            if persist_at is not None:
-                wake_at = min(wake_at, persist_at)
             item: InboxItem | None = None
             try:  # the common case under load: something is waiting, no cancel scope needed
                 if burst >= MAX_BURST:
@@ -361,6 +366,16 @@ async def run_charger(
                 burst += 1
             except trio.WouldBlock:
                 burst = 0
+                deadline = machine.next_deadline()
+                # A deadline the machine did not clear (it should always) must not spin the
+                # loop: under a mock clock that would stop time itself.
+                wake_at = math.inf if deadline is None else max(deadline, now + MIN_TICK)
+                if power_on_at is not None:
+                    wake_at = min(wake_at, power_on_at)
+                if shutdown is not None:
+                    wake_at = min(wake_at, shutdown.deadline)
+                if persist_at is not None:
+                    wake_at = min(wake_at, persist_at)
                 if alarm is None:
                     with trio.move_on_at(wake_at):
                         item = await control.inbox.receive()
@@ -408,7 +423,9 @@ async def run_charger(
                 case _Tick() | None:
                     pass
             machine.tick(now)
-            await apply(machine.take_effects())
+            effects = machine.take_effects()
+            if effects:
+                await apply(effects)
             if persist_at is not None and now >= persist_at:
                 await save_outbox()
             if shutdown is not None and (machine.statistics().drained or now >= shutdown.deadline):

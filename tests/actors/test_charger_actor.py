@@ -42,7 +42,7 @@ from simulator.events import (
 )
 from simulator.machines.charger import ChargerSpec
 from simulator.machines.domain import PlugIn, PresentTag
-from simulator.machines.effects import PersistOutbox
+from simulator.machines.effects import OutboxEntry, PersistOutbox
 from simulator.machines.meter import EvSpec
 
 WALL_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -302,13 +302,13 @@ async def test_transaction_messages_survive_a_dropped_connection_in_order(
 
 
 @pytest.mark.parametrize("wheel", [False, True], ids=["own-scope", "timer-wheel"])
-async def test_the_outbox_is_stored_at_most_once_per_interval_and_only_when_it_changed(
+async def test_the_outbox_is_stored_late_while_empty_and_at_once_once_it_holds_messages(
     autojump_clock: trio.testing.MockClock, wheel: bool,
 ) -> None:
     """Online with prompt answers, every transaction message is queued and acknowledged within
-    one interval: nothing is stored. Offline, the growing queue is stored, but never more than
-    once per interval; once delivered, the empty queue is stored, and the end stores nothing new.
-    """
+    the interval: nothing is stored. Offline, the first message waits one interval, the next ones
+    are stored as they come; back online, every delivery is stored at once (a kill then never
+    makes --resume send a delivered message again), down to the empty queue."""
     csms, recorder = FakeCsms(), Recorder()
     timers = TimerWheel() if wheel else None
     env = make_env(csms, recorder, config={"HeartbeatInterval": 10,
@@ -335,25 +335,54 @@ async def test_the_outbox_is_stored_at_most_once_per_interval_and_only_when_it_c
         assert recorder.persisted == []  # every message acknowledged within the interval
         csms.down = True
         await csms.drop("CP-1")
+        dropped_at = trio.current_time()
         await trio.sleep(30)  # offline: a MeterValues a second piles up
-        offline = list(recorder.persisted)
-        assert offline and len(offline[-1].entries) >= 25
-        gaps = [b - a for a, b in itertools.pairwise(stamps)]
-        assert all(gap >= OUTBOX_PERSIST_INTERVAL - 1e-9 for gap in gaps)
-        assert len(offline) <= 30 / OUTBOX_PERSIST_INTERVAL + 1
+        offline = [len(p.entries) for p in recorder.persisted]
+        assert offline == list(range(1, len(offline) + 1))  # each new message, as it comes
+        assert len(offline) >= 25
+        first_sample = dropped_at + 1.0  # the next MeterValues after the drop, within a second
+        assert first_sample - 1.0 + OUTBOX_PERSIST_INTERVAL - 1e-9 <= stamps[0] \
+            <= first_sample + OUTBOX_PERSIST_INTERVAL + 0.01  # the first one waited
         csms.down = False
         await trio.sleep(40)
         assert control.connected
-        assert recorder.persisted[-1].entries == ()  # delivered: the stored queue is empty
+        drain = [len(p.entries) for p in recorder.persisted[len(offline):]]
+        # every delivery stored at once: the queue shrinks one message at a time (new samples
+        # may join it meanwhile, one at a time too), to the empty queue
+        assert all(abs(b - a) <= 1 for a, b in itertools.pairwise(drain))  # (or an entry
+        # updated in place: the transaction id once StartTransaction is answered)
+        assert drain.index(0) == len(drain) - 1 >= 25
         count = len(recorder.persisted)
         await control.shutdown(trio.current_time() + 10)
         await control.done.wait()
         nursery.cancel_scope.cancel()
-    # the StopTransaction was queued and acknowledged at the end: stored at most once more, and
+    # the StopTransaction was queued and acknowledged at the end: stored at most twice more, and
     # the last word is the empty queue
     assert len(recorder.persisted) <= count + 2
     assert recorder.persisted[-1].entries == ()
     assert control.persisted == control.outbox == ()
+
+
+async def test_a_restarted_charger_stores_what_its_predecessor_left_unstored(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A charger that crashed within an interval of a change leaves its control with an outbox
+    the ledger has not seen; the restart stores it before anything else."""
+    csms, recorder = FakeCsms(), Recorder()
+    csms.down = True  # offline all along: nothing gets delivered meanwhile
+    env = make_env(csms, recorder)
+    control = ChargerControl()
+    entry = OutboxEntry(seq=1, action="StopTransaction",
+                        payload='{"meterStop":10,"timestamp":"2026-01-01T00:00:00Z",'
+                                '"transactionId":7}', local_tx=1, transaction_id=7)
+    control.outbox = (entry,)  # changed by the predecessor, never handed to the ledger
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        nursery.start_soon(run_charger, env, control)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert [p.entries for p in recorder.persisted] == [(entry,)]
+    assert control.persisted == (entry,)
 
 
 async def test_fleet_ramps_at_connect_rate_and_runs_automatic_sessions(
