@@ -455,6 +455,16 @@ def test_a_full_ev_is_suspended_ev() -> None:
     assert pair.machine.statistics().energy_wh[0] <= 1000.0 + 1e-6
 
 
+def test_a_full_ev_is_suspended_ev_with_sampling_off_and_heartbeats_flowing() -> None:
+    """No meter samples to notice it: the EV filling up is still seen (the charge cap's deadline)
+    while heartbeat answers keep coming in every 10 s."""
+    pair = MachinePair(config={"MeterValueSampleInterval": 0, "HeartbeatInterval": 10})
+    pair.plug(1, EvSpec(battery_kwh=10, initial_soc=70, target_soc=80, max_power_kw=11))
+    pair.tag(TAG)
+    pair.advance(3600)
+    assert pair.status() == "SuspendedEV"
+
+
 # --- CS-initiated operations --------------------------------------------------------------------
 
 AVAILABILITY_CASES = [
