@@ -1,4 +1,4 @@
-"""wss:// with the TLS files of the fleet file: both transports verify the CSMS's certificate
+"""wss:// with the TLS files of the fleet file: every transport verifies the CSMS's certificate
 against ``ca_file`` (or the system store), on 127.0.0.1 with a throwaway CA from trustme."""
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ from simulator.actors.transport import (
     Transport,
     open_websocket_transport,
 )
+from simulator.actors.websockets_transport import open_websockets_transport
 from simulator.actors.wsproto_transport import open_wsproto_transport
 from simulator.config import parse_fleet
 from simulator.runtime import tls_context
 
 Opener = Callable[..., AbstractAsyncContextManager[Transport]]
 OPENERS = [pytest.param(open_websocket_transport, id="trio-websocket"),
-           pytest.param(open_wsproto_transport, id="wsproto")]
+           pytest.param(open_wsproto_transport, id="wsproto"),
+           pytest.param(open_websockets_transport, id="websockets")]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from simulator.actors.transport import (
     memory_transport_pair,
     open_websocket_transport,
 )
+from tests.actors.servers import serve
 
 
 @pytest.mark.parametrize(
@@ -50,20 +51,6 @@ async def test_memory_pair_carries_frames_both_ways_and_closes() -> None:
         await server.send("x")
 
 
-async def _serve(
-    nursery: trio.Nursery, handler: object, *, subprotocol: str | None = SUBPROTOCOL
-) -> int:
-    async def accept(request: trio_websocket.WebSocketRequest) -> None:
-        if subprotocol is None:
-            ws = await request.accept()
-        else:
-            ws = await request.accept(subprotocol=subprotocol)
-        await handler(request, ws)  # type: ignore[operator]
-
-    server = await nursery.start(trio_websocket.serve_websocket, accept, "127.0.0.1", 0, None)
-    return server.port  # type: ignore[no-any-return]
-
-
 async def test_websocket_transport_offers_ocpp16_and_sends_identity_and_auth() -> None:
     seen: dict[str, object] = {}
 
@@ -78,7 +65,7 @@ async def test_websocket_transport_offers_ocpp16_and_sends_identity_and_auth() -
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, echo)
+            port = await serve(nursery, echo)
             async with open_websocket_transport(
                 f"ws://127.0.0.1:{port}/ocpp", "CP 1", password="0123456789abcdef"
             ) as transport:
@@ -97,7 +84,7 @@ async def test_handshake_without_the_subprotocol_is_refused() -> None:
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, idle, subprotocol=None)
+            port = await serve(nursery, idle, subprotocol=None)
             with pytest.raises(ConnectError, match="subprotocol"):
                 async with open_websocket_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
                     pass  # pragma: no cover - never reached
@@ -124,7 +111,7 @@ async def test_server_close_ends_receive_with_transport_closed() -> None:
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, close_at_once)
+            port = await serve(nursery, close_at_once)
             async with open_websocket_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
                 with pytest.raises(TransportClosed) as closed:
                     await transport.receive()

@@ -1,50 +1,46 @@
-"""The wsproto transport against real loopback servers: the embedded CSMS and trio-websocket."""
+"""The two thin transports (sans-IO wsproto, sans-IO websockets) against real loopback servers:
+the embedded CSMS and trio-websocket. Each test runs on both: they promise the same behaviour.
+What only the websockets transport is tested on (raw byte sequences) is in
+``test_websockets_transport.py``; wss:// for every transport is in ``test_tls.py``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import trio
 import trio.testing
 import trio_websocket
 
-from simulator.actors.transport import SUBPROTOCOL, ConnectError, TransportClosed
+from simulator.actors.transport import SUBPROTOCOL, ConnectError, Transport, TransportClosed
+from simulator.actors.websockets_transport import open_websockets_transport
 from simulator.actors.wsproto_transport import open_wsproto_transport
 from simulator.csms import CsmsOptions, open_csms
+from tests.actors.servers import serve
 
 PASSWORD = "0123456789abcdef"
 BOOT = json.dumps(
     [2, "boot-1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
 )
 
-Handler = Callable[[trio_websocket.WebSocketRequest, trio_websocket.WebSocketConnection],
-                   Awaitable[None]]
+Opener = Callable[..., AbstractAsyncContextManager[Transport]]
 
 
-async def _serve(nursery: trio.Nursery, handler: Handler, *,
-                 subprotocol: str | None = SUBPROTOCOL, max_message_size: int = 2**20) -> int:
-    """A trio-websocket server on 127.0.0.1 port 0; returns the port."""
-
-    async def accept(request: trio_websocket.WebSocketRequest) -> None:
-        ws = await request.accept(subprotocol=subprotocol)
-        await handler(request, ws)
-
-    server = await nursery.start(
-        lambda task_status: trio_websocket.serve_websocket(
-            accept, "127.0.0.1", 0, None, max_message_size=max_message_size,
-            task_status=task_status,
-        )
-    )
-    return server.port  # type: ignore[no-any-return]
+@pytest.fixture(params=[pytest.param(open_wsproto_transport, id="wsproto"),
+                        pytest.param(open_websockets_transport, id="websockets")])
+def open_thin(request: pytest.FixtureRequest) -> Opener:
+    """Each thin transport's ``open_*_transport``."""
+    opener: Opener = request.param
+    return opener
 
 
-async def test_boot_notification_round_trip_with_the_embedded_csms() -> None:
+async def test_boot_notification_round_trip_with_the_embedded_csms(open_thin: Opener) -> None:
     with trio.fail_after(10):
         async with (
             open_csms(CsmsOptions()) as csms,
-            open_wsproto_transport(csms.url, "CP 1/x") as transport,
+            open_thin(csms.url, "CP 1/x") as transport,
         ):
             assert transport.subprotocol == SUBPROTOCOL
             await transport.send(BOOT)
@@ -54,7 +50,7 @@ async def test_boot_notification_round_trip_with_the_embedded_csms() -> None:
     assert reply[2]["status"] == "Accepted"
 
 
-async def test_identity_is_percent_encoded_and_basic_auth_sent() -> None:
+async def test_identity_is_percent_encoded_and_basic_auth_sent(open_thin: Opener) -> None:
     seen: dict[str, object] = {}
 
     async def record(request: trio_websocket.WebSocketRequest,
@@ -67,8 +63,8 @@ async def test_identity_is_percent_encoded_and_basic_auth_sent() -> None:
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, record)
-            async with open_wsproto_transport(
+            port = await serve(nursery, record)
+            async with open_thin(
                 f"ws://127.0.0.1:{port}/ocpp/", "CP 1/x", password=PASSWORD
             ) as transport:
                 assert await transport.receive() == "hello"
@@ -78,74 +74,88 @@ async def test_identity_is_percent_encoded_and_basic_auth_sent() -> None:
     assert seen["auth"] == b"Basic Q1AgMS94OjAxMjM0NTY3ODlhYmNkZWY="  # "CP 1/x:0123456789abcdef"
 
 
-async def test_basic_auth_against_the_embedded_csms() -> None:
+async def test_basic_auth_against_the_embedded_csms(open_thin: Opener) -> None:
     options = CsmsOptions(passwords={"CP1": PASSWORD})
     with trio.fail_after(10):
         async with open_csms(options) as csms:
-            async with open_wsproto_transport(csms.url, "CP1", password=PASSWORD) as transport:
+            async with open_thin(csms.url, "CP1", password=PASSWORD) as transport:
                 await transport.send(BOOT)
                 assert json.loads(await transport.receive())[2]["status"] == "Accepted"
             for password in ("wrong-password-16", None):
                 with pytest.raises(ConnectError, match="HTTP 401") as raised:
-                    async with open_wsproto_transport(csms.url, "CP1", password=password):
+                    async with open_thin(csms.url, "CP1", password=password):
                         pass  # pragma: no cover - never reached
                 assert f"{csms.url}/CP1" in str(raised.value)
 
 
-async def test_http_404_is_a_connect_error_with_the_status() -> None:
+async def test_http_404_is_a_connect_error_with_the_status(open_thin: Opener) -> None:
     with trio.fail_after(10):
         async with open_csms(CsmsOptions()) as csms:
             wrong_path = csms.url.removesuffix("/ocpp") + "/elsewhere"
             with pytest.raises(ConnectError) as raised:
-                async with open_wsproto_transport(wrong_path, "CP1"):
+                async with open_thin(wrong_path, "CP1"):
                     pass  # pragma: no cover - never reached
     message = str(raised.value)
     assert message == f"{wrong_path}/CP1: handshake refused with HTTP 404"
 
 
-async def test_handshake_without_the_subprotocol_is_refused() -> None:
+async def test_handshake_without_the_subprotocol_is_refused(open_thin: Opener) -> None:
     async def idle(request: object, ws: trio_websocket.WebSocketConnection) -> None:
         await trio.sleep_forever()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, idle, subprotocol=None)
+            port = await serve(nursery, idle, subprotocol=None)
             refused = pytest.raises(ConnectError, match=r"did not select subprotocol 'ocpp1\.6'")
             with refused as raised:
-                async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
+                async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
                     pass  # pragma: no cover - never reached
             nursery.cancel_scope.cancel()
     assert str(raised.value).startswith(f"ws://127.0.0.1:{port}/ocpp/CP1: ")
     assert "\n" not in str(raised.value)
 
 
-async def test_unreachable_port_is_one_clear_connect_error() -> None:
+async def test_unreachable_port_is_one_clear_connect_error(open_thin: Opener) -> None:
     with trio.fail_after(10):
         listener = trio.socket.socket()
         await listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
         listener.close()  # nothing listens on this port now
         with pytest.raises(ConnectError) as raised:
-            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
+            async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
                 pass  # pragma: no cover - never reached
     message = str(raised.value)
     assert message.startswith(f"ws://127.0.0.1:{port}/ocpp/CP1: ")
     assert "\n" not in message
 
 
-async def test_silent_server_is_a_handshake_timeout() -> None:
+@pytest.mark.parametrize(
+    ("base_url", "complaint"),
+    [("http://127.0.0.1:1/ocpp", "not a ws:// or wss:// URL"),
+     ("ws://127.0.0.1:99999/ocpp", "bad port")],
+)
+async def test_a_bad_url_is_one_clear_connect_error(
+    open_thin: Opener, base_url: str, complaint: str
+) -> None:
+    with trio.fail_after(10), pytest.raises(ConnectError) as raised:
+        async with open_thin(base_url, "CP1"):
+            pass  # pragma: no cover - never reached
+    assert str(raised.value).startswith(f"{base_url}/CP1: {complaint}")
+
+
+async def test_silent_server_is_a_handshake_timeout(open_thin: Opener) -> None:
     with trio.fail_after(10):
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listeners[0].socket.getsockname()[1]
         async with listeners[0]:  # accepts in the kernel backlog, never answers
             with pytest.raises(ConnectError, match=r"no handshake within 0\.2 s"):
-                async with open_wsproto_transport(
+                async with open_thin(
                     f"ws://127.0.0.1:{port}/ocpp", "CP1", connect_timeout=0.2
                 ):
                     pass  # pragma: no cover - never reached
 
 
-async def test_ping_is_answered_inside_receive() -> None:
+async def test_ping_is_answered_inside_receive(open_thin: Opener) -> None:
     async def ping_then_talk(request: object, ws: trio_websocket.WebSocketConnection) -> None:
         await ws.ping(b"are you there")  # returns once the matching pong arrives
         await ws.send_message("pong seen")
@@ -153,20 +163,20 @@ async def test_ping_is_answered_inside_receive() -> None:
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, ping_then_talk)
-            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+            port = await serve(nursery, ping_then_talk)
+            async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
                 assert await transport.receive() == "pong seen"
             nursery.cancel_scope.cancel()
 
 
-async def test_server_close_ends_receive_and_send_with_transport_closed() -> None:
+async def test_server_close_ends_receive_and_send_with_transport_closed(open_thin: Opener) -> None:
     async def close_at_once(request: object, ws: trio_websocket.WebSocketConnection) -> None:
         await ws.aclose(1001, "going away")
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, close_at_once)
-            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+            port = await serve(nursery, close_at_once)
+            async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
                 with pytest.raises(TransportClosed) as closed:
                     await transport.receive()
                 with pytest.raises(TransportClosed):
@@ -175,7 +185,7 @@ async def test_server_close_ends_receive_and_send_with_transport_closed() -> Non
     assert (closed.value.code, closed.value.reason) == (1001, "going away")
 
 
-async def test_aclose_does_the_closing_handshake_and_wakes_the_reader() -> None:
+async def test_aclose_does_the_closing_handshake_and_wakes_the_reader(open_thin: Opener) -> None:
     server_saw: list[int | None] = []
     server_done = trio.Event()
 
@@ -188,8 +198,8 @@ async def test_aclose_does_the_closing_handshake_and_wakes_the_reader() -> None:
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, wait_for_close)
-            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+            port = await serve(nursery, wait_for_close)
+            async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
                 reader_saw: list[TransportClosed] = []
 
                 async def reader() -> None:
@@ -209,22 +219,24 @@ async def test_aclose_does_the_closing_handshake_and_wakes_the_reader() -> None:
     assert [(e.code, e.reason) for e in reader_saw] == [(4000, "bye")]
 
 
-async def test_fragmented_and_binary_messages_are_joined_as_text() -> None:
+async def test_fragmented_and_binary_messages_are_joined_as_text(open_thin: Opener) -> None:
     async def send_odd_frames(request: object, ws: trio_websocket.WebSocketConnection) -> None:
         await ws.send_message("x" * 200_000)  # many TCP reads, one message
         await ws.send_message(b'[2,"1","Heartbeat",{}]')
+        await ws.send_message(b"\xff\xfe")  # not UTF-8: replaced, not fatal, in a binary frame
         await ws.get_message()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, send_odd_frames)
-            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+            port = await serve(nursery, send_odd_frames)
+            async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
                 assert await transport.receive() == "x" * 200_000
                 assert await transport.receive() == "[2,\"1\",\"Heartbeat\",{}]"
+                assert await transport.receive() == "\ufffd\ufffd"
             nursery.cancel_scope.cancel()
 
 
-async def test_message_over_the_limit_closes_with_1009() -> None:
+async def test_message_over_the_limit_closes_with_1009(open_thin: Opener) -> None:
     server_saw: list[int | None] = []
     server_done = trio.Event()
 
@@ -238,8 +250,8 @@ async def test_message_over_the_limit_closes_with_1009() -> None:
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, send_big)
-            async with open_wsproto_transport(
+            port = await serve(nursery, send_big)
+            async with open_thin(
                 f"ws://127.0.0.1:{port}/ocpp", "CP1", max_message_size=1000
             ) as transport:
                 with pytest.raises(TransportClosed) as closed:
@@ -250,7 +262,7 @@ async def test_message_over_the_limit_closes_with_1009() -> None:
     assert server_saw == [1009]
 
 
-async def test_send_and_receive_concurrently_with_pings() -> None:
+async def test_send_and_receive_concurrently_with_pings(open_thin: Opener) -> None:
     """The main loop sends while the reader answers pings: writes never interleave."""
 
     async def echo_and_ping(request: object, ws: trio_websocket.WebSocketConnection) -> None:
@@ -268,8 +280,8 @@ async def test_send_and_receive_concurrently_with_pings() -> None:
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, echo_and_ping)
-            async with open_wsproto_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+            port = await serve(nursery, echo_and_ping)
+            async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
                 received: list[str] = []
 
                 async def reader() -> None:
@@ -284,7 +296,7 @@ async def test_send_and_receive_concurrently_with_pings() -> None:
     assert received == [f"echo:m{n}" + "z" * 3000 for n in range(200)]
 
 
-async def test_leaving_the_body_by_cancellation_closes_with_1000() -> None:
+async def test_leaving_the_body_by_cancellation_closes_with_1000(open_thin: Opener) -> None:
     server_saw: list[int | None] = []
     server_done = trio.Event()
 
@@ -297,9 +309,9 @@ async def test_leaving_the_body_by_cancellation_closes_with_1000() -> None:
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, wait_for_close)
+            port = await serve(nursery, wait_for_close)
             with trio.CancelScope() as scope:
-                async with open_wsproto_transport(
+                async with open_thin(
                     f"ws://127.0.0.1:{port}/ocpp", "CP1"
                 ) as transport:
                     scope.cancel()
@@ -310,15 +322,15 @@ async def test_leaving_the_body_by_cancellation_closes_with_1000() -> None:
     assert server_saw == [1000]
 
 
-async def test_wss_to_a_plain_server_is_one_clear_connect_error() -> None:
+async def test_wss_to_a_plain_server_is_one_clear_connect_error(open_thin: Opener) -> None:
     async def idle(request: object, ws: trio_websocket.WebSocketConnection) -> None:
         await trio.sleep_forever()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, idle)
+            port = await serve(nursery, idle)
             with pytest.raises(ConnectError) as raised:
-                async with open_wsproto_transport(f"wss://127.0.0.1:{port}/ocpp", "CP1"):
+                async with open_thin(f"wss://127.0.0.1:{port}/ocpp", "CP1"):
                     pass  # pragma: no cover - never reached
             nursery.cancel_scope.cancel()
     message = str(raised.value)
