@@ -22,10 +22,11 @@ protocol).
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Final
 
 import trio
@@ -37,6 +38,15 @@ from websockets.protocol import Event, State
 from websockets.typing import BytesLike, Subprotocol
 from websockets.uri import WebSocketURI, parse_uri
 
+from simulator.actors.sansio_transport import (
+    ABNORMAL_CLOSURE,
+    DEFAULT_CLOSE_TIMEOUT,
+    RECEIVE_SIZE,
+    STREAM_ERRORS,
+    StreamTransport,
+    connected,
+    open_stream,
+)
 from simulator.actors.transport import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -47,23 +57,17 @@ from simulator.actors.transport import (
     charger_url,
     root_cause,
 )
-from simulator.actors.wsproto_transport import (
-    ABNORMAL_CLOSURE,
-    DEFAULT_CLOSE_TIMEOUT,
-    RECEIVE_SIZE,
-)
 
 INVALID_DATA: Final = 1007
 MAX_CLOSE_REASON: Final = 123
 """Bytes of close reason that fit in a control frame (125 minus the code)."""
 
-_StreamErrors: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
 
 
-class WebsocketsTransport:
+class WebsocketsTransport(StreamTransport):
     """:class:`~simulator.actors.transport.Transport` over a trio stream and a ``websockets``
     client protocol whose handshake has completed (see :func:`open_websockets_transport`).
 
@@ -80,18 +84,12 @@ class WebsocketsTransport:
         pending: Sequence[Event] = (),
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
-        self._stream = stream
+        super().__init__(stream, close_timeout)
         self._ws = protocol
-        self._close_timeout = close_timeout
-        self._write_lock = trio.StrictFIFOLock()
         self._messages: deque[str] = deque()  # complete messages not handed out yet
         self._parts: list[BytesLike] = []  # the fragmented message being received
         self._binary = False  # the fragmented message started with a binary frame
         self._pending: list[Event] | None = list(pending)
-        self._closed: TransportClosed | None = None
-        self._peer_closed = trio.Event()  # the peer's close frame (or EOF) has been seen
-        self._reading = False
-        self._stream_closed = False
 
     @property
     def subprotocol(self) -> str | None:
@@ -114,8 +112,8 @@ class WebsocketsTransport:
                 raise TransportClosed(ABNORMAL_CLOSURE, "connection closing")
             self._ws.send_text(data.encode())
             try:
-                await self._send_all(self._ws.data_to_send())
-            except _StreamErrors:
+                await self._send_bytes(_joined(self._ws.data_to_send()))
+            except STREAM_ERRORS:
                 raise self._lost() from None
         finally:
             lock.release()
@@ -136,7 +134,7 @@ class WebsocketsTransport:
             self._reading = True
             try:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
-            except _StreamErrors:
+            except STREAM_ERRORS:
                 data = b""
             finally:
                 self._reading = False
@@ -182,7 +180,7 @@ class WebsocketsTransport:
             else:  # end of stream without a close frame
                 self._lost()
         if writes:
-            await self._write(writes)
+            await self._write(_joined(writes))
         if ended:
             self._peer_closed.set()
             await self._close_stream()
@@ -201,37 +199,6 @@ class WebsocketsTransport:
             return False
         return True
 
-    async def _write(self, writes: list[bytes]) -> None:
-        """Write control bytes; a broken socket shows up on the next read."""
-        try:
-            async with self._write_lock:
-                await self._send_all(writes)
-        except _StreamErrors:
-            pass
-
-    async def _send_all(self, writes: list[bytes]) -> None:
-        """Write under the write lock (an empty chunk is the protocol asking for a half-close,
-        which the socket's close does anyway). A cancelled write may have left half a frame on
-        the wire: the connection is then unusable, so it is dropped (1006)."""
-        if self._stream_closed:
-            raise trio.ClosedResourceError("the socket is closed")
-        data = writes[0] if len(writes) == 1 else b"".join(writes)
-        if not data:
-            return
-        try:
-            await self._stream.send_all(data)
-        except trio.Cancelled:
-            self._lost()
-            if not self._stream_closed:
-                self._stream_closed = True
-                await trio.aclose_forcefully(self._stream)
-            raise
-
-    def _lost(self) -> TransportClosed:
-        if self._closed is None:
-            self._closed = TransportClosed(ABNORMAL_CLOSURE, "connection lost")
-        return self._closed
-
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (idempotent): send a close frame, wait at most ``close_timeout``
         seconds for the peer's, close the socket. A task blocked in :meth:`receive` then gets
@@ -248,7 +215,7 @@ class WebsocketsTransport:
                     except ProtocolError:  # not a code for the wire: an abnormal close
                         pass
                     else:
-                        await self._write(self._ws.data_to_send())
+                        await self._write(_joined(self._ws.data_to_send()))
                         if self._reading:  # the reader sees the reply and sets the event
                             await self._peer_closed.wait()
                         else:
@@ -259,7 +226,7 @@ class WebsocketsTransport:
         while self._ws.close_rcvd is None and self._ws.parser_exc is None:
             try:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
-            except _StreamErrors:
+            except STREAM_ERRORS:
                 data = b""
             if data:
                 self._ws.receive_data(data)
@@ -271,12 +238,11 @@ class WebsocketsTransport:
                 break
         self._peer_closed.set()
 
-    async def _close_stream(self) -> None:
-        """Close the socket; a TLS goodbye gets ``close_timeout`` seconds, then it is cut."""
-        if not self._stream_closed:
-            self._stream_closed = True
-            with trio.CancelScope(shield=True), trio.move_on_after(self._close_timeout):
-                await self._stream.aclose()
+
+def _joined(writes: list[bytes]) -> bytes:
+    """The protocol's pending writes as one chunk (an empty chunk is its request for a
+    half-close, which closing the socket does anyway)."""
+    return writes[0] if len(writes) == 1 else b"".join(writes)
 
 
 def _cut(reason: str) -> str:
@@ -286,8 +252,7 @@ def _cut(reason: str) -> str:
     return encoded[:MAX_CLOSE_REASON].decode(errors="ignore")
 
 
-@asynccontextmanager
-async def open_websockets_transport(
+def open_websockets_transport(
     base_url: str,
     identity: str,
     *,
@@ -295,7 +260,7 @@ async def open_websockets_transport(
     ssl_context: ssl.SSLContext | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-) -> AsyncIterator[WebsocketsTransport]:
+) -> AbstractAsyncContextManager[WebsocketsTransport]:
     """Connect ``identity`` to ``base_url`` and yield the transport; close it on exit.
 
     Raises ``ConnectError`` when the server is unreachable, refuses the handshake (the line names
@@ -303,24 +268,12 @@ async def open_websockets_transport(
     does not select ``ocpp1.6``. Incoming messages over ``max_message_size`` bytes close the
     connection with 1009. No task is started: the connection lives exactly as long as the
     ``async with`` body, and leaving the body (also by cancellation) closes it with code 1000
-    within :data:`~simulator.actors.wsproto_transport.DEFAULT_CLOSE_TIMEOUT` seconds.
+    within :data:`~simulator.actors.sansio_transport.DEFAULT_CLOSE_TIMEOUT` seconds.
     """
     url = charger_url(base_url, identity)
     headers = [basic_auth_header(identity, password)] if password is not None else []
-    with trio.move_on_after(connect_timeout) as timeout:
-        stream, protocol, pending = await _connect(url, headers, ssl_context, max_message_size)
-    if timeout.cancelled_caught:
-        raise ConnectError(f"{url}: no handshake within {connect_timeout:g} s")
-    transport = WebsocketsTransport(stream, protocol, pending=pending)
-    try:
-        if protocol.subprotocol != SUBPROTOCOL:
-            raise ConnectError(
-                f"{url}: the server did not select subprotocol {SUBPROTOCOL!r} "
-                f"(it answered {protocol.subprotocol!r})"
-            )
-        yield transport
-    finally:
-        await transport.aclose()
+    return connected(url, connect_timeout, functools.partial(
+        _connect, url, headers, ssl_context, max_message_size))
 
 
 def _parse_url(url: str) -> WebSocketURI:
@@ -337,22 +290,13 @@ async def _connect(
     headers: list[tuple[bytes, bytes]],
     ssl_context: ssl.SSLContext | None,
     max_message_size: int,
-) -> tuple[trio.abc.Stream, ClientProtocol, list[Event]]:
-    """TCP (and TLS for wss), then the client handshake; ``ConnectError`` on any failure.
-    On success the caller owns the stream; the list holds the frames that came with the
-    handshake response."""
+) -> WebsocketsTransport:
+    """TCP (and TLS for wss), then the client handshake; ``ConnectError`` on any failure. The
+    frames that came with the handshake response are the transport's first messages."""
     uri = _parse_url(url)
+    stream = await open_stream(url, uri.host, uri.port, secure=uri.secure,
+                               ssl_context=ssl_context)
     try:
-        stream: trio.abc.Stream = await trio.open_tcp_stream(uri.host, uri.port)
-    except OSError as exc:
-        raise ConnectError(f"{url}: {root_cause(exc)}") from None
-    try:
-        if uri.secure:
-            context = ssl_context or ssl.create_default_context()
-            stream = trio.SSLStream(
-                stream, context, server_hostname=uri.host, https_compatible=True
-            )
-            await stream.do_handshake()
         protocol = ClientProtocol(
             uri, subprotocols=[Subprotocol(SUBPROTOCOL)], max_size=max_message_size
         )
@@ -367,7 +311,7 @@ async def _connect(
         if isinstance(exc, (trio.BrokenResourceError, OSError)):
             raise ConnectError(f"{url}: {root_cause(exc)}") from None
         raise
-    return stream, protocol, pending
+    return WebsocketsTransport(stream, protocol, pending=pending)
 
 
 async def _wait_for_accept(

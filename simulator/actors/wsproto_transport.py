@@ -19,11 +19,10 @@ socket just went away, 1009 when a message was too big).
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Final
+from contextlib import AbstractAsyncContextManager
 from urllib.parse import urlsplit
 
 import trio
@@ -40,6 +39,16 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from simulator.actors.sansio_transport import (
+    ABNORMAL_CLOSURE,
+    DEFAULT_CLOSE_TIMEOUT,
+    MESSAGE_TOO_BIG,
+    RECEIVE_SIZE,
+    STREAM_ERRORS,
+    StreamTransport,
+    connected,
+    open_stream,
+)
 from simulator.actors.transport import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -51,17 +60,8 @@ from simulator.actors.transport import (
     root_cause,
 )
 
-DEFAULT_CLOSE_TIMEOUT: Final = 2.0
-"""Seconds ``aclose`` waits for the peer's half of the closing handshake."""
-RECEIVE_SIZE: Final = 64 * 1024
-"""Bytes asked of the stream per read."""
-MESSAGE_TOO_BIG: Final = 1009
-ABNORMAL_CLOSURE: Final = 1006
 
-_StreamErrors: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
-
-
-class WsprotoTransport:
+class WsprotoTransport(StreamTransport):
     """:class:`~simulator.actors.transport.Transport` over a trio stream and a wsproto client
     connection whose handshake has completed (see :func:`open_wsproto_transport`).
 
@@ -78,19 +78,13 @@ class WsprotoTransport:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
-        self._stream = stream
+        super().__init__(stream, close_timeout)
         self._ws = ws
         self._subprotocol = subprotocol
         self._max_message_size = max_message_size
-        self._close_timeout = close_timeout
-        self._write_lock = trio.StrictFIFOLock()
         self._messages: deque[str] = deque()  # complete messages not handed out yet
         self._parts: list[str | bytes | bytearray] = []  # the message being received
         self._size = 0
-        self._closed: TransportClosed | None = None
-        self._peer_closed = trio.Event()  # the peer's close frame (or EOF) has been seen
-        self._reading = False
-        self._stream_closed = False
 
     @property
     def subprotocol(self) -> str | None:
@@ -104,8 +98,8 @@ class WsprotoTransport:
             if self._ws.state is not ConnectionState.OPEN:
                 raise self._closed or TransportClosed(ABNORMAL_CLOSURE, "connection closing")
             try:
-                await self._send_all(self._ws.send(TextMessage(data=data)))
-            except _StreamErrors:
+                await self._send_bytes(self._ws.send(TextMessage(data=data)))
+            except STREAM_ERRORS:
                 raise self._lost() from None
 
     async def receive(self) -> str:
@@ -121,7 +115,7 @@ class WsprotoTransport:
             self._reading = True
             try:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
-            except _StreamErrors:
+            except STREAM_ERRORS:
                 data = b""
             finally:
                 self._reading = False
@@ -171,31 +165,6 @@ class WsprotoTransport:
         self._peer_closed.set()
         await self._close_stream()
 
-    async def _write(self, data: bytes) -> None:
-        """Write control bytes; a broken socket shows up on the next read."""
-        try:
-            async with self._write_lock:
-                await self._send_all(data)
-        except _StreamErrors:
-            pass
-
-    async def _send_all(self, data: bytes) -> None:
-        """Write under the write lock. A cancelled write may have left half a frame on the wire:
-        the connection is then unusable, so it is dropped (1006)."""
-        try:
-            await self._stream.send_all(data)
-        except trio.Cancelled:
-            self._lost()
-            if not self._stream_closed:
-                self._stream_closed = True
-                await trio.aclose_forcefully(self._stream)
-            raise
-
-    def _lost(self) -> TransportClosed:
-        if self._closed is None:
-            self._closed = TransportClosed(ABNORMAL_CLOSURE, "connection lost")
-        return self._closed
-
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (idempotent): send a close frame, wait at most ``close_timeout``
         seconds for the peer's, close the socket. A task blocked in :meth:`receive` then gets
@@ -216,7 +185,7 @@ class WsprotoTransport:
         while self._ws.state is ConnectionState.LOCAL_CLOSING:
             try:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
-            except _StreamErrors:
+            except STREAM_ERRORS:
                 data = b""
             self._ws.receive_data(bytes(data) if data else None)
             for event in self._ws.events():
@@ -224,13 +193,6 @@ class WsprotoTransport:
                     self._peer_closed.set()
             if not data:
                 return
-
-    async def _close_stream(self) -> None:
-        """Close the socket; a TLS goodbye gets ``close_timeout`` seconds, then it is cut."""
-        if not self._stream_closed:
-            self._stream_closed = True
-            with trio.CancelScope(shield=True), trio.move_on_after(self._close_timeout):
-                await self._stream.aclose()
 
 
 def _join(parts: list[str | bytes | bytearray]) -> str:
@@ -242,8 +204,7 @@ def _join(parts: list[str | bytes | bytearray]) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-@asynccontextmanager
-async def open_wsproto_transport(
+def open_wsproto_transport(
     base_url: str,
     identity: str,
     *,
@@ -251,7 +212,7 @@ async def open_wsproto_transport(
     ssl_context: ssl.SSLContext | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-) -> AsyncIterator[WsprotoTransport]:
+) -> AbstractAsyncContextManager[WsprotoTransport]:
     """Connect ``identity`` to ``base_url`` and yield the transport; close it on exit.
 
     Raises ``ConnectError`` when the server is unreachable, refuses the handshake (the line names
@@ -262,27 +223,15 @@ async def open_wsproto_transport(
     """
     url = charger_url(base_url, identity)
     headers = [basic_auth_header(identity, password)] if password is not None else []
-    with trio.move_on_after(connect_timeout) as timeout:
-        stream, ws, subprotocol = await _connect(url, headers, ssl_context)
-    if timeout.cancelled_caught:
-        raise ConnectError(f"{url}: no handshake within {connect_timeout:g} s")
-    transport = WsprotoTransport(stream, ws, subprotocol, max_message_size=max_message_size)
-    try:
-        if subprotocol != SUBPROTOCOL:
-            raise ConnectError(
-                f"{url}: the server did not select subprotocol {SUBPROTOCOL!r} "
-                f"(it answered {subprotocol!r})"
-            )
-        yield transport
-    finally:
-        await transport.aclose()
+    return connected(url, connect_timeout, functools.partial(
+        _connect, url, headers, ssl_context, max_message_size))
 
 
 async def _connect(
-    url: str, headers: list[tuple[bytes, bytes]], ssl_context: ssl.SSLContext | None
-) -> tuple[trio.abc.Stream, WSConnection, str | None]:
-    """TCP (and TLS for wss), then the client handshake; ``ConnectError`` on any failure.
-    On success the caller owns the stream."""
+    url: str, headers: list[tuple[bytes, bytes]], ssl_context: ssl.SSLContext | None,
+    max_message_size: int,
+) -> WsprotoTransport:
+    """TCP (and TLS for wss), then the client handshake; ``ConnectError`` on any failure."""
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
@@ -292,15 +241,8 @@ async def _connect(
         port = parts.port or (443 if secure else 80)
     except ValueError:
         raise ConnectError(f"{url}: bad port") from None
+    stream = await open_stream(url, host, port, secure=secure, ssl_context=ssl_context)
     try:
-        stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
-    except OSError as exc:
-        raise ConnectError(f"{url}: {root_cause(exc)}") from None
-    try:
-        if secure:
-            context = ssl_context or ssl.create_default_context()
-            stream = trio.SSLStream(stream, context, server_hostname=host, https_compatible=True)
-            await stream.do_handshake()
         ws = WSConnection(ConnectionType.CLIENT)
         default_port = parts.port is None or parts.port == (443 if secure else 80)
         authority = f"[{host}]" if ":" in host else host
@@ -319,7 +261,7 @@ async def _connect(
         if isinstance(exc, (RemoteProtocolError, LocalProtocolError)):
             raise ConnectError(f"{url}: bad handshake response ({exc})") from None
         raise
-    return stream, ws, subprotocol
+    return WsprotoTransport(stream, ws, subprotocol, max_message_size=max_message_size)
 
 
 async def _wait_for_accept(url: str, stream: trio.abc.Stream, ws: WSConnection) -> str | None:

@@ -1,0 +1,157 @@
+"""What the two thin WebSocket transports share: the socket under a sans-IO protocol.
+
+:mod:`~simulator.actors.wsproto_transport` and :mod:`~simulator.actors.websockets_transport` each
+feed a sans-IO WebSocket protocol (wsproto's, the ``websockets`` package's) from a trio stream in
+the caller's own task. The protocol parts differ; the stream parts are the same and live here:
+
+- :func:`open_stream`: TCP, then TLS for ``wss://`` (the TLS handshake first, so that a refused
+  certificate is reported as such), with every failure one :class:`ConnectError` line;
+- :class:`StreamTransport`: the socket side of a connection (the FIFO write lock, writes that a
+  cancellation cannot leave half done, the bounded close, the "connection lost" state);
+- :func:`connected`: the life of a connection for ``open_*_transport``, bounded handshake,
+  ``ocpp1.6`` required, closed on the way out.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Final, Protocol, TypeVar
+
+import trio
+
+from simulator.actors.transport import SUBPROTOCOL, ConnectError, TransportClosed, root_cause
+
+DEFAULT_CLOSE_TIMEOUT: Final = 2.0
+"""Seconds ``aclose`` waits for the peer's half of the closing handshake."""
+RECEIVE_SIZE: Final = 64 * 1024
+"""Bytes asked of the stream per read."""
+MESSAGE_TOO_BIG: Final = 1009
+ABNORMAL_CLOSURE: Final = 1006
+
+STREAM_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+"""What a socket that went away raises."""
+
+
+async def open_stream(
+    url: str, host: str, port: int, *, secure: bool, ssl_context: ssl.SSLContext | None
+) -> trio.abc.Stream:
+    """A TCP stream to ``host:port``, with its TLS handshake done when ``secure`` (the system
+    store unless ``ssl_context``). Raises ``ConnectError`` naming ``url`` on failure."""
+    try:
+        stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+    except OSError as exc:
+        raise ConnectError(f"{url}: {root_cause(exc)}") from None
+    if secure:
+        tls = trio.SSLStream(stream, ssl_context or ssl.create_default_context(),
+                             server_hostname=host, https_compatible=True)
+        try:
+            await tls.do_handshake()
+        except BaseException as exc:
+            await trio.aclose_forcefully(tls)
+            if isinstance(exc, (trio.BrokenResourceError, OSError)):
+                raise ConnectError(f"{url}: {root_cause(exc)}") from None
+            raise
+        stream = tls
+    return stream
+
+
+class StreamTransport:
+    """The socket side of a thin transport; subclasses add the protocol.
+
+    ``_closed`` is the ``TransportClosed`` every later call raises once the connection has ended;
+    ``_peer_closed`` is set once the peer's close frame (or the end of the stream) has been seen;
+    ``_reading`` is true while the reader waits for bytes.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, close_timeout: float) -> None:
+        self._stream = stream
+        self._close_timeout = close_timeout
+        self._write_lock = trio.StrictFIFOLock()
+        self._closed: TransportClosed | None = None
+        self._peer_closed = trio.Event()
+        self._reading = False
+        self._stream_closed = False
+
+    async def _send_bytes(self, data: bytes) -> None:
+        """Write under the write lock. A cancelled write may have left half a frame on the wire:
+        the connection is then unusable, so it is dropped (1006)."""
+        if self._stream_closed:
+            raise trio.ClosedResourceError("the socket is closed")
+        if not data:
+            return
+        try:
+            await self._stream.send_all(data)
+        except trio.Cancelled:
+            self._lost()
+            if not self._stream_closed:
+                self._stream_closed = True
+                await trio.aclose_forcefully(self._stream)
+            raise
+
+    async def _write(self, data: bytes) -> None:
+        """Write control bytes (a pong, a close frame); a broken socket shows up on the next
+        read."""
+        try:
+            async with self._write_lock:
+                await self._send_bytes(data)
+        except STREAM_ERRORS:
+            pass
+
+    def _lost(self) -> TransportClosed:
+        """The connection went away without a close frame (1006), unless it had ended already."""
+        if self._closed is None:
+            self._closed = TransportClosed(ABNORMAL_CLOSURE, "connection lost")
+        return self._closed
+
+    async def _close_stream(self) -> None:
+        """Close the socket; a TLS goodbye gets ``close_timeout`` seconds, then it is cut."""
+        if not self._stream_closed:
+            self._stream_closed = True
+            with trio.CancelScope(shield=True), trio.move_on_after(self._close_timeout):
+                await self._stream.aclose()
+
+
+class _Closable(Protocol):
+    @property
+    def subprotocol(self) -> str | None: ...
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+T = TypeVar("T", bound=_Closable)
+
+
+@asynccontextmanager
+async def connected(
+    url: str, connect_timeout: float, connect: Callable[[], Awaitable[T]]
+) -> AsyncIterator[T]:
+    """Open a connection with ``connect()`` (TCP, TLS and the handshake, all within
+    ``connect_timeout`` seconds), require ``ocpp1.6``, yield it, close it on the way out (also
+    by cancellation, with code 1000)."""
+    with trio.move_on_after(connect_timeout) as timeout:
+        transport = await connect()
+    if timeout.cancelled_caught:
+        raise ConnectError(f"{url}: no handshake within {connect_timeout:g} s")
+    try:
+        if transport.subprotocol != SUBPROTOCOL:
+            raise ConnectError(
+                f"{url}: the server did not select subprotocol {SUBPROTOCOL!r} "
+                f"(it answered {transport.subprotocol!r})"
+            )
+        yield transport
+    finally:
+        await transport.aclose()
+
+
+__all__ = [
+    "ABNORMAL_CLOSURE",
+    "DEFAULT_CLOSE_TIMEOUT",
+    "MESSAGE_TOO_BIG",
+    "RECEIVE_SIZE",
+    "STREAM_ERRORS",
+    "StreamTransport",
+    "connected",
+    "open_stream",
+]
