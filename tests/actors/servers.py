@@ -29,3 +29,24 @@ async def serve(nursery: trio.Nursery, handler: Handler, *,
         )
     )
     return server.port  # type: ignore[no-any-return]
+
+
+class CloseWatcher:
+    """A server handler (:meth:`handle`) that waits for the client's close and records the
+    reason trio-websocket saw (``reasons``; ``codes`` for short); ``done`` is set after."""
+
+    def __init__(self) -> None:
+        self.reasons: list[trio_websocket.CloseReason | None] = []
+        self.done = trio.Event()
+
+    @property
+    def codes(self) -> list[int | None]:
+        return [None if reason is None else reason.code for reason in self.reasons]
+
+    async def handle(self, request: trio_websocket.WebSocketRequest,
+                     ws: trio_websocket.WebSocketConnection) -> None:
+        try:
+            await ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            self.reasons.append(exc.reason)
+        self.done.set()

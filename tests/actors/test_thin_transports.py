@@ -18,7 +18,7 @@ from simulator.actors.transport import SUBPROTOCOL, ConnectError, Transport, Tra
 from simulator.actors.websockets_transport import open_websockets_transport
 from simulator.actors.wsproto_transport import open_wsproto_transport
 from simulator.csms import CsmsOptions, open_csms
-from tests.actors.servers import serve
+from tests.actors.servers import CloseWatcher, serve
 
 PASSWORD = "0123456789abcdef"
 BOOT = json.dumps(
@@ -186,19 +186,11 @@ async def test_server_close_ends_receive_and_send_with_transport_closed(open_thi
 
 
 async def test_aclose_does_the_closing_handshake_and_wakes_the_reader(open_thin: Opener) -> None:
-    server_saw: list[int | None] = []
-    server_done = trio.Event()
-
-    async def wait_for_close(request: object, ws: trio_websocket.WebSocketConnection) -> None:
-        try:
-            await ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            server_saw.append(getattr(exc.reason, "code", None))
-        server_done.set()
+    server = CloseWatcher()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await serve(nursery, wait_for_close)
+            port = await serve(nursery, server.handle)
             async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
                 reader_saw: list[TransportClosed] = []
 
@@ -213,9 +205,9 @@ async def test_aclose_does_the_closing_handshake_and_wakes_the_reader(open_thin:
                     await trio.testing.wait_all_tasks_blocked()
                     await transport.aclose(4000, "bye")
                 await transport.aclose()  # idempotent
-            await server_done.wait()
+            await server.done.wait()
             nursery.cancel_scope.cancel()
-    assert server_saw == [4000]
+    assert server.codes == [4000]
     assert [(e.code, e.reason) for e in reader_saw] == [(4000, "bye")]
 
 
@@ -237,16 +229,12 @@ async def test_fragmented_and_binary_messages_are_joined_as_text(open_thin: Open
 
 
 async def test_message_over_the_limit_closes_with_1009(open_thin: Opener) -> None:
-    server_saw: list[int | None] = []
-    server_done = trio.Event()
+    server = CloseWatcher()
 
-    async def send_big(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+    async def send_big(request: trio_websocket.WebSocketRequest,
+                       ws: trio_websocket.WebSocketConnection) -> None:
         await ws.send_message("y" * 5000)
-        try:
-            await ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            server_saw.append(getattr(exc.reason, "code", None))
-        server_done.set()
+        await server.handle(request, ws)
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
@@ -256,10 +244,10 @@ async def test_message_over_the_limit_closes_with_1009(open_thin: Opener) -> Non
             ) as transport:
                 with pytest.raises(TransportClosed) as closed:
                     await transport.receive()
-            await server_done.wait()
+            await server.done.wait()
             nursery.cancel_scope.cancel()
     assert closed.value.code == 1009
-    assert server_saw == [1009]
+    assert server.codes == [1009]
 
 
 async def test_send_and_receive_concurrently_with_pings(open_thin: Opener) -> None:
@@ -297,29 +285,21 @@ async def test_send_and_receive_concurrently_with_pings(open_thin: Opener) -> No
 
 
 async def test_leaving_the_body_by_cancellation_closes_with_1000(open_thin: Opener) -> None:
-    server_saw: list[int | None] = []
-    server_done = trio.Event()
-
-    async def wait_for_close(request: object, ws: trio_websocket.WebSocketConnection) -> None:
-        try:
-            await ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            server_saw.append(getattr(exc.reason, "code", None))
-        server_done.set()
+    server = CloseWatcher()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await serve(nursery, wait_for_close)
+            port = await serve(nursery, server.handle)
             with trio.CancelScope() as scope:
                 async with open_thin(
                     f"ws://127.0.0.1:{port}/ocpp", "CP1"
                 ) as transport:
                     scope.cancel()
                     await transport.receive()
-            await server_done.wait()
+            await server.done.wait()
             nursery.cancel_scope.cancel()
     assert scope.cancelled_caught
-    assert server_saw == [1000]
+    assert server.codes == [1000]
 
 
 async def test_wss_to_a_plain_server_is_one_clear_connect_error(open_thin: Opener) -> None:

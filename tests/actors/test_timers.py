@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -20,20 +22,26 @@ def drain(receive: trio.MemoryReceiveChannel[str]) -> list[str]:
             return out
 
 
+
+@asynccontextmanager
+async def running(wheel: TimerWheel) -> AsyncIterator[float]:
+    """Run ``wheel`` for the body; yields the time it started."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(wheel.run)
+        yield trio.current_time()
+        nursery.cancel_scope.cancel()
+
 async def test_alarms_fire_at_their_deadlines_in_time_order(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     wheel = TimerWheel(resolution=0)
     send, receive = trio.open_memory_channel[str](10)
     seen: list[tuple[str, float]] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(wheel.run)
-        start = trio.current_time()
+    async with running(wheel) as start:
         for name, delay in (("c", 3.0), ("a", 1.0), ("b", 2.0)):
             wheel.alarm(send, name).set(start + delay)
         for _ in range(3):
             seen.append((await receive.receive(), trio.current_time() - start))
-        nursery.cancel_scope.cancel()
     assert seen == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
     assert wheel.fired == 3
 
@@ -43,9 +51,7 @@ async def test_setting_again_replaces_the_deadline_both_ways(
 ) -> None:
     wheel = TimerWheel(resolution=0)
     send, receive = trio.open_memory_channel[str](10)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(wheel.run)
-        start = trio.current_time()
+    async with running(wheel) as start:
         later = wheel.alarm(send, "later")
         later.set(start + 5)
         later.set(start + 8)  # moved later: nothing at 5
@@ -59,7 +65,6 @@ async def test_setting_again_replaces_the_deadline_both_ways(
         assert trio.current_time() - start == 8
         await trio.sleep(5)  # the replaced entries at 5 and 10 fire nothing
         assert drain(receive) == []
-        nursery.cancel_scope.cancel()
     assert wheel.fired == 2
     assert len(wheel) == 0
 
@@ -69,9 +74,7 @@ async def test_a_cancelled_or_infinite_alarm_never_fires(
 ) -> None:
     wheel = TimerWheel(resolution=0)
     send, receive = trio.open_memory_channel[str](10)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(wheel.run)
-        start = trio.current_time()
+    async with running(wheel) as start:
         cancelled = wheel.alarm(send, "cancelled")
         cancelled.set(start + 1)
         cancelled.cancel()
@@ -80,7 +83,6 @@ async def test_a_cancelled_or_infinite_alarm_never_fires(
         never.set(math.inf)
         assert never.when is None
         await trio.sleep(10)
-        nursery.cancel_scope.cancel()
     assert drain(receive) == [] and wheel.fired == 0
 
 
@@ -92,13 +94,10 @@ async def test_a_full_or_closed_channel_is_left_alone(
     full_send.send_nowait("already there")
     closed_send, closed_receive = trio.open_memory_channel[str](1)
     await closed_receive.aclose()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(wheel.run)
-        start = trio.current_time()
+    async with running(wheel) as start:
         wheel.alarm(full_send, "dropped").set(start + 1)
         wheel.alarm(closed_send, "nobody").set(start + 1)
         await trio.sleep(2)
-        nursery.cancel_scope.cancel()
     assert drain(full_receive) == ["already there"]  # the owner wakes for that one anyway
     assert wheel.fired == 2
 
@@ -108,13 +107,10 @@ async def test_many_alarms_due_together_cost_one_wake_up(
 ) -> None:
     wheel = TimerWheel(resolution=0)
     send, receive = trio.open_memory_channel[str](1000)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(wheel.run)
-        start = trio.current_time()
+    async with running(wheel) as start:
         for n in range(500):
             wheel.alarm(send, f"a{n}").set(start + 1)
         await trio.sleep(1.5)
-        nursery.cancel_scope.cancel()
     assert drain(receive) == [f"a{n}" for n in range(500)]  # ties fire in the order set
     assert (wheel.fired, wheel.wakeups) == (500, 1)
 
@@ -126,14 +122,12 @@ async def test_alarms_fire_on_the_grid_never_before_their_deadline(
     send, receive = trio.open_memory_channel[str](100)
     fired_at: dict[str, float] = {}
     deadlines = {f"a{n}": 100.0 + n * 0.0013 for n in range(12)}  # spread over 15 ms
-    async with trio.open_nursery() as nursery:
-        await nursery.start(wheel.run)
+    async with running(wheel):
         for name, when in deadlines.items():
             wheel.alarm(send, name).set(when)
         for _ in deadlines:
             name = await receive.receive()
             fired_at[name] = trio.current_time()
-        nursery.cancel_scope.cancel()
     for name, when in deadlines.items():
         assert when <= fired_at[name] < when + 0.005 + 1e-9
         assert round(fired_at[name] / 0.005, 6) % 1 == 0  # on a grid point

@@ -14,11 +14,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 import trio.testing
-import trio_websocket
 
 from simulator.actors.transport import SUBPROTOCOL, ConnectError, TransportClosed
 from simulator.actors.websockets_transport import open_websockets_transport
-from tests.actors.servers import serve
+from tests.actors.servers import CloseWatcher, serve
 
 RawHandler = Callable[[trio.SocketStream, bytes], Awaitable[None]]
 
@@ -201,28 +200,20 @@ async def test_a_foreign_subprotocol_is_refused() -> None:
 async def test_aclose_with_codes_and_reasons_the_wire_cannot_carry(
     code: int, reason: str, wire: tuple[int, str] | None
 ) -> None:
-    server_saw: list[tuple[int, str] | None] = []
-    server_done = trio.Event()
-
-    async def wait_for_close(request: object, ws: trio_websocket.WebSocketConnection) -> None:
-        try:
-            await ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            got = exc.reason
-            assert got is not None
-            server_saw.append(None if got.code == 1006 else (got.code, got.reason or ""))
-        server_done.set()
+    server = CloseWatcher()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await serve(nursery, wait_for_close)
+            port = await serve(nursery, server.handle)
             async with open_websockets_transport(
                 f"ws://127.0.0.1:{port}/ocpp", "CP1"
             ) as transport:
                 await transport.aclose(code, reason)
                 with pytest.raises(TransportClosed) as closed:
                     await transport.receive()
-            await server_done.wait()
+            await server.done.wait()
             nursery.cancel_scope.cancel()
     assert (closed.value.code, closed.value.reason) == (code, reason)
-    assert server_saw == [wire]
+    (got,) = server.reasons
+    assert got is not None
+    assert (None if got.code == 1006 else (got.code, got.reason or "")) == wire
