@@ -9,7 +9,7 @@ Tasks, all in the actor's own nursery:
 
 - the main loop (this module's :func:`run_charger`), the only task that touches the machine; it
   waits on the inbox until the machine's next deadline, through an alarm on the fleet's timer
-  wheel (``simulator.actors.timers``; a charger without one uses a cancel scope of its own);
+  wheel (``simulator.actors.timers``; a charger run on its own runs a wheel of its own);
 - the link (:func:`_run_link`): connects, reads frames into the inbox, reconnects with exponential
   backoff and full jitter drawn from the charger's seeded RNG;
 - one connector actor per connector with automatic sessions (``simulator.actors.connector``).
@@ -88,7 +88,7 @@ class ChargerEnv:
     ``publish`` sends an event to the bus and may block (ledger backpressure); ``persist`` stores
     an outbox snapshot in the ledger. ``wall_epoch`` is Unix time at ``trio.current_time() == 0``.
     ``timers``: the fleet's :class:`~simulator.actors.timers.TimerWheel`, whose task must run
-    while the charger does; without one the main loop waits with a cancel scope of its own.
+    while the charger does; without one the charger runs a wheel of its own.
     """
 
     spec: ChargerSpec
@@ -337,6 +337,10 @@ async def run_charger(
             await save_outbox()
 
     async with trio.open_nursery() as nursery:
+        timers = env.timers
+        if timers is None:
+            timers = TimerWheel()
+            await nursery.start(timers.run)
         # One scope per connector actor, cancelled at shutdown (no new sessions then); the actors
         # run in this nursery directly: at 10,000 chargers a task and a nursery less each count.
         connectors: list[trio.CancelScope] = []
@@ -353,9 +357,9 @@ async def run_charger(
         await nursery.start(_run_link, env, link, control.inbox_send.clone())
         task_status.started()
 
-        # Waits go through the fleet's timer wheel when there is one (a stale tick left by a
-        # crashed predecessor is a harmless extra turn of the loop).
-        alarm = None if env.timers is None else env.timers.alarm(control.inbox_send, _TICK)
+        # Waits end with an input or the alarm's tick (a stale tick left by a crashed
+        # predecessor is a harmless extra turn of the loop).
+        alarm = timers.alarm(control.inbox_send, _TICK)
         burst = 0
         while True:
             item: InboxItem | None = None
@@ -376,12 +380,8 @@ async def run_charger(
                     wake_at = min(wake_at, shutdown.deadline)
                 if persist_at is not None:
                     wake_at = min(wake_at, persist_at)
-                if alarm is None:
-                    with trio.move_on_at(wake_at):
-                        item = await control.inbox.receive()
-                else:
-                    alarm.set(wake_at)
-                    item = await control.inbox.receive()
+                alarm.set(wake_at)
+                item = await control.inbox.receive()
             now = trio.current_time()
             if power_on_at is not None and now >= power_on_at:
                 power_on_at = None
@@ -430,8 +430,7 @@ async def run_charger(
                 await save_outbox()
             if shutdown is not None and (machine.statistics().drained or now >= shutdown.deadline):
                 break
-        if alarm is not None:
-            alarm.cancel()
+        alarm.cancel()
         await save_outbox()  # what is left undelivered at the end, for --resume
         nursery.cancel_scope.cancel()
     control.done.set()

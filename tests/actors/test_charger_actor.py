@@ -147,7 +147,7 @@ def make_env(
     )
 
 
-@pytest.mark.parametrize("wheel", [False, True], ids=["own-scope", "timer-wheel"])
+@pytest.mark.parametrize("wheel", [False, True], ids=["own-wheel", "fleet-wheel"])
 async def test_charger_boots_reports_statuses_and_heartbeats(
     autojump_clock: trio.testing.MockClock, wheel: bool,
 ) -> None:
@@ -301,7 +301,7 @@ async def test_transaction_messages_survive_a_dropped_connection_in_order(
     assert [s.reason for s in stopped] == ["Local"]
 
 
-@pytest.mark.parametrize("wheel", [False, True], ids=["own-scope", "timer-wheel"])
+@pytest.mark.parametrize("wheel", [False, True], ids=["own-wheel", "fleet-wheel"])
 async def test_the_outbox_is_stored_late_while_empty_and_at_once_once_it_holds_messages(
     autojump_clock: trio.testing.MockClock, wheel: bool,
 ) -> None:
