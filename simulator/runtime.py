@@ -296,7 +296,7 @@ async def _store_unsaved_outboxes(fleet: Fleet, bus: EventBus) -> None:
     writer's own flush."""
     with trio.CancelScope(shield=True), trio.move_on_after(DEFAULT_SHUTDOWN_FLUSH_TIMEOUT):
         for identity, control in fleet.controls.items():
-            if control.outbox is not control.persisted and control.outbox != control.persisted:
+            if control.unsaved:
                 await bus.publish_control(SaveOutbox(t=trio.current_time(), charger=identity,
                                                      entries=control.outbox))
                 control.persisted = control.outbox

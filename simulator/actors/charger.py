@@ -155,6 +155,11 @@ class ChargerControl:
         self.connected = False
         self.restarts = 0
 
+    @property
+    def unsaved(self) -> bool:
+        """Whether ``outbox`` differs from the snapshot last handed to the ledger."""
+        return self.outbox is not self.persisted and self.outbox != self.persisted
+
     async def shutdown(self, deadline: float) -> None:
         """Ask the charger to end gracefully by ``deadline`` (no-op if it has finished)."""
         if not self.done.is_set():
@@ -287,7 +292,7 @@ async def run_charger(
     power_on_at: float | None = None
     # An outbox change waits for the ledger until persist_at; a predecessor that crashed may
     # have left one unstored.
-    persist_at: float | None = None if control.outbox is control.persisted else now
+    persist_at: float | None = now if control.unsaved else None
     shutdown: Shutdown | None = None
 
     async def save_outbox() -> None:
@@ -295,7 +300,7 @@ async def run_charger(
         nonlocal persist_at
         persist_at = None
         outbox = control.outbox
-        if outbox is not control.persisted and outbox != control.persisted:
+        if control.unsaved:
             await env.persist(PersistOutbox(charger=identity, entries=outbox))
             control.persisted = outbox  # only once handed over (the await may be cancelled)
 
