@@ -24,9 +24,10 @@ of ``--repeat`` runs, each with a fresh fleet (the simulation is deterministic: 
 the same work). A busy charger sends no Heartbeat (any frame proves liveness), so the mix is
 Authorize, StartTransaction, MeterValues, StatusNotification and StopTransaction.
 
-The bench seeds its own ``random.Random`` streams and draws the EVs itself (mirroring
-``draw_ev`` and ``WALK_BACK`` of the connector actor) rather than importing them, so that it runs
-unchanged against another checkout of the simulator and measures the same work there: run it
+The bench seeds its own ``random.Random`` streams (drawn with the connector actor's ``draw_ev``
+and ``WALK_BACK`` and the actor's ``uuid_ids``), independent of the simulator's own seeding, so
+that it runs unchanged against another checkout of the simulator and measures the same work there:
+run it
 with ``PYTHONPATH=/path/to/other/checkout`` from outside this one (the first line says which
 ``simulator`` was measured) to compare two versions of the machine.
 
@@ -50,7 +51,6 @@ import random
 import shlex
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -59,10 +59,11 @@ from typing import Any, Final
 import msgspec
 
 import simulator
+from simulator.actors.connector import WALK_BACK, draw_ev
 from simulator.machines.charger import ChargerMachine, ChargerSpec
 from simulator.machines.effects import Send
-from simulator.machines.meter import EvSpec
 from simulator.ocpp.frames import MessageType
+from simulator.seeds import uuid_ids
 
 DEFAULT_CHARGERS: Final = 200
 DEFAULT_WARMUP_S: Final = 30.0
@@ -77,9 +78,6 @@ SESSION_S: Final = 10.0
 MEAN_ARRIVAL_GAP_S: Final = 2.0
 ENERGY_KWH: Final = (1.0, 2.0)
 ID_TAG: Final = "TAG-1"
-WALK_BACK: Final = (2.0, 10.0)
-BATTERIES_KWH: Final = (40.0, 58.0, 77.0, 100.0)
-ONBOARD_CHARGERS_KW: Final = (7.4, 11.0, 22.0)
 EPOCH: Final = 1_767_225_600.0
 """2026-01-01T00:00:00Z: the fleet's wall clock at virtual ``now == 0``."""
 BOOT_SPREAD_S: Final = 1.0
@@ -120,20 +118,6 @@ def rng_for(*parts: str | int) -> random.Random:
     """A stream of its own for each charger and purpose (seeded from text: stable across
     processes, and independent of the simulator's own seeding)."""
     return random.Random(repr((SEED, *parts)))
-
-
-def uuid_ids(rng: random.Random) -> Callable[[], str]:
-    """uuid4 message ids drawn from ``rng``, as the actor makes them."""
-    return lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def draw_ev(rng: random.Random, energy_kwh: float) -> EvSpec:
-    """An arriving EV, drawn as the connector actor draws it."""
-    battery = max(rng.choice(BATTERIES_KWH), energy_kwh * 1.25)
-    headroom = 100.0 - 100.0 * energy_kwh / battery
-    initial_soc = rng.uniform(min(5.0, headroom), max(min(5.0, headroom), min(60.0, headroom)))
-    return EvSpec(battery_kwh=battery, initial_soc=round(initial_soc, 1),
-                  max_power_kw=rng.choice(ONBOARD_CHARGERS_KW), energy_wanted_kwh=energy_kwh)
 
 
 def _wall(now: float) -> str:
