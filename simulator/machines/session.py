@@ -208,8 +208,6 @@ class Session:
         self._outbox: list[OutboxEntry] = list(outbox)
         self._retry_at: float | None = None
         self._next_seq = max((e.seq for e in self._outbox), default=0) + 1
-        self._first_own_seq = self._next_seq
-        """Entries from this seq on were queued here: their payload is this encoder's output."""
         self._tx_ids: dict[int, int] = {
             e.local_tx: e.transaction_id
             for e in self._outbox
@@ -368,10 +366,6 @@ class Session:
         if tx_id is None:
             # FIFO order: the transaction's StartTransaction went ahead and was given up on.
             return None
-        if entry.seq >= self._first_own_seq and entry.payload != "{}":
-            # Queued here, so encoded compactly without a transactionId: appending the key is
-            # what decoding, setting it and encoding again gives, without the round trip.
-            return f'{entry.payload[:-1]},"transactionId":{tx_id}}}'.encode()
         payload = _json_decoder.decode(entry.payload)
         payload["transactionId"] = tx_id
         return _json_encoder.encode(payload)
