@@ -14,6 +14,7 @@ the caller's own task. The protocol parts differ; the stream parts are the same 
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -40,21 +41,65 @@ async def open_stream(
     """A TCP stream to ``host:port``, with its TLS handshake done when ``secure`` (the system
     store unless ``ssl_context``). Raises ``ConnectError`` naming ``url`` on failure."""
     try:
-        stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+        tcp = await trio.open_tcp_stream(host, port)
     except OSError as exc:
         raise ConnectError(f"{url}: {root_cause(exc)}") from None
-    if secure:
-        tls = trio.SSLStream(stream, ssl_context or ssl.create_default_context(),
-                             server_hostname=host, https_compatible=True)
-        try:
-            await tls.do_handshake()
-        except BaseException as exc:
-            await trio.aclose_forcefully(tls)
-            if isinstance(exc, (trio.BrokenResourceError, OSError)):
-                raise ConnectError(f"{url}: {root_cause(exc)}") from None
-            raise
-        stream = tls
-    return stream
+    if not secure:
+        return DirectSocketStream(tcp)
+    tls = trio.SSLStream(tcp, ssl_context or ssl.create_default_context(),
+                         server_hostname=host, https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except BaseException as exc:
+        await trio.aclose_forcefully(tls)
+        if isinstance(exc, (trio.BrokenResourceError, OSError)):
+            raise ConnectError(f"{url}: {root_cause(exc)}") from None
+        raise
+    return tls
+
+
+class DirectSocketStream(trio.abc.Stream):
+    """A connected TCP socket as a trio stream that goes through the scheduler only to wait.
+
+    ``trio.SocketStream`` yields to the scheduler around every ``send`` and ``recv`` that
+    succeeds at once (a checkpoint, so that every call may be cancelled); with one send and one
+    receive per exchange that was two trips through the run loop each, about 15% of the CPU of
+    a bare exchange (measured with 1,000 connections). Here a call that can complete does so
+    without yielding, like ``send_nowait``; it waits (and may be cancelled) only when the socket
+    is not ready. The transports above check for cancellation before they write, and hand
+    frames on without blocking, so a connection that keeps a reader busy still yields once the
+    charger's inbox is full. Takes over the socket of ``stream`` (TCP_NODELAY stays set).
+    """
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._socket = socket.socket(fileno=stream.socket.detach())
+        self._socket.setblocking(False)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        with memoryview(data) as view:
+            while view:
+                try:
+                    sent = self._socket.send(view)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self._socket)
+                    continue
+                view = view[sent:]
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.wait_writable(self._socket)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        while True:
+            try:
+                return self._socket.recv(max_bytes or RECEIVE_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self._socket)
+
+    async def aclose(self) -> None:
+        if self._socket.fileno() != -1:
+            trio.lowlevel.notify_closing(self._socket)  # a task waiting on it gets woken
+            self._socket.close()
+        await trio.lowlevel.checkpoint()
 
 
 class StreamTransport:
@@ -151,6 +196,7 @@ __all__ = [
     "MESSAGE_TOO_BIG",
     "RECEIVE_SIZE",
     "STREAM_ERRORS",
+    "DirectSocketStream",
     "StreamTransport",
     "connected",
     "open_stream",

@@ -78,6 +78,7 @@ async def test_frames_sent_with_the_handshake_response_are_not_lost() -> None:
     """101, a ping, a fragmented text message and a close in one write: the messages come out,
     the ping is answered, then the peer's close code."""
     client_sent: list[bytes] = []
+    read_out = trio.Event()
 
     async def glued(stream: trio.SocketStream, request: bytes) -> None:
         await stream.send_all(
@@ -88,6 +89,7 @@ async def test_frames_sent_with_the_handshake_response_are_not_lost() -> None:
             + _frame(0x8, (4001).to_bytes(2, "big") + b"done")
         )
         client_sent.append(await _read_until_eof(stream))
+        read_out.set()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
@@ -99,6 +101,7 @@ async def test_frames_sent_with_the_handshake_response_are_not_lost() -> None:
                 assert await transport.receive() == "second"
                 with pytest.raises(TransportClosed) as closed:
                     await transport.receive()
+            await read_out.wait()  # the server has read what the client wrote, to its end
             nursery.cancel_scope.cancel()
     assert (closed.value.code, closed.value.reason) == (4001, "done")
     sent = client_sent[0]
@@ -138,12 +141,14 @@ async def test_a_peer_breaking_the_protocol_is_closed_with_its_code(
     frames: bytes, code: int
 ) -> None:
     client_sent: list[bytes] = []
+    read_out = trio.Event()
 
     async def misbehave(stream: trio.SocketStream, request: bytes) -> None:
         await stream.send_all(_accept_response(request))
         await stream.receive_some(4096)  # the client's "ready": the handshake is behind it
         await stream.send_all(frames)
         client_sent.append(await _read_until_eof(stream))
+        read_out.set()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
@@ -154,6 +159,7 @@ async def test_a_peer_breaking_the_protocol_is_closed_with_its_code(
                 await transport.send("ready")
                 with pytest.raises(TransportClosed) as closed:
                     await transport.receive()
+            await read_out.wait()
             nursery.cancel_scope.cancel()
     assert closed.value.code == code
     sent = client_sent[0]
