@@ -7,11 +7,15 @@ persist the outbox). All decisions are the machine's.
 
 Tasks, all in the actor's own nursery:
 
-- the main loop (this module's :func:`run_charger`), the only task that touches the machine; it
-  waits on the inbox until the machine's next deadline, through an alarm on the fleet's timer
-  wheel (``simulator.actors.timers``; a charger run on its own runs a wheel of its own);
-- the link (:func:`_run_link`): connects, reads frames into the inbox, reconnects with exponential
-  backoff and full jitter drawn from the charger's seeded RNG;
+- the main loop (this module's :func:`run_charger`): it waits on the inbox until the machine's
+  next deadline, through an alarm on the fleet's timer wheel (``simulator.actors.timers``; a
+  charger run on its own runs a wheel of its own), and steps the machine with what comes;
+- the link (:func:`_run_link`): connects, reads frames, reconnects with exponential backoff and
+  full jitter drawn from the charger's seeded RNG. A frame that finds the main loop waiting on
+  an empty inbox is stepped into the machine by the link itself (one task switch less per frame,
+  about 10% of a fleet's CPU); any other goes through the inbox, so that frames and the other
+  inputs keep their order. One step at a time, under a lock: a step is the input, the tick and
+  applying every effect; a drop the link asks for in its own step happens after it;
 - one connector actor per connector with automatic sessions (``simulator.actors.connector``).
 
 The inbox is one bounded channel (:data:`INBOX_SIZE`): when the main loop falls behind, the link
@@ -177,6 +181,9 @@ class _Link:
         self.hold_until = -math.inf
         self.wake = trio.Event()
         self.urgent = False
+        self.task: trio.lowlevel.Task | None = None
+        self.dropping = False
+        self.take: Callable[[_Frame], Awaitable[bool]] | None = None
 
     def hurry(self) -> None:
         """The run is ending: stop waiting out the backoff, retry every ``URGENT_RETRY`` s so that
@@ -197,7 +204,10 @@ class _Link:
         if hold_until is not None:
             self.hold_until = hold_until
         if self.scope is not None:
-            self.scope.cancel()
+            if trio.lowlevel.current_task() is self.task:
+                self.dropping = True  # asked while the link steps the machine: after the step
+            else:
+                self.scope.cancel()
 
 
 async def _run_link(
@@ -218,6 +228,7 @@ async def _run_link(
         return rng.uniform(low, high)
 
     attempt = 0
+    link.task = trio.lowlevel.current_task()
     async with inbox:
         task_status.started()
         while True:
@@ -232,12 +243,18 @@ async def _run_link(
                     generation = link.generation
                     with trio.CancelScope() as scope:
                         link.scope, link.transport = scope, transport
+                        link.dropping = False
                         await inbox.send(_Up(generation, transport))
                         try:
                             while True:
                                 frame = _Frame(generation, await transport.receive())
                                 if scope.cancel_called:
                                     break  # dropped while a buffered frame came out unawaited
+                                if link.take is not None and await link.take(frame):
+                                    if link.dropping:
+                                        scope.cancel()
+                                        break
+                                    continue
                                 try:  # no trip through the scheduler while there is room
                                     inbox.send_nowait(frame)
                                 except trio.WouldBlock:
@@ -365,6 +382,49 @@ async def run_charger(
         # Waits end with an input or the alarm's tick (a stale tick left by a crashed
         # predecessor is a harmless extra turn of the loop).
         alarm = timers.alarm(control.inbox_send, _TICK)
+        # One step of the machine at a time: the main loop's, or the link's (take_frame).
+        stepping = trio.StrictFIFOLock()
+        waiting = False  # the main loop waits on an empty inbox
+
+        def wake_time(now: float) -> float:
+            deadline = machine.next_deadline()
+            # A deadline the machine did not clear (it should always) must not spin the
+            # loop: under a mock clock that would stop time itself.
+            wake_at = math.inf if deadline is None else max(deadline, now + MIN_TICK)
+            if power_on_at is not None:
+                wake_at = min(wake_at, power_on_at)
+            if shutdown is not None:
+                wake_at = min(wake_at, shutdown.deadline)
+            if persist_at is not None:
+                wake_at = min(wake_at, persist_at)
+            return wake_at
+
+        async def finish_step(now: float) -> None:
+            machine.tick(now)
+            effects = machine.take_effects()
+            if effects:
+                await apply(effects)
+            if persist_at is not None and now >= persist_at:
+                await save_outbox()
+
+        async def take_frame(frame: _Frame) -> bool:
+            """Step the machine with ``frame`` in the link's own task, sparing the main loop a
+            wake-up, when nothing is ahead of it: the main loop waits on an empty inbox and no
+            power-on or shutdown is pending. False: the frame goes through the inbox."""
+            if not waiting or stepping.locked() or frame.generation != connected_generation \
+                    or power_on_at is not None or shutdown is not None:
+                return False
+            now = trio.current_time()
+            stepping.acquire_nowait()
+            try:
+                machine.receive(frame.text, now)
+                await finish_step(now)
+            finally:
+                stepping.release()
+            alarm.set(wake_time(now))
+            return True
+
+        link.take = take_frame
         burst = 0
         while True:
             item: InboxItem | None = None
@@ -375,64 +435,61 @@ async def run_charger(
                 burst += 1
             except trio.WouldBlock:
                 burst = 0
-                deadline = machine.next_deadline()
-                # A deadline the machine did not clear (it should always) must not spin the
-                # loop: under a mock clock that would stop time itself.
-                wake_at = math.inf if deadline is None else max(deadline, now + MIN_TICK)
-                if power_on_at is not None:
-                    wake_at = min(wake_at, power_on_at)
-                if shutdown is not None:
-                    wake_at = min(wake_at, shutdown.deadline)
-                if persist_at is not None:
-                    wake_at = min(wake_at, persist_at)
-                alarm.set(wake_at)
-                item = await control.inbox.receive()
+                alarm.set(wake_time(now))
+                waiting = True
+                try:
+                    item = await control.inbox.receive()
+                finally:
+                    waiting = False
             now = trio.current_time()
-            if power_on_at is not None and now >= power_on_at:
-                power_on_at = None
-                machine.power_on(now)
-            match item:
-                case _Frame(generation=generation, text=text):
-                    if generation == connected_generation:
-                        machine.receive(text, now)
-                case _Up(generation=generation, transport=transport):
-                    connected_generation = generation
-                    control.connected = True
-                    await env.publish(
-                        Connected(t=now, charger=identity, url=env.url,
-                                  subprotocol=transport.subprotocol)
-                    )
-                    machine.connected(now)
-                case _Down(generation=generation, code=code, reason=reason):
-                    if generation == connected_generation:
-                        connected_generation = None
-                        control.connected = False
+            try:  # uncontended unless the link is in the middle of a step: then after it
+                stepping.acquire_nowait()
+            except trio.WouldBlock:
+                await stepping.acquire()
+            try:
+                if power_on_at is not None and now >= power_on_at:
+                    power_on_at = None
+                    machine.power_on(now)
+                match item:
+                    case _Frame(generation=generation, text=text):
+                        if generation == connected_generation:
+                            machine.receive(text, now)
+                    case _Up(generation=generation, transport=transport):
+                        connected_generation = generation
+                        control.connected = True
                         await env.publish(
-                            Disconnected(t=now, charger=identity, code=code, reason=reason)
+                            Connected(t=now, charger=identity, url=env.url,
+                                      subprotocol=transport.subprotocol)
                         )
-                        machine.disconnected(now)
-                case PlugIn(connector_id=connector_id, ev=ev):
-                    machine.plug_in(connector_id, now, ev=ev)
-                case Unplug(connector_id=connector_id):
-                    machine.unplug(connector_id, now)
-                case PresentTag(connector_id=connector_id, id_tag=id_tag, start_only=start_only):
-                    machine.present_tag(connector_id, id_tag, now, start_only=start_only)
-                case StopCharging(connector_id=connector_id, reason=reason):
-                    machine.stop_local(connector_id, now, reason=reason)
-                case Shutdown():
-                    shutdown = item
-                    link.hurry()
-                    for scope in connectors:
-                        scope.cancel()
-                    machine.shutdown(now)
-                case _Tick() | None:
-                    pass
-            machine.tick(now)
-            effects = machine.take_effects()
-            if effects:
-                await apply(effects)
-            if persist_at is not None and now >= persist_at:
-                await save_outbox()
+                        machine.connected(now)
+                    case _Down(generation=generation, code=code, reason=reason):
+                        if generation == connected_generation:
+                            connected_generation = None
+                            control.connected = False
+                            await env.publish(
+                                Disconnected(t=now, charger=identity, code=code, reason=reason)
+                            )
+                            machine.disconnected(now)
+                    case PlugIn(connector_id=connector_id, ev=ev):
+                        machine.plug_in(connector_id, now, ev=ev)
+                    case Unplug(connector_id=connector_id):
+                        machine.unplug(connector_id, now)
+                    case PresentTag(connector_id=connector_id, id_tag=id_tag,
+                                    start_only=start_only):
+                        machine.present_tag(connector_id, id_tag, now, start_only=start_only)
+                    case StopCharging(connector_id=connector_id, reason=reason):
+                        machine.stop_local(connector_id, now, reason=reason)
+                    case Shutdown():
+                        shutdown = item
+                        link.hurry()
+                        for scope in connectors:
+                            scope.cancel()
+                        machine.shutdown(now)
+                    case _Tick() | None:
+                        pass
+                await finish_step(now)
+            finally:
+                stepping.release()
             if shutdown is not None and (machine.statistics().drained or now >= shutdown.deadline):
                 break
         alarm.cancel()

@@ -36,14 +36,17 @@ from simulator.events import (
     Connected,
     ConnectFailed,
     Crashed,
+    Disconnected,
     Event,
     FrameOut,
+    Note,
     TransactionStopped,
 )
 from simulator.machines.charger import ChargerSpec
 from simulator.machines.domain import PlugIn, PresentTag
 from simulator.machines.effects import OutboxEntry, PersistOutbox
 from simulator.machines.meter import EvSpec
+from simulator.ocpp.v16 import ResetRequest, ResetType
 
 WALL_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -117,6 +120,7 @@ class Recorder:
         self.persisted: list[PersistOutbox] = []
 
     async def publish(self, event: Event) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()  # as EventBus.publish does
         self.events.append(event)
 
     async def persist(self, effect: PersistOutbox) -> None:
@@ -181,6 +185,43 @@ async def test_charger_boots_reports_statuses_and_heartbeats(
     assert state is not None and state.boot_status == "Accepted"
     # the FrameOut events are exactly what the CSMS received, in order
     assert [json.loads(e.raw) for e in recorder.of(FrameOut)] == [f for _, f in csms.received]
+
+
+async def test_a_reset_from_the_csms_reboots_the_charger_after_answering_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The Reset CALL finds the main loop idle, so the link's own task steps the machine with
+    it: the Reboot it causes must still close the connection (after the answer went out), hold
+    the charger down for its reboot delay and boot it again."""
+    csms, recorder = FakeCsms(), Recorder()
+    env = make_env(csms, recorder)
+    control = ChargerControl()
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        nursery.start_soon(run_charger, env, control)
+        await trio.sleep(3)
+        assert control.connected
+        reset_at = trio.current_time()
+        request = csms.core.call("CP-1", ResetRequest(type=ResetType.HARD), reset_at)
+        await csms.live["CP-1"].send(request.decode())
+        await trio.sleep(30)
+        assert control.connected
+        await control.shutdown(trio.current_time() + 5)
+        await control.done.wait()
+        nursery.cancel_scope.cancel()
+
+    reset_id = json.loads(request)[1]
+    answers = [e for e in recorder.of(FrameOut) if e.unique_id == reset_id]
+    assert [json.loads(e.raw)[2] for e in answers] == [{"status": "Accepted"}]
+    # the whole step was applied, also what came after the Reboot effect
+    assert [n.data for n in recorder.of(Note) if n.what == "reboot"] == [{"delay": 5.0}]
+    (down,) = recorder.of(Disconnected)
+    assert (down.code, down.reason) == (1000, "closed by the charger")
+    assert answers[0].t <= down.t
+    connects = [e.t for e in recorder.of(Connected)]
+    assert len(connects) == 2
+    assert connects[1] - reset_at >= env.spec.reboot_delay == 5.0
+    assert len(csms.calls("CP-1", "BootNotification")) == 2
 
 
 async def test_unreachable_csms_means_logged_reconnects_with_jittered_backoff(
