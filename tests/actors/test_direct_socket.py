@@ -1,0 +1,116 @@
+"""DirectSocketStream: the plain-TCP stream under the thin transports, over real loopback
+sockets (127.0.0.1, port 0, every test bounded)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+
+from simulator.actors.sansio_transport import DirectSocketStream
+
+
+@asynccontextmanager
+async def stream_pair() -> AsyncIterator[tuple[DirectSocketStream, trio.SocketStream]]:
+    """A DirectSocketStream connected to a plain trio stream on the server side."""
+    accepted: trio.MemorySendChannel[trio.SocketStream]
+    accepted, arrivals = trio.open_memory_channel[trio.SocketStream](1)
+
+    async def keep(server: trio.SocketStream) -> None:
+        await accepted.send(server)
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, keep, 0,
+                                                          host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        client = DirectSocketStream(await trio.open_tcp_stream("127.0.0.1", port))
+        server = await arrivals.receive()
+        try:
+            yield client, server
+        finally:
+            await client.aclose()
+            await server.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_bytes_go_both_ways_and_the_end_of_the_stream_is_empty() -> None:
+    with trio.fail_after(10):
+        async with stream_pair() as (client, server):
+            await client.send_all(b"hello")
+            assert await server.receive_some(100) == b"hello"
+            await server.send_all(b"world")
+            assert await client.receive_some(100) == b"world"
+            await server.send_eof()
+            assert await client.receive_some(100) == b""
+
+
+async def test_a_write_larger_than_the_socket_buffers_waits_and_arrives_whole() -> None:
+    payload = bytes(range(256)) * (16 * 1024)  # 4 MiB: far more than the kernel buffers hold
+    received = bytearray()
+    with trio.fail_after(20):
+        async with stream_pair() as (client, server):
+
+            async def slow_reader() -> None:
+                while len(received) < len(payload):
+                    received.extend(await server.receive_some(64 * 1024))
+                    await trio.sleep(0.001)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(slow_reader)
+                await client.send_all(payload)
+    assert received == payload
+
+
+async def test_a_cancelled_wait_for_bytes_loses_nothing() -> None:
+    with trio.fail_after(10):
+        async with stream_pair() as (client, server):
+            with trio.move_on_after(0.05) as waited:
+                await client.receive_some(100)
+            assert waited.cancelled_caught
+            await server.send_all(b"late")
+            assert await client.receive_some(100) == b"late"
+
+
+async def test_closing_wakes_a_reader_that_waits() -> None:
+    with trio.fail_after(10):
+        async with stream_pair() as (client, _server):
+            async with trio.open_nursery() as nursery:
+
+                async def reader() -> None:
+                    with pytest.raises(trio.ClosedResourceError):
+                        await client.receive_some(100)
+
+                nursery.start_soon(reader)
+                await trio.testing.wait_all_tasks_blocked()
+                await client.aclose()
+            await client.aclose()  # again: a no-op
+
+
+async def test_a_ready_socket_is_written_and_read_without_yielding() -> None:
+    """The point of the class: no trip through the scheduler when the socket is ready."""
+    with trio.fail_after(10):
+        async with stream_pair() as (client, server):
+            await server.send_all(b"ready")
+            await trio.sleep(0.05)  # the bytes are in the client's socket buffer
+            yields = 0
+
+            async def count_yields() -> None:
+                nonlocal yields
+                while True:
+                    await trio.lowlevel.checkpoint()
+                    yields += 1
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(count_yields)
+                await trio.sleep(0.01)  # the counter runs
+                before = yields
+                assert await client.receive_some(100) == b"ready"
+                await client.send_all(b"sent")
+                assert yields == before  # the counter never ran in between
+                nursery.cancel_scope.cancel()
+            assert await server.receive_some(100) == b"sent"
