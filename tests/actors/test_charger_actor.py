@@ -14,6 +14,7 @@ import pytest
 import trio
 import trio.testing
 
+from simulator.actors import fleet as fleet_module
 from simulator.actors.charger import (
     OUTBOX_PERSIST_INTERVAL,
     Backoff,
@@ -455,3 +456,46 @@ async def test_fleet_ramps_at_connect_rate_and_runs_automatic_sessions(
     records = csms.core.transactions()
     assert len(records) >= 10  # ~6 per connector-hour over 10 min on 20 connectors
     assert all(r.stopped_at is not None for r in records)  # the graceful end stops what was running
+
+
+@pytest.mark.parametrize("gc_tuning", [True, False])
+async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch, gc_tuning: bool,
+) -> None:
+    """With tuning, what is alive is frozen every second of the ramp (a full collection would
+    traverse every charger started so far), then collected, frozen and the thresholds raised;
+    without it the collector is left alone."""
+    freezes: list[float] = []
+    thresholds: list[tuple[int, ...]] = []
+    monkeypatch.setattr(fleet_module.gc, "freeze", lambda: freezes.append(trio.current_time()))
+    monkeypatch.setattr(fleet_module.gc, "collect", lambda: 0)
+    monkeypatch.setattr(fleet_module.gc, "set_threshold",
+                        lambda *values: thresholds.append(values))
+    csms, recorder = FakeCsms(), Recorder()
+    envs = [make_env(csms, recorder, identity=f"CP-{n}") for n in range(20)]
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        started = trio.current_time()
+        fleet = await nursery.start(
+            lambda task_status: run_fleet([GroupPlan("g", 4.0, envs)], gc_tuning=gc_tuning,
+                                          task_status=task_status)
+        )
+        await fleet.ramp_done.wait()
+        ramp_s = trio.current_time() - started
+        await trio.sleep(30)
+        fleet.stop(5.0)
+        with trio.fail_after(30):
+            for control in fleet.controls.values():
+                await control.done.wait()
+        nursery.cancel_scope.cancel()
+
+    if not gc_tuning:
+        assert (freezes, thresholds) == ([], [])
+        return
+    assert ramp_s == pytest.approx(4.75, abs=0.1)  # 20 chargers at 4/s
+    during_ramp = [t - started for t in freezes if t - started < ramp_s]
+    assert during_ramp == pytest.approx([0, 1, 2, 3, 4])
+    # after the ramp, and once more when the whole fleet is connected
+    assert len(freezes) == len(during_ramp) + 2
+    assert thresholds == [fleet_module.GC_THRESHOLDS] * 2
+
