@@ -245,6 +245,7 @@ async def _run_link(
                         link.scope, link.transport = scope, transport
                         link.dropping = False
                         await inbox.send(_Up(generation, transport))
+                        taken = 0  # frames stepped here since this task last yielded
                         try:
                             while True:
                                 frame = _Frame(generation, await transport.receive())
@@ -254,6 +255,10 @@ async def _run_link(
                                     if link.dropping:
                                         scope.cancel()
                                         break
+                                    taken += 1
+                                    if taken >= MAX_BURST:  # a CSMS that floods the socket must
+                                        taken = 0  # not keep the other tasks from running
+                                        await trio.lowlevel.checkpoint()
                                     continue
                                 try:  # no trip through the scheduler while there is room
                                     inbox.send_nowait(frame)

@@ -4,14 +4,17 @@ sockets (127.0.0.1, port 0, every test bounded)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 import trio
 import trio.testing
 
-from simulator.actors.sansio_transport import DirectSocketStream
+from simulator.actors.sansio_transport import READY_STREAK, DirectSocketStream
 
 
 @asynccontextmanager
@@ -114,3 +117,64 @@ async def test_a_ready_socket_is_written_and_read_without_yielding() -> None:
                 assert yields == before  # the counter never ran in between
                 nursery.cancel_scope.cancel()
             assert await server.receive_some(100) == b"sent"
+
+
+@contextmanager
+def flooding_peer() -> Iterator[int]:
+    """A peer in another thread that writes as fast as it can: the socket stays readable."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def flood() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(0.1)
+            chunk = b"x" * 65536
+            while not stop.is_set():
+                try:
+                    connection.sendall(chunk)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+async def test_a_peer_that_keeps_the_socket_ready_cannot_hold_off_deadlines_or_others() -> None:
+    """Reads that never wait still yield every READY_STREAK calls: the reader's own timeout
+    fires and the other tasks keep running."""
+    with flooding_peer() as port, trio.fail_after(10):
+        client = DirectSocketStream(await trio.open_tcp_stream("127.0.0.1", port))
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await trio.sleep(0.001)
+                ticks += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.sleep(0.05)  # the peer has filled the socket buffers
+            reads = 0
+            started = time.perf_counter()
+            with trio.move_on_after(0.2) as timeout:
+                while True:
+                    data = await client.receive_some(1024)  # never catches up
+                    assert data.count(b"x") == len(data)  # what a transport does with it
+                    reads += 1
+            assert timeout.cancelled_caught
+            assert time.perf_counter() - started < 1.0
+            assert reads > READY_STREAK  # most reads did not wait
+            assert ticks > 10
+            nursery.cancel_scope.cancel()
+        await client.aclose()
+
