@@ -462,13 +462,24 @@ async def test_fleet_ramps_at_connect_rate_and_runs_automatic_sessions(
 async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
     autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch, gc_tuning: bool,
 ) -> None:
-    """With tuning, what is alive is frozen every second of the ramp (a full collection would
-    traverse every charger started so far), then collected, frozen and the thresholds raised;
-    without it the collector is left alone."""
+    """With tuning, what is alive is frozen every second of the ramp, each time after a
+    collection of the young generations (a full one would traverse every charger started so
+    far), then fully collected, frozen and the thresholds raised; without it the collector is
+    left alone."""
+    calls: list[str] = []
     freezes: list[float] = []
     thresholds: list[tuple[int, ...]] = []
-    monkeypatch.setattr(fleet_module.gc, "freeze", lambda: freezes.append(trio.current_time()))
-    monkeypatch.setattr(fleet_module.gc, "collect", lambda: 0)
+
+    def freeze() -> None:
+        calls.append("freeze")
+        freezes.append(trio.current_time())
+
+    def collect(generation: int = 2) -> int:
+        calls.append(f"collect({generation})")
+        return 0
+
+    monkeypatch.setattr(fleet_module.gc, "freeze", freeze)
+    monkeypatch.setattr(fleet_module.gc, "collect", collect)
     monkeypatch.setattr(fleet_module.gc, "set_threshold",
                         lambda *values: thresholds.append(values))
     csms, recorder = FakeCsms(), Recorder()
@@ -490,12 +501,13 @@ async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
         nursery.cancel_scope.cancel()
 
     if not gc_tuning:
-        assert (freezes, thresholds) == ([], [])
+        assert (calls, thresholds) == ([], [])
         return
     assert ramp_s == pytest.approx(4.75, abs=0.1)  # 20 chargers at 4/s
     during_ramp = [t - started for t in freezes if t - started < ramp_s]
     assert during_ramp == pytest.approx([0, 1, 2, 3, 4])
     # after the ramp, and once more when the whole fleet is connected
     assert len(freezes) == len(during_ramp) + 2
+    assert calls == ["collect(1)", "freeze"] * len(during_ramp) + ["collect(2)", "freeze"] * 2
     assert thresholds == [fleet_module.GC_THRESHOLDS] * 2
 
