@@ -626,6 +626,25 @@ def _drain_nowait(
     return False
 
 
+async def _fill_until(
+    receive: trio.MemoryReceiveChannel[Event], batch: list[Event], limit: int, deadline: float
+) -> bool:
+    """Add events to ``batch`` as they arrive until it holds ``limit`` or ``deadline`` passes;
+    True when the channel has ended."""
+    while True:
+        if _drain_nowait(receive, batch, limit):
+            return True
+        if len(batch) >= limit:
+            return False
+        with trio.move_on_at(deadline) as scope:
+            try:
+                batch.append(await receive.receive())
+            except trio.EndOfChannel:
+                return True
+        if scope.cancelled_caught:
+            return False
+
+
 Offload = Callable[..., Awaitable[Any]]
 """How the ledger writer runs a blocking ledger call: ``await offload(fn, *args)``."""
 
@@ -654,7 +673,9 @@ async def run_ledger_writer(
     run id with ``task_status.started(run_id)``. Events (including :class:`SaveOutbox` controls)
     are written in batches of at most ``batch_size``, at the latest ``flush_interval`` seconds
     after the first event of a batch arrived (the channel is polled :data:`FLUSH_POLLS` times per
-    interval meanwhile); every ledger call runs in a worker thread, one at a time. While a batch
+    interval meanwhile; with ``offload=run_inline`` the writer waits on it instead, so that the
+    mock clock never jumps while a publisher waits); every ledger call runs in a worker thread,
+    one at a time. While a batch
     is being written, or between two polls, the channel's buffer fills and then the publishers
     wait (backpressure, nothing dropped).
 
@@ -670,6 +691,9 @@ async def run_ledger_writer(
     ahead while a batch is written.
     """
     run_sync: Offload = offload if offload is not None else trio.to_thread.run_sync
+    # Under virtual time a publisher waiting on a full buffer would let the mock clock jump to
+    # the writer's next poll: there the writer waits on the channel (CPU matters less).
+    poll = 0.0 if run_sync is run_inline else flush_interval / FLUSH_POLLS
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if flush_interval < 0 or math.isnan(flush_interval):
@@ -698,16 +722,18 @@ async def run_ledger_writer(
                     pending.append(await receive.receive())
                 except trio.EndOfChannel:
                     break
-                # Fill the batch by polling, not by waiting on the channel: a receiver that
-                # waits is woken by every event published, a task switch each (about 5 per
-                # exchange, measured as 10% of a fleet's CPU).
                 deadline = trio.current_time() + flush_interval
-                poll = flush_interval / FLUSH_POLLS
-                while not (ended := _drain_nowait(receive, pending, batch_size)):
-                    now = trio.current_time()
-                    if len(pending) >= batch_size or now >= deadline:
-                        break
-                    await trio.sleep(min(poll, deadline - now))
+                if poll:
+                    # Fill the batch by polling, not by waiting on the channel: a receiver that
+                    # waits is woken by every event published, a task switch each (about 5 per
+                    # exchange, measured as 10% of a fleet's CPU).
+                    while not (ended := _drain_nowait(receive, pending, batch_size)):
+                        now = trio.current_time()
+                        if len(pending) >= batch_size or now >= deadline:
+                            break
+                        await trio.sleep(min(poll, deadline - now))
+                else:
+                    ended = await _fill_until(receive, pending, batch_size, deadline)
                 await run_sync(write, pending)
                 pending = []
             if finish:

@@ -18,6 +18,7 @@ import msgspec
 import pytest
 import trio
 import trio.lowlevel
+import trio.testing
 
 from simulator.bus import EventBus
 from simulator.events import Event, FrameIn, Note
@@ -32,6 +33,7 @@ from simulator.storage import (
     finish_run,
     get_run,
     open_readonly,
+    run_inline,
     run_ledger_writer,
 )
 
@@ -319,6 +321,25 @@ async def test_writer_through_the_bus_loses_nothing_under_backpressure(tmp_path:
     assert rows(path, "SELECT charger, json_extract(entry, '$.seq') FROM outbox ORDER BY 1") == [
         ("A", 499), ("B", 499),
     ]
+
+
+async def test_under_virtual_time_a_full_buffer_costs_no_virtual_time(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Inline (virtual time) the writer waits on the channel: publishers that find the buffer
+    full are let through at once, where a poll would let the mock clock jump to it."""
+    path = tmp_path / "lab.db"
+    send, receive = trio.open_memory_channel[Event](64)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: run_ledger_writer(
+            path, receive, run=spec(), offload=run_inline, task_status=task_status,
+        ))
+        started = trio.current_time()
+        async with send:
+            for i in range(6400):  # a hundred buffers' worth, back to back
+                await send.send(note(i))
+        assert trio.current_time() == started
+    assert rows(path, "SELECT count(*) FROM events") == [(6400,)]
 
 
 async def test_writer_on_cancel_writes_what_it_has_and_marks_interrupted(tmp_path: Path) -> None:
