@@ -162,6 +162,33 @@ class StreamTransport:
         except STREAM_ERRORS:
             pass
 
+    def _close_frame(self, code: int, reason: str) -> bytes | None:
+        """The protocol's close frame for ``code``/``reason``, or None when there is none to
+        send (the connection is no longer open, or the code may not go on the wire)."""
+        raise NotImplementedError
+
+    async def _drain_until_peer_close(self) -> None:
+        """Read (and drop) until the peer's close frame or the end of the stream, then set
+        ``_peer_closed``; used by :meth:`aclose` when no task is reading."""
+        raise NotImplementedError
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (idempotent): send a close frame, wait at most ``close_timeout``
+        seconds for the peer's, close the socket. A task blocked in ``receive`` then gets
+        ``TransportClosed(code, reason)``. Safe to call from a cancelled scope (it shields)."""
+        with trio.CancelScope(shield=True):
+            if self._closed is None:
+                self._closed = TransportClosed(code, reason)
+            frame = None if self._stream_closed else self._close_frame(code, reason)
+            if frame is not None:
+                with trio.move_on_after(self._close_timeout):
+                    await self._write(frame)
+                    if self._reading:  # the reader sees the reply and sets the event
+                        await self._peer_closed.wait()
+                    else:
+                        await self._drain_until_peer_close()
+            await self._close_stream()
+
     def _lost(self) -> TransportClosed:
         """The connection went away without a close frame (1006), unless it had ended already."""
         if self._closed is None:

@@ -199,28 +199,16 @@ class WebsocketsTransport(StreamTransport):
             return False
         return True
 
-    async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (idempotent): send a close frame, wait at most ``close_timeout``
-        seconds for the peer's, close the socket. A task blocked in :meth:`receive` then gets
-        ``TransportClosed(code, reason)``. A code that may not go on the wire (1005, 1006, ...)
-        drops the socket without a close frame; a reason longer than a control frame allows is
-        cut. Safe to call from a cancelled scope (it shields)."""
-        with trio.CancelScope(shield=True):
-            if self._closed is None:
-                self._closed = TransportClosed(code, reason)
-            if self._ws.state is State.OPEN and not self._stream_closed:
-                with trio.move_on_after(self._close_timeout):
-                    try:
-                        self._ws.send_close(code, _cut(reason))
-                    except ProtocolError:  # not a code for the wire: an abnormal close
-                        pass
-                    else:
-                        await self._write(_joined(self._ws.data_to_send()))
-                        if self._reading:  # the reader sees the reply and sets the event
-                            await self._peer_closed.wait()
-                        else:
-                            await self._drain_until_peer_close()
-            await self._close_stream()
+    def _close_frame(self, code: int, reason: str) -> bytes | None:
+        """A code that may not go on the wire (1005, 1006, ...) drops the socket without a
+        close frame; a reason longer than a control frame allows is cut."""
+        if self._ws.state is not State.OPEN:
+            return None
+        try:
+            self._ws.send_close(code, _cut(reason))
+        except ProtocolError:  # not a code for the wire: an abnormal close
+            return None
+        return _joined(self._ws.data_to_send())
 
     async def _drain_until_peer_close(self) -> None:
         while self._ws.close_rcvd is None and self._ws.parser_exc is None:

@@ -165,21 +165,10 @@ class WsprotoTransport(StreamTransport):
         self._peer_closed.set()
         await self._close_stream()
 
-    async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (idempotent): send a close frame, wait at most ``close_timeout``
-        seconds for the peer's, close the socket. A task blocked in :meth:`receive` then gets
-        ``TransportClosed(code, reason)``. Safe to call from a cancelled scope (it shields)."""
-        with trio.CancelScope(shield=True):
-            if self._closed is None:
-                self._closed = TransportClosed(code, reason)
-            if self._ws.state is ConnectionState.OPEN and not self._stream_closed:
-                with trio.move_on_after(self._close_timeout):
-                    await self._write(self._ws.send(CloseConnection(code, reason or None)))
-                    if self._reading:  # the reader sees the reply and sets the event
-                        await self._peer_closed.wait()
-                    else:
-                        await self._drain_until_peer_close()
-            await self._close_stream()
+    def _close_frame(self, code: int, reason: str) -> bytes | None:
+        if self._ws.state is not ConnectionState.OPEN:
+            return None
+        return self._ws.send(CloseConnection(code, reason or None))
 
     async def _drain_until_peer_close(self) -> None:
         while self._ws.state is ConnectionState.LOCAL_CLOSING:
