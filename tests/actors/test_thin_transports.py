@@ -14,7 +14,13 @@ import trio
 import trio.testing
 import trio_websocket
 
-from simulator.actors.transport import SUBPROTOCOL, ConnectError, Transport, TransportClosed
+from simulator.actors.transport import (
+    SUBPROTOCOL,
+    ConnectError,
+    Transport,
+    TransportClosed,
+    open_websocket_transport,
+)
 from simulator.actors.websockets_transport import open_websockets_transport
 from simulator.actors.wsproto_transport import open_wsproto_transport
 from simulator.csms import CsmsOptions, open_csms
@@ -115,16 +121,23 @@ async def test_handshake_without_the_subprotocol_is_refused(open_thin: Opener) -
     assert "\n" not in str(raised.value)
 
 
-async def test_unreachable_port_is_one_clear_connect_error(open_thin: Opener) -> None:
+@pytest.mark.parametrize("opener", [
+    pytest.param(open_wsproto_transport, id="wsproto"),
+    pytest.param(open_websockets_transport, id="websockets"),
+    pytest.param(open_websocket_transport, id="trio-websocket"),
+])
+async def test_unreachable_port_is_one_clear_connect_error(opener: Opener) -> None:
+    """The same line from every transport, the default one included."""
     with trio.fail_after(10):
         listener = trio.socket.socket()
         await listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
         listener.close()  # nothing listens on this port now
         with pytest.raises(ConnectError) as raised:
-            async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
+            async with opener(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
                 pass  # pragma: no cover - never reached
     message = str(raised.value)
+    assert f"ws://127.0.0.1:{port}/ocpp/CP1" in message
     assert message.startswith(f"ws://127.0.0.1:{port}/ocpp/CP1: ")
     assert "\n" not in message
 

@@ -91,20 +91,6 @@ async def test_handshake_without_the_subprotocol_is_refused() -> None:
             nursery.cancel_scope.cancel()
 
 
-async def test_unreachable_url_is_one_clear_connect_error() -> None:
-    with trio.fail_after(10):
-        listener = trio.socket.socket()
-        await listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-        listener.close()  # nothing listens on this port now
-        with pytest.raises(ConnectError) as raised:
-            async with open_websocket_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
-                pass  # pragma: no cover - never reached
-    message = str(raised.value)
-    assert f"ws://127.0.0.1:{port}/ocpp/CP1" in message
-    assert "\n" not in message
-
-
 async def test_server_close_ends_receive_with_transport_closed() -> None:
     async def close_at_once(request: object, ws: trio_websocket.WebSocketConnection) -> None:
         await ws.aclose(1001, "going away")
