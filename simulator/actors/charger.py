@@ -358,6 +358,8 @@ async def run_charger(
                     control.outbox = entries
                     if control.persisted:  # stored messages: a delivery is stored at once
                         store_now = True
+                    elif not control.unsaved:  # back to the (empty) snapshot stored: no
+                        persist_at = None  # wake-up to store nothing (once per message)
                     elif persist_at is None:
                         persist_at = trio.current_time() + OUTBOX_PERSIST_INTERVAL
         if store_now:

@@ -405,6 +405,35 @@ async def test_the_outbox_is_stored_late_while_empty_and_at_once_once_it_holds_m
     assert control.persisted == control.outbox == ()
 
 
+async def test_a_message_acknowledged_within_the_interval_costs_no_wake_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The wake-up that would store a new message is dropped once the queue is back to the
+    stored (empty) snapshot: online, each MeterValues costs the charger one alarm (its sample),
+    not two (at 1,000 chargers the second was a third of the main loops' wake-ups)."""
+    csms, recorder = FakeCsms(), Recorder()
+    timers = TimerWheel()
+    env = make_env(csms, recorder, config={"HeartbeatInterval": 3600,
+                                           "MeterValueSampleInterval": 1}, timers=timers)
+    control = ChargerControl()
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        await nursery.start(timers.run)
+        nursery.start_soon(run_charger, env, control)
+        await trio.sleep(2)
+        ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11, energy_wanted_kwh=30)
+        await control.inbox_send.send(PlugIn(1, ev=ev))
+        await control.inbox_send.send(PresentTag(1, "TAG-1"))
+        await trio.sleep(5)
+        fired, sent = timers.fired, len(csms.calls("CP-1", "MeterValues"))
+        await trio.sleep(20)
+        fired, sent = timers.fired - fired, len(csms.calls("CP-1", "MeterValues")) - sent
+        nursery.cancel_scope.cancel()
+    assert sent >= 19
+    assert recorder.persisted == []
+    assert fired <= sent + 1  # one sample per MeterValues (and no second wake to store it)
+
+
 async def test_a_restarted_charger_stores_what_its_predecessor_left_unstored(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
