@@ -77,6 +77,10 @@ class DirectSocketStream(trio.abc.Stream):
         self._socket = socket.socket(fileno=stream.socket.detach())
         self._socket.setblocking(False)
         self._unyielded = 0  # calls completed in a row without going through the scheduler
+        # The last read returned less than asked, so it emptied the socket: the next one waits
+        # for bytes before it tries (a request-response peer is silent right after an answer;
+        # trying first cost a recv that fails with EAGAIN, and its exception, every exchange).
+        self._drained = False
 
     async def _pace(self) -> None:
         """Raise ``Cancelled`` if the task is cancelled, and yield once every
@@ -106,12 +110,20 @@ class DirectSocketStream(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         await self._pace()
+        size = max_bytes or RECEIVE_SIZE
+        if self._drained:  # the last read emptied the socket: wait before trying, no EAGAIN
+            self._drained = False
+            self._unyielded = 0
+            await trio.lowlevel.wait_readable(self._socket)
         while True:
             try:
-                return self._socket.recv(max_bytes or RECEIVE_SIZE)
+                data = self._socket.recv(size)
             except BlockingIOError:
                 self._unyielded = 0
                 await trio.lowlevel.wait_readable(self._socket)
+                continue
+            self._drained = 0 < len(data) < size
+            return data
 
     async def aclose(self) -> None:
         if self._socket.fileno() != -1:
@@ -131,7 +143,7 @@ class StreamTransport:
     def __init__(self, stream: trio.abc.Stream, close_timeout: float) -> None:
         self._stream = stream
         self._close_timeout = close_timeout
-        self._write_lock = trio.StrictFIFOLock()
+        self._write_lock = trio.Semaphore(1, max_value=1)  # FIFO; cheaper than a Lock
         self._closed: TransportClosed | None = None
         self._peer_closed = trio.Event()
         self._reading = False
