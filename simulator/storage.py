@@ -21,10 +21,13 @@ source and the config text arrives redacted.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import math
+import operator
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,6 +269,13 @@ class Ledger:
         self._seq = 0
         self._last_t = 0.0
         self._walls = _WallFormatter()
+        self._outbox_rows: dict[str, tuple[list[int], tuple[Any, ...]]] = {}
+        """Per charger, the entries its outbox rows hold (each at ``position = seq``) and their
+        seqs, as this connection last wrote them, so that a save writes only what changed: a queue
+        that grows offline costs one row per new message, not the whole queue again at every
+        message (quadratic). A charger absent here (not saved since the ledger was opened, or
+        saved from entries without a ``seq``) is rewritten whole; any failed transaction
+        clears it all."""
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._chunk = 1 << min(_MAX_CHUNK_BITS, (limit // _EVENT_COLUMNS).bit_length() - 1)
         """Rows per INSERT statement at most: a power of two within SQLite's variable limit."""
@@ -344,6 +354,7 @@ class Ledger:
                 # A fresh run: an earlier run's undelivered messages are not this run's to send
                 # (``sim start`` warns); left in place, a later --resume would send them.
                 self._conn.execute("DELETE FROM outbox")
+                self._outbox_rows.clear()
             else:
                 # It ended (unrecorded) at its last written event.
                 self._conn.execute(
@@ -399,7 +410,7 @@ class Ledger:
             params.extend((run_id, seq, since, wall, event.charger, event.connector,
                            _kind(event), data))
         written = len(params) // _EVENT_COLUMNS
-        with self._conn:
+        with self._outbox_transaction():
             self._insert_events(params)
             for save in saves.values():
                 assert save.charger is not None  # checked by SaveOutbox.__post_init__
@@ -432,16 +443,46 @@ class Ledger:
         ``bytes``/``str``; an empty sequence clears the charger's outbox. Raises ``RuntimeError``
         before :meth:`start_run`."""
         run_id = self._require_run()
-        with self._conn:
+        with self._outbox_transaction():
             self._replace_outbox(run_id, charger, entries)
 
+    @contextmanager
+    def _outbox_transaction(self) -> Iterator[None]:
+        """A transaction (``with self._conn``) that forgets the outbox rows it was writing
+        when it fails: the rolled-back rows no longer match :attr:`_outbox_rows`."""
+        try:
+            with self._conn:
+                yield
+        except BaseException:
+            self._outbox_rows.clear()
+            raise
+
     def _replace_outbox(self, run_id: int, charger: str, entries: Sequence[Any]) -> None:
-        self._conn.execute("DELETE FROM outbox WHERE charger = ?", (charger,))
-        self._conn.executemany(
-            "INSERT INTO outbox (charger, position, run_id, entry) VALUES (?, ?, ?, ?)",
-            [(charger, position, run_id, _entry_text(entry))
-             for position, entry in enumerate(entries)],
-        )
+        """Make ``charger``'s outbox rows hold ``entries``, in order. Entries with a ``seq``
+        (:class:`~simulator.machines.effects.OutboxEntry`) are stored at ``position = seq`` and
+        only the rows that changed are written; others are numbered from 0, rewritten whole."""
+        stored = self._outbox_rows.pop(charger, None)
+        update = None if stored is None else _outbox_update(*stored, entries)
+        if update is None:
+            seqs = _seqs(entries)
+            self._conn.execute("DELETE FROM outbox WHERE charger = ?", (charger,))
+            changed: Sequence[Any] = entries
+            positions: Iterable[int] = range(len(entries)) if seqs is None else seqs
+        else:
+            seqs, gone, changed = update
+            if gone:
+                self._conn.executemany("DELETE FROM outbox WHERE charger = ? AND position = ?",
+                                       [(charger, seq) for seq in gone])
+            positions = [entry.seq for entry in changed]
+        if changed:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO outbox (charger, position, run_id, entry)"
+                " VALUES (?, ?, ?, ?)",
+                [(charger, position, run_id, _entry_text(entry))
+                 for position, entry in zip(positions, changed, strict=True)],
+            )
+        if seqs is not None:
+            self._outbox_rows[charger] = (seqs, tuple(entries))
 
     def load_outbox(self) -> dict[str, list[bytes]]:
         """Every charger's undelivered entries (oldest first) as JSON bytes, whichever run wrote
@@ -551,6 +592,56 @@ def _insert_sql(rows: int) -> str:
     values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))"] * rows)
     return ("INSERT INTO events (run_id, seq, t, wall, charger, connector, kind, data)"
             f" VALUES {values}")
+
+
+def _seqs(entries: Sequence[Any]) -> list[int] | None:
+    """The entries' ``seq`` s, or None unless every entry has one and they strictly increase
+    (the FIFO's order; already-encoded JSON entries have none)."""
+    try:
+        seqs = [entry.seq for entry in entries]
+        increasing = all(map(operator.lt, seqs, itertools.islice(seqs, 1, None)))
+    except (AttributeError, TypeError):
+        return None
+    return seqs if increasing else None
+
+
+def _outbox_update(
+    old_seqs: list[int], old: tuple[Any, ...], new: Sequence[Any]
+) -> tuple[list[int], list[int], list[Any]] | None:
+    """How the outbox rows of ``old`` (stored, in ``seq`` order) become those of ``new``:
+    ``new`` 's seqs, the seqs whose rows go, and the entries to write (new, or changed since);
+    None when ``new`` must be rewritten whole (an entry without a seq, or out of order).
+
+    A queue changes at its ends, delivered from the head and growing at the tail, and in place
+    (an id filled in, a retry counted). The entries that stayed are the same objects, so the
+    common case costs a comparison by identity per entry (in C) and the work of the change
+    only, however long the queue has grown during an outage."""
+    if not new:
+        return [], list(old_seqs), []
+    try:
+        head = bisect.bisect_left(old_seqs, new[0].seq)  # old[:head]: delivered
+        tail = bisect.bisect_right(new, old_seqs[-1], key=_SEQ) if old else 0  # new[tail:]: new
+    except (AttributeError, TypeError):
+        return None
+    kept = len(old) - head
+    if tail == kept and all(map(operator.is_, itertools.islice(old, head, None),
+                                itertools.islice(new, tail))):
+        added = _seqs(new[tail:])
+        if added is None or (added and old and added[0] <= old_seqs[-1]):
+            return None
+        return old_seqs[head:] + added, old_seqs[:head], list(new[tail:])
+    seqs = _seqs(new)  # changed in place, or one left from the middle: by seq
+    if seqs is None:
+        return None
+    before = dict(zip(old_seqs, old, strict=True))
+    now = set(seqs)
+    gone = [seq for seq in old_seqs if seq not in now]
+    changed = [entry for seq, entry in zip(seqs, new, strict=True)
+               if (was := before.get(seq)) is not entry and was != entry]
+    return seqs, gone, changed
+
+
+_SEQ: Final = operator.attrgetter("seq")
 
 
 def _entry_text(entry: Any) -> str:

@@ -13,6 +13,7 @@ import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -225,6 +226,100 @@ def test_outbox_round_trip(tmp_path: Path) -> None:
     assert rows(path, "SELECT kind FROM events") == [("note",)]
     with pytest.raises(ValueError, match="charger"):
         SaveOutbox(t=0, entries=())
+
+
+def test_a_growing_outbox_writes_only_the_rows_that_changed(tmp_path: Path) -> None:
+    """A queue that grows offline is saved at every new message: each save writes that message,
+    not the whole queue again (which made an outage quadratic in the ledger). A delivery deletes
+    one row, an entry updated in place rewrites one."""
+    ledger = Ledger.open(tmp_path / "grow.db")
+    conn = ledger.db.conn
+    try:
+        start(ledger)
+        queue: list[OutboxEntry] = []
+        for seq in range(1, 201):
+            queue.append(entry(seq))
+            before = conn.total_changes
+            ledger.save_outbox("CP-1", queue)
+            assert conn.total_changes - before == 1
+        del queue[0]  # the head was delivered
+        before = conn.total_changes
+        ledger.save_outbox("CP-1", queue)
+        assert conn.total_changes - before == 1
+        queue[0] = msgspec.structs.replace(queue[0], transaction_id=77)  # answered: id known
+        before = conn.total_changes
+        ledger.write_events([SaveOutbox(t=T0, charger="CP-1", entries=tuple(queue))])
+        assert conn.total_changes - before == 1
+        stored = ledger.load_outbox()["CP-1"]
+        assert [msgspec.json.decode(raw, type=OutboxEntry) for raw in stored] == queue
+    finally:
+        ledger.close()
+
+
+def test_outbox_saves_in_any_order_of_changes_read_back_as_saved(tmp_path: Path) -> None:
+    """Seeded random walks over what a queue goes through (appends, deliveries from the head,
+    updates in place, retries that drop a message, encoded entries, reopening the ledger, a
+    batch rolled back): after every save the table reads back exactly the last entries saved."""
+    import random
+
+    rng = random.Random(20261126)
+    path = tmp_path / "walk.db"
+    ledger = Ledger.open(path)
+    start(ledger)
+    queues: dict[str, list[OutboxEntry]] = {"CP-1": [], "CP-2": []}
+    next_seq = 1
+    try:
+        for step in range(600):
+            charger = rng.choice(sorted(queues))
+            queue = queues[charger]
+            move = rng.random()
+            encoded = False
+            if move < 0.45 or not queue:
+                queue.append(entry(next_seq))
+                next_seq += 1
+            elif move < 0.65:
+                del queue[0]
+            elif move < 0.8:
+                i = rng.randrange(len(queue))
+                queue[i] = msgspec.structs.replace(queue[i], attempts=queue[i].attempts + 1)
+            elif move < 0.85:
+                del queue[rng.randrange(len(queue))]
+            elif move < 0.88:
+                queue.clear()
+            elif move < 0.9:
+                queue.append(entry(next_seq))
+                next_seq += 1
+                encoded = True
+            elif move < 0.92:
+                ledger.close()
+                ledger = Ledger.open(path)  # a restarted simulator (--resume)
+                start(ledger, resumed_from=1)
+            elif move < 0.94:
+                def fail(*args: object, original: Any = ledger._replace_outbox) -> None:
+                    original(*args)
+                    raise sqlite3.OperationalError("disk I/O error (injected)")
+
+                ledger._replace_outbox = fail  # type: ignore[method-assign]
+                with pytest.raises(sqlite3.OperationalError):
+                    ledger.write_events([note(step), SaveOutbox(t=T0, charger=charger,
+                                                                 entries=(entry(next_seq),))])
+                del ledger._replace_outbox
+                next_seq += 1
+                continue
+            if encoded:
+                ledger.save_outbox(charger, [msgspec.json.encode(e) for e in queue])
+            elif rng.random() < 0.5:
+                ledger.save_outbox(charger, queue)
+            else:
+                ledger.write_events([SaveOutbox(t=T0, charger=charger, entries=tuple(queue))])
+            stored = ledger.load_outbox()
+            for name, expected in queues.items():
+                restored = [msgspec.json.decode(raw, type=OutboxEntry)
+                            for raw in stored.get(name, [])]
+                if name == charger:
+                    assert restored == expected, step
+    finally:
+        ledger.close()
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 256])
