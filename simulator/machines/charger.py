@@ -351,15 +351,15 @@ class ChargerMachine(Operations):
         return self._deadline
 
     def _earliest_deadline(self) -> float | None:
+        session = self.session
         if not self.powered:
-            return self.session.next_deadline()
-        candidates: list[float | None] = [self.session.next_deadline(), self.boot_at,
+            return session.next_deadline()
+        candidates: list[float | None] = [session.next_deadline(), self.boot_at,
                                           self.reset_until, self.aligned_at,
                                           self.cap_deadline_cached, self.refresh_at]
-        if self.boot == BootState.ACCEPTED and self.session.online:
+        if self.boot == BootState.ACCEPTED and session.online:
             candidates.append(self._heartbeat_deadline())
-            for machine in self.connectors.values():
-                candidates.append(machine.next_deadline())
+            candidates.extend([machine.next_deadline() for machine in self.connectors.values()])
         for point in self.points.values():
             if point.ready_tag is not None and point.ev is None:
                 timeout = self.config.get_int("ConnectionTimeOut")
@@ -369,8 +369,8 @@ class ChargerMachine(Operations):
                 candidates.append(point.transaction.next_sample)
         earliest = math.inf
         for candidate in candidates:  # the earliest finite one (a loop: cheaper than min())
-            if candidate is not None and candidate < earliest and math.isfinite(candidate):
-                earliest = candidate
+            if candidate is not None and candidate < earliest and candidate != -math.inf:
+                earliest = candidate  # (NaN and inf never pass ``< earliest``)
         return None if earliest == math.inf else earliest
 
     def statistics(self) -> ChargerStatistics:
@@ -454,6 +454,7 @@ class ChargerMachine(Operations):
         for cid, point in self.points.items():
             if point.transaction is not None and self.meters[cid].delivering:
                 delivering = True
+                break
         self.refresh_at = now + STATUS_REFRESH if delivering else None
         if self.reset_until is not None:
             self.check_reset(now)
@@ -472,12 +473,16 @@ class ChargerMachine(Operations):
 
     def _heartbeat_deadline(self) -> float | None:
         """``HeartbeatInterval`` after the later of the period start and our last frame."""
+        start = self.heartbeat_anchor
+        if start is None:
+            return None
         interval = self.config.get_int("HeartbeatInterval")
-        if self.heartbeat_anchor is None or interval <= 0:
+        if interval <= 0:
             return None
         last = self.session.last_sent
-        return max(self.heartbeat_anchor, last if last is not None else self.heartbeat_anchor) \
-            + interval
+        if last is not None and last > start:
+            start = last
+        return start + interval
 
     def _go_online(self, now: float) -> None:
         """Connected and Accepted: statuses, heartbeats and the outbox may move."""

@@ -293,6 +293,8 @@ class ChargerBase:
         code = error.code if error is not None else ChargePointErrorCode.NO_ERROR
         info = error.info if error is not None else None
         vendor_code = error.vendor_error_code if error is not None else None
+        if machine.shows(target, code, info, vendor_code):
+            return  # (the common case: nothing to change, nothing to publish)
         # An empty path still applies a changed error code to the current status.
         steps = [target] if machine.status == target else _path(connector_id, machine.status,
                                                                  target)

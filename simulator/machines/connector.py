@@ -332,6 +332,19 @@ class ConnectorMachine:
         self._since = now
         return True
 
+    def shows(
+        self,
+        status: ChargePointStatus,
+        error_code: ChargePointErrorCode,
+        info: str | None = None,
+        vendor_error_code: str | None = None,
+    ) -> bool:
+        """Whether the connector already shows exactly this (no vendor id): :meth:`set_status`
+        with the same arguments would change nothing."""
+        c = self._condition
+        return (c.status == status and c.error_code == error_code and c.info == info
+                and c.vendor_id is None and c.vendor_error_code == vendor_error_code)
+
     def mark_offline(self) -> None:
         """The transport went down: nothing is reported until :meth:`mark_online`."""
         self._online = False

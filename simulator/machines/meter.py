@@ -293,6 +293,9 @@ class Meter:
         self._active = [share if i < phases else 0.0 for i in range(3)]
         self._reactive = [0.0, 0.0, 0.0]
         self._ev: EvSpec | None = None
+        self._full_soc = math.inf
+        """``_ev.full_soc`` (a computed property), kept while ``_ev`` is plugged in: set by
+        :meth:`plug_in`, the only place ``_ev`` is set (inf without an EV, never read then)."""
         self._soc = 0.0
         self._delivering = False
         self._limit_w: float | None = None
@@ -327,7 +330,7 @@ class Meter:
     @property
     def ev_full(self) -> bool:
         """True when an EV is plugged in and takes no more energy (the SuspendedEV signal)."""
-        return self._ev is not None and self._soc >= self._ev.full_soc
+        return self._ev is not None and self._soc >= self._full_soc
 
     def loaded_phases(self) -> int:
         """Phases that carry current: the EV's and the supply's common phases."""
@@ -335,7 +338,11 @@ class Meter:
 
     def offered_w(self) -> float:
         """What the EVSE offers now (W): its rating over the loaded phases, capped by the limit."""
-        rating = self.max_power_w * self.loaded_phases() / self.phases
+        return self._offer_w(self.loaded_phases())
+
+    def _offer_w(self, loaded: int) -> float:
+        """:meth:`offered_w`, given :meth:`loaded_phases`."""
+        rating = self.max_power_w * loaded / self.phases
         return rating if self._limit_w is None else min(rating, self._limit_w)
 
     def power_w(self) -> float:
@@ -348,7 +355,7 @@ class Meter:
         """The EV's acceptance curve: its full power below the taper point, then falling
         linearly to 0 at 100 %, and 0 once it reached its target."""
         ev = self._ev
-        if ev is None or soc >= ev.full_soc:
+        if ev is None or soc >= self._full_soc:
             return 0.0
         e_w = ev.max_power_kw * 1000.0
         if soc <= TAPER_START_SOC:
@@ -361,6 +368,7 @@ class Meter:
         """An EV is connected; its state of charge starts at ``ev.initial_soc``."""
         self.advance(now)
         self._ev = ev
+        self._full_soc = ev.full_soc
         self._soc = ev.initial_soc
 
     def unplug(self, now: float) -> None:
@@ -397,12 +405,12 @@ class Meter:
         if ev is None or not self._delivering or duration == 0:
             return
         start_soc = self._soc
-        self._soc = _integrate_soc(ev, self._soc, self.offered_w(), duration)
+        loaded = self.loaded_phases()
+        self._soc = _integrate_soc(ev, self._full_soc, self._soc, self._offer_w(loaded), duration)
         energy_wh = (self._soc - start_soc) / 100.0 * ev.battery_kwh * 1000.0
         if energy_wh <= 0:
             return
         reactive_varh = energy_wh * _TAN_PHI
-        loaded = self.loaded_phases()
         for i in range(loaded):
             self._active[i] += energy_wh / loaded
             self._reactive[i] += reactive_varh / loaded
@@ -413,17 +421,23 @@ class Meter:
         """Integrate up to ``now`` and read every quantity (draws 5 noise values from ``rng``)."""
         self.advance(now)
         noise, uniform = self._noise, self._rng.uniform
-        jitter = [1.0 + uniform(-noise, noise) for _ in range(5)]
+        # The five draws, always in this order (written out: cheaper than a comprehension).
+        jitter_power = 1.0 + uniform(-noise, noise)
+        jitter_l1 = 1.0 + uniform(-noise, noise)
+        jitter_l2 = 1.0 + uniform(-noise, noise)
+        jitter_l3 = 1.0 + uniform(-noise, noise)
+        jitter_frequency = 1.0 + uniform(-noise, noise)
         loaded, phases, volts = self.loaded_phases(), self.phases, self.voltage_v
-        offered = self.offered_w()
+        offered = self._offer_w(loaded)
         # power_w(), without computing the offer twice
-        exact = 0.0 if self._ev is None or not self._delivering else min(
+        ev = self._ev
+        exact = 0.0 if ev is None or not self._delivering else min(
             offered, self._accept_w(self._soc))
         # Per phase (L1, L2, L3), written out: phases beyond the loaded (or supplied) ones read 0.
-        share = exact * jitter[0] / loaded
+        share = exact * jitter_power / loaded
         power_w = (share, share if loaded > 1 else 0.0, share if loaded > 2 else 0.0)
-        voltage_v = (volts * jitter[1], volts * jitter[2] if phases > 1 else 0.0,
-                     volts * jitter[3] if phases > 2 else 0.0)
+        voltage_v = (volts * jitter_l1, volts * jitter_l2 if phases > 1 else 0.0,
+                     volts * jitter_l3 if phases > 2 else 0.0)
         current_a = (
             power_w[0] / (voltage_v[0] * POWER_FACTOR) if power_w[0] > 0 else 0.0,
             power_w[1] / (voltage_v[1] * POWER_FACTOR) if power_w[1] > 0 else 0.0,
@@ -441,11 +455,11 @@ class Meter:
             offered_w=offered,
             offered_a=offered / (volts * loaded),
             loaded_phases=loaded,
-            frequency_hz=self.frequency_hz * (1.0 + (jitter[4] - 1.0) / 100.0),
+            frequency_hz=self.frequency_hz * (1.0 + (jitter_frequency - 1.0) / 100.0),
             power_factor=POWER_FACTOR,
             temperature_c=AMBIENT_CELSIUS + FULL_LOAD_TEMPERATURE_RISE * load,
             rpm=IDLE_RPM + (FULL_LOAD_RPM - IDLE_RPM) * load,
-            soc=self.soc,
+            soc=None if ev is None else self._soc,  # (self.soc)
         )
 
     def mark(self, stream: str, now: float) -> MeterReading:
@@ -476,13 +490,13 @@ class Meter:
         return sampled_values(reading, specs, context=context, previous=previous)
 
 
-def _integrate_soc(ev: EvSpec, soc: float, cap_w: float, duration: float) -> float:
-    """The state of charge after charging for ``duration`` s from ``soc`` under an EVSE cap.
+def _integrate_soc(ev: EvSpec, full: float, soc: float, cap_w: float, duration: float) -> float:
+    """The state of charge after charging for ``duration`` s from ``soc`` under an EVSE cap
+    (``full`` is ``ev.full_soc``).
 
     Below the taper point (where the EV's curve falls under the cap) power is constant; above it
     power is ``E·(100 - soc)/20`` and the state of charge approaches 100 % exponentially.
     """
-    full = ev.full_soc
     e_w = ev.max_power_kw * 1000.0
     cap_wh = ev.battery_kwh * 1000.0
     taper_span = 100.0 - TAPER_START_SOC
@@ -523,9 +537,25 @@ _DECIMALS: Final[Mapping[UnitOfMeasure | None, int]] = MappingProxyType(
 )
 
 
-def _decimal(value: float, decimals: int) -> str:
-    text = f"{value:.{decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+def _decimals(measurand: Measurand) -> int:
+    """Decimal places a measurand's value is written with."""
+    if measurand == _M.RPM:
+        return 0
+    return _DECIMALS.get(MEASURAND_UNITS[measurand], 3 if measurand == _M.POWER_FACTOR else 2)
+
+
+_FORMATS: Final[Mapping[Measurand, tuple[str, Location, UnitOfMeasure | None]]] = (
+    MappingProxyType({m: (f".{_decimals(m)}f", MEASURAND_LOCATIONS[m], MEASURAND_UNITS[m])
+                      for m in Measurand})
+)
+"""Per measurand, as :func:`sampled_values` writes it: the value's format spec, the location and
+the unit (looked up once here rather than for every sampled value)."""
+
+
+def _formatted(value: float, spec: str) -> str:
+    """``value`` formatted with ``spec`` (fixed decimals), a negative zero written as zero."""
+    text = format(value, spec)
+    return text[1:] if text[0] == "-" and float(text) == 0 else text
 
 
 def _phase_sum(values: tuple[float, float, float], phase: Phase | None) -> float:
@@ -628,18 +658,16 @@ def sampled_values(
         value = measured_value(reading, spec, previous)
         if value is None:
             continue
-        unit = MEASURAND_UNITS[spec.measurand]
-        decimals = _DECIMALS.get(unit, 3 if spec.measurand == _M.POWER_FACTOR else 2)
-        if spec.measurand == _M.RPM:
-            decimals = 0
+        measurand = spec.measurand
+        number_format, location, unit = _FORMATS[measurand]
         values.append(
             SampledValue(
-                value=_decimal(value, decimals),
+                value=_formatted(value, number_format),
                 context=context,
                 format=ValueFormat.RAW,
-                measurand=spec.measurand,
+                measurand=measurand,
                 phase=spec.phase,
-                location=MEASURAND_LOCATIONS[spec.measurand],
+                location=location,
                 unit=unit,
             )
         )

@@ -105,6 +105,15 @@ def _without_transaction_id(request: msgspec.Struct) -> bytes:
     return _json_encoder.encode(payload)
 
 
+def _append_transaction_id(payload: str, tx_id: int) -> bytes:
+    """``payload`` (compact JSON of an object without ``transactionId``, as this module's
+    encoder writes it) with ``"transactionId": tx_id`` added as its last member: byte for byte
+    what decoding it, setting the key and encoding again gives, without the round trip."""
+    if payload == "{}":
+        return f'{{"transactionId":{tx_id}}}'.encode()
+    return f'{payload[:-1]},"transactionId":{tx_id}}}'.encode()
+
+
 # --- outcomes: what the session tells the charger --------------------------------------------
 
 
@@ -208,6 +217,9 @@ class Session:
         self._outbox: list[OutboxEntry] = list(outbox)
         self._retry_at: float | None = None
         self._next_seq = max((e.seq for e in self._outbox), default=0) + 1
+        self._own_from = self._next_seq
+        """Entries from this ``seq`` on were queued by this session (restored ones come
+        before): their payload is this module's encoder's output, never edited afterwards."""
         self._tx_ids: dict[int, int] = {
             e.local_tx: e.transaction_id
             for e in self._outbox
@@ -366,6 +378,9 @@ class Session:
         if tx_id is None:
             # FIFO order: the transaction's StartTransaction went ahead and was given up on.
             return None
+        if entry.seq >= self._own_from:
+            return _append_transaction_id(entry.payload, tx_id)
+        # A restored payload may be written any way JSON allows: normalize it.
         payload = _json_decoder.decode(entry.payload)
         payload["transactionId"] = tx_id
         return _json_encoder.encode(payload)
