@@ -131,6 +131,14 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
 
+async def plug_in_and_start(control: ChargerControl, *, energy_wanted_kwh: float) -> None:
+    """An EV plugs into connector 1 and TAG-1 starts a transaction."""
+    ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11,
+                energy_wanted_kwh=energy_wanted_kwh)
+    await control.inbox_send.send(PlugIn(1, ev=ev))
+    await control.inbox_send.send(PresentTag(1, "TAG-1"))
+
+
 def make_env(
     csms: FakeCsms,
     recorder: Recorder,
@@ -308,9 +316,7 @@ async def test_transaction_messages_survive_a_dropped_connection_in_order(
         csms.nursery = nursery
         nursery.start_soon(run_charger, env, control)
         await trio.sleep(2)
-        ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11, energy_wanted_kwh=10)
-        await control.inbox_send.send(PlugIn(1, ev=ev))
-        await control.inbox_send.send(PresentTag(1, "TAG-1"))
+        await plug_in_and_start(control, energy_wanted_kwh=10)
         await trio.sleep(12)
         csms.down = True
         await csms.drop("CP-1")
@@ -369,9 +375,7 @@ async def test_the_outbox_is_stored_late_while_empty_and_at_once_once_it_holds_m
             await nursery.start(timers.run)
         nursery.start_soon(run_charger, env, control)
         await trio.sleep(2)
-        ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11, energy_wanted_kwh=30)
-        await control.inbox_send.send(PlugIn(1, ev=ev))
-        await control.inbox_send.send(PresentTag(1, "TAG-1"))
+        await plug_in_and_start(control, energy_wanted_kwh=30)
         await trio.sleep(20)
         assert len(csms.calls("CP-1", "MeterValues")) >= 15
         assert recorder.persisted == []  # every message acknowledged within the interval
@@ -421,9 +425,7 @@ async def test_a_message_acknowledged_within_the_interval_costs_no_wake_up(
         await nursery.start(timers.run)
         nursery.start_soon(run_charger, env, control)
         await trio.sleep(2)
-        ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11, energy_wanted_kwh=30)
-        await control.inbox_send.send(PlugIn(1, ev=ev))
-        await control.inbox_send.send(PresentTag(1, "TAG-1"))
+        await plug_in_and_start(control, energy_wanted_kwh=30)
         await trio.sleep(5)
         fired, sent = timers.fired, len(csms.calls("CP-1", "MeterValues"))
         await trio.sleep(20)
