@@ -111,9 +111,9 @@ class DirectSocketStream(trio.abc.Stream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         await self._pace()
         size = max_bytes or RECEIVE_SIZE
-        if self._drained:  # the last read emptied the socket: wait before trying, no EAGAIN
-            self._drained = False
-            self._unyielded = 0
+        drained, self._drained = self._drained, False
+        if drained and self._socket.fileno() != -1:  # the last read emptied the socket: wait
+            self._unyielded = 0  # before trying, no EAGAIN (closed: recv raises EBADF below)
             await trio.lowlevel.wait_readable(self._socket)
         while True:
             try:

@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from simulator.actors.sansio_transport import READY_STREAK, DirectSocketStream
+from simulator.actors.sansio_transport import READY_STREAK, STREAM_ERRORS, DirectSocketStream
 
 
 @asynccontextmanager
@@ -50,6 +50,20 @@ async def test_bytes_go_both_ways_and_the_end_of_the_stream_is_empty() -> None:
             assert await client.receive_some(100) == b"world"
             await server.send_eof()
             assert await client.receive_some(100) == b""
+
+
+async def test_a_read_after_close_raises_a_stream_error_even_after_a_short_read() -> None:
+    """A short read makes the next one wait for bytes before trying; on a socket closed
+    meanwhile (a cancelled write closes it while the reader is elsewhere) that wait must not
+    run on fd -1 (a ValueError, which escaped a transport's aclose): recv raises EBADF, which
+    the transports treat as a lost connection."""
+    with trio.fail_after(10):
+        async with stream_pair() as (client, server):
+            await server.send_all(b"a")
+            assert await client.receive_some(100) == b"a"
+            await client.aclose()
+            with pytest.raises(STREAM_ERRORS):
+                await client.receive_some(100)
 
 
 async def test_a_write_larger_than_the_socket_buffers_waits_and_arrives_whole() -> None:
