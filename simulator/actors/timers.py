@@ -11,8 +11,12 @@ wakes it fires every alarm that is due, by putting a tick item in the owner's in
 (``send_nowait``: a full inbox wakes its owner anyway). One cancel scope, one timeout per batch of
 due alarms, however many chargers.
 
-An alarm has one deadline at a time: setting it again replaces it (the old heap entry is skipped
-when it comes up), so a charger whose deadline moves never gets a stale wake-up.
+An alarm has one deadline at a time: setting it again replaces it, so a charger whose deadline
+moves never gets a stale wake-up. A charger's deadline moves at every step, mostly later (the
+next sample once this one is taken): an alarm moved later keeps its heap entry, which the wheel
+moves on to the new deadline when it comes up, instead of a heap push per move and a stale entry
+popped later (a third of the wheel's CPU at 1,000 chargers). Only a move earlier pushes an entry;
+the one it supersedes is skipped when it comes up.
 
 The wheel wakes on a grid of :data:`DEFAULT_RESOLUTION` seconds: an alarm fires at the first
 grid point at or after its deadline, never before it. Thousands of chargers sampling meters every
@@ -38,7 +42,7 @@ class Alarm:
     """One waiter's deadline on a :class:`TimerWheel`: when it is due the wheel puts ``item`` into
     ``channel`` (without waiting; a full or closed channel is left alone)."""
 
-    __slots__ = ("_channel", "_item", "_wheel", "when")
+    __slots__ = ("_channel", "_item", "_queued", "_wheel", "when")
 
     def __init__(self, wheel: TimerWheel, channel: trio.MemorySendChannel[Any], item: object,
                  ) -> None:
@@ -47,6 +51,9 @@ class Alarm:
         self._item = item
         self.when: float | None = None
         """The pending deadline (trio clock seconds), None when none is pending."""
+        self._queued: float | None = None
+        """The time of this alarm's live heap entry (at or before ``when``), None when it has
+        none; other entries of this alarm in the heap are superseded."""
 
     def set(self, when: float) -> None:
         """Fire at ``when`` (``math.inf``: never), replacing the pending deadline."""
@@ -56,6 +63,10 @@ class Alarm:
             self.when = None
             return
         self.when = when
+        queued = self._queued
+        if queued is not None and queued <= when:
+            return  # the live entry comes up first: the wheel moves it on to ``when`` then
+        self._queued = when
         self._wheel._schedule(when, self)
 
     def cancel(self) -> None:
@@ -124,9 +135,18 @@ class TimerWheel:
             due = max(trio.current_time(), scope.deadline)  # at least the grid point reached
             while heap and heap[0][0] <= due:
                 when, _, alarm = heapq.heappop(heap)
-                if alarm.when == when:  # not replaced or cancelled since
+                if alarm._queued != when:
+                    continue  # superseded by an earlier entry of the same alarm
+                alarm._queued = None
+                target = alarm.when
+                if target is None:
+                    continue  # cancelled
+                if target <= due:
                     self.fired += 1
                     alarm._fire()
+                else:  # moved later since this entry was pushed: on to its deadline
+                    alarm._queued = target
+                    heapq.heappush(heap, (target, next(self._order), alarm))
 
 
 __all__ = ["Alarm", "TimerWheel"]

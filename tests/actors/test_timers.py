@@ -69,6 +69,32 @@ async def test_setting_again_replaces_the_deadline_both_ways(
     assert len(wheel) == 0
 
 
+async def test_an_alarm_moved_later_keeps_one_heap_entry_and_fires_once_at_the_last(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A charger's deadline moves later at every step: the alarm keeps its one heap entry (the
+    wheel moves it on when it comes up) rather than a push per move; earlier moves still win,
+    and a move back later after one fires at the latest deadline set, once."""
+    wheel = TimerWheel(resolution=0)
+    send, receive = trio.open_memory_channel[str](10)
+    async with running(wheel) as start:
+        alarm = wheel.alarm(send, "a")
+        for step in range(1, 101):
+            alarm.set(start + 1 + step / 100)  # 1.01 ... 2.00
+        assert len(wheel) == 1
+        await trio.sleep(1.5)  # the entry came up at 1.01 and moved on to 2.00
+        assert drain(receive) == []
+        assert len(wheel) == 1
+        alarm.set(start + 1.7)  # earlier than the live entry: pushed
+        alarm.set(start + 3.0)  # later again: the entry at 1.7 moves on to 3.0 when it comes up
+        assert await receive.receive() == "a"
+        assert trio.current_time() - start == 3.0
+        await trio.sleep(2)
+        assert drain(receive) == []
+    assert wheel.fired == 1
+    assert len(wheel) == 0
+
+
 async def test_a_cancelled_or_infinite_alarm_never_fires(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
