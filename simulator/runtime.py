@@ -211,7 +211,8 @@ async def run_simulation(
                     ChargerEnv(
                         spec=spec, seed=fleet.run.seed, url=url,
                         open_transport=functools.partial(opener, url),
-                        publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
+                        publish=bus.publish, publish_nowait=bus.publish_nowait,
+                        persist=persist, wall_epoch=wall_epoch,
                         sessions=group.sessions, timers=timers,
                     )
                     for spec in charger_specs(group)

@@ -302,3 +302,43 @@ async def test_a_cancelled_publisher_delivers_nothing() -> None:
         await bus.publish(note(0))
     assert scope.cancelled_caught
     assert (drain(ledger), drain(viewer), seen, bus.statistics().published) == ([], [], [], 0)
+
+
+async def test_publish_nowait_delivers_as_publish_does_when_nothing_has_to_wait() -> None:
+    bus = EventBus()
+    ledger = bus.subscribe_lossless(2)
+    viewer = bus.subscribe_lossy(1, name="viewer")
+    seen: list[Event] = []
+    bus.observe(seen.append)
+    assert bus.publish_nowait(note(0))
+    assert bus.publish_nowait(note(1))  # the viewer is full: dropped for it alone, as publish
+    assert not bus.publish_nowait(note(2))  # the ledger is full: nothing delivered at all
+    assert (drain(ledger), drain(viewer), seen) == ([note(0), note(1)], [note(0)],
+                                                    [note(0), note(1)])
+    snapshot = bus.statistics()
+    assert snapshot.published == 2
+    assert [(s.delivered, s.dropped) for s in snapshot.subscribers] == [(2, 0), (1, 1)]
+    assert bus.publish_nowait(note(2))  # room again
+    assert drain(ledger) == [note(2)]
+
+
+async def test_publish_nowait_defers_to_publish_with_two_lossless_subscribers() -> None:
+    bus = EventBus()
+    first, second = bus.subscribe_lossless(4, name="a"), bus.subscribe_lossless(4, name="b")
+    assert not bus.publish_nowait(note(0))
+    assert drain(first) == drain(second) == []
+    await bus.publish(note(0))
+    assert drain(first) == drain(second) == [note(0)]
+
+
+async def test_publish_nowait_leaves_a_closed_subscriber_and_refuses_after_aclose() -> None:
+    bus = EventBus()
+    ledger = bus.subscribe_lossless(4)
+    viewer = bus.subscribe_lossy(4, name="viewer")
+    await ledger.aclose()
+    assert bus.publish_nowait(note(0))  # the ledger has left; the viewer still gets it
+    assert drain(viewer) == [note(0)]
+    assert [s.name for s in bus.statistics().subscribers if s.open] == ["viewer"]
+    await bus.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        bus.publish_nowait(note(1))

@@ -89,7 +89,9 @@ class Backoff:
 class ChargerEnv:
     """Everything a charger actor takes from outside (immutable, shared by its restarts).
 
-    ``publish`` sends an event to the bus and may block (ledger backpressure); ``persist`` stores
+    ``publish`` sends an event to the bus and may block (ledger backpressure); ``publish_nowait``,
+    if given, is tried first and returns False, having delivered nothing, when ``publish`` would
+    have to wait (``EventBus.publish_nowait``: no coroutine per event); ``persist`` stores
     an outbox snapshot in the ledger. ``wall_epoch`` is Unix time at ``trio.current_time() == 0``.
     ``timers``: the fleet's :class:`~simulator.actors.timers.TimerWheel`, whose task must run
     while the charger does; without one the charger runs a wheel of its own.
@@ -105,6 +107,7 @@ class ChargerEnv:
     sessions: Sessions | None = None
     backoff: Backoff = Backoff()
     timers: TimerWheel | None = None
+    publish_nowait: Callable[[Event], bool] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -326,6 +329,8 @@ async def run_charger(
             await env.persist(PersistOutbox(charger=identity, entries=outbox))
             control.persisted = outbox  # only once handed over (the await may be cancelled)
 
+    publish_nowait = env.publish_nowait
+
     async def apply(effects: list[Effect]) -> None:
         nonlocal power_on_at, persist_at
         store_now = False
@@ -341,14 +346,15 @@ async def run_charger(
                     except TransportClosed:
                         link.drop()
                         continue
-                    await env.publish(
-                        FrameOut(
-                            t=trio.current_time(), charger=identity, raw=text,
-                            message_type=message_type, unique_id=unique_id, action=action,
-                        )
+                    event = FrameOut(
+                        t=trio.current_time(), charger=identity, raw=text,
+                        message_type=message_type, unique_id=unique_id, action=action,
                     )
+                    if publish_nowait is None or not publish_nowait(event):
+                        await env.publish(event)
                 case Publish(event=event):
-                    await env.publish(event)
+                    if publish_nowait is None or not publish_nowait(event):
+                        await env.publish(event)
                 case CloseConnection():
                     link.drop()
                 case Reboot(delay=delay):

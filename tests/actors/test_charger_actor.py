@@ -196,6 +196,45 @@ async def test_charger_boots_reports_statuses_and_heartbeats(
     assert [json.loads(e.raw) for e in recorder.of(FrameOut)] == [f for _, f in csms.received]
 
 
+async def test_events_published_without_waiting_or_after_a_wait_come_once_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With ``publish_nowait``, an event it takes is not published again, and one it refuses
+    (a full ledger buffer) is awaited through ``publish``: the same events, in the same order,
+    as a charger that only awaits."""
+
+    async def run(refuse_every: int | None) -> list[tuple[object, ...]]:
+        csms, recorder = FakeCsms(), Recorder()
+        calls = itertools.count()
+
+        def publish_nowait(event: Event) -> bool:
+            if refuse_every is not None and next(calls) % refuse_every == 0:
+                return False
+            recorder.events.append(event)
+            return True
+
+        env = make_env(csms, recorder)
+        if refuse_every is not None:
+            env = dataclasses.replace(env, publish_nowait=publish_nowait)
+        control = ChargerControl()
+        async with trio.open_nursery() as nursery:
+            csms.nursery = nursery
+            nursery.start_soon(run_charger, env, control)
+            await trio.sleep(2)
+            await plug_in_and_start(control, energy_wanted_kwh=10)
+            await trio.sleep(30)
+            await control.shutdown(trio.current_time() + 5)
+            await control.done.wait()
+            nursery.cancel_scope.cancel()
+        start = recorder.events[0].t  # (the second run starts later on the same clock)
+        return [(type(e).__name__, round(e.t - start, 6), getattr(e, "action", None),
+                 getattr(e, "unique_id", None)) for e in recorder.events]
+
+    awaited = await run(None)
+    assert len(awaited) > 30
+    assert await run(3) == awaited
+
+
 async def test_a_reset_from_the_csms_reboots_the_charger_after_answering_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
