@@ -36,9 +36,17 @@ established connection. The run then stops by itself (SIGTERM to its own process
 which ends it gracefully, as Ctrl-C would). On failure of one fleet the others still run and the
 exit code is 1.
 
+``--pace K`` makes every interval of the workload K times longer (1/K of the exchanges per
+charger). At 10,000 chargers the default pace asks for about 23,000 exchanges/s, ten times what
+one process serves: the run then measures a growing backlog (queued transaction messages, late
+answers, drivers refused while their charger is still booting), not a steady state. ``--pace 6``
+offers about 3,800/s, near what one core serves, and is how the saturated rate is measured.
+
 Usage::
 
     python tools/bench/fleet.py                         # 1,000 chargers, ~2-3 minutes
+    python tools/bench/fleet.py --chargers 10000 --connect-rate 500 --pace 6 \
+        --fleets sim-websockets --duration 30 --settle 10      # saturated rate at 10k
     python tools/bench/fleet.py --chargers 10000 --connect-rate 500 --groups 50 --fleets sim
     python tools/bench/fleet.py --fleets sim --profile runs/bench-profile.txt
     python tools/bench/fleet.py --fleets sim,sim-websockets,sim-wsproto,ocpp  # transports
@@ -517,7 +525,8 @@ def measure(args: argparse.Namespace, workload: dict[str, Any], workdir: Path, f
                   "--duration", f"{args.duration:g}", "--settle", f"{args.settle:g}",
                   "--seed", str(args.seed)]
         if fleet == "ocpp":
-            command = [sys.executable, str(OCPP_FLEET), "--url", url, "--json", *common]
+            command = [sys.executable, str(OCPP_FLEET), "--url", url, "--json",
+                       "--pace", str(args.pace), *common]
         else:
             command = [sys.executable, str(Path(__file__).resolve()), "--worker", "sim",
                        "--url", url, "--label", label, "--gc", "off" if fleet == "sim-nogc"
@@ -603,6 +612,11 @@ def render(results: list[dict[str, Any]], command: str, args: argparse.Namespace
         f"fleet benchmark: {args.chargers:,} chargers x {workload['connectors']} connectors, "
         f"connect rate {args.connect_rate:g}/s, settle {args.settle:g} s, window "
         f"{args.duration:g} s; {os.cpu_count()} CPUs; ledger on (sim)",
+        f"workload: pace {args.pace} (heartbeat every {workload['heartbeat_interval_s']:g} s, "
+        f"a MeterValues every {workload['meter_interval_s']:g} s, "
+        f"{workload['idle_between_transactions_s']:g} s idle between transactions): about "
+        f"{args.chargers * workload['offered_per_charger_per_s']:,.0f} exchanges/s offered "
+        "(the ocpp fleet's mix; ours adds the status changes of each session)",
         "",
         " " * width + "".join(n.rjust(col) for n in names),
     ]
@@ -695,6 +709,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds between the whole fleet booted and the window")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pace", type=positive(int), default=1,
+                        help="every interval of the workload this many times longer: 1/PACE "
+                             "of the exchanges per charger (a load a large fleet can serve)")
     parser.add_argument("--groups", type=positive(int), default=1,
                         help="split the sim fleet into this many groups, which ramp in parallel "
                              "(each at connect-rate / groups)")
@@ -746,7 +763,9 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(BENCH_DIR))
     from ocpp_fleet import WORKLOAD  # type: ignore[import-not-found]
 
-    workload: dict[str, Any] = dataclasses.asdict(WORKLOAD)
+    workload: dict[str, Any] = dataclasses.asdict(WORKLOAD.paced(args.pace))
+    workload["offered_per_charger_per_s"] = round(WORKLOAD.paced(args.pace)
+                                                  .offered_per_charger(), 3)
     command = shlex.join(["python", "tools/bench/fleet.py", *argv])
     with contextlib.ExitStack() as stack:
         if args.keep:

@@ -16,6 +16,8 @@ off so both fleets put the same bytes on the wire. The workload is fixed by the 
 
 That is about 1.1 exchanges/s per connector plus 0.1/s of heartbeats: ≈ 2.3 exchanges/s per
 charger. Sleeps aim at deadlines, so a fleet that falls behind shows up as fewer exchanges.
+``--pace K`` makes every interval K times longer (1/K of the exchanges per charger): a fleet of
+10,000 chargers then asks for a load it can serve instead of ten times too much.
 
 Usage::
 
@@ -44,7 +46,7 @@ import resource
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -95,6 +97,23 @@ class Workload:
     id_tag: str = ID_TAG
     identity_format: str = IDENTITY_FORMAT
     response_timeout_s: int = RESPONSE_TIMEOUT_S
+
+
+    def paced(self, pace: int) -> Workload:
+        """The same workload with every interval ``pace`` times longer (heartbeats, meter
+        samples, the idle gap between transactions): 1/``pace`` of the exchanges per charger,
+        so that a large fleet can be offered a load it can serve."""
+        return replace(self, heartbeat_interval_s=self.heartbeat_interval_s * pace,
+                       meter_interval_s=self.meter_interval_s * pace,
+                       idle_between_transactions_s=self.idle_between_transactions_s * pace)
+
+    def offered_per_charger(self) -> float:
+        """Exchanges per second one charger of this workload asks for (ocpp fleet's mix: our
+        chargers add the status changes of each session)."""
+        cycle_s = (self.meter_samples_per_transaction * self.meter_interval_s
+                   + self.idle_between_transactions_s)
+        per_cycle = self.meter_samples_per_transaction + 3  # Authorize, Start, Stop
+        return self.connectors * per_cycle / cycle_s + 1.0 / self.heartbeat_interval_s
 
 
 WORKLOAD: Final = Workload()
@@ -154,18 +173,19 @@ async def sleep_until(deadline: float) -> None:
     await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
-async def run_heartbeats(charge_point: Any, first_at: float, stats: FleetStats) -> None:
-    """Heartbeat at ``first_at`` and every ``HEARTBEAT_INTERVAL_S`` after; runs until
+async def run_heartbeats(charge_point: Any, first_at: float, stats: FleetStats,
+                         workload: Workload) -> None:
+    """Heartbeat at ``first_at`` and every ``heartbeat_interval_s`` after; runs until
     cancelled or the connection closes."""
     deadline = first_at
     while True:
         await sleep_until(deadline)
         await exchange(charge_point, call.Heartbeat(), stats)
-        deadline += HEARTBEAT_INTERVAL_S
+        deadline += workload.heartbeat_interval_s
 
 
 async def run_connector(
-    charge_point: Any, connector_id: int, first_at: float, stats: FleetStats
+    charge_point: Any, connector_id: int, first_at: float, stats: FleetStats, workload: Workload
 ) -> None:
     """Transactions on one connector, back to back with an idle gap; runs until cancelled or
     the connection closes. The meter register only grows."""
@@ -181,8 +201,8 @@ async def run_connector(
         if started is not None:
             transaction_id = started.transaction_id
             sample_at = loop.time()
-            for _ in range(METER_SAMPLES_PER_TRANSACTION):
-                sample_at += METER_INTERVAL_S
+            for _ in range(workload.meter_samples_per_transaction):
+                sample_at += workload.meter_interval_s
                 await sleep_until(sample_at)
                 meter_wh += ENERGY_PER_SAMPLE_WH
                 await exchange(charge_point, call.MeterValues(
@@ -193,10 +213,11 @@ async def run_connector(
             await exchange(charge_point, call.StopTransaction(
                 meter_stop=meter_wh, timestamp=utc_now(), transaction_id=transaction_id,
                 reason=Reason.local), stats)
-        await asyncio.sleep(IDLE_BETWEEN_TRANSACTIONS_S)
+        await asyncio.sleep(workload.idle_between_transactions_s)
 
 
-async def run_session(charge_point: Any, rng: random.Random, stats: FleetStats) -> None:
+async def run_session(charge_point: Any, rng: random.Random, stats: FleetStats,
+                      workload: Workload) -> None:
     """Boot, announce the connectors, then run heartbeats and connectors until cancelled;
     returns when the boot fails or the connection closes."""
     loop = asyncio.get_running_loop()
@@ -216,11 +237,13 @@ async def run_session(charge_point: Any, rng: random.Random, stats: FleetStats) 
         now = loop.time()
         async with asyncio.TaskGroup() as group:
             children = [group.create_task(run_heartbeats(
-                charge_point, now + rng.uniform(0, HEARTBEAT_INTERVAL_S), stats))]
+                charge_point, now + rng.uniform(0, workload.heartbeat_interval_s), stats,
+                workload))]
             for connector_id in range(1, CONNECTORS + 1):
                 children.append(group.create_task(run_connector(
                     charge_point, connector_id,
-                    now + rng.uniform(0, IDLE_BETWEEN_TRANSACTIONS_S), stats)))
+                    now + rng.uniform(0, workload.idle_between_transactions_s), stats,
+                    workload)))
             for child in children:
                 stats.session_tasks.add(child)
                 child.add_done_callback(stats.session_tasks.discard)
@@ -230,7 +253,7 @@ async def run_session(charge_point: Any, rng: random.Random, stats: FleetStats) 
 
 
 async def run_charger(url: str, index: int, start_at: float, seed: int,
-                      stats: FleetStats) -> None:
+                      stats: FleetStats, workload: Workload) -> None:
     """Connect charger ``index`` at ``start_at`` (loop clock) and run its session; the
     connection is closed when the session ends or the task is cancelled."""
     loop = asyncio.get_running_loop()
@@ -248,7 +271,7 @@ async def run_charger(url: str, index: int, start_at: float, seed: int,
             charge_point = ChargePoint(identity, connection, response_timeout=RESPONSE_TIMEOUT_S)
             reader = asyncio.create_task(charge_point.start())
             try:
-                await run_session(charge_point, rng, stats)
+                await run_session(charge_point, rng, stats, workload)
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
@@ -320,7 +343,8 @@ def connect_rate_achieved(connected_at: list[float]) -> float | None:
 
 
 async def run_fleet(url: str, chargers: int, connect_rate: float, duration: float,
-                    seed: int, settle: float | None = None) -> dict[str, Any]:
+                    seed: int, settle: float | None = None,
+                    workload: Workload = WORKLOAD) -> dict[str, Any]:
     """Run the fleet and return the results (see module docstring): for ``duration`` seconds
     from the first connect, or with ``settle``, for ``duration`` seconds from ``settle`` seconds
     after the whole fleet booted. Every charger task is cancelled and its connection closed
@@ -336,7 +360,8 @@ async def run_fleet(url: str, chargers: int, connect_rate: float, duration: floa
     started = loop.time()
     window_start = started
     tasks = [
-        asyncio.create_task(run_charger(url, n, started + n / connect_rate, seed, stats))
+        asyncio.create_task(run_charger(url, n, started + n / connect_rate, seed, stats,
+                                        workload))
         for n in range(chargers)
     ]
     try:
@@ -368,7 +393,7 @@ async def run_fleet(url: str, chargers: int, connect_rate: float, duration: floa
         "duration_s": duration,
         "settle_s": settle,
         "seed": seed,
-        "workload": asdict(WORKLOAD),
+        "workload": asdict(workload),
         "exchanges": stats.exchanges,
         "exchanges_per_s": round(stats.exchanges / wall, 1) if wall > 0 else None,
         "by_action": dict(stats.by_action),
@@ -436,6 +461,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="open the measured window this many seconds after the whole "
                              "fleet has booted (steady state only)")
     parser.add_argument("--seed", type=int, default=1, help="seeds the per-charger offsets")
+    parser.add_argument("--pace", type=positive(int), default=1,
+                        help="every interval of the workload this many times longer")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line")
     return parser.parse_args(argv)
 
@@ -448,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"ocpp_fleet: {args.chargers} chargers need more open files than the limit "
                  f"({limit}); raise it with `ulimit -n` or use fewer chargers")
     results = asyncio.run(run_fleet(args.url, args.chargers, args.connect_rate, args.duration,
-                                    args.seed, args.settle))
+                                    args.seed, args.settle, WORKLOAD.paced(args.pace)))
     if args.json:
         print(json.dumps(results), flush=True)
         return
