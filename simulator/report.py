@@ -36,6 +36,7 @@ from simulator.events import (
     FaultInjected,
     FrameIn,
     FrameOut,
+    LoopLagged,
     MessageDropped,
     TransactionAcknowledged,
     TransactionStarted,
@@ -119,7 +120,10 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     end was recorded (a killed or still running run: ``ended_at`` is then ``None``).
     ``call_errors_received`` / ``call_errors_sent`` map each OCPP-J error code to a count
     (sorted by code, unreadable codes last). ``actions`` are sorted by name, unknown last.
-    ``faults`` maps each injected fault to a count.
+    ``faults`` maps each injected fault to a count. ``loop_lagged_seconds``: seconds in which the
+    simulator's own event loop ran late (a :class:`~simulator.events.LoopLagged` each), the
+    worst by ``loop_lag_max`` s (``None`` when it never did): latencies measured in those
+    seconds include the simulator's own delay.
     """
 
     path: str
@@ -149,6 +153,8 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     crashes: int
     faults: dict[str, int]
     csms_violations: int
+    loop_lagged_seconds: int = 0
+    loop_lag_max: float | None = None
 
 
 def percentile(sorted_values: Sequence[float], percent: float) -> float:
@@ -208,6 +214,10 @@ def _summarize(conn: sqlite3.Connection, path: Path, run_id: int | None) -> Repo
         (rid, _kind(CsmsFrameIn)),
     ).fetchone()[0]
     frames = _FrameTally(conn, rid)
+    loop_lag_max = conn.execute(
+        "SELECT max(json_extract(data, '$.max')) FROM events WHERE run_id = ? AND kind = ?",
+        (rid, _kind(LoopLagged)),
+    ).fetchone()[0]
     return Report(
         path=str(path),
         run_id=rid,
@@ -236,6 +246,8 @@ def _summarize(conn: sqlite3.Connection, path: Path, run_id: int | None) -> Repo
         crashes=count(Crashed),
         faults=_grouped(conn, rid, FaultInjected, "$.fault"),
         csms_violations=int(csms_violations),
+        loop_lagged_seconds=count(LoopLagged),
+        loop_lag_max=None if loop_lag_max is None else float(loop_lag_max),
     )
 
 
@@ -439,6 +451,14 @@ def _codes(counts: dict[str, int]) -> str:
     return ", ".join(f"{code} {n}" for code, n in counts.items()) if counts else "none"
 
 
+def _loop_lag_line(r: Report) -> str:
+    if not r.loop_lagged_seconds or r.loop_lag_max is None:
+        return "simulator event loop: on time"
+    return (f"simulator event loop: late in {r.loop_lagged_seconds} s of the run, by up to"
+            f" {_ms(r.loop_lag_max)} ms: latencies then include the simulator's own delay"
+            " (the fleet asked for more than this process serves)")
+
+
 def render_text(report: Report) -> str:
     """``report`` as a readable plain-text page (latencies in milliseconds), no trailing
     newline."""
@@ -486,5 +506,6 @@ def render_text(report: Report) -> str:
         f"faults injected: {_codes(r.faults)}",
         f"frames: in {r.frames_in} ({r.frames_in_with_violations} with violations),"
         f" out {r.frames_out}; events {r.events}; CSMS-side violations {r.csms_violations}",
+        _loop_lag_line(r),
     ]
     return "\n".join(lines)

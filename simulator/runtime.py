@@ -41,6 +41,7 @@ import trio_websocket
 from simulator import __version__
 from simulator.actors.charger import ChargerEnv
 from simulator.actors.fleet import Fleet, GroupPlan, run_fleet
+from simulator.actors.lag import run_lag_probe
 from simulator.actors.timers import TimerWheel
 from simulator.actors.transport import (
     SUBPROTOCOL,
@@ -230,6 +231,8 @@ async def run_simulation(
                 work.cancel_scope.cancel()  # the fleet has ended: stop the view and the watcher
 
             fleet_handle = await work.start(fleet_task)
+            if not virtual:  # (under a virtual clock the loop never lags)
+                work.start_soon(run_lag_probe, bus.publish)
             if live:
                 size = fleet_handle.size
                 work.start_soon(

@@ -28,6 +28,7 @@ from simulator.events import (
     FaultInjected,
     FrameIn,
     FrameOut,
+    LoopLagged,
     MessageDropped,
     Note,
     TransactionAcknowledged,
@@ -367,3 +368,23 @@ async def test_render_text_of_an_empty_run(tmp_path: Path) -> None:
     text = render_text(summarize(path))
     assert "no frames recorded" in text
     assert "CALLERRORs received: none" in text
+
+
+async def test_seconds_in_which_the_simulator_lagged_are_counted_and_flagged(
+    tmp_path: Path,
+) -> None:
+    """A run whose own event loop ran late says so: its latencies include the simulator's
+    delay. A run without such seconds says the loop was on time."""
+    quiet, busy = tmp_path / "quiet.db", tmp_path / "busy.db"
+    await write_run(quiet, fleet_events())
+    lagged = [LoopLagged(t=T0 + i, max=m, mean=m / 4, samples=10, probe_interval=0.1)
+              for i, m in enumerate((0.031, 0.4125, 0.05))]
+    await write_run(busy, [*fleet_events(), *lagged])
+    calm = summarize(quiet)
+    assert (calm.loop_lagged_seconds, calm.loop_lag_max) == (0, None)
+    assert "simulator event loop: on time" in render_text(calm)
+    report = summarize(busy)
+    assert (report.loop_lagged_seconds, report.loop_lag_max) == (3, 0.4125)
+    assert ("simulator event loop: late in 3 s of the run, by up to 412.5 ms: latencies then"
+            " include the simulator's own delay") in render_text(report)
+    assert json.loads(render_json(report))["loop_lag_max"] == 0.4125

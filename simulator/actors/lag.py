@@ -1,0 +1,63 @@
+"""A probe of the simulator's own event loop: how late it runs, recorded in the ledger.
+
+A fleet that asks for more than one process can serve queues its work: frames wait to be read,
+timers fire late, and every latency the ledger measures then includes the simulator's own delay.
+The probe makes that visible: it asks to wake every :data:`PROBE_INTERVAL` seconds and measures
+how late it woke. Each second in which it woke :data:`NOTABLE_LAG` or more late at worst becomes
+a :class:`~simulator.events.LoopLagged` event (a healthy run records none); ``sim report`` counts
+them and warns when latencies are not to be trusted.
+
+Under a virtual clock (``trio.testing.MockClock``) time stands still while tasks run, so the
+probe never sees lag; the runtime does not start it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import trio
+
+from simulator.events import Event, LoopLagged
+
+PROBE_INTERVAL: Final = 0.1
+"""Seconds between the probe's wake-ups."""
+REPORT_PERIOD: Final = 1.0
+"""Seconds over which the wake-ups are summarized in one event."""
+NOTABLE_LAG: Final = 0.02
+"""Seconds late (at worst within a period) from which the period is recorded: well above the
+timer wheel's 5 ms grid and a scheduler's jitter, well below what a CSMS's latency is."""
+
+
+async def run_lag_probe(
+    publish: Callable[[Event], Awaitable[None]],
+    *,
+    interval: float = PROBE_INTERVAL,
+    period: float = REPORT_PERIOD,
+    notable: float = NOTABLE_LAG,
+) -> None:
+    """Measure the event loop's lag until cancelled; ``publish`` each period whose worst lag
+    reached ``notable`` as a :class:`LoopLagged`."""
+    lags: list[float] = []
+    period_end = trio.current_time() + period
+    asked = trio.current_time()
+    while True:
+        asked += interval
+        now = trio.current_time()
+        if asked < now:  # fell more than an interval behind: measure from now on
+            asked = now + interval
+        await trio.sleep_until(asked)
+        now = trio.current_time()
+        lags.append(now - asked)
+        if now >= period_end:
+            worst = max(lags)
+            if worst >= notable:
+                await publish(LoopLagged(
+                    t=now, max=round(worst, 6), mean=round(sum(lags) / len(lags), 6),
+                    samples=len(lags), probe_interval=interval,
+                ))
+            lags.clear()
+            period_end = now + period
+
+
+__all__ = ["NOTABLE_LAG", "PROBE_INTERVAL", "REPORT_PERIOD", "run_lag_probe"]
