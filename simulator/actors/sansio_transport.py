@@ -105,6 +105,15 @@ class DirectSocketStream(trio.abc.Stream):
                     continue
                 view = view[sent:]
 
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes of ``data`` now, without waiting and without a
+        coroutine: the count of bytes written (0 when it takes none). Raises ``OSError`` for a
+        socket that went away, as :meth:`send_all` does. Not a cancellation point."""
+        try:
+            return self._socket.send(data)
+        except BlockingIOError:
+            return 0
+
     async def wait_send_all_might_not_block(self) -> None:
         await trio.lowlevel.wait_writable(self._socket)
 
@@ -156,8 +165,14 @@ class StreamTransport:
             raise trio.ClosedResourceError("the socket is closed")
         if not data:
             return
+        stream = self._stream
+        if isinstance(stream, DirectSocketStream):  # a frame fits the socket buffer: written
+            sent = stream.send_nowait(data)  # without a coroutine (the callers checked for
+            if sent == len(data):  # cancellation before they built it)
+                return
+            data = data[sent:]
         try:
-            await self._stream.send_all(data)
+            await stream.send_all(data)
         except trio.Cancelled:
             self._lost()
             if not self._stream_closed:

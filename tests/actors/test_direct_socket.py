@@ -52,6 +52,27 @@ async def test_bytes_go_both_ways_and_the_end_of_the_stream_is_empty() -> None:
             assert await client.receive_some(100) == b""
 
 
+async def test_send_nowait_writes_what_the_socket_takes_and_never_waits() -> None:
+    """The thin transports write a frame with it before they fall back to ``send_all``: it
+    returns the count written, 0 once the socket buffer is full, and raises for a closed
+    socket as ``send_all`` does."""
+    with trio.fail_after(10):
+        async with stream_pair() as (client, server):
+            assert client.send_nowait(b"frame") == 5
+            assert await server.receive_some(100) == b"frame"
+            chunk, written = b"x" * 65536, 0
+            while (sent := client.send_nowait(chunk)) > 0:  # nobody reads: the buffers fill
+                written += sent
+            assert client.send_nowait(b"more") == 0
+            received = 0
+            while received < written:
+                received += len(await server.receive_some(1 << 20))
+            assert received == written
+            await client.aclose()
+            with pytest.raises(STREAM_ERRORS):
+                client.send_nowait(b"late")
+
+
 async def test_a_read_after_close_raises_a_stream_error_even_after_a_short_read() -> None:
     """A short read makes the next one wait for bytes before trying; on a socket closed
     meanwhile (a cancelled write closes it while the reader is elsewhere) that wait must not
