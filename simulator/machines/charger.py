@@ -351,26 +351,35 @@ class ChargerMachine(Operations):
         return self._deadline
 
     def _earliest_deadline(self) -> float | None:
+        # The earliest finite candidate (None, NaN and ±inf never count), kept in one variable as
+        # the candidates come: cheaper than collecting them into a list first.
         session = self.session
         if not self.powered:
             return session.next_deadline()
-        candidates: list[float | None] = [session.next_deadline(), self.boot_at,
-                                          self.reset_until, self.aligned_at,
-                                          self.cap_deadline_cached, self.refresh_at]
+        earliest, floor = math.inf, -math.inf
+        for candidate in (session.next_deadline(), self.boot_at, self.reset_until,
+                          self.aligned_at, self.cap_deadline_cached, self.refresh_at):
+            if candidate is not None and floor < candidate < earliest:
+                earliest = candidate
         if self.boot == BootState.ACCEPTED and session.online:
-            candidates.append(self._heartbeat_deadline())
-            candidates.extend([machine.next_deadline() for machine in self.connectors.values()])
+            candidate = self._heartbeat_deadline()
+            if candidate is not None and floor < candidate < earliest:
+                earliest = candidate
+            for machine in self.connectors.values():
+                candidate = machine.report_at  # (next_deadline(), without the call)
+                if candidate is not None and floor < candidate < earliest:
+                    earliest = candidate
+        timeout = self.connection_timeout
         for point in self.points.values():
-            if point.ready_tag is not None and point.ev is None:
-                timeout = self.config.get_int("ConnectionTimeOut")
-                if timeout > 0:
-                    candidates.append(point.ready_since + timeout)
-            if point.transaction is not None:
-                candidates.append(point.transaction.next_sample)
-        earliest = math.inf
-        for candidate in candidates:  # the earliest finite one (a loop: cheaper than min())
-            if candidate is not None and candidate < earliest and candidate != -math.inf:
-                earliest = candidate  # (NaN and inf never pass ``< earliest``)
+            if timeout > 0 and point.ready_tag is not None and point.ev is None:
+                candidate = point.ready_since + timeout
+                if floor < candidate < earliest:
+                    earliest = candidate
+            tx = point.transaction
+            if tx is not None:
+                candidate = tx.next_sample
+                if candidate is not None and floor < candidate < earliest:
+                    earliest = candidate
         return None if earliest == math.inf else earliest
 
     def statistics(self) -> ChargerStatistics:
@@ -432,7 +441,7 @@ class ChargerMachine(Operations):
         sample = False
         for point in self.points.values():
             if point.ready_tag is not None and point.ev is None:
-                timeout = self.config.get_int("ConnectionTimeOut")
+                timeout = self.connection_timeout
                 if timeout > 0 and now >= point.ready_since + timeout:
                     self.note(now, "connection_timeout", point.connector_id,
                               id_tag=point.ready_tag)
@@ -467,6 +476,8 @@ class ChargerMachine(Operations):
 
     def _report_statuses(self, now: float) -> None:
         for machine in self.connectors.values():  # (built in connector order)
+            if machine.report_at is None:
+                continue  # nothing pending (the common case: skip the call)
             report = machine.due_notification(now)
             if report is not None:
                 self.session.call(report.to_request(self.wall_offset), now)
@@ -476,7 +487,7 @@ class ChargerMachine(Operations):
         start = self.heartbeat_anchor
         if start is None:
             return None
-        interval = self.config.get_int("HeartbeatInterval")
+        interval = self.heartbeat_interval
         if interval <= 0:
             return None
         last = self.session.last_sent

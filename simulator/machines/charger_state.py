@@ -189,13 +189,24 @@ class ChargerBase:
         self.wall_epoch = wall_epoch
         self.clock_offset = 0.0
         self.effects: list[Effect] = []
-        self._measurands: dict[str, tuple[str, tuple[MeasurandSpec, ...]]] = {}
-        """Measurand-list key → (its text, parsed), re-parsed when the text changes."""
         self.config = ConfigurationStore(
             _config_overrides(spec.config),
             number_of_connectors=spec.connectors,
             feature_profiles=[p.value for p in SUPPORTED_PROFILES],
         )
+        # Configuration the charger reads on every step, kept as plain attributes. Invalidation:
+        # every write to the store calls its ``on_change`` (:meth:`_config_changed`), which
+        # re-reads them all before the write returns, so a change is seen at once.
+        self._measurands: dict[str, tuple[MeasurandSpec, ...]] = {}
+        """Measurand-list key → its parsed entries (emptied by every configuration write)."""
+        self.heartbeat_interval = 0
+        """``HeartbeatInterval``, s (re-read on every configuration write)."""
+        self.connection_timeout = 0
+        """``ConnectionTimeOut``, s (re-read on every configuration write)."""
+        self.sample_interval = 0
+        """``MeterValueSampleInterval``, s (re-read on every configuration write)."""
+        self.config.on_change = self._config_changed
+        self._config_changed()
         self.cache = AuthorizationCache()
         self.local_list = LocalAuthList(supported=False)
         restored = tuple(outbox)
@@ -264,13 +275,20 @@ class ChargerBase:
         """The authorization keys as they are now."""
         return AuthSettings.from_configuration(self.config)
 
+    def _config_changed(self) -> None:
+        """A configuration value was written: refresh what is kept of it (see ``__init__``)."""
+        config = self.config
+        self._measurands.clear()
+        self.heartbeat_interval = config.get_int("HeartbeatInterval")
+        self.connection_timeout = config.get_int("ConnectionTimeOut")
+        self.sample_interval = config.get_int("MeterValueSampleInterval")
+
     def measurands(self, key: str) -> tuple[MeasurandSpec, ...]:
         """A measurand-list key, parsed (the store only ever holds supported entries)."""
-        text = self.config.get_str(key)
         parsed = self._measurands.get(key)
-        if parsed is None or parsed[0] != text:
-            parsed = self._measurands[key] = (text, parse_measurand_list(text))
-        return parsed[1]
+        if parsed is None:
+            parsed = self._measurands[key] = parse_measurand_list(self.config.get_str(key))
+        return parsed
 
     def sync_session_settings(self) -> None:
         """Push the keys the session and connectors read into them."""

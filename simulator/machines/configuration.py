@@ -354,6 +354,10 @@ class ConfigurationStore:
         # whenever a value changes (:meth:`_changed`).
         self._ints: dict[str, int] = {}
         self._bools: dict[str, bool] = {}
+        self.on_change: Callable[[], None] | None = None
+        """Called after every write (:meth:`change`, :meth:`set_internal`, :meth:`reboot`: all
+        of them go through :meth:`_changed`), so an owner can refresh what it derived from the
+        values; not called for the construction-time values."""
         for key, raw in (overrides or {}).items():
             spec = self._spec(key)
             if spec.derived and key != "GetConfigurationMaxKeys":
@@ -471,9 +475,11 @@ class ConfigurationStore:
         return applied
 
     def _changed(self) -> None:
-        """A value changed: forget the parsed ones."""
+        """A value changed: forget the parsed ones and tell the owner (:attr:`on_change`)."""
         self._ints.clear()
         self._bools.clear()
+        if self.on_change is not None:
+            self.on_change()
 
     # --- typed getters -----------------------------------------------------------------------
 

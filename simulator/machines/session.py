@@ -99,7 +99,9 @@ def _without_transaction_id(request: msgspec.Struct) -> bytes:
     encoding it, dropping the key from the decoded object and encoding again gives)."""
     if isinstance(request, MeterValuesRequest):
         # An optional field: None is its default, which the encoder leaves out.
-        return encode_payload(msgspec.structs.replace(request, transaction_id=None))
+        if request.transaction_id is not None:
+            request = msgspec.structs.replace(request, transaction_id=None)
+        return encode_payload(request)
     payload = _json_decoder.decode(encode_payload(request))
     payload.pop("transactionId", None)
     return _json_encoder.encode(payload)

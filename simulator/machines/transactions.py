@@ -81,7 +81,8 @@ class Transactions(ChargerBase):
 
     def desired_status(self, connector_id: int) -> ChargePointStatus:
         """The status a connector should show, from its point and availability."""
-        if self.faulted(connector_id):
+        error = self.errors.get(connector_id)
+        if error is not None and error.fault:  # (self.faulted(), without the call)
             return _S.FAULTED
         if connector_id == 0:
             inoperative = self.availability[0] == AvailabilityType.INOPERATIVE
@@ -235,7 +236,7 @@ class Transactions(ChargerBase):
                                         id_tag=id_tag, meter_start=tx.meter_start,
                                         local_id=tx.local_id))
         self._collect_stop_data(tx, now, "StopTxnSampledData", ReadingContext.TRANSACTION_BEGIN)
-        interval = self.config.get_int("MeterValueSampleInterval")
+        interval = self.sample_interval
         tx.next_sample = next_periodic_sample(now, start=now, interval=interval)
         self.refresh_status(connector_id, now)
 
@@ -374,7 +375,7 @@ class Transactions(ChargerBase):
 
     def sample_periodic(self, now: float) -> None:
         """Take the periodic samples that are due (MeterValueSampleInterval)."""
-        interval = self.config.get_int("MeterValueSampleInterval")
+        interval = self.sample_interval
         for point in self.points.values():
             tx = point.transaction
             if tx is None or tx.next_sample is None or now < tx.next_sample:
@@ -412,7 +413,7 @@ class Transactions(ChargerBase):
 
     def reschedule_samples(self, now: float) -> None:
         """MeterValueSampleInterval changed: re-plan every running transaction's next sample."""
-        interval = self.config.get_int("MeterValueSampleInterval")
+        interval = self.sample_interval
         for point in self.points.values():
             tx = point.transaction
             if tx is not None:
@@ -455,8 +456,8 @@ class Transactions(ChargerBase):
 
     def _enqueue_meter_values(self, tx: Transaction, value: MeterValue, now: float) -> None:
         self.session.enqueue_transaction(
-            MeterValuesRequest(connector_id=tx.connector_id, meter_value=(value,),
-                               transaction_id=tx.transaction_id),
+            # No transactionId: the session fills in the CS's id when it sends the message.
+            MeterValuesRequest(connector_id=tx.connector_id, meter_value=(value,)),
             now,
             local_tx=tx.local_id,
         )
