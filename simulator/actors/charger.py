@@ -510,5 +510,6 @@ async def run_charger(
         alarm.cancel()
         await save_outbox()  # what is left undelivered at the end, for --resume
         nursery.cancel_scope.cancel()
+    link.take = None  # (take_frame -> link: no reference cycle left behind with the machine)
     control.done.set()
 

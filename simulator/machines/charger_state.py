@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import enum
 import math
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
@@ -205,7 +206,7 @@ class ChargerBase:
         """``ConnectionTimeOut``, s (re-read on every configuration write)."""
         self.sample_interval = 0
         """``MeterValueSampleInterval``, s (re-read on every configuration write)."""
-        self.config.on_change = self._config_changed
+        self.config.on_change = weakref.WeakMethod(self._config_changed)
         self._config_changed()
         self.cache = AuthorizationCache()
         self.local_list = LocalAuthList(supported=False)

@@ -20,6 +20,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
@@ -354,10 +355,11 @@ class ConfigurationStore:
         # whenever a value changes (:meth:`_changed`).
         self._ints: dict[str, int] = {}
         self._bools: dict[str, bool] = {}
-        self.on_change: Callable[[], None] | None = None
-        """Called after every write (:meth:`change`, :meth:`set_internal`, :meth:`reboot`: all
-        of them go through :meth:`_changed`), so an owner can refresh what it derived from the
-        values; not called for the construction-time values."""
+        self.on_change: weakref.WeakMethod[Callable[[], None]] | None = None
+        """The owner's method called after every write (:meth:`change`, :meth:`set_internal`,
+        :meth:`reboot`: all of them go through :meth:`_changed`), so that it can refresh what
+        it derived from the values; not called for the construction-time values. Held weakly:
+        a store and its owner form no reference cycle (a frozen machine would never be freed)."""
         for key, raw in (overrides or {}).items():
             spec = self._spec(key)
             if spec.derived and key != "GetConfigurationMaxKeys":
@@ -478,8 +480,8 @@ class ConfigurationStore:
         """A value changed: forget the parsed ones and tell the owner (:attr:`on_change`)."""
         self._ints.clear()
         self._bools.clear()
-        if self.on_change is not None:
-            self.on_change()
+        if self.on_change is not None and (method := self.on_change()) is not None:
+            method()
 
     # --- typed getters -----------------------------------------------------------------------
 

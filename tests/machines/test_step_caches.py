@@ -127,3 +127,26 @@ def test_report_at_follows_every_input() -> None:
             machine.set_minimum_status_duration(rng.choice([0, 1, 4]))
         assert machine.report_at == _long_way(machine)
         assert machine.next_deadline() == machine.report_at
+
+
+def test_a_dropped_machine_is_freed_without_the_cyclic_gc() -> None:
+    """The store holds its owner's refresh hook weakly: a machine and its store form no cycle,
+    so a machine frozen by the fleet's ``gc.freeze()`` and dropped later (a charger restarted
+    after a crash) is still freed, by reference counting alone."""
+    import gc
+    import weakref
+
+    counter = iter(range(10**9))
+    machine = ChargerMachine(ChargerSpec(identity="CP-1", vendor="V", model="M"),
+                             rng=random.Random(1), new_id=lambda: str(next(counter)),
+                             wall_epoch=0.0, now=0.0)
+    machine.power_on(0.0)
+    store = weakref.ref(machine.config)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del machine
+        assert store() is None
+    finally:
+        if enabled:
+            gc.enable()
