@@ -155,15 +155,17 @@ class Crashed(Event, frozen=True, tag="crash"):
 
 
 class LoopLagged(Event, frozen=True, tag="loop_lag"):
-    """A second in which the simulator's own event loop ran late (``simulator.actors.lag``): a
-    probe that asks to wake every ``probe_interval`` s woke ``max`` s late at worst (``mean``
-    over ``samples`` wake-ups). Everything the chargers did in that second was as late, so the
-    latencies measured then include the simulator's own delay, not only the CSMS's."""
+    """A stretch of ``period`` seconds (normally one; as long as the stall when the loop was
+    held up longer) in which the simulator's own event loop ran late (``simulator.actors.lag``):
+    a probe that asks to wake every ``probe_interval`` s woke ``max`` s late at worst (``mean``
+    over ``samples`` wake-ups). Everything the chargers did then was as late, so the latencies
+    measured then include the simulator's own delay, not only the CSMS's."""
 
     max: float
     mean: float
     samples: int
     probe_interval: float
+    period: float = 1.0
 
 
 # --- the embedded central system ----------------------------------------------------------------

@@ -45,6 +45,8 @@ from simulator.events import (
 )
 from simulator.storage import RunRecord, get_run, open_readonly
 
+LOOP_PROBE_SUMMARY_KEY: Final = "loop_lag_probe"
+"""Set (true) in a run's stored summary when its event-loop lag probe ran."""
 PERCENTILES: Final = (50.0, 95.0, 99.0)
 """The latency percentiles a report gives, in percent."""
 
@@ -121,9 +123,11 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     ``call_errors_received`` / ``call_errors_sent`` map each OCPP-J error code to a count
     (sorted by code, unreadable codes last). ``actions`` are sorted by name, unknown last.
     ``faults`` maps each injected fault to a count. ``loop_lagged_seconds``: seconds in which the
-    simulator's own event loop ran late (a :class:`~simulator.events.LoopLagged` each), the
-    worst by ``loop_lag_max`` s (``None`` when it never did): latencies measured in those
-    seconds include the simulator's own delay.
+    simulator's own event loop ran late (the periods of its
+    :class:`~simulator.events.LoopLagged` events), the worst by ``loop_lag_max`` s (``None``
+    when it never did): latencies measured then include the simulator's own delay.
+    ``loop_lag_measured`` is false when the run had no probe (virtual time, a run that ended
+    without its summary, or a ledger written before the probe existed).
     """
 
     path: str
@@ -153,8 +157,9 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     crashes: int
     faults: dict[str, int]
     csms_violations: int
-    loop_lagged_seconds: int = 0
+    loop_lagged_seconds: float = 0.0
     loop_lag_max: float | None = None
+    loop_lag_measured: bool = False
 
 
 def percentile(sorted_values: Sequence[float], percent: float) -> float:
@@ -214,10 +219,11 @@ def _summarize(conn: sqlite3.Connection, path: Path, run_id: int | None) -> Repo
         (rid, _kind(CsmsFrameIn)),
     ).fetchone()[0]
     frames = _FrameTally(conn, rid)
-    loop_lag_max = conn.execute(
-        "SELECT max(json_extract(data, '$.max')) FROM events WHERE run_id = ? AND kind = ?",
+    lagged_s, loop_lag_max = conn.execute(
+        "SELECT total(coalesce(json_extract(data, '$.period'), 1.0)),"
+        " max(json_extract(data, '$.max')) FROM events WHERE run_id = ? AND kind = ?",
         (rid, _kind(LoopLagged)),
-    ).fetchone()[0]
+    ).fetchone()
     return Report(
         path=str(path),
         run_id=rid,
@@ -246,8 +252,10 @@ def _summarize(conn: sqlite3.Connection, path: Path, run_id: int | None) -> Repo
         crashes=count(Crashed),
         faults=_grouped(conn, rid, FaultInjected, "$.fault"),
         csms_violations=int(csms_violations),
-        loop_lagged_seconds=count(LoopLagged),
+        loop_lagged_seconds=round(float(lagged_s), 3),
         loop_lag_max=None if loop_lag_max is None else float(loop_lag_max),
+        loop_lag_measured=bool(loop_lag_max is not None
+                               or (run.summary or {}).get(LOOP_PROBE_SUMMARY_KEY)),
     )
 
 
@@ -452,9 +460,11 @@ def _codes(counts: dict[str, int]) -> str:
 
 
 def _loop_lag_line(r: Report) -> str:
-    if not r.loop_lagged_seconds or r.loop_lag_max is None:
+    if not r.loop_lag_measured:
+        return "simulator event loop: not measured (virtual time, or no probe in this run)"
+    if r.loop_lag_max is None:
         return "simulator event loop: on time"
-    return (f"simulator event loop: late in {r.loop_lagged_seconds} s of the run, by up to"
+    return (f"simulator event loop: late in {r.loop_lagged_seconds:g} s of the run, by up to"
             f" {_ms(r.loop_lag_max)} ms: latencies then include the simulator's own delay"
             " (the fleet asked for more than this process serves)")
 

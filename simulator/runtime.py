@@ -60,6 +60,7 @@ from simulator.csms.server import new_central_system
 from simulator.events import Event
 from simulator.machines.charger import ChargerSpec
 from simulator.machines.effects import OutboxEntry, PersistOutbox
+from simulator.report import LOOP_PROBE_SUMMARY_KEY
 from simulator.storage import (
     DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
     Ledger,
@@ -275,7 +276,8 @@ async def run_simulation(
         status, exit_code = RunStatus.FAILED, ExitCode.FAILED
     else:
         status, exit_code = RunStatus.COMPLETED, ExitCode.COMPLETED
-    summary = {"reasons": reasons, "live": msgspec.to_builtins(counters_final)}
+    summary = {"reasons": reasons, "live": msgspec.to_builtins(counters_final),
+               LOOP_PROBE_SUMMARY_KEY: not virtual}
     await trio.to_thread.run_sync(finish_run, ledger_path, run_id, status, exit_code, summary)
     return RunResult(ledger_path, run_id, status, exit_code, tuple(reasons))
 

@@ -373,18 +373,30 @@ async def test_render_text_of_an_empty_run(tmp_path: Path) -> None:
 async def test_seconds_in_which_the_simulator_lagged_are_counted_and_flagged(
     tmp_path: Path,
 ) -> None:
-    """A run whose own event loop ran late says so: its latencies include the simulator's
-    delay. A run without such seconds says the loop was on time."""
-    quiet, busy = tmp_path / "quiet.db", tmp_path / "busy.db"
+    """A run whose own event loop ran late says for how long and how late: its latencies then
+    include the simulator's delay. A stall longer than a second counts whole. A run with the
+    probe and no such second says the loop was on time; one without a probe says so too."""
+    unprobed, quiet, busy = tmp_path / "unprobed.db", tmp_path / "quiet.db", tmp_path / "busy.db"
+    await write_run(unprobed, fleet_events())
     await write_run(quiet, fleet_events())
-    lagged = [LoopLagged(t=T0 + i, max=m, mean=m / 4, samples=10, probe_interval=0.1)
-              for i, m in enumerate((0.031, 0.4125, 0.05))]
+    with sqlite3.connect(quiet) as conn:  # as run_simulation stores it when its probe ran
+        conn.execute("UPDATE runs SET summary = ?", (json.dumps({"loop_lag_probe": True}),))
+    lagged = [LoopLagged(t=T0 + 1, max=0.031, mean=0.01, samples=10, probe_interval=0.1),
+              LoopLagged(t=T0 + 6, max=4.2125, mean=4.2125, samples=1, probe_interval=0.1,
+                         period=4.5),  # one stall of 4.2 s: all of it counts
+              LoopLagged(t=T0 + 7, max=0.05, mean=0.02, samples=10, probe_interval=0.1)]
     await write_run(busy, [*fleet_events(), *lagged])
+    none = summarize(unprobed)
+    assert (none.loop_lag_measured, none.loop_lagged_seconds, none.loop_lag_max) == (
+        False, 0.0, None)
+    assert "simulator event loop: not measured" in render_text(none)
     calm = summarize(quiet)
-    assert (calm.loop_lagged_seconds, calm.loop_lag_max) == (0, None)
+    assert (calm.loop_lag_measured, calm.loop_lagged_seconds, calm.loop_lag_max) == (
+        True, 0.0, None)
     assert "simulator event loop: on time" in render_text(calm)
     report = summarize(busy)
-    assert (report.loop_lagged_seconds, report.loop_lag_max) == (3, 0.4125)
-    assert ("simulator event loop: late in 3 s of the run, by up to 412.5 ms: latencies then"
+    assert (report.loop_lag_measured, report.loop_lagged_seconds, report.loop_lag_max) == (
+        True, 6.5, 4.2125)
+    assert ("simulator event loop: late in 6.5 s of the run, by up to 4212.5 ms: latencies then"
             " include the simulator's own delay") in render_text(report)
-    assert json.loads(render_json(report))["loop_lag_max"] == 0.4125
+    assert json.loads(render_json(report))["loop_lag_max"] == 4.2125

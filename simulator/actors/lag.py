@@ -4,8 +4,10 @@ A fleet that asks for more than one process can serve queues its work: frames wa
 timers fire late, and every latency the ledger measures then includes the simulator's own delay.
 The probe makes that visible: it asks to wake every :data:`PROBE_INTERVAL` seconds and measures
 how late it woke. Each second in which it woke :data:`NOTABLE_LAG` or more late at worst becomes
-a :class:`~simulator.events.LoopLagged` event (a healthy run records none); ``sim report`` counts
-them and warns when latencies are not to be trusted.
+a :class:`~simulator.events.LoopLagged` event (a healthy run records none; a stall longer than a
+second is one event whose ``period`` covers all of it); ``sim report`` adds their periods up and
+warns that latencies measured then are not the CSMS's alone. The probe measures the loop, not
+the ledger: while its own event waits for room in a full ledger it measures nothing.
 
 Under a virtual clock (``trio.testing.MockClock``) time stands still while tasks run, so the
 probe never sees lag; the runtime does not start it there.
@@ -39,8 +41,8 @@ async def run_lag_probe(
     """Measure the event loop's lag until cancelled; ``publish`` each period whose worst lag
     reached ``notable`` as a :class:`LoopLagged`."""
     lags: list[float] = []
-    period_end = trio.current_time() + period
-    asked = trio.current_time()
+    period_start = asked = trio.current_time()
+    period_end = period_start + period
     while True:
         asked += interval
         now = trio.current_time()
@@ -55,9 +57,11 @@ async def run_lag_probe(
                 await publish(LoopLagged(
                     t=now, max=round(worst, 6), mean=round(sum(lags) / len(lags), 6),
                     samples=len(lags), probe_interval=interval,
+                    period=round(now - period_start, 6),  # (a longer stall: all of it)
                 ))
             lags.clear()
-            period_end = now + period
+            period_start = trio.current_time()  # (a wait in publish is the ledger's, not ours)
+            period_end = period_start + period
 
 
 __all__ = ["NOTABLE_LAG", "PROBE_INTERVAL", "REPORT_PERIOD", "run_lag_probe"]

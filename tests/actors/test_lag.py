@@ -49,3 +49,26 @@ async def test_a_blocked_loop_is_recorded_once_per_period_with_how_late_it_ran()
     assert lagged.mean < lagged.max
     assert lagged.samples >= 2
     assert lagged.probe_interval == 0.01
+
+
+async def test_a_stall_longer_than_a_period_is_recorded_with_all_its_length() -> None:
+    """One wake-up half a second late closes one period: its event covers the whole stall, so
+    the report counts half a second, not one period."""
+    published: list[Event] = []
+
+    async def publish(event: Event) -> None:
+        published.append(event)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: run_lag_probe(publish, interval=0.01, period=0.1,
+                                                     notable=0.3))
+            await trio.sleep(0.15)
+            time.sleep(0.5)  # noqa: ASYNC251 (blocks the whole loop)
+            await trio.sleep(0.3)
+            nursery.cancel_scope.cancel()
+    assert published and all(isinstance(event, LoopLagged) for event in published)
+    stall = max(published, key=lambda event: event.max)  # type: ignore[attr-defined]
+    assert isinstance(stall, LoopLagged)
+    assert 0.45 <= stall.max < 2.0
+    assert stall.period >= stall.max
