@@ -5,6 +5,9 @@ implementations: :func:`open_websocket_transport` (trio-websocket, the default; 
 ``ocpp1.6`` subprotocol and refuses a handshake that does not return it) and
 :func:`memory_transport_pair` (in-memory, for tests and virtual time). The charger actor only sees
 the interface, so a thinner WebSocket layer or the chaos transport can be swapped in.
+For ``ws://``, trio-websocket runs over a :class:`~simulator.actors.sockets.DirectSocketStream`
+(the socket is read and written without a trip through the scheduler when it is ready); for
+``wss://`` over ``trio.SSLStream``, after a TLS handshake of its own.
 
 Errors the user can cause (unreachable URL, refused handshake, wrong subprotocol, bad credentials)
 raise :class:`ConnectError` with one line that names the URL; a connection that ends raises
@@ -18,10 +21,12 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import trio
 import trio_websocket
+
+from simulator.actors.sockets import DirectSocketStream
 
 SUBPROTOCOL: Final = "ocpp1.6"
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
@@ -130,15 +135,8 @@ async def open_websocket_transport(
             max_message_size=max_message_size, connect_timeout=connect_timeout,
         )
     else:
-        opener = trio_websocket.open_websocket_url(
-            url,
-            None,
-            subprotocols=[SUBPROTOCOL],
-            extra_headers=headers,
-            max_message_size=max_message_size,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=2,
-        )
+        opener = _tcp_websocket(url, headers=headers, max_message_size=max_message_size,
+                                connect_timeout=connect_timeout)
     try:
         ws = await opener.__aenter__()
     except trio_websocket.ConnectionRejected as exc:
@@ -162,6 +160,27 @@ async def open_websocket_transport(
 
 
 @asynccontextmanager
+async def _tcp_websocket(
+    url: str,
+    *,
+    headers: list[tuple[bytes, bytes]],
+    max_message_size: int,
+    connect_timeout: float,
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """ws:// over a :class:`~simulator.actors.sockets.DirectSocketStream`: trio-websocket's
+    reader and writer then go through the scheduler only to wait, where the
+    ``trio.SocketStream`` it opens itself yields around every send and every receive."""
+    parts = urlsplit(url)
+    with trio.fail_after(connect_timeout):
+        tcp = await trio.open_tcp_stream(parts.hostname or "", parts.port or 80)
+    async with _websocket_over(
+        DirectSocketStream(tcp), parts, headers=headers, max_message_size=max_message_size,
+        connect_timeout=connect_timeout,
+    ) as ws:
+        yield ws
+
+
+@asynccontextmanager
 async def _tls_websocket(
     url: str,
     context: ssl.SSLContext,
@@ -173,24 +192,47 @@ async def _tls_websocket(
     """wss:// with the TLS handshake done first: trio-websocket on its own reports a refused
     certificate only as a handshake timeout; here it fails at once with the TLS error."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    resource = parts.path + (f"?{parts.query}" if parts.query else "")
     with trio.fail_after(connect_timeout):
         stream = await trio.open_ssl_over_tcp_stream(
-            host, parts.port or 443, ssl_context=context, https_compatible=True
+            parts.hostname or "", parts.port or 443, ssl_context=context, https_compatible=True
         )
         try:
             await stream.do_handshake()
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
+    async with _websocket_over(
+        stream, parts, headers=headers, max_message_size=max_message_size,
+        connect_timeout=connect_timeout,
+    ) as ws:
+        yield ws
+
+
+@asynccontextmanager
+async def _websocket_over(
+    stream: trio.abc.Stream,
+    parts: SplitResult,
+    *,
+    headers: list[tuple[bytes, bytes]],
+    max_message_size: int,
+    connect_timeout: float,
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """The WebSocket handshake over ``stream`` (to the URL split in ``parts``) and the
+    connection, with trio-websocket's reader in a nursery of its own; closed (within 2 s) and
+    the stream with it on the way out. The ``Host`` header names the port unless it is the
+    scheme's default, as trio-websocket's own opener does."""
+    host = parts.hostname or ""
+    if parts.port is not None and parts.port != (443 if parts.scheme == "wss" else 80):
+        host = f"{host}:{parts.port}"
+    resource = parts.path + (f"?{parts.query}" if parts.query else "")
     body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         try:
             with trio.fail_after(connect_timeout):
                 ws = await trio_websocket.wrap_client_stream(
-                    nursery, stream, host, resource, subprotocols=[SUBPROTOCOL],
-                    extra_headers=headers, max_message_size=max_message_size,
+                    nursery, stream, host, resource,  # type: ignore[arg-type]
+                    subprotocols=[SUBPROTOCOL], extra_headers=headers,
+                    max_message_size=max_message_size,
                 )
         except BaseException:
             await trio.aclose_forcefully(stream)

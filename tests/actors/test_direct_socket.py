@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +15,8 @@ import pytest
 import trio
 import trio.testing
 
-from simulator.actors.sansio_transport import READY_STREAK, STREAM_ERRORS, DirectSocketStream
+from simulator.actors.sansio_transport import STREAM_ERRORS
+from simulator.actors.sockets import READY_STREAK, DirectSocketStream
 
 
 @asynccontextmanager
@@ -213,3 +215,26 @@ async def test_a_peer_that_keeps_the_socket_ready_cannot_hold_off_deadlines_or_o
             nursery.cancel_scope.cancel()
         await client.aclose()
 
+
+
+async def test_errors_are_trios_closed_after_aclose_and_broken_for_a_failed_socket() -> None:
+    """trio-websocket's reader runs on this stream and ends on trio's errors, not OSError:
+    ``ClosedResourceError`` once this side closed it, ``BrokenResourceError`` (caused by the
+    OSError) when the peer reset the connection."""
+    with trio.fail_after(10):
+        async with stream_pair() as (client, server):
+            server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     struct.pack("ii", 1, 0))
+            await server.aclose()  # linger on, 0 s: the close resets the connection
+            with pytest.raises(trio.BrokenResourceError) as broken:
+                for _ in range(100):  # the reset may take a moment to arrive
+                    await client.send_all(b"x" * 1024)
+                    await trio.sleep(0.01)
+            assert isinstance(broken.value.__cause__, OSError)
+            await client.aclose()
+            with pytest.raises(trio.ClosedResourceError):
+                await client.receive_some(10)
+            with pytest.raises(trio.ClosedResourceError):
+                await client.send_all(b"late")
+            with pytest.raises(trio.ClosedResourceError):
+                client.send_nowait(b"late")
