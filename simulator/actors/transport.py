@@ -23,8 +23,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, Protocol
 from urllib.parse import SplitResult, quote, urlsplit
 
+import h11
 import trio
 import trio_websocket
+from wsproto.utilities import ProtocolError
 
 from simulator.actors.sockets import DirectSocketStream
 
@@ -128,22 +130,26 @@ async def open_websocket_transport(
     """
     url = charger_url(base_url, identity)
     headers = [basic_auth_header(identity, password)] if password is not None else []
+    deadline = trio.current_time() + connect_timeout  # one budget: TCP, TLS and handshake
     opener: AbstractAsyncContextManager[trio_websocket.WebSocketConnection]
     if urlsplit(url).scheme == "wss":
         opener = _tls_websocket(
             url, ssl_context or ssl.create_default_context(), headers=headers,
-            max_message_size=max_message_size, connect_timeout=connect_timeout,
+            max_message_size=max_message_size, deadline=deadline,
         )
     else:
         opener = _tcp_websocket(url, headers=headers, max_message_size=max_message_size,
-                                connect_timeout=connect_timeout)
+                                deadline=deadline)
     try:
         ws = await opener.__aenter__()
     except trio_websocket.ConnectionRejected as exc:
         raise ConnectError(f"{url}: handshake refused with HTTP {exc.status_code}") from None
     except (trio_websocket.ConnectionTimeout, trio.TooSlowError):
         raise ConnectError(f"{url}: no handshake within {connect_timeout:g} s") from None
-    except (trio_websocket.HandshakeError, trio.BrokenResourceError, OSError) as exc:
+    except (ProtocolError, h11.ProtocolError) as exc:  # (h11: wsproto's HTTP/1.1 handshake)
+        raise ConnectError(f"{url}: bad handshake response ({exc})") from None
+    except (trio_websocket.HandshakeError, trio.BrokenResourceError, OSError,
+            ValueError) as exc:  # (ValueError: a port out of range)
         raise ConnectError(f"{url}: {root_cause(exc)}") from None
     try:
         if ws.subprotocol != SUBPROTOCOL:
@@ -165,17 +171,17 @@ async def _tcp_websocket(
     *,
     headers: list[tuple[bytes, bytes]],
     max_message_size: int,
-    connect_timeout: float,
+    deadline: float,
 ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
     """ws:// over a :class:`~simulator.actors.sockets.DirectSocketStream`: trio-websocket's
     reader and writer then go through the scheduler only to wait, where the
     ``trio.SocketStream`` it opens itself yields around every send and every receive."""
     parts = urlsplit(url)
-    with trio.fail_after(connect_timeout):
+    with trio.fail_at(deadline):
         tcp = await trio.open_tcp_stream(parts.hostname or "", parts.port or 80)
     async with _websocket_over(
         DirectSocketStream(tcp), parts, headers=headers, max_message_size=max_message_size,
-        connect_timeout=connect_timeout,
+        deadline=deadline,
     ) as ws:
         yield ws
 
@@ -187,12 +193,12 @@ async def _tls_websocket(
     *,
     headers: list[tuple[bytes, bytes]],
     max_message_size: int,
-    connect_timeout: float,
+    deadline: float,
 ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
     """wss:// with the TLS handshake done first: trio-websocket on its own reports a refused
     certificate only as a handshake timeout; here it fails at once with the TLS error."""
     parts = urlsplit(url)
-    with trio.fail_after(connect_timeout):
+    with trio.fail_at(deadline):
         stream = await trio.open_ssl_over_tcp_stream(
             parts.hostname or "", parts.port or 443, ssl_context=context, https_compatible=True
         )
@@ -202,8 +208,7 @@ async def _tls_websocket(
             await trio.aclose_forcefully(stream)
             raise
     async with _websocket_over(
-        stream, parts, headers=headers, max_message_size=max_message_size,
-        connect_timeout=connect_timeout,
+        stream, parts, headers=headers, max_message_size=max_message_size, deadline=deadline,
     ) as ws:
         yield ws
 
@@ -215,38 +220,51 @@ async def _websocket_over(
     *,
     headers: list[tuple[bytes, bytes]],
     max_message_size: int,
-    connect_timeout: float,
+    deadline: float,
 ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    """The WebSocket handshake over ``stream`` (to the URL split in ``parts``) and the
-    connection, with trio-websocket's reader in a nursery of its own; closed (within 2 s) and
-    the stream with it on the way out. The ``Host`` header names the port unless it is the
-    scheme's default, as trio-websocket's own opener does."""
+    """The WebSocket handshake over ``stream`` (to the URL split in ``parts``) by ``deadline``,
+    and the connection, with trio-websocket's reader in a nursery of its own; closed (within
+    2 s) and the stream with it on the way out. Errors come out as they are, never in a group
+    (the reader's ``ConnectionRejected`` surfaces from the nursery in a group of one). The
+    ``Host`` header names the port unless it is the scheme's default, as trio-websocket's own
+    opener does, and brackets an IPv6 address."""
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
     if parts.port is not None and parts.port != (443 if parts.scheme == "wss" else 80):
         host = f"{host}:{parts.port}"
     resource = parts.path + (f"?{parts.query}" if parts.query else "")
-    body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        try:
-            with trio.fail_after(connect_timeout):
-                ws = await trio_websocket.wrap_client_stream(
-                    nursery, stream, host, resource,  # type: ignore[arg-type]
-                    subprotocols=[SUBPROTOCOL], extra_headers=headers,
-                    max_message_size=max_message_size,
-                )
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-        try:
-            yield ws
-        except BaseException as exc:  # re-raised below as it is, not wrapped in a group
-            body_error = exc
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
-                await ws.aclose()
-            nursery.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error
+    error: BaseException | None = None  # from the handshake or the body: re-raised as it is
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_at(deadline):
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery, stream, host, resource,  # type: ignore[arg-type]
+                        subprotocols=[SUBPROTOCOL], extra_headers=headers,
+                        max_message_size=max_message_size,
+                    )
+            except BaseException as exc:
+                error = exc
+                await trio.aclose_forcefully(stream)
+                nursery.cancel_scope.cancel()
+            else:
+                try:
+                    yield ws
+                except BaseException as exc:
+                    error = exc
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(2):
+                        await ws.aclose()
+                    # (after the peer closed, trio-websocket's aclose leaves the socket open)
+                    await trio.aclose_forcefully(stream)
+                    nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    if error is not None:
+        raise error
 
 
 def root_cause(exc: BaseException) -> str:

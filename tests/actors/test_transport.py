@@ -103,3 +103,61 @@ async def test_server_close_ends_receive_with_transport_closed() -> None:
                     await transport.receive()
             nursery.cancel_scope.cancel()
     assert closed.value.code == 1001
+
+
+async def test_a_refused_handshake_is_one_connect_error_naming_the_status() -> None:
+    """A CSMS that refuses the charger (a wrong password: HTTP 401) gives the connect loop a
+    ConnectError to log and back off on, not an exception group that would crash the charger
+    (trio-websocket's reader raises the refusal inside our nursery)."""
+
+    async def refuse(request: trio_websocket.WebSocketRequest) -> None:
+        await request.reject(401)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(lambda task_status: trio_websocket.serve_websocket(
+                refuse, "127.0.0.1", 0, None, task_status=task_status))
+            with pytest.raises(ConnectError, match="handshake refused with HTTP 401"):
+                async with open_websocket_transport(
+                        f"ws://127.0.0.1:{server.port}/ocpp", "CP1", password="wrong-password!!"):
+                    pass  # pragma: no cover - never reached
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_silent_server_is_a_connect_error_within_one_budget() -> None:
+    """TCP connect and handshake share the connect timeout: a server that accepts and never
+    answers is reported once that budget is spent, as one line."""
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+
+    async def hold(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.serve_listeners, hold, [listener])
+            started = trio.current_time()
+            with pytest.raises(ConnectError, match=r"no handshake within 0\.3 s"):
+                async with open_websocket_transport(
+                        f"ws://127.0.0.1:{port}/ocpp", "CP1", connect_timeout=0.3):
+                    pass  # pragma: no cover - never reached
+            assert trio.current_time() - started < 0.3 + 0.25
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_is_not_a_websocket_server_is_a_connect_error() -> None:
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+
+    async def junk(stream: trio.SocketStream) -> None:
+        await stream.receive_some(4096)
+        await stream.send_all(b"SSH-2.0-OpenSSH\r\n\r\n")
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.serve_listeners, junk, [listener])
+            with pytest.raises(ConnectError, match="bad handshake response"):
+                async with open_websocket_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
+                    pass  # pragma: no cover - never reached
+            nursery.cancel_scope.cancel()
