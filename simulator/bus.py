@@ -190,18 +190,7 @@ class EventBus:
         if self._closed:
             raise trio.ClosedResourceError("the event bus is closed")
         await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled publisher delivers nothing
-        self._published += 1
-        for observer in self._observers:
-            observer(event)
-        for subscriber in self._lossy:
-            try:
-                subscriber.send.send_nowait(event)
-            except trio.WouldBlock:
-                subscriber.dropped += 1
-            except trio.BrokenResourceError:
-                self._leave(subscriber)
-            else:
-                subscriber.delivered += 1
+        self._deliver_observed(event)
         await self._deliver_lossless(event)
 
     def publish_nowait(self, event: Event) -> bool:
@@ -225,6 +214,12 @@ class EventBus:
                 self._leave(subscriber)
             else:
                 subscriber.delivered += 1
+        self._deliver_observed(event)
+        return True
+
+    def _deliver_observed(self, event: Event) -> None:
+        """Count ``event`` and hand it to the observers and the lossy subscribers (which drop
+        it when full): the part of a publish that never waits."""
         self._published += 1
         for observer in self._observers:
             observer(event)
@@ -237,7 +232,6 @@ class EventBus:
                 self._leave(subscriber)
             else:
                 subscriber.delivered += 1
-        return True
 
     async def publish_control(self, event: Event) -> None:
         """Deliver a control event to the lossless subscribers only (see the module docstring);

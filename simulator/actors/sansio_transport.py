@@ -73,6 +73,15 @@ class StreamTransport:
         self._reading = False
         self._stream_closed = False
 
+    async def _acquire_write_lock(self) -> None:
+        """Take the write lock for a frame of the caller's: a cancelled caller writes nothing,
+        and a free lock is taken without a trip through the scheduler (the usual case)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._write_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._write_lock.acquire()
+
     async def _send_bytes(self, data: bytes) -> None:
         """Write under the write lock. A cancelled write may have left half a frame on the wire:
         the connection is then unusable, so it is dropped (1006)."""

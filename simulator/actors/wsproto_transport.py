@@ -94,12 +94,7 @@ class WsprotoTransport(StreamTransport):
         """Send one text frame; raises ``TransportClosed`` if the connection is gone."""
         if self._closed is not None:
             raise self._closed
-        await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled caller writes nothing
-        lock = self._write_lock
-        try:  # uncontended (the usual case): no trip through the scheduler for the lock
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
+        await self._acquire_write_lock()
         try:
             if self._ws.state is not ConnectionState.OPEN:
                 raise self._closed or TransportClosed(ABNORMAL_CLOSURE, "connection closing")
@@ -108,7 +103,7 @@ class WsprotoTransport(StreamTransport):
             except STREAM_ERRORS:
                 raise self._lost() from None
         finally:
-            lock.release()
+            self._write_lock.release()
 
     async def receive(self) -> str:
         """The next text message (a binary one is decoded as UTF-8 with replacement).
