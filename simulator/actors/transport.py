@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, Protocol
 from urllib.parse import SplitResult, quote, urlsplit
@@ -237,16 +237,23 @@ async def _websocket_over(
     error: BaseException | None = None  # from the handshake or the body: re-raised as it is
     try:
         async with trio.open_nursery() as nursery:
+            handshake = trio.CancelScope(deadline=deadline)
+            reader = _ReaderNursery(nursery, handshake)
             try:
-                with trio.fail_at(deadline):
+                with handshake:
                     ws = await trio_websocket.wrap_client_stream(
-                        nursery, stream, host, resource,  # type: ignore[arg-type]
+                        reader, stream, host, resource,  # type: ignore[arg-type]
                         subprotocols=[SUBPROTOCOL], extra_headers=headers,
                         max_message_size=max_message_size,
                     )
+                if handshake.cancelled_caught:
+                    raise (trio.BrokenResourceError("the server closed the connection during the"
+                                                    " handshake") if reader.ended
+                           else trio.TooSlowError())
             except BaseException as exc:
                 error = exc
-                await trio.aclose_forcefully(stream)
+                with trio.CancelScope(shield=True):  # (a cancelled caller: one Cancelled only)
+                    await trio.aclose_forcefully(stream)
                 nursery.cancel_scope.cancel()
             else:
                 try:
@@ -254,10 +261,11 @@ async def _websocket_over(
                 except BaseException as exc:
                     error = exc
                 finally:
-                    with trio.CancelScope(shield=True), trio.move_on_after(2):
-                        await ws.aclose()
-                    # (after the peer closed, trio-websocket's aclose leaves the socket open)
-                    await trio.aclose_forcefully(stream)
+                    with trio.CancelScope(shield=True):
+                        with trio.move_on_after(2):
+                            await ws.aclose()
+                        # (after the peer closed, trio-websocket's aclose leaves the socket open)
+                        await trio.aclose_forcefully(stream)
                     nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         if len(group.exceptions) == 1:
@@ -265,6 +273,29 @@ async def _websocket_over(
         raise
     if error is not None:
         raise error
+
+
+class _ReaderNursery:
+    """The nursery handed to ``trio_websocket.wrap_client_stream``, which starts its reader task
+    there (``start_soon``, the only method it uses): once that task ends, the handshake is
+    cancelled, so a peer that closes before it answers fails the connect at once instead of
+    costing the whole connect timeout (trio-websocket only waits for an answer)."""
+
+    def __init__(self, nursery: trio.Nursery, handshake: trio.CancelScope) -> None:
+        self._nursery = nursery
+        self._handshake = handshake
+        self.ended = False
+        """The reader task has ended."""
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        async def reader() -> None:
+            try:
+                await fn(*args)
+            finally:
+                self.ended = True
+                self._handshake.cancel()  # (a no-op once the handshake is over)
+
+        self._nursery.start_soon(reader)
 
 
 def root_cause(exc: BaseException) -> str:

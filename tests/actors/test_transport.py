@@ -161,3 +161,62 @@ async def test_a_peer_that_is_not_a_websocket_server_is_a_connect_error() -> Non
                 async with open_websocket_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1"):
                     pass  # pragma: no cover - never reached
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n",
+                                    b"HTTP/1.1 101 Switching"],
+                         ids=["closes", "401-then-closes", "half-an-answer"])
+async def test_a_server_that_closes_during_the_handshake_fails_the_connect_at_once(
+    answer: bytes,
+) -> None:
+    """trio-websocket waits only for an answer: a CSMS that hangs up on an unknown charger
+    would cost the whole connect timeout and read as a timeout. It fails at once, saying so."""
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+
+    async def hang_up(stream: trio.SocketStream) -> None:
+        await stream.receive_some(4096)
+        if answer:
+            await stream.send_all(answer)
+        await stream.aclose()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.serve_listeners, hang_up, [listener])
+            started = trio.current_time()
+            with pytest.raises(ConnectError, match="closed the connection during the handshake"):
+                async with open_websocket_transport(f"ws://127.0.0.1:{port}/ocpp", "CP1",
+                                                    connect_timeout=5):
+                    pass  # pragma: no cover - never reached
+            assert trio.current_time() - started < 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_cancelled_connect_or_connection_leaves_as_a_bare_cancellation() -> None:
+    """The fleet ending cancels its chargers: whether the transport is in the handshake or
+    connected, the caller's scope catches one plain Cancelled (no group of two from the reader
+    and the socket's close)."""
+
+    async def hold(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    async def idle(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+            silent = listener.socket.getsockname()[1]
+            nursery.start_soon(trio.serve_listeners, hold, [listener])
+            port = await serve(nursery, idle)
+            for url, connected in ((f"ws://127.0.0.1:{silent}/ocpp", False),
+                                   (f"ws://127.0.0.1:{port}/ocpp", True)):
+                with trio.move_on_after(0.3) as scope:
+                    try:
+                        async with open_websocket_transport(url, "CP1") as transport:
+                            assert connected
+                            await transport.receive()
+                    except BaseExceptionGroup:  # pragma: no cover - the failure
+                        pytest.fail("the cancellation came out in a group")
+                assert scope.cancelled_caught
+            nursery.cancel_scope.cancel()
