@@ -43,10 +43,8 @@ from simulator.events import (
     TransactionStopped,
     UnmatchedResult,
 )
-from simulator.storage import RunRecord, get_run, open_readonly
+from simulator.storage import LOOP_PROBE_SUMMARY_KEY, RunRecord, get_run, open_readonly
 
-LOOP_PROBE_SUMMARY_KEY: Final = "loop_lag_probe"
-"""Set (true) in a run's stored summary when its event-loop lag probe ran."""
 PERCENTILES: Final = (50.0, 95.0, 99.0)
 """The latency percentiles a report gives, in percent."""
 

@@ -60,9 +60,9 @@ from simulator.csms.server import new_central_system
 from simulator.events import Event
 from simulator.machines.charger import ChargerSpec
 from simulator.machines.effects import OutboxEntry, PersistOutbox
-from simulator.report import LOOP_PROBE_SUMMARY_KEY
 from simulator.storage import (
     DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
+    LOOP_PROBE_SUMMARY_KEY,
     Ledger,
     RunSpec,
     RunStatus,

@@ -89,6 +89,10 @@ class RunStatus:
     ALL: Final = frozenset({RUNNING, COMPLETED, FAILED, INTERRUPTED})
 
 
+LOOP_PROBE_SUMMARY_KEY: Final = "loop_lag_probe"
+"""Set (true) in a run's stored ``summary`` when its event-loop lag probe ran
+(``simulator.actors.lag``): the report then tells a loop on time from one not measured."""
+
 class SaveOutbox(Event, frozen=True, tag="outbox_saved"):
     """Control event: replace ``charger``'s outbox with ``entries`` (oldest first).
 
