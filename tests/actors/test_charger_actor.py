@@ -131,8 +131,18 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
 
-async def plug_in_and_start(control: ChargerControl, *, energy_wanted_kwh: float) -> None:
-    """An EV plugs into connector 1 and TAG-1 starts a transaction."""
+async def start_charging(
+    nursery: trio.Nursery, csms: FakeCsms, env: ChargerEnv, control: ChargerControl, *,
+    energy_wanted_kwh: float,
+) -> None:
+    """Run the charger of ``env`` against ``csms`` in ``nursery`` (with its fleet wheel, if it
+    has one), let it boot for 2 s, then an EV plugs into connector 1 and TAG-1 starts a
+    transaction."""
+    csms.nursery = nursery
+    if env.timers is not None:
+        await nursery.start(env.timers.run)
+    nursery.start_soon(run_charger, env, control)
+    await trio.sleep(2)
     ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11,
                 energy_wanted_kwh=energy_wanted_kwh)
     await control.inbox_send.send(PlugIn(1, ev=ev))
@@ -218,10 +228,7 @@ async def test_events_published_without_waiting_or_after_a_wait_come_once_in_ord
             env = dataclasses.replace(env, publish_nowait=publish_nowait)
         control = ChargerControl()
         async with trio.open_nursery() as nursery:
-            csms.nursery = nursery
-            nursery.start_soon(run_charger, env, control)
-            await trio.sleep(2)
-            await plug_in_and_start(control, energy_wanted_kwh=10)
+            await start_charging(nursery, csms, env, control, energy_wanted_kwh=10)
             await trio.sleep(30)
             await control.shutdown(trio.current_time() + 5)
             await control.done.wait()
@@ -352,10 +359,7 @@ async def test_transaction_messages_survive_a_dropped_connection_in_order(
     env = make_env(csms, recorder)
     control = ChargerControl()
     async with trio.open_nursery() as nursery:
-        csms.nursery = nursery
-        nursery.start_soon(run_charger, env, control)
-        await trio.sleep(2)
-        await plug_in_and_start(control, energy_wanted_kwh=10)
+        await start_charging(nursery, csms, env, control, energy_wanted_kwh=10)
         await trio.sleep(12)
         csms.down = True
         await csms.drop("CP-1")
@@ -409,12 +413,7 @@ async def test_the_outbox_is_stored_late_while_empty_and_at_once_once_it_holds_m
 
     env = dataclasses.replace(env, persist=persist)
     async with trio.open_nursery() as nursery:
-        csms.nursery = nursery
-        if timers is not None:
-            await nursery.start(timers.run)
-        nursery.start_soon(run_charger, env, control)
-        await trio.sleep(2)
-        await plug_in_and_start(control, energy_wanted_kwh=30)
+        await start_charging(nursery, csms, env, control, energy_wanted_kwh=30)
         await trio.sleep(20)
         assert len(csms.calls("CP-1", "MeterValues")) >= 15
         assert recorder.persisted == []  # every message acknowledged within the interval
@@ -460,11 +459,7 @@ async def test_a_message_acknowledged_within_the_interval_costs_no_wake_up(
                                            "MeterValueSampleInterval": 1}, timers=timers)
     control = ChargerControl()
     async with trio.open_nursery() as nursery:
-        csms.nursery = nursery
-        await nursery.start(timers.run)
-        nursery.start_soon(run_charger, env, control)
-        await trio.sleep(2)
-        await plug_in_and_start(control, energy_wanted_kwh=30)
+        await start_charging(nursery, csms, env, control, energy_wanted_kwh=30)
         await trio.sleep(5)
         fired, sent = timers.fired, len(csms.calls("CP-1", "MeterValues"))
         await trio.sleep(20)
