@@ -89,10 +89,11 @@ class Backoff:
 class ChargerEnv:
     """Everything a charger actor takes from outside (immutable, shared by its restarts).
 
-    ``publish`` sends an event to the bus and may block (ledger backpressure); ``publish_nowait``,
-    if given, is tried first and returns False, having delivered nothing, when ``publish`` would
-    have to wait (``EventBus.publish_nowait``: no coroutine per event); ``persist`` stores
-    an outbox snapshot in the ledger. ``wall_epoch`` is Unix time at ``trio.current_time() == 0``.
+    ``publish`` sends an event to the bus and may block (ledger backpressure); ``publish_nowait``
+    is tried first and returns False, having delivered nothing, when ``publish`` would have to
+    wait (``EventBus.publish_nowait``: no coroutine per event; by default it never delivers);
+    ``persist`` stores an outbox snapshot in the ledger. ``wall_epoch`` is Unix time at
+    ``trio.current_time() == 0``.
     ``timers``: the fleet's :class:`~simulator.actors.timers.TimerWheel`, whose task must run
     while the charger does; without one the charger runs a wheel of its own.
     """
@@ -107,7 +108,7 @@ class ChargerEnv:
     sessions: Sessions | None = None
     backoff: Backoff = Backoff()
     timers: TimerWheel | None = None
-    publish_nowait: Callable[[Event], bool] | None = None
+    publish_nowait: Callable[[Event], bool] = lambda event: False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -355,10 +356,10 @@ async def run_charger(
                         t=trio.current_time(), charger=identity, raw=text,
                         message_type=message_type, unique_id=unique_id, action=action,
                     )
-                    if publish_nowait is None or not publish_nowait(event):
+                    if not publish_nowait(event):
                         await env.publish(event)
                 case Publish(event=event):
-                    if publish_nowait is None or not publish_nowait(event):
+                    if not publish_nowait(event):
                         await env.publish(event)
                 case CloseConnection():
                     link.drop()
