@@ -9,13 +9,19 @@ Tasks, all in the actor's own nursery:
 
 - the main loop (this module's :func:`run_charger`): it waits on the inbox until the machine's
   next deadline, through an alarm on the fleet's timer wheel (``simulator.actors.timers``; a
-  charger run on its own runs a wheel of its own), and steps the machine with what comes;
+  charger run on its own runs a wheel of its own), and steps the machine with what comes. A
+  deadline that finds the main loop waiting on an empty inbox is stepped by the wheel's task
+  itself (most exchanges start with a timer: meter samples, heartbeats): that spares the main
+  loop a wake-up; what the step raises is raised by the main loop, as its own crash;
 - the link (:func:`_run_link`): connects, reads frames, reconnects with exponential backoff and
   full jitter drawn from the charger's seeded RNG. A frame that finds the main loop waiting on
   an empty inbox is stepped into the machine by the link itself (one task switch less per frame,
   about 10% of a fleet's CPU); any other goes through the inbox, so that frames and the other
   inputs keep their order. One step at a time, under a lock: a step is the input, the tick and
-  applying every effect; a drop the link asks for in its own step happens after it;
+  applying every effect; a drop the link asks for in its own step happens after it. Effects are
+  applied without a coroutine (``Transport.send_nowait``, ``publish_nowait``) for as long as
+  none has to wait; the rest of a step is finished with awaits, by the link for its own step,
+  by the main loop for the wheel's, the lock held until then;
 - one connector actor per connector with automatic sessions (``simulator.actors.connector``).
 
 The inbox is one bounded channel (:data:`INBOX_SIZE`): when the main loop falls behind, the link
@@ -29,14 +35,20 @@ import functools
 import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Final
+from typing import Final, cast
 
 import trio
 
 from simulator import seeds
 from simulator.actors.connector import run_connector
 from simulator.actors.timers import TimerWheel
-from simulator.actors.transport import ConnectError, Transport, TransportClosed
+from simulator.actors.transport import (
+    NOT_SENT,
+    STARTED,
+    ConnectError,
+    Transport,
+    TransportClosed,
+)
 from simulator.config import Sessions
 from simulator.events import Connected, ConnectFailed, Disconnected, Event, FrameOut
 from simulator.machines.charger import ChargerMachine, ChargerSpec
@@ -144,6 +156,24 @@ class _Tick:
 
 _TICK: Final = _Tick()
 
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Flush:
+    """A frame ``send_nowait`` started: its rest is to be written, then ``event`` published."""
+
+    transport: Transport
+    event: FrameOut
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Rest:
+    """A step whose effects had to wait: ``effects[index:]`` are left (then the outbox store
+    that is due), for the step taken at ``now``."""
+
+    effects: list[Effect | _Flush]
+    index: int
+    now: float
+
 InboxItem = DomainRequest | Shutdown | _Up | _Down | _Frame | _Tick
 
 
@@ -190,7 +220,11 @@ class _Link:
         self.cut = False
         """The connection's scope was cancelled (by :meth:`drop`): cheaper to test per frame
         than ``CancelScope.cancel_called``, which reads the clock."""
-        self.take: Callable[[_Frame], Awaitable[bool]] | None = None
+        self.take: Callable[[_Frame], bool | _Rest] | None = None
+        """Steps a frame into the machine in the link's task if nothing is ahead of it: False
+        when it did not (the frame goes through the inbox), True when it did, or what is left
+        of the step, for ``finish``."""
+        self.finish: Callable[[_Rest], Awaitable[None]] | None = None
 
     def hurry(self) -> None:
         """The run is ending: stop waiting out the backoff, retry every ``URGENT_RETRY`` s so that
@@ -253,19 +287,22 @@ async def _run_link(
                         link.scope, link.transport = scope, transport
                         link.dropping = link.cut = False
                         await inbox.send(_Up(generation, transport))
-                        taken = 0  # frames stepped here since this task last yielded
+                        burst = 0  # frames stepped here since this task last yielded
                         try:
                             while True:
                                 frame = _Frame(generation, await transport.receive())
                                 if link.cut:
                                     break  # dropped while a buffered frame came out unawaited
-                                if link.take is not None and await link.take(frame):
+                                taken = False if link.take is None else link.take(frame)
+                                if taken is not False:
+                                    if taken is not True and link.finish is not None:
+                                        await link.finish(taken)
                                     if link.dropping:
                                         scope.cancel()
                                         break
-                                    taken += 1
-                                    if taken >= MAX_BURST:  # a CSMS that floods the socket must
-                                        taken = 0  # not keep the other tasks from running
+                                    burst += 1
+                                    if burst >= MAX_BURST:  # a CSMS that floods the socket must
+                                        burst = 0  # not keep the other tasks from running
                                         await trio.lowlevel.checkpoint()
                                     continue
                                 try:  # no trip through the scheduler while there is room
@@ -325,10 +362,13 @@ async def run_charger(
     persist_at: float | None = now if control.unsaved else None
     shutdown: Shutdown | None = None
 
+    store_due = False  # an outbox change to store before the step ends (messages were stored)
+
     async def save_outbox() -> None:
         """Hand the outbox to the ledger if it differs from the snapshot stored last."""
-        nonlocal persist_at
+        nonlocal persist_at, store_due
         persist_at = None
+        store_due = False
         outbox = control.outbox
         if control.unsaved:
             await env.persist(PersistOutbox(charger=identity, entries=outbox))
@@ -336,31 +376,42 @@ async def run_charger(
 
     publish_nowait = env.publish_nowait
 
-    async def apply(effects: list[Effect], now: float) -> None:
-        """Carry out ``effects`` of the step taken at ``now``, in order."""
-        nonlocal power_on_at, persist_at
-        store_now = False
-        for effect in effects:
-            match effect:
+    def apply_nowait(effects: list[Effect | _Flush], now: float, start: int) -> int:
+        """Carry out ``effects[start:]`` of the step taken at ``now``, in order, as long as none
+        has to wait: the index of the first one left (``len(effects)``: all done). A frame the
+        socket took only part of is left as a :class:`_Flush`, a frame sent whose event the bus
+        could not take at once as a :class:`~simulator.machines.effects.Publish`, in place."""
+        nonlocal power_on_at, persist_at, store_due
+        end = len(effects)
+        index = start
+        while index < end:
+            match effects[index]:
                 case Send(data=data, message_type=message_type, unique_id=unique_id, action=action):
                     transport = link.transport
-                    if transport is None or connected_generation != link.generation:
-                        continue  # the link went down under us; the machine hears _Down next
-                    text = data.decode()
-                    try:
-                        await transport.send(text)
-                    except TransportClosed:
-                        link.drop()
-                        continue
-                    event = FrameOut(
-                        t=trio.current_time(), charger=identity, raw=text,
-                        message_type=message_type, unique_id=unique_id, action=action,
-                    )
-                    if not publish_nowait(event):
-                        await env.publish(event)
+                    if transport is not None and connected_generation == link.generation:
+                        text = data.decode()
+                        try:
+                            sent = transport.send_nowait(text)
+                        except TransportClosed:
+                            link.drop()
+                            sent = None
+                        if sent is not None:
+                            if sent == NOT_SENT:
+                                return index
+                            frame_out = FrameOut(
+                                t=trio.current_time(), charger=identity, raw=text,
+                                message_type=message_type, unique_id=unique_id, action=action,
+                            )
+                            if sent == STARTED:
+                                effects[index] = _Flush(transport, frame_out)
+                                return index
+                            if not publish_nowait(frame_out):
+                                effects[index] = Publish(event=frame_out)
+                                return index
+                    # else the link went down under us; the machine hears _Down next
                 case Publish(event=event):
                     if not publish_nowait(event):
-                        await env.publish(event)
+                        return index
                 case CloseConnection():
                     link.drop()
                 case Reboot(delay=delay):
@@ -369,13 +420,64 @@ async def run_charger(
                 case PersistOutbox(entries=entries):
                     control.outbox = entries
                     if control.persisted:  # stored messages: a delivery is stored at once
-                        store_now = True
+                        store_due = True
                     elif not control.unsaved:  # back to the (empty) snapshot stored: no
                         persist_at = None  # wake-up to store nothing (once per message)
                     elif persist_at is None:
                         persist_at = now + OUTBOX_PERSIST_INTERVAL
-        if store_now:
+                case _Flush():
+                    return index
+            index += 1
+        return end
+
+    async def complete(rest: _Rest) -> None:
+        """Finish a step :func:`step_nowait` left unfinished: the effects that had to wait, in
+        order, then the outbox store that is due."""
+        effects, now = rest.effects, rest.now
+        end = len(effects)
+        index = rest.index
+        while (index := apply_nowait(effects, now, index)) < end:
+            match effects[index]:
+                case Send(data=data, message_type=message_type, unique_id=unique_id, action=action):
+                    transport = link.transport
+                    if transport is not None and connected_generation == link.generation:
+                        text = data.decode()
+                        try:
+                            await transport.send(text)
+                        except TransportClosed:
+                            link.drop()
+                        else:
+                            await publish(FrameOut(
+                                t=trio.current_time(), charger=identity, raw=text,
+                                message_type=message_type, unique_id=unique_id, action=action,
+                            ))
+                case _Flush(transport=transport, event=frame_out):
+                    try:
+                        await transport.flush()
+                    except TransportClosed:
+                        link.drop()
+                    else:
+                        await publish(frame_out)
+                case Publish(event=event):
+                    await env.publish(event)
+            index += 1
+        if store_due or (persist_at is not None and now >= persist_at):
             await save_outbox()
+
+    async def publish(event: Event) -> None:
+        if not publish_nowait(event):
+            await env.publish(event)
+
+    def step_nowait(now: float) -> _Rest | None:
+        """The rest of a step at ``now`` after its input: the passing of time, then the effects,
+        as far as they go without waiting. None when the step is complete; else what is left,
+        for :func:`complete`."""
+        machine.tick(now)
+        effects = cast("list[Effect | _Flush]", machine.take_effects())
+        index = apply_nowait(effects, now, 0) if effects else 0
+        if index < len(effects) or store_due or (persist_at is not None and now >= persist_at):
+            return _Rest(effects, index, now)
+        return None
 
     async with trio.open_nursery() as nursery:
         timers = env.timers
@@ -394,18 +496,17 @@ async def run_charger(
                     control.inbox_send.clone(), cancel_scope=connectors[-1],
                 ))
         machine.power_on(now)
-        await apply(machine.take_effects(), now)
+        await complete(_Rest(cast("list[Effect | _Flush]", machine.take_effects()), 0, now))
         await nursery.start(_run_link, env, link, control.inbox_send.clone())
         task_status.started()
 
-        # Waits end with an input or the alarm's tick (a stale tick left by a crashed
-        # predecessor is a harmless extra turn of the loop).
-        alarm = timers.alarm(control.inbox_send, _TICK)
-        # One step of the machine at a time: the main loop's, or the link's (take_frame). A
-        # semaphore of one, not a Lock: waiters are served in order all the same, and it keeps
-        # no owner (a Lock's bookkeeping of its owner task was ~3% of a fleet's CPU).
+        # One step of the machine at a time: the main loop's, the link's (take_frame) or the
+        # wheel's (tick_inline). A semaphore of one, not a Lock: waiters are served in order all
+        # the same, and it keeps no owner (a Lock's bookkeeping of its owner task was ~3% of a
+        # fleet's CPU), so a step the wheel began can be finished by the main loop.
         stepping = trio.Semaphore(1, max_value=1)
         waiting = False  # the main loop waits on an empty inbox
+        begun: _Rest | Exception | None = None  # what the wheel left the main loop to finish
 
         def wake_time(now: float) -> float:
             deadline = machine.next_deadline()
@@ -420,32 +521,68 @@ async def run_charger(
                 wake_at = min(wake_at, persist_at)
             return wake_at
 
-        async def finish_step(now: float) -> None:
-            machine.tick(now)
-            effects = machine.take_effects()
-            if effects:
-                await apply(effects, now)
-            if persist_at is not None and now >= persist_at:
-                await save_outbox()
+        def ready() -> bool:
+            """Whether a step may be taken outside the main loop: nothing is ahead of it (the
+            main loop waits on an empty inbox, no step is under way) and no power-on or
+            shutdown is pending."""
+            return waiting and stepping.value == 1 and power_on_at is None and shutdown is None
 
-        async def take_frame(frame: _Frame) -> bool:
+        async def finish(rest: _Rest) -> None:
+            """Finish a step begun without waiting (it holds the step lock), then let go."""
+            try:
+                await complete(rest)
+            finally:
+                stepping.release()
+            alarm.set(wake_time(rest.now))
+
+        def take_frame(frame: _Frame) -> bool | _Rest:
             """Step the machine with ``frame`` in the link's own task, sparing the main loop a
-            wake-up, when nothing is ahead of it: the main loop waits on an empty inbox and no
-            power-on or shutdown is pending. False: the frame goes through the inbox."""
-            if not waiting or not stepping.value or frame.generation != connected_generation \
-                    or power_on_at is not None or shutdown is not None:
+            wake-up, when it is :func:`ready`; False: the frame goes through the inbox. What is
+            left of the step when an effect has to wait, the link finishes (:func:`finish`)."""
+            if frame.generation != connected_generation or not ready():
                 return False
             now = trio.current_time()
             stepping.acquire_nowait()
             try:
                 machine.receive(frame.text, now)
-                await finish_step(now)
-            finally:
+                rest = step_nowait(now)
+            except BaseException:
                 stepping.release()
+                raise
+            if rest is not None:
+                return rest
+            stepping.release()
             alarm.set(wake_time(now))
             return True
 
-        link.take = take_frame
+        def tick_inline(now: float) -> bool:
+            """The alarm's work, done in the wheel's task when the charger is :func:`ready`:
+            the step at ``now``, sparing the main loop a wake-up (most of a fleet's exchanges
+            start with a timer: meter samples, heartbeats). False: the wheel wakes the main
+            loop, which takes the tick itself, or finishes what is left of the step begun here
+            when an effect has to wait, or raises what the step raised (the charger's crash,
+            not the wheel's)."""
+            nonlocal begun
+            if not ready():
+                return False
+            stepping.acquire_nowait()
+            try:
+                rest = step_nowait(now)
+            except Exception as exc:
+                begun = exc
+                return False
+            if rest is not None:
+                begun = rest
+                return False
+            stepping.release()
+            alarm.set(wake_time(now))
+            return True
+
+        # Waits end with an input or the alarm's tick (a stale tick left by a crashed
+        # predecessor is a harmless extra turn of the loop).
+        alarm = timers.alarm(control.inbox_send, _TICK, tick_inline)
+
+        link.take, link.finish = take_frame, finish
         burst = 0
         while True:
             item: InboxItem | None = None
@@ -463,6 +600,11 @@ async def run_charger(
                 finally:
                     waiting = False
             now = trio.current_time()
+            if begun is not None:  # the wheel began a step (holding the step lock): finish it
+                left, begun = begun, None
+                if isinstance(left, Exception):
+                    raise left
+                await finish(left)
             try:  # uncontended unless the link is in the middle of a step: then after it
                 stepping.acquire_nowait()
             except trio.WouldBlock:
@@ -508,7 +650,9 @@ async def run_charger(
                         machine.shutdown(now)
                     case _Tick() | None:
                         pass
-                await finish_step(now)
+                rest = step_nowait(now)
+                if rest is not None:
+                    await complete(rest)
             finally:
                 stepping.release()
             if shutdown is not None and (machine.statistics().drained or now >= shutdown.deadline):
@@ -516,6 +660,6 @@ async def run_charger(
         alarm.cancel()
         await save_outbox()  # what is left undelivered at the end, for --resume
         nursery.cancel_scope.cancel()
-    link.take = None  # (take_frame -> link: no reference cycle left behind with the machine)
+    link.take = link.finish = None  # (no reference cycle left behind with the machine)
     control.done.set()
 

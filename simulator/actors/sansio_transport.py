@@ -22,7 +22,15 @@ from typing import Final, Protocol, TypeVar
 import trio
 
 from simulator.actors.sockets import READY_STREAK, RECEIVE_SIZE, DirectSocketStream
-from simulator.actors.transport import SUBPROTOCOL, ConnectError, TransportClosed, root_cause
+from simulator.actors.transport import (
+    NOT_SENT,
+    SENT,
+    STARTED,
+    SUBPROTOCOL,
+    ConnectError,
+    TransportClosed,
+    root_cause,
+)
 
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
 """Seconds ``aclose`` waits for the peer's half of the closing handshake."""
@@ -67,11 +75,70 @@ class StreamTransport:
     def __init__(self, stream: trio.abc.Stream, close_timeout: float) -> None:
         self._stream = stream
         self._close_timeout = close_timeout
-        self._write_lock = trio.Semaphore(1, max_value=1)  # FIFO; cheaper than a Lock
+        # FIFO, cheaper than a Lock, and with no owner: a frame send_nowait started is
+        # finished (and the lock released) by whichever task calls flush
+        self._write_lock = trio.Semaphore(1, max_value=1)
         self._closed: TransportClosed | None = None
         self._peer_closed = trio.Event()
         self._reading = False
         self._stream_closed = False
+        self._tail = b""  # the rest of the frame send_nowait started (it holds the lock)
+
+    def _encode_text(self, data: str) -> bytes:
+        """The wire bytes of a text frame of ``data`` (the protocol counts it as sent); raises
+        ``TransportClosed`` once the connection is no longer open."""
+        raise NotImplementedError
+
+    async def send(self, data: str) -> None:
+        """Send one text frame; raises ``TransportClosed`` if the connection is gone."""
+        if self._closed is not None:
+            raise self._closed
+        await self._acquire_write_lock()
+        try:
+            if self._closed is not None:  # set while this task waited for the lock
+                raise self._closed
+            payload = self._encode_text(data)
+            try:
+                await self._send_bytes(payload)
+            except STREAM_ERRORS:
+                raise self._lost() from None
+        finally:
+            self._write_lock.release()
+
+    def send_nowait(self, data: str) -> int:
+        """Write one text frame now if the write lock is free (``SENT``), else ``NOT_SENT``;
+        ``STARTED`` when the socket took only part of it: the write lock stays taken until
+        :meth:`flush` has written the rest. Raises ``TransportClosed`` if the connection is
+        gone. Not a cancellation point."""
+        if self._closed is not None:
+            raise self._closed
+        stream = self._stream
+        if not self._write_lock.value or self._stream_closed \
+                or not isinstance(stream, DirectSocketStream):
+            return NOT_SENT
+        payload = self._encode_text(data)
+        try:
+            sent = stream.send_nowait(payload)
+        except STREAM_ERRORS:
+            raise self._lost() from None
+        if sent == len(payload):
+            return SENT
+        self._write_lock.acquire_nowait()
+        self._tail = payload[sent:]
+        return STARTED
+
+    async def flush(self) -> None:
+        """Write the rest of the frame :meth:`send_nowait` started, then release the write
+        lock; raises ``TransportClosed`` if the connection is gone."""
+        if not self._tail:
+            return
+        tail, self._tail = self._tail, b""
+        try:
+            await self._send_bytes(tail)
+        except STREAM_ERRORS:
+            raise self._lost() from None
+        finally:
+            self._write_lock.release()
 
     async def _acquire_write_lock(self) -> None:
         """Take the write lock for a frame of the caller's: a cancelled caller writes nothing,
@@ -130,7 +197,8 @@ class StreamTransport:
         with trio.CancelScope(shield=True):
             if self._closed is None:
                 self._closed = TransportClosed(code, reason)
-            frame = None if self._stream_closed else self._close_frame(code, reason)
+            # A frame half written (its flush never came) leaves no room for a close frame.
+            frame = None if self._stream_closed or self._tail else self._close_frame(code, reason)
             if frame is not None:
                 with trio.move_on_after(self._close_timeout):
                     await self._write(frame)

@@ -8,8 +8,10 @@ chargers sampling meters every second the fleet's largest single cost after the 
 Here the chargers register an :class:`Alarm` instead and wait on their inbox with no scope at all.
 The :class:`TimerWheel` task keeps every alarm in one heap and sleeps until the earliest; when it
 wakes it fires every alarm that is due, by putting a tick item in the owner's inbox
-(``send_nowait``: a full inbox wakes its owner anyway). One cancel scope, one timeout per batch of
-due alarms, however many chargers.
+(``send_nowait``: a full inbox wakes its owner anyway), unless the alarm's ``inline`` hook does
+the owner's work there and then, in the wheel's task (a charger waiting idle is stepped so,
+without a wake-up of its own). One cancel scope, one timeout per batch of due alarms, however
+many chargers.
 
 An alarm has one deadline at a time: setting it again replaces it, so a charger whose deadline
 moves never gets a stale wake-up. A charger's deadline moves at every step, mostly later (the
@@ -30,6 +32,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any, Final
 
 import trio
@@ -40,15 +43,21 @@ DEFAULT_RESOLUTION: Final = 0.005
 
 class Alarm:
     """One waiter's deadline on a :class:`TimerWheel`: when it is due the wheel puts ``item`` into
-    ``channel`` (without waiting; a full or closed channel is left alone)."""
+    ``channel`` (without waiting; a full or closed channel is left alone).
 
-    __slots__ = ("_channel", "_item", "_queued", "_wheel", "when")
+    ``inline``, if given, is called first, in the wheel's task, with the wheel's current time:
+    True means the waiter has done its work there and then (no item is sent, no task is woken).
+    It must not block and must not raise: what it raises ends the wheel, and with it the run.
+    """
+
+    __slots__ = ("_channel", "_inline", "_item", "_queued", "_wheel", "when")
 
     def __init__(self, wheel: TimerWheel, channel: trio.MemorySendChannel[Any], item: object,
-                 ) -> None:
+                 inline: Callable[[float], bool] | None = None) -> None:
         self._wheel = wheel
         self._channel = channel
         self._item = item
+        self._inline = inline
         self.when: float | None = None
         """The pending deadline (trio clock seconds), None when none is pending."""
         self._queued: float | None = None
@@ -73,8 +82,11 @@ class Alarm:
         """Drop the pending deadline."""
         self.when = None
 
-    def _fire(self) -> None:
+    def _fire(self, now: float) -> None:
         self.when = None
+        inline = self._inline
+        if inline is not None and inline(now):
+            return
         try:  # noqa: SIM105 (the hot path: no context manager per fired alarm)
             self._channel.send_nowait(self._item)
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
@@ -98,9 +110,11 @@ class TimerWheel:
         self.wakeups = 0
         """Times the wheel's task woke up to fire alarms."""
 
-    def alarm(self, channel: trio.MemorySendChannel[Any], item: object) -> Alarm:
-        """A new alarm that puts ``item`` into ``channel`` when due."""
-        return Alarm(self, channel, item)
+    def alarm(self, channel: trio.MemorySendChannel[Any], item: object,
+              inline: Callable[[float], bool] | None = None) -> Alarm:
+        """A new alarm that puts ``item`` into ``channel`` when due (unless ``inline`` does the
+        work: see :class:`Alarm`)."""
+        return Alarm(self, channel, item, inline)
 
     def __len__(self) -> int:
         """Heap entries, including replaced ones not yet skipped."""
@@ -132,7 +146,8 @@ class TimerWheel:
                 await trio.sleep_forever()
             self._scope = None
             self.wakeups += 1
-            due = max(trio.current_time(), scope.deadline)  # at least the grid point reached
+            now = trio.current_time()
+            due = max(now, scope.deadline)  # at least the grid point reached
             while heap and heap[0][0] <= due:
                 when, _, alarm = heapq.heappop(heap)
                 if alarm._queued != when:
@@ -143,7 +158,7 @@ class TimerWheel:
                     continue  # cancelled
                 if target <= due:
                     self.fired += 1
-                    alarm._fire()
+                    alarm._fire(now)
                 else:  # moved later since this entry was pushed: on to its deadline
                     alarm._queued = target
                     heapq.heappush(heap, (target, next(self._order), alarm))

@@ -1,6 +1,8 @@
 """Transports: how a charger actor reaches its central system.
 
-A :class:`Transport` is a message pipe with text frames: ``send``, ``receive`` and ``aclose``. Two
+A :class:`Transport` is a message pipe with text frames: ``send``, ``receive`` and ``aclose``,
+plus ``send_nowait`` (a frame written without a coroutine when the socket takes it) and
+``flush`` (the rest of a frame the socket took only part of). Two
 implementations: :func:`open_websocket_transport` (trio-websocket, the default; offers the
 ``ocpp1.6`` subprotocol and refuses a handshake that does not return it) and
 :func:`memory_transport_pair` (in-memory, for tests and virtual time). The charger actor only sees
@@ -50,6 +52,15 @@ class TransportClosed(Exception):
         self.reason = reason
 
 
+NOT_SENT: Final = 0
+"""``send_nowait``: nothing was written; ``send`` the frame."""
+SENT: Final = 1
+"""``send_nowait``: the whole frame was written."""
+STARTED: Final = 2
+"""``send_nowait``: the frame is started and its rest waits for the socket; the caller must
+``await flush()`` next (other writers wait until then)."""
+
+
 class Transport(Protocol):
     """A connected message pipe carrying OCPP-J text frames."""
 
@@ -58,6 +69,16 @@ class Transport(Protocol):
 
     async def send(self, data: str) -> None:
         """Send one text frame; raises :class:`TransportClosed` if the connection is gone."""
+
+    def send_nowait(self, data: str) -> int:
+        """Send one text frame if that needs no waiting, without a coroutine (and not a
+        cancellation point): :data:`SENT`, :data:`NOT_SENT` (nothing written: use ``send``) or
+        :data:`STARTED` (then ``flush`` comes next). Raises :class:`TransportClosed` if the
+        connection is gone."""
+
+    async def flush(self) -> None:
+        """Write the rest of the frame ``send_nowait`` started; raises
+        :class:`TransportClosed` if the connection is gone (no-op when nothing is started)."""
 
     async def receive(self) -> str:
         """Wait for the next text frame; raises :class:`TransportClosed` at the end."""
@@ -92,6 +113,14 @@ class WebSocketTransport:
             await self._ws.send_message(data)
         except trio_websocket.ConnectionClosed as exc:
             raise _closed(exc) from None
+
+    def send_nowait(self, data: str) -> int:
+        """Always :data:`NOT_SENT`: trio-websocket writes only from a coroutine, under a lock
+        owned by the writing task."""
+        return NOT_SENT
+
+    async def flush(self) -> None:
+        pass
 
     async def receive(self) -> str:
         try:
@@ -340,6 +369,20 @@ class MemoryTransport:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise TransportClosed(1006, "peer gone") from None
 
+    def send_nowait(self, data: str) -> int:
+        if self._closed is not None:
+            raise self._closed
+        try:
+            self._send.send_nowait(data)
+        except trio.WouldBlock:
+            return NOT_SENT
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise TransportClosed(1006, "peer gone") from None
+        return SENT
+
+    async def flush(self) -> None:
+        pass  # a frame goes whole or not at all
+
     async def receive(self) -> str:
         if self._closed is not None:
             raise self._closed
@@ -368,6 +411,9 @@ def memory_transport_pair(buffer: int = 16) -> tuple[MemoryTransport, MemoryTran
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "NOT_SENT",
+    "SENT",
+    "STARTED",
     "SUBPROTOCOL",
     "ConnectError",
     "MemoryTransport",

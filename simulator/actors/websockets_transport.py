@@ -95,23 +95,11 @@ class WebsocketsTransport(StreamTransport):
     def subprotocol(self) -> str | None:
         return self._ws.subprotocol
 
-    async def send(self, data: str) -> None:
-        """Send one text frame; raises ``TransportClosed`` if the connection is gone."""
-        if self._closed is not None:
-            raise self._closed
-        await self._acquire_write_lock()
-        try:
-            if self._closed is not None:  # set while this task waited for the lock
-                raise self._closed
-            if self._ws.state is not State.OPEN:  # a close frame not read out by receive yet
-                raise TransportClosed(ABNORMAL_CLOSURE, "connection closing")
-            self._ws.send_text(data.encode())
-            try:
-                await self._send_bytes(_joined(self._ws.data_to_send()))
-            except STREAM_ERRORS:
-                raise self._lost() from None
-        finally:
-            self._write_lock.release()
+    def _encode_text(self, data: str) -> bytes:
+        if self._ws.state is not State.OPEN:  # a close frame not read out by receive yet
+            raise TransportClosed(ABNORMAL_CLOSURE, "connection closing")
+        self._ws.send_text(data.encode())
+        return _joined(self._ws.data_to_send())
 
     async def receive(self) -> str:
         """The next text message (a binary one is decoded as UTF-8 with replacement).

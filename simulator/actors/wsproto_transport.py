@@ -90,20 +90,10 @@ class WsprotoTransport(StreamTransport):
     def subprotocol(self) -> str | None:
         return self._subprotocol
 
-    async def send(self, data: str) -> None:
-        """Send one text frame; raises ``TransportClosed`` if the connection is gone."""
-        if self._closed is not None:
-            raise self._closed
-        await self._acquire_write_lock()
-        try:
-            if self._ws.state is not ConnectionState.OPEN:
-                raise self._closed or TransportClosed(ABNORMAL_CLOSURE, "connection closing")
-            try:
-                await self._send_bytes(self._ws.send(TextMessage(data=data)))
-            except STREAM_ERRORS:
-                raise self._lost() from None
-        finally:
-            self._write_lock.release()
+    def _encode_text(self, data: str) -> bytes:
+        if self._ws.state is not ConnectionState.OPEN:
+            raise self._closed or TransportClosed(ABNORMAL_CLOSURE, "connection closing")
+        return self._ws.send(TextMessage(data=data))
 
     async def receive(self) -> str:
         """The next text message (a binary one is decoded as UTF-8 with replacement).

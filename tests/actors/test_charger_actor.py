@@ -25,6 +25,9 @@ from simulator.actors.charger import (
 from simulator.actors.fleet import GroupPlan, run_fleet, supervise_charger
 from simulator.actors.timers import TimerWheel
 from simulator.actors.transport import (
+    NOT_SENT,
+    SENT,
+    STARTED,
     ConnectError,
     Transport,
     TransportClosed,
@@ -43,7 +46,7 @@ from simulator.events import (
     Note,
     TransactionStopped,
 )
-from simulator.machines.charger import ChargerSpec
+from simulator.machines.charger import ChargerMachine, ChargerSpec
 from simulator.machines.domain import PlugIn, PresentTag
 from simulator.machines.effects import OutboxEntry, PersistOutbox
 from simulator.machines.meter import EvSpec
@@ -576,3 +579,134 @@ async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
     assert calls == ["collect(1)", "freeze"] * len(during_ramp) + ["collect(2)", "freeze"] * 2
     assert thresholds == [fleet_module.GC_THRESHOLDS] * 2
 
+
+
+class SendPolicy:
+    """A memory transport whose ``send_nowait`` refuses (``NOT_SENT``) or only starts
+    (``STARTED``, the frame held back until ``flush``) every ``every``-th frame: the charger's
+    waiting paths, taken where the socket would make it take them."""
+
+    def __init__(self, inner: Transport, mode: int, every: int, counter: itertools.count[int],
+                 ) -> None:
+        self._inner = inner
+        self._mode = mode
+        self._every = every
+        self._calls = counter
+        self._held: str | None = None
+        self.flushes = 0
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._inner.subprotocol
+
+    async def send(self, data: str) -> None:
+        assert self._held is None, "a frame was started and not flushed"
+        await self._inner.send(data)
+
+    def send_nowait(self, data: str) -> int:
+        assert self._held is None, "a frame was started and not flushed"
+        if self._mode == SENT or next(self._calls) % self._every:
+            return self._inner.send_nowait(data)
+        if self._mode == STARTED:
+            self._held = data
+        return self._mode
+
+    async def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self.flushes += 1
+            await self._inner.send(held)
+
+    async def receive(self) -> str:
+        return await self._inner.receive()
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        await self._inner.aclose(code, reason)
+
+
+@pytest.mark.parametrize("wheel", [False, True], ids=["own-wheel", "fleet-wheel"])
+async def test_frames_sent_at_once_or_after_a_wait_give_the_same_run(
+    autojump_clock: trio.testing.MockClock, wheel: bool,
+) -> None:
+    """A frame the socket takes at once (``send_nowait``), one it refuses (sent by ``send``, in
+    the main loop or the link) and one it takes in part (finished by ``flush``) make the same
+    run: the same frames and events, at the same times, in the same order."""
+
+    async def run(mode: int, every: int) -> list[tuple[object, ...]]:
+        csms, recorder = FakeCsms(), Recorder()
+        env = make_env(csms, recorder, timers=TimerWheel() if wheel else None,
+                       config={"HeartbeatInterval": 10, "MeterValueSampleInterval": 1})
+        counter = itertools.count()
+        transports: list[SendPolicy] = []
+        plain = env.open_transport
+
+        @asynccontextmanager
+        async def open_transport(identity: str) -> AsyncIterator[Transport]:
+            async with plain(identity) as inner:
+                transports.append(SendPolicy(inner, mode, every, counter))
+                yield transports[-1]
+
+        env = dataclasses.replace(env, open_transport=open_transport)
+        control = ChargerControl()
+        async with trio.open_nursery() as nursery:
+            await start_charging(nursery, csms, env, control, energy_wanted_kwh=10)
+            await trio.sleep(40)
+            await control.shutdown(trio.current_time() + 5)
+            await control.done.wait()
+            nursery.cancel_scope.cancel()
+        if mode == STARTED:
+            assert sum(t.flushes for t in transports) >= 5
+        assert [json.loads(e.raw) for e in recorder.of(FrameOut)] == [f for _, f in csms.received]
+        start = recorder.events[0].t
+        return [(type(e).__name__, round(e.t - start, 6), getattr(e, "action", None),
+                 getattr(e, "unique_id", None)) for e in recorder.events]
+
+    at_once = await run(SENT, 1)
+    assert sum(1 for e in at_once if e[0] == "FrameOut") > 40
+    assert await run(NOT_SENT, 3) == at_once
+    assert await run(STARTED, 4) == at_once
+    assert await run(NOT_SENT, 1) == at_once  # a transport that never sends without waiting
+
+
+async def test_a_crash_in_a_step_the_timer_wheel_took_is_the_chargers_alone(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step taken in the fleet wheel's task (a timer came due while the charger waited) that
+    raises crashes that charger, recorded and restarted by its supervisor, not the wheel: the
+    other chargers on it keep their timers."""
+    csms, recorder = FakeCsms(), Recorder()
+    timers = TimerWheel()
+    tick = ChargerMachine.tick
+    armed = [True]
+
+    def tick_or_fail(self: ChargerMachine, now: float) -> None:
+        if armed[0] and self.spec.identity == "CP-A" and now >= 15:
+            armed[0] = False
+            raise RuntimeError("boom in a timed step")
+        tick(self, now)
+
+    monkeypatch.setattr(ChargerMachine, "tick", tick_or_fail)
+    envs = [make_env(csms, recorder, identity=name, timers=timers) for name in ("CP-A", "CP-B")]
+    controls = [ChargerControl(), ChargerControl()]
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        await nursery.start(timers.run)
+        for env, control in zip(envs, controls, strict=True):
+            nursery.start_soon(supervise_charger, env, control)
+        await trio.sleep(60)
+        for control in controls:
+            await control.shutdown(trio.current_time() + 5)
+            await control.done.wait()
+        nursery.cancel_scope.cancel()
+
+    crashes = recorder.of(Crashed)
+    assert [c.charger for c in crashes] == ["CP-A"]
+    assert "boom in a timed step" in crashes[0].error
+    assert "tick_inline" in crashes[0].traceback  # it was the wheel's step that raised
+    assert controls[0].restarts == 1 and controls[1].restarts == 0
+    assert len(csms.calls("CP-A", "BootNotification")) == 2
+    # CP-B's heartbeats every 10 s went on through CP-A's crash (the wheel lived on)
+    beats = [e.t for e in recorder.of(FrameOut)
+             if e.charger == "CP-B" and e.action == "Heartbeat"]
+    assert len(beats) == 5
+    assert [b - a for a, b in itertools.pairwise(beats)] == pytest.approx([10] * 4, abs=0.0051)

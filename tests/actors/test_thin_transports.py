@@ -15,6 +15,9 @@ import trio.testing
 import trio_websocket
 
 from simulator.actors.transport import (
+    NOT_SENT,
+    SENT,
+    STARTED,
     SUBPROTOCOL,
     ConnectError,
     Transport,
@@ -329,3 +332,87 @@ async def test_wss_to_a_plain_server_is_one_clear_connect_error(open_thin: Opene
     message = str(raised.value)
     assert message.startswith(f"wss://127.0.0.1:{port}/ocpp/CP1: ")
     assert "\n" not in message
+
+
+async def fill_until_started(transport: Transport, size: int, limit: int = 400) -> list[str]:
+    """``send_nowait`` messages of ``size`` characters (each of its own letter) until the socket
+    takes one only in part; returns them all, the started one last."""
+    sent: list[str] = []
+    for n in range(limit):
+        message = chr(ord("a") + n % 26) * size
+        status = transport.send_nowait(message)
+        sent.append(message)
+        if status == STARTED:
+            return sent
+        assert status == SENT
+    raise AssertionError(f"{limit} messages of {size} characters never filled the socket")
+
+
+async def test_send_nowait_writes_whole_frames_and_a_started_one_is_flushed_first(
+    open_thin: Opener,
+) -> None:
+    size = 200_000
+    received: list[str] = []
+    reading = trio.Event()
+    got_last = trio.Event()
+
+    async def read_later(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await reading.wait()
+        try:
+            while True:
+                received.append(str(await ws.get_message()))
+                if received[-1] == "last":
+                    got_last.set()
+        except trio_websocket.ConnectionClosed:
+            pass
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await serve(nursery, read_later)
+            async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+                sent = await fill_until_started(transport, size)
+                # the frame started holds the write lock: nothing else may go on the wire now
+                assert transport.send_nowait("queued") == NOT_SENT
+                waiting_send_done = trio.Event()
+
+                async def send_after() -> None:
+                    await transport.send("after")
+                    waiting_send_done.set()
+
+                nursery.start_soon(send_after)
+                await trio.testing.wait_all_tasks_blocked()
+                assert not waiting_send_done.is_set()  # a send waits for the flush
+                reading.set()  # the server reads: the rest of the frame goes out
+                await transport.flush()
+                await waiting_send_done.wait()
+                assert transport.send_nowait("last") == SENT
+                await got_last.wait()
+            nursery.cancel_scope.cancel()
+    assert received == [*sent, "after", "last"]  # whole, in order, none interleaved
+
+
+async def test_aclose_with_a_frame_half_written_cuts_the_connection(open_thin: Opener) -> None:
+    reasons: list[int | None] = []
+    done = trio.Event()
+
+    async def never_read(request: object, ws: trio_websocket.WebSocketConnection) -> None:
+        await trio.sleep(2)  # the client's close comes first; then drain to see how it ended
+        try:
+            while True:
+                await ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            reasons.append(None if exc.reason is None else exc.reason.code)
+        done.set()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await serve(nursery, never_read)
+            async with open_thin(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
+                await fill_until_started(transport, 200_000)
+                with trio.fail_after(1):  # no wait for a close frame that cannot be sent
+                    await transport.aclose()
+                with pytest.raises(TransportClosed):
+                    transport.send_nowait("too late")
+            await done.wait()
+            nursery.cancel_scope.cancel()
+    assert reasons and reasons[0] != 1000  # no clean closing handshake: the peer saw a cut

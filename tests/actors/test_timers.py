@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -163,3 +163,29 @@ async def test_alarms_fire_on_the_grid_never_before_their_deadline(
 def test_a_negative_resolution_is_refused() -> None:
     with pytest.raises(ValueError, match="resolution"):
         TimerWheel(resolution=-1)
+
+
+async def test_an_inline_hook_does_the_work_or_falls_back_to_the_item(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wheel = TimerWheel(resolution=0)
+    send, receive = trio.open_memory_channel[str](10)
+    calls: list[tuple[str, float]] = []
+
+    def hook(name: str, handled: bool) -> Callable[[float], bool]:
+        def inline(now: float) -> bool:
+            calls.append((name, now - start))
+            return handled
+        return inline
+
+    async with running(wheel) as start:
+        done = wheel.alarm(send, "done", hook("done", True))
+        done.set(start + 1)
+        wheel.alarm(send, "woken", hook("woken", False)).set(start + 2)
+        await trio.sleep(3)
+        assert calls == [("done", 1.0), ("woken", 2.0)]  # each with the wheel's time, once
+        assert drain(receive) == ["woken"]  # the hook that did the work sent nothing
+        done.set(trio.current_time() + 1)  # a hook may set its alarm again; it fires again
+        await trio.sleep(2)
+    assert calls[-1] == ("done", 4.0)
+    assert wheel.fired == 3
