@@ -555,19 +555,23 @@ async def run_charger(
             alarm.set(wake_time(now))
             return True
 
-        def tick_inline(now: float) -> bool:
+        def tick_inline(wheel_now: float) -> bool:
             """The alarm's work, done in the wheel's task when the charger is :func:`ready`:
-            the step at ``now``, sparing the main loop a wake-up (most of a fleet's exchanges
-            start with a timer: meter samples, heartbeats). False: the wheel wakes the main
-            loop, which takes the tick itself, or finishes what is left of the step begun here
-            when an effect has to wait, or raises what the step raised (the charger's crash,
-            not the wheel's)."""
+            the step, sparing the main loop a wake-up (most of a fleet's exchanges start with a
+            timer: meter samples, heartbeats). False: the wheel wakes the main loop, which takes
+            the tick itself, or finishes what is left of the step begun here when an effect has
+            to wait, or raises what the step raised (the charger's crash, not the wheel's: the
+            wheel serves the whole fleet). The step reads the clock itself: the wheel's time is
+            when it woke, and a large batch of alarms takes a while."""
             nonlocal begun
             if not ready():
                 return False
             stepping.acquire_nowait()
+            now = trio.current_time()
             try:
                 rest = step_nowait(now)
+                if rest is None:
+                    alarm.set(wake_time(now))  # (the machine's deadline is computed here)
             except Exception as exc:
                 begun = exc
                 return False
@@ -575,7 +579,6 @@ async def run_charger(
                 begun = rest
                 return False
             stepping.release()
-            alarm.set(wake_time(now))
             return True
 
         # Waits end with an input or the alarm's tick (a stale tick left by a crashed
@@ -586,15 +589,16 @@ async def run_charger(
         burst = 0
         while True:
             item: InboxItem | None = None
+            if burst >= MAX_BURST:  # let the other tasks run; what is queued stays ahead of
+                burst = 0  # anything new (not ``waiting``: nothing may be stepped around it)
+                await trio.lowlevel.checkpoint()
             try:  # the common case under load: something is waiting, no cancel scope needed
-                if burst >= MAX_BURST:
-                    raise trio.WouldBlock
                 item = control.inbox.receive_nowait()
                 burst += 1
             except trio.WouldBlock:
                 burst = 0
                 alarm.set(wake_time(now))
-                waiting = True
+                waiting = True  # parked on an empty inbox (receive takes nothing queued first)
                 try:
                     item = await control.inbox.receive()
                 finally:

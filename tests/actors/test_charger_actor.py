@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -127,6 +128,12 @@ class Recorder:
         await trio.lowlevel.checkpoint_if_cancelled()  # as EventBus.publish does
         self.events.append(event)
 
+    def publish_nowait(self, event: Event) -> bool:
+        """Takes every event, as ``EventBus.publish_nowait`` does while the ledger keeps up:
+        the charger's steps then complete without waiting, wherever they are taken."""
+        self.events.append(event)
+        return True
+
     async def persist(self, effect: PersistOutbox) -> None:
         self.persisted.append(effect)
 
@@ -168,7 +175,8 @@ def make_env(
     )
     return ChargerEnv(
         spec=spec, seed=7, url=f"ws://memory/{identity}", open_transport=csms.opener(fail=fail),
-        publish=recorder.publish, persist=recorder.persist, wall_epoch=WALL_EPOCH,
+        publish=recorder.publish, publish_nowait=recorder.publish_nowait,
+        persist=recorder.persist, wall_epoch=WALL_EPOCH,
         sessions=sessions, backoff=Backoff(base=1.0, cap=30.0), timers=timers,
     )
 
@@ -221,14 +229,12 @@ async def test_events_published_without_waiting_or_after_a_wait_come_once_in_ord
         calls = itertools.count()
 
         def publish_nowait(event: Event) -> bool:
-            if refuse_every is not None and next(calls) % refuse_every == 0:
-                return False
+            if refuse_every is None or next(calls) % refuse_every == 0:
+                return False  # (None: a charger that only awaits)
             recorder.events.append(event)
             return True
 
-        env = make_env(csms, recorder)
-        if refuse_every is not None:
-            env = dataclasses.replace(env, publish_nowait=publish_nowait)
+        env = dataclasses.replace(make_env(csms, recorder), publish_nowait=publish_nowait)
         control = ChargerControl()
         async with trio.open_nursery() as nursery:
             await start_charging(nursery, csms, env, control, energy_wanted_kwh=10)
@@ -243,6 +249,7 @@ async def test_events_published_without_waiting_or_after_a_wait_come_once_in_ord
     awaited = await run(None)
     assert len(awaited) > 30
     assert await run(3) == awaited
+    assert await run(10**9) == awaited  # all but the first taken at once
 
 
 async def test_a_reset_from_the_csms_reboots_the_charger_after_answering_it(
@@ -648,12 +655,13 @@ async def test_frames_sent_at_once_or_after_a_wait_give_the_same_run(
 
         env = dataclasses.replace(env, open_transport=open_transport)
         control = ChargerControl()
-        async with trio.open_nursery() as nursery:
-            await start_charging(nursery, csms, env, control, energy_wanted_kwh=10)
-            await trio.sleep(40)
-            await control.shutdown(trio.current_time() + 5)
-            await control.done.wait()
-            nursery.cancel_scope.cancel()
+        with trio.fail_after(200):
+            async with trio.open_nursery() as nursery:
+                await start_charging(nursery, csms, env, control, energy_wanted_kwh=10)
+                await trio.sleep(40)
+                await control.shutdown(trio.current_time() + 5)
+                await control.done.wait()
+                nursery.cancel_scope.cancel()
         if mode == STARTED:
             assert sum(t.flushes for t in transports) >= 5
         assert [json.loads(e.raw) for e in recorder.of(FrameOut)] == [f for _, f in csms.received]
@@ -668,40 +676,49 @@ async def test_frames_sent_at_once_or_after_a_wait_give_the_same_run(
     assert await run(NOT_SENT, 1) == at_once  # a transport that never sends without waiting
 
 
+@pytest.mark.parametrize("where", ["tick", "next_deadline"])
 async def test_a_crash_in_a_step_the_timer_wheel_took_is_the_chargers_alone(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch,
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch, where: str,
 ) -> None:
     """A step taken in the fleet wheel's task (a timer came due while the charger waited) that
-    raises crashes that charger, recorded and restarted by its supervisor, not the wheel: the
-    other chargers on it keep their timers."""
+    raises, in the step or in the deadline computed after it, crashes that charger, recorded
+    and restarted by its supervisor, not the wheel: the other chargers on it keep their
+    timers."""
     csms, recorder = FakeCsms(), Recorder()
     timers = TimerWheel()
-    tick = ChargerMachine.tick
     armed = [True]
 
-    def tick_or_fail(self: ChargerMachine, now: float) -> None:
-        if armed[0] and self.spec.identity == "CP-A" and now >= 15:
-            armed[0] = False
-            raise RuntimeError("boom in a timed step")
-        tick(self, now)
+    def failing(method: Callable[..., Any], *, caller: str | None = None) -> Callable[..., Any]:
+        def wrapper(self: ChargerMachine, *args: Any) -> Any:
+            if armed[0] and self.spec.identity == "CP-A" and trio.current_time() >= 15 \
+                    and (caller is None or sys._getframe(1).f_code.co_name == caller):
+                armed[0] = False
+                raise RuntimeError(f"boom in {method.__name__}")
+            return method(self, *args)
+        return wrapper
 
-    monkeypatch.setattr(ChargerMachine, "tick", tick_or_fail)
+    if where == "tick":
+        monkeypatch.setattr(ChargerMachine, "tick", failing(ChargerMachine.tick))
+    else:  # as the actor asks for it after the step (the machine's own calls pass)
+        monkeypatch.setattr(ChargerMachine, "next_deadline",
+                            failing(ChargerMachine.next_deadline, caller="wake_time"))
     envs = [make_env(csms, recorder, identity=name, timers=timers) for name in ("CP-A", "CP-B")]
     controls = [ChargerControl(), ChargerControl()]
-    async with trio.open_nursery() as nursery:
-        csms.nursery = nursery
-        await nursery.start(timers.run)
-        for env, control in zip(envs, controls, strict=True):
-            nursery.start_soon(supervise_charger, env, control)
-        await trio.sleep(60)
-        for control in controls:
-            await control.shutdown(trio.current_time() + 5)
-            await control.done.wait()
-        nursery.cancel_scope.cancel()
+    with trio.fail_after(300):
+        async with trio.open_nursery() as nursery:
+            csms.nursery = nursery
+            await nursery.start(timers.run)
+            for env, control in zip(envs, controls, strict=True):
+                nursery.start_soon(supervise_charger, env, control)
+            await trio.sleep(60)
+            for control in controls:
+                await control.shutdown(trio.current_time() + 5)
+                await control.done.wait()
+            nursery.cancel_scope.cancel()
 
     crashes = recorder.of(Crashed)
     assert [c.charger for c in crashes] == ["CP-A"]
-    assert "boom in a timed step" in crashes[0].error
+    assert f"boom in {where}" in crashes[0].error
     assert "tick_inline" in crashes[0].traceback  # it was the wheel's step that raised
     assert controls[0].restarts == 1 and controls[1].restarts == 0
     assert len(csms.calls("CP-A", "BootNotification")) == 2
@@ -710,3 +727,61 @@ async def test_a_crash_in_a_step_the_timer_wheel_took_is_the_chargers_alone(
              if e.charger == "CP-B" and e.action == "Heartbeat"]
     assert len(beats) == 5
     assert [b - a for a, b in itertools.pairwise(beats)] == pytest.approx([10] * 4, abs=0.0051)
+
+
+async def test_frames_queued_behind_a_busy_main_loop_keep_their_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Calls from the CSMS that queued in the inbox while the main loop was busy are answered
+    in order, also when one more arrives as the main loop works through them: the main loop
+    yields after a burst with items still queued, and no frame may be stepped around them
+    then (by the link or the wheel)."""
+
+    class GatedRecorder(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate: trio.Event | None = None
+            self.late: Callable[[], None] | None = None
+
+        async def publish(self, event: Event) -> None:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.late is not None:
+                late, self.late = self.late, None
+                late()
+            await super().publish(event)
+
+        def publish_nowait(self, event: Event) -> bool:
+            return self.gate is None and self.late is None and super().publish_nowait(event)
+
+    def call(n: int) -> str:
+        return json.dumps([2, f"q{n:02}", "GetConfiguration", {"key": ["HeartbeatInterval"]}])
+
+    async def one_run() -> list[str]:
+        csms, recorder = FakeCsms(), GatedRecorder()
+        control = ChargerControl()
+        async with trio.open_nursery() as nursery:
+            csms.nursery = nursery
+            nursery.start_soon(run_charger, make_env(csms, recorder), control)
+            await trio.sleep(3)
+            server = csms.live["CP-1"]
+            recorder.gate = trio.Event()  # the main loop's next step waits in publish
+            ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11, energy_wanted_kwh=5)
+            await control.inbox_send.send(PlugIn(1, ev=ev))
+            await trio.testing.wait_all_tasks_blocked()
+            for n in range(20):  # the main loop is busy: the link queues these in the inbox
+                await server.send(call(n))
+            await trio.testing.wait_all_tasks_blocked()
+            # once the main loop goes again, one more call reaches the link (parked in receive)
+            recorder.late = lambda: server.send_nowait(call(20)) and None
+            gate, recorder.gate = recorder.gate, None
+            gate.set()
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+        return [f[1] for _, f in csms.received if f[0] == 3 and str(f[1]).startswith("q")]
+
+    with trio.fail_after(600):
+        for _ in range(20):  # trio reverses a batch of tasks at random: 20 tries
+            answered = await one_run()
+            assert len(answered) == 21
+            assert answered == sorted(answered), " ".join(answered)
