@@ -189,3 +189,41 @@ async def test_an_inline_hook_does_the_work_or_falls_back_to_the_item(
         await trio.sleep(2)
     assert calls[-1] == ("done", 4.0)
     assert wheel.fired == 3
+
+
+async def test_an_alarm_back_in_the_bucket_of_its_superseded_entry_fires_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Entries live in one bucket per grid point: an alarm moved earlier leaves a superseded
+    entry behind. Once it has fired and is back in that same bucket, it fires once there, and
+    an owner that sets it again as it fires (as a charger does) leaves one live entry, not one
+    per entry it had."""
+    wheel = TimerWheel(resolution=0.005)
+    send, receive = trio.open_memory_channel[str](10)
+    fired: list[float] = []
+
+    def rearm(now: float) -> bool:
+        fired.append(round(now - start, 6))
+        if len(fired) == 1:
+            first.set(start + 1.0003)  # back in the bucket at 1.005
+        elif len(fired) == 2:
+            first.set(now + 1.0003)  # the next deadline, as a charger's step sets it: 2.01
+        return True
+
+    async with running(wheel) as start:
+        first = wheel.alarm(send, "first", rearm)
+        first.set(start + 1.0001)  # the bucket at 1.005
+        first.set(start + 0.5001)  # earlier: the bucket at 0.505; the entry at 1.005 stays
+        later = wheel.alarm(send, "later")
+        later.set(start + 1.0012)  # the bucket at 1.005 too, after first's superseded entry
+        await trio.sleep(0.6)
+        assert fired == [0.505]
+        assert len(wheel) == 3  # first's live and superseded entries, later's
+        await trio.sleep(0.5)
+        assert fired == [0.505, 1.005]  # once, though first had two entries at 1.005
+        assert drain(receive) == ["later"]
+        assert len(wheel) == 1  # first's live entry at 2.01, nothing else
+        await trio.sleep(2)
+    assert fired == [0.505, 1.005, 2.01]
+    assert wheel.fired == 4
+    assert len(wheel) == 0
