@@ -273,6 +273,8 @@ class Ledger:
         self._seq = 0
         self._last_t = 0.0
         self._walls = _WallFormatter()
+        self.outbox_saves = 0
+        """The :class:`SaveOutbox` events :meth:`write_events` has written (one outbox each)."""
         self._outbox_rows: dict[str, tuple[list[int], tuple[Any, ...]]] = {}
         """Per charger, the entries its outbox rows hold (each at ``position = seq``) and their
         seqs, as this connection last wrote them, so that a save writes only what changed: a queue
@@ -397,9 +399,12 @@ class Ledger:
         t0, epoch0, seq = self._t0, self._epoch0, self._seq
         last_t = self._last_t
         wall_of = self._walls.format
+        kinds = _KINDS
+        taken = 0  # SaveOutbox events
         for event in events:
             if isinstance(event, SaveOutbox):
                 saves[event.charger] = event
+                taken += 1
                 continue
             seq += 1
             t = event.t
@@ -412,7 +417,7 @@ class Ledger:
             since = t - t0
             wall = wall_of(epoch0 + since)
             params.extend((run_id, seq, since, wall, event.charger, event.connector,
-                           _kind(event), data))
+                           kinds.get(type(event)) or _kind(event), data))
         written = len(params) // _EVENT_COLUMNS
         with self._outbox_transaction():
             self._insert_events(params)
@@ -421,6 +426,7 @@ class Ledger:
                 self._replace_outbox(run_id, save.charger, save.entries)
         self._seq = seq
         self._last_t = last_t
+        self.outbox_saves += taken
         return written
 
     def _insert_events(self, params: list[object]) -> None:
@@ -802,7 +808,7 @@ async def run_ledger_writer(
         def write(batch: Sequence[Event]) -> None:
             counts["events"] += ledger.write_events(batch)
             counts["batches"] += 1
-            counts["outbox"] += sum(1 for event in batch if isinstance(event, SaveOutbox))
+            counts["outbox"] = ledger.outbox_saves
 
         try:
             run_id = await run_sync(lambda: ledger.start_run(

@@ -364,6 +364,20 @@ async def test_writer_batches_by_size_and_completes_at_end_of_channel(tmp_path: 
     assert rows(path, "SELECT status FROM runs") == [("completed",)]
 
 
+async def test_writer_counts_the_outbox_saves_it_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    send, receive = trio.open_memory_channel[Event](100)
+    for i in range(5):
+        send.send_nowait(note(i))
+        if i % 2:
+            send.send_nowait(SaveOutbox(t=float(i), charger="CP-1", entries=(b'{"seq": 1}',)))
+    send.close()
+    with trio.fail_after(10):
+        stats = await run_ledger_writer(path, receive, run=spec(), batch_size=3)
+    assert (stats.events, stats.outbox_saves) == (5, 2)  # a save is no event row
+    assert rows(path, "SELECT COUNT(*) FROM outbox") == [(1,)]
+
+
 async def test_writer_flushes_a_partial_batch_after_the_interval(tmp_path: Path) -> None:
     path = tmp_path / "lab.db"
     send, receive = trio.open_memory_channel[Event](100)
