@@ -493,7 +493,7 @@ async def run_charger(
                 nursery.start_soon(functools.partial(
                     run_connector, connector_id, env.sessions,
                     seeds.derive(env.seed, identity, "sessions", connector_id),
-                    control.inbox_send.clone(), cancel_scope=connectors[-1],
+                    control.inbox_send.clone(), cancel_scope=connectors[-1], timers=timers,
                 ))
         machine.power_on(now)
         await complete(_Rest(cast("list[Effect | _Flush]", machine.take_effects()), 0, now))

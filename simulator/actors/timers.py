@@ -55,8 +55,8 @@ class Alarm:
 
     __slots__ = ("_channel", "_inline", "_item", "_queued", "_wheel", "when")
 
-    def __init__(self, wheel: TimerWheel, channel: trio.MemorySendChannel[Any], item: object,
-                 inline: Callable[[float], bool] | None = None) -> None:
+    def __init__(self, wheel: TimerWheel, channel: trio.MemorySendChannel[Any] | None,
+                 item: object, inline: Callable[[float], bool] | None = None) -> None:
         self._wheel = wheel
         self._channel = channel
         self._item = item
@@ -89,6 +89,8 @@ class Alarm:
         inline = self._inline
         if inline is not None and inline(now):
             return
+        if self._channel is None:
+            return
         try:  # noqa: SIM105 (the hot path: no context manager per fired alarm)
             self._channel.send_nowait(self._item)
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
@@ -119,6 +121,27 @@ class TimerWheel:
         """A new alarm that puts ``item`` into ``channel`` when due (unless ``inline`` does the
         work: see :class:`Alarm`)."""
         return Alarm(self, channel, item, inline)
+
+    async def sleep_until(self, when: float) -> None:
+        """Sleep until ``when`` (trio clock seconds), woken by the wheel at the first grid point
+        at or after it: like ``trio.sleep_until``, a checkpoint that a cancellation ends, but
+        with no cancel scope and no ``Cancelled`` unwound at every wake-up (a task that sleeps
+        often, like a connector's drivers, pays ~15 µs less each time). The wheel's task must
+        be running."""
+        task = trio.lowlevel.current_task()
+
+        def wake(now: float) -> bool:
+            trio.lowlevel.reschedule(task)
+            return True
+
+        alarm = Alarm(self, None, None, wake)
+        alarm.set(when)
+
+        def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
+            alarm.cancel()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     def __len__(self) -> int:
         """Entries, including replaced ones not yet skipped."""

@@ -227,3 +227,32 @@ async def test_an_alarm_back_in_the_bucket_of_its_superseded_entry_fires_once(
     assert fired == [0.505, 1.005, 2.01]
     assert wheel.fired == 4
     assert len(wheel) == 0
+
+
+async def test_sleep_until_wakes_on_the_grid_and_a_cancel_ends_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wheel = TimerWheel(resolution=0.005)
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, delay: float) -> None:
+        await wheel.sleep_until(trio.current_time() + delay)
+        woke.append((name, round(trio.current_time() - start, 6)))
+
+    async with running(wheel) as start:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sleeper, "b", 2.0001)
+            nursery.start_soon(sleeper, "a", 1.0021)
+            nursery.start_soon(sleeper, "past", -5.0)  # due already: wakes at once
+            with trio.move_on_after(1.5) as cancelled:
+                await wheel.sleep_until(trio.current_time() + 3.0)
+        assert cancelled.cancelled_caught
+        assert round(trio.current_time() - start, 6) == 2.005
+        await trio.sleep(5)  # the cancelled sleep's alarm fires nothing later
+    assert woke == [("past", 0.0), ("a", 1.005), ("b", 2.005)]
+    assert wheel.fired == 3
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await wheel.sleep_until(math.inf)  # a checkpoint: a cancelled caller does not sleep
+        pytest.fail("slept through a cancellation")
+    assert scope.cancelled_caught and len(wheel) == 0
