@@ -521,11 +521,15 @@ async def run_charger(
                 wake_at = min(wake_at, persist_at)
             return wake_at
 
+        inbox = control.inbox
+
         def ready() -> bool:
             """Whether a step may be taken outside the main loop: nothing is ahead of it (the
             main loop waits on an empty inbox, no step is under way) and no power-on or
-            shutdown is pending."""
-            return waiting and stepping.value == 1 and power_on_at is None and shutdown is None
+            shutdown is pending. ``waiting`` stays set from the moment an item is handed to the
+            parked main loop until it runs: the channel tells whether it is still parked."""
+            return waiting and stepping.value == 1 and power_on_at is None \
+                and shutdown is None and inbox.statistics().tasks_waiting_receive == 1
 
         async def finish(rest: _Rest) -> None:
             """Finish a step begun without waiting (it holds the step lock), then let go."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -785,3 +786,56 @@ async def test_frames_queued_behind_a_busy_main_loop_keep_their_order(
             answered = await one_run()
             assert len(answered) == 21
             assert answered == sorted(answered), " ".join(answered)
+
+
+async def test_a_timer_step_never_overtakes_an_item_handed_to_the_parked_main_loop(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An item sent to the parked main loop is handed to it at once (it is in no buffer) and
+    waits for the main loop to run; a charger deadline that falls due meanwhile must not be
+    stepped by the wheel ahead of it: the plug-in sent first is the machine's next input."""
+    log: list[str] = []
+    tick, plug_in = ChargerMachine.tick, ChargerMachine.plug_in
+
+    def logged_tick(self: ChargerMachine, now: float) -> None:
+        log.append("tick")
+        tick(self, now)
+
+    def logged_plug_in(self: ChargerMachine, connector_id: int, now: float, *,
+                       ev: EvSpec) -> None:
+        log.append("plug_in")
+        plug_in(self, connector_id, now, ev=ev)
+
+    monkeypatch.setattr(ChargerMachine, "tick", logged_tick)
+    monkeypatch.setattr(ChargerMachine, "plug_in", logged_plug_in)
+    csms, recorder = FakeCsms(), Recorder()
+    timers = TimerWheel()
+    control = ChargerControl()
+    ev = EvSpec(battery_kwh=60, initial_soc=20, max_power_kw=11, energy_wanted_kwh=5)
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            csms.nursery = nursery
+            await nursery.start(timers.run)
+            env = make_env(csms, recorder, timers=timers)
+            nursery.start_soon(run_charger, env, control)
+            await trio.sleep(3)
+            await trio.testing.wait_all_tasks_blocked()  # idle, parked on its empty inbox
+            (alarm,) = {a for bucket in timers._buckets.values() for a in bucket
+                        if a._channel is control.inbox_send and a.when is not None}
+            deadline = alarm.when
+            assert deadline is not None
+
+            def plug(now: float) -> bool:  # fired by the wheel just before the charger's alarm
+                control.inbox_send.send_nowait(PlugIn(1, ev=ev))
+                log.append("PlugIn sent")
+                return True
+
+            timers.alarm(control.inbox_send, None, plug).set(deadline - 0.02)
+            autojump_clock.autojump_threshold = math.inf  # one late wake-up: both are due
+            autojump_clock.jump(deadline + 0.01 - trio.current_time())
+            await trio.testing.wait_all_tasks_blocked()
+            autojump_clock.autojump_threshold = 0
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+    after = log[log.index("PlugIn sent"):]
+    assert after[:2] == ["PlugIn sent", "plug_in"], after[:4]
