@@ -68,17 +68,20 @@ class Alarm:
         then), None when it has none; other entries of this alarm are superseded."""
 
     def set(self, when: float) -> None:
-        """Fire at ``when`` (``math.inf``: never), replacing the pending deadline."""
+        """Fire at ``when`` (``math.inf``: never; ``-math.inf``: at once), replacing the
+        pending deadline. Raises ``ValueError`` for NaN (in the caller, not in the wheel)."""
         if when == self.when:
             return
-        if math.isinf(when):
+        if when == math.inf:
             self.when = None
             return
+        if when != when:  # NaN
+            raise ValueError("an alarm's deadline must not be NaN")
         self.when = when
         queued = self._queued
-        if queued is not None and queued <= when:
-            return  # the live entry comes up first: the wheel moves it on to ``when`` then
-        self._wheel._schedule(when, self)
+        if queued is not None and (queued <= when or queued <= self._wheel._wake_at(when)):
+            return  # the live entry comes up first (or at the same grid point): it is moved
+        self._wheel._schedule(when, self)  # on to ``when`` then, if need be
 
     def cancel(self) -> None:
         """Drop the pending deadline."""
@@ -128,6 +131,11 @@ class TimerWheel:
         with no cancel scope and no ``Cancelled`` unwound at every wake-up (a task that sleeps
         often, like a connector's drivers, pays ~15 µs less each time). The wheel's task must
         be running."""
+        if when != when:  # NaN, as trio.sleep_until refuses it
+            raise ValueError("the deadline must not be NaN")
+        if when <= trio.current_time():
+            await trio.lowlevel.checkpoint()
+            return
         task = trio.lowlevel.current_task()
 
         def wake(now: float) -> bool:
@@ -148,9 +156,10 @@ class TimerWheel:
         return sum(map(len, self._buckets.values()))
 
     def _wake_at(self, when: float) -> float:
-        """The grid point the wheel wakes at for a deadline ``when``: at or after it."""
+        """The grid point the wheel wakes at for a deadline ``when``: at or after it (a
+        deadline of ``-math.inf``: at once)."""
         step = self.resolution
-        if step == 0:
+        if step == 0 or when == -math.inf:
             return when
         return max(when, (math.floor(when / step) + 1) * step) if when % step else when
 

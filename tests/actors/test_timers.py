@@ -25,11 +25,13 @@ def drain(receive: trio.MemoryReceiveChannel[str]) -> list[str]:
 
 @asynccontextmanager
 async def running(wheel: TimerWheel) -> AsyncIterator[float]:
-    """Run ``wheel`` for the body; yields the time it started."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(wheel.run)
-        yield trio.current_time()
-        nursery.cancel_scope.cancel()
+    """Run ``wheel`` for the body (bounded: 600 s of the test's clock); yields the time it
+    started."""
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(wheel.run)
+            yield trio.current_time()
+            nursery.cancel_scope.cancel()
 
 async def test_alarms_fire_at_their_deadlines_in_time_order(
     autojump_clock: trio.testing.MockClock,
@@ -250,9 +252,47 @@ async def test_sleep_until_wakes_on_the_grid_and_a_cancel_ends_it(
         assert round(trio.current_time() - start, 6) == 2.005
         await trio.sleep(5)  # the cancelled sleep's alarm fires nothing later
     assert woke == [("past", 0.0), ("a", 1.005), ("b", 2.005)]
-    assert wheel.fired == 3
+    assert wheel.fired == 2  # (a deadline passed already is a checkpoint, no alarm)
     with trio.CancelScope() as scope:
         scope.cancel()
         await wheel.sleep_until(math.inf)  # a checkpoint: a cancelled caller does not sleep
         pytest.fail("slept through a cancellation")
     assert scope.cancelled_caught and len(wheel) == 0
+
+
+async def test_an_alarm_moved_later_within_its_grid_step_keeps_its_one_entry(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    wheel = TimerWheel(resolution=0.005)
+    send, receive = trio.open_memory_channel[str](10)
+    async with running(wheel) as start:
+        alarm = wheel.alarm(send, "x")
+        for k in range(100):  # later each time, all within the grid step that ends at 1.005
+            alarm.set(start + 1.0001 + k * 0.00003)
+        alarm.set(start + 1.0)  # earlier, still the same grid point
+        assert len(wheel) == 1
+        assert await receive.receive() == "x"
+        assert round(trio.current_time() - start, 6) == 1.005
+    assert wheel.fired == 1
+
+
+async def test_infinite_and_nan_deadlines(autojump_clock: trio.testing.MockClock) -> None:
+    """-inf is "at once" (as for trio.sleep_until), +inf "never"; a NaN is refused in the caller
+    and never reaches the wheel, whose task serves every charger."""
+    for resolution in (0.0, 0.005):
+        wheel = TimerWheel(resolution=resolution)
+        send, receive = trio.open_memory_channel[str](10)
+        async with running(wheel) as start:
+            wheel.alarm(send, "never").set(math.inf)
+            wheel.alarm(send, "now").set(-math.inf)
+            assert await receive.receive() == "now"
+            assert trio.current_time() == start
+            await wheel.sleep_until(-math.inf)
+            with pytest.raises(ValueError, match="NaN"):
+                wheel.alarm(send, "nan").set(math.nan)
+            with pytest.raises(ValueError, match="NaN"):
+                await wheel.sleep_until(math.nan)
+            wheel.alarm(send, "later").set(start + 1)
+            assert await receive.receive() == "later"  # the wheel lives on
+            await trio.sleep(10)
+            assert drain(receive) == []
