@@ -274,7 +274,8 @@ class Ledger:
         self._last_t = 0.0
         self._walls = _WallFormatter()
         self.outbox_saves = 0
-        """The :class:`SaveOutbox` events :meth:`write_events` has written (one outbox each)."""
+        """The outboxes :meth:`write_events` has written: one per charger per batch (of a
+        charger's :class:`SaveOutbox` events in one batch, the last is written)."""
         self._outbox_rows: dict[str, tuple[list[int], tuple[Any, ...]]] = {}
         """Per charger, the entries its outbox rows hold (each at ``position = seq``) and their
         seqs, as this connection last wrote them, so that a save writes only what changed: a queue
@@ -400,11 +401,9 @@ class Ledger:
         last_t = self._last_t
         wall_of = self._walls.format
         kinds = _KINDS
-        taken = 0  # SaveOutbox events
         for event in events:
             if isinstance(event, SaveOutbox):
                 saves[event.charger] = event
-                taken += 1
                 continue
             seq += 1
             t = event.t
@@ -426,7 +425,7 @@ class Ledger:
                 self._replace_outbox(run_id, save.charger, save.entries)
         self._seq = seq
         self._last_t = last_t
-        self.outbox_saves += taken
+        self.outbox_saves += len(saves)
         return written
 
     def _insert_events(self, params: list[object]) -> None:

@@ -367,15 +367,19 @@ async def test_writer_batches_by_size_and_completes_at_end_of_channel(tmp_path: 
 async def test_writer_counts_the_outbox_saves_it_wrote(tmp_path: Path) -> None:
     path = tmp_path / "lab.db"
     send, receive = trio.open_memory_channel[Event](100)
-    for i in range(5):
-        send.send_nowait(note(i))
-        if i % 2:
-            send.send_nowait(SaveOutbox(t=float(i), charger="CP-1", entries=(b'{"seq": 1}',)))
+
+    def save(charger: str, seq: int) -> SaveOutbox:
+        return SaveOutbox(t=float(seq), charger=charger, entries=(b'{"seq": %d}' % seq,))
+
+    # batches of 3: two saves of CP-1 in the first (the last one is written), one of CP-2 later
+    for event in (note(0), save("CP-1", 1), save("CP-1", 2), note(1), save("CP-2", 3), note(2)):
+        send.send_nowait(event)
     send.close()
     with trio.fail_after(10):
         stats = await run_ledger_writer(path, receive, run=spec(), batch_size=3)
-    assert (stats.events, stats.outbox_saves) == (5, 2)  # a save is no event row
-    assert rows(path, "SELECT COUNT(*) FROM outbox") == [(1,)]
+    assert (stats.events, stats.outbox_saves) == (3, 2)  # a save is no event row
+    assert rows(path, "SELECT charger, entry FROM outbox ORDER BY charger") == [
+        ("CP-1", '{"seq": 2}'), ("CP-2", '{"seq": 3}')]
 
 
 async def test_writer_flushes_a_partial_batch_after_the_interval(tmp_path: Path) -> None:
