@@ -376,6 +376,16 @@ async def run_charger(
 
     publish_nowait = env.publish_nowait
 
+    def sent_frame(send: Send, text: str) -> FrameOut:
+        """The event of a frame just written."""
+        return FrameOut(t=trio.current_time(), charger=identity, raw=text,
+                        message_type=send.message_type, unique_id=send.unique_id,
+                        action=send.action)
+
+    def store_due_at(now: float) -> bool:
+        """Whether the step at ``now`` ends with storing the outbox."""
+        return store_due or (persist_at is not None and now >= persist_at)
+
     def apply_nowait(effects: list[Effect | _Flush], now: float, start: int) -> int:
         """Carry out ``effects[start:]`` of the step taken at ``now``, in order, as long as none
         has to wait: the index of the first one left (``len(effects)``: all done). A frame the
@@ -386,7 +396,7 @@ async def run_charger(
         index = start
         while index < end:
             match effects[index]:
-                case Send(data=data, message_type=message_type, unique_id=unique_id, action=action):
+                case Send(data=data) as effect:
                     transport = link.transport
                     if transport is not None and connected_generation == link.generation:
                         text = data.decode()
@@ -398,10 +408,7 @@ async def run_charger(
                         if sent is not None:
                             if sent == NOT_SENT:
                                 return index
-                            frame_out = FrameOut(
-                                t=trio.current_time(), charger=identity, raw=text,
-                                message_type=message_type, unique_id=unique_id, action=action,
-                            )
+                            frame_out = sent_frame(effect, text)
                             if sent == STARTED:
                                 effects[index] = _Flush(transport, frame_out)
                                 return index
@@ -438,7 +445,7 @@ async def run_charger(
         index = rest.index
         while (index := apply_nowait(effects, now, index)) < end:
             match effects[index]:
-                case Send(data=data, message_type=message_type, unique_id=unique_id, action=action):
+                case Send(data=data) as effect:
                     transport = link.transport
                     if transport is not None and connected_generation == link.generation:
                         text = data.decode()
@@ -447,10 +454,7 @@ async def run_charger(
                         except TransportClosed:
                             link.drop()
                         else:
-                            await publish(FrameOut(
-                                t=trio.current_time(), charger=identity, raw=text,
-                                message_type=message_type, unique_id=unique_id, action=action,
-                            ))
+                            await publish(sent_frame(effect, text))
                 case _Flush(transport=transport, event=frame_out):
                     try:
                         await transport.flush()
@@ -461,7 +465,7 @@ async def run_charger(
                 case Publish(event=event):
                     await env.publish(event)
             index += 1
-        if store_due or (persist_at is not None and now >= persist_at):
+        if store_due_at(now):
             await save_outbox()
 
     async def publish(event: Event) -> None:
@@ -475,7 +479,7 @@ async def run_charger(
         machine.tick(now)
         effects = cast("list[Effect | _Flush]", machine.take_effects())
         index = apply_nowait(effects, now, 0) if effects else 0
-        if index < len(effects) or store_due or (persist_at is not None and now >= persist_at):
+        if index < len(effects) or store_due_at(now):
             return _Rest(effects, index, now)
         return None
 
