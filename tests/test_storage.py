@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from simulator.machines.effects import OutboxEntry
 from simulator.report import ActionStats, summarize
 from simulator.storage import (
     CHARGER_INDEX,
+    WRITER_BACKLOG_BATCHES,
     Ledger,
     RunSpec,
     RunStatus,
@@ -470,6 +472,70 @@ async def test_writer_on_cancel_writes_what_it_has_and_marks_interrupted(tmp_pat
     assert rows(path, "SELECT count(*) FROM events") == [(5,)]
     ((status, ended_at),) = rows(path, "SELECT status, ended_at FROM runs")
     assert status == "interrupted" and ended_at is not None
+    with open_readonly(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_writer_keeps_collecting_while_its_thread_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collecting task hands batches to the writer thread without waiting for the write:
+    while the first batch is stuck in the database, a second is taken too, and only then does
+    the channel fill and hold its publisher (backpressure)."""
+    path = tmp_path / "lab.db"
+    release = threading.Event()
+    real_write = Ledger.write_events
+
+    def slow_write(self: Ledger, events: Any) -> int:
+        release.wait(10)
+        return real_write(self, events)
+
+    monkeypatch.setattr(Ledger, "write_events", slow_write)
+    send, receive = trio.open_memory_channel[Event](5)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: run_ledger_writer(
+                path, receive, run=spec(), batch_size=10, flush_interval=0.01,
+                task_status=task_status,
+            ))
+            taken = idle = 0
+            while idle < 40:  # until the channel has stayed full for 40 polls of the writer
+                try:
+                    send.send_nowait(note(taken))
+                except trio.WouldBlock:
+                    idle += 1
+                    await trio.sleep(0.005)
+                else:
+                    taken, idle = taken + 1, 0
+            # the thread holds at least two batches' worth (the last handed may overshoot by
+            # less than a batch), and the channel 5 more; none of it is written yet
+            limit = 10 * WRITER_BACKLOG_BATCHES
+            assert limit + 5 <= taken < limit + 10 + 5
+            assert rows(path, "SELECT count(*) FROM events") == [(0,)]
+            release.set()
+            for i in range(taken, 100):
+                await send.send(note(i))
+            await send.aclose()
+    assert rows(path, "SELECT count(*), min(seq), max(seq) FROM events") == [(100, 1, 100)]
+    assert rows(path, "SELECT status FROM runs") == [("completed",)]
+
+
+async def test_a_failed_write_in_the_thread_ends_the_writer_with_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "lab.db"
+
+    def broken_write(self: Ledger, events: Any) -> int:
+        raise sqlite3.OperationalError("disk I/O error (injected)")
+
+    monkeypatch.setattr(Ledger, "write_events", broken_write)
+    send, receive = trio.open_memory_channel[Event](100)
+    for i in range(7):
+        send.send_nowait(note(i))
+    send.close()  # batches of 3: the first fails, the rest is dropped, the error comes out
+    with trio.fail_after(10), pytest.raises(sqlite3.OperationalError, match="injected"):
+        await run_ledger_writer(path, receive, run=spec(), batch_size=3)
+    assert rows(path, "SELECT status FROM runs") == [("running",)]
     with open_readonly(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
