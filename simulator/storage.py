@@ -29,7 +29,7 @@ import operator
 import queue
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,9 +72,8 @@ CHARGER_INDEX: Final = "idx_events_run_id_charger"
 """The index on ``events (run_id, charger)``: built when a run ends; the first run on a ledger
 writes without it (kept up row by row it was the writer's largest cost)."""
 
-_EVENT_COLUMNS: Final = 8
 _MAX_CHUNK_BITS: Final = 8
-"""At most 2**8 = 256 rows per INSERT statement."""
+"""At most 2**8 = 256 rows per statement."""
 
 _encoder: Final = msgspec.json.Encoder()
 _summary_decoder: Final = msgspec.json.Decoder(dict[str, Any])
@@ -285,9 +284,10 @@ class Ledger:
         message (quadratic). A charger absent here (not saved since the ledger was opened, or
         saved from entries without a ``seq``) is rewritten whole; any failed transaction
         clears it all."""
-        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self._chunk = 1 << min(_MAX_CHUNK_BITS, (limit // _EVENT_COLUMNS).bit_length() - 1)
-        """Rows per INSERT statement at most: a power of two within SQLite's variable limit."""
+        self._variables = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        """SQLite's limit on the parameters of one statement."""
+        self._max_rows = 1 << _MAX_CHUNK_BITS
+        """Rows per multi-row statement at most (see :meth:`_rows_per_statement`)."""
 
     @classmethod
     def open(cls, path: str | Path) -> Ledger:
@@ -397,15 +397,16 @@ class Ledger:
         ``RuntimeError`` before :meth:`start_run`.
         """
         run_id = self._require_run()
-        params: list[object] = []  # the rows' values, flat, _EVENT_COLUMNS at a time
-        saves: dict[str | None, SaveOutbox] = {}  # the last save per charger wins the batch
+        params: list[object] = []  # the rows' values, flat, _EVENTS.columns at a time
+        saves: dict[str, tuple[Any, ...]] = {}  # the last save per charger wins the batch
         t0, epoch0, seq = self._t0, self._epoch0, self._seq
         last_t = self._last_t
         wall_of = self._walls.format
         kinds = _KINDS
         for event in events:
             if isinstance(event, SaveOutbox):
-                saves[event.charger] = event
+                assert event.charger is not None  # checked by SaveOutbox.__post_init__
+                saves[event.charger] = event.entries
                 continue
             seq += 1
             t = event.t
@@ -419,33 +420,38 @@ class Ledger:
             wall = wall_of(epoch0 + since)
             params.extend((run_id, seq, since, wall, event.charger, event.connector,
                            kinds.get(type(event)) or _kind(event), data))
-        written = len(params) // _EVENT_COLUMNS
+        written = len(params) // _EVENTS.columns
         with self._outbox_transaction():
-            self._insert_events(params)
-            for save in saves.values():
-                assert save.charger is not None  # checked by SaveOutbox.__post_init__
-                self._replace_outbox(run_id, save.charger, save.entries)
+            self._execute_rows(_EVENTS, params)
+            self._replace_outboxes(run_id, saves)
         self._seq = seq
         self._last_t = last_t
         self.outbox_saves += len(saves)
         return written
 
-    def _insert_events(self, params: list[object]) -> None:
-        """INSERT the rows in ``params`` with multi-row statements of power-of-two sizes.
+    def _execute_rows(self, statement: _RowsStatement, params: list[object]) -> None:
+        """Run ``statement`` over the rows in ``params`` (flat, ``statement.columns`` values a
+        row) with multi-row statements of power-of-two sizes.
 
         ``executemany`` steps once per row, and the sqlite3 module hands the GIL back and forth
         around every step: with the event loop busy in the main thread, each handoff waits for
-        it, and a row cost ~50 µs of CPU instead of ~3 (measured). A statement of up to
-        :attr:`_chunk` rows steps once. The few statement texts (one per power of two) stay in
-        the connection's statement cache."""
-        row, total = 0, len(params) // _EVENT_COLUMNS
-        size = self._chunk
+        it, and a row cost ~50 µs of CPU instead of ~3 (measured). A statement of up to 256 rows
+        steps once. The few statement texts (one per power of two) stay in the connection's
+        statement cache."""
+        columns = statement.columns
+        row, total = 0, len(params) // columns
+        size = self._rows_per_statement(columns)
         while row < total:
             while size > total - row:
                 size //= 2
-            start = row * _EVENT_COLUMNS
-            self._conn.execute(_insert_sql(size), params[start:start + size * _EVENT_COLUMNS])
+            start = row * columns
+            self._conn.execute(statement.sql(size), params[start:start + size * columns])
             row += size
+
+    def _rows_per_statement(self, columns: int) -> int:
+        """The most rows of ``columns`` parameters one statement takes: a power of two within
+        SQLite's variable limit, at most :attr:`_max_rows`."""
+        return min(self._max_rows, 1 << ((self._variables // columns).bit_length() - 1))
 
     def save_outbox(self, charger: str, entries: Sequence[Any]) -> None:
         """Replace ``charger``'s outbox with ``entries`` (oldest first) in one transaction.
@@ -455,7 +461,7 @@ class Ledger:
         before :meth:`start_run`."""
         run_id = self._require_run()
         with self._outbox_transaction():
-            self._replace_outbox(run_id, charger, entries)
+            self._replace_outboxes(run_id, {charger: entries})
 
     @contextmanager
     def _outbox_transaction(self) -> Iterator[None]:
@@ -468,32 +474,36 @@ class Ledger:
             self._outbox_rows.clear()
             raise
 
-    def _replace_outbox(self, run_id: int, charger: str, entries: Sequence[Any]) -> None:
-        """Make ``charger``'s outbox rows hold ``entries``, in order. Entries with a ``seq``
-        (:class:`~simulator.machines.effects.OutboxEntry`) are stored at ``position = seq`` and
-        only the rows that changed are written; others are numbered from 0, rewritten whole."""
-        stored = self._outbox_rows.pop(charger, None)
-        update = None if stored is None else _outbox_update(*stored, entries)
-        if update is None:
-            seqs = _seqs(entries)
-            self._conn.execute("DELETE FROM outbox WHERE charger = ?", (charger,))
-            changed: Sequence[Any] = entries
-            positions: Iterable[int] = range(len(entries)) if seqs is None else seqs
-        else:
-            seqs, gone, changed = update
-            if gone:
-                self._conn.executemany("DELETE FROM outbox WHERE charger = ? AND position = ?",
-                                       [(charger, seq) for seq in gone])
-            positions = [entry.seq for entry in changed]
-        if changed:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO outbox (charger, position, run_id, entry)"
-                " VALUES (?, ?, ?, ?)",
-                [(charger, position, run_id, _entry_text(entry))
-                 for position, entry in zip(positions, changed, strict=True)],
-            )
-        if seqs is not None:
-            self._outbox_rows[charger] = (seqs, tuple(entries))
+    def _replace_outboxes(self, run_id: int, saves: Mapping[str, Sequence[Any]]) -> None:
+        """Make each saved charger's outbox rows hold its entries, in order, with a few
+        multi-row statements for all of them (a statement per save, stepped per row, cost a GIL
+        handoff per row: see :meth:`_execute_rows`). One save per charger. Entries with a
+        ``seq`` (:class:`~simulator.machines.effects.OutboxEntry`) are stored at ``position =
+        seq`` and only the rows that changed are written; others are numbered from 0, and the
+        charger's rows rewritten whole. ``saves``: each charger's entries."""
+        cleared: list[object] = []  # chargers whose rows all go
+        gone: list[object] = []  # (charger, position) pairs, flat
+        rows: list[object] = []  # (charger, position, run_id, entry), flat
+        for charger, entries in saves.items():
+            stored = self._outbox_rows.pop(charger, None)
+            update = None if stored is None else _outbox_update(*stored, entries)
+            if update is None:
+                seqs = _seqs(entries)
+                cleared.append(charger)
+                changed: Sequence[Any] = entries
+                positions: Iterable[int] = range(len(entries)) if seqs is None else seqs
+            else:
+                seqs, gone_seqs, changed = update
+                for seq in gone_seqs:
+                    gone += (charger, seq)
+                positions = [entry.seq for entry in changed]
+            for position, entry in zip(positions, changed, strict=True):
+                rows += (charger, position, run_id, _entry_text(entry))
+            if seqs is not None:
+                self._outbox_rows[charger] = (seqs, tuple(entries))
+        self._execute_rows(_OUTBOX_CLEAR, cleared)
+        self._execute_rows(_OUTBOX_DELETE, gone)
+        self._execute_rows(_OUTBOX_WRITE, rows)
 
     def load_outbox(self) -> dict[str, list[bytes]]:
         """Every charger's undelivered entries (oldest first) as JSON bytes, whichever run wrote
@@ -597,12 +607,37 @@ _KINDS: Final[dict[type[Event], str]] = {}
 """Cache of event class → kind (a pure function of the class; filled on first use)."""
 
 
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    """INSERT of ``rows`` events in one statement."""
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))"] * rows)
-    return ("INSERT INTO events (run_id, seq, t, wall, charger, connector, kind, data)"
-            f" VALUES {values}")
+class _RowsStatement:
+    """A statement over any number of rows: ``sql(n)`` is its text for ``n`` rows of
+    ``columns`` parameters each (cached: the sizes used are powers of two)."""
+
+    def __init__(self, columns: int, template: str, row: str, separator: str = ", ") -> None:
+        self.columns = columns
+        self._template = template
+        self._row = row
+        self._separator = separator
+        self.sql = functools.cache(self._text)
+
+    def _text(self, rows: int) -> str:
+        return self._template.format(self._separator.join([self._row] * rows))
+
+
+_EVENTS: Final = _RowsStatement(
+    8, "INSERT INTO events (run_id, seq, t, wall, charger, connector, kind, data) VALUES {}",
+    "(?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))",
+)
+_OUTBOX_CLEAR: Final = _RowsStatement(1, "DELETE FROM outbox WHERE charger IN ({})", "?")
+_OUTBOX_DELETE: Final = _RowsStatement(
+    # a join with the pairs finds the rows by the primary key's index; a row-value IN over
+    # VALUES would scan the table
+    2, "DELETE FROM outbox WHERE rowid IN (SELECT o.rowid FROM (VALUES {}) AS v"
+       " JOIN outbox AS o ON o.charger = v.column1 AND o.position = v.column2)",
+    "(?, ?)",
+)
+_OUTBOX_WRITE: Final = _RowsStatement(
+    4, "INSERT OR REPLACE INTO outbox (charger, position, run_id, entry) VALUES {}",
+    "(?, ?, ?, ?)",
+)
 
 
 def _seqs(entries: Sequence[Any]) -> list[int] | None:

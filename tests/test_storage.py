@@ -297,15 +297,15 @@ def test_outbox_saves_in_any_order_of_changes_read_back_as_saved(tmp_path: Path)
                 ledger = Ledger.open(path)  # a restarted simulator (--resume)
                 start(ledger, resumed_from=1)
             elif move < 0.94:
-                def fail(*args: object, original: Any = ledger._replace_outbox) -> None:
+                def fail(*args: object, original: Any = ledger._replace_outboxes) -> None:
                     original(*args)
                     raise sqlite3.OperationalError("disk I/O error (injected)")
 
-                ledger._replace_outbox = fail  # type: ignore[method-assign]
+                ledger._replace_outboxes = fail  # type: ignore[method-assign]
                 with pytest.raises(sqlite3.OperationalError):
                     ledger.write_events([note(step), SaveOutbox(t=T0, charger=charger,
                                                                  entries=(entry(next_seq),))])
-                del ledger._replace_outbox
+                del ledger._replace_outboxes
                 next_seq += 1
                 continue
             if encoded:
@@ -330,8 +330,8 @@ def test_batches_of_any_size_are_written_whole_and_in_order(tmp_path: Path, chun
     size, on either side of a power of two, lands whole, with seq in publication order."""
     path = tmp_path / "chunks.db"
     ledger = Ledger.open(path)
-    assert ledger._chunk in (64, 128, 256)  # within SQLite's variable limit
-    ledger._chunk = chunk
+    assert ledger._rows_per_statement(8) in (64, 128, 256)  # within SQLite's variable limit
+    ledger._max_rows = chunk
     sizes = [0, 1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 257, 1000]
     try:
         start(ledger)
@@ -343,6 +343,44 @@ def test_batches_of_any_size_are_written_whole_and_in_order(tmp_path: Path, chun
         ledger.close()
     written = rows(path, "SELECT seq, json_extract(data, '$.what') FROM events ORDER BY rowid")
     assert written == [(n + 1, f"n{n}") for n in range(sum(sizes))]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 256])
+def test_a_batch_of_many_outbox_saves_lands_whole(tmp_path: Path, chunk: int) -> None:
+    """The outbox saves of one batch go in multi-row statements (rows cleared, rows gone, rows
+    written): across chunk sizes, every charger's rows end as its last save says."""
+    path = tmp_path / "outbox.db"
+    ledger = Ledger.open(path)
+    ledger._max_rows = chunk
+    chargers = [f"CP-{n}" for n in range(37)]
+    try:
+        start(ledger)
+        # first batch: a queue of 3 per charger, written whole (nothing stored yet); the second
+        # save of CP-0 in the batch supersedes the first
+        first = [SaveOutbox(t=T0, charger="CP-0", entries=(entry(90),))]
+        first += [SaveOutbox(t=T0, charger=c, entries=(entry(1), entry(2), entry(3)))
+                  for c in chargers]
+        ledger.write_events([note(0), *first])
+        # second batch: the head delivered and one more queued (a row gone, a row new), except
+        # CP-1, emptied, and CP-2, replaced by encoded entries (rewritten whole)
+        second: list[Event] = [note(1)]
+        for c in chargers:
+            if c == "CP-1":
+                second.append(SaveOutbox(t=T0, charger=c, entries=()))
+            elif c == "CP-2":
+                second.append(SaveOutbox(t=T0, charger=c, entries=(b'{"seq": 7}',)))
+            else:
+                second.append(SaveOutbox(t=T0, charger=c, entries=(entry(2), entry(3),
+                                                                   entry(4))))
+        ledger.write_events(second)
+        assert ledger.outbox_saves == 2 * len(chargers)
+    finally:
+        ledger.close()
+    stored = rows(path, "SELECT charger, position, json_extract(entry, '$.seq') FROM outbox"
+                        " ORDER BY charger, position")
+    expected = [("CP-2", 0, 7)] + [(c, seq, seq) for c in chargers if c not in ("CP-1", "CP-2")
+                                   for seq in (2, 3, 4)]
+    assert stored == sorted(expected)
 
 
 def test_open_readonly_refuses_a_missing_file(tmp_path: Path) -> None:
