@@ -933,10 +933,12 @@ async def _collect_threaded(
     batch_size: int,
     flush_interval: float,
 ) -> None:
-    """Fill a batch by polling the channel and hand it to ``worker`` without waiting for the
-    write, until end-of-channel (then hand what is left). Polled, not waited on: a receiver that
+    """Fill batches by polling the channel and hand them to ``worker`` without waiting for the
+    writes, until end-of-channel (then hand what is left). Polled, not waited on: a receiver that
     waits is woken by every event published, a task switch each (about 5 per exchange, measured
-    as 10% of a fleet's CPU). ``pending`` is as for :func:`_collect_inline`."""
+    as 10% of a fleet's CPU). One turn takes all the thread has room for, in batches, so that
+    the loop's lag does not bound the ledger's rate. ``pending`` is as for
+    :func:`_collect_inline`."""
     poll = flush_interval / FLUSH_POLLS
     while True:
         worker.check()
@@ -948,21 +950,22 @@ async def _collect_threaded(
         except trio.EndOfChannel:
             return
         deadline = trio.current_time() + flush_interval
-        while not (ended := _drain_nowait(receive, pending, batch_size)):
+        while not (ended := _drain_nowait(receive, pending, max(batch_size, worker.room()))):
             now = trio.current_time()
             if len(pending) >= batch_size or now >= deadline:
                 break
             await trio.sleep(min(poll, deadline - now))
-        worker.hand(pending)
+        for start in range(0, len(pending), batch_size):
+            worker.hand(pending[start:start + batch_size])
         pending.clear()
         if ended:
             return
 
 
-WRITER_BACKLOG_BATCHES: Final = 2
+WRITER_BACKLOG_BATCHES: Final = 4
 """Batches' worth of events the writer thread may hold before the collecting task stops taking
-events (one being written and one waiting; the last batch handed may overshoot by less than a
-batch). Beyond that the channel's buffer takes the slack, then its publishers wait."""
+events (the last batch handed may overshoot by less than a batch). Beyond that the channel's
+buffer takes the slack, then its publishers wait."""
 
 _FINISH_POLL: Final = 0.005
 """Seconds between looks at a finishing writer thread."""
@@ -995,12 +998,16 @@ class _WriterThread:
         self._thread.start()
 
     def hand(self, events: list[Event]) -> None:
-        """Queue a copy of ``events`` (nothing when empty) as one batch."""
+        """Queue ``events`` (nothing when empty) as one batch; the thread owns the list now."""
         if not events:
             return
         with self._lock:
             self._backlog += len(events)
-        self._batches.put(list(events))
+        self._batches.put(events)
+
+    def room(self) -> int:
+        """Events the thread may still take before it is :meth:`behind`."""
+        return max(0, self._limit - self._backlog)
 
     def behind(self) -> bool:
         """Whether the thread holds at least :data:`WRITER_BACKLOG_BATCHES` batches' worth."""
