@@ -9,8 +9,8 @@ indexed on ``(run_id, kind)`` always and on ``(run_id, charger)`` once a run has
 run on a ledger writes without that index and builds it when it ends (:data:`CHARGER_INDEX`).
 
 :class:`Ledger` is synchronous and must be used by one thread at a time; :func:`run_ledger_writer`
-is the Trio actor that owns one, drains the bus's lossless subscription into batches and writes
-each batch in a worker thread (one transaction per batch). Outbox snapshots travel on the same
+is the Trio actor that owns one, drains the bus's lossless subscription into batches and hands
+them to one writer thread (one transaction per batch). Outbox snapshots travel on the same
 channel as :class:`SaveOutbox` control events (``EventBus.publish_control``), so they are applied
 in the same transaction as the events published before them; they are not rows of ``events``, and
 only the last snapshot per charger in a batch is written.
@@ -45,13 +45,17 @@ DEFAULT_BATCH_SIZE: Final = 2000
 """Events per write transaction, at most."""
 
 DEFAULT_FLUSH_INTERVAL: Final = 0.2
-"""Seconds an event may wait in the writer before its batch is written."""
+"""Seconds an event may wait in the writer before its batch is handed to the writer thread
+(which may still hold up to :data:`WRITER_BACKLOG_BATCHES` batches before it)."""
 
 FLUSH_POLLS: Final = 8
-"""Looks at the channel per flush interval while a batch fills. While the writer sleeps a full
-buffer makes the publishers wait (backpressure), for at most ``flush_interval / FLUSH_POLLS``
-seconds: the ledger's buffer (``runtime.LEDGER_BUFFER``, 8,192 events) holds about 300 ms of
-events of a saturated 10,000-charger fleet, and a poll comes every 25 ms."""
+"""Looks at the channel per flush interval while a batch fills, or at the writer thread while
+it has no room. While the writer sleeps a full buffer makes the publishers wait (backpressure)
+until the next look: the ledger's buffer (``runtime.LEDGER_BUFFER``, 8,192 events) holds about
+300 ms of events of a saturated 10,000-charger fleet, and a look comes every 25 ms."""
+
+MIN_POLL: Final = 0.001
+"""Seconds between two looks at least (a flush interval of 0 would spin)."""
 
 DEFAULT_SHUTDOWN_FLUSH_TIMEOUT: Final = 10.0
 """Seconds the writer may spend flushing on cancellation before it gives up."""
@@ -820,9 +824,12 @@ async def run_ledger_writer(
     At end-of-channel: writes what is left, marks the run ``completed`` (exit code unset; the
     caller may overwrite it with :func:`finish_run` once the verdicts are known) when ``finish``,
     closes the ledger and returns its statistics. On cancellation (Ctrl-C): shielded and bounded by
-    ``shutdown_flush_timeout`` seconds, writes what was received or is still buffered, marks the
-    run ``interrupted`` when ``mark_interrupted``, closes the ledger and re-raises. Owns and
-    closes ``receive``. A database error propagates (the run stays ``running``).
+    ``shutdown_flush_timeout`` seconds in all, writes what was received or is still buffered,
+    marks the run ``interrupted`` when ``mark_interrupted`` and all of it was written, closes the
+    ledger and re-raises (a flush that overran the bound leaves the run ``running`` and the
+    thread writing: the process ends with it, and WAL keeps the file sound). Owns and closes
+    ``receive``. A database error propagates, also when it comes during a cancellation (the run
+    stays ``running``).
 
     ``offload``, when given, runs every ledger call instead (``await offload(fn, *args)``), one
     batch at a time, with this task waiting on the channel, not polling it. Under virtual time
@@ -835,7 +842,7 @@ async def run_ledger_writer(
     if flush_interval < 0 or math.isnan(flush_interval):
         raise ValueError(f"flush_interval must be >= 0 seconds, got {flush_interval}")
     run_sync: Offload = offload if offload is not None else trio.to_thread.run_sync
-    async with receive:
+    with receive:  # closed without a checkpoint: a database error must not become Cancelled
         ledger = await run_sync(Ledger.open, ledger_path)
         counts = {"events": 0, "batches": 0, "outbox": 0}
         status: str | None = None
@@ -847,7 +854,10 @@ async def run_ledger_writer(
             counts["outbox"] = ledger.outbox_saves
 
         worker = None if offload is not None else _WriterThread(write, batch_size)
+        if worker is not None:
+            worker.start()  # before anything can fail: finish() then always has a thread to stop
         pending: list[Event] = []
+        bound: float | None = None  # when a flush on cancellation must give up
         try:
             run_id = await run_sync(lambda: ledger.start_run(
                 name=run.name, seed=run.seed, config_text=run.config_text,
@@ -858,7 +868,6 @@ async def run_ledger_writer(
             if worker is None:
                 await _collect_inline(receive, pending, run_sync, write, batch_size, flush_interval)
             else:
-                worker.start()
                 await _collect_threaded(receive, pending, worker, batch_size, flush_interval)
                 await worker.finish()
                 worker.check()
@@ -869,14 +878,14 @@ async def run_ledger_writer(
                     lambda: ledger.end_run(RunStatus.COMPLETED, None, None, t=end_t)
                 )
         except (trio.Cancelled, KeyboardInterrupt):
-            with trio.CancelScope(
-                shield=True, deadline=trio.current_time() + shutdown_flush_timeout
-            ):
+            bound = trio.current_time() + shutdown_flush_timeout
+            with trio.CancelScope(shield=True, deadline=bound):
                 _drain_nowait(receive, pending, math.inf)
                 if ledger.run_id is not None:
                     if worker is not None:
                         worker.hand(pending)
                         written = await worker.finish()
+                        worker.check()  # a database error wins over the cancellation
                     else:
                         if pending:
                             await run_sync(write, pending)
@@ -893,7 +902,8 @@ async def run_ledger_writer(
             with trio.CancelScope(shield=True):
                 # A thread still writing (after a flush that overran its bound) keeps the
                 # connection: the process ends with it, and WAL keeps the file sound.
-                bound = trio.current_time() + shutdown_flush_timeout
+                if bound is None:
+                    bound = trio.current_time() + shutdown_flush_timeout
                 if worker is None or await worker.finish(deadline=bound):
                     await run_sync(ledger.close)
     assert run_id is not None
@@ -939,7 +949,7 @@ async def _collect_threaded(
     as 10% of a fleet's CPU). One turn takes all the thread has room for, in batches, so that
     the loop's lag does not bound the ledger's rate. ``pending`` is as for
     :func:`_collect_inline`."""
-    poll = flush_interval / FLUSH_POLLS
+    poll = max(flush_interval / FLUSH_POLLS, MIN_POLL)
     while True:
         worker.check()
         while worker.behind():  # backpressure: take no events until the thread catches up
@@ -955,11 +965,18 @@ async def _collect_threaded(
             if len(pending) >= batch_size or now >= deadline:
                 break
             await trio.sleep(min(poll, deadline - now))
-        for start in range(0, len(pending), batch_size):
-            worker.hand(pending[start:start + batch_size])
-        pending.clear()
+        _hand_over(worker, pending, batch_size)
         if ended:
             return
+
+
+@trio.lowlevel.enable_ki_protection
+def _hand_over(worker: _WriterThread, pending: list[Event], batch_size: int) -> None:
+    """Hand ``pending`` to ``worker`` in batches and empty it, as one step: a Ctrl-C between
+    the two would have the flush on cancellation hand the same events again."""
+    for start in range(0, len(pending), batch_size):
+        worker.hand(pending[start:start + batch_size])
+    pending.clear()
 
 
 WRITER_BACKLOG_BATCHES: Final = 4

@@ -578,6 +578,74 @@ async def test_a_failed_write_in_the_thread_ends_the_writer_with_its_error(
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+async def test_a_write_failing_during_cancellation_still_comes_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database error in the thread while the writer flushes on cancellation propagates and
+    leaves the run ``running``: it is not swallowed into an ``interrupted`` run."""
+    path = tmp_path / "lab.db"
+    entered, go = threading.Event(), threading.Event()
+
+    def failing_write(self: Ledger, events: Any) -> int:
+        entered.set()
+        go.wait(10)
+        raise sqlite3.OperationalError("disk I/O error (injected)")
+
+    monkeypatch.setattr(Ledger, "write_events", failing_write)
+    send, receive = trio.open_memory_channel[Event](100)
+    caught: list[BaseException] = []
+    try:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(lambda task_status: run_ledger_writer(
+                    path, receive, run=spec(), batch_size=3, task_status=task_status,
+                ))
+                for i in range(3):  # a full batch: handed over, and the thread is stuck in it
+                    await send.send(note(i))
+                assert await trio.to_thread.run_sync(entered.wait, 10)
+                await send.send(note(3))
+                threading.Timer(0.1, go.set).start()  # fails while the flush waits for it
+                nursery.cancel_scope.cancel()
+    except* sqlite3.OperationalError as group:
+        caught.extend(group.exceptions)
+    assert len(caught) == 1
+    assert rows(path, "SELECT status FROM runs") == [("running",)]
+
+
+async def test_a_flush_on_cancellation_gives_up_after_its_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write stuck in the database holds the cancelled writer for ``shutdown_flush_timeout``
+    seconds in all (not once in the flush and again at close); the run stays ``running``."""
+    path = tmp_path / "lab.db"
+    entered, go = threading.Event(), threading.Event()
+    real_write = Ledger.write_events
+
+    def stuck_write(self: Ledger, events: Any) -> int:
+        entered.set()
+        go.wait(30)
+        return real_write(self, events)
+
+    monkeypatch.setattr(Ledger, "write_events", stuck_write)
+    send, receive = trio.open_memory_channel[Event](100)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: run_ledger_writer(
+                path, receive, run=spec(), batch_size=3, shutdown_flush_timeout=1.0,
+                task_status=task_status,
+            ))
+            for i in range(3):
+                await send.send(note(i))
+            assert await trio.to_thread.run_sync(entered.wait, 10)
+            cancelled_at = trio.current_time()
+            nursery.cancel_scope.cancel()
+        waited = trio.current_time() - cancelled_at
+        assert 1.0 <= waited < 1.8
+        assert rows(path, "SELECT status FROM runs") == [("running",)]
+    finally:
+        go.set()  # let the thread end
+
+
 @pytest.mark.parametrize(("batch_size", "flush_interval"), [(0, 0.1), (10, -1.0)])
 async def test_writer_rejects_bad_settings(
     tmp_path: Path, batch_size: int, flush_interval: float
