@@ -615,15 +615,14 @@ class _RowsStatement:
     """A statement over any number of rows: ``sql(n)`` is its text for ``n`` rows of
     ``columns`` parameters each (cached: the sizes used are powers of two)."""
 
-    def __init__(self, columns: int, template: str, row: str, separator: str = ", ") -> None:
+    def __init__(self, columns: int, template: str, row: str) -> None:
         self.columns = columns
         self._template = template
         self._row = row
-        self._separator = separator
         self.sql = functools.cache(self._text)
 
     def _text(self, rows: int) -> str:
-        return self._template.format(self._separator.join([self._row] * rows))
+        return self._template.format(", ".join([self._row] * rows))
 
 
 _EVENTS: Final = _RowsStatement(
@@ -1037,8 +1036,8 @@ class _WriterThread:
 
     async def finish(self, deadline: float = math.inf) -> bool:
         """Let the thread write what it holds and end; wait for it (polling) until ``deadline``.
-        True when it has ended (or never started), False when it is still writing. Idempotent;
-        a cancellation point."""
+        True when it has ended, False when it is still writing. Idempotent; a cancellation
+        point."""
         if not self._stopped:
             self._stopped = True
             self._batches.put(None)
