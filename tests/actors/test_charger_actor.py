@@ -839,3 +839,24 @@ async def test_a_timer_step_never_overtakes_an_item_handed_to_the_parked_main_lo
             nursery.cancel_scope.cancel()
     after = log[log.index("PlugIn sent"):]
     assert after[:2] == ["PlugIn sent", "plug_in"], after[:4]
+
+
+async def test_trio_marks_a_task_parked_on_a_memory_channel_until_it_is_rescheduled() -> None:
+    """The charger's fast paths tell that its main loop is still parked on its inbox from
+    ``Task.custom_sleep_data``: set by the memory channel while the task waits in ``receive``,
+    None from the moment trio reschedules it (before it runs). Were a trio release to change
+    that, no step would be taken outside the main loop any more; this test says why."""
+    send, receive = trio.open_memory_channel[int](1)
+    parked: list[trio.lowlevel.Task] = []
+
+    async def park() -> None:
+        parked.append(trio.lowlevel.current_task())
+        await receive.receive()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(park)
+            await trio.testing.wait_all_tasks_blocked()
+            assert parked[0].custom_sleep_data is not None
+            send.send_nowait(1)  # handed to the parked task, which has not run yet
+            assert parked[0].custom_sleep_data is None
