@@ -20,7 +20,8 @@ the others by publishing. Hotter still, a charger publishes two or three events 
 the publisher awaits ``publish`` only when the ledger's buffer is full.
 
 Control events (:meth:`EventBus.publish_control`) go to the lossless subscribers alone: the ledger
-writer's instructions (such as an outbox snapshot) that are not facts for viewers or counters.
+writer's instructions (such as an outbox snapshot) that are not facts for viewers or counters;
+``publish_control_nowait`` is to ``publish_control`` what ``publish_nowait`` is to ``publish``.
 
 The bus owns every send side and closes them all in :meth:`EventBus.aclose`; a subscriber owns its
 receive side and sees end-of-channel once it has drained what was buffered. A subscriber that
@@ -199,21 +200,8 @@ class EventBus:
         subscriber's buffer is full, or there is more than one lossless subscriber): then await
         :meth:`publish`. Unlike :meth:`publish` it is not a cancellation point. Raises
         ``trio.ClosedResourceError`` after :meth:`aclose`."""
-        if self._closed:
-            raise trio.ClosedResourceError("the event bus is closed")
-        lossless = self._lossless
-        if len(lossless) > 1:
+        if not self.publish_control_nowait(event):
             return False
-        if lossless:
-            subscriber = lossless[0]
-            try:
-                subscriber.send.send_nowait(event)
-            except trio.WouldBlock:
-                return False
-            except trio.BrokenResourceError:
-                self._leave(subscriber)
-            else:
-                subscriber.delivered += 1
         self._deliver_observed(event)
         return True
 
@@ -240,6 +228,29 @@ class EventBus:
             raise trio.ClosedResourceError("the event bus is closed")
         await trio.lowlevel.checkpoint_if_cancelled()
         await self._deliver_lossless(event)
+
+    def publish_control_nowait(self, event: Event) -> bool:
+        """Deliver a control event as :meth:`publish_control` would, if that needs no wait:
+        True once it is delivered; False, with nothing delivered, when it would have to wait
+        (the lossless subscriber's buffer is full, or there is more than one lossless
+        subscriber): then await :meth:`publish_control`. Not a cancellation point. Raises
+        ``trio.ClosedResourceError`` after :meth:`aclose`."""
+        if self._closed:
+            raise trio.ClosedResourceError("the event bus is closed")
+        lossless = self._lossless
+        if len(lossless) > 1:
+            return False
+        if lossless:
+            subscriber = lossless[0]
+            try:
+                subscriber.send.send_nowait(event)
+            except trio.WouldBlock:
+                return False
+            except trio.BrokenResourceError:
+                self._leave(subscriber)
+            else:
+                subscriber.delivered += 1
+        return True
 
     async def _deliver_lossless(self, event: Event) -> None:
         for subscriber in self._lossless:

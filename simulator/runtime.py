@@ -183,6 +183,11 @@ async def run_simulation(
             SaveOutbox(t=trio.current_time(), charger=effect.charger, entries=effect.entries)
         )
 
+    def persist_nowait(effect: PersistOutbox) -> bool:
+        return bus.publish_control_nowait(
+            SaveOutbox(t=trio.current_time(), charger=effect.charger, entries=effect.entries)
+        )
+
     run = RunSpec(
         name=fleet.run.name, seed=fleet.run.seed, config_text=fleet.text,
         config_sha256=fleet.sha256, version=__version__, t0=t0, wall0=wall0,
@@ -214,7 +219,7 @@ async def run_simulation(
                         spec=spec, seed=fleet.run.seed, url=url,
                         open_transport=functools.partial(opener, url),
                         publish=bus.publish, publish_nowait=bus.publish_nowait,
-                        persist=persist, wall_epoch=wall_epoch,
+                        persist=persist, persist_nowait=persist_nowait, wall_epoch=wall_epoch,
                         sessions=group.sessions, timers=timers,
                     )
                     for spec in charger_specs(group)

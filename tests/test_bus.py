@@ -342,3 +342,22 @@ async def test_publish_nowait_leaves_a_closed_subscriber_and_refuses_after_aclos
     await bus.aclose()
     with pytest.raises(trio.ClosedResourceError):
         bus.publish_nowait(note(1))
+
+
+async def test_publish_control_nowait_reaches_the_ledger_alone_or_defers_to_publish_control(
+) -> None:
+    bus = EventBus()
+    ledger = bus.subscribe_lossless(1)
+    viewer = bus.subscribe_lossy(4, name="viewer")
+    seen: list[Event] = []
+    bus.observe(seen.append)
+    assert bus.publish_control_nowait(note(0))
+    assert not bus.publish_control_nowait(note(1))  # the ledger is full: nothing delivered
+    assert (drain(ledger), drain(viewer), seen, bus.statistics().published) == ([note(0)], [],
+                                                                                [], 0)
+    second = bus.subscribe_lossless(4, name="second")
+    assert not bus.publish_control_nowait(note(2))  # two to deliver to: publish_control waits
+    assert drain(ledger) == drain(second) == []
+    await bus.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        bus.publish_control_nowait(note(3))

@@ -104,8 +104,9 @@ class ChargerEnv:
     ``publish`` sends an event to the bus and may block (ledger backpressure); ``publish_nowait``
     is tried first and returns False, having delivered nothing, when ``publish`` would have to
     wait (``EventBus.publish_nowait``: no coroutine per event; by default it never delivers);
-    ``persist`` stores an outbox snapshot in the ledger. ``wall_epoch`` is Unix time at
-    ``trio.current_time() == 0``.
+    ``persist`` stores an outbox snapshot in the ledger; ``persist_nowait`` is tried first, as
+    ``publish_nowait`` is (``EventBus.publish_control_nowait``; by default it never stores).
+    ``wall_epoch`` is Unix time at ``trio.current_time() == 0``.
     ``timers``: the fleet's :class:`~simulator.actors.timers.TimerWheel`, whose task must run
     while the charger does; without one the charger runs a wheel of its own.
     """
@@ -121,6 +122,7 @@ class ChargerEnv:
     backoff: Backoff = Backoff()
     timers: TimerWheel | None = None
     publish_nowait: Callable[[Event], bool] = lambda event: False
+    persist_nowait: Callable[[PersistOutbox], bool] = lambda effect: False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -374,6 +376,21 @@ async def run_charger(
             await env.persist(PersistOutbox(charger=identity, entries=outbox))
             control.persisted = outbox  # only once handed over (the await may be cancelled)
 
+    def store_nowait() -> bool:
+        """:func:`save_outbox` if the ledger takes the snapshot without waiting: True once
+        done (or when there is nothing to store), False, with nothing changed, when it would
+        have to wait. A charger whose queue is behind stores at every change: with only the
+        awaited store, each of its timer steps and frames went the main loop's slower way."""
+        nonlocal persist_at, store_due
+        outbox = control.outbox
+        if control.unsaved:
+            if not env.persist_nowait(PersistOutbox(charger=identity, entries=outbox)):
+                return False
+            control.persisted = outbox
+        persist_at = None
+        store_due = False
+        return True
+
     publish_nowait = env.publish_nowait
 
     def sent_frame(send: Send, text: str) -> FrameOut:
@@ -479,7 +496,7 @@ async def run_charger(
         machine.tick(now)
         effects = cast("list[Effect | _Flush]", machine.take_effects())
         index = apply_nowait(effects, now, 0) if effects else 0
-        if index < len(effects) or store_due_at(now):
+        if index < len(effects) or (store_due_at(now) and not store_nowait()):
             return _Rest(effects, index, now)
         return None
 

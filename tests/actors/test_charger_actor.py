@@ -403,26 +403,37 @@ async def test_transaction_messages_survive_a_dropped_connection_in_order(
     assert [s.reason for s in stopped] == ["Local"]
 
 
+@pytest.mark.parametrize("nowait", [False, True], ids=["awaited", "nowait"])
 @pytest.mark.parametrize("wheel", [False, True], ids=["own-wheel", "fleet-wheel"])
 async def test_the_outbox_is_stored_late_while_empty_and_at_once_once_it_holds_messages(
-    autojump_clock: trio.testing.MockClock, wheel: bool,
+    autojump_clock: trio.testing.MockClock, wheel: bool, nowait: bool,
 ) -> None:
     """Online with prompt answers, every transaction message is queued and acknowledged within
     the interval: nothing is stored. Offline, the first message waits one interval, the next ones
     are stored as they come; back online, every delivery is stored at once (a kill then never
-    makes --resume send a delivered message again), down to the empty queue."""
+    makes --resume send a delivered message again), down to the empty queue. The same whether
+    the ledger takes the snapshots without waiting (``persist_nowait``) or not."""
     csms, recorder = FakeCsms(), Recorder()
     timers = TimerWheel() if wheel else None
     env = make_env(csms, recorder, config={"HeartbeatInterval": 10,
                                            "MeterValueSampleInterval": 1}, timers=timers)
     control = ChargerControl()
     stamps: list[float] = []
+    awaited: list[PersistOutbox] = []
 
     async def persist(effect: PersistOutbox) -> None:
         stamps.append(trio.current_time())
         recorder.persisted.append(effect)
+        awaited.append(effect)
+
+    def persist_nowait(effect: PersistOutbox) -> bool:
+        stamps.append(trio.current_time())
+        recorder.persisted.append(effect)
+        return True
 
     env = dataclasses.replace(env, persist=persist)
+    if nowait:
+        env = dataclasses.replace(env, persist_nowait=persist_nowait)
     async with trio.open_nursery() as nursery:
         await start_charging(nursery, csms, env, control, energy_wanted_kwh=30)
         await trio.sleep(20)
@@ -448,6 +459,7 @@ async def test_the_outbox_is_stored_late_while_empty_and_at_once_once_it_holds_m
         # updated in place: the transaction id once StartTransaction is answered)
         assert drain.index(0) == len(drain) - 1 >= 25
         count = len(recorder.persisted)
+        assert (awaited == []) is nowait  # (with nowait, none of these had to wait)
         await control.shutdown(trio.current_time() + 10)
         await control.done.wait()
         nursery.cancel_scope.cancel()
