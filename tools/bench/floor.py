@@ -7,14 +7,18 @@ charger machine, no ledger, no bus, no connector actors: the part of ``fleet.py`
 exchange that no simulator on this transport can go below. The difference to ``fleet.py``'s
 figure is what the simulator itself costs.
 
-The connections open at 1,000/s; after ``--settle`` seconds the GC is tuned as the simulator
-tunes it (``simulator.actors.fleet.tune_gc``) and a window of ``--window`` seconds is measured:
-process CPU (user + system) per exchange completed in it.
+Each connection waits out its period with ``trio.sleep``, or with ``--wheel`` on one
+:class:`~simulator.actors.timers.TimerWheel` for all of them, as the fleet's chargers wait (no
+cancel scope and no timeout per wake-up). The connections open at 1,000/s; after ``--settle``
+seconds the GC is tuned as the simulator tunes it (``simulator.actors.fleet.tune_gc``) and a
+window of ``--window`` seconds is measured: process CPU (user + system) per exchange completed
+in it.
 
 Usage::
 
     python tools/bench/floor.py                                   # 1,000 x websockets
     python tools/bench/floor.py --transport trio-websocket --connections 1000
+    python tools/bench/floor.py --connections 10000 --rate 0.3 --window 30 --wheel
     tools/just bench floor --transport wsproto
 
 The run stops by itself after the window.
@@ -61,24 +65,34 @@ def opener(name: str) -> Callable[..., AbstractAsyncContextManager[object]]:
 async def run(args: argparse.Namespace, url: str) -> tuple[int, float]:
     """Exchanges completed in the window and the process CPU seconds it took."""
     from simulator.actors.fleet import tune_gc
+    from simulator.actors.timers import TimerWheel
 
     open_transport = opener(args.transport)
     period = 1.0 / args.rate
     completed = 0
+    wheel = TimerWheel() if args.wheel else None
+
+    async def pause(seconds: float) -> None:
+        if wheel is None:
+            await trio.sleep(seconds)
+        else:
+            await wheel.sleep_until(trio.current_time() + seconds)
 
     async def connection(index: int) -> None:
         nonlocal completed
         async with open_transport(url, f"FLOOR-{index:05}") as transport:
-            await trio.sleep(random.Random(index).random() * period)  # spread the phases
+            await pause(random.Random(index).random() * period)  # spread the phases
             sent = 0
             while True:
-                await trio.sleep(period)
+                await pause(period)
                 sent += 1
                 await transport.send(CALL.format(id=sent))  # type: ignore[attr-defined]
                 await transport.receive()  # type: ignore[attr-defined]
                 completed += 1
 
     async with trio.open_nursery() as nursery:
+        if wheel is not None:
+            await nursery.start(wheel.run)
         for index in range(args.connections):
             nursery.start_soon(connection, index)
             if index % 100 == 99:
@@ -100,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=2.3, help="CALLs per connection per s")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--window", type=float, default=15.0)
+    parser.add_argument("--wheel", action="store_true",
+                        help="wait on one timer wheel, as the fleet's chargers do")
     args = parser.parse_args(argv)
     raise_open_files_limit()
     with tempfile.TemporaryDirectory(prefix="floor-") as workdir, \
@@ -108,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     if not exchanges:
         sys.exit("floor.py: no exchange completed in the window")
     print(f"floor: {args.connections:,} connections x {args.transport}, {args.rate:g} CALL/s each,"
-          f" window {args.window:g} s")
+          f" {'timer wheel' if args.wheel else 'trio.sleep'}, window {args.window:g} s")
     print(f"exchanges {exchanges:,} ({exchanges / args.window:,.0f}/s), CPU {cpu:.2f} s,"
           f" {cpu / exchanges * 1e6:.1f} µs per exchange")
     given = sys.argv[1:] if argv is None else argv
