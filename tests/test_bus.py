@@ -250,12 +250,22 @@ async def test_observers_see_every_event_inline_before_the_channels() -> None:
         bus.observe(seen.append)
 
 
-async def test_control_events_reach_only_the_lossless_subscribers() -> None:
+def ledger_viewer_observer(
+    ledger_buffer: int, viewer_buffer: int
+) -> tuple[EventBus, trio.MemoryReceiveChannel[Event], trio.MemoryReceiveChannel[Event],
+           list[Event]]:
+    """A bus with a lossless "ledger", a lossy "viewer" and an observer that keeps what it
+    sees."""
     bus = EventBus()
-    ledger = bus.subscribe_lossless(10)
-    viewer = bus.subscribe_lossy(10, name="viewer")
+    ledger = bus.subscribe_lossless(ledger_buffer)
+    viewer = bus.subscribe_lossy(viewer_buffer, name="viewer")
     seen: list[Event] = []
     bus.observe(seen.append)
+    return bus, ledger, viewer, seen
+
+
+async def test_control_events_reach_only_the_lossless_subscribers() -> None:
+    bus, ledger, viewer, seen = ledger_viewer_observer(10, 10)
     await bus.publish_control(note(0))
     await bus.publish(note(1))
     assert drain(ledger) == [note(0), note(1)]
@@ -346,11 +356,7 @@ async def test_publish_nowait_leaves_a_closed_subscriber_and_refuses_after_aclos
 
 async def test_publish_control_nowait_reaches_the_ledger_alone_or_defers_to_publish_control(
 ) -> None:
-    bus = EventBus()
-    ledger = bus.subscribe_lossless(1)
-    viewer = bus.subscribe_lossy(4, name="viewer")
-    seen: list[Event] = []
-    bus.observe(seen.append)
+    bus, ledger, viewer, seen = ledger_viewer_observer(1, 4)
     assert bus.publish_control_nowait(note(0))
     assert not bus.publish_control_nowait(note(1))  # the ledger is full: nothing delivered
     assert (drain(ledger), drain(viewer), seen, bus.statistics().published) == ([note(0)], [],
