@@ -43,7 +43,7 @@ from simulator.events import (
     TransactionStopped,
     UnmatchedResult,
 )
-from simulator.storage import LOOP_PROBE_SUMMARY_KEY, RunRecord, get_run, open_readonly
+from simulator.ledger import LOOP_PROBE_SUMMARY_KEY, RunRecord, get_run, open_readonly
 
 PERCENTILES: Final = (50.0, 95.0, 99.0)
 """The latency percentiles a report gives, in percent."""

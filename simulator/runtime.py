@@ -58,19 +58,15 @@ from simulator.config import Group, TimeMode
 from simulator.csms import BootStatus, CsmsOptions, CsmsServer, run_csms
 from simulator.csms.server import new_central_system
 from simulator.events import Event
-from simulator.machines.charger import ChargerSpec
-from simulator.machines.effects import OutboxEntry, PersistOutbox
-from simulator.storage import (
+from simulator.ledger import LOOP_PROBE_SUMMARY_KEY, Ledger, RunStatus, SaveOutbox, finish_run
+from simulator.ledger.writer import (
     DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
-    LOOP_PROBE_SUMMARY_KEY,
-    Ledger,
     RunSpec,
-    RunStatus,
-    SaveOutbox,
-    finish_run,
     run_inline,
     run_ledger_writer,
 )
+from simulator.machines.charger import ChargerSpec
+from simulator.machines.effects import OutboxEntry, PersistOutbox
 from simulator.view import run_live_view
 
 DEFAULT_GRACE: Final = 10.0

@@ -246,8 +246,8 @@ def test_a_fresh_run_warns_about_messages_an_earlier_run_left_queued(
 ) -> None:
     from datetime import UTC, datetime
 
+    from simulator.ledger import Ledger
     from simulator.machines.effects import OutboxEntry
-    from simulator.storage import Ledger
 
     ledger = Ledger.open(tmp_path / "cli.db")
     ledger.start_run(name="old", seed=1, config_text="", config_sha256="", version="0",

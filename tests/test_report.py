@@ -36,6 +36,8 @@ from simulator.events import (
     TransactionStopped,
     UnmatchedResult,
 )
+from simulator.ledger import Ledger, RunStatus, finish_run
+from simulator.ledger.writer import RunSpec, run_ledger_writer
 from simulator.report import (
     UNKNOWN_ACTION,
     UNKNOWN_ERROR_CODE,
@@ -49,7 +51,6 @@ from simulator.report import (
     render_text,
     summarize,
 )
-from simulator.storage import Ledger, RunSpec, RunStatus, finish_run, run_ledger_writer
 
 T0 = 500.0
 WALL0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)

@@ -1,0 +1,159 @@
+"""The synchronous ledger: schema and WAL, the charger index, the runs row's life cycle, event
+rows, and read-only connections."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from simulator.events import FrameIn
+from simulator.ledger import (
+    CHARGER_INDEX,
+    KIND_INDEX,
+    Ledger,
+    RunStatus,
+    finish_run,
+    get_run,
+    open_readonly,
+)
+from tests.ledger.helpers import T0, note, rows, start
+
+
+def test_open_creates_schema_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        assert ledger.journal_mode() == "wal"
+        assert ledger.integrity_check() == "ok"
+    finally:
+        ledger.close()
+    with open_readonly(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"runs", "events", "outbox", "frames", "faults", "transactions"} <= names
+    assert KIND_INDEX == "idx_events_run_id_kind" and KIND_INDEX in names
+    Ledger.open(path).close()  # reopening an existing ledger keeps it as it is
+
+
+def test_the_charger_index_is_built_when_the_run_ends(tmp_path: Path) -> None:
+    """Kept up while a run writes, (run_id, charger) costs more than the rest of an insert;
+    it exists between runs, not during one."""
+    path = tmp_path / "index.db"
+
+    def indexes() -> set[object]:
+        return {row[0] for row in rows(path, "SELECT name FROM sqlite_master WHERE type = 'index'"
+                                             " AND tbl_name = 'events'")}
+
+    ledger = Ledger.open(path)
+    try:
+        start(ledger)
+        ledger.write_events([note(i, f"CP-{i % 3}") for i in range(30)])
+        assert indexes() == {"idx_events_run_id_kind"}
+        ledger.end_run(RunStatus.COMPLETED, 0, None)
+        assert indexes() == {"idx_events_run_id_kind", CHARGER_INDEX}
+        plan = rows(path, "EXPLAIN QUERY PLAN SELECT count(*) FROM events"
+                          " WHERE run_id = 1 AND charger = 'CP-1'")
+        assert CHARGER_INDEX in str(plan)
+        start(ledger)  # the next run keeps it: rebuilding over run 1's events would cost more
+        assert indexes() == {"idx_events_run_id_kind", CHARGER_INDEX}
+    finally:
+        ledger.close()
+
+
+def test_run_row_life_cycle(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        run_id = start(ledger)
+        record = ledger.get_run(run_id)
+        assert (record.status, record.ended_at, record.exit_code, record.summary) == (
+            RunStatus.RUNNING, None, None, None,
+        )
+        assert (record.name, record.seed, record.config_sha256, record.version) == (
+            "lab", 42, "ab" * 32, "0.1.0",
+        )
+        assert record.config == "[run]\nname = 'lab'\n"
+        assert record.started_at == "2026-01-02T03:04:05.000000Z"
+        ledger.write_events([note(1), note(2)])
+        ledger.end_run(RunStatus.COMPLETED, None, None, t=T0 + 10.5)
+        record = ledger.get_run(run_id)
+        assert (record.status, record.ended_at) == ("completed", "2026-01-02T03:04:15.500000Z")
+        with pytest.raises(ValueError, match="unknown run status"):
+            ledger.end_run("done", 0, None)
+    finally:
+        ledger.close()
+    # the verdict comes later, from another connection; ended_at is kept
+    finish_run(path, run_id, RunStatus.FAILED, 1, {"reasons": ["1 crash"]})
+    with open_readonly(path) as conn:
+        record = get_run(conn)
+    assert (record.status, record.exit_code) == ("failed", 1)
+    assert record.summary == {"reasons": ["1 crash"]}
+    assert record.ended_at == "2026-01-02T03:04:15.500000Z"
+    with pytest.raises(ValueError, match="no run with id 99"):
+        finish_run(path, 99, RunStatus.FAILED, 1, None)
+
+
+def test_a_resumed_run_closes_the_killed_one(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    killed = Ledger.open(path)
+    first = start(killed)
+    killed.write_events([note(1), note(7)])
+    killed.close()  # never ended: as after kill -9
+    ledger = Ledger.open(path)
+    try:
+        second = start(ledger, resumed_from=first)
+        earlier = ledger.get_run(first)
+        assert (earlier.status, earlier.ended_at) == ("interrupted", "2026-01-02T03:04:12.000000Z")
+        latest = ledger.latest_run()
+        assert latest is not None
+        assert (latest.id, latest.resumed_from, latest.status) == (second, first, "running")
+        ledger.write_events([note(1)])
+    finally:
+        ledger.close()
+    assert rows(path, "SELECT run_id, seq FROM events ORDER BY rowid") == [
+        (first, 1), (first, 2), (second, 1),
+    ]
+
+
+def test_event_rows(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        with pytest.raises(RuntimeError, match="start_run"):
+            ledger.write_events([note(1)])
+        run_id = start(ledger)
+        frame = FrameIn(t=T0 + 2.25, charger="CP-9", connector=2, raw='[3,"a",{}]',
+                        message_type=3, unique_id="a", action="Heartbeat", latency=0.125)
+        assert ledger.write_events([note(1), frame]) == 2
+        assert ledger.write_events([note(3)]) == 1
+    finally:
+        ledger.close()
+    got = rows(path, "SELECT run_id, seq, t, wall, charger, connector, kind, data FROM events"
+                     " ORDER BY seq")
+    assert got[1] == (
+        run_id, 2, 2.25, "2026-01-02T03:04:07.250000Z", "CP-9", 2, "frame_in",
+        '{"raw":"[3,\\"a\\",{}]","message_type":3,"unique_id":"a","action":"Heartbeat",'
+        '"latency":0.125}',
+    )
+    assert [(r[1], r[6], json.loads(str(r[7]))) for r in got] == [
+        (1, "note", {"what": "n1"}), (2, "frame_in", json.loads(str(got[1][7]))),
+        (3, "note", {"what": "n3"}),
+    ]
+    assert rows(path, "SELECT action, latency, direction FROM frames") == [
+        ("Heartbeat", 0.125, "in"),
+    ]
+
+
+def test_open_readonly_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError), open_readonly(tmp_path / "nope.db"):
+        pass
+
+
+def test_readonly_connection_on_a_non_database(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, not a database\n" * 100)
+    with pytest.raises(sqlite3.DatabaseError), open_readonly(path) as conn:
+        conn.execute("SELECT * FROM runs")
