@@ -1,5 +1,5 @@
-"""The ledger: one SQLite file per run history (WAL mode), every bus event of every run, the
-runs themselves, and the chargers' undelivered transaction messages.
+"""The ledger: a SQLite file in WAL mode that keeps a lab's runs, every bus event of each, and
+the chargers' undelivered transaction messages (so that a resumed run sends them).
 
 Layout, bottom up (each module imports only those above it):
 

@@ -3,9 +3,9 @@
 Rules: one thread at a time uses a ``Ledger`` (the connection allows a different thread per
 call, as ``trio.to_thread`` may use any worker); every write method is one transaction and
 commits before it returns, so a killed process leaves the file as of the last call (WAL); a
-failed call rolls back whole. Events are appended to the current run only (:meth:`Ledger.
-start_run` first). Secrets are never written here: events are redacted at source and the config
-text arrives redacted.
+failed call rolls back whole. Events are appended to the current run only
+(:meth:`Ledger.start_run` first). Secrets are never written here: events are redacted at source
+and the config text arrives redacted.
 """
 
 from __future__ import annotations
