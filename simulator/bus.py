@@ -15,13 +15,10 @@ three kinds, chosen when they subscribe:
 ``publish`` is the fleet's hottest await, so it only yields to the scheduler when it must: when a
 lossless buffer is full (the publisher waits for room) or when the calling task has been cancelled.
 Every publisher also awaits I/O in the same loop (its transport, its inbox), so no task can starve
-the others by publishing. Hotter still, a charger publishes two or three events per exchange:
-``publish_nowait`` delivers without a coroutine at all when no wait is needed, and says so, so that
-the publisher awaits ``publish`` only when the ledger's buffer is full.
+the others by publishing.
 
 Control events (:meth:`EventBus.publish_control`) go to the lossless subscribers alone: the ledger
-writer's instructions (such as an outbox snapshot) that are not facts for viewers or counters;
-``publish_control_nowait`` is to ``publish_control`` what ``publish_nowait`` is to ``publish``.
+writer's instructions (such as an outbox snapshot) that are not facts for viewers or counters.
 
 The bus owns every send side and closes them all in :meth:`EventBus.aclose`; a subscriber owns its
 receive side and sees end-of-channel once it has drained what was buffered. A subscriber that
@@ -194,17 +191,6 @@ class EventBus:
         self._deliver_observed(event)
         await self._deliver_lossless(event)
 
-    def publish_nowait(self, event: Event) -> bool:
-        """Deliver ``event`` as :meth:`publish` would, if that needs no wait: True once it is
-        delivered. False, with nothing delivered, when it would have to wait (the lossless
-        subscriber's buffer is full, or there is more than one lossless subscriber): then await
-        :meth:`publish`. Unlike :meth:`publish` it is not a cancellation point. Raises
-        ``trio.ClosedResourceError`` after :meth:`aclose`."""
-        if not self.publish_control_nowait(event):
-            return False
-        self._deliver_observed(event)
-        return True
-
     def _deliver_observed(self, event: Event) -> None:
         """Count ``event`` and hand it to the observers and the lossy subscribers (which drop
         it when full): the part of a publish that never waits."""
@@ -228,29 +214,6 @@ class EventBus:
             raise trio.ClosedResourceError("the event bus is closed")
         await trio.lowlevel.checkpoint_if_cancelled()
         await self._deliver_lossless(event)
-
-    def publish_control_nowait(self, event: Event) -> bool:
-        """Deliver a control event as :meth:`publish_control` would, if that needs no wait:
-        True once it is delivered; False, with nothing delivered, when it would have to wait
-        (the lossless subscriber's buffer is full, or there is more than one lossless
-        subscriber): then await :meth:`publish_control`. Not a cancellation point. Raises
-        ``trio.ClosedResourceError`` after :meth:`aclose`."""
-        if self._closed:
-            raise trio.ClosedResourceError("the event bus is closed")
-        lossless = self._lossless
-        if len(lossless) > 1:
-            return False
-        if lossless:
-            subscriber = lossless[0]
-            try:
-                subscriber.send.send_nowait(event)
-            except trio.WouldBlock:
-                return False
-            except trio.BrokenResourceError:
-                self._leave(subscriber)
-            else:
-                subscriber.delivered += 1
-        return True
 
     async def _deliver_lossless(self, event: Event) -> None:
         for subscriber in self._lossless:

@@ -38,6 +38,14 @@ class FrameOut(Event, frozen=True, tag="frame_out"):
     action: str | None = None
 
 
+class FrameUnsent(Event, frozen=True, tag="frame_unsent"):
+    """A frame handed to a connection (recorded as ``frame_out``) that the connection ended
+    before it was written."""
+
+    unique_id: str
+    action: str
+
+
 class FrameIn(Event, frozen=True, tag="frame_in"):
     """A frame we received. ``latency`` (s) is set on a result to one of our CALLs; ``violations``
     lists what was wrong with it (framing or schema), empty when it was valid."""
@@ -188,6 +196,15 @@ class CsmsNote(Event, frozen=True, tag="csms_note"):
 
 
 # --- chaos ----------------------------------------------------------------------------------------
+
+
+class CommandIssued(Event, frozen=True, tag="command"):
+    """A command given through the simulation's facade (a step, the API, a test), recorded
+    before the charger gets it: ``command`` is its name (plug, unplug, present_tag, stop,
+    reboot, fault, clear_fault), ``params`` its arguments."""
+
+    command: str
+    params: dict[str, Any] = {}
 
 
 class FaultInjected(Event, frozen=True, tag="fault"):

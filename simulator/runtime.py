@@ -20,12 +20,10 @@ is then written in the Trio thread, so the clock cannot jump while a batch is be
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import signal
 import ssl
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -38,11 +36,10 @@ import trio
 import trio.testing
 import trio_websocket
 
-from simulator import __version__
+from simulator import __version__, seeds
 from simulator.actors.charger import ChargerEnv
-from simulator.actors.fleet import Fleet, GroupPlan, run_fleet
+from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
 from simulator.actors.lag import run_lag_probe
-from simulator.actors.timers import TimerWheel
 from simulator.actors.transport import (
     SUBPROTOCOL,
     Transport,
@@ -56,7 +53,7 @@ from simulator.bus import Counters, EventBus
 from simulator.config import Fleet as FleetFile
 from simulator.config import Group, TimeMode
 from simulator.csms import BootStatus, CsmsOptions, CsmsServer, run_csms
-from simulator.csms.server import new_central_system
+from simulator.csms.core import CentralSystem
 from simulator.events import Event
 from simulator.ledger import LOOP_PROBE_SUMMARY_KEY, Ledger, RunStatus, SaveOutbox, finish_run
 from simulator.ledger.writer import (
@@ -67,12 +64,15 @@ from simulator.ledger.writer import (
 )
 from simulator.machines.charger import ChargerSpec
 from simulator.machines.effects import OutboxEntry, PersistOutbox
+from simulator.simulation import RunResult, Simulation
 from simulator.view import run_live_view
 
 DEFAULT_GRACE: Final = 10.0
 """Seconds queued transaction messages get to be delivered at the end of a run."""
 LEDGER_BUFFER: Final = 8192
 """Events the ledger subscription buffers before publishers wait (backpressure)."""
+DEFAULT_VIRTUAL_EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
+"""The wall time at the start of a virtual run without ``[run] epoch``."""
 DEFAULT_FIRMWARE: Final = f"sim-{__version__}"
 """firmwareVersion in BootNotification when the group does not set one."""
 
@@ -97,17 +97,6 @@ class ExitCode:
     FAILED: Final = 1
     USAGE: Final = 2
     INTERRUPTED: Final = 130
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RunResult:
-    """What a run ended as: the ledger file and run id, its status and exit code, and why."""
-
-    ledger: Path
-    run_id: int
-    status: str
-    exit_code: int
-    reasons: tuple[str, ...]
 
 
 def charger_specs(group: Group) -> list[ChargerSpec]:
@@ -138,17 +127,24 @@ def csms_options(fleet: FleetFile) -> CsmsOptions:
     )
 
 
-async def run_simulation(
+@asynccontextmanager
+async def open_simulation(
     fleet: FleetFile,
     *,
     resume: bool = False,
-    live: bool = True,
+    live: bool = False,
     view_stream: TextIO | None = None,
     open_transport: TransportFactory | None = None,
     grace: float = DEFAULT_GRACE,
     gc_tuning: bool = True,
-) -> RunResult:
-    """Run ``fleet`` to its end and return the result (see the module docstring).
+) -> AsyncIterator[Simulation]:
+    """Start ``fleet`` (the actor tree of the module docstring) and yield its handle.
+
+    Inside the block the fleet runs; :meth:`Simulation.stop` begins the graceful end and
+    :meth:`Simulation.wait_finished` waits for it. Leaving the block stops the fleet gracefully
+    (``grace`` seconds for queued messages) if nobody did, stores every outbox not stored yet,
+    flushes the ledger and marks the run; the result is then ``sim.result``. An exception in the
+    block (or a cancellation) ends the run as ``interrupted``.
 
     ``open_transport(url, identity)`` replaces the WebSocket transport (tests use memory
     transports). Never raises for what the CSMS does; a bad ledger path raises ``OSError``.
@@ -169,18 +165,11 @@ async def run_simulation(
     counters = Counters()
     bus.observe(counters.observe)
     t0 = trio.current_time()
-    wall0 = datetime.now(UTC)
-    wall_epoch = time.time() - t0
-    interrupted = False
-    fleet_handle: Fleet | None = None
+    wall0 = virtual_epoch(fleet) if virtual else datetime.now(UTC)
+    wall_epoch = wall0.timestamp() - t0
 
     async def persist(effect: PersistOutbox) -> None:
         await bus.publish_control(
-            SaveOutbox(t=trio.current_time(), charger=effect.charger, entries=effect.entries)
-        )
-
-    def persist_nowait(effect: PersistOutbox) -> bool:
-        return bus.publish_control_nowait(
             SaveOutbox(t=trio.current_time(), charger=effect.charger, entries=effect.entries)
         )
 
@@ -189,23 +178,30 @@ async def run_simulation(
         config_sha256=fleet.sha256, version=__version__, t0=t0, wall0=wall0,
         resumed_from=resumed_from,
     )
+    sim: Simulation | None = None
+    interrupted = False
     async with trio.open_nursery() as services:
         run_id = await services.start(
             lambda task_status: run_ledger_writer(
                 ledger_path, ledger_channel, run=run, task_status=task_status,
                 offload=run_inline if virtual else None,
-            )
+            ),
+            name="ledger writer",
         )
         url = fleet.csms.url
         csms_scope = trio.CancelScope()
         virtual_opener: TransportFactory | None = None
         if url == "embedded" and virtual:
-            server = CsmsServer(new_central_system(csms_options(fleet)), publish=bus.publish)
+            server = CsmsServer(
+                CentralSystem(csms_options(fleet), wall_epoch=wall_epoch,
+                              new_id=seeds.uuid_ids(seeds.derive(fleet.run.seed, "csms"))),
+                publish=bus.publish,
+            )
             url, virtual_opener = VIRTUAL_URL, _virtual_opener(server)
         elif url == "embedded":
-            url = await services.start(_run_embedded_csms, fleet, bus.publish, csms_scope)
+            url = await services.start(_run_embedded_csms, fleet, bus.publish, csms_scope,
+                                       name="embedded csms")
         opener = open_transport or virtual_opener or _websocket_opener(fleet)
-        timers = TimerWheel()
         plans = [
             GroupPlan(
                 name=group.name,
@@ -214,60 +210,69 @@ async def run_simulation(
                     ChargerEnv(
                         spec=spec, seed=fleet.run.seed, url=url,
                         open_transport=functools.partial(opener, url),
-                        publish=bus.publish, publish_nowait=bus.publish_nowait,
-                        persist=persist, persist_nowait=persist_nowait, wall_epoch=wall_epoch,
-                        sessions=group.sessions, timers=timers,
+                        publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
+                        sessions=group.sessions,
                     )
                     for spec in charger_specs(group)
                 ],
             )
             for group in fleet.groups
         ]
+        fleet_scope = trio.CancelScope()  # the fleet (cancelled: the grace period ends)
+        watchers = trio.CancelScope()  # the live view and the lag probe, until the fleet ends
+        finished = trio.Event()
         async with trio.open_nursery() as work:
-            await work.start(timers.run)
 
-            async def fleet_task(task_status: trio.TaskStatus[Fleet]) -> None:
-                await run_fleet(
-                    plans, gc_tuning=gc_tuning, outboxes=outboxes, task_status=task_status
-                )
-                work.cancel_scope.cancel()  # the fleet has ended: stop the view and the watcher
+            async def fleet_task(task_status: trio.TaskStatus[RunningFleet]) -> None:
+                try:
+                    with fleet_scope:
+                        await run_fleet(
+                            plans, gc_tuning=gc_tuning, outboxes=outboxes,
+                            task_status=task_status,
+                        )
+                finally:
+                    finished.set()
+                    watchers.cancel()
 
-            fleet_handle = await work.start(fleet_task)
-            if not virtual:  # (under a virtual clock the loop never lags)
-                work.start_soon(run_lag_probe, bus.publish)
-            if live:
-                size = fleet_handle.size
-                work.start_soon(
-                    lambda: run_live_view(
-                        counters, title=fleet.run.name, fleet_size=lambda: size,
-                        stream=view_stream,
-                    )
-                )
+            async def watch(task_status: trio.TaskStatus[None]) -> None:
+                with watchers:
+                    async with trio.open_nursery() as nursery:
+                        if not virtual:  # (under a virtual clock the loop never lags)
+                            nursery.start_soon(run_lag_probe, bus.publish, name="lag probe")
+                        if live:
+                            size = running.size
+                            nursery.start_soon(
+                                lambda: run_live_view(
+                                    counters, title=fleet.run.name, fleet_size=lambda: size,
+                                    stream=view_stream,
+                                ),
+                                name="live view",
+                            )
+                        task_status.started()
 
-            async def end_on_signal_or_duration() -> None:
-                nonlocal interrupted
-                assert fleet_handle is not None
-                duration = fleet.run.duration
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    with trio.move_on_after(duration if duration is not None else math.inf):
-                        async for _ in signals:
-                            interrupted = True
-                            break
-                fleet_handle.stop(grace)
-                # A second Ctrl-C during the grace period ends the grace period.
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        work.cancel_scope.cancel()
-                        return
-
-            work.start_soon(end_on_signal_or_duration)
+            running = await work.start(fleet_task, name="fleet")
+            await work.start(watch, name="watchers")
+            sim = Simulation(fleet=fleet, bus=bus, counters=counters, running=running, url=url,
+                             ledger=ledger_path, run_id=run_id, grace=grace,
+                             root=trio.lowlevel.current_task(), fleet_scope=fleet_scope,
+                             finished=finished)
+            try:
+                yield sim
+            except BaseException:
+                interrupted = True
+                raise
+            finally:
+                if interrupted:
+                    work.cancel_scope.cancel()
+                else:
+                    running.stop(grace)
         csms_scope.cancel()
-        if fleet_handle is not None:
-            await _store_unsaved_outboxes(fleet_handle, bus)
+        await _store_unsaved_outboxes(running, bus)
         await bus.aclose()
+    interrupted = interrupted or (sim is not None and sim.interrupted)
     counters_final = counters.snapshot(trio.current_time())
     reasons: list[str] = []
-    if counters_final.connects == 0 and fleet_handle is not None and fleet_handle.size > 0:
+    if counters_final.connects == 0 and running.size > 0:
         reasons.append(f"no charger could connect to {url}")
     if counters_final.crashes:
         reasons.append(f"{counters_final.crashes} charger crash(es)")
@@ -279,8 +284,54 @@ async def run_simulation(
         status, exit_code = RunStatus.COMPLETED, ExitCode.COMPLETED
     summary = {"reasons": reasons, "live": msgspec.to_builtins(counters_final),
                LOOP_PROBE_SUMMARY_KEY: not virtual}
-    await trio.to_thread.run_sync(finish_run, ledger_path, run_id, status, exit_code, summary)
-    return RunResult(ledger_path, run_id, status, exit_code, tuple(reasons))
+    with trio.CancelScope(shield=True):
+        await trio.to_thread.run_sync(finish_run, ledger_path, run_id, status, exit_code,
+                                      summary)
+    assert sim is not None
+    sim.result = RunResult(ledger_path, run_id, status, exit_code, tuple(reasons))
+
+
+async def run_simulation(
+    fleet: FleetFile,
+    *,
+    resume: bool = False,
+    live: bool = True,
+    view_stream: TextIO | None = None,
+    open_transport: TransportFactory | None = None,
+    grace: float = DEFAULT_GRACE,
+    gc_tuning: bool = True,
+) -> RunResult:
+    """Run ``fleet`` to its end and return the result: :func:`open_simulation` until the
+    duration runs out, or until Ctrl-C or SIGTERM (the run is then ``interrupted``; a second
+    signal ends the grace period)."""
+    async with open_simulation(
+        fleet, resume=resume, live=live, view_stream=view_stream,
+        open_transport=open_transport, grace=grace, gc_tuning=gc_tuning,
+    ) as sim:
+        duration = fleet.run.duration
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with trio.move_on_after(duration if duration is not None else math.inf):
+                async for _ in signals:
+                    sim.interrupted = True
+                    break
+            sim.stop(grace)
+            async with trio.open_nursery() as nursery:
+
+                async def second_signal() -> None:
+                    async for _ in signals:
+                        sim.end_grace()
+                        return
+
+                nursery.start_soon(second_signal)
+                await sim.wait_finished()
+                nursery.cancel_scope.cancel()
+    assert sim.result is not None
+    return sim.result
+
+
+def virtual_epoch(fleet: FleetFile) -> datetime:
+    """The wall time at the start of a virtual run: ``[run] epoch``, else a fixed default."""
+    return DEFAULT_VIRTUAL_EPOCH
 
 
 def tls_context(fleet: FleetFile) -> ssl.SSLContext | None:
@@ -296,7 +347,7 @@ def tls_context(fleet: FleetFile) -> ssl.SSLContext | None:
     return context
 
 
-async def _store_unsaved_outboxes(fleet: Fleet, bus: EventBus) -> None:
+async def _store_unsaved_outboxes(fleet: RunningFleet, bus: EventBus) -> None:
     """Hand the ledger every outbox that changed since a charger last stored it: a charger
     stores at most every ``OUTBOX_PERSIST_INTERVAL``, and one cancelled (a second Ctrl-C) or
     waiting out a crash has not stored its last changes. Shielded, and bounded like the

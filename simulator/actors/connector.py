@@ -13,7 +13,6 @@ from typing import Final
 
 import trio
 
-from simulator.actors.timers import TimerWheel
 from simulator.config import Sessions
 from simulator.machines.domain import DomainRequest, PlugIn, PresentTag, StopCharging, Unplug
 from simulator.machines.meter import EvSpec
@@ -50,47 +49,28 @@ async def run_connector(
     requests: trio.MemorySendChannel[DomainRequest],
     *,
     cancel_scope: trio.CancelScope | None = None,
-    timers: TimerWheel | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Drive automatic sessions on ``connector_id`` until cancelled (or ``cancel_scope``, which it
     enters, is cancelled: then it returns).
 
     ``requests`` is the charger's inbox (a clone owned and closed here); sends block while the
-    charger is busy (backpressure: drivers wait, nothing is dropped). ``timers``: the drivers
-    sleep on that wheel (its task must run meanwhile; each wake-up at most one grid step late),
-    else with ``trio.sleep``.
+    charger is busy (backpressure: drivers wait, nothing is dropped).
     """
     rate = sessions.arrivals_per_hour / 3600.0
-
-    async def sleep(seconds: float) -> None:
-        if timers is None:
-            await trio.sleep(seconds)
-        else:
-            await timers.sleep_until(trio.current_time() + seconds)
 
     with cancel_scope if cancel_scope is not None else trio.CancelScope(), requests:
         task_status.started()
         if rate <= 0 or not sessions.id_tags:
             await trio.sleep_forever()
         while True:
-            await sleep(rng.expovariate(rate))
+            await trio.sleep(rng.expovariate(rate))
             duration = sessions.duration.draw(rng)
             energy_kwh = sessions.energy_kwh.draw(rng)
             tag = rng.choice(sessions.id_tags)
-            await _put(requests, PlugIn(connector_id, ev=draw_ev(rng, energy_kwh)))
-            await _put(requests, PresentTag(connector_id, tag, start_only=True))
-            await sleep(max(duration, 0.0))
-            await _put(requests, StopCharging(connector_id))
-            await sleep(rng.uniform(*WALK_BACK))
-            await _put(requests, Unplug(connector_id))
-
-
-async def _put(requests: trio.MemorySendChannel[DomainRequest], request: DomainRequest) -> None:
-    """Send ``request``; without a trip through the scheduler while the inbox has room (the
-    sleeps between requests are the actor's checkpoints). A plug-in and its tag then reach the
-    charger together, in one wake-up of its main loop."""
-    try:
-        requests.send_nowait(request)
-    except trio.WouldBlock:
-        await requests.send(request)
+            await requests.send(PlugIn(connector_id, ev=draw_ev(rng, energy_kwh)))
+            await requests.send(PresentTag(connector_id, tag, start_only=True))
+            await trio.sleep(max(duration, 0.0))
+            await requests.send(StopCharging(connector_id))
+            await trio.sleep(rng.uniform(*WALK_BACK))
+            await requests.send(Unplug(connector_id))

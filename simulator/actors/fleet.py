@@ -6,8 +6,8 @@ raises is recorded as a ``crash`` event with its traceback and started again aft
 growing delay, with its undelivered transaction messages (the last outbox snapshot) restored; the
 other chargers are not touched. Cancellation is never caught.
 
-Graceful end: :meth:`Fleet.stop` asks every charger to stop its transactions (reason Local) and
-deliver its queue until a grace deadline; chargers still busy then are cancelled.
+Graceful end: :meth:`RunningFleet.stop` asks every charger to stop its transactions (reason
+Local) and deliver its queue until a grace deadline; chargers still busy then are cancelled.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class Fleet:
+class RunningFleet:
     """A running fleet (see :func:`run_fleet`): controls and statistics for the runtime."""
 
     def __init__(self, plans: Sequence[GroupPlan]) -> None:
@@ -118,15 +118,15 @@ async def run_fleet(
     *,
     gc_tuning: bool = True,
     outboxes: Mapping[str, Sequence[OutboxEntry]] | None = None,
-    task_status: trio.TaskStatus[Fleet] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[RunningFleet] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the fleet until :meth:`Fleet.stop` (reported by ``task_status.started(fleet)``).
+    """Run the fleet until :meth:`RunningFleet.stop` (reported by ``task_status.started(fleet)``).
 
     Groups ramp in parallel, each at its own ``connect_rate``. ``outboxes`` maps charger ids to
     undelivered transaction messages to resume (``--resume``). Returns once every charger has
     finished or the grace deadline has passed.
     """
-    fleet = Fleet(plans)
+    fleet = RunningFleet(plans)
     restored = outboxes or {}
     async with trio.open_nursery() as chargers:
 
@@ -141,7 +141,8 @@ async def run_fleet(
                 for env in plan.chargers[index:max(due, index + 1)]:
                     control = ChargerControl(outbox=tuple(restored.get(env.spec.identity, ())))
                     fleet.controls[env.spec.identity] = control
-                    chargers.start_soon(supervise_charger, env, control)
+                    chargers.start_soon(supervise_charger, env, control,
+                                        name=f"charger {env.spec.identity}")
                     fleet.started += 1
                 index = max(due, index + 1)
             if fleet.started == fleet.size:
@@ -174,7 +175,7 @@ async def run_fleet(
         chargers.cancel_scope.cancel()
 
 
-async def _tune_gc_when_connected(fleet: Fleet) -> None:
+async def _tune_gc_when_connected(fleet: RunningFleet) -> None:
     """Freeze again once the fleet is connected (or after a minute): the connections, sessions
     and machines built since the ramp then leave the young generations too."""
     # Polling once a second is cheaper than an event the chargers would set on every connect.

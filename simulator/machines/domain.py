@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from simulator.machines.meter import EvSpec
-from simulator.ocpp.v16 import ChargePointStatus, Reason
+from simulator.ocpp.v16 import ChargePointErrorCode, ChargePointStatus, Reason
 
 
 class PlugIn(msgspec.Struct, frozen=True):
@@ -44,8 +44,29 @@ class StopCharging(msgspec.Struct, frozen=True):
     reason: Reason = Reason.LOCAL
 
 
-DomainRequest = PlugIn | Unplug | PresentTag | StopCharging
-"""Every request a connector actor can send."""
+class SetFault(msgspec.Struct, frozen=True):
+    """The hardware of connector ``connector_id`` reports ``error_code`` (a fault code makes the
+    connector Faulted; a warning code leaves its status alone), with optional ``info``."""
+
+    connector_id: int
+    error_code: ChargePointErrorCode
+    info: str | None = None
+
+
+class ClearFault(msgspec.Struct, frozen=True):
+    """The hardware error on connector ``connector_id`` is gone (NoError)."""
+
+    connector_id: int
+
+
+class RebootCharger(msgspec.Struct, frozen=True):
+    """Someone power-cycles the charger: ``hard`` skips the graceful stop of transactions."""
+
+    hard: bool = False
+
+
+DomainRequest = PlugIn | Unplug | PresentTag | StopCharging | SetFault | ClearFault | RebootCharger
+"""Every request a charger takes from a connector actor or the command facade."""
 
 
 class ConnectorView(msgspec.Struct, frozen=True):

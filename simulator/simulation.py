@@ -1,0 +1,237 @@
+"""The handle on a running simulation: its bus, live statistics, actor tree and command facade.
+
+:func:`simulator.runtime.open_simulation` yields a :class:`Simulation`. Everything that acts on a
+running fleet from outside (scripted ``[[step]]`` tables, the chaos director, a control API, a
+test) goes through it: a command names a target (one charger id, several, or a
+:class:`~simulator.config.Target` with ids and/or a group) and becomes one domain request in each
+target charger's inbox, where the charger's own main loop applies it like any other input. Each
+command is recorded in the ledger as a ``command`` event before it is handed over.
+
+A command to a charger the ramp has not started yet, or an unknown id or group, raises
+:class:`CommandError` (one line, nothing handed over).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+import trio
+
+from simulator.actors.charger import ChargerControl
+from simulator.actors.fleet import RunningFleet
+from simulator.bus import Counters, EventBus, LiveStatistics
+from simulator.config import Fleet, Target
+from simulator.events import CommandIssued
+from simulator.machines.charger import ChargerStatistics
+from simulator.machines.domain import (
+    ClearFault,
+    DomainRequest,
+    PlugIn,
+    PresentTag,
+    RebootCharger,
+    SetFault,
+    StopCharging,
+    Unplug,
+)
+from simulator.machines.meter import EvSpec
+from simulator.ocpp.v16 import ChargePointErrorCode, Reason
+from simulator.seeds import derive
+
+TargetLike = str | Sequence[str] | Target
+"""One charger id, several, or a ``Target`` (ids and/or group; a ``fraction`` below 1 picks
+that share of them with the run's seed)."""
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out (unknown charger or group, charger not started)."""
+
+
+class TaskNode(msgspec.Struct, frozen=True):
+    """One task of the live actor tree: its name and the tasks of its nurseries."""
+
+    name: str
+    children: tuple[TaskNode, ...] = ()
+
+
+class RunResult(msgspec.Struct, frozen=True):
+    """What a run ended as: the ledger file and run id, its status and exit code, and why."""
+
+    ledger: Path
+    run_id: int
+    status: str
+    exit_code: int
+    reasons: tuple[str, ...]
+
+
+class Simulation:
+    """A running simulation (see the module docstring). Made by ``open_simulation`` only.
+
+    Attributes:
+        fleet: the resolved fleet file.
+        bus: the event bus (subscribe a lossy viewer to watch events).
+        url: the CSMS the chargers connect to (the embedded one's real address).
+        ledger, run_id: where the run is recorded.
+        result: set when the ``open_simulation`` block has been left and the run recorded.
+        interrupted: set by whoever ends the run early (Ctrl-C); the run is then marked
+            ``interrupted``.
+    """
+
+    def __init__(
+        self, *, fleet: Fleet, bus: EventBus, counters: Counters, running: RunningFleet,
+        url: str, ledger: Path, run_id: int, grace: float, root: trio.lowlevel.Task,
+        fleet_scope: trio.CancelScope, finished: trio.Event,
+    ) -> None:
+        self.fleet = fleet
+        self.bus = bus
+        self.url = url
+        self.ledger = ledger
+        self.run_id = run_id
+        self.result: RunResult | None = None
+        self.interrupted = False
+        self._counters = counters
+        self._running = running
+        self._grace = grace
+        self._root = root
+        self._fleet_scope = fleet_scope
+        self._finished = finished
+        self._picks = 0
+
+    # --- what is running ---------------------------------------------------------------------
+
+    def statistics(self) -> LiveStatistics:
+        """The live counters now (connected chargers, frames, transactions, errors...)."""
+        return self._counters.snapshot(trio.current_time())
+
+    def charger_statistics(self, identity: str) -> ChargerStatistics | None:
+        """One charger's machine statistics (None while it is not running)."""
+        return self._control(identity).statistics()
+
+    def chargers(self, target: TargetLike | None = None) -> tuple[str, ...]:
+        """The ids ``target`` names (default: the whole fleet), in fleet order."""
+        groups = {plan.name: [env.spec.identity for env in plan.chargers]
+                  for plan in self._running.plans}
+        every = [identity for ids in groups.values() for identity in ids]
+        if target is None:
+            return tuple(every)
+        if isinstance(target, str):
+            target = (target,)
+        if not isinstance(target, Target):
+            target = Target(ids=tuple(target))
+        if target.group is not None and target.group not in groups:
+            raise CommandError(f"no group {target.group!r} in this fleet "
+                               f"(groups: {', '.join(groups) or 'none'})")
+        pool = groups[target.group] if target.group is not None else every
+        unknown = [identity for identity in target.ids if identity not in set(every)]
+        if unknown:
+            raise CommandError(f"no charger {unknown[0]!r} in this fleet")
+        chosen = [i for i in pool if i in set(target.ids)] if target.ids else list(pool)
+        if target.fraction < 1.0:
+            self._picks += 1
+            rng = derive(self.fleet.run.seed, "facade", "pick", self._picks)
+            keep = math.ceil(target.fraction * len(chosen)) if chosen else 0
+            picked = set(sorted(chosen, key=lambda _: rng.random())[:keep])
+            chosen = [i for i in chosen if i in picked]
+        return tuple(chosen)
+
+    def tree(self) -> TaskNode:
+        """The live actor tree under the simulation (every nursery's tasks, by name)."""
+        return _node(self._root)
+
+    # --- ending ------------------------------------------------------------------------------
+
+    def stop(self, grace: float | None = None) -> None:
+        """Begin the graceful end: transactions are stopped (reason Local) and queued messages
+        get ``grace`` seconds (default: the run's) to be delivered."""
+        self._running.stop(self._grace if grace is None else grace)
+
+    def end_grace(self) -> None:
+        """End the graceful end at once: every charger still delivering is cancelled."""
+        self._fleet_scope.cancel()
+
+    async def wait_finished(self) -> None:
+        """Wait until every charger has finished (after :meth:`stop`, or a fleet that ended)."""
+        await self._finished.wait()
+
+    # --- the command facade ------------------------------------------------------------------
+
+    async def plug(self, target: TargetLike, connector: int = 1, *,
+                   ev: EvSpec | None = None) -> tuple[str, ...]:
+        """An EV (``ev``, default a 60 kWh car at 20 %) is plugged into ``connector``."""
+        car = ev if ev is not None else EvSpec()
+        return await self.command("plug", target, lambda _: PlugIn(connector, ev=car),
+                                  connector=connector)
+
+    async def unplug(self, target: TargetLike, connector: int = 1) -> tuple[str, ...]:
+        """The EV on ``connector`` is unplugged."""
+        return await self.command("unplug", target, lambda _: Unplug(connector),
+                                  connector=connector)
+
+    async def present_tag(self, target: TargetLike, connector: int,
+                          id_tag: str) -> tuple[str, ...]:
+        """``id_tag`` is presented at ``connector`` (starts, or stops a running transaction)."""
+        return await self.command("present_tag", target,
+                                  lambda _: PresentTag(connector, id_tag),
+                                  connector=connector, id_tag=id_tag)
+
+    async def stop_transaction(self, target: TargetLike, connector: int, *,
+                               reason: Reason = Reason.LOCAL) -> tuple[str, ...]:
+        """The transaction on ``connector`` is stopped locally with ``reason``."""
+        return await self.command("stop", target,
+                                  lambda _: StopCharging(connector, reason=reason),
+                                  connector=connector, reason=str(reason))
+
+    async def reboot(self, target: TargetLike, *, hard: bool = False) -> tuple[str, ...]:
+        """The charger is power-cycled (``hard``: without stopping transactions first)."""
+        return await self.command("reboot", target, lambda _: RebootCharger(hard=hard),
+                                  hard=hard)
+
+    async def set_fault(
+        self, target: TargetLike, connector: int,
+        error_code: ChargePointErrorCode = ChargePointErrorCode.OTHER_ERROR, *,
+        info: str | None = None,
+    ) -> tuple[str, ...]:
+        """``connector``'s hardware reports ``error_code`` (a fault makes it Faulted)."""
+        return await self.command("fault", target,
+                                  lambda _: SetFault(connector, error_code, info),
+                                  connector=connector, error_code=str(error_code))
+
+    async def clear_fault(self, target: TargetLike, connector: int) -> tuple[str, ...]:
+        """``connector``'s hardware error is gone."""
+        return await self.command("clear_fault", target, lambda _: ClearFault(connector),
+                                  connector=connector)
+
+    async def command(
+        self, name: str, target: TargetLike, make: Callable[[str], DomainRequest], *,
+        connector: int | None = None, **params: object,
+    ) -> tuple[str, ...]:
+        """Hand ``make(identity)`` to every charger ``target`` names, recording each as a
+        ``command`` event first; returns the ids it went to. Waits while an inbox is full."""
+        ids = self.chargers(target)
+        controls = [self._control(identity) for identity in ids]
+        for identity, control in zip(ids, controls, strict=True):
+            await self.bus.publish(CommandIssued(
+                t=trio.current_time(), charger=identity, connector=connector, command=name,
+                params=params,
+            ))
+            await control.request(make(identity))
+        return ids
+
+    def _control(self, identity: str) -> ChargerControl:
+        control = self._running.controls.get(identity)
+        if control is None:
+            if identity in self.chargers():
+                raise CommandError(f"charger {identity!r} has not been started yet "
+                                   "(it is still waiting for its turn in the ramp)")
+            raise CommandError(f"no charger {identity!r} in this fleet")
+        return control
+
+
+def _node(task: trio.lowlevel.Task) -> TaskNode:
+    return TaskNode(
+        name=task.name,
+        children=tuple(_node(child) for nursery in task.child_nurseries
+                       for child in nursery.child_tasks),
+    )
