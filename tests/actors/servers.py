@@ -16,7 +16,12 @@ import trio.testing
 import trio_websocket
 
 from simulator.actors.streams import Endpoint, StreamConnector
-from simulator.actors.transport import Transport, open_transport, trio_websocket_client
+from simulator.actors.transport import (
+    Transport,
+    WebSocketClient,
+    open_transport,
+    trio_websocket_client,
+)
 from simulator.actors.websockets_transport import websockets_client
 from simulator.ocpp.v16 import PLUGIN
 
@@ -32,7 +37,7 @@ CLIENTS = [pytest.param(trio_websocket_client, id="trio-websocket"),
 """Every WebSocket client, for ``pytest.mark.parametrize("client", CLIENTS)``."""
 
 
-def opener_for(client: object) -> Opener:
+def opener_for(client: WebSocketClient) -> Opener:
     """``open_transport`` with the v1.6 plugin and ``client``."""
     return functools.partial(open_transport, plugin=PLUGIN, client=client)
 

@@ -129,8 +129,10 @@ async def test_the_plugins_subprotocol_is_offered_with_the_identity_and_auth(
         seen["protocols"] = list(request.proposed_subprotocols)
         seen["auth"] = dict(request.headers).get(b"authorization")
         message = await ws.get_message()
+        assert isinstance(message, str)
         await ws.send_message(f"echo:{message}")
-        await ws.get_message()
+        with contextlib.suppress(trio_websocket.ConnectionClosed):
+            await ws.get_message()
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
