@@ -29,26 +29,23 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TextIO
-from urllib.parse import urlsplit
 
 import msgspec
 import trio
 import trio.testing
-import trio_websocket
 
 from simulator import __version__, seeds
 from simulator.actors.charger import ChargerEnv
 from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
 from simulator.actors.lag import run_lag_probe
+from simulator.actors.streams import memory_connector
 from simulator.actors.transport import (
-    SUBPROTOCOL,
     Transport,
-    WebSocketTransport,
-    charger_url,
-    open_websocket_transport,
+    WebSocketClient,
+    open_transport,
+    trio_websocket_client,
 )
-from simulator.actors.websockets_transport import open_websockets_transport
-from simulator.actors.wsproto_transport import open_wsproto_transport
+from simulator.actors.websockets_transport import websockets_client
 from simulator.bus import Counters, EventBus
 from simulator.config import Fleet as FleetFile
 from simulator.config import Group, TimeMode
@@ -64,6 +61,8 @@ from simulator.ledger.writer import (
 )
 from simulator.machines.charger import ChargerSpec
 from simulator.machines.effects import OutboxEntry, PersistOutbox
+from simulator.ocpp.plugin import ProtocolPlugin
+from simulator.ocpp.v16 import PLUGIN
 from simulator.simulation import RunResult, Simulation
 from simulator.view import run_live_view
 
@@ -81,8 +80,6 @@ TransportFactory = Callable[[str, str], AbstractAsyncContextManager[Transport]]
 
 VIRTUAL_URL: Final = "ws://embedded.virtual/ocpp"
 """The embedded CSMS's address under virtual time (in memory: nothing listens on it)."""
-VIRTUAL_CLOSE_TIMEOUT: Final = 2.0
-"""Seconds a closing in-memory WebSocket waits for the CSMS's half of the close handshake."""
 
 
 def run_clock(fleet: FleetFile) -> trio.abc.Clock | None:
@@ -360,49 +357,46 @@ async def _store_unsaved_outboxes(fleet: RunningFleet, bus: EventBus) -> None:
                 control.persisted = control.outbox
 
 
-def _websocket_opener(fleet: FleetFile) -> TransportFactory:
+def _websocket_opener(
+    fleet: FleetFile,
+    *,
+    plugin: ProtocolPlugin = PLUGIN,
+    wrap: Callable[[trio.abc.Stream], trio.abc.Stream] | None = None,
+) -> TransportFactory:
+    """Connect chargers to ``fleet``'s CSMS over TCP (TLS for wss://) with the WebSocket client
+    ``[csms] transport`` names, its password and TLS files, offering ``plugin``'s subprotocol;
+    ``wrap`` goes between each socket and its WebSocket client. Raises ``ValueError`` for a
+    client name that is not offered (``OSError``/``ssl.SSLError`` for unusable TLS files)."""
+    clients: dict[str, WebSocketClient] = {
+        "trio-websocket": trio_websocket_client, "websockets": websockets_client,
+    }
+    client = clients.get(fleet.csms.transport)
+    if client is None:
+        raise ValueError(f"csms.transport: {fleet.csms.transport!r} is not a WebSocket client "
+                         f"this version offers; use one of {', '.join(map(repr, clients))}")
     password = None if fleet.csms.password is None else str(fleet.csms.password)
     context = tls_context(fleet)
-    open_transport: Callable[..., AbstractAsyncContextManager[Transport]]
-    if fleet.csms.transport == "websockets":
-        open_transport = open_websockets_transport
-    elif fleet.csms.transport == "wsproto":
-        open_transport = open_wsproto_transport
-    else:
-        open_transport = open_websocket_transport
 
     def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
-        return open_transport(url, identity, password=password, ssl_context=context)
+        return open_transport(url, identity, plugin=plugin, client=client, password=password,
+                              ssl_context=context, wrap=wrap)
 
     return opener
 
 
-def _virtual_opener(server: CsmsServer) -> TransportFactory:
-    """Connect chargers to ``server`` over in-memory byte streams: the same WebSocket handshake
-    and frames as on a socket, under whatever clock the run has."""
+def _virtual_opener(
+    server: CsmsServer,
+    *,
+    plugin: ProtocolPlugin = PLUGIN,
+    wrap: Callable[[trio.abc.Stream], trio.abc.Stream] | None = None,
+) -> TransportFactory:
+    """Connect chargers to ``server`` over in-memory byte streams: the same client, handshake
+    (subprotocol check included) and frames as on a socket, under whatever clock the run has;
+    ``wrap`` goes between each stream and its WebSocket client."""
+    connect = memory_connector(server.serve_stream)
 
-    @asynccontextmanager
-    async def opener(url: str, identity: str) -> AsyncIterator[Transport]:
-        client, served = trio.testing.memory_stream_pair()
-        resource = urlsplit(charger_url(url, identity)).path
-        body_error: BaseException | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.serve_stream, served)
-            ws = await trio_websocket.wrap_client_stream(
-                # typed for sockets, works on any trio Stream
-                nursery, client, "embedded.virtual", resource,  # type: ignore[arg-type]
-                subprotocols=[SUBPROTOCOL],
-            )
-            try:
-                yield WebSocketTransport(ws)
-            except BaseException as exc:  # re-raised below as it is, not wrapped in a group
-                body_error = exc
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(VIRTUAL_CLOSE_TIMEOUT):
-                    await ws.aclose()
-                nursery.cancel_scope.cancel()
-        if body_error is not None:
-            raise body_error
+    def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
+        return open_transport(url, identity, plugin=plugin, connect_stream=connect, wrap=wrap)
 
     return opener
 

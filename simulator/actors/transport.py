@@ -1,19 +1,27 @@
 """Transports: how a charger actor reaches its central system.
 
-A :class:`Transport` is a message pipe with text frames: ``send``, ``receive`` and ``aclose``,
-plus ``send_nowait`` (a frame written without a coroutine when the socket takes it) and
-``flush`` (the rest of a frame the socket took only part of). Two
-implementations: :func:`open_websocket_transport` (trio-websocket, the default; offers the
-``ocpp1.6`` subprotocol and refuses a handshake that does not return it) and
-:func:`memory_transport_pair` (in-memory, for tests and virtual time). The charger actor only sees
-the interface, so a thinner WebSocket layer or the chaos transport can be swapped in.
-For ``ws://``, trio-websocket runs over a :class:`~simulator.actors.sockets.DirectSocketStream`
-(the socket is read and written without a trip through the scheduler when it is ready); for
-``wss://`` over ``trio.SSLStream``, after a TLS handshake of its own.
+A :class:`Transport` is a connected pipe of OCPP-J text messages: ``send``, ``receive``,
+``aclose`` and the ``subprotocol`` the server selected. :func:`open_transport` builds every one
+the same way, whatever the client or the stream:
 
-Errors the user can cause (unreachable URL, refused handshake, wrong subprotocol, bad credentials)
-raise :class:`ConnectError` with one line that names the URL; a connection that ends raises
-:class:`TransportClosed` from ``receive``/``send``.
+1. the charger's URL is the base URL with the percent-encoded identity appended (OCPP-J §3);
+2. a :data:`~simulator.actors.streams.StreamConnector` opens a byte stream to it (TCP, TLS for
+   ``wss://``, or one end of a memory stream pair);
+3. ``wrap`` may put a :class:`~simulator.actors.streams.StreamWrapper` between that stream and
+   the WebSocket layer;
+4. a :data:`WebSocketClient` does the opening handshake over the (wrapped) stream, offering
+   the protocol plugin's subprotocol and HTTP Basic credentials when there is a password;
+5. the server must have selected that subprotocol.
+
+The clients: :func:`trio_websocket_client` (the default) and
+:func:`~simulator.actors.websockets_transport.websockets_client` (the thin one).
+:func:`memory_transport_pair` is a message pipe with no WebSocket under it, for machine-level
+tests.
+
+Errors: whatever keeps the connection from opening raises :class:`ConnectError`, one line that
+names the URL and the cause (refused, DNS, TLS, an HTTP status, a bad or missing subprotocol,
+the connect budget spent); a connection that ends raises :class:`TransportClosed` from
+``send`` and ``receive``.
 """
 
 from __future__ import annotations
@@ -21,22 +29,29 @@ from __future__ import annotations
 import base64
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Final, Protocol
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
-import h11
 import trio
 import trio_websocket
-from wsproto.utilities import ProtocolError
 
-from simulator.actors.sockets import DirectSocketStream
+from simulator.actors.streams import Endpoint, StreamConnector, tcp_connector
+from simulator.ocpp.plugin import ProtocolPlugin
 
-SUBPROTOCOL: Final = "ocpp1.6"
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
-"""Seconds for TCP connect plus the WebSocket handshake."""
+"""Seconds for the stream (TCP, TLS) plus the WebSocket handshake: one budget."""
 DEFAULT_MAX_MESSAGE_SIZE: Final = 1024 * 1024
-"""Bytes; larger incoming messages close the connection with 1009."""
+"""Bytes; a larger incoming message closes the connection with 1009."""
+DEFAULT_CLOSE_TIMEOUT: Final = 2.0
+"""Seconds ``aclose`` waits for the peer's half of the closing handshake."""
+ABNORMAL_CLOSURE: Final = 1006
+"""The close code of a connection that ended without a close frame."""
+MAX_CLOSE_REASON: Final = 123
+"""Bytes of close reason that fit in a control frame (125 minus the code)."""
+_WIRE_CODES: Final = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+"""Close codes below 3000 that may go on the wire (RFC 6455 §7.4)."""
 
 
 class ConnectError(Exception):
@@ -52,39 +67,59 @@ class TransportClosed(Exception):
         self.reason = reason
 
 
-NOT_SENT: Final = 0
-"""``send_nowait``: nothing was written; ``send`` the frame."""
-SENT: Final = 1
-"""``send_nowait``: the whole frame was written."""
-STARTED: Final = 2
-"""``send_nowait``: the frame is started and its rest waits for the socket; the caller must
-``await flush()`` next (other writers wait until then)."""
-
-
 class Transport(Protocol):
-    """A connected message pipe carrying OCPP-J text frames."""
+    """A connected message pipe carrying OCPP-J text frames.
+
+    One task may wait in ``receive`` at a time and one task may ``send`` at a time; the two may
+    overlap (a reader task and a writer task per connection). Frames never interleave on the
+    wire with each other or with the client's own control frames (pongs, close).
+    """
 
     @property
-    def subprotocol(self) -> str | None: ...
+    def subprotocol(self) -> str | None:
+        """The subprotocol the server selected (None: it selected none)."""
 
     async def send(self, data: str) -> None:
-        """Send one text frame; raises :class:`TransportClosed` if the connection is gone."""
-
-    def send_nowait(self, data: str) -> int:
-        """Send one text frame if that needs no waiting, without a coroutine (and not a
-        cancellation point): :data:`SENT`, :data:`NOT_SENT` (nothing written: use ``send``) or
-        :data:`STARTED` (then ``flush`` comes next). Raises :class:`TransportClosed` if the
-        connection is gone."""
-
-    async def flush(self) -> None:
-        """Write the rest of the frame ``send_nowait`` started; raises
-        :class:`TransportClosed` if the connection is gone (no-op when nothing is started)."""
+        """Send one text frame; raises :class:`TransportClosed` if the connection is gone. A
+        send cancelled half way leaves the connection unusable: it is dropped (1006)."""
 
     async def receive(self) -> str:
-        """Wait for the next text frame; raises :class:`TransportClosed` at the end."""
+        """Wait for the next text frame (a binary one is decoded as UTF-8 with replacement);
+        raises :class:`TransportClosed` at the end. Cancelling it loses no frame."""
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection (idempotent, also from a cancelled scope): a close frame with
+        ``code`` and ``reason`` (none when the code may not go on the wire, e.g. 1006), at most
+        :data:`DEFAULT_CLOSE_TIMEOUT` seconds for the peer's, then the stream is closed. Every
+        later or waiting ``send``/``receive`` raises ``TransportClosed(code, reason)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What a :data:`WebSocketClient` asks the server for.
+
+    Attributes:
+        endpoint: the charger's URL, split (``Host`` header, resource).
+        subprotocol: the one subprotocol offered (the protocol plugin's).
+        headers: extra request headers (``Authorization``).
+        max_message_size: bytes; a larger incoming message closes the connection with 1009.
+    """
+
+    endpoint: Endpoint
+    subprotocol: str
+    headers: tuple[tuple[bytes, bytes], ...]
+    max_message_size: int
+
+
+WebSocketClient = Callable[[trio.abc.Stream, Handshake, trio.Nursery], Awaitable[Transport]]
+"""``(stream, handshake, nursery)`` → a connected :class:`Transport`, after the opening
+handshake over ``stream``.
+
+The transport owns ``stream`` (its ``aclose`` closes it). Tasks the client needs for the life of
+the connection go in ``nursery``, cancelled once the transport is closed. A refused or broken
+handshake raises :class:`ConnectError`; a failing stream raises what it raised. On any failure
+the caller closes ``stream``. The caller checks the selected subprotocol and bounds the whole
+call by the connect budget (cancelling it)."""
 
 
 def charger_url(base_url: str, identity: str) -> str:
@@ -98,233 +133,23 @@ def basic_auth_header(identity: str, password: str) -> tuple[bytes, bytes]:
     return (b"Authorization", f"Basic {token}".encode("ascii"))
 
 
-class WebSocketTransport:
-    """:class:`Transport` over a ``trio_websocket.WebSocketConnection`` (owned by the caller)."""
-
-    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
-        self._ws = ws
-
-    @property
-    def subprotocol(self) -> str | None:
-        return self._ws.subprotocol
-
-    async def send(self, data: str) -> None:
-        try:
-            await self._ws.send_message(data)
-        except trio_websocket.ConnectionClosed as exc:
-            raise _closed(exc) from None
-
-    def send_nowait(self, data: str) -> int:
-        """Always :data:`NOT_SENT`: trio-websocket writes only from a coroutine, under a lock
-        owned by the writing task."""
-        return NOT_SENT
-
-    async def flush(self) -> None:
-        pass
-
-    async def receive(self) -> str:
-        try:
-            message = await self._ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            raise _closed(exc) from None
-        if isinstance(message, bytes):
-            # OCPP-J frames are text; a binary frame still gets parsed (and rejected) upstream.
-            return message.decode("utf-8", errors="replace")
-        return message
-
-    async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        await self._ws.aclose(code, reason or None)
-
-
-def _closed(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
-    reason = exc.reason
-    return TransportClosed(getattr(reason, "code", None), getattr(reason, "reason", None) or "")
-
-
-@asynccontextmanager
-async def open_websocket_transport(
-    base_url: str,
-    identity: str,
-    *,
-    password: str | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-) -> AsyncIterator[WebSocketTransport]:
-    """Connect ``identity`` to ``base_url`` and yield the transport; close it on exit.
-
-    Raises :class:`ConnectError` when the server is unreachable, refuses the handshake, times out,
-    or does not select ``ocpp1.6``. The connection (and trio-websocket's reader task) lives exactly
-    as long as the ``async with`` body; cancelling the body closes it.
-    """
-    url = charger_url(base_url, identity)
-    headers = [basic_auth_header(identity, password)] if password is not None else []
-    deadline = trio.current_time() + connect_timeout  # one budget: TCP, TLS and handshake
-    opener: AbstractAsyncContextManager[trio_websocket.WebSocketConnection]
-    if urlsplit(url).scheme == "wss":
-        opener = _tls_websocket(
-            url, ssl_context or ssl.create_default_context(), headers=headers,
-            max_message_size=max_message_size, deadline=deadline,
-        )
-    else:
-        opener = _tcp_websocket(url, headers=headers, max_message_size=max_message_size,
-                                deadline=deadline)
-    try:
-        ws = await opener.__aenter__()
-    except trio_websocket.ConnectionRejected as exc:
-        raise ConnectError(f"{url}: handshake refused with HTTP {exc.status_code}") from None
-    except (trio_websocket.ConnectionTimeout, trio.TooSlowError):
-        raise ConnectError(f"{url}: no handshake within {connect_timeout:g} s") from None
-    except (ProtocolError, h11.ProtocolError) as exc:  # (h11: wsproto's HTTP/1.1 handshake)
-        raise ConnectError(f"{url}: bad handshake response ({exc})") from None
-    except (trio_websocket.HandshakeError, trio.BrokenResourceError, OSError,
-            ValueError) as exc:  # (ValueError: a port out of range)
-        raise ConnectError(f"{url}: {root_cause(exc)}") from None
-    try:
-        if ws.subprotocol != SUBPROTOCOL:
-            raise ConnectError(
-                f"{url}: the server did not select subprotocol {SUBPROTOCOL!r} "
-                f"(it answered {ws.subprotocol!r})"
-            )
-        yield WebSocketTransport(ws)
-    except BaseException as exc:
-        if not await opener.__aexit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        await opener.__aexit__(None, None, None)
-
-
-@asynccontextmanager
-async def _tcp_websocket(
-    url: str,
-    *,
-    headers: list[tuple[bytes, bytes]],
-    max_message_size: int,
-    deadline: float,
-) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    """ws:// over a :class:`~simulator.actors.sockets.DirectSocketStream`: trio-websocket's
-    reader and writer then go through the scheduler only to wait, where the
-    ``trio.SocketStream`` it opens itself yields around every send and every receive."""
+def parse_endpoint(url: str) -> Endpoint:
+    """Split a ``ws://`` or ``wss://`` URL; raises :class:`ConnectError` naming it otherwise."""
     parts = urlsplit(url)
-    with trio.fail_at(deadline):
-        tcp = await trio.open_tcp_stream(parts.hostname or "", parts.port or 80)
-    async with _websocket_over(
-        DirectSocketStream(tcp), parts, headers=headers, max_message_size=max_message_size,
-        deadline=deadline,
-    ) as ws:
-        yield ws
-
-
-@asynccontextmanager
-async def _tls_websocket(
-    url: str,
-    context: ssl.SSLContext,
-    *,
-    headers: list[tuple[bytes, bytes]],
-    max_message_size: int,
-    deadline: float,
-) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    """wss:// with the TLS handshake done first: trio-websocket on its own reports a refused
-    certificate only as a handshake timeout; here it fails at once with the TLS error."""
-    parts = urlsplit(url)
-    with trio.fail_at(deadline):
-        stream = await trio.open_ssl_over_tcp_stream(
-            parts.hostname or "", parts.port or 443, ssl_context=context, https_compatible=True
-        )
-        try:
-            await stream.do_handshake()
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-    async with _websocket_over(
-        stream, parts, headers=headers, max_message_size=max_message_size, deadline=deadline,
-    ) as ws:
-        yield ws
-
-
-@asynccontextmanager
-async def _websocket_over(
-    stream: trio.abc.Stream,
-    parts: SplitResult,
-    *,
-    headers: list[tuple[bytes, bytes]],
-    max_message_size: int,
-    deadline: float,
-) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    """The WebSocket handshake over ``stream`` (to the URL split in ``parts``) by ``deadline``,
-    and the connection, with trio-websocket's reader in a nursery of its own; closed (within
-    2 s) and the stream with it on the way out. Errors come out as they are, never in a group
-    (the reader's ``ConnectionRejected`` surfaces from the nursery in a group of one). The
-    ``Host`` header names the port unless it is the scheme's default, as trio-websocket's own
-    opener does, and brackets an IPv6 address."""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None and parts.port != (443 if parts.scheme == "wss" else 80):
-        host = f"{host}:{parts.port}"
-    resource = parts.path + (f"?{parts.query}" if parts.query else "")
-    error: BaseException | None = None  # from the handshake or the body: re-raised as it is
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConnectError(f"{url}: not a ws:// or wss:// URL")
+    secure = parts.scheme == "wss"
+    default_port = 443 if secure else 80
     try:
-        async with trio.open_nursery() as nursery:
-            handshake = trio.CancelScope(deadline=deadline)
-            reader = _ReaderNursery(nursery, handshake)
-            try:
-                with handshake:
-                    ws = await trio_websocket.wrap_client_stream(
-                        reader, stream, host, resource,  # type: ignore[arg-type]
-                        subprotocols=[SUBPROTOCOL], extra_headers=headers,
-                        max_message_size=max_message_size,
-                    )
-                if handshake.cancelled_caught:
-                    raise (trio.BrokenResourceError("the server closed the connection during the"
-                                                    " handshake") if reader.ended
-                           else trio.TooSlowError())
-            except BaseException as exc:
-                error = exc
-                with trio.CancelScope(shield=True):  # (a cancelled caller: one Cancelled only)
-                    await trio.aclose_forcefully(stream)
-                nursery.cancel_scope.cancel()
-            else:
-                try:
-                    yield ws
-                except BaseException as exc:
-                    error = exc
-                finally:
-                    with trio.CancelScope(shield=True):
-                        with trio.move_on_after(2):
-                            await ws.aclose()
-                        # (after the peer closed, trio-websocket's aclose leaves the socket open)
-                        await trio.aclose_forcefully(stream)
-                    nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
-    if error is not None:
-        raise error
-
-
-class _ReaderNursery:
-    """The nursery handed to ``trio_websocket.wrap_client_stream``, which starts its reader task
-    there (``start_soon``, the only method it uses): once that task ends, the handshake is
-    cancelled, so a peer that closes before it answers fails the connect at once instead of
-    costing the whole connect timeout (trio-websocket only waits for an answer)."""
-
-    def __init__(self, nursery: trio.Nursery, handshake: trio.CancelScope) -> None:
-        self._nursery = nursery
-        self._handshake = handshake
-        self.ended = False
-        """The reader task has ended."""
-
-    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        async def reader() -> None:
-            try:
-                await fn(*args)
-            finally:
-                self.ended = True
-                self._handshake.cancel()  # (a no-op once the handshake is over)
-
-        self._nursery.start_soon(reader)
+        port = parts.port or default_port
+    except ValueError:  # not a number, or out of range
+        raise ConnectError(f"{url}: bad port") from None
+    host_header = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port != default_port:
+        host_header = f"{host_header}:{port}"
+    return Endpoint(url=url, host=parts.hostname, port=port, secure=secure,
+                    resource=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                    host_header=host_header)
 
 
 def root_cause(exc: BaseException) -> str:
@@ -343,6 +168,250 @@ def root_cause(exc: BaseException) -> str:
     return message
 
 
+def refusal(handshake: Handshake, exc: BaseException) -> ConnectError:
+    """The one line for a handshake response the client library refused: a subprotocol the
+    server chose but was not offered, or anything else that is not a WebSocket answer."""
+    cause = root_cause(exc)
+    if "subprotocol" in cause:
+        return ConnectError(f"{handshake.endpoint.url}: the server did not select subprotocol "
+                            f"{handshake.subprotocol!r} ({cause})")
+    return ConnectError(f"{handshake.endpoint.url}: bad handshake response ({cause})")
+
+
+def hung_up(handshake: Handshake) -> ConnectError:
+    """The one line for a server that closed the connection before it answered in full."""
+    return ConnectError(
+        f"{handshake.endpoint.url}: the server closed the connection during the handshake")
+
+
+def wire_close(code: int, reason: str) -> tuple[int, str] | None:
+    """What a close frame for ``code``/``reason`` carries: None when the code may not go on the
+    wire (1005, 1006, 1015, ...: the stream is just dropped), else the reason cut to fit."""
+    if code not in _WIRE_CODES and not 3000 <= code <= 4999:
+        return None
+    encoded = reason.encode()
+    if len(encoded) > MAX_CLOSE_REASON:
+        reason = encoded[:MAX_CLOSE_REASON].decode(errors="ignore")
+    return code, reason
+
+
+@asynccontextmanager
+async def open_transport(
+    base_url: str,
+    identity: str,
+    *,
+    plugin: ProtocolPlugin,
+    connect_stream: StreamConnector | None = None,
+    wrap: Callable[[trio.abc.Stream], trio.abc.Stream] | None = None,
+    client: WebSocketClient | None = None,
+    password: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+) -> AsyncIterator[Transport]:
+    """Connect ``identity`` to ``base_url`` and yield the transport; close it on exit.
+
+    ``connect_stream`` opens the stream (default: :func:`~simulator.actors.streams.tcp_connector`
+    with ``ssl_context``), ``wrap`` wraps it, ``client`` does the handshake (default:
+    :func:`trio_websocket_client`) offering ``plugin.subprotocol``; ``password`` adds HTTP Basic
+    credentials. Stream and handshake share ``connect_timeout`` seconds.
+
+    Raises :class:`ConnectError` (one line naming the URL) when the connection cannot be opened
+    or the server did not select ``plugin.subprotocol``. The connection and any task under it
+    live exactly as long as the ``async with`` body; leaving the body, also by cancellation,
+    closes it with code 1000 (unless the body closed it already). Exceptions from the body and
+    cancellations come out as they are, never in an exception group.
+    """
+    url = charger_url(base_url, identity)
+    headers = (basic_auth_header(identity, password),) if password is not None else ()
+    handshake = Handshake(parse_endpoint(url), plugin.subprotocol, headers, max_message_size)
+    connect = connect_stream or tcp_connector(ssl_context)
+    error: BaseException | None = None  # from the connect or the body: re-raised as it is
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.move_on_after(connect_timeout) as budget:
+                    transport = await _connect(handshake, connect, wrap,
+                                               client or trio_websocket_client, nursery)
+                if budget.cancelled_caught:
+                    raise ConnectError(f"{url}: no handshake within {connect_timeout:g} s")
+            except BaseException as exc:
+                error = exc
+                nursery.cancel_scope.cancel()
+            else:
+                try:
+                    if transport.subprotocol != handshake.subprotocol:
+                        raise ConnectError(
+                            f"{url}: the server did not select subprotocol "
+                            f"{handshake.subprotocol!r} (it answered {transport.subprotocol!r})"
+                        )
+                    yield transport
+                except BaseException as exc:
+                    error = exc
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await transport.aclose()
+                    nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # a task of the connection failed
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from error
+        raise
+    if error is not None:
+        raise error
+
+
+async def _connect(
+    handshake: Handshake,
+    connect: StreamConnector,
+    wrap: Callable[[trio.abc.Stream], trio.abc.Stream] | None,
+    client: WebSocketClient,
+    nursery: trio.Nursery,
+) -> Transport:
+    """The stream, wrapped, and the handshake over it; the stream is closed if that fails."""
+    try:
+        stream = await connect(handshake.endpoint, nursery)
+    except (OSError, trio.BrokenResourceError) as exc:
+        raise ConnectError(f"{handshake.endpoint.url}: {root_cause(exc)}") from None
+    try:
+        if wrap is not None:
+            stream = wrap(stream)
+        return await client(stream, handshake, nursery)
+    except BaseException as exc:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)
+        if isinstance(exc, (OSError, trio.BrokenResourceError, trio.ClosedResourceError)):
+            raise ConnectError(f"{handshake.endpoint.url}: {root_cause(exc)}") from None
+        raise
+
+
+# --- the default client: trio-websocket -------------------------------------------------------
+
+
+async def trio_websocket_client(
+    stream: trio.abc.Stream, handshake: Handshake, nursery: trio.Nursery
+) -> WebSocketTransport:
+    """The :data:`WebSocketClient` on trio-websocket (``wrap_client_stream``): its reader task
+    runs in ``nursery``. A server that hangs up or answers with something other than a
+    WebSocket accept fails the handshake at once, as one :class:`ConnectError` line."""
+    with trio.CancelScope() as waiting:
+        reader = _ReaderNursery(nursery, waiting, handshake, stream)
+        ws = await trio_websocket.wrap_client_stream(
+            reader, stream, handshake.endpoint.host_header,  # type: ignore[arg-type]
+            handshake.endpoint.resource, subprotocols=[handshake.subprotocol],
+            extra_headers=list(handshake.headers), max_message_size=handshake.max_message_size,
+        )
+    if waiting.cancelled_caught:
+        raise reader.failure or hung_up(handshake)
+    reader.opened = True
+    return WebSocketTransport(ws, stream)
+
+
+class _ReaderNursery:
+    """The nursery handed to ``trio_websocket.wrap_client_stream``, which starts its reader task
+    there (``start_soon``, the only method it uses).
+
+    trio-websocket only waits for an answer: here the reader ending before the handshake
+    completed cancels the wait (``waiting``), and what it raised meanwhile (an HTTP refusal, a
+    response that is not HTTP) becomes ``failure``. After the handshake, an error of the reader
+    (wsproto refusing what the peer sent, or a pong it may no longer send while closing) ends
+    the connection, not the connection's nursery: the stream is dropped, and the transport's
+    calls raise ``TransportClosed`` (1006 unless a close code was exchanged).
+    """
+
+    def __init__(self, nursery: trio.Nursery, waiting: trio.CancelScope,
+                 handshake: Handshake, stream: trio.abc.Stream) -> None:
+        self._nursery = nursery
+        self._waiting = waiting
+        self._handshake = handshake
+        self._stream = stream
+        self.opened = False
+        """The handshake completed."""
+        self.failure: ConnectError | None = None
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        async def reader() -> None:
+            try:
+                await fn(*args)
+            except trio_websocket.ConnectionRejected as exc:
+                self.failure = ConnectError(f"{self._handshake.endpoint.url}: handshake refused"
+                                            f" with HTTP {exc.status_code}")
+            except Exception as exc:  # wsproto's and h11's errors
+                if self.opened:
+                    await trio.aclose_forcefully(self._stream)
+                else:
+                    self.failure = refusal(self._handshake, exc)
+            finally:
+                self._waiting.cancel()  # (a no-op once the handshake is over)
+
+        self._nursery.start_soon(reader)
+
+
+class WebSocketTransport:
+    """:class:`Transport` over a ``trio_websocket.WebSocketConnection`` whose handshake has
+    completed over ``stream``; owns both (see :func:`trio_websocket_client`)."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection, stream: trio.abc.Stream) -> None:
+        self._ws = ws
+        self._stream = stream
+        self._closed: TransportClosed | None = None  # set by aclose: what later calls raise
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._ws.subprotocol
+
+    async def send(self, data: str) -> None:
+        if self._closed is not None:
+            raise self._closed
+        await trio.lowlevel.checkpoint_if_cancelled()  # (cancelled before a byte went out)
+        try:
+            await self._ws.send_message(data)
+        except trio_websocket.ConnectionClosed as exc:
+            raise self._closed or _closed(exc) from None
+        except trio.Cancelled:  # a frame may be half written: the connection is unusable
+            await self._drop(TransportClosed(ABNORMAL_CLOSURE, "send cancelled"))
+            raise
+
+    async def receive(self) -> str:
+        if self._closed is not None:
+            raise self._closed
+        try:
+            message = await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            raise self._closed or _closed(exc) from None
+        if isinstance(message, bytes):
+            # OCPP-J frames are text; a binary frame still gets parsed (and rejected) upstream.
+            return message.decode("utf-8", errors="replace")
+        return message
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        if self._closed is not None:
+            return
+        self._closed = TransportClosed(code, reason)
+        frame = wire_close(code, reason)
+        with trio.CancelScope(shield=True):
+            if frame is not None:
+                with trio.move_on_after(DEFAULT_CLOSE_TIMEOUT):
+                    await self._ws.aclose(*frame)
+            # (after the peer closed, trio-websocket's aclose leaves the stream open)
+            await trio.aclose_forcefully(self._stream)
+
+    async def _drop(self, closed: TransportClosed) -> None:
+        if self._closed is None:
+            self._closed = closed
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(self._stream)
+
+
+def _closed(exc: trio_websocket.ConnectionClosed) -> TransportClosed:
+    """What trio-websocket's ``ConnectionClosed`` means here (no reason: the reader failed)."""
+    if exc.reason is None:
+        return TransportClosed(ABNORMAL_CLOSURE, "connection lost")
+    return TransportClosed(exc.reason.code, exc.reason.reason or "")
+
+
+# --- the memory message pipe --------------------------------------------------------------------
+
+
 class MemoryTransport:
     """One end of an in-memory :class:`Transport` pair (see :func:`memory_transport_pair`)."""
 
@@ -350,7 +419,7 @@ class MemoryTransport:
         self,
         send_channel: trio.MemorySendChannel[str],
         receive_channel: trio.MemoryReceiveChannel[str],
-        subprotocol: str | None = SUBPROTOCOL,
+        subprotocol: str | None = None,
     ) -> None:
         self._send = send_channel
         self._receive = receive_channel
@@ -367,21 +436,7 @@ class MemoryTransport:
         try:
             await self._send.send(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise TransportClosed(1006, "peer gone") from None
-
-    def send_nowait(self, data: str) -> int:
-        if self._closed is not None:
-            raise self._closed
-        try:
-            self._send.send_nowait(data)
-        except trio.WouldBlock:
-            return NOT_SENT
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise TransportClosed(1006, "peer gone") from None
-        return SENT
-
-    async def flush(self) -> None:
-        pass  # a frame goes whole or not at all
+            raise TransportClosed(ABNORMAL_CLOSURE, "peer gone") from None
 
     async def receive(self) -> str:
         if self._closed is not None:
@@ -389,7 +444,7 @@ class MemoryTransport:
         try:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise TransportClosed(1000, "peer closed") from None
+            raise self._closed or TransportClosed(1000, "peer closed") from None
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         if self._closed is None:
@@ -398,31 +453,41 @@ class MemoryTransport:
             await self._receive.aclose()
 
 
-def memory_transport_pair(buffer: int = 16) -> tuple[MemoryTransport, MemoryTransport]:
-    """Two connected in-memory transports (client, server).
+def memory_transport_pair(
+    buffer: int = 16, *, subprotocol: str | None = None
+) -> tuple[MemoryTransport, MemoryTransport]:
+    """Two connected in-memory transports (client, server) reporting ``subprotocol``.
 
-    Each direction is a bounded channel of ``buffer`` frames: a sender blocks when the other side
-    does not read (backpressure, like a full socket). Closing one end ends the other's ``receive``.
+    No WebSocket and no handshake: whole messages go through. Each direction is a bounded
+    channel of ``buffer`` frames: a sender blocks when the other side does not read
+    (backpressure, like a full socket). Closing one end ends the other's ``receive``.
     """
     a_send, b_receive = trio.open_memory_channel[str](buffer)
     b_send, a_receive = trio.open_memory_channel[str](buffer)
-    return MemoryTransport(a_send, a_receive), MemoryTransport(b_send, b_receive)
+    return (MemoryTransport(a_send, a_receive, subprotocol),
+            MemoryTransport(b_send, b_receive, subprotocol))
 
 
 __all__ = [
+    "ABNORMAL_CLOSURE",
+    "DEFAULT_CLOSE_TIMEOUT",
     "DEFAULT_CONNECT_TIMEOUT",
-    "NOT_SENT",
-    "SENT",
-    "STARTED",
-    "SUBPROTOCOL",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "ConnectError",
+    "Handshake",
     "MemoryTransport",
     "Transport",
     "TransportClosed",
+    "WebSocketClient",
     "WebSocketTransport",
     "basic_auth_header",
     "charger_url",
+    "hung_up",
     "memory_transport_pair",
-    "open_websocket_transport",
+    "open_transport",
+    "parse_endpoint",
+    "refusal",
     "root_cause",
+    "trio_websocket_client",
+    "wire_close",
 ]

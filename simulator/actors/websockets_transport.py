@@ -1,79 +1,101 @@
-"""A thinner WebSocket transport on the sans-IO ``ClientProtocol`` of the ``websockets`` package.
+"""The thin WebSocket client: the sans-IO ``ClientProtocol`` of the ``websockets`` package.
 
-:func:`open_websockets_transport` has the signature and the error behaviour of
-:func:`~simulator.actors.wsproto_transport.open_wsproto_transport` and, like it, spawns nothing:
-:meth:`WebsocketsTransport.receive` reads the stream and feeds the protocol in the caller's task,
-and :meth:`WebsocketsTransport.send` writes the frame directly. The difference is the protocol
-layer: ``websockets`` parses with less machinery and masks with C speedups, so its share of an
-exchange is about a third of wsproto's (issue #4, "a thinner layer").
+:func:`websockets_client` is a :data:`~simulator.actors.transport.WebSocketClient` for
+:func:`~simulator.actors.transport.open_transport`, the fast option beside the default
+trio-websocket client: it starts no task. :meth:`WebsocketsTransport.receive` reads the stream
+and feeds the protocol in the caller's task, :meth:`WebsocketsTransport.send` writes the frame
+in the caller's task. The frames that arrive in the same read as the handshake response are
+kept and delivered first.
 
-The protocol object answers pings and the peer's close frame by itself: every call that feeds it
-or sends through it is followed, in the same synchronous step, by ``data_to_send()``, and those
-bytes are written under a FIFO lock, so a pong or a close reply never interleaves with a frame the
-charger's main loop is writing. Reads are not locked: one task reads (the charger's reader), as the
-:class:`~simulator.actors.transport.Transport` contract says.
-
-Errors the user can cause raise :class:`~simulator.actors.transport.ConnectError` with one line
-naming the URL; a connection that ends raises
-:class:`~simulator.actors.transport.TransportClosed` (with the peer's close code, 1006 when the
-socket just went away, 1009 when a message was too big, 1002/1007 when the peer broke the
-protocol).
+The protocol object answers pings and the peer's close frame by itself: every call that feeds
+it or sends through it is followed, in the same synchronous step, by ``data_to_send()``, and
+those bytes are written under one lock, so a pong or a close reply never interleaves with a
+frame being sent. A connection that ends raises
+:class:`~simulator.actors.transport.TransportClosed` with the peer's close code, 1006 when the
+stream just went away, 1009 when a message was too big, 1002/1007 when the peer broke the
+protocol.
 """
 
 from __future__ import annotations
 
-import functools
-import ssl
 from collections import deque
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Final
 
 import trio
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus, InvalidURI, NegotiationError, ProtocolError
+from websockets.exceptions import InvalidStatus, InvalidURI
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import Event, State
 from websockets.typing import BytesLike, Subprotocol
-from websockets.uri import WebSocketURI, parse_uri
+from websockets.uri import parse_uri
 
-from simulator.actors.sansio_transport import (
+from simulator.actors.transport import (
     ABNORMAL_CLOSURE,
     DEFAULT_CLOSE_TIMEOUT,
-    RECEIVE_SIZE,
-    STREAM_ERRORS,
-    StreamTransport,
-    connected,
-    open_stream,
-)
-from simulator.actors.transport import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    SUBPROTOCOL,
     ConnectError,
+    Handshake,
     TransportClosed,
-    basic_auth_header,
-    charger_url,
-    root_cause,
+    hung_up,
+    refusal,
+    wire_close,
 )
 
+RECEIVE_SIZE: Final = 64 * 1024
+"""Bytes asked of the stream per read."""
 INVALID_DATA: Final = 1007
-MAX_CLOSE_REASON: Final = 123
-"""Bytes of close reason that fit in a control frame (125 minus the code)."""
+STREAM_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+"""What a stream that went away raises."""
 
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
 
 
-class WebsocketsTransport(StreamTransport):
-    """:class:`~simulator.actors.transport.Transport` over a trio stream and a ``websockets``
-    client protocol whose handshake has completed (see :func:`open_websockets_transport`).
+async def websockets_client(
+    stream: trio.abc.Stream, handshake: Handshake, nursery: trio.Nursery
+) -> WebsocketsTransport:
+    """The opening handshake over ``stream`` with ``websockets``' ``ClientProtocol``; starts no
+    task (``nursery`` is unused). The frames that came in the same read as the response are
+    kept: they are the transport's first messages (pings among them are answered by the
+    first ``receive``)."""
+    url = handshake.endpoint.url
+    try:
+        uri = parse_uri(url)
+    except InvalidURI as exc:
+        raise ConnectError(f"{url}: not a ws:// or wss:// URL ({exc.msg})") from None
+    protocol = ClientProtocol(uri, subprotocols=[Subprotocol(handshake.subprotocol)],
+                              max_size=handshake.max_message_size)
+    request = protocol.connect()
+    for name, value in handshake.headers:
+        request.headers[name.decode("ascii")] = value.decode("ascii")
+    protocol.send_request(request)
+    await stream.send_all(b"".join(protocol.data_to_send()))
+    while protocol.state is State.CONNECTING:
+        data = await stream.receive_some(RECEIVE_SIZE)
+        if data:
+            protocol.receive_data(bytes(data))
+        else:
+            protocol.receive_eof()  # completes a response whose body runs to the end
+        failure = protocol.handshake_exc
+        if isinstance(failure, InvalidStatus):
+            raise ConnectError(
+                f"{url}: handshake refused with HTTP {failure.response.status_code}")
+        if failure is not None and data:
+            raise refusal(handshake, failure)
+        if not data:
+            raise hung_up(handshake)
+    pending = [event for event in protocol.events_received() if not isinstance(event, Response)]
+    return WebsocketsTransport(stream, protocol, pending=pending)
 
-    The transport owns the stream: :meth:`aclose` closes it. ``pending`` holds the frames that
-    arrived with the handshake response; they are delivered first. One task may call
-    :meth:`receive` at a time; any task may call :meth:`send`.
+
+class WebsocketsTransport:
+    """:class:`~simulator.actors.transport.Transport` over a trio stream and a ``websockets``
+    client protocol whose handshake has completed (see :func:`websockets_client`).
+
+    Owns the stream: :meth:`aclose` closes it. ``pending`` holds the events that arrived with
+    the handshake response; they are delivered first (pings among them answered then).
     """
 
     def __init__(
@@ -84,8 +106,14 @@ class WebsocketsTransport(StreamTransport):
         pending: Sequence[Event] = (),
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
-        super().__init__(stream, close_timeout)
+        self._stream = stream
         self._ws = protocol
+        self._close_timeout = close_timeout
+        self._write_lock = trio.Lock()  # frames, pongs and the close frame, one at a time
+        self._closed: TransportClosed | None = None  # what every later call raises
+        self._peer_closed = trio.Event()  # the peer's close frame (or end of stream) seen
+        self._reading = False  # a task waits in receive for bytes
+        self._stream_closed = False
         self._messages: deque[str] = deque()  # complete messages not handed out yet
         self._parts: list[BytesLike] = []  # the fragmented message being received
         self._binary = False  # the fragmented message started with a binary frame
@@ -95,11 +123,21 @@ class WebsocketsTransport(StreamTransport):
     def subprotocol(self) -> str | None:
         return self._ws.subprotocol
 
-    def _encode_text(self, data: str) -> bytes:
-        if self._ws.state is not State.OPEN:  # a close frame not read out by receive yet
-            raise TransportClosed(ABNORMAL_CLOSURE, "connection closing")
-        self._ws.send_text(data.encode())
-        return _joined(self._ws.data_to_send())
+    async def send(self, data: str) -> None:
+        """Send one text frame; raises ``TransportClosed`` if the connection is gone. A send
+        cancelled before it writes writes nothing; one cancelled half way drops the stream."""
+        if self._closed is not None:
+            raise self._closed
+        async with self._write_lock:
+            if self._closed is not None:  # set while this task waited for the lock
+                raise self._closed
+            if self._ws.state is not State.OPEN:  # a close frame not read out by receive yet
+                raise TransportClosed(ABNORMAL_CLOSURE, "connection closing")
+            self._ws.send_text(data.encode())
+            try:
+                await self._send_bytes(_joined(self._ws.data_to_send()))
+            except STREAM_ERRORS:
+                raise self._lost() from None
 
     async def receive(self) -> str:
         """The next text message (a binary one is decoded as UTF-8 with replacement).
@@ -110,7 +148,7 @@ class WebsocketsTransport(StreamTransport):
         """
         if self._pending is not None:  # what came with the handshake (it may have ended it)
             events, self._pending = self._pending, None
-            await self._absorb(events, [])
+            await self._absorb(events, self._ws.data_to_send())
         while not self._messages:
             if self._closed is not None:
                 raise self._closed
@@ -124,15 +162,32 @@ class WebsocketsTransport(StreamTransport):
             if self._stream_closed:
                 continue  # closed by aclose() (or a failed write) meanwhile: self._closed is set
             if data:
-                self._ws.receive_data(data)
+                self._ws.receive_data(bytes(data))
             else:
                 self._ws.receive_eof()
             await self._absorb(self._ws.events_received(), self._ws.data_to_send())
         return self._messages.popleft()
 
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (idempotent): send a close frame, wait at most
+        ``close_timeout`` seconds for the peer's, close the stream. A task blocked in
+        ``receive`` then gets ``TransportClosed(code, reason)``. Shielded from cancellation."""
+        with trio.CancelScope(shield=True):
+            if self._closed is None:
+                self._closed = TransportClosed(code, reason)
+            frame = None if self._stream_closed else self._close_frame(code, reason)
+            if frame is not None:
+                with trio.move_on_after(self._close_timeout):
+                    await self._write(frame)
+                    if self._reading:  # the reader sees the reply and sets the event
+                        await self._peer_closed.wait()
+                    else:
+                        await self._drain_until_peer_close()
+            await self._close_stream()
+
     async def _absorb(self, events: list[Event], writes: list[bytes]) -> None:
         """Turn frames into messages, write what the protocol answered (pongs, a close reply),
-        and drop the socket once the connection has ended."""
+        and drop the stream once the connection has ended."""
         failed = False
         for event in events:
             if not isinstance(event, Frame):
@@ -183,24 +238,24 @@ class WebsocketsTransport(StreamTransport):
         return True
 
     def _close_frame(self, code: int, reason: str) -> bytes | None:
-        """A code that may not go on the wire (1005, 1006, ...) drops the socket without a
-        close frame; a reason longer than a control frame allows is cut."""
-        if self._ws.state is not State.OPEN:
+        """The close frame's bytes, or None when there is none to send (the connection is no
+        longer open, or the code may not go on the wire)."""
+        wire = wire_close(code, reason)
+        if wire is None or self._ws.state is not State.OPEN:
             return None
-        try:
-            self._ws.send_close(code, _cut(reason))
-        except ProtocolError:  # not a code for the wire: an abnormal close
-            return None
+        self._ws.send_close(*wire)
         return _joined(self._ws.data_to_send())
 
     async def _drain_until_peer_close(self) -> None:
+        """Read (and drop) until the peer's close frame or the end of the stream; used by
+        :meth:`aclose` when no task is reading."""
         while self._ws.close_rcvd is None and self._ws.parser_exc is None:
             try:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
             except STREAM_ERRORS:
                 data = b""
             if data:
-                self._ws.receive_data(data)
+                self._ws.receive_data(bytes(data))
             else:
                 self._ws.receive_eof()
             self._ws.events_received()  # messages after our close frame are dropped
@@ -209,118 +264,53 @@ class WebsocketsTransport(StreamTransport):
                 break
         self._peer_closed.set()
 
+    async def _write(self, data: bytes) -> None:
+        """Write control bytes (a pong, a close frame); a broken stream shows up on the next
+        read."""
+        try:
+            async with self._write_lock:
+                await self._send_bytes(data)
+        except STREAM_ERRORS:
+            pass
+
+    async def _send_bytes(self, data: bytes) -> None:
+        """Write under the write lock. A write cancelled half way may have left part of a frame
+        on the wire: the connection is then unusable, so the stream is dropped (1006)."""
+        if self._stream_closed:
+            raise trio.ClosedResourceError("the stream is closed")
+        if not data:
+            return
+        try:
+            await self._stream.send_all(data)
+        except trio.Cancelled:
+            self._lost()
+            if not self._stream_closed:
+                self._stream_closed = True
+                await trio.aclose_forcefully(self._stream)
+            raise
+
+    def _lost(self) -> TransportClosed:
+        """The connection went away without a close frame (1006), unless it had ended already."""
+        if self._closed is None:
+            self._closed = TransportClosed(ABNORMAL_CLOSURE, "connection lost")
+        return self._closed
+
+    async def _close_stream(self) -> None:
+        """Close the stream; a TLS goodbye gets ``close_timeout`` seconds, then it is cut."""
+        if not self._stream_closed:
+            self._stream_closed = True
+            with trio.CancelScope(shield=True), trio.move_on_after(self._close_timeout):
+                await self._stream.aclose()
+
 
 def _joined(writes: list[bytes]) -> bytes:
     """The protocol's pending writes as one chunk (an empty chunk is its request for a
-    half-close, which closing the socket does anyway)."""
+    half-close, which closing the stream does anyway)."""
     return writes[0] if len(writes) == 1 else b"".join(writes)
 
 
-def _cut(reason: str) -> str:
-    encoded = reason.encode()
-    if len(encoded) <= MAX_CLOSE_REASON:
-        return reason
-    return encoded[:MAX_CLOSE_REASON].decode(errors="ignore")
-
-
-def open_websockets_transport(
-    base_url: str,
-    identity: str,
-    *,
-    password: str | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-) -> AbstractAsyncContextManager[WebsocketsTransport]:
-    """Connect ``identity`` to ``base_url`` and yield the transport; close it on exit.
-
-    Raises ``ConnectError`` when the server is unreachable, refuses the handshake (the line names
-    the HTTP status), times out (``connect_timeout`` seconds for TCP, TLS and the handshake), or
-    does not select ``ocpp1.6``. Incoming messages over ``max_message_size`` bytes close the
-    connection with 1009. No task is started: the connection lives exactly as long as the
-    ``async with`` body, and leaving the body (also by cancellation) closes it with code 1000
-    within :data:`~simulator.actors.sansio_transport.DEFAULT_CLOSE_TIMEOUT` seconds.
-    """
-    url = charger_url(base_url, identity)
-    headers = [basic_auth_header(identity, password)] if password is not None else []
-    return connected(url, connect_timeout, functools.partial(
-        _connect, url, headers, ssl_context, max_message_size))
-
-
-def _parse_url(url: str) -> WebSocketURI:
-    try:
-        return parse_uri(url)
-    except InvalidURI as exc:
-        raise ConnectError(f"{url}: not a ws:// or wss:// URL ({exc.msg})") from None
-    except ValueError:  # urllib: a port that is not a number or out of range
-        raise ConnectError(f"{url}: bad port") from None
-
-
-async def _connect(
-    url: str,
-    headers: list[tuple[bytes, bytes]],
-    ssl_context: ssl.SSLContext | None,
-    max_message_size: int,
-) -> WebsocketsTransport:
-    """TCP (and TLS for wss), then the client handshake; ``ConnectError`` on any failure. The
-    frames that came with the handshake response are the transport's first messages."""
-    uri = _parse_url(url)
-    stream = await open_stream(url, uri.host, uri.port, secure=uri.secure,
-                               ssl_context=ssl_context)
-    try:
-        protocol = ClientProtocol(
-            uri, subprotocols=[Subprotocol(SUBPROTOCOL)], max_size=max_message_size
-        )
-        request = protocol.connect()
-        for name, value in headers:
-            request.headers[name.decode("ascii")] = value.decode("ascii")
-        protocol.send_request(request)
-        await stream.send_all(b"".join(protocol.data_to_send()))
-        pending = await _wait_for_accept(url, stream, protocol)
-    except BaseException as exc:
-        await trio.aclose_forcefully(stream)
-        if isinstance(exc, (trio.BrokenResourceError, OSError)):
-            raise ConnectError(f"{url}: {root_cause(exc)}") from None
-        raise
-    return WebsocketsTransport(stream, protocol, pending=pending)
-
-
-async def _wait_for_accept(
-    url: str, stream: trio.abc.Stream, protocol: ClientProtocol
-) -> list[Event]:
-    """Read until the server accepts (→ the frames that followed its response, pongs written)
-    or refuses (→ ``ConnectError``)."""
-    while protocol.state is State.CONNECTING:
-        data = await stream.receive_some(RECEIVE_SIZE)
-        if data:
-            protocol.receive_data(data)
-        else:
-            protocol.receive_eof()  # completes a response whose body runs to the end
-        if isinstance(protocol.handshake_exc, InvalidStatus) or (
-            data and protocol.handshake_exc is not None
-        ):
-            raise ConnectError(f"{url}: {_refusal(protocol.handshake_exc)}")
-        if not data:
-            raise ConnectError(f"{url}: the server closed the connection during the handshake")
-    events: list[Event] = [
-        event for event in protocol.events_received() if not isinstance(event, Response)
-    ]
-    writes = b"".join(protocol.data_to_send())
-    if writes:  # pongs for pings that came with the response
-        await stream.send_all(writes)
-    return events
-
-
-def _refusal(exc: Exception) -> str:
-    """One line for a handshake the server answered but did not accept."""
-    if isinstance(exc, InvalidStatus):
-        return f"handshake refused with HTTP {exc.response.status_code}"
-    if isinstance(exc, NegotiationError) and "subprotocol" in str(exc):
-        return f"the server did not select subprotocol {SUBPROTOCOL!r} ({exc})"
-    return f"bad handshake response ({root_cause(exc)})"
-
-
 __all__ = [
+    "RECEIVE_SIZE",
     "WebsocketsTransport",
-    "open_websockets_transport",
+    "websockets_client",
 ]

@@ -1,12 +1,12 @@
-"""wss:// with the TLS files of the fleet file: every transport verifies the CSMS's certificate
-against ``ca_file`` (or the system store), on 127.0.0.1 with a throwaway CA from trustme."""
+"""wss:// with the TLS files of the fleet file: every WebSocket client verifies the CSMS's
+certificate against ``ca_file`` (or the system store), on 127.0.0.1 with a throwaway CA from
+trustme."""
 
 from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,21 +14,10 @@ import trio
 import trustme
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-from simulator.actors.transport import (
-    SUBPROTOCOL,
-    ConnectError,
-    Transport,
-    open_websocket_transport,
-)
-from simulator.actors.websockets_transport import open_websockets_transport
-from simulator.actors.wsproto_transport import open_wsproto_transport
+from simulator.actors.transport import ConnectError, WebSocketClient
 from simulator.config import parse_fleet
 from simulator.runtime import tls_context
-
-Opener = Callable[..., AbstractAsyncContextManager[Transport]]
-OPENERS = [pytest.param(open_websocket_transport, id="trio-websocket"),
-           pytest.param(open_wsproto_transport, id="wsproto"),
-           pytest.param(open_websockets_transport, id="websockets")]
+from tests.actors.servers import CLIENTS, SUBPROTOCOL, opener_for
 
 
 @pytest.fixture
@@ -65,28 +54,28 @@ def fleet_context(url: str, ca_file: Path | None) -> ssl.SSLContext | None:
     return tls_context(fleet)
 
 
-@pytest.mark.parametrize("opener", OPENERS)
+@pytest.mark.parametrize("client", CLIENTS)
 async def test_the_csms_certificate_is_verified_against_ca_file(
-    tls_server: str, authority: trustme.CA, tmp_path: Path, opener: Opener
+    tls_server: str, authority: trustme.CA, tmp_path: Path, client: WebSocketClient
 ) -> None:
     ca_file = tmp_path / "ca.pem"
     authority.cert_pem.write_to_path(str(ca_file))
     context = fleet_context(tls_server, ca_file)
     assert context is not None
     with trio.fail_after(10):
-        async with opener(tls_server, "CP-1", ssl_context=context) as transport:
+        async with opener_for(client)(tls_server, "CP-1", ssl_context=context) as transport:
             await transport.send('[2,"1","Heartbeat",{}]')
             assert await transport.receive() == '[2,"1","Heartbeat",{}]'
             assert transport.subprotocol == SUBPROTOCOL
 
 
-@pytest.mark.parametrize("opener", OPENERS)
+@pytest.mark.parametrize("client", CLIENTS)
 async def test_an_unknown_authority_is_refused_with_one_line(
-    tls_server: str, opener: Opener
+    tls_server: str, client: WebSocketClient
 ) -> None:
     context = fleet_context(tls_server, None)  # the system store does not know trustme's CA
     with trio.fail_after(10), pytest.raises(ConnectError) as refused:
-        async with opener(tls_server, "CP-1", ssl_context=context, connect_timeout=3):
+        async with opener_for(client)(tls_server, "CP-1", ssl_context=context, connect_timeout=3):
             pass
     message = str(refused.value)
     assert message.startswith(tls_server) and "\n" not in message
@@ -94,14 +83,15 @@ async def test_an_unknown_authority_is_refused_with_one_line(
 
 
 @pytest.mark.parametrize("tls_server", [None], indirect=True)
-@pytest.mark.parametrize("opener", OPENERS)
-async def test_a_server_without_ocpp16_is_refused_over_tls_too(
-    tls_server: str, authority: trustme.CA, tmp_path: Path, opener: Opener
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_server_without_the_subprotocol_is_refused_over_tls_too(
+    tls_server: str, authority: trustme.CA, tmp_path: Path, client: WebSocketClient
 ) -> None:
     ca_file = tmp_path / "ca.pem"
     authority.cert_pem.write_to_path(str(ca_file))
     with trio.fail_after(10), pytest.raises(ConnectError, match="did not select subprotocol"):
-        async with opener(tls_server, "CP-1", ssl_context=fleet_context(tls_server, ca_file)):
+        context = fleet_context(tls_server, ca_file)
+        async with opener_for(client)(tls_server, "CP-1", ssl_context=context):
             pass
 
 
