@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -645,14 +645,14 @@ async def test_frames_queued_behind_a_busy_main_loop_keep_their_order(
         def __init__(self) -> None:
             super().__init__()
             self.gate: trio.Event | None = None
-            self.late: Callable[[], None] | None = None
+            self.late: Callable[[], Awaitable[None]] | None = None
 
         async def publish(self, event: Event) -> None:
             if self.gate is not None:
                 await self.gate.wait()
             if self.late is not None:
                 late, self.late = self.late, None
-                late()
+                await late()
             await super().publish(event)
 
     def call(n: int) -> str:
@@ -674,7 +674,7 @@ async def test_frames_queued_behind_a_busy_main_loop_keep_their_order(
                 await server.send(call(n))
             await trio.testing.wait_all_tasks_blocked()
             # once the main loop goes again, one more call reaches the link (parked in receive)
-            recorder.late = lambda: server.send_nowait(call(20)) and None
+            recorder.late = lambda: server.send(call(20))
             gate, recorder.gate = recorder.gate, None
             gate.set()
             await trio.sleep(1)
