@@ -49,7 +49,6 @@ from simulator.actors.transport import (
     Transport,
     TransportClosed,
 )
-from simulator.config import Sessions
 from simulator.events import Connected, ConnectFailed, Disconnected, Event, FrameOut
 from simulator.machines.charger import ChargerMachine, ChargerSpec
 from simulator.machines.domain import DomainRequest, PlugIn, PresentTag, StopCharging, Unplug
@@ -62,6 +61,7 @@ from simulator.machines.effects import (
     Reboot,
     Send,
 )
+from simulator.machines.workload import SessionPlan
 
 MIN_TICK: Final = 0.001
 """Seconds: the main loop never wakes again sooner than this after it woke."""
@@ -118,7 +118,7 @@ class ChargerEnv:
     publish: Callable[[Event], Awaitable[None]]
     persist: Callable[[PersistOutbox], Awaitable[None]]
     wall_epoch: float
-    sessions: Sessions | None = None
+    sessions: SessionPlan | None = None
     backoff: Backoff = Backoff()
     timers: TimerWheel | None = None
     publish_nowait: Callable[[Event], bool] = lambda event: False
