@@ -112,7 +112,8 @@ def check_fault(name: str) -> str:
 def _seconds(value: float, key: str, *, positive: bool) -> float:
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         bound = "longer than 0s" if positive else "a finite number of seconds >= 0"
-        raise CatalogError(key, f"must be {bound}, got {value:g}s")
+        shown = f"{value:g}s" if math.isfinite(value) else f"{value:g}"
+        raise CatalogError(key, f"must be {bound}, got {shown}")
     return value
 
 

@@ -122,7 +122,7 @@ def _epoch(text: str | None, time: TimeMode) -> dt.datetime | None:
         )
     match = _RFC3339.fullmatch(text.strip())
     try:
-        moment = dt.datetime.fromisoformat(text.strip()) if match else None
+        moment = dt.datetime.fromisoformat(text.strip().upper()) if match else None
     except ValueError:
         moment = None
     if match is None or moment is None:

@@ -8,14 +8,15 @@
 3. ``SIM_<PATH>`` environment overrides, ``__`` for dots (``SIM_CSMS__URL``, ``SIM_RUN__SEED``,
    ``SIM_GROUP__0__COUNT`` or ``SIM_GROUP__AC__COUNT`` by group name, keys matched without regard
    to case), values read as TOML scalars when they parse (``9``, ``true``, ``[1, 2]``) and as
-   strings otherwise; then the programmatic ``overrides`` (dotted paths, ``{"run.seed": 3,
-   "group[0].count": 5}``, values used as given), applied last.
+   strings otherwise (dates and times too); then the programmatic ``overrides`` (dotted paths,
+   ``{"run.seed": 3, "group[0].count": 5}``, values used as given), applied last.
 
 All of it is pure (the environment is passed in) and works on the data in place.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from collections.abc import Mapping
@@ -95,10 +96,13 @@ def apply_overrides(
 
 
 def _scalar_from_env(text: str) -> object:
+    """``text`` as a TOML value when it reads as one, else as is. Dates and times stay text: no
+    field takes a TOML date, and ``SIM_RUN__EPOCH=2026-01-01T00:00:00Z`` means the string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    return text if isinstance(value, dt.date | dt.time) else value
 
 
 def _parse_dotted(dotted: str) -> FieldPath:

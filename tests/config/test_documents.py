@@ -3,6 +3,7 @@ environment and overrides reach every field."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from simulator.config import (
     parse_fleet,
 )
 from simulator.durations import Range
+from simulator.machines.workload import SessionPlan
 from tests.config.documents import DESIGN_SKETCH, GROUP, INTEROP, NO_ENV, SCENARIOS, parse
 
 # --- the contract: the documented files parse as written ------------------------------------------
@@ -39,7 +41,7 @@ def test_interop_file_parses_exactly() -> None:
     assert group.ids == tuple(f"AC-{n:03}" for n in range(1, 11))
     assert (group.connectors, group.max_power_kw, group.connect_rate) == (2, 22.0, 50.0)
     assert group.config == {"MeterValueSampleInterval": 2, "HeartbeatInterval": 3}
-    assert group.sessions is not None
+    assert isinstance(group.sessions, SessionPlan)
     assert group.sessions.arrivals_per_hour == 720.0
     assert group.sessions.duration == Range(3.0, 8.0)
     assert group.sessions.energy_kwh == Range(1.0, 5.0)
@@ -233,3 +235,14 @@ def test_override_values_parse_as_toml_scalars() -> None:
     fleet = parse(text, env={"SIM_GROUP__0__CONFIG__FLAG": "true", "SIM_RUN__NAME": "x-1"})
     assert fleet.groups[0].config == {"Flag": True}
     assert fleet.run.name == "x-1"
+
+
+def test_the_package_exports_its_public_api() -> None:
+    config = importlib.import_module("simulator.config")
+    assert sorted(config.__all__) == sorted(set(config.__all__))
+    for name in config.__all__:
+        assert getattr(config, name) is not None, name
+    for name in ("load_fleet", "parse_fleet", "Fleet", "Group", "Run", "Csms", "ConfigError",
+                 "TimeMode", "StepAction", "SessionPlan", "describe", "json_schema"):
+        assert name in config.__all__, name
+    assert config.SessionPlan is SessionPlan
