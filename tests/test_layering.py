@@ -31,6 +31,7 @@ CORE_MODULES = [
     "simulator.machines.workload",
     "simulator.chaos",
     "simulator.chaos.catalog",
+    "simulator.chaos.targets",
     "simulator.durations",
     "simulator.csms.core",
 ]

@@ -1,6 +1,7 @@
-"""Chaos: the fault catalog, its targets and schedules (pure, no trio).
+"""Chaos: the fault catalog, targets and schedules (pure, no trio).
 
-The fleet file's ``[[chaos]]`` tables are checked against :mod:`simulator.chaos.catalog` by
+:mod:`.catalog` holds the fault names and the rules of a schedule, :mod:`.targets` who a fault
+applies to. The fleet file's ``[[chaos]]`` tables are checked against them by
 :mod:`simulator.config`; the director that injects faults (an actor) builds on the same names.
 """
 
@@ -14,6 +15,7 @@ from simulator.chaos.catalog import (
     check_schedule,
     family_of,
 )
+from simulator.chaos.targets import Target, check_target
 
 __all__ = [
     "CATALOG",
@@ -21,7 +23,9 @@ __all__ = [
     "CatalogError",
     "Family",
     "Schedule",
+    "Target",
     "check_fault",
     "check_schedule",
+    "check_target",
     "family_of",
 ]

@@ -2,9 +2,9 @@
 fault's schedule must follow. Pure data and checks (no trio, no I/O).
 
 The names are a contract with users (DESIGN.md's catalog): renaming one breaks fleet files. A
-check that fails raises :class:`CatalogError` naming the ``[[chaos]]`` key at fault (``fault``,
-``every``, ``for``, ``probability``...) and a message fit to follow ``file: chaos[i].key:`` in a
-one-line error.
+check that fails raises :class:`CatalogError` naming the key at fault (``fault``, ``every``,
+``for``, ``probability``...) and a message fit to follow ``file: chaos[i].key:`` in a one-line
+error.
 """
 
 from __future__ import annotations
@@ -68,12 +68,13 @@ _FAMILY_OF: Final[Mapping[str, Family]] = MappingProxyType(
 
 
 class CatalogError(ValueError):
-    """A fault or schedule the catalog does not allow. ``key`` is the ``[[chaos]]`` key at fault
-    (TOML spelling: ``for``, not ``for_``); ``message`` says what is wrong and what to write."""
+    """A fault, schedule or target the catalog does not allow. ``path`` is where, in the keys of
+    the table checked (TOML spelling: ``("for",)``, not ``for_``; ``()`` for the table itself);
+    ``message`` says what is wrong and what to write."""
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(self, path: tuple[str, ...], message: str) -> None:
         super().__init__(message)
-        self.key = key
+        self.path = path
         self.message = message
 
 
@@ -101,11 +102,11 @@ def family_of(fault: str) -> Family:
 
 
 def check_fault(name: str) -> str:
-    """``name`` if the catalog has it; else :class:`CatalogError` (key ``fault``) listing the
+    """``name`` if the catalog has it; else :class:`CatalogError` (at ``fault``) listing the
     names and suggesting the closest one."""
     if name not in FAULTS:
         shown = '"' + name + '"'
-        raise CatalogError("fault", f"unknown fault {shown}; {_one_of(name, sorted(FAULTS))}")
+        raise CatalogError(("fault",), f"unknown fault {shown}; {_one_of(name, sorted(FAULTS))}")
     return name
 
 
@@ -113,7 +114,7 @@ def _seconds(value: float, key: str, *, positive: bool) -> float:
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         bound = "longer than 0s" if positive else "a finite number of seconds >= 0"
         shown = f"{value:g}s" if math.isfinite(value) else f"{value:g}"
-        raise CatalogError(key, f"must be {bound}, got {shown}")
+        raise CatalogError((key,), f"must be {bound}, got {shown}")
     return value
 
 
@@ -128,7 +129,7 @@ def check_schedule(
     be >= 0; ``every`` and ``lasting`` (TOML ``for``), when given, longer than 0s; ``probability``
     within 0..1."""
     if not 0.0 <= probability <= 1.0:
-        raise CatalogError("probability", f"must be within 0..1, got {probability!r}")
+        raise CatalogError(("probability",), f"must be within 0..1, got {probability!r}")
     return Schedule(
         at=_seconds(at, "at", positive=False),
         every=None if every is None else _seconds(every, "every", positive=True),

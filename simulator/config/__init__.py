@@ -32,6 +32,7 @@ parameters.
 
 from simulator.chaos import CATALOG as CHAOS_CATALOG
 from simulator.chaos import FAULTS as CHAOS_FAULTS
+from simulator.chaos import Target
 from simulator.config.errors import ConfigError
 from simulator.config.load import load_fleet, parse_fleet
 from simulator.config.model import (
@@ -48,7 +49,6 @@ from simulator.config.model import (
     Secret,
     Step,
     StepAction,
-    Target,
     TimeMode,
 )
 from simulator.config.render import describe, json_schema

@@ -15,6 +15,7 @@ from typing import Final
 
 import msgspec
 
+from simulator.chaos import Target
 from simulator.machines.workload import SessionPlan
 
 Scalar = str | int | float | bool
@@ -140,19 +141,10 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
         return self.serial.format(n=n, id=self.ids[n - 1])
 
 
-class Target(msgspec.Struct, frozen=True, kw_only=True):
-    """Chargers ``ids`` or those of ``group`` (neither: the whole fleet), of which a seeded
-    ``fraction`` is picked; ``connector`` ``None`` means every connector (or the charger itself)."""
-
-    ids: tuple[str, ...] = ()
-    group: str | None = None
-    fraction: float = 1.0
-    connector: int | None = None
-
-
 class Step(msgspec.Struct, frozen=True, kw_only=True):
-    """A scripted action at ``at`` seconds after the start. ``params`` by action: present_tag
-    needs ``id_tag``; others pass through (e.g. fault ``error_code``, stop ``reason``)."""
+    """A scripted action on ``target`` (:class:`~simulator.chaos.targets.Target`) at ``at``
+    seconds after the start. ``params`` by action: present_tag needs ``id_tag``; others pass
+    through (e.g. fault ``error_code``, stop ``reason``)."""
 
     at: float
     do: StepAction

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
-from simulator.chaos import CatalogError, check_fault, check_schedule
+from simulator.chaos import CatalogError, Target, check_fault, check_schedule, check_target
 from simulator.config.errors import FieldPath, Invalid, one_of, show, suggest
 from simulator.config.model import (
     BOOT_STATUSES,
@@ -34,7 +34,6 @@ from simulator.config.model import (
     Secret,
     Step,
     StepAction,
-    Target,
     TimeMode,
 )
 from simulator.config.tables import (
@@ -320,8 +319,15 @@ def resolve_groups(tables: tuple[GroupTable, ...]) -> tuple[Group, ...]:
 
 
 def _target(table: TargetTable, base: FieldPath, groups: tuple[Group, ...]) -> Target:
-    if table.ids is not None and table.group is not None:
-        raise Invalid(base, "give ids or group, not both")
+    try:
+        target = check_target(
+            ids=table.ids,
+            group=table.group,
+            fraction=float(table.fraction),
+            connector=table.connector,
+        )
+    except CatalogError as error:
+        raise Invalid((*base, *error.path), error.message) from None
     by_name = {group.name: group for group in groups}
     chosen: list[Group]
     if table.group is not None:
@@ -332,8 +338,6 @@ def _target(table: TargetTable, base: FieldPath, groups: tuple[Group, ...]) -> T
             )
         chosen = [by_name[table.group]]
     elif table.ids is not None:
-        if not table.ids:
-            raise Invalid((*base, "ids"), "is empty; list charger ids or leave ids out")
         owner = {charger: group for group in groups for charger in group.ids}
         for position, charger in enumerate(table.ids):
             if charger not in owner:
@@ -352,12 +356,7 @@ def _target(table: TargetTable, base: FieldPath, groups: tuple[Group, ...]) -> T
                     f"connector {table.connector} does not exist"
                     f" in group {show(group.name)} ({group.connectors} connectors)",
                 )
-    return Target(
-        ids=table.ids or (),
-        group=table.group,
-        fraction=float(table.fraction),
-        connector=table.connector,
-    )
+    return target
 
 
 def resolve_step(table: StepTable, index: int, groups: tuple[Group, ...]) -> Step:
@@ -391,7 +390,7 @@ def resolve_chaos(table: ChaosTable, index: int, groups: tuple[Group, ...]) -> C
             lasting=None if table.for_ is None else duration(table.for_, (*base, "for")),
         )
     except CatalogError as error:
-        raise Invalid((*base, error.key), error.message) from None
+        raise Invalid((*base, *error.path), error.message) from None
     return Chaos(
         fault=fault,
         target=_target(table.target, (*base, "target"), groups),

@@ -45,7 +45,7 @@ def test_design_names_are_in_their_family(fault: str, family: Family) -> None:
 def test_an_unknown_fault_names_the_key_and_suggests_the_closest() -> None:
     with pytest.raises(CatalogError) as caught:
         check_fault("disconect")
-    assert caught.value.key == "fault"
+    assert caught.value.path == ("fault",)
     assert caught.value.message.startswith('unknown fault "disconect"; expected one of ')
     assert caught.value.message.endswith("did you mean 'disconnect'?")
     with pytest.raises(CatalogError):
@@ -60,7 +60,7 @@ def test_schedule_defaults_and_values() -> None:
 
 
 @pytest.mark.parametrize(
-    ("arguments", "key", "message"),
+    ("arguments", "path", "message"),
     [
         ({"every": 0.0}, "every", "must be longer than 0s, got 0s"),
         ({"lasting": 0.0}, "for", "must be longer than 0s, got 0s"),
@@ -72,8 +72,8 @@ def test_schedule_defaults_and_values() -> None:
     ],
 )
 def test_schedule_errors_name_the_key(
-    arguments: dict[str, float], key: str, message: str
+    arguments: dict[str, float], path: str, message: str
 ) -> None:
     with pytest.raises(CatalogError) as caught:
         check_schedule(**arguments)
-    assert (caught.value.key, caught.value.message) == (key, message)
+    assert (caught.value.path, caught.value.message) == ((path,), message)
