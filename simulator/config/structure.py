@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Any, Final
 
 import msgspec
@@ -106,11 +106,12 @@ def _pick(value: object, branches: list[mi.Type]) -> mi.Type | None:
         wanted = (mi.TimeType,)
     else:
         wanted = ()
-    for kind in wanted:
+    accepted: tuple[type[mi.Type], ...] = (*wanted, mi.AnyType)
+    for kind in accepted:
         for branch in branches:
-            if isinstance(branch, kind | mi.AnyType):
+            if isinstance(branch, kind):
                 return branch
-    return next((branch for branch in branches if isinstance(branch, mi.AnyType)), None)
+    return None
 
 
 def _expected(branches: list[mi.Type], extra: Mapping[str, Any]) -> str:
@@ -121,8 +122,10 @@ def _expected(branches: list[mi.Type], extra: Mapping[str, Any]) -> str:
         return "a string, a number or true/false"
     if {mi.IntType, mi.FloatType} <= kinds:
         kinds.discard(mi.IntType)
-    words = dict.fromkeys(_TYPE_WORDS.get(kind, kind.__name__) for kind in kinds)
-    return " or ".join(sorted(words, key=list(_TYPE_WORDS.values()).index))
+    known = list(_TYPE_WORDS)
+    ordered = sorted(kinds, key=lambda kind: known.index(kind) if kind in known else len(known))
+    words = dict.fromkeys(_TYPE_WORDS.get(kind, kind.__name__) for kind in ordered)
+    return " or ".join(words)
 
 
 def _got(value: object) -> str:
@@ -167,6 +170,7 @@ def _check(value: object, kind: mi.Type, path: FieldPath) -> None:
                 _check(item, branch.item_type, (*path, index))
         case mi.DictType():
             assert isinstance(value, dict)
+            _check_size(value, branch.min_length, branch.max_length, path, extra)
             for key, item in value.items():
                 _check(key, branch.key_type, (*path, key))
                 _check(item, branch.value_type, (*path, key))
@@ -212,7 +216,7 @@ def _check_text(value: str, kind: mi.StrType, path: FieldPath) -> None:
 
 
 def _check_size(
-    items: list[Any] | tuple[Any, ...],
+    items: Sized,
     least: int | None,
     most: int | None,
     path: FieldPath,
