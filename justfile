@@ -15,10 +15,11 @@ run *ARGS:
 test *ARGS: lint
     python -m pytest -q {{ARGS}}
 
-# ruff and mypy --strict on the package.
+# ruff, mypy --strict on the package, and the import contracts of pyproject.toml (the layers).
 lint:
     ruff check simulator tests tools
     mypy --strict simulator
+    lint-imports
 
 # Only the fast tests (no interop peers, no slow property runs).
 quick *ARGS:

@@ -88,7 +88,7 @@ def test_version_and_help() -> None:
         ('[csms]\nurl = "http://example.org"\n[[group]]\nname = "a"\nid = "A-{n}"\n'
          'vendor = "v"\nmodel = "m"\n', ["csms.url"]),
         ('[csms]\ntransport = "carrier-pigeon"\n[[group]]\nname = "a"\nid = "A-{n}"\n'
-         'vendor = "v"\nmodel = "m"\n', ["csms.transport", "websockets", "wsproto"]),
+         'vendor = "v"\nmodel = "m"\n', ["csms.transport", "trio-websocket", "websockets"]),
         ('[csms]\nurl = "wss://127.0.0.1:9/ocpp"\nca_file = "/nonexistent/ca.pem"\n[[group]]\n'
          'name = "a"\nid = "A-{n}"\nvendor = "v"\nmodel = "m"\n', ["ca_file"]),
     ],

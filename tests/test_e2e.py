@@ -60,7 +60,7 @@ def rows(ledger: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
         return list(db.execute(sql, args))
 
 
-@pytest.mark.parametrize("transport", ["trio-websocket", "websockets", "wsproto"])
+@pytest.mark.parametrize("transport", ["trio-websocket", "websockets"])
 async def test_fleet_against_the_embedded_csms_fills_the_ledger(
     tmp_path: Path, transport: str
 ) -> None:

@@ -44,7 +44,6 @@ import trio
 from simulator import seeds
 from simulator.actors.connector import run_connector
 from simulator.actors.transport import ConnectError, Transport, TransportClosed
-from simulator.config import Sessions as SessionPlan
 from simulator.events import Connected, ConnectFailed, Disconnected, Event, FrameOut, FrameUnsent
 from simulator.machines.charger import ChargerMachine, ChargerSpec, ChargerStatistics
 from simulator.machines.domain import (
@@ -65,6 +64,7 @@ from simulator.machines.effects import (
     Reboot,
     Send,
 )
+from simulator.machines.workload import SessionPlan
 from simulator.ocpp.v16 import ChargePointErrorCode
 
 MIN_TICK: Final = 0.001

@@ -13,9 +13,9 @@ from typing import Final
 
 import trio
 
-from simulator.config import Sessions
 from simulator.machines.domain import DomainRequest, PlugIn, PresentTag, StopCharging, Unplug
 from simulator.machines.meter import EvSpec
+from simulator.machines.workload import SessionPlan
 from simulator.seeds import Rng
 
 WALK_BACK: Final = (2.0, 10.0)
@@ -44,7 +44,7 @@ def draw_ev(rng: Rng, energy_kwh: float) -> EvSpec:
 
 async def run_connector(
     connector_id: int,
-    sessions: Sessions,
+    sessions: SessionPlan,
     rng: Rng,
     requests: trio.MemorySendChannel[DomainRequest],
     *,

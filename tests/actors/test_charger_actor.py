@@ -29,7 +29,6 @@ from simulator.actors.transport import (
     TransportClosed,
     memory_transport_pair,
 )
-from simulator.config import Range, Sessions
 from simulator.csms.core import CentralSystem
 from simulator.csms.options import CsmsOptions
 from simulator.events import (
@@ -49,6 +48,7 @@ from simulator.machines.charger import ChargerSpec
 from simulator.machines.domain import PlugIn, PresentTag
 from simulator.machines.effects import OutboxEntry, PersistOutbox
 from simulator.machines.meter import EvSpec
+from simulator.machines.workload import Range, SessionPlan
 from simulator.ocpp.v16 import ResetRequest, ResetType
 
 WALL_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -154,7 +154,7 @@ def make_env(
     *,
     identity: str = "CP-1",
     config: dict[str, str | int | bool | float] | None = None,
-    sessions: Sessions | None = None,
+    sessions: SessionPlan | None = None,
     fail: Callable[[int], BaseException | None] = lambda attempt: None,
 ) -> ChargerEnv:
     spec = ChargerSpec(
@@ -426,8 +426,8 @@ async def test_fleet_ramps_at_connect_rate_and_runs_automatic_sessions(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     csms, recorder = FakeCsms(), Recorder()
-    sessions = Sessions(arrivals_per_hour=360, duration=Range(20, 60),
-                        energy_kwh=Range(1, 5), id_tags=("TAG-1", "TAG-2"))
+    sessions = SessionPlan(arrivals_per_hour=360, duration=Range(20, 60),
+                           energy_kwh=Range(1, 5), id_tags=("TAG-1", "TAG-2"))
     envs = [make_env(csms, recorder, identity=f"CP-{n}", sessions=sessions) for n in range(10)]
     async with trio.open_nursery() as nursery:
         csms.nursery = nursery

@@ -25,13 +25,13 @@ import pytest
 import trio
 
 from simulator.runtime import RunResult
-from tests.test_config import INTEROP
+from tests.config.documents import INTEROP
 
 from .conftest import PeerCsms, Record
 from .fleet_runs import TROUBLE_KINDS, LedgerView, run_cli, run_in_process
 
 ISSUE_TOML: Final = Path(__file__).resolve().parents[2] / "scenarios" / "interop.toml"
-ISSUE_TEXT: Final = INTEROP  # the issue's fleet file, word for word (one copy, in test_config)
+ISSUE_TEXT: Final = INTEROP  # the issue's fleet file, word for word (one copy, in tests/config)
 """The fleet file of issue #4 ("This file must work exactly as written"), verbatim."""
 ISSUE_IDS: Final = tuple(f"AC-{n:03}" for n in range(1, 11))
 FLEET_IDS: Final = tuple(f"IO-{n:02}" for n in range(1, 21))

@@ -1,0 +1,413 @@
+"""Stage 5 of loading: meaning. The checked file tables become the resolved :class:`Fleet` parts.
+
+Durations become seconds, ranges :class:`~simulator.durations.Range`\\ s, templates are filled in
+(charger ids, serials, the ledger path), names from a closed set are matched (time mode, boot
+status, transport, step action; fault names through :mod:`simulator.chaos`), targets are checked
+against the fleet's groups and chargers. Each function raises
+:class:`~simulator.config.errors.Invalid` at the field at fault, with a message that says what to
+write instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final
+from urllib.parse import urlsplit
+
+from simulator.chaos import CatalogError, Target, check_fault, check_schedule, check_target
+from simulator.config.errors import FieldPath, Invalid, one_of, show, suggest
+from simulator.config.model import (
+    BOOT_STATUSES,
+    DEFAULT_VIRTUAL_EPOCH,
+    EMBEDDED,
+    MAX_CHARGER_ID,
+    TRANSPORTS,
+    Chaos,
+    Csms,
+    EmbeddedCsms,
+    Expect,
+    Group,
+    Run,
+    Scalar,
+    Secret,
+    Step,
+    StepAction,
+    TimeMode,
+)
+from simulator.config.tables import (
+    ChaosTable,
+    CsmsTable,
+    GroupTable,
+    RunTable,
+    SessionsTable,
+    StepTable,
+    TargetTable,
+)
+from simulator.durations import (
+    DurationError,
+    Range,
+    parse_duration,
+    parse_duration_range,
+    parse_number_range,
+)
+from simulator.machines.workload import SessionPlan
+
+NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A run name or check name: it may name a file."""
+_CHARGER_ID: Final = re.compile(r"[A-Za-z0-9._~:-]+")
+_RFC3339: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?(?P<zone>[Zz]|[+-]\d{2}:\d{2})"
+)
+_EPOCH_EXAMPLE: Final = '"2026-01-01T00:00:00Z"'
+_REMOVED_TRANSPORTS: Final = {"wsproto": "its client was removed"}
+MAX_SERIAL: Final = 25
+"""OCPP chargePointSerialNumber is CiString25."""
+_CONNECTOR_ACTIONS: Final = frozenset(
+    {StepAction.PLUG, StepAction.UNPLUG, StepAction.PRESENT_TAG, StepAction.STOP}
+)
+
+
+def duration(value: str | float, path: FieldPath, *, positive: bool = False) -> float:
+    """Seconds from a written duration; ``positive``: 0 is refused too."""
+    try:
+        seconds = parse_duration(value)
+    except DurationError as error:
+        raise Invalid(path, str(error)) from None
+    if positive and seconds <= 0:
+        raise Invalid(path, f"must be longer than 0s, got {show(value)}")
+    return seconds
+
+
+def _range(value: str | float, path: FieldPath, parse: Callable[[str | float], Range]) -> Range:
+    try:
+        return parse(value)
+    except DurationError as error:
+        raise Invalid(path, str(error)) from None
+
+
+def choose(value: str, choices: Sequence[str], path: FieldPath) -> str:
+    """``value`` if it is one of ``choices``, else an error listing them."""
+    if value not in choices:
+        raise Invalid(path, f"unknown value {show(value)}; {one_of(value, choices)}")
+    return value
+
+
+def render(template: str, path: FieldPath, example: str = "", **fields: object) -> str:
+    """``template.format(**fields)``, or an error naming the placeholders that may be used."""
+    allowed = ", ".join("{" + name + "}" for name in fields)
+    try:
+        return template.format(**fields)
+    except KeyError as error:
+        problem = f"unknown placeholder {{{error.args[0]}}}"
+    except IndexError:
+        problem = "positional placeholder {}"
+    except ValueError as error:
+        problem = str(error)
+    raise Invalid(
+        path,
+        f"cannot fill in {show(template)}: {problem}; the placeholders are {allowed}{example}",
+    )
+
+
+def _epoch(text: str | None, time: TimeMode) -> dt.datetime | None:
+    path: FieldPath = ("run", "epoch")
+    if text is None:
+        return DEFAULT_VIRTUAL_EPOCH if time is TimeMode.VIRTUAL else None
+    if time is not TimeMode.VIRTUAL:
+        raise Invalid(
+            path, 'applies only to time = "virtual"; set time = "virtual" or remove the epoch'
+        )
+    match = _RFC3339.fullmatch(text.strip())
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().upper()) if match else None
+    except ValueError:
+        moment = None
+    if match is None or moment is None:
+        raise Invalid(
+            path, f"{show(text)} is not an RFC 3339 timestamp; write e.g. {_EPOCH_EXAMPLE}"
+        )
+    if moment.utcoffset() != dt.timedelta(0):
+        raise Invalid(path, f"{show(text)} is not in UTC; write it with Z, e.g. {_EPOCH_EXAMPLE}")
+    return moment.astimezone(dt.UTC)
+
+
+def resolve_run(table: RunTable, default_name: str) -> Run:
+    """``[run]``; ``default_name`` (from the file name) when ``name`` is not written."""
+    name = table.name if table.name is not None else default_name
+    if not NAME.fullmatch(name):
+        raise Invalid(
+            ("run", "name"),
+            f"{show(name)} must be letters, digits, '.', '_' or '-' (it names the ledger file)",
+        )
+    ledger = render(table.ledger, ("run", "ledger"), name=name)
+    lasting = None
+    if table.duration is not None:
+        lasting = duration(table.duration, ("run", "duration"), positive=True)
+    time = TimeMode(choose(table.time, [m.value for m in TimeMode], ("run", "time")))
+    return Run(
+        name=name,
+        seed=table.seed,
+        duration=lasting,
+        ledger=ledger,
+        time=time,
+        epoch=_epoch(table.epoch, time),
+    )
+
+
+def _check_url(url: str) -> None:
+    path = ("csms", "url")
+    if url == EMBEDDED:
+        return
+    hint = 'write "embedded" or a URL like "ws://host:9000/ocpp"'
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as error:
+        raise Invalid(path, f"{show(url)} is not a valid URL ({error}); {hint}") from None
+    if parts.scheme not in ("ws", "wss"):
+        raise Invalid(path, f'{show(url)} must be "embedded" or start with ws:// or wss://; {hint}')
+    if not parts.hostname:
+        raise Invalid(path, f"{show(url)} has no host; {hint}")
+    if parts.query or parts.fragment:
+        raise Invalid(
+            path,
+            f"{show(url)} must not have a query or fragment (the charger "
+            "identity is appended to the path)",
+        )
+
+
+def _transport(name: str) -> str:
+    path: FieldPath = ("csms", "transport")
+    if name in _REMOVED_TRANSPORTS:
+        raise Invalid(
+            path,
+            f"{show(name)} is no longer available ({_REMOVED_TRANSPORTS[name]}); use "
+            f'"{TRANSPORTS[0]}" (the default) or ' + ", ".join(f'"{t}"' for t in TRANSPORTS[1:]),
+        )
+    return choose(name, TRANSPORTS, path)
+
+
+def resolve_csms(table: CsmsTable) -> Csms:
+    """``[csms]``: the URL, the security profile's requirements, the embedded CSMS's options."""
+    _check_url(table.url)
+    profile = table.security_profile
+    if profile in (1, 2) and not table.password:
+        raise Invalid(
+            ("csms", "password"),
+            f"security_profile {profile} needs a password; "
+            'write password = "${SIM_CSMS_PASSWORD}"',
+        )
+    if profile >= 2 and not table.url.startswith("wss://"):
+        raise Invalid(("csms", "url"), f"security_profile {profile} needs TLS: use a wss:// URL")
+    if profile == 3 and not (table.cert_file and table.key_file):
+        missing = "cert_file" if not table.cert_file else "key_file"
+        raise Invalid(
+            ("csms", missing),
+            "security_profile 3 (mutual TLS) needs cert_file and "
+            "key_file (client certificate and private key)",
+        )
+    embedded = table.embedded
+    boot_status = choose(embedded.boot_status, BOOT_STATUSES, ("csms", "embedded", "boot_status"))
+    heartbeat = duration(
+        embedded.heartbeat_interval, ("csms", "embedded", "heartbeat_interval"), positive=True
+    )
+    return Csms(
+        url=table.url,
+        transport=_transport(table.transport),
+        security_profile=profile,
+        password=Secret(table.password) if table.password is not None else None,
+        ca_file=table.ca_file,
+        cert_file=table.cert_file,
+        key_file=table.key_file,
+        embedded=EmbeddedCsms(
+            boot_status=boot_status,
+            heartbeat_interval=heartbeat,
+            accepted_tags=embedded.accepted_tags,
+            blocked_tags=embedded.blocked_tags,
+        ),
+    )
+
+
+def _charger_ids(table: GroupTable, index: int) -> tuple[str, ...]:
+    path: FieldPath = ("group", index, "id")
+    ids = tuple(
+        render(table.id, path, ', e.g. "AC-{n:04}"', n=n) for n in range(1, table.count + 1)
+    )
+    if table.count > 1 and ids[0] == ids[1]:
+        raise Invalid(
+            path,
+            f"{show(table.id)} gives the same id {show(ids[0])} to every "
+            'charger; put {n} in it, e.g. "AC-{n:04}"',
+        )
+    for charger in ids:
+        if not _CHARGER_ID.fullmatch(charger) or len(charger) > MAX_CHARGER_ID:
+            raise Invalid(
+                path,
+                f"charger id {show(charger)} must be 1-{MAX_CHARGER_ID} "
+                "letters, digits or . _ ~ : - (it is appended to the URL)",
+            )
+    return ids
+
+
+def _check_serials(table: GroupTable, index: int, ids: tuple[str, ...]) -> None:
+    if table.serial is None:
+        return
+    path: FieldPath = ("group", index, "serial")
+    for n in (1, table.count):
+        serial = render(table.serial, path, ', e.g. "SN-{n:06}"', n=n, id=ids[n - 1])
+        if len(serial) > MAX_SERIAL:
+            raise Invalid(
+                path,
+                f"serial {show(serial)} is longer than {MAX_SERIAL} characters "
+                "(OCPP chargePointSerialNumber)",
+            )
+
+
+def _session_plan(table: SessionsTable, index: int) -> SessionPlan:
+    base: FieldPath = ("group", index, "sessions")
+    return SessionPlan(
+        arrivals_per_hour=table.arrivals_per_hour,
+        duration=_range(table.duration, (*base, "duration"), parse_duration_range),
+        energy_kwh=_range(table.energy_kwh, (*base, "energy_kwh"), parse_number_range),
+        id_tags=table.id_tags,
+    )
+
+
+def resolve_groups(tables: tuple[GroupTable, ...]) -> tuple[Group, ...]:
+    """``[[group]]`` tables, with names and charger ids unique across the fleet."""
+    groups: list[Group] = []
+    owners: dict[str, int] = {}
+    names: dict[str, int] = {}
+    for index, table in enumerate(tables):
+        if table.name in names:
+            raise Invalid(
+                ("group", index, "name"),
+                f"{show(table.name)} is already the name of group[{names[table.name]}]; "
+                "rename one",
+            )
+        names[table.name] = index
+        ids = _charger_ids(table, index)
+        for charger in ids:
+            owner = owners.setdefault(charger, index)
+            if owner != index:
+                raise Invalid(
+                    ("group", index, "id"),
+                    f"charger id {show(charger)} is also made by group[{owner}].id; "
+                    "give the groups different prefixes",
+                )
+        _check_serials(table, index, ids)
+        groups.append(
+            Group(
+                name=table.name,
+                count=table.count,
+                id=table.id,
+                ids=ids,
+                vendor=table.vendor,
+                model=table.model,
+                firmware_version=table.firmware_version,
+                serial=table.serial,
+                connectors=table.connectors,
+                max_power_kw=float(table.max_power_kw),
+                connect_rate=float(table.connect_rate),
+                config=dict(table.config),
+                sessions=None if table.sessions is None else _session_plan(table.sessions, index),
+            )
+        )
+    return tuple(groups)
+
+
+def _target(table: TargetTable, base: FieldPath, groups: tuple[Group, ...]) -> Target:
+    try:
+        target = check_target(
+            ids=table.ids,
+            group=table.group,
+            fraction=float(table.fraction),
+            connector=table.connector,
+        )
+    except CatalogError as error:
+        raise Invalid((*base, *error.path), error.message) from None
+    by_name = {group.name: group for group in groups}
+    chosen: list[Group]
+    if table.group is not None:
+        if table.group not in by_name:
+            raise Invalid(
+                (*base, "group"),
+                f"no group named {show(table.group)}; {one_of(table.group, list(by_name))}",
+            )
+        chosen = [by_name[table.group]]
+    elif table.ids is not None:
+        owner = {charger: group for group in groups for charger in group.ids}
+        for position, charger in enumerate(table.ids):
+            if charger not in owner:
+                hint = suggest(charger, list(owner)) if len(owner) <= 10_000 else ""
+                raise Invalid(
+                    (*base, "ids", position), f"no charger {show(charger)} in the fleet{hint}"
+                )
+        chosen = list({owner[charger].name: owner[charger] for charger in table.ids}.values())
+    else:
+        chosen = list(groups)
+    if table.connector is not None:
+        for group in chosen:
+            if table.connector > group.connectors:
+                raise Invalid(
+                    (*base, "connector"),
+                    f"connector {table.connector} does not exist"
+                    f" in group {show(group.name)} ({group.connectors} connectors)",
+                )
+    return target
+
+
+def resolve_step(table: StepTable, index: int, groups: tuple[Group, ...]) -> Step:
+    """``[[step]]`` ``index``: its action, target and the action's parameters."""
+    base: FieldPath = ("step", index)
+    action = StepAction(choose(table.do, [a.value for a in StepAction], (*base, "do")))
+    target = _target(table.target, (*base, "target"), groups)
+    if action in _CONNECTOR_ACTIONS and target.connector == 0:
+        raise Invalid((*base, "target", "connector"), f"{action.value} needs a connector >= 1")
+    if action is StepAction.PRESENT_TAG:
+        tag = table.params.get("id_tag")
+        if not isinstance(tag, str) or not 1 <= len(tag) <= 20:
+            raise Invalid(
+                (*base, "params", "id_tag"),
+                "present_tag needs params.id_tag, a string of 1-20 characters",
+            )
+    return Step(
+        at=duration(table.at, (*base, "at")), do=action, target=target, params=dict(table.params)
+    )
+
+
+def resolve_chaos(table: ChaosTable, index: int, groups: tuple[Group, ...]) -> Chaos:
+    """``[[chaos]]`` ``index``: a fault of :mod:`simulator.chaos`, its target and schedule."""
+    base: FieldPath = ("chaos", index)
+    try:
+        fault = check_fault(table.fault)
+        schedule = check_schedule(
+            at=duration(table.at, (*base, "at")),
+            every=None if table.every is None else duration(table.every, (*base, "every")),
+            probability=float(table.probability),
+            lasting=None if table.for_ is None else duration(table.for_, (*base, "for")),
+        )
+    except CatalogError as error:
+        raise Invalid((*base, *error.path), error.message) from None
+    return Chaos(
+        fault=fault,
+        target=_target(table.target, (*base, "target"), groups),
+        at=schedule.at,
+        every=schedule.every,
+        probability=schedule.probability,
+        for_=schedule.for_,
+        params=dict(table.params),
+    )
+
+
+def resolve_expect(table: Mapping[str, Scalar], index: int) -> Expect:
+    """``[[expect]]`` ``index``: a check name and its free parameters."""
+    check = table.get("check")
+    if not isinstance(check, str) or not NAME.fullmatch(check):
+        raise Invalid(
+            ("expect", index, "check"),
+            'is required: the name of a check, e.g. check = "no_lost_transactions"',
+        )
+    return Expect(check=check, params={k: v for k, v in table.items() if k != "check"})

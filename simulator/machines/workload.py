@@ -1,0 +1,28 @@
+"""The automatic workload of a connector: how often EVs arrive, how long they stay, how much
+energy they want, which tags they present. Pure data (no trio): the fleet file's
+``[group.sessions]`` table resolves into a :class:`SessionPlan` (:mod:`simulator.config`), and
+the connector actor draws from it with the connector's seeded RNG.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from simulator.durations import Range
+
+__all__ = ["Range", "SessionPlan"]
+
+
+class SessionPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """Automatic transactions on every connector of a group.
+
+    ``arrivals_per_hour`` is the Poisson rate of arriving EVs per connector (``0``: none);
+    ``duration`` the range of a session's length in seconds; ``energy_kwh`` the range of the energy
+    an EV wants, in kWh; each session presents one of ``id_tags`` (OCPP idTags, at most 20
+    characters). Ranges are drawn uniformly with :meth:`Range.draw`.
+    """
+
+    arrivals_per_hour: float
+    duration: Range
+    energy_kwh: Range
+    id_tags: tuple[str, ...]
