@@ -91,7 +91,8 @@ def charger_subtrees() -> list[list[trio.lowlevel.Task]]:
     """The tasks of each charger of the running fleet: the children of the nursery with the most
     child tasks, each with its descendants."""
     biggest: trio.Nursery | None = None
-    for task in walk_tasks(trio.lowlevel.current_root_task()):
+    root = trio.lowlevel.current_root_task()
+    for task in walk_tasks(root) if root is not None else ():
         for nursery in task.child_nurseries:
             if biggest is None or len(nursery.child_tasks) > len(biggest.child_tasks):
                 biggest = nursery
