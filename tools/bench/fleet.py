@@ -41,19 +41,20 @@ which ends it gracefully, as Ctrl-C would). On failure of one fleet the others s
 exit code is 1.
 
 ``--pace K`` makes every interval of the workload K times longer (1/K of the exchanges per
-charger). At 10,000 chargers the default pace asks for about 23,000 exchanges/s, ten times what
-one process serves: the run then measures a growing backlog (queued transaction messages, late
-answers, drivers refused while their charger is still booting), not a steady state. ``--pace 8``
-offers about 3,700/s (our mix), near what one core serves. Sessions all start within the ramp and
-end together a session later: measure a window of a session period (``--duration 100`` at pace
-8) or settle past that wave (``tools/bench/README.md``).
+charger); the table's header says what a run offers. At 10,000 chargers pace 1 asks for about
+13,800 exchanges/s (``meter-2s``) or 22,700 (``meter-1s``), several times what one process
+serves: the run then measures a growing backlog (queued transaction messages, late answers,
+drivers refused while their charger is still booting), not a steady state. Sessions all start
+within the ramp and end together a session later (10 meter intervals plus the idle gap, times the
+pace): measure a window of a session period or settle past that wave (``tools/bench/README.md``).
 
 Usage::
 
     python tools/bench/fleet.py                         # 1,000 chargers, ~2-3 minutes
     python tools/bench/fleet.py --workload meter-1s     # issue #4's heavier workload
-    python tools/bench/fleet.py --chargers 10000 --connect-rate 500 --pace 8 \
-        --fleets sim-websockets --duration 100 --settle 60     # sustained rate at 10k
+    python tools/bench/fleet.py --chargers 10000 --connect-rate 500 --pace 5 \
+        --fleets sim-websockets --duration 110 --settle 60     # sustained rate at 10k
+    python tools/bench/fleet.py --no-pin                # let the kernel place the processes
     python tools/bench/fleet.py --chargers 10000 --connect-rate 500 --groups 50 --fleets sim
     python tools/bench/fleet.py --fleets sim --profile runs/bench-profile.txt
     python tools/bench/fleet.py --fleets sim,sim-websockets,ocpp  # both transports

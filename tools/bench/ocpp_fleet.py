@@ -19,10 +19,10 @@ transaction with 2 s between transactions:
 
 - ``meter-2s`` (the default): MeterValues every 2 s, Heartbeat every 5 s, the workload of issue
   #13's performance table: about 1.4 exchanges/s per charger, which the ``ocpp``-package fleet
-  serves at 1,000 chargers without saturating;
+  served at 1,000 chargers without saturating there;
 - ``meter-1s``: MeterValues every second, Heartbeat every 10 s, the workload of issue #4: about
-  2.3 exchanges/s per charger; it saturates the ``ocpp``-package fleet at 1,000 chargers, and an
-  overloaded peer flatters the ratio.
+  2.3 exchanges/s per charger; issue #13 found it saturates the ``ocpp``-package fleet at 1,000
+  chargers, and an overloaded peer flatters the ratio.
 
 Sleeps aim at deadlines, so a fleet that falls behind shows up as fewer exchanges. ``--pace K``
 makes every interval K times longer (1/K of the exchanges per charger): a fleet of 10,000
