@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import trio
-from fleet import (  # type: ignore[import-not-found]  # this directory, run as a script
+from benchlib import (  # type: ignore[import-not-found]  # this directory, run as a script
     cpu_seconds,
     open_loopback_csms,
     raise_open_files_limit,

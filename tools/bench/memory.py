@@ -49,7 +49,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Final
 
-from fleet import (  # type: ignore[import-not-found]  # this directory, run as a script
+from benchlib import (  # type: ignore[import-not-found]  # this directory, run as a script
     RAMP_SLACK_S,
     SPARE_FILES,
     TRANSPORTS,
@@ -61,8 +61,8 @@ from fleet import (  # type: ignore[import-not-found]  # this directory, run as 
     raise_open_files_limit,
     read_json,
     run_worker,
-    sim_fleet_text,
 )
+from fleet_sim import sim_fleet_text  # type: ignore[import-not-found]
 
 DEFAULT_SIZES: Final = (200, 1000)
 POLL_S: Final = 0.25
