@@ -270,7 +270,7 @@ def ledger_figures(path: Path, window: Window) -> dict[str, Any]:
 
 
 def sim_worker_main(args: argparse.Namespace) -> None:
-    """``--worker sim``: run our fleet, print the results as one JSON line."""
+    """Run our fleet as ``args`` say, print the results as one JSON line."""
     import trio
 
     from simulator.config import parse_fleet
