@@ -46,7 +46,8 @@ from websockets.typing import Subprotocol
 
 SUBPROTOCOL: Final = Subprotocol("ocpp1.6")
 DEFAULT_INTERVAL_S: Final = 10
-"""Heartbeat interval in the BootNotification answer; equals the bench workload's heartbeat."""
+"""Heartbeat interval in the BootNotification answer when ``--interval`` is not given (the
+benchmarks give their workload's)."""
 DEFAULT_BACKLOG: Final = 8192
 STATS_PERIOD_S: Final = 1.0
 

@@ -5,24 +5,33 @@ the same central system (``tools/bench/loopback_csms.py``). Each charger is an `
 ``ChargePoint`` on a ``websockets`` (asyncio) client connection, used the way the package's own
 examples use it (schema validation on, default thread-pool validation), with pings and compression
 off so both fleets put the same bytes on the wire. The workload is fixed by the constants below
-(``WORKLOAD``); ``tools/bench/fleet.py`` runs the same one with our simulator:
+(``WORKLOADS``); ``tools/bench/fleet.py`` runs the same one with our simulator:
 
 - connect ``BENCH-{n:05}`` at ``--connect-rate`` per second, BootNotification, then one
   StatusNotification (Available) per connector;
-- per charger: Heartbeat every ``HEARTBEAT_INTERVAL_S``;
-- per connector, forever: Authorize, StartTransaction, ``METER_SAMPLES_PER_TRANSACTION``
-  MeterValues ``METER_INTERVAL_S`` apart, StopTransaction, ``IDLE_BETWEEN_TRANSACTIONS_S`` idle.
+- per charger: a Heartbeat every ``heartbeat_interval_s``;
+- per connector, forever: Authorize, StartTransaction, ``meter_samples_per_transaction``
+  MeterValues ``meter_interval_s`` apart, StopTransaction, ``idle_between_transactions_s`` idle.
   The first cycle starts after a seeded random offset so connectors do not march in step.
 
-That is about 1.1 exchanges/s per connector plus 0.1/s of heartbeats: ≈ 2.3 exchanges/s per
-charger. Sleeps aim at deadlines, so a fleet that falls behind shows up as fewer exchanges.
-``--pace K`` makes every interval K times longer (1/K of the exchanges per charger): a fleet of
-10,000 chargers then asks for a load it can serve instead of ten times too much.
+Two workloads (``--workload``, :data:`WORKLOADS`), both 2 connectors and 10 meter samples per
+transaction with 2 s between transactions:
+
+- ``meter-2s`` (the default): MeterValues every 2 s, Heartbeat every 5 s, the workload of issue
+  #13's performance table: about 1.4 exchanges/s per charger, which the ``ocpp``-package fleet
+  served at 1,000 chargers without saturating there;
+- ``meter-1s``: MeterValues every second, Heartbeat every 10 s, the workload of issue #4: about
+  2.3 exchanges/s per charger; issue #13 found it saturates the ``ocpp``-package fleet at 1,000
+  chargers, and an overloaded peer flatters the ratio.
+
+Sleeps aim at deadlines, so a fleet that falls behind shows up as fewer exchanges. ``--pace K``
+makes every interval K times longer (1/K of the exchanges per charger): a fleet of 10,000
+chargers then asks for a load it can serve instead of ten times too much.
 
 Usage::
 
     python tools/bench/ocpp_fleet.py --url ws://127.0.0.1:PORT/ocpp --chargers 1000 \\
-        --connect-rate 200 --duration 30 --json
+        --connect-rate 200 --duration 30 --json [--workload meter-1s]
 
 The run stops by itself after ``--duration`` seconds (counted from the first connect); only
 exchanges completed inside that window count. With ``--settle S`` the window opens instead ``S``
@@ -31,7 +40,7 @@ seconds after the whole fleet has booted (or once the ramp had ample time: ``--c
 ``tools/bench/fleet.py`` measures it. It prints one JSON object (``--json``) or a short text
 summary: exchanges completed (request/response pairs), wall and CPU seconds of this process in the
 window, RSS per charger once the fleet is up, max RSS, the connect rate achieved, the time to get
-the whole fleet booted, latency percentiles, failures.
+the whole fleet booted, latency percentiles (all exchanges and by action), failures.
 """
 
 from __future__ import annotations
@@ -61,10 +70,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
-# ---- the workload (shared with tools/bench/fleet.py) -----------------------------------------
+# ---- the workloads (shared with tools/bench/fleet.py) ----------------------------------------
 CONNECTORS: Final = 2
-HEARTBEAT_INTERVAL_S: Final = 10.0
-METER_INTERVAL_S: Final = 1.0
 METER_SAMPLES_PER_TRANSACTION: Final = 10
 IDLE_BETWEEN_TRANSACTIONS_S: Final = 2.0
 ENERGY_PER_SAMPLE_WH: Final = 3
@@ -86,18 +93,18 @@ RAMP_SLACK_S: Final = 30.0
 
 @dataclass(frozen=True)
 class Workload:
-    """The benchmark workload as one record (printed with the results, importable by others)."""
+    """A benchmark workload as one record (printed with the results, importable by others)."""
 
+    name: str
+    heartbeat_interval_s: float
+    meter_interval_s: float
     connectors: int = CONNECTORS
-    heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
-    meter_interval_s: float = METER_INTERVAL_S
     meter_samples_per_transaction: int = METER_SAMPLES_PER_TRANSACTION
     idle_between_transactions_s: float = IDLE_BETWEEN_TRANSACTIONS_S
     energy_per_sample_wh: int = ENERGY_PER_SAMPLE_WH
     id_tag: str = ID_TAG
     identity_format: str = IDENTITY_FORMAT
     response_timeout_s: int = RESPONSE_TIMEOUT_S
-
 
     def paced(self, pace: int) -> Workload:
         """The same workload with every interval ``pace`` times longer (heartbeats, meter
@@ -116,7 +123,12 @@ class Workload:
         return self.connectors * per_cycle / cycle_s + 1.0 / self.heartbeat_interval_s
 
 
-WORKLOAD: Final = Workload()
+WORKLOADS: Final = {
+    "meter-2s": Workload("meter-2s", heartbeat_interval_s=5.0, meter_interval_s=2.0),
+    "meter-1s": Workload("meter-1s", heartbeat_interval_s=10.0, meter_interval_s=1.0),
+}
+"""The workloads by name (see the module docstring); the first is the default."""
+DEFAULT_WORKLOAD: Final = "meter-2s"
 
 
 @dataclass
@@ -127,6 +139,7 @@ class FleetStats:
     exchanges: int = 0
     by_action: Counter[str] = field(default_factory=Counter)
     latencies_s: list[float] = field(default_factory=list)
+    latencies_by_action_s: dict[str, list[float]] = field(default_factory=dict)
     call_errors: int = 0
     timeouts: int = 0
     connect_failures: int = 0
@@ -163,8 +176,11 @@ async def exchange(charge_point: Any, request: Any, stats: FleetStats) -> Any | 
         return None
     if stats.counting:
         stats.exchanges += 1
-        stats.by_action[type(request).__name__] += 1
-        stats.latencies_s.append(time.perf_counter() - started)
+        action = type(request).__name__
+        latency = time.perf_counter() - started
+        stats.by_action[action] += 1
+        stats.latencies_s.append(latency)
+        stats.latencies_by_action_s.setdefault(action, []).append(latency)
     return answer
 
 
@@ -230,7 +246,7 @@ async def run_session(charge_point: Any, rng: random.Random, stats: FleetStats,
     if stats.booted >= stats.fleet_size:
         stats.fleet_up.set()
     try:
-        for connector_id in range(1, CONNECTORS + 1):
+        for connector_id in range(1, workload.connectors + 1):
             await exchange(charge_point, call.StatusNotification(
                 connector_id=connector_id, error_code=ChargePointErrorCode.no_error,
                 status=ChargePointStatus.available, timestamp=utc_now()), stats)
@@ -239,7 +255,7 @@ async def run_session(charge_point: Any, rng: random.Random, stats: FleetStats,
             children = [group.create_task(run_heartbeats(
                 charge_point, now + rng.uniform(0, workload.heartbeat_interval_s), stats,
                 workload))]
-            for connector_id in range(1, CONNECTORS + 1):
+            for connector_id in range(1, workload.connectors + 1):
                 children.append(group.create_task(run_connector(
                     charge_point, connector_id,
                     now + rng.uniform(0, workload.idle_between_transactions_s), stats,
@@ -344,7 +360,7 @@ def connect_rate_achieved(connected_at: list[float]) -> float | None:
 
 async def run_fleet(url: str, chargers: int, connect_rate: float, duration: float,
                     seed: int, settle: float | None = None,
-                    workload: Workload = WORKLOAD) -> dict[str, Any]:
+                    workload: Workload = WORKLOADS[DEFAULT_WORKLOAD]) -> dict[str, Any]:
     """Run the fleet and return the results (see module docstring): for ``duration`` seconds
     from the first connect, or with ``settle``, for ``duration`` seconds from ``settle`` seconds
     after the whole fleet booted. Every charger task is cancelled and its connection closed
@@ -421,6 +437,8 @@ async def run_fleet(url: str, chargers: int, connect_rate: float, duration: floa
                    if stats.booted == chargers and stats.last_boot_at is not None else None),
         "connect_latency_ms": percentiles(stats.connect_latencies_s, 1000.0),
         "latency_ms": percentiles(stats.latencies_s, 1000.0),
+        "latency_by_action_ms": {action: percentiles(values, 1000.0) for action, values
+                                 in sorted(stats.latencies_by_action_s.items())},
     }
 
 
@@ -461,6 +479,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="open the measured window this many seconds after the whole "
                              "fleet has booted (steady state only)")
     parser.add_argument("--seed", type=int, default=1, help="seeds the per-charger offsets")
+    parser.add_argument("--workload", choices=list(WORKLOADS), default=DEFAULT_WORKLOAD,
+                        help="the exchanges each charger asks for (see the module docstring)")
     parser.add_argument("--pace", type=positive(int), default=1,
                         help="every interval of the workload this many times longer")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line")
@@ -475,7 +495,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"ocpp_fleet: {args.chargers} chargers need more open files than the limit "
                  f"({limit}); raise it with `ulimit -n` or use fewer chargers")
     results = asyncio.run(run_fleet(args.url, args.chargers, args.connect_rate, args.duration,
-                                    args.seed, args.settle, WORKLOAD.paced(args.pace)))
+                                    args.seed, args.settle,
+                                    WORKLOADS[args.workload].paced(args.pace)))
     if args.json:
         print(json.dumps(results), flush=True)
         return
