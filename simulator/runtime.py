@@ -70,13 +70,14 @@ DEFAULT_GRACE: Final = 10.0
 """Seconds queued transaction messages get to be delivered at the end of a run."""
 LEDGER_BUFFER: Final = 8192
 """Events the ledger subscription buffers before publishers wait (backpressure)."""
-DEFAULT_VIRTUAL_EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
-"""The wall time at the start of a virtual run without ``[run] epoch``."""
 DEFAULT_FIRMWARE: Final = f"sim-{__version__}"
 """firmwareVersion in BootNotification when the group does not set one."""
 
 TransportFactory = Callable[[str, str], AbstractAsyncContextManager[Transport]]
 """``(base_url, identity)`` → an async context manager yielding a connected transport."""
+StreamWrap = Callable[[str, trio.abc.Stream], trio.abc.Stream]
+"""``(identity, stream)`` → the stream a charger's WebSocket client talks over: the seam where
+the chaos engine puts its wrappers (``simulator.actors.streams.StreamWrapper``)."""
 
 VIRTUAL_URL: Final = "ws://embedded.virtual/ocpp"
 """The embedded CSMS's address under virtual time (in memory: nothing listens on it)."""
@@ -132,6 +133,7 @@ async def open_simulation(
     live: bool = False,
     view_stream: TextIO | None = None,
     open_transport: TransportFactory | None = None,
+    wrap: StreamWrap | None = None,
     grace: float = DEFAULT_GRACE,
     gc_tuning: bool = True,
 ) -> AsyncIterator[Simulation]:
@@ -144,7 +146,9 @@ async def open_simulation(
     block (or a cancellation) ends the run as ``interrupted``.
 
     ``open_transport(url, identity)`` replaces the WebSocket transport (tests use memory
-    transports). Never raises for what the CSMS does; a bad ledger path raises ``OSError``.
+    transports); ``wrap(identity, stream)`` puts a wrapper between each charger's socket (or
+    in-memory stream) and its WebSocket client. Never raises for what the CSMS does; a bad
+    ledger path raises ``OSError``.
     """
     virtual = fleet.run.time == TimeMode.VIRTUAL
     if virtual and fleet.csms.url != "embedded":
@@ -162,7 +166,9 @@ async def open_simulation(
     counters = Counters()
     bus.observe(counters.observe)
     t0 = trio.current_time()
-    wall0 = virtual_epoch(fleet) if virtual else datetime.now(UTC)
+    # Under virtual time the wall clock starts at [run] epoch (config defaults it), never at
+    # the machine's clock: two runs of one file give the same bytes.
+    wall0 = fleet.run.epoch if virtual and fleet.run.epoch is not None else datetime.now(UTC)
     wall_epoch = wall0.timestamp() - t0
 
     async def persist(effect: PersistOutbox) -> None:
@@ -194,11 +200,12 @@ async def open_simulation(
                               new_id=seeds.uuid_ids(seeds.derive(fleet.run.seed, "csms"))),
                 publish=bus.publish,
             )
-            url, virtual_opener = VIRTUAL_URL, _virtual_opener(server)
+            url = VIRTUAL_URL
+            virtual_opener = _virtual_opener(server, client=websocket_client(fleet), wrap=wrap)
         elif url == "embedded":
             url = await services.start(_run_embedded_csms, fleet, bus.publish, csms_scope,
                                        name="embedded csms")
-        opener = open_transport or virtual_opener or _websocket_opener(fleet)
+        opener = open_transport or virtual_opener or _websocket_opener(fleet, wrap=wrap)
         plans = [
             GroupPlan(
                 name=group.name,
@@ -326,11 +333,6 @@ async def run_simulation(
     return sim.result
 
 
-def virtual_epoch(fleet: FleetFile) -> datetime:
-    """The wall time at the start of a virtual run: ``[run] epoch``, else a fixed default."""
-    return DEFAULT_VIRTUAL_EPOCH
-
-
 def tls_context(fleet: FleetFile) -> ssl.SSLContext | None:
     """The TLS client context for a wss:// CSMS: the system trust store or ``ca_file``, and the
     client certificate of security profile 3. Raises ``OSError``/``ssl.SSLError`` for files
@@ -361,12 +363,26 @@ def _websocket_opener(
     fleet: FleetFile,
     *,
     plugin: ProtocolPlugin = PLUGIN,
-    wrap: Callable[[trio.abc.Stream], trio.abc.Stream] | None = None,
+    wrap: StreamWrap | None = None,
 ) -> TransportFactory:
     """Connect chargers to ``fleet``'s CSMS over TCP (TLS for wss://) with the WebSocket client
     ``[csms] transport`` names, its password and TLS files, offering ``plugin``'s subprotocol;
     ``wrap`` goes between each socket and its WebSocket client. Raises ``ValueError`` for a
     client name that is not offered (``OSError``/``ssl.SSLError`` for unusable TLS files)."""
+    client = websocket_client(fleet)
+    password = None if fleet.csms.password is None else str(fleet.csms.password)
+    context = tls_context(fleet)
+
+    def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
+        return open_transport(url, identity, plugin=plugin, client=client, password=password,
+                              ssl_context=context, wrap=_for(wrap, identity))
+
+    return opener
+
+
+def websocket_client(fleet: FleetFile) -> WebSocketClient:
+    """The WebSocket client ``[csms] transport`` names. Raises ``ValueError`` for a name this
+    version does not offer (the fleet file's check refuses it first)."""
     clients: dict[str, WebSocketClient] = {
         "trio-websocket": trio_websocket_client, "websockets": websockets_client,
     }
@@ -374,21 +390,15 @@ def _websocket_opener(
     if client is None:
         raise ValueError(f"csms.transport: {fleet.csms.transport!r} is not a WebSocket client "
                          f"this version offers; use one of {', '.join(map(repr, clients))}")
-    password = None if fleet.csms.password is None else str(fleet.csms.password)
-    context = tls_context(fleet)
-
-    def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
-        return open_transport(url, identity, plugin=plugin, client=client, password=password,
-                              ssl_context=context, wrap=wrap)
-
-    return opener
+    return client
 
 
 def _virtual_opener(
     server: CsmsServer,
     *,
+    client: WebSocketClient = trio_websocket_client,
     plugin: ProtocolPlugin = PLUGIN,
-    wrap: Callable[[trio.abc.Stream], trio.abc.Stream] | None = None,
+    wrap: StreamWrap | None = None,
 ) -> TransportFactory:
     """Connect chargers to ``server`` over in-memory byte streams: the same client, handshake
     (subprotocol check included) and frames as on a socket, under whatever clock the run has;
@@ -396,9 +406,16 @@ def _virtual_opener(
     connect = memory_connector(server.serve_stream)
 
     def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
-        return open_transport(url, identity, plugin=plugin, connect_stream=connect, wrap=wrap)
+        return open_transport(url, identity, plugin=plugin, client=client,
+                              connect_stream=connect, wrap=_for(wrap, identity))
 
     return opener
+
+
+def _for(
+    wrap: StreamWrap | None, identity: str
+) -> Callable[[trio.abc.Stream], trio.abc.Stream] | None:
+    return None if wrap is None else functools.partial(wrap, identity)
 
 
 def _load_outboxes(path: Path) -> tuple[dict[str, tuple[OutboxEntry, ...]], int | None]:

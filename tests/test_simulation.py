@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 
+from simulator.actors.streams import StreamWrapper
 from simulator.config import Target, parse_fleet
 from simulator.events import Event
 from simulator.ocpp.v16 import ChargePointErrorCode
@@ -203,3 +204,55 @@ def test_two_virtual_runs_of_one_file_give_identical_frames_per_charger(
     assert views[0]["DP-1"][0][1].startswith("2026-01-01T00:00:")  # the virtual epoch
     for charger in views[0]:
         assert views[0][charger] == views[1][charger], charger
+
+
+class StallingWrites(StreamWrapper):
+    """Writes hang forever once ``stalled`` is set: a link whose peer stopped reading."""
+
+    def __init__(self, inner: trio.abc.Stream, stalled: trio.Event) -> None:
+        super().__init__(inner)
+        self.stalled = stalled
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.stalled.is_set():
+            await trio.sleep_forever()
+        await super().send_all(data)
+
+
+async def test_a_stream_wrapper_that_stalls_writes_leaves_the_machine_stepping(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A wrapper between ST-1's socket and its WebSocket client stops passing writes on: the
+    charger's machine goes on stepping (a plug-in changes its status, its CALL times out and it
+    drops the link), the other chargers are untouched, and the frames that never got out are
+    recorded as unsent."""
+    ledger = tmp_path / "stall.db"
+    stalled = trio.Event()
+
+    def wrap(identity: str, stream: trio.abc.Stream) -> trio.abc.Stream:
+        return StallingWrites(stream, stalled) if identity == "ST-1" else stream
+
+    fleet = parse_fleet(fleet_text(ledger))
+    async with open_simulation(fleet, grace=1, wrap=wrap) as sim:
+        await wait_connected(sim, 4)
+        stalled.set()
+        stalled_at = trio.current_time()
+        await sim.plug("ST-1", 2)
+        await sim.plug("ST-2", 2)
+        await trio.sleep(120)
+        sim.stop()
+    start = rows(ledger, "SELECT t FROM events WHERE kind = 'command' ORDER BY seq LIMIT 1")
+    status = rows(ledger, "SELECT charger, json_extract(data, '$.new') FROM events "
+                          "WHERE kind = 'status' AND connector = 2 AND t >= ? ORDER BY seq",
+                  start[0][0])
+    assert ("ST-1", "Preparing") in status and ("ST-2", "Preparing") in status
+    timeouts = rows(ledger, "SELECT charger FROM events WHERE kind = 'call_timeout'")
+    assert {c for (c,) in timeouts} == {"ST-1"}
+    unsent = rows(ledger, "SELECT json_extract(data, '$.unique_id') FROM events "
+                          "WHERE kind = 'frame_unsent' AND charger = 'ST-1'")
+    assert unsent
+    received_by_csms = {u for (u,) in rows(
+        ledger, "SELECT json_extract(data, '$.unique_id') FROM events "
+                "WHERE kind = 'csms_frame_in'")}
+    assert not {u for (u,) in unsent} & received_by_csms
+    assert stalled_at > 0
