@@ -28,7 +28,7 @@ from typing import Final
 
 import msgspec
 
-from simulator.machines.meter import UnsupportedMeasurand, parse_measurand_list
+from simulator.machines.measurands import UnsupportedMeasurand, parse_measurand_list
 from simulator.ocpp.v16 import ConfigurationStatus, KeyValue
 
 #: What GetConfiguration may put in a value (CiString500).

@@ -27,7 +27,8 @@ from simulator.machines.auth import AuthorizationCache, AuthSettings, LocalAuthL
 from simulator.machines.configuration import ConfigurationStore
 from simulator.machines.connector import ConnectorMachine, allowed_transitions, delivery_status
 from simulator.machines.effects import Effect, OutboxEntry, Publish, Reboot
-from simulator.machines.meter import MeasurandSpec, Meter, parse_measurand_list
+from simulator.machines.measurands import MeasurandSpec, parse_measurand_list
+from simulator.machines.meter import Meter
 from simulator.machines.parts import (
     BootState,
     ChargerSpec,

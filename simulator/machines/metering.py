@@ -25,12 +25,9 @@ import math
 from typing import Final
 
 from simulator.machines.context import ChargerContext
-from simulator.machines.meter import (
-    MeasurandSpec,
-    next_clock_aligned,
-    next_periodic_sample,
-)
+from simulator.machines.measurands import MeasurandSpec
 from simulator.machines.parts import Transaction
+from simulator.machines.sampling import next_clock_aligned, next_periodic_sample
 from simulator.ocpp.v16 import Measurand, MeterValue, MeterValuesRequest, ReadingContext
 
 STATUS_REFRESH: Final = 30.0
