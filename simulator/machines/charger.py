@@ -154,6 +154,11 @@ class ChargerMachine:
         )
         self._handlers = {handler.profile: handler for handler in handlers}
 
+    @property
+    def spec(self) -> ChargerSpec:
+        """What the charge point is (as constructed)."""
+        return self._ctx.spec
+
     # --- power and connection -----------------------------------------------------------------
 
     def power_on(self, now: float) -> None:
