@@ -143,6 +143,11 @@ class ChargerUnderChaos(RuleBasedStateMachine):
         self.pair.machine.hardware_error(cid, code, self.pair.now)
         self.pair.drain()
 
+    @rule(hard=st.booleans())
+    def reboot(self, hard: bool) -> None:
+        self.pair.machine.reboot(self.pair.now, hard=hard)
+        self.pair.drain()
+
     # --- the link and the clock -----------------------------------------------------------------
 
     @rule()
