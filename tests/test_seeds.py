@@ -113,3 +113,19 @@ def test_both_kinds_of_generator_satisfy_the_protocol() -> None:
         assert 0 <= rng.random() < 1
         assert rng.choice([1, 2, 3]) in (1, 2, 3)
         assert math.isfinite(rng.expovariate(1.0))
+
+
+class _FixedBits:
+    """An Rng whose every draw of bits is ``value``."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def getrandbits(self, k: int, /) -> int:
+        return self.value
+
+
+@pytest.mark.parametrize("bits", [0, (1 << 128) - 1, 1 << 127, 0xC000 << 48, 0xF000 << 64])
+def test_uuid_ids_set_the_variant_and_version_bits(bits: int) -> None:
+    new_id = uuid_ids(_FixedBits(bits))  # type: ignore[arg-type]
+    assert new_id() == str(uuid.UUID(int=bits, version=4))

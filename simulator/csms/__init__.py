@@ -1,8 +1,10 @@
 """The built-in reference central system (CSMS): the default target of a fleet.
 
-``core`` is the sans-IO :class:`CentralSystem` (what a careful OCPP 1.6 CSMS answers and notices);
-``server`` serves it over trio-websocket (:func:`run_csms`, :func:`open_csms`); ``options`` holds
-:class:`CsmsOptions`; ``records`` the frozen snapshots it hands out; ``rules`` its pure decisions.
+``core`` is the sans-IO :class:`CentralSystem` (frames in, frames and events out, in the protocol
+version its plugin names); ``answers`` what a careful OCPP 1.6 CSMS answers and notices;
+``transaction_book`` its transactions and their ids; ``server`` serves it over trio-websocket
+(:func:`run_csms`, :func:`open_csms`); ``options`` holds :class:`CsmsOptions`; ``records`` the
+frozen snapshots it hands out; ``rules`` its pure decisions.
 
 The server names are imported lazily, on first use, so that importing ``simulator.csms.core``
 (or this package for the pure names) never loads trio: the layering test checks it.

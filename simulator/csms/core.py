@@ -4,15 +4,17 @@
 identity): boot state, connector statuses, transactions with their meter readings, the anomalies
 it noticed, and the one CS→CP CALL that may be outstanding per connection. It reads no clock and
 does no I/O: every method takes ``now`` (monotonic seconds) and wall time is ``wall_epoch + now``.
-The server (:mod:`simulator.csms.server`) only moves bytes between sockets and this class.
+The server (:mod:`simulator.csms.server`) only moves bytes between sockets and this class. The
+protocol version's :class:`~simulator.ocpp.plugin.ProtocolPlugin` gives the action table and the
+payload codec; what is answered (:mod:`simulator.csms.answers`) follows OCPP 1.6.
 
 Rules of the house for what comes in (one CALLRESULT or CALLERROR per CALL, answered at once):
 
 - A frame that does not decode is answered with the :class:`~simulator.ocpp.frames.FrameError`'s
   CALLERROR when it is a CALL whose id could be read; otherwise it is only recorded.
-- An action unknown to OCPP 1.6 → ``NotImplemented``. A known action that only the central system
-  sends (``Reset``, ``RemoteStartTransaction``...) → ``NotSupported``: the action exists but this
-  receiver does not support it in that direction (OCPP-J's definition of NotSupported).
+- An action unknown to the protocol version → ``NotImplemented``. A known action that only the
+  central system sends (``Reset``, ``RemoteStartTransaction``...) → ``NotSupported``: the action
+  exists but this receiver does not support it in that direction (OCPP-J's definition).
 - A payload that breaks the schema → the CALLERROR code of its
   :class:`~simulator.ocpp.v16.PayloadError` (``validate=True``), or, with ``validate=False``, a
   fallback answer (see :meth:`CentralSystem.receive`) and a ``schema_violation`` anomaly.
@@ -25,29 +27,27 @@ Rules of the house for what comes in (one CALLRESULT or CALLERROR per CALL, answ
 from __future__ import annotations
 
 import collections
-import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
+from simulator.csms.answers import Answers, ChargerRecord, Outstanding, Turn
 from simulator.csms.options import BootStatus, CsmsOptions
 from simulator.csms.records import (
     Anomaly,
     AnomalyKind,
     CallOutcome,
     ChargerState,
-    ConnectorState,
     CsmsStatistics,
     Opened,
     Outgoing,
     Reply,
     TransactionRecord,
 )
-from simulator.csms.rules import matches, tag_status, timestamp_anomalies
-from simulator.csms.transactions import TransactionBook
+from simulator.csms.transaction_book import TransactionBook
 from simulator.events import CsmsFrameIn, CsmsNote, Event
 from simulator.ocpp.frames import (
     EMPTY_OBJECT,
@@ -59,48 +59,8 @@ from simulator.ocpp.frames import (
     decode_frame,
     encode_frame,
 )
-from simulator.ocpp.v16 import (
-    ACTIONS,
-    AuthorizationStatus,
-    AuthorizeRequest,
-    AuthorizeResponse,
-    BootNotificationRequest,
-    BootNotificationResponse,
-    DataTransferRequest,
-    DataTransferResponse,
-    DataTransferStatus,
-    DiagnosticsStatusNotificationRequest,
-    DiagnosticsStatusNotificationResponse,
-    Direction,
-    FirmwareStatusNotificationRequest,
-    FirmwareStatusNotificationResponse,
-    GenericStatus,
-    HeartbeatRequest,
-    HeartbeatResponse,
-    IdTagInfo,
-    LogStatusNotificationRequest,
-    LogStatusNotificationResponse,
-    MeterValuesRequest,
-    MeterValuesResponse,
-    PayloadError,
-    RegistrationStatus,
-    SecurityEventNotificationRequest,
-    SecurityEventNotificationResponse,
-    SignCertificateRequest,
-    SignCertificateResponse,
-    SignedFirmwareStatusNotificationRequest,
-    SignedFirmwareStatusNotificationResponse,
-    StartTransactionRequest,
-    StartTransactionResponse,
-    StatusNotificationRequest,
-    StatusNotificationResponse,
-    StopTransactionRequest,
-    StopTransactionResponse,
-    action_of,
-    decode_request,
-    decode_response,
-    encode_payload,
-)
+from simulator.ocpp.plugin import Direction, PayloadError, ProtocolPlugin
+from simulator.ocpp.v16 import PLUGIN
 
 TIMEOUT: Final = "Timeout"
 CONNECTION_LOST: Final = "ConnectionLost"
@@ -112,72 +72,16 @@ class CallRefused(Exception):
     outstanding, or the request is not a CS→CP action."""
 
 
-# --- mutable bookkeeping (never handed out: see simulator.csms.records for the snapshots) ------
-
-
-@dataclasses.dataclass(slots=True)
-class _Outstanding:
-    unique_id: str
-    action: str
-    sent_at: float
-
-
-@dataclasses.dataclass(slots=True)
-class _Charger:
-    identity: str
-    anomalies: collections.deque[Anomaly]
-    session: int = 0
-    connected: bool = False
-    connections: int = 0
-    replaced: int = 0
-    boots: int = 0
-    boot_status: str | None = None
-    vendor: str | None = None
-    model: str | None = None
-    firmware_version: str | None = None
-    firmware_status: str | None = None
-    diagnostics_status: str | None = None
-    last_seen: float | None = None
-    last_call_id: str | None = None
-    outstanding: _Outstanding | None = None
-    connectors: dict[int, ConnectorState] = dataclasses.field(default_factory=dict)
-    anomaly_counts: collections.Counter[str] = dataclasses.field(
-        default_factory=collections.Counter
-    )
-
-
-@dataclasses.dataclass(slots=True)
-class _Turn:
-    """The context of one received frame: who, when, and what to publish about it."""
-
-    charger: _Charger
-    now: float
-    totals: collections.Counter[str]
-    events: list[Event] = dataclasses.field(default_factory=list)
-    violations: list[str] = dataclasses.field(default_factory=list)
-
-    def report(self, kind: AnomalyKind, /, **detail: Any) -> None:
-        """Record an anomaly of this turn's charger (kept, counted and published)."""
-        charger = self.charger
-        charger.anomalies.append(
-            Anomaly(t=self.now, charger=charger.identity, kind=kind, detail=detail)
-        )
-        charger.anomaly_counts[str(kind)] += 1
-        self.totals[str(kind)] += 1
-        self.events.append(CsmsNote(
-            t=self.now, charger=charger.identity, what="anomaly",
-            data={"anomaly": str(kind), **detail},
-        ))
-
-
 class CentralSystem:
-    """An OCPP 1.6 central system without I/O (see the module docstring for its rules).
+    """An OCPP central system without I/O (see the module docstring for its rules).
 
     Args:
         options: the behaviour (boot answer, tag rules, validation...).
         wall_epoch: Unix seconds at ``now == 0``; ``currentTime`` answers and timestamp checks use
             ``wall_epoch + now`` (UTC).
         new_id: message ids for CS→CP CALLs (uuid4 strings in production, counters in tests).
+        plugin: the protocol version: its action table and payload codec (OCPP 1.6 by default;
+            the answers themselves follow 1.6's rules).
 
     Drive it with :meth:`connect`, :meth:`receive` and :meth:`disconnect` for each WebSocket
     session, and :meth:`call` to send a CALL to a charge point. Query with :meth:`transactions`,
@@ -185,19 +89,25 @@ class CentralSystem:
     """
 
     def __init__(
-        self, options: CsmsOptions, *, wall_epoch: float, new_id: Callable[[], str]
+        self,
+        options: CsmsOptions,
+        *,
+        wall_epoch: float,
+        new_id: Callable[[], str],
+        plugin: ProtocolPlugin = PLUGIN,
     ) -> None:
         self.options = options
+        self.plugin = plugin
         self._wall_epoch = wall_epoch
         self._new_id = new_id
-        self._chargers: dict[str, _Charger] = {}
+        self._chargers: dict[str, ChargerRecord] = {}
         self._book = TransactionBook(options.first_transaction_id)
+        self._answers = Answers(options, self._book, self._wall, plugin)
         self._sessions = 0
         self._frames_in = 0
         self._frames_out = 0
         self._frame_errors = 0
         self._replaced = 0
-        self._boots = 0
         self._calls_in: collections.Counter[str] = collections.Counter()
         self._errors_out: collections.Counter[str] = collections.Counter()
         self._anomalies: collections.Counter[str] = collections.Counter()
@@ -276,7 +186,7 @@ class CentralSystem:
             if not exc.should_reply:
                 return Reply((), (event,))
             return Reply((self._error(exc.to_call_error(), None),), (event,))
-        turn = _Turn(charger, now, self._anomalies)
+        turn = Turn(charger, now, self._anomalies)
         out: Outgoing | None
         match frame:
             case Call():
@@ -292,13 +202,13 @@ class CentralSystem:
         )
         return Reply(() if out is None else (out,), (event, *turn.events), outcome)
 
-    def _on_call(self, turn: _Turn, frame: Call) -> Outgoing:
+    def _on_call(self, turn: Turn, frame: Call) -> Outgoing:
         charger, action = turn.charger, frame.action
         self._calls_in[action] += 1
         if frame.unique_id == charger.last_call_id:
             turn.report(AnomalyKind.DUPLICATE_MESSAGE_ID, unique_id=frame.unique_id)
         charger.last_call_id = frame.unique_id
-        spec = ACTIONS.get(action)
+        spec = self.plugin.actions.get(action)
         if spec is None:
             return self._refuse(turn, frame, ErrorCode.NOT_IMPLEMENTED, f"unknown action {action}")
         if spec.direction == Direction.CS_TO_CP:
@@ -313,27 +223,27 @@ class CentralSystem:
                     turn, frame, ErrorCode.SECURITY_ERROR, "BootNotification not accepted yet"
                 )
         try:
-            request = decode_request(action, frame.payload)
+            request = self.plugin.decode_request(action, frame.payload)
         except PayloadError as exc:
             turn.violations.append(exc.reason)
             if self.options.validate:
                 return self._refuse(turn, frame, exc.code, exc.reason)
             turn.report(AnomalyKind.SCHEMA_VIOLATION, action=action, reason=exc.reason)
-            response = self._fallback(turn, action)
+            response = self._answers.fallback(turn, action)
         else:
             try:
-                response = self._dispatch(turn, request)
+                response = self._answers.answer(turn, request)
             except Exception as exc:  # a bug of ours must not kill the connection
                 turn.events.append(CsmsNote(
                     t=turn.now, charger=charger.identity, what="internal_error",
                     data={"action": action, "error": repr(exc)},
                 ))
                 return self._refuse(turn, frame, ErrorCode.INTERNAL_ERROR, "internal error")
-        payload = msgspec.Raw(encode_payload(response))
+        payload = msgspec.Raw(self.plugin.encode_payload(response))
         self._frames_out += 1
         return Outgoing(encode_frame(CallResult(frame.unique_id, payload)), action)
 
-    def _refuse(self, turn: _Turn, frame: Call, code: ErrorCode, reason: str) -> Outgoing:
+    def _refuse(self, turn: Turn, frame: Call, code: ErrorCode, reason: str) -> Outgoing:
         """Answer ``frame`` with a CALLERROR; the reason is also the frame's violation (unless
         the fault is ours: InternalError)."""
         if code != ErrorCode.INTERNAL_ERROR and reason not in turn.violations:
@@ -346,154 +256,17 @@ class CentralSystem:
         self._errors_out[str(error.error_code)] += 1
         return Outgoing(encode_frame(error), action)
 
-    # --- CP → CS handlers -----------------------------------------------------------------------
-
-    def _dispatch(self, turn: _Turn, request: msgspec.Struct) -> msgspec.Struct:
-        match request:
-            case HeartbeatRequest():
-                return HeartbeatResponse(current_time=self._wall(turn.now))
-            case BootNotificationRequest():
-                return self._boot(
-                    turn, request.charge_point_vendor, request.charge_point_model,
-                    request.firmware_version,
-                )
-            case AuthorizeRequest():
-                return AuthorizeResponse(id_tag_info=self._id_tag_info(request.id_tag))
-            case StatusNotificationRequest():
-                return self._status(turn, request)
-            case StartTransactionRequest():
-                return self._start(turn, request)
-            case MeterValuesRequest():
-                return self._meter_values(turn, request)
-            case StopTransactionRequest():
-                return self._stop(turn, request)
-            case DataTransferRequest():
-                known = matches(request.vendor_id, self.options.data_transfer_vendors)
-                return DataTransferResponse(
-                    status=DataTransferStatus.ACCEPTED if known
-                    else DataTransferStatus.UNKNOWN_VENDOR_ID
-                )
-            case FirmwareStatusNotificationRequest():
-                turn.charger.firmware_status = str(request.status)
-                return FirmwareStatusNotificationResponse()
-            case DiagnosticsStatusNotificationRequest():
-                turn.charger.diagnostics_status = str(request.status)
-                return DiagnosticsStatusNotificationResponse()
-            case SecurityEventNotificationRequest():
-                self._check_time(turn, request.timestamp, "SecurityEventNotification")
-                return SecurityEventNotificationResponse()
-            case SignCertificateRequest():
-                return SignCertificateResponse(status=self._sign_status())
-            case LogStatusNotificationRequest():
-                return LogStatusNotificationResponse()
-            case SignedFirmwareStatusNotificationRequest():
-                turn.charger.firmware_status = str(request.status)
-                return SignedFirmwareStatusNotificationResponse()
-        raise TypeError(f"no handler for {type(request).__name__}")
-
-    def _fallback(self, turn: _Turn, action: str) -> msgspec.Struct:
-        invalid = IdTagInfo(status=AuthorizationStatus.INVALID)
-        match action:
-            case "BootNotification":
-                return self._boot(turn, None, None, None)
-            case "Heartbeat":
-                return HeartbeatResponse(current_time=self._wall(turn.now))
-            case "Authorize":
-                return AuthorizeResponse(id_tag_info=invalid)
-            case "StartTransaction":
-                return StartTransactionResponse(
-                    id_tag_info=invalid, transaction_id=self._book.allocate_id()
-                )
-            case "StopTransaction":
-                return StopTransactionResponse(id_tag_info=invalid)
-            case "DataTransfer":
-                return DataTransferResponse(status=DataTransferStatus.REJECTED)
-            case "SignCertificate":
-                return SignCertificateResponse(status=GenericStatus.REJECTED)
-        response: msgspec.Struct = ACTIONS[action].response()
-        return response
-
-    def _boot(
-        self, turn: _Turn, vendor: str | None, model: str | None, firmware: str | None
-    ) -> BootNotificationResponse:
-        charger, options = turn.charger, self.options
-        charger.boots += 1
-        self._boots += 1
-        charger.vendor, charger.model, charger.firmware_version = vendor, model, firmware
-        if options.pending_then_accept_after is not None:
-            accepted = charger.boots > options.pending_then_accept_after
-            status = BootStatus.ACCEPTED if accepted else BootStatus.PENDING
-        else:
-            status = options.boot_status
-        charger.boot_status = status
-        interval = (
-            options.heartbeat_interval if status == BootStatus.ACCEPTED
-            else options.boot_retry_interval
-        )
-        return BootNotificationResponse(
-            status=RegistrationStatus(status), current_time=self._wall(turn.now),
-            interval=interval,
-        )
-
-    def _status(self, turn: _Turn, request: StatusNotificationRequest) -> msgspec.Struct:
-        if request.timestamp is not None:
-            self._check_time(turn, request.timestamp, "StatusNotification")
-        turn.charger.connectors[request.connector_id] = ConnectorState(
-            status=str(request.status), error_code=str(request.error_code), updated_at=turn.now,
-            info=request.info, timestamp=request.timestamp,
-        )
-        return StatusNotificationResponse()
-
-    def _start(self, turn: _Turn, request: StartTransactionRequest) -> StartTransactionResponse:
-        self._check_time(turn, request.timestamp, "StartTransaction")
-        transaction_id, status = self._book.start(
-            turn.charger.identity, request, tag_status(self.options, request.id_tag), turn.now,
-            turn.report,
-        )
-        return StartTransactionResponse(
-            id_tag_info=IdTagInfo(status=AuthorizationStatus(status)),
-            transaction_id=transaction_id,
-        )
-
-    def _meter_values(self, turn: _Turn, request: MeterValuesRequest) -> MeterValuesResponse:
-        for meter_value in request.meter_value:
-            self._check_time(turn, meter_value.timestamp, "MeterValues")
-        self._book.meter_values(
-            turn.charger.identity, request.connector_id, request.transaction_id,
-            request.meter_value, turn.report,
-        )
-        return MeterValuesResponse()
-
-    def _stop(self, turn: _Turn, request: StopTransactionRequest) -> StopTransactionResponse:
-        self._check_time(turn, request.timestamp, "StopTransaction")
-        self._book.stop(turn.charger.identity, request, turn.now, turn.report)
-        info = None if request.id_tag is None else self._id_tag_info(request.id_tag)
-        return StopTransactionResponse(id_tag_info=info)
-
     # --- helpers --------------------------------------------------------------------------------
-
-    def _id_tag_info(self, id_tag: str) -> IdTagInfo:
-        """The tag rules' answer (ConcurrentTx is for starts only: see TransactionBook)."""
-        return IdTagInfo(status=AuthorizationStatus(tag_status(self.options, id_tag)))
-
-    def _sign_status(self) -> GenericStatus:
-        accepted = self.options.sign_certificate_accepted
-        return GenericStatus.ACCEPTED if accepted else GenericStatus.REJECTED
-
-    def _check_time(self, turn: _Turn, timestamp: datetime, action: str) -> None:
-        wall = self._wall(turn.now)
-        for kind in timestamp_anomalies(timestamp, wall, self.options.max_clock_skew):
-            turn.report(kind, action=action, timestamp=timestamp.isoformat())
 
     def _wall(self, now: float) -> datetime:
         """The CSMS's wall clock at ``now``, UTC, to the millisecond."""
         millis = round((self._wall_epoch + now) * 1000)
         return datetime.fromtimestamp(millis / 1000, UTC)
 
-    def _charger(self, identity: str) -> _Charger:
+    def _charger(self, identity: str) -> ChargerRecord:
         charger = self._chargers.get(identity)
         if charger is None:
-            charger = _Charger(
+            charger = ChargerRecord(
                 identity, collections.deque(maxlen=self.options.max_anomalies_per_charger)
             )
             self._chargers[identity] = charger
@@ -517,12 +290,13 @@ class CentralSystem:
                 f"{identity} has a CALL outstanding ({charger.outstanding.action} "
                 f"{charger.outstanding.unique_id})"
             )
-        action = action_of(request)
-        if ACTIONS[action].direction == Direction.CP_TO_CS:
+        action = self.plugin.action_of(request)
+        if self.plugin.actions[action].direction == Direction.CP_TO_CS:
             raise CallRefused(f"{action} is sent by a charge point only")
         unique_id = self._new_id()
-        data = encode_frame(Call(unique_id, action, msgspec.Raw(encode_payload(request))))
-        charger.outstanding = _Outstanding(unique_id, action, now)
+        payload = msgspec.Raw(self.plugin.encode_payload(request))
+        data = encode_frame(Call(unique_id, action, payload))
+        charger.outstanding = Outstanding(unique_id, action, now)
         self._frames_out += 1
         return data
 
@@ -536,7 +310,7 @@ class CentralSystem:
             return None
         return self._abandon(charger, TIMEOUT, "no answer in time")
 
-    def _abandon(self, charger: _Charger, code: str, description: str) -> CallOutcome | None:
+    def _abandon(self, charger: ChargerRecord, code: str, description: str) -> CallOutcome | None:
         out = charger.outstanding
         if out is None:
             return None
@@ -544,7 +318,7 @@ class CentralSystem:
         return CallOutcome(charger=charger.identity, unique_id=out.unique_id, action=out.action,
                            error_code=code, error_description=description)
 
-    def _on_answer(self, turn: _Turn, frame: CallResult | CallError) -> CallOutcome | None:
+    def _on_answer(self, turn: Turn, frame: CallResult | CallError) -> CallOutcome | None:
         charger = turn.charger
         out = charger.outstanding
         if out is None or out.unique_id != frame.unique_id:
@@ -559,7 +333,7 @@ class CentralSystem:
         if isinstance(frame, CallError):
             return outcome(error_code=frame.error_code, error_description=frame.error_description)
         try:
-            response = decode_response(out.action, frame.payload)
+            response = self.plugin.decode_response(out.action, frame.payload)
         except PayloadError as exc:
             turn.violations.append(exc.reason)
             return outcome(error_code=str(exc.code), error_description=exc.reason)
@@ -608,7 +382,7 @@ class CentralSystem:
             connections=self._sessions, replaced_connections=self._replaced,
             frames_in=self._frames_in, frames_out=self._frames_out,
             calls_in=dict(self._calls_in), call_errors_out=dict(self._errors_out),
-            frame_errors=self._frame_errors, boots=self._boots,
+            frame_errors=self._frame_errors, boots=sum(c.boots for c in self._chargers.values()),
             transactions_started=len(self._book), transactions_stopped=self._book.stopped,
             transactions_running=len(self._book) - self._book.stopped,
             anomalies=dict(self._anomalies),

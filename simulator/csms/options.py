@@ -74,8 +74,9 @@ class CsmsOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             logged or published.
 
     Numbering and limits:
-        first_transaction_id: the first transaction id handed out (then +1 each; ids stay
-            positive int32).
+        first_transaction_id: the lowest transaction id handed out. Ids stay positive int32 and
+            are allocated per charge point, in blocks of 1000 placed by a stable hash of the
+            identity (see :class:`~simulator.csms.transaction_book.IdRanges`).
         max_anomalies_per_charger: how many anomaly records each charger keeps for queries (the
             counts in the statistics are never truncated).
         max_message_size: bytes; a larger WebSocket message closes the connection with 1009.

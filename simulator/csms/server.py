@@ -2,10 +2,10 @@
 
 :func:`run_csms` serves ``ws://<host>:<port><path>/<identity>``. Each WebSocket handshake is
 checked (path prefix and percent-decoded identity → 404 when missing or not allowed; HTTP Basic
-credentials when passwords are configured → 401; the ``ocpp1.6`` subprotocol → 400 when the client
-does not offer it), then one task per connection reads frames, hands them to
-:class:`~simulator.csms.core.CentralSystem` and sends back what it returns. Nothing is spawned per
-message: a connection costs trio-websocket's reader task and this handler.
+credentials when passwords are configured → 401; the subprotocol of the core's
+:class:`~simulator.ocpp.plugin.ProtocolPlugin` → 400 when the client does not offer it), then one
+task per connection reads frames, hands them to :class:`~simulator.csms.core.CentralSystem` and
+sends back what it returns. Nothing is spawned per message.
 
 A second connection with an identity already connected replaces the first: the old one is closed
 (code 1000, reason "replaced") and recorded. No input crashes the server: the core answers broken
@@ -44,8 +44,9 @@ from simulator.csms.options import CsmsOptions
 from simulator.csms.records import CallOutcome, Reply
 from simulator.csms.rules import admission_status
 from simulator.events import CsmsFrameOut, CsmsNote, Event
+from simulator.ocpp.plugin import ProtocolPlugin
+from simulator.ocpp.v16 import PLUGIN
 
-SUBPROTOCOL: Final = "ocpp1.6"
 DEFAULT_PATH: Final = "/ocpp"
 HTTP_BAD_REQUEST: Final = 400
 HTTP_NOT_FOUND: Final = 404
@@ -109,7 +110,8 @@ class _Waiter:
 class CsmsServer:
     """The connection layer around one :class:`CentralSystem` (its ``core``).
 
-    ``handle_request`` is the trio-websocket handler; ``serve_stream`` serves one already-open
+    The subprotocol it accepts is ``core.plugin.subprotocol``. ``handle_request`` is the
+    trio-websocket handler; ``serve_stream`` serves one already-open
     byte stream (an in-memory one under virtual time); ``call`` sends a CS→CP CALL and waits for
     its outcome. Not thread-safe: everything runs in one trio run.
     """
@@ -144,8 +146,9 @@ class CsmsServer:
             )
         )
         reason = "unknown path or identity" if status == HTTP_NOT_FOUND else "bad credentials"
-        if status is None and SUBPROTOCOL not in request.proposed_subprotocols:
-            status, reason = HTTP_BAD_REQUEST, f"subprotocol {SUBPROTOCOL} not offered"
+        subprotocol = self.core.plugin.subprotocol
+        if status is None and subprotocol not in request.proposed_subprotocols:
+            status, reason = HTTP_BAD_REQUEST, f"subprotocol {subprotocol} not offered"
         if status is not None or identity is None:
             await self._publish(CsmsNote(
                 t=trio.current_time(), charger=identity, what="rejected",
@@ -154,7 +157,7 @@ class CsmsServer:
             ))
             await request.reject(status or HTTP_NOT_FOUND)
             return
-        ws = await request.accept(subprotocol=SUBPROTOCOL)
+        ws = await request.accept(subprotocol=subprotocol)
         await self._serve(identity, ws)
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
@@ -255,7 +258,7 @@ class CsmsServer:
                 await live.ws.send_message(text)
             except ConnectionClosed:
                 self.core.abandon_call(identity, trio.current_time())
-                action = type(request).__name__.removesuffix("Request")
+                action = self.core.plugin.action_of(request)
                 return CallOutcome(charger=identity, unique_id="", action=action,
                                    error_code=CONNECTION_LOST, error_description="send failed")
             frame = msgspec.json.decode(data)
@@ -290,11 +293,21 @@ class CsmsServer:
             return  # the bus is gone (shutdown): nothing left to record into
 
 
-def new_central_system(options: CsmsOptions) -> CentralSystem:
-    """A :class:`CentralSystem` for real time: wall clock from ``time.time()``, uuid4 ids."""
+def new_central_system(
+    options: CsmsOptions,
+    *,
+    plugin: ProtocolPlugin = PLUGIN,
+    wall_epoch: float | None = None,
+    new_id: Callable[[], str] | None = None,
+) -> CentralSystem:
+    """A :class:`CentralSystem` speaking ``plugin``'s version. Its wall clock is ``wall_epoch +
+    now`` (default: real time, ``time.time()`` at trio's ``now == 0``); its CS→CP message ids come
+    from ``new_id`` (default: uuid4 strings). Pass both for a reproducible CSMS (virtual time)."""
     return CentralSystem(
-        options, wall_epoch=time.time() - trio.current_time(),
-        new_id=lambda: str(uuid.uuid4()),
+        options,
+        wall_epoch=time.time() - trio.current_time() if wall_epoch is None else wall_epoch,
+        new_id=new_id if new_id is not None else (lambda: str(uuid.uuid4())),
+        plugin=plugin,
     )
 
 
@@ -306,6 +319,7 @@ async def run_csms(
     path: str = DEFAULT_PATH,
     publish: Publish | None = None,
     server: CsmsServer | None = None,
+    plugin: ProtocolPlugin | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the reference CSMS until cancelled.
@@ -314,10 +328,15 @@ async def run_csms(
     port, e.g. ``ws://127.0.0.1:54321/ocpp`` (chargers append ``/<identity>``). Pass ``server`` to
     keep a handle on the :class:`CsmsServer` (and its ``core``) for queries and CS→CP calls;
     otherwise a fresh one is built from ``options`` (and ``server`` must share those options).
+    ``plugin`` is the protocol version a fresh server speaks (default OCPP 1.6); a given
+    ``server`` speaks its core's, and a different ``plugin`` raises ``ValueError``.
     Cancelling stops listening and closes every connection.
     """
     if server is None:
-        server = CsmsServer(new_central_system(options), path=path, publish=publish)
+        core = new_central_system(options, plugin=plugin or PLUGIN)
+        server = CsmsServer(core, path=path, publish=publish)
+    elif plugin is not None and plugin is not server.core.plugin:
+        raise ValueError("run_csms: plugin differs from the given server's core.plugin")
     serve = functools.partial(
         serve_websocket, server.handle_request, host, port, None,
         max_message_size=options.max_message_size,
@@ -342,10 +361,13 @@ async def open_csms(
     path: str = DEFAULT_PATH,
     publish: Publish | None = None,
     core: CentralSystem | None = None,
+    plugin: ProtocolPlugin = PLUGIN,
 ) -> AsyncIterator[RunningCsms]:
     """Run the reference CSMS for the duration of the block and yield a :class:`RunningCsms`
-    (its URL, server and core). Leaving the block stops it and closes every connection."""
-    server = CsmsServer(core or new_central_system(options), path=path, publish=publish)
+    (its URL, server and core). Leaving the block stops it and closes every connection. A fresh
+    core speaks ``plugin``'s version; a given ``core`` speaks its own."""
+    server = CsmsServer(core or new_central_system(options, plugin=plugin), path=path,
+                        publish=publish)
     async with trio.open_nursery() as nursery:
         url = await nursery.start(
             _run_with_server, options, host, port, server

@@ -1,32 +1,25 @@
-"""The charger machine: one OCPP 1.6 charge point as a pure, deterministic state machine.
+"""The charger machine: one OCPP charge point as a pure, deterministic state machine.
 
-:class:`ChargerMachine` is the public face of the charger logic. It composes the configuration
-store, authorization, one connector machine and one meter per connector, the transaction logic
-(:mod:`.transactions`) and the CS-initiated operations (:mod:`.operations`) over one OCPP-J
-:class:`~simulator.machines.session.Session`. The actor drives it with method calls that take
-``now`` (monotonic seconds) and applies the effects it collects (see docs/internals.md).
+:class:`ChargerMachine` is the public face of the charger logic, composed of parts that each own
+their state and share one :class:`~simulator.machines.context.ChargerContext` (configuration,
+session, connectors, meters, points):
 
-Rules (OCPP 1.6 core spec; OCPP16.md §2-§4):
+- :class:`~simulator.machines.registration.Registration`: boot, heartbeat, status reports, clock;
+- :class:`~simulator.machines.transactions.Transactions`: authorization and transactions;
+- :class:`~simulator.machines.metering.Metering`: MeterValues and energy caps;
+- :class:`~simulator.machines.reboot.RebootSequence`: going down for a reboot;
+- one :class:`~simulator.machines.profiles.ProfileHandler` per supported feature profile (Core,
+  RemoteTrigger), to which a CALL from the central system is dispatched by its action's profile.
 
-- **Boot.** After ``power_on`` the first thing on a new connection is a BootNotification; nothing
-  else is sent before the CS answers Accepted or Pending. Pending: CS calls are answered and only
-  what they trigger is sent; the boot is repeated after ``interval``. Rejected: silent (CS calls
-  are not answered) until ``interval`` has passed, then the boot is repeated; an ``interval`` of 0
-  is spread over 0.5-1.5 times ``boot_retry`` from the charger's RNG, so a fleet does not retry in
-  lockstep. ``currentTime`` of the answer sets the charger's clock (so does a Heartbeat's). A
-  reconnect does not re-boot; a reboot (Reset, or the actor restarting the charger) does, and
-  then every connector reports its status again. While any boot (a triggered one included) waits
-  for its answer, and after a Pending or Rejected one, the transaction outbox holds; the clock-
-  aligned schedule follows every clock sync.
-- **Heartbeat** once ``HeartbeatInterval`` seconds (the Accepted boot's ``interval`` sets it)
-  passed without any frame of ours on the wire, while connected and Accepted: any PDU proves
-  liveness, so a busy charger sends none.
-- **Status.** A connector's status follows from what happens at it and moves only along the
-  transition table; a status is reported once it has held ``MinimumStatusDuration`` seconds,
-  only while connected and Accepted, and after a reconnect only the current status goes out (also
-  when the last report was lost with the link before it reached the CS).
-- **Preparing times out** after ``ConnectionTimeOut`` seconds when a driver's tag (or a remote
-  start) waits for a cable that never comes.
+The actor drives the machine with method calls that take ``now`` (monotonic seconds) and
+applies the effects it collects (see docs/internals.md). Every input ends with one *settle*:
+what the session reported is handled and whatever is due at ``now`` runs, until nothing changes.
+
+Rules (OCPP 1.6 core spec; OCPP16.md §2-§4; the parts' modules hold the rest):
+
+- While the boot is Rejected the charger is silent: CS calls are not answered.
+- A reconnect does not re-boot; a reboot (Reset, :meth:`ChargerMachine.reboot`, or the actor
+  restarting the charger) does, and then every connector reports its status again.
 - **EV side.** Unplugging during a transaction stops it with EVDisconnected when
   ``StopTransactionOnEVSideDisconnect`` (Finishing; then Available when
   ``UnlockConnectorOnEVSideDisconnect`` releases the cable, else Finishing until the cable is
@@ -39,34 +32,34 @@ Rules (OCPP 1.6 core spec; OCPP16.md §2-§4):
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from simulator.events import BootResult, Note
 from simulator.machines.auth import same_id_tag
-from simulator.machines.charger_state import (
-    SUPPORTED_PROFILES,
-    BootState,
-    ChargerSpec,
-    HardwareError,
-    Transaction,
-)
 from simulator.machines.connector import ev_side_disconnect
+from simulator.machines.context import BOOT, ChargerContext
+from simulator.machines.domain import ConnectorView
 from simulator.machines.effects import Effect, OutboxEntry
 from simulator.machines.meter import EvSpec
-from simulator.machines.operations import BOOT, Operations
-from simulator.machines.session import CallAnswered, CallFailed, IncomingCall, Outcome
-from simulator.machines.transactions import AuthorizeContext
+from simulator.machines.metering import Metering
+from simulator.machines.outcomes import CallAnswered, CallFailed, IncomingCall, Outcome
+from simulator.machines.parts import BootState, ChargerSpec, HardwareError, Transaction
+from simulator.machines.profiles import ProfileHandler
+from simulator.machines.profiles.core import CoreHandler
+from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
+from simulator.machines.reboot import RebootSequence
+from simulator.machines.registration import Registration
+from simulator.machines.transactions import AuthorizeContext, Transactions
+from simulator.ocpp.frames import ErrorCode
+from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import (
+    PLUGIN,
     BootNotificationResponse,
     ChargePointErrorCode,
     ChargePointStatus,
-    HeartbeatRequest,
     HeartbeatResponse,
     Reason,
-    RegistrationStatus,
     StartTransactionResponse,
     StatusNotificationRequest,
     StopTransactionResponse,
@@ -81,12 +74,12 @@ __all__ = [
     "ChargerStatistics",
 ]
 
-STATUS_REFRESH: Final = 30.0
-"""While energy flows, how often the charger re-checks whether the EV became full (SuspendedEV)."""
+SUPPORTED_PROFILES: Final = (CoreHandler.profile, RemoteTriggerHandler.profile)
+"""The feature profiles this charger implements, in order: one handler each. CS calls of any
+other profile are answered NotSupported, and ``SupportedFeatureProfiles`` lists exactly these."""
 
-_CONNECTION_LOST: Final = frozenset({"connection lost", "offline"})
-_BOOT_RETRY: Final = frozenset({BootState.REJECTED, BootState.PENDING, BootState.WAITING})
-"""Boot states in which a reached ``boot_at`` sends the BootNotification again."""
+_MAX_SETTLE_ROUNDS: Final = 64
+"""A bound on the rounds of one settle (each round handles what the last one caused)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,7 +87,9 @@ class ChargerStatistics:
     """A snapshot of one charger for views and tests.
 
     ``outbox`` is the number of queued transaction messages, ``call_pending`` whether one of our
-    CALLs waits for its result; the charger is *drained* when both are zero/false.
+    CALLs waits for its result (``pending_call`` its message id), ``queued_calls`` the actions of
+    the ordinary messages waiting behind it; the charger is *drained* when nothing of its own is
+    queued or in flight.
     """
 
     identity: str
@@ -109,6 +104,8 @@ class ChargerStatistics:
     transactions_started: int
     transactions_stopped: int
     energy_wh: tuple[float, ...]
+    pending_call: str | None = None
+    queued_calls: tuple[str, ...] = ()
 
     @property
     def drained(self) -> bool:
@@ -116,7 +113,7 @@ class ChargerStatistics:
         return self.outbox == 0 and not self.call_pending
 
 
-class ChargerMachine(Operations):
+class ChargerMachine:
     """One charge point (see the module docstring for the rules).
 
     Args:
@@ -126,6 +123,7 @@ class ChargerMachine(Operations):
         wall_epoch: Unix seconds at ``now == 0`` (the clock before the CS sets it).
         now: monotonic seconds at construction.
         outbox: transaction messages restored from a previous run (delivered after the boot).
+        plugin: the protocol version on the wire (action table, codec); OCPP 1.6 by default.
     """
 
     def __init__(
@@ -137,86 +135,96 @@ class ChargerMachine(Operations):
         wall_epoch: float,
         now: float,
         outbox: Iterable[OutboxEntry] = (),
+        plugin: ProtocolPlugin = PLUGIN,
     ) -> None:
-        super().__init__(spec, rng=rng, new_id=new_id, wall_epoch=wall_epoch, now=now,
-                         outbox=outbox)
-        self.powered = True
-        self.reset_until = None
-        self.aligned_at = None
-        self.heartbeat_anchor: float | None = None
-        """When the heartbeat period started (online and Accepted); None when not running."""
-        self.refresh_at: float | None = None
-        self.cap_deadline_cached: float | None = None
-        self._settled_at: float | None = None
-        """When :meth:`_settle` last reached a fixed point; None once an input changed state
-        without settling."""
-        self._deadline: float | None = None
-        self._deadline_stale = True
-        """Whether ``_deadline`` must be recomputed: state changes only inside inputs, so
-        :meth:`next_deadline` is computed once per input, not once per call."""
-        self._boot_rng = child(rng)
+        restored = tuple(outbox)
+        self._plugin = plugin
+        self._ctx = ctx = ChargerContext(
+            spec, rng=rng, new_id=new_id, wall_epoch=wall_epoch, now=now,
+            profiles=SUPPORTED_PROFILES, plugin=plugin, outbox=restored,
+        )
+        self._metering = Metering(ctx)
+        self._transactions = Transactions(ctx, self._metering, restored)
+        self._reboots = RebootSequence(ctx, self._transactions)
+        self._registration = Registration(ctx, self._metering, child(rng))
+        handlers: tuple[ProfileHandler, ...] = (
+            CoreHandler(ctx, transactions=self._transactions, metering=self._metering,
+                        reboots=self._reboots),
+            RemoteTriggerHandler(ctx, metering=self._metering),
+        )
+        self._handlers = {handler.profile: handler for handler in handlers}
+
+    @property
+    def spec(self) -> ChargerSpec:
+        """What the charge point is (as constructed)."""
+        return self._ctx.spec
 
     # --- power and connection -----------------------------------------------------------------
 
     def power_on(self, now: float) -> None:
         """(Re)boot: pending configuration changes take effect, and the BootNotification goes out
         on the current or next connection. Energy registers and availability survive."""
-        self.powered = True
-        self.reset_until = None
-        self.boot = BootState.WAITING
-        self.boot_at = None
-        self.heartbeat_anchor = None
-        self.aligned_at = None
-        self.session.transactions_enabled = False
-        applied = self.config.reboot()
+        ctx = self._ctx
+        ctx.powered = True
+        self._reboots.cancel()
+        self._registration.power_on()
+        self._metering.stop_schedule()
+        ctx.session.transactions_enabled = False
+        applied = ctx.config.reboot()
         if applied:
-            self.note(now, "configuration_applied", keys=list(applied))
-        self.sync_session_settings()
-        for point in self.points.values():
+            ctx.note(now, "configuration_applied", keys=list(applied))
+        ctx.sync_session_settings()
+        for point in ctx.points.values():
             point.ready_tag = None
             point.authorizing = None
-        for machine in self.connectors.values():
+        for machine in ctx.connectors.values():
             machine.mark_offline()
             machine.forget_reported()
-        self.refresh_all(now)
-        if self.session.online:
-            self.send_boot(now)
+        for handler in self._handlers.values():
+            handler.powered_on(now)
+        ctx.refresh_all(now)
+        if ctx.session.online:
+            ctx.send_boot(now)
         self._settle(now)
 
     def connected(self, now: float) -> None:
         """The transport is up. Boot if the charger has not registered yet (and is not waiting
         out a Rejected/Pending interval); an Accepted charger just carries on."""
-        self.session.connected(now)
-        if not self.powered:
-            self._settled_at = None
-            self._deadline_stale = True
+        self._ctx.session.connected(now)
+        if not self._ctx.powered:
             return
-        if self.boot == BootState.WAITING and (self.boot_at is None or now >= self.boot_at):
-            self.send_boot(now)
-        elif self.boot == BootState.ACCEPTED:
-            self._go_online(now)
+        self._registration.connected(now)
         self._settle(now)
 
     def disconnected(self, now: float) -> None:
         """The transport is down: queued transaction messages stay queued, statuses wait."""
-        self.session.disconnected(now)
-        for machine in self.connectors.values():
+        self._ctx.session.disconnected(now)
+        for machine in self._ctx.connectors.values():
             machine.mark_offline()
         self._settle(now)
 
     def receive(self, data: bytes | str, now: float) -> None:
-        """One frame from the CS."""
-        if not self.powered:
+        """One frame from the CS (ignored while the charger is down)."""
+        if not self._ctx.powered:
             return
-        self.session.receive(data, now)
+        self._ctx.session.receive(data, now)
         self._settle(now)
 
     def tick(self, now: float) -> None:
         """Time passed: run whatever fell due."""
-        if now == self._settled_at and not self._due_by(now):
-            # Settled at this very instant since the last input, and nothing has fallen due:
-            # settling again would change nothing (the actor ticks after every input).
+        self._settle(now)
+
+    def reboot(self, now: float, *, hard: bool = False) -> None:
+        """A local reboot (the operator's, not the CS's). Soft: every running transaction stops
+        with reason Reboot, and the charger goes down (a ``Reboot`` effect) once those
+        StopTransactions are delivered, the link is down, or ``call_timeout`` seconds passed.
+        Hard (a power cut): down at once with no graceful stop; the interrupted transactions
+        are closed with reason PowerLoss by StopTransactions that wait in the outbox until the
+        next accepted boot. Ignored while the charger is already down."""
+        if not self._ctx.powered:
             return
+        reason = Reason.POWER_LOSS if hard else Reason.REBOOT
+        self._reboots.begin(now, reason, hard=hard, note="reboot_requested")
         self._settle(now)
 
     # --- the driver and the car ---------------------------------------------------------------
@@ -224,38 +232,39 @@ class ChargerMachine(Operations):
     def plug_in(self, connector_id: int, now: float, *, ev: EvSpec) -> None:
         """An EV is plugged into ``connector_id``. With a tag already authorized, the transaction
         starts; with a transaction going on (the EV came back), charging resumes."""
-        point = self.points[connector_id]
-        meter = self.meters[connector_id]
+        ctx = self._ctx
+        point = ctx.points[connector_id]
         point.ev = ev
         if point.transaction is None:
             point.finished = False
-        meter.plug_in(ev, now)
-        if point.transaction is None and point.ready_tag is not None and self.powered:
-            self.start_transaction(connector_id, point.ready_tag, now)
+        ctx.meters[connector_id].plug_in(ev, now)
+        if point.transaction is None and point.ready_tag is not None and ctx.powered:
+            self._transactions.start_transaction(connector_id, point.ready_tag, now)
         else:
-            self.refresh_status(connector_id, now)
+            ctx.refresh_status(connector_id, now)
         self._settle(now)
 
     def unplug(self, connector_id: int, now: float) -> None:
         """The EV is unplugged from ``connector_id`` (the EV-side disconnect rules apply)."""
-        point = self.points[connector_id]
+        ctx = self._ctx
+        point = ctx.points[connector_id]
         outcome = ev_side_disconnect(
-            self.connectors[connector_id].status,
+            ctx.connectors[connector_id].status,
             in_transaction=point.transaction is not None,
-            stop_transaction_on_ev_side_disconnect=self.config.get_bool(
+            stop_transaction_on_ev_side_disconnect=ctx.config.get_bool(
                 "StopTransactionOnEVSideDisconnect"),
-            unlock_connector_on_ev_side_disconnect=self.config.get_bool(
+            unlock_connector_on_ev_side_disconnect=ctx.config.get_bool(
                 "UnlockConnectorOnEVSideDisconnect"),
         )
         if outcome.stop_reason is not None:
             # Stopped while the cable is still in: Finishing first.
-            self.stop_transaction(connector_id, now, outcome.stop_reason)
-        self.meters[connector_id].unplug(now)
+            self._transactions.stop_transaction(connector_id, now, outcome.stop_reason)
+        ctx.meters[connector_id].unplug(now)
         point.ev = None
         # A cable still locked at the charge point keeps it Finishing until it is taken out
         # (the next unplug) or unlocked by UnlockConnector.
         point.finished = outcome.stop_reason is not None and not outcome.unlock
-        self.refresh_status(connector_id, now)
+        ctx.refresh_status(connector_id, now)
         self._settle(now)
 
     def present_tag(
@@ -265,19 +274,21 @@ class ChargerMachine(Operations):
         transaction stops it; otherwise the tag is authorized for a new one. A driver who only
         means to start (``start_only``) leaves a running transaction alone: e.g. one the CS
         started remotely for the car just plugged in."""
-        point = self.points[connector_id]
+        ctx = self._ctx
+        point = ctx.points[connector_id]
         tx = point.transaction
         if tx is not None and start_only:
-            self.note(now, "tag_ignored", connector_id, id_tag=id_tag,
-                      reason="a transaction is already running here")
+            ctx.note(now, "tag_ignored", connector_id, id_tag=id_tag,
+                     reason="a transaction is already running here")
         elif tx is not None:
             if same_id_tag(tx.id_tag, id_tag):
-                self.stop_transaction(connector_id, now, Reason.LOCAL, id_tag=id_tag)
+                self._transactions.stop_transaction(connector_id, now, Reason.LOCAL,
+                                                    id_tag=id_tag)
             else:
-                self.note(now, "tag_ignored", connector_id, id_tag=id_tag,
-                          reason="another transaction is running here")
-        elif point.authorizing is None and self.powered:
-            self.authorize(connector_id, id_tag, now)
+                ctx.note(now, "tag_ignored", connector_id, id_tag=id_tag,
+                         reason="another transaction is running here")
+        elif point.authorizing is None and ctx.powered:
+            self._transactions.authorize(connector_id, id_tag, now)
         self._settle(now)
 
     def hardware_error(
@@ -295,37 +306,39 @@ class ChargerMachine(Operations):
         its transaction with reason Other, a fault at connector 0 every transaction (the
         connectors then show Unavailable). Clearing returns to the status the situation
         calls for."""
+        ctx = self._ctx
         if error_code == ChargePointErrorCode.NO_ERROR:
-            self.errors.pop(connector_id, None)
+            ctx.errors.pop(connector_id, None)
         else:
-            self.errors[connector_id] = HardwareError(error_code, info, vendor_error_code)
-        if self.faulted(connector_id):
-            hit = list(self.points) if connector_id == 0 else [connector_id]
+            ctx.errors[connector_id] = HardwareError(error_code, info, vendor_error_code)
+        if ctx.faulted(connector_id):
+            hit = list(ctx.points) if connector_id == 0 else [connector_id]
             for cid in hit:
-                self.stop_transaction(cid, now, Reason.OTHER)
-                self.points[cid].ready_tag = None
-        self.note(now, "hardware_error", connector_id, code=error_code.value,
-                  fault=self.faulted(connector_id))
+                self._transactions.stop_transaction(cid, now, Reason.OTHER)
+                ctx.points[cid].ready_tag = None
+        ctx.note(now, "hardware_error", connector_id, code=error_code.value,
+                 fault=ctx.faulted(connector_id))
         if connector_id == 0:
-            self.refresh_all(now)
+            ctx.refresh_all(now)
         else:
-            self.refresh_status(connector_id, now)
+            ctx.refresh_status(connector_id, now)
         self._settle(now)
 
     def stop_local(self, connector_id: int, now: float, *, reason: Reason = Reason.LOCAL) -> None:
         """Stop the transaction at ``connector_id`` on the charger's own initiative."""
-        self.stop_transaction(connector_id, now, reason)
+        self._transactions.stop_transaction(connector_id, now, reason)
         self._settle(now)
 
     def shutdown(self, now: float) -> int:
         """The run ends: stop every running transaction with reason Local, and forget tags that
         wait for a cable or an Authorize answer (so no transaction starts after the end).
         Returns how many transactions were stopped."""
-        stopped = self.stop_all(now, Reason.LOCAL)
-        for point in self.points.values():
+        ctx = self._ctx
+        stopped = self._transactions.stop_all(now, Reason.LOCAL)
+        for point in ctx.points.values():
             point.ready_tag = None
             point.authorizing = None
-        self.refresh_all(now)
+        ctx.refresh_all(now)
         self._settle(now)
         return stopped
 
@@ -333,266 +346,143 @@ class ChargerMachine(Operations):
 
     def take_effects(self) -> list[Effect]:
         """Hand over (and forget) the effects collected so far, in order."""
-        effects = list(self.effects)
-        self.effects.clear()
+        effects = list(self._ctx.effects)
+        self._ctx.effects.clear()
         return effects
 
     def export_outbox(self) -> tuple[OutboxEntry, ...]:
         """The queued transaction messages, head first."""
-        return self.session.export_outbox()
+        return self._ctx.session.export_outbox()
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must next be called, or None when nothing is scheduled. While the
         charger is down (between a Reboot effect and ``power_on``) nothing of its own falls
         due: the actor wakes it with ``power_on``."""
-        if self._deadline_stale:
-            self._deadline = self._earliest_deadline()
-            self._deadline_stale = False
-        return self._deadline
-
-    def _earliest_deadline(self) -> float | None:
-        # The earliest finite candidate (None, NaN and ±inf never count), kept in one variable as
-        # the candidates come: cheaper than collecting them into a list first.
-        session = self.session
-        if not self.powered:
+        session = self._ctx.session
+        if not self._ctx.powered:
             return session.next_deadline()
-        earliest, floor = math.inf, -math.inf
-        for candidate in (session.next_deadline(), self.boot_at, self.reset_until,
-                          self.aligned_at, self.cap_deadline_cached, self.refresh_at):
-            if candidate is not None and floor < candidate < earliest:
-                earliest = candidate
-        if self.boot == BootState.ACCEPTED and session.online:
-            candidate = self._heartbeat_deadline()
-            if candidate is not None and floor < candidate < earliest:
-                earliest = candidate
-            for machine in self.connectors.values():
-                candidate = machine.report_at  # (next_deadline(), without the call)
-                if candidate is not None and floor < candidate < earliest:
-                    earliest = candidate
-        timeout = self.connection_timeout
-        for point in self.points.values():
-            if timeout > 0 and point.ready_tag is not None and point.ev is None:
-                candidate = point.ready_since + timeout
-                if floor < candidate < earliest:
-                    earliest = candidate
-            tx = point.transaction
-            if tx is not None:
-                candidate = tx.next_sample
-                if candidate is not None and floor < candidate < earliest:
-                    earliest = candidate
-        return None if earliest == math.inf else earliest
+        times = [session.next_deadline(), self._registration.next_deadline(),
+                 self._reboots.next_deadline(), self._transactions.next_deadline(),
+                 self._metering.next_deadline()]
+        times += [handler.next_deadline() for handler in self._handlers.values()]
+        return min((t for t in times if t is not None and math.isfinite(t)), default=None)
 
     def statistics(self) -> ChargerStatistics:
         """A frozen snapshot of the charger."""
+        ctx = self._ctx
+        pending = ctx.session.pending
         return ChargerStatistics(
-            identity=self.charger,
-            boot=self.boot,
-            online=self.session.online,
-            powered=self.powered,
-            statuses=tuple(self.connectors[c].status for c in sorted(self.connectors)),
-            in_transaction=sum(p.transaction is not None for p in self.points.values()),
-            outbox=len(self.session.export_outbox()),
-            call_pending=self.session.pending is not None,
-            boots_sent=self.boots_sent,
-            transactions_started=self.transactions_started,
-            transactions_stopped=self.transactions_stopped,
-            energy_wh=tuple(self.meters[c].register_wh for c in sorted(self.meters)),
+            identity=ctx.charger,
+            boot=ctx.boot,
+            online=ctx.session.online,
+            powered=ctx.powered,
+            statuses=tuple(ctx.connectors[c].status for c in sorted(ctx.connectors)),
+            in_transaction=sum(p.transaction is not None for p in ctx.points.values()),
+            outbox=len(ctx.session.export_outbox()),
+            call_pending=pending is not None,
+            boots_sent=ctx.boots_sent,
+            transactions_started=self._transactions.transactions_started,
+            transactions_stopped=self._transactions.transactions_stopped,
+            energy_wh=tuple(ctx.meters[c].register_wh for c in sorted(ctx.meters)),
+            pending_call=pending.unique_id if pending is not None else None,
+            queued_calls=tuple(ctx.session.queued_actions()),
         )
 
     def transactions(self) -> tuple[Transaction, ...]:
         """The running transactions, by connector."""
-        return tuple(p.transaction for _, p in sorted(self.points.items())
+        points = self._ctx.points
+        return tuple(p.transaction for _, p in sorted(points.items())
                      if p.transaction is not None)
+
+    def connectors(self) -> tuple[ConnectorView, ...]:
+        """A frozen view of every connector, indexed by connector id (0: the charge point)."""
+        ctx = self._ctx
+        views = []
+        for cid in sorted(ctx.connectors):
+            point = ctx.points.get(cid)
+            tx = point.transaction if point is not None else None
+            views.append(ConnectorView(
+                connector_id=cid,
+                status=ctx.connectors[cid].status,
+                in_transaction=tx is not None,
+                energy_wh=ctx.meters[cid].register_wh if cid in ctx.meters else 0.0,
+                transaction_id=tx.transaction_id if tx is not None else None,
+                plugged=point is not None and point.ev is not None,
+            ))
+        return tuple(views)
 
     # --- the engine ---------------------------------------------------------------------------
 
     def _settle(self, now: float) -> None:
         """Process what the session reported, then everything that is due at ``now``, until
         nothing more happens. Every input ends here."""
-        self._settled_at = None
-        self._deadline_stale = True
-        self.session.tick(now)
-        ran_due = False
-        for _ in range(64):
-            outcomes = self.session.take_outcomes()
-            if not outcomes and ran_due:
-                self._settled_at = now
+        session = self._ctx.session
+        session.tick(now)
+        for round_ in range(_MAX_SETTLE_ROUNDS):
+            outcomes = session.take_outcomes()
+            if not outcomes and round_ > 0:
                 break
             for outcome in outcomes:
                 self._on_outcome(outcome, now)
             self._due(now)
-            ran_due = True
-        self.cap_deadline_cached = self.cap_deadline(now)
-        self._deadline_stale = True
-
-    def _due_by(self, now: float) -> bool:
-        """Whether something is scheduled at or before ``now``."""
-        deadline = self.next_deadline()
-        return deadline is not None and deadline <= now
+        self._metering.plan(now)
 
     def _due(self, now: float) -> None:
-        if self.boot_at is not None and now >= self.boot_at and self.powered \
-                and self.boot in _BOOT_RETRY:
-            self.boot_at = None
-            if self.session.online:
-                self.send_boot(now)
-            else:
-                self.boot = BootState.WAITING
-        sample = False
-        for point in self.points.values():
-            if point.ready_tag is not None and point.ev is None:
-                timeout = self.connection_timeout
-                if timeout > 0 and now >= point.ready_since + timeout:
-                    self.note(now, "connection_timeout", point.connector_id,
-                              id_tag=point.ready_tag)
-                    point.ready_tag = None
-                    self.refresh_status(point.connector_id, now)
-            tx = point.transaction
-            if tx is not None and tx.next_sample is not None and now >= tx.next_sample:
-                sample = True
-        if sample:
-            self.sample_periodic(now)
-        if self.aligned_at is not None and now >= self.aligned_at:
-            self.sample_aligned(now)
-            self.aligned_at = self.next_aligned(now)
-        if self.cap_deadline_cached is not None and now >= self.cap_deadline_cached:
-            self.check_caps(now)
-        if self.refresh_at is not None and now >= self.refresh_at:
-            self.refresh_all(now)
-        delivering = False
-        for cid, point in self.points.items():
-            if point.transaction is not None and self.meters[cid].delivering:
-                delivering = True
-                break
-        self.refresh_at = now + STATUS_REFRESH if delivering else None
-        if self.reset_until is not None:
-            self.check_reset(now)
-        if self.powered and self.boot == BootState.ACCEPTED and self.session.online:
-            self._report_statuses(now)
-            deadline = self._heartbeat_deadline()
-            if deadline is not None and now >= deadline:
-                self.session.call(HeartbeatRequest(), now)
-                self.heartbeat_anchor = now
-
-    def _report_statuses(self, now: float) -> None:
-        for machine in self.connectors.values():  # (built in connector order)
-            if machine.report_at is None:
-                continue  # nothing pending (the common case: skip the call)
-            report = machine.due_notification(now)
-            if report is not None:
-                self.session.call(report.to_request(self.wall_offset), now)
-
-    def _heartbeat_deadline(self) -> float | None:
-        """``HeartbeatInterval`` after the later of the period start and our last frame."""
-        start = self.heartbeat_anchor
-        if start is None:
-            return None
-        interval = self.heartbeat_interval
-        if interval <= 0:
-            return None
-        last = self.session.last_sent
-        if last is not None and last > start:
-            start = last
-        return start + interval
-
-    def _go_online(self, now: float) -> None:
-        """Connected and Accepted: statuses, heartbeats and the outbox may move."""
-        for machine in self.connectors.values():
-            machine.mark_online(now)
-        self.session.transactions_enabled = True
-        if self.heartbeat_anchor is None:
-            self.heartbeat_anchor = now
-        if self.aligned_at is None:
-            self.aligned_at = self.next_aligned(now)
-        self.session.pump(now)
+        self._registration.retry_boot(now)
+        self._transactions.due(now)
+        self._metering.due(now)
+        self._reboots.due(now)
+        for handler in self._handlers.values():
+            handler.due(now)
+        self._registration.report(now)
 
     # --- what the session reports ---------------------------------------------------------------
 
     def _on_outcome(self, outcome: Outcome, now: float) -> None:
         match outcome:
             case IncomingCall():
-                if self.boot == BootState.REJECTED:
-                    self.note(now, "call_ignored", action=outcome.action,
-                              reason="boot rejected: silent until the retry")
-                    return
-                self.handle_call(outcome, now)
+                self._dispatch(outcome, now)
             case CallAnswered():
                 self._on_answer(outcome, now)
             case CallFailed():
                 self._on_failure(outcome, now)
 
+    def _dispatch(self, call: IncomingCall, now: float) -> None:
+        """Hand a CS CALL to the handler of its action's profile."""
+        ctx = self._ctx
+        if ctx.boot == BootState.REJECTED:
+            ctx.note(now, "call_ignored", action=call.action,
+                     reason="boot rejected: silent until the retry")
+            return
+        spec = self._plugin.actions.get(call.action)
+        handler = self._handlers.get(spec.profile) if spec is not None else None
+        if handler is None:  # (the session refuses these before they get here)
+            ctx.session.reply_error(call.unique_id, call.action, ErrorCode.NOT_SUPPORTED,
+                                    f"{call.action} is not supported", now)
+            return
+        handler.handle(call, now)
+
     def _on_answer(self, answered: CallAnswered, now: float) -> None:
         call, response = answered.call, answered.response
         if call.context == BOOT and isinstance(response, BootNotificationResponse):
-            self._boot_answered(response, now)
+            self._registration.boot_answered(response, now)
         elif isinstance(call.context, AuthorizeContext):
-            self.authorize_answered(call.context, response.id_tag_info, now)
+            self._transactions.authorize_answered(call.context, response.id_tag_info, now)
         elif call.entry is not None and isinstance(response, StartTransactionResponse):
-            self.start_answered(call.entry, response, now)
+            self._transactions.start_answered(call.entry, response, now)
         elif call.entry is not None and isinstance(response, StopTransactionResponse):
-            self.stop_answered(call.entry, response, now)
+            self._transactions.stop_answered(call.entry, response, now)
         elif isinstance(response, HeartbeatResponse):
-            self._sync_clock(response.current_time, now)
+            self._registration.sync_clock(response.current_time, now)
 
     def _on_failure(self, failed: CallFailed, now: float) -> None:
         call = failed.call
         if call.context == BOOT:
-            if self.boot == BootState.ACCEPTED:
-                # a triggered boot got no answer: still Accepted, the outbox moves on
-                self.session.transactions_enabled = True
-                self.session.pump(now)
-                return
-            if self.boot != BootState.BOOTING:
-                return
-            self.boot = BootState.WAITING
-            lost = failed.reason in _CONNECTION_LOST
-            self.boot_at = None if lost else now + self.spec.boot_retry
+            self._registration.boot_failed(failed, now)
         elif isinstance(call.context, AuthorizeContext):
-            self.authorize_failed(call.context, now)
+            self._transactions.authorize_failed(call.context, now)
         elif isinstance(call.request, StatusNotificationRequest):
-            if failed.reason in _CONNECTION_LOST:
-                # Lost with the link, not refused: the current status goes out after reconnecting.
-                request = call.request
-                self.connectors[request.connector_id].report_lost(request.status,
-                                                                  request.error_code)
+            self._registration.status_failed(call.request, failed.reason)
         elif call.entry is not None and failed.final and call.entry.action == "StartTransaction":
-            self.note(now, "start_transaction_given_up", local_id=call.entry.local_tx,
-                      reason=failed.reason)
-
-    def _boot_answered(self, response: BootNotificationResponse, now: float) -> None:
-        self._sync_clock(response.current_time, now)
-        status, interval = response.status, response.interval
-        self.publish(BootResult(t=now, charger=self.charger, status=status.value,
-                                interval=interval))
-        if status == RegistrationStatus.ACCEPTED:
-            first = self.boot != BootState.ACCEPTED
-            self.boot = BootState.ACCEPTED
-            self.boot_at = None
-            if interval > 0:
-                self.config.set_internal("HeartbeatInterval", interval)
-            if first:
-                self.heartbeat_anchor = now
-                self._go_online(now)
-            else:  # a triggered boot: the outbox held back while it was in flight moves on
-                self.session.transactions_enabled = True
-                self.session.pump(now)
-            return
-        wait = float(interval) if interval > 0 else self.spec.boot_retry * self._boot_rng.uniform(
-            0.5, 1.5)
-        self.boot = BootState.PENDING if status == RegistrationStatus.PENDING \
-            else BootState.REJECTED
-        # (also after a triggered boot of an Accepted charger: the queue waits for Accepted)
-        self.session.transactions_enabled = False
-        self.boot_at = now + wait
-        self.publish(Note(t=now, charger=self.charger, what="boot_retry_planned",
-                          data={"status": status.value, "in": round(wait, 3)}))
-
-    def _sync_clock(self, current_time: dt.datetime, now: float) -> None:
-        """Set the charger's clock from the CS's ``currentTime``."""
-        stamp = current_time if current_time.tzinfo is not None else current_time.replace(
-            tzinfo=dt.UTC)
-        self.clock_offset = stamp.timestamp() - self.wall_epoch - now
-        if self.aligned_at is not None:
-            # The clock-aligned grid is wall time: re-plan it on the new clock (the old plan
-            # would sample off the grid and then, once re-planned, twice in a row).
-            self.aligned_at = self.next_aligned(now)
+            self._ctx.note(now, "start_transaction_given_up", local_id=call.entry.local_tx,
+                           reason=failed.reason)

@@ -20,7 +20,6 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
@@ -28,7 +27,7 @@ from typing import Final
 
 import msgspec
 
-from simulator.machines.meter import UnsupportedMeasurand, parse_measurand_list
+from simulator.machines.measurands import UnsupportedMeasurand, parse_measurand_list
 from simulator.ocpp.v16 import ConfigurationStatus, KeyValue
 
 #: What GetConfiguration may put in a value (CiString500).
@@ -351,15 +350,6 @@ class ConfigurationStore:
         self._values["SupportedFeatureProfiles"] = ",".join(feature_profiles)
         self._values["GetConfigurationMaxKeys"] = str(len(KEYS))
         self._pending: dict[str, str] = {}
-        # Parsed values of the typed getters, the hot path of every charger step; emptied
-        # whenever a value changes (:meth:`_changed`).
-        self._ints: dict[str, int] = {}
-        self._bools: dict[str, bool] = {}
-        self.on_change: weakref.WeakMethod[Callable[[], None]] | None = None
-        """The owner's method called after every write (:meth:`change`, :meth:`set_internal`,
-        :meth:`reboot`: all of them go through :meth:`_changed`), so that it can refresh what
-        it derived from the values; not called for the construction-time values. Held weakly:
-        a store and its owner form no reference cycle (a frozen machine would never be freed)."""
         for key, raw in (overrides or {}).items():
             spec = self._spec(key)
             if spec.derived and key != "GetConfigurationMaxKeys":
@@ -447,7 +437,6 @@ class ConfigurationStore:
             self._pending[key] = text
             return ConfigurationStatus.REBOOT_REQUIRED
         self._values[key] = text
-        self._changed()
         return ConfigurationStatus.ACCEPTED
 
     def _may_set_security_profile(self, profile: int) -> bool:
@@ -466,22 +455,13 @@ class ConfigurationStore:
         if problem is not None:
             raise InvalidConfigurationValue(key, text, problem)
         self._values[key] = text
-        self._changed()
 
     def reboot(self) -> tuple[str, ...]:
         """Apply the changes pending a reboot; return the keys that changed."""
         applied = tuple(self._pending)
         self._values.update(self._pending)
         self._pending.clear()
-        self._changed()
         return applied
-
-    def _changed(self) -> None:
-        """A value changed: forget the parsed ones and tell the owner (:attr:`on_change`)."""
-        self._ints.clear()
-        self._bools.clear()
-        if self.on_change is not None and (method := self.on_change()) is not None:
-            method()
 
     # --- typed getters -----------------------------------------------------------------------
 
@@ -492,21 +472,15 @@ class ConfigurationStore:
 
     def get_int(self, key: str) -> int:
         """The current value of an INT key; raises ``TypeError`` for another type."""
-        value = self._ints.get(key)
-        if value is None:
-            if self._spec(key).type != KeyType.INT:
-                raise TypeError(f"{key} is not an integer key")
-            value = self._ints[key] = int(self._values[key])
-        return value
+        if self._spec(key).type != KeyType.INT:
+            raise TypeError(f"{key} is not an integer key")
+        return int(self._values[key])
 
     def get_bool(self, key: str) -> bool:
         """The current value of a BOOL key; raises ``TypeError`` for another type."""
-        value = self._bools.get(key)
-        if value is None:
-            if self._spec(key).type != KeyType.BOOL:
-                raise TypeError(f"{key} is not a boolean key")
-            value = self._bools[key] = self._values[key] == "true"
-        return value
+        if self._spec(key).type != KeyType.BOOL:
+            raise TypeError(f"{key} is not a boolean key")
+        return self._values[key] == "true"
 
     def get_csl(self, key: str) -> tuple[str, ...]:
         """The entries of a CSL key (empty tuple for ``""``); raises ``TypeError`` otherwise."""

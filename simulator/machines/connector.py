@@ -247,12 +247,6 @@ class ConnectorMachine:
         self._pre_fault: ChargePointStatus | None = None
         self._reported: _Condition | None = None
         self._online = True
-        self.report_at: float | None = None
-        """When the pending status becomes due (what :meth:`next_deadline` returns): kept as a
-        plain attribute because the charger reads it on every step. Invalidation: every method
-        that changes ``_online``, ``_condition``, ``_since``, ``_reported`` or the minimum
-        duration ends with :meth:`_plan_report`; read it, never set it from outside."""
-        self._plan_report()
 
     # --- state -------------------------------------------------------------------------------
 
@@ -304,7 +298,6 @@ class ConnectorMachine:
     def set_minimum_status_duration(self, seconds: float) -> None:
         """Apply a new ``MinimumStatusDuration`` (negative values count as 0)."""
         self._minimum_status_duration = max(0.0, float(seconds))
-        self._plan_report()
 
     # --- inputs ------------------------------------------------------------------------------
 
@@ -337,7 +330,6 @@ class ConnectorMachine:
             self._pre_fault = None
         self._condition = condition
         self._since = now
-        self._plan_report()
         return True
 
     def shows(
@@ -356,20 +348,17 @@ class ConnectorMachine:
     def mark_offline(self) -> None:
         """The transport went down: nothing is reported until :meth:`mark_online`."""
         self._online = False
-        self._plan_report()
 
     def mark_online(self, now: float) -> None:
         """The transport is back (and boot accepted). Only the current status is reported, and
         only if it differs from the last one reported: the offline history is not replayed."""
         del now  # the due time depends on ``since`` only; kept for a uniform input signature
         self._online = True
-        self._plan_report()
 
     def forget_reported(self) -> None:
         """Treat the current status as never reported (after a reboot's BootNotification is
         accepted, every connector reports its status again)."""
         self._reported = None
-        self._plan_report()
 
     def report_lost(self, status: ChargePointStatus, error_code: ChargePointErrorCode) -> None:
         """A StatusNotification for ``status`` / ``error_code`` was handed out but never reached
@@ -378,20 +367,14 @@ class ConnectorMachine:
         reported = self._reported
         if reported is not None and (reported.status, reported.error_code) == (status, error_code):
             self._reported = None
-            self._plan_report()
 
     # --- outputs -----------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
         """When the pending status becomes due, or None if nothing is pending (or offline)."""
-        return self.report_at
-
-    def _plan_report(self) -> None:
-        """Recompute :attr:`report_at` (after any change it depends on)."""
         if not self._online or self._condition == self._reported:
-            self.report_at = None
-        else:
-            self.report_at = self._since + self._minimum_status_duration
+            return None
+        return self._since + self._minimum_status_duration
 
     def due_notification(self, now: float) -> StatusReport | None:
         """The StatusNotification due at ``now``, consumed (marked reported), or None.
@@ -400,7 +383,7 @@ class ConnectorMachine:
         for ``MinimumStatusDuration`` seconds. A status that came and went within that time is
         never reported.
         """
-        deadline = self.report_at
+        deadline = self.next_deadline()
         if deadline is None or now < deadline:
             return None
         return self.current_notification()
@@ -410,7 +393,6 @@ class ConnectorMachine:
         TriggerMessage(StatusNotification), which asks for the status now)."""
         c = self._condition
         self._reported = c
-        self.report_at = None  # (what _plan_report gives: the condition is now reported)
         return StatusReport(
             connector_id=self.connector_id,
             status=c.status,

@@ -4,7 +4,8 @@ and the view of a connector the charger gives back.
 Connector actors talk to their charger actor over memory channels; these frozen Structs are the
 messages on those channels. The charger actor turns each request into a call on
 :class:`~simulator.machines.charger.ChargerMachine` (``plug_in``, ``unplug``, ``present_tag``,
-``stop_local``) and answers with a :class:`ConnectorView`.
+``stop_local``) and answers with a :class:`ConnectorView` (also what
+:meth:`~simulator.machines.charger.ChargerMachine.connectors` returns).
 """
 
 from __future__ import annotations
@@ -70,12 +71,16 @@ DomainRequest = PlugIn | Unplug | PresentTag | StopCharging | SetFault | ClearFa
 
 
 class ConnectorView(msgspec.Struct, frozen=True):
-    """What the charger reports back about one connector.
+    """A snapshot of one connector (connector 0: the charge point as a whole).
 
-    ``energy_wh`` is the connector's energy register (Wh, never decreases).
+    ``energy_wh`` is the connector's energy register (Wh, never decreases; 0 for connector 0);
+    ``transaction_id`` the central system's id of the running transaction once its
+    StartTransaction was answered (None otherwise); ``plugged`` whether an EV is plugged in.
     """
 
     connector_id: int
     status: ChargePointStatus
     in_transaction: bool
     energy_wh: float
+    transaction_id: int | None = None
+    plugged: bool = False

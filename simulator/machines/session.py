@@ -21,14 +21,17 @@ Rules (OCPP-J and the 1.6 core spec, see docs/OCPP16.md §1 and §4):
   NotImplemented; an action we only send, or one of a profile we do not support → NotSupported;
   payload errors → the PayloadError's code); a broken or unmatched result is recorded.
 
-The session speaks to the charger through *outcomes* (:class:`IncomingCall`,
-:class:`CallAnswered`, :class:`CallFailed`) collected until :meth:`Session.take_outcomes`, and to
-the actor through effects collected until :meth:`Session.take_effects`.
+The session speaks to the charger through *outcomes* (:mod:`simulator.machines.outcomes`:
+:class:`IncomingCall`, :class:`CallAnswered`, :class:`CallFailed`) collected until
+:meth:`Session.take_outcomes`, and to the actor through effects collected until
+:meth:`Session.take_effects`. Actions, their directions and profiles, and the payload codec come
+from the version's :class:`~simulator.ocpp.plugin.ProtocolPlugin`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -42,6 +45,13 @@ from simulator.events import (
 )
 from simulator.machines.configuration import redact
 from simulator.machines.effects import Effect, OutboxEntry, PersistOutbox, Publish, Send
+from simulator.machines.outcomes import (
+    CallAnswered,
+    CallFailed,
+    IncomingCall,
+    Outcome,
+    OutgoingCall,
+)
 from simulator.ocpp.frames import (
     EMPTY_OBJECT,
     Call,
@@ -53,18 +63,8 @@ from simulator.ocpp.frames import (
     decode_frame,
     encode_frame,
 )
-from simulator.ocpp.v16 import (
-    ACTIONS,
-    ChangeConfigurationRequest,
-    Direction,
-    MeterValuesRequest,
-    PayloadError,
-    Profile,
-    action_of,
-    decode_request,
-    decode_response,
-    encode_payload,
-)
+from simulator.ocpp.plugin import Direction, PayloadError, ProtocolPlugin
+from simulator.ocpp.v16 import PLUGIN, ChangeConfigurationRequest
 
 DEFAULT_CALL_TIMEOUT: Final = 30.0
 """Seconds we wait for the result of one of our CALLs."""
@@ -94,76 +94,18 @@ def _utf8(data: bytes | str) -> tuple[str, bytes | str | None]:
         return data.decode(errors="replace"), None
 
 
-def _without_transaction_id(request: msgspec.Struct) -> bytes:
-    """The encoded payload of ``request`` with ``transactionId`` left out (byte for byte what
-    encoding it, dropping the key from the decoded object and encoding again gives)."""
-    if isinstance(request, MeterValuesRequest):
-        # An optional field: None is its default, which the encoder leaves out.
-        if request.transaction_id is not None:
-            request = msgspec.structs.replace(request, transaction_id=None)
-        return encode_payload(request)
-    payload = _json_decoder.decode(encode_payload(request))
-    payload.pop("transactionId", None)
-    return _json_encoder.encode(payload)
+def _without_transaction_id(payload: bytes) -> bytes:
+    """An encoded payload with its ``transactionId`` member left out."""
+    decoded = _json_decoder.decode(payload)
+    decoded.pop("transactionId", None)
+    return _json_encoder.encode(decoded)
 
 
-def _append_transaction_id(payload: str, tx_id: int) -> bytes:
-    """``payload`` (compact JSON of an object without ``transactionId``, as this module's
-    encoder writes it) with ``"transactionId": tx_id`` added as its last member: byte for byte
-    what decoding it, setting the key and encoding again gives, without the round trip."""
-    if payload == "{}":
-        return f'{{"transactionId":{tx_id}}}'.encode()
-    return f'{payload[:-1]},"transactionId":{tx_id}}}'.encode()
-
-
-# --- outcomes: what the session tells the charger --------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OutgoingCall:
-    """One of our CALLs as it went out.
-
-    ``context`` is whatever the charger attached to an ordinary message (e.g. the connector an
-    Authorize is for); ``entry`` is set instead for a transaction message.
-    """
-
-    unique_id: str
-    action: str
-    sent_at: float
-    request: msgspec.Struct | None = None
-    context: object = None
-    entry: OutboxEntry | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class IncomingCall:
-    """A valid CALL from the CS; the charger must answer it with :meth:`Session.reply` (or stay
-    silent on purpose, e.g. while the boot was Rejected)."""
-
-    unique_id: str
-    action: str
-    request: Any
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CallAnswered:
-    """The CS answered ``call`` with a valid ``response``."""
-
-    call: OutgoingCall
-    response: Any
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CallFailed:
-    """``call`` failed: CALLERROR, timeout, invalid result or lost connection (``reason``).
-    ``final`` is true when the message was given up on (always for an ordinary message)."""
-
-    call: OutgoingCall
-    reason: str
-    final: bool
-
-
-Outcome = IncomingCall | CallAnswered | CallFailed
+def _with_transaction_id(payload: str, tx_id: int) -> bytes:
+    """An encoded payload with ``"transactionId": tx_id`` set (added as its last member)."""
+    decoded = _json_decoder.decode(payload)
+    decoded["transactionId"] = tx_id
+    return _json_encoder.encode(decoded)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -187,6 +129,8 @@ class Session:
         outbox: transaction messages restored from a previous run (see :meth:`export_outbox`).
         effects: the list effects are appended to (share the owner's list to keep one order);
             a new one by default.
+        plugin: the protocol version: its action table (direction and profile of each action),
+            payload codec and action names. OCPP 1.6 by default.
     """
 
     def __init__(
@@ -194,10 +138,11 @@ class Session:
         charger: str,
         *,
         new_id: Callable[[], str],
-        supported_profiles: Iterable[Profile],
+        supported_profiles: Iterable[enum.StrEnum],
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         outbox: Iterable[OutboxEntry] = (),
         effects: list[Effect] | None = None,
+        plugin: ProtocolPlugin = PLUGIN,
     ) -> None:
         self.charger = charger
         self.call_timeout = call_timeout
@@ -210,18 +155,15 @@ class Session:
         self.online = False
         self.last_sent: float | None = None
         """When we last put a frame on the wire (liveness for the heartbeat)."""
+        self._plugin = plugin
         self._new_id = new_id
         self._profiles = frozenset(supported_profiles)
         self._pending: OutgoingCall | None = None
-        # Lists, not deques: both are nearly always empty or short, and an empty deque costs
-        # 600 bytes (a block of 64 slots), a list 56; that is 1 KB a charger at 10,000 chargers.
+        # Lists: both queues are nearly always empty or short.
         self._calls: list[_Queued] = []
         self._outbox: list[OutboxEntry] = list(outbox)
         self._retry_at: float | None = None
         self._next_seq = max((e.seq for e in self._outbox), default=0) + 1
-        self._own_from = self._next_seq
-        """Entries from this ``seq`` on were queued by this session (restored ones come
-        before): their payload is this module's encoder's output, never edited afterwards."""
         self._tx_ids: dict[int, int] = {
             e.local_tx: e.transaction_id
             for e in self._outbox
@@ -252,7 +194,7 @@ class Session:
 
     def queued_actions(self) -> list[str]:
         """Actions waiting in the ordinary queue (for tests and statistics)."""
-        return [action_of(q.request) for q in self._calls]
+        return [self._plugin.action_of(q.request) for q in self._calls]
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must next be called: a result timeout or a retry time."""
@@ -291,7 +233,8 @@ class Session:
             self._drop_ordinary(pending, now, "connection lost", attempts=1)
         while self._calls:
             queued = self._calls.pop(0)
-            call = OutgoingCall("", action_of(queued.request), now, queued.request, queued.context)
+            action = self._plugin.action_of(queued.request)
+            call = OutgoingCall("", action, now, queued.request, queued.context)
             self._drop_ordinary(call, now, "connection lost", attempts=0)
 
     # --- our CALLs ----------------------------------------------------------------------------
@@ -301,7 +244,7 @@ class Session:
         (CallFailed, final), as it would have been lost anyway."""
         queued = _Queued(request, context)
         if not self.online:
-            call = OutgoingCall("", action_of(request), now, request, context)
+            call = OutgoingCall("", self._plugin.action_of(request), now, request, context)
             self._drop_ordinary(call, now, "offline", attempts=0)
             return
         self._calls.append(queued)
@@ -316,13 +259,13 @@ class Session:
         ``transactionId`` is replaced by the CS's id when known, else left out until sent (a
         placeholder in ``request`` is never sent).
         """
-        action = action_of(request)
+        action = self._plugin.action_of(request)
         tx_id = None
         if local_tx is not None and action in TRANSACTION_ID_ACTIONS:
             tx_id = self._tx_ids.get(local_tx)
-            payload = _without_transaction_id(request)
+            payload = _without_transaction_id(self._plugin.encode_payload(request))
         else:
-            payload = encode_payload(request)
+            payload = self._plugin.encode_payload(request)
         entry = OutboxEntry(
             seq=self._next_seq,
             action=action,
@@ -345,10 +288,10 @@ class Session:
             return
         if self._calls:
             queued = self._calls.pop(0)
-            action = action_of(queued.request)
+            action = self._plugin.action_of(queued.request)
             unique_id = self._new_id()
             self._pending = OutgoingCall(unique_id, action, now, queued.request, queued.context)
-            self._send_call(unique_id, action, encode_payload(queued.request), now)
+            self._send_call(unique_id, action, self._plugin.encode_payload(queued.request), now)
             return
         if not self.transactions_enabled:
             return
@@ -380,12 +323,7 @@ class Session:
         if tx_id is None:
             # FIFO order: the transaction's StartTransaction went ahead and was given up on.
             return None
-        if entry.seq >= self._own_from:
-            return _append_transaction_id(entry.payload, tx_id)
-        # A restored payload may be written any way JSON allows: normalize it.
-        payload = _json_decoder.decode(entry.payload)
-        payload["transactionId"] = tx_id
-        return _json_encoder.encode(payload)
+        return _with_transaction_id(entry.payload, tx_id)
 
     def _send_call(self, unique_id: str, action: str, payload: bytes, now: float) -> None:
         frame = Call(unique_id, action, msgspec.Raw(payload))
@@ -404,7 +342,7 @@ class Session:
         that carried the CALL is gone."""
         if not self.online:
             return
-        frame = CallResult(incoming.unique_id, msgspec.Raw(encode_payload(response)))
+        frame = CallResult(incoming.unique_id, msgspec.Raw(self._plugin.encode_payload(response)))
         self._emit(encode_frame(frame), MessageType.CALL_RESULT, incoming.unique_id,
                    incoming.action, now)
 
@@ -457,12 +395,12 @@ class Session:
             # A secret never reaches the ledger: record the CALL with its value redacted.
             redacted = msgspec.structs.replace(request, value=redact(request.key, request.value))
             raw = encode_frame(Call(frame.unique_id, frame.action,
-                                    msgspec.Raw(encode_payload(redacted)))).decode()
+                                    msgspec.Raw(self._plugin.encode_payload(redacted)))).decode()
         self._frame_in(now, raw, MessageType.CALL, frame.unique_id, frame.action, [])
         self._outcomes.append(IncomingCall(frame.unique_id, frame.action, request))
 
     def _decode_call(self, frame: Call) -> tuple[ErrorCode | None, str, Any]:
-        spec = ACTIONS.get(frame.action)
+        spec = self._plugin.actions.get(frame.action)
         if spec is None:
             return ErrorCode.NOT_IMPLEMENTED, f"unknown action {frame.action!r}", None
         if spec.direction == Direction.CP_TO_CS:
@@ -471,7 +409,7 @@ class Session:
         if spec.profile not in self._profiles:
             return ErrorCode.NOT_SUPPORTED, f"profile {spec.profile} is not supported", None
         try:
-            return None, "", decode_request(frame.action, frame.payload)
+            return None, "", self._plugin.decode_request(frame.action, frame.payload)
         except PayloadError as exc:
             return exc.code, exc.reason, None
 
@@ -492,7 +430,7 @@ class Session:
             self._failed(pending, now, f"CALLERROR {code}: {frame.error_description}")
             return
         try:
-            response = decode_response(pending.action, frame.payload)
+            response = self._plugin.decode_response(pending.action, frame.payload)
         except PayloadError as exc:
             self._frame_in(now, raw, frame.message_type, frame.unique_id, pending.action,
                            [f"{exc.code}: {exc.reason}"], latency=latency)

@@ -77,7 +77,8 @@ class ProtocolPlugin:
 
     Attributes:
         name: human-readable version name (``"OCPP 1.6"``).
-        subprotocol: the ``Sec-WebSocket-Protocol`` token (``"ocpp1.6"``).
+        subprotocol: the ``Sec-WebSocket-Protocol`` token a client offers and a server selects
+            (each version's own: see ``simulator.ocpp.v16.PLUGIN``).
         actions: every action of the version by name (immutable).
         decode_request: ``(action, raw) -> Struct``; raises :class:`PayloadError`.
         decode_response: ``(action, raw) -> Struct``; raises :class:`PayloadError`.

@@ -246,16 +246,68 @@ def test_tag_rules(options: dict[str, Any], tag: str, status: str) -> None:
 # --- transactions -----------------------------------------------------------------------------
 
 
-def test_transaction_ids_count_up_per_csms_and_are_unique_across_chargers() -> None:
+def test_transaction_ids_count_up_per_charger_and_are_unique_across_chargers() -> None:
     csms = make(first_transaction_id=100)
     a, b = Wire(csms, "A"), Wire(csms, "B")
     a.boot()
     b.boot()
     ids = [a.start("T1", 1), b.start("T2", 1), a.start("T3", 2), b.start("T4", 2)]
-    assert ids == [100, 101, 102, 103]
+    assert len(set(ids)) == 4
+    assert all(100 <= i <= 2**31 - 1 for i in ids)
+    assert ids[2] == ids[0] + 1 and ids[3] == ids[1] + 1
     assert [t.charger for t in csms.transactions()] == ["A", "B", "A", "B"]
-    assert [t.transaction_id for t in csms.transactions("B")] == [101, 103]
+    assert [t.transaction_id for t in csms.transactions("B")] == [ids[1], ids[3]]
     assert csms.statistics().transactions_running == 4
+
+
+def _ids_of(order: str, identities: tuple[str, ...] = ("A", "B", "C")) -> dict[str, list[int]]:
+    """The transaction ids each charger gets when their starts interleave as ``order``
+    (one letter per StartTransaction)."""
+    csms = make()
+    wires = {i: Wire(csms, i) for i in identities}
+    for wire in wires.values():
+        wire.boot()
+    seen: dict[str, list[int]] = {i: [] for i in identities}
+    for n, who in enumerate(order):
+        seen[who].append(wires[who].start(f"T{n}", 1 + n % 2, meter=n))
+    return seen
+
+
+def test_the_ids_a_charger_sees_do_not_depend_on_the_other_chargers() -> None:
+    one = _ids_of("AABBCCABC")
+    other = _ids_of("CBACBACBA")
+    assert one == other
+    alone = _ids_of("AAA", ("A",))
+    assert alone["A"] == one["A"]
+
+
+def test_a_charger_that_fills_its_block_moves_to_another_and_ids_stay_unique() -> None:
+    csms = make()
+    wire = Wire(csms, "A")
+    wire.boot()
+    ids = [wire.start(f"T{n}", 1, meter=n) for n in range(1001)]
+    assert len(set(ids)) == 1001
+    assert ids[999] == ids[0] + 999  # one block of 1000, from its start
+    assert (ids[0] - 1) % 1000 == 0
+    assert ids[1000] == ids[0] + 1000  # the next block, free here
+
+
+def test_two_identities_that_share_a_home_block_get_disjoint_ids() -> None:
+    # first_transaction_id this high leaves room for three blocks only: collisions are certain
+    csms = make(first_transaction_id=2**31 - 3000)
+    wires = [Wire(csms, f"CP-{n}") for n in range(3)]
+    ids: list[int] = []
+    for wire in wires:
+        wire.boot()
+        ids += [wire.start("T", 1, meter=m) for m in range(3)]
+    assert len(set(ids)) == 9
+    assert all(2**31 - 3000 <= i <= 2**31 - 1 for i in ids)
+    extra = Wire(csms, "CP-9")
+    extra.boot()
+    answer = extra.call(
+        "StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": TS}
+    )
+    assert answer[:3] == [4, "c2", "InternalError"]  # every block taken: exhausted
 
 
 def test_concurrent_tx_until_the_first_transaction_stops() -> None:
@@ -268,7 +320,7 @@ def test_concurrent_tx_until_the_first_transaction_stops() -> None:
         "StartTransaction", {"connectorId": 1, "idTag": "T1", "meterStart": 5, "timestamp": TS}
     )
     assert answer["idTagInfo"] == {"status": "ConcurrentTx"}
-    assert answer["transactionId"] == first + 1
+    assert answer["transactionId"] != first
     assert b.anomalies() == ["concurrent_tx"]
     a.result("StopTransaction", {"transactionId": first, "meterStop": 10, "timestamp": TS})
     third = b.start("T1", connector=2, ts="2026-01-01T00:01:00Z")

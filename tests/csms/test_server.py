@@ -7,6 +7,7 @@ that send hand-written OCPP-J frames, so the server is tested without the simula
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -27,11 +28,13 @@ from simulator.csms import CentralSystem, CsmsOptions, open_csms, run_csms
 from simulator.csms.core import TIMEOUT, CallRefused
 from simulator.csms.server import CsmsServer, RunningCsms, identity_from_path
 from simulator.events import CsmsFrameIn, CsmsFrameOut, CsmsNote, Event
-from simulator.ocpp.v16 import ResetRequest, ResetResponse, ResetStatus, ResetType
+from simulator.ocpp.plugin import ProtocolPlugin
+from simulator.ocpp.v16 import PLUGIN, ResetRequest, ResetResponse, ResetStatus, ResetType
 from simulator.seeds import counter_ids
 from tests.oracle import ORACLE
 
 LIMIT = 10.0
+OCPP16 = PLUGIN.subprotocol
 TS = "2026-01-01T00:00:00Z"
 BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
 
@@ -83,8 +86,8 @@ async def test_boot_heartbeat_and_a_transaction(csms: RunningCsms, recorder: Rec
     assert csms.url.endswith("/ocpp")
     assert int(csms.url.split(":")[2].split("/")[0]) > 0
     with trio.fail_after(LIMIT):
-        async with open_websocket_url(csms.url + "/CP%201", subprotocols=["ocpp1.6"]) as ws:
-            assert ws.subprotocol == "ocpp1.6"
+        async with open_websocket_url(csms.url + "/CP%201", subprotocols=[OCPP16]) as ws:
+            assert ws.subprotocol == OCPP16
             boot = await call(ws, "1", "BootNotification", BOOT)
             assert boot[2]["status"] == "Accepted"
             assert (await call(ws, "2", "Heartbeat", {}))[0] == 3
@@ -135,7 +138,7 @@ async def test_a_client_without_the_subprotocol_is_refused(
 async def test_a_wrong_path_is_refused_with_404(csms: RunningCsms, path: str) -> None:
     base = csms.url.removesuffix("/ocpp")
     with trio.fail_after(LIMIT), pytest.raises(ConnectionRejected) as refused:
-        async with open_websocket_url(base + path, subprotocols=["ocpp1.6"]):
+        async with open_websocket_url(base + path, subprotocols=[OCPP16]):
             pass
     assert refused.value.status_code == 404
 
@@ -165,7 +168,7 @@ async def test_garbage_frames_are_answered_and_the_connection_survives(
     csms: RunningCsms, recorder: Recorder
 ) -> None:
     with trio.fail_after(LIMIT):
-        async with open_websocket_url(csms.url + "/CP-1", subprotocols=["ocpp1.6"]) as ws:
+        async with open_websocket_url(csms.url + "/CP-1", subprotocols=[OCPP16]) as ws:
             await ws.send_message("not json at all")
             await ws.send_message(b"\xff\xfe binary garbage")
             await ws.send_message('[5, "x", {}]')
@@ -188,9 +191,9 @@ async def test_a_second_socket_with_the_same_identity_replaces_the_first(
 ) -> None:
     url = csms.url + "/CP-1"
     with trio.fail_after(LIMIT):
-        async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as first:
+        async with open_websocket_url(url, subprotocols=[OCPP16]) as first:
             await call(first, "1", "BootNotification", BOOT)
-            async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as second:
+            async with open_websocket_url(url, subprotocols=[OCPP16]) as second:
                 with pytest.raises(ConnectionClosed) as closed:
                     await first.get_message()
                 assert closed.value.reason is not None
@@ -216,11 +219,11 @@ async def test_basic_auth_when_passwords_are_configured() -> None:
         async with open_csms(options) as csms:
             for headers in (bad, []):
                 with pytest.raises(ConnectionRejected) as refused:
-                    async with open_websocket_url(csms.url + "/CP-1", subprotocols=["ocpp1.6"],
+                    async with open_websocket_url(csms.url + "/CP-1", subprotocols=[OCPP16],
                                                   extra_headers=headers):
                         pass
                 assert refused.value.status_code == 401
-            async with open_websocket_url(csms.url + "/CP-1", subprotocols=["ocpp1.6"],
+            async with open_websocket_url(csms.url + "/CP-1", subprotocols=[OCPP16],
                                           extra_headers=good) as ws:
                 assert (await call(ws, "1", "BootNotification", BOOT))[0] == 3
 
@@ -229,7 +232,7 @@ async def test_cs_to_cp_calls_through_the_server(csms: RunningCsms) -> None:
     with trio.fail_after(LIMIT):
         with pytest.raises(CallRefused):
             await csms.server.call("CP-1", ResetRequest(type=ResetType.SOFT))
-        async with open_websocket_url(csms.url + "/CP-1", subprotocols=["ocpp1.6"]) as ws:
+        async with open_websocket_url(csms.url + "/CP-1", subprotocols=[OCPP16]) as ws:
             await call(ws, "1", "BootNotification", BOOT)
 
             async def answer_once(status: str | None) -> None:
@@ -255,7 +258,7 @@ async def test_an_oversized_message_closes_the_connection() -> None:
     with trio.fail_after(LIMIT):
         async with (
             open_csms(CsmsOptions(max_message_size=1000)) as csms,
-            open_websocket_url(csms.url + "/CP-1", subprotocols=["ocpp1.6"]) as ws,
+            open_websocket_url(csms.url + "/CP-1", subprotocols=[OCPP16]) as ws,
         ):
             payload = {"vendorId": "V", "data": "x" * 2000}
             await ws.send_message(json.dumps([2, "1", "DataTransfer", payload]))
@@ -272,7 +275,7 @@ async def test_a_closed_bus_does_not_break_the_server() -> None:
     with trio.fail_after(LIMIT):
         async with (
             open_csms(CsmsOptions(), publish=closed_bus) as csms,
-            open_websocket_url(csms.url + "/CP-1", subprotocols=["ocpp1.6"]) as ws,
+            open_websocket_url(csms.url + "/CP-1", subprotocols=[OCPP16]) as ws,
         ):
             assert (await call(ws, "1", "BootNotification", BOOT))[0] == 3
             assert csms.core.statistics().boots == 1
@@ -287,7 +290,7 @@ async def test_run_csms_reports_its_url_and_shares_a_given_server() -> None:
                 lambda task_status: run_csms(CsmsOptions(), server=server, task_status=task_status)
             )
             assert url.endswith("/central")
-            async with open_websocket_url(url + "/CP-9", subprotocols=["ocpp1.6"]) as ws:
+            async with open_websocket_url(url + "/CP-9", subprotocols=[OCPP16]) as ws:
                 await call(ws, "1", "BootNotification", BOOT)
             assert core.charger_state("CP-9") is not None
             nursery.cancel_scope.cancel()
@@ -305,7 +308,7 @@ async def test_serve_stream_under_virtual_time(autojump_clock: trio.testing.Mock
             nursery.start_soon(server.serve_stream, server_stream)
             ws = await wrap_client_stream(
                 nursery, client_stream, "localhost", "/ocpp/CP-V",  # type: ignore[arg-type]
-                subprotocols=["ocpp1.6"],
+                subprotocols=[OCPP16],
             )
             await trio.sleep(3600)
             beat = await call(ws, "1", "Heartbeat", {})
@@ -315,3 +318,35 @@ async def test_serve_stream_under_virtual_time(autojump_clock: trio.testing.Mock
     assert [n.what for n in recorder.events if isinstance(n, CsmsNote)] == [
         "connected", "anomaly", "disconnected"
     ]
+
+
+# --- the protocol plugin is the server's only source of the subprotocol ----------------------
+
+TEST_VERSION: ProtocolPlugin = dataclasses.replace(
+    PLUGIN, name="OCPP test 1.0", subprotocol="ocpp-test1.0"
+)
+"""A fake second version: its own subprotocol name, 1.6's actions and codec."""
+
+
+async def test_a_second_version_is_served_under_its_own_subprotocol(recorder: Recorder) -> None:
+    async with open_csms(CsmsOptions(), publish=recorder, plugin=TEST_VERSION) as csms:
+        assert csms.core.plugin is TEST_VERSION
+        with trio.fail_after(LIMIT):
+            async with open_websocket_url(csms.url + "/CP-1",
+                                          subprotocols=["ocpp-test1.0"]) as ws:
+                assert ws.subprotocol == "ocpp-test1.0"
+                boot = await call(ws, "1", "BootNotification", BOOT)
+                assert boot[2]["status"] == "Accepted"
+            with pytest.raises(ConnectionRejected) as refused:
+                async with open_websocket_url(csms.url + "/CP-2", subprotocols=[OCPP16]):
+                    pass
+        assert refused.value.status_code == 400
+        [note] = recorder.notes("rejected")
+        assert note.charger == "CP-2"
+        assert note.data["reason"] == "subprotocol ocpp-test1.0 not offered"
+
+
+async def test_run_csms_refuses_a_plugin_that_is_not_its_servers() -> None:
+    server = CsmsServer(CentralSystem(CsmsOptions(), wall_epoch=0.0, new_id=counter_ids("cs")))
+    with trio.fail_after(LIMIT), pytest.raises(ValueError, match="plugin"):
+        await run_csms(CsmsOptions(), server=server, plugin=TEST_VERSION)

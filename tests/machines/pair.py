@@ -311,7 +311,7 @@ class MachinePair:
         finally:
             self._triggering = False
         if action == "TriggerMessage":
-            self._allowance = max(self._allowance, len(self.machine.session.queued_actions()))
+            self._allowance = max(self._allowance, len(self.machine.statistics().queued_calls))
         return record
 
     def receive(self, text: str) -> None:
@@ -460,7 +460,7 @@ class MachinePair:
     def _deliver(self, received: Received, frame: list[Any]) -> None:
         uid = received.unique_id
         if not (self.online and received.connection == self.connection
-                and self.machine.powered):
+                and self.machine.statistics().powered):
             received.answer = "lost"  # the link (or the charger) went down before it arrived
             return
         self._outstanding.pop(uid, None)
@@ -469,10 +469,10 @@ class MachinePair:
                 status = frame[2].get("status")
                 self.registered = self.registered or status in ("Accepted", "Pending")
                 self.boot_pending = status == "Pending"
-                self._allowance = len(self.machine.session.queued_actions())
+                self._allowance = len(self.machine.statistics().queued_calls)
             seq = self.tx_uid_seq.get(uid)
-            pending = self.machine.session.pending
-            if seq is not None and pending is not None and pending.unique_id == uid:
+            pending = self.machine.statistics().pending_call
+            if seq is not None and pending == uid:
                 self.delivered[seq] += 1  # (a result after the timeout is not a delivery)
         self.machine.receive(json.dumps(frame), self.now)
 
@@ -509,7 +509,7 @@ class MachinePair:
         return [e.new for e in self.events_of(StatusChanged) if e.connector == connector_id]
 
     def status(self, connector_id: int = 1) -> ChargePointStatus:
-        return self.machine.connectors[connector_id].status
+        return self.machine.connectors()[connector_id].status
 
     def notified(self, connector_id: int | None = None) -> list[str]:
         """Statuses the CS got in StatusNotification (for one connector, or all)."""

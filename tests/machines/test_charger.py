@@ -7,12 +7,16 @@ sent offline or before the boot is answered, no message id reused, legal status 
 
 from __future__ import annotations
 
+import gc
+import itertools
+import random
+import weakref
 from typing import Any
 
 import pytest
 
 from simulator.events import FrameIn, MessageDropped, Note, UnmatchedResult
-from simulator.machines.charger import BootState
+from simulator.machines.charger import BootState, ChargerMachine, ChargerSpec
 from simulator.machines.meter import EvSpec
 from simulator.ocpp.v16 import ChargePointErrorCode
 from tests.machines.pair import (
@@ -1047,7 +1051,7 @@ def test_a_status_lost_with_the_link_is_sent_after_the_reconnect() -> None:
     pair = MachinePair(cs=cs)
     pair.tag(TAG)  # Authorize in flight...
     pair.plug()  # ... the Preparing status waits behind it ...
-    assert pair.machine.session.queued_actions() == ["StatusNotification"]
+    assert pair.machine.statistics().queued_calls == ("StatusNotification",)
     pair.disconnect()  # ... and is lost with the link
     pair.advance(5)
     pair.connect()
@@ -1090,7 +1094,7 @@ def test_nothing_falls_due_while_the_charger_is_down() -> None:
     pair = MachinePair(cs=cs, reboot_delay=30.0)
     pair.advance(4)
     pair.cs_call("Reset", {"type": "Hard"})  # down until t=34; the boot retry was due at 5
-    assert pair.power_on_at == 34.0 and not pair.machine.powered
+    assert pair.power_on_at == 34.0 and not pair.machine.statistics().powered
     pair.advance(6)
     deadline = pair.machine.next_deadline()
     assert deadline is None or deadline > pair.now  # no busy loop until power_on
@@ -1215,3 +1219,129 @@ def test_a_fault_of_the_charge_point_stops_every_transaction() -> None:
     pair.advance(5)
     assert pair.status(0) == "Available"
     assert pair.status(1) == "Finishing" and pair.status(2) == "Finishing"
+
+
+# --- a configuration change is seen by the next step --------------------------------------------
+
+
+def test_a_heartbeat_interval_change_moves_the_deadline_between_steps() -> None:
+    pair = MachinePair(config={"HeartbeatInterval": 300})
+    pair.advance(1.0)
+    before = pair.machine.next_deadline()
+    assert before is not None
+    pair.cs_call("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "5"})
+    deadline = pair.machine.next_deadline()
+    assert deadline is not None and deadline < before
+    assert deadline == pytest.approx(pair.now + 5)
+
+
+def test_a_connection_timeout_change_is_seen_by_the_next_deadline() -> None:
+    pair = MachinePair(config={"ConnectionTimeOut": 0})  # (heartbeats every 300 s)
+    pair.tag(TAG)  # authorized, no cable: waits in Preparing
+    ready_since = pair.now
+    before = pair.machine.next_deadline()
+    assert before is not None and before > pair.now + 20
+    pair.cs_call("ChangeConfiguration", {"key": "ConnectionTimeOut", "value": "20"})
+    assert pair.machine.next_deadline() == ready_since + 20
+
+
+def test_a_new_measurand_list_is_sampled_from_the_next_sample_on() -> None:
+    pair = MachinePair(config={"MeterValueSampleInterval": 60, "ClockAlignedDataInterval": 0})
+    start_charging(pair)
+    pair.cs_call("ChangeConfiguration", {"key": "MeterValuesSampledData",
+                                         "value": "Voltage,SoC"})
+    pair.advance(61)
+    [sample] = pair.cs.of("MeterValues")
+    measurands = {s.get("measurand") for v in sample.payload["meterValue"]
+                  for s in v["sampledValue"]}
+    assert measurands == {"Voltage", "SoC"}
+
+
+def test_a_dropped_machine_is_freed_without_the_cyclic_gc() -> None:
+    """The parts of a machine form no reference cycle, so a machine frozen by the fleet's
+    ``gc.freeze()`` and dropped later (a charger restarted after a crash) is still freed, by
+    reference counting alone."""
+    counter = itertools.count()
+    machine = ChargerMachine(ChargerSpec(identity="CP-1", vendor="V", model="M"),
+                             rng=random.Random(1), new_id=lambda: str(next(counter)),
+                             wall_epoch=0.0, now=0.0)
+    machine.power_on(0.0)
+    machine.connected(0.0)
+    machine.plug_in(1, 0.0, ev=EvSpec())
+    ref = weakref.ref(machine)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del machine
+        assert ref() is None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# --- the local reboot command and the connector views ---------------------------------------------
+
+
+@pytest.mark.parametrize(("hard", "reason"), [(False, "Reboot"), (True, "PowerLoss")])
+def test_a_local_reboot_stops_transactions_and_reboots(hard: bool, reason: str) -> None:
+    pair = MachinePair(connectors=2)
+    start_charging(pair, 1)
+    start_charging(pair, 2, tag="TAG-2")
+    pair.advance(60)
+    pair.machine.reboot(pair.now, hard=hard)
+    pair.drain()
+    if hard:  # down at once: the Stops wait in the outbox
+        assert [e.action for e in pair.machine.export_outbox()] == ["StopTransaction"] * 2
+        assert pair.cs.of("StopTransaction") == []
+    pair.advance(60)
+    stops = pair.cs.of("StopTransaction")
+    assert [s.payload["reason"] for s in stops] == [reason, reason]
+    assert len(pair.reboots) == 1
+    if hard:
+        assert all(s.t > pair.reboots[0] for s in stops)
+    else:
+        assert all(s.t <= pair.reboots[0] for s in stops)
+    after = [r.action for r in pair.cs.received if r.t > pair.reboots[0]]
+    assert after[0] == "BootNotification"
+    assert pair.machine.statistics().in_transaction == 0
+    assert pair.machine.statistics().drained
+
+
+def test_a_soft_local_reboot_waits_at_most_the_call_timeout_for_its_stops() -> None:
+    cs = FakeCentralSystem()
+    pair = MachinePair(cs=cs)
+    start_charging(pair)
+    pair.advance(10)
+    cs.answer("StopTransaction", WITHHOLD)
+    pair.machine.reboot(pair.now)
+    pair.drain()
+    rebooting = pair.now
+    pair.advance(pair.spec.call_timeout + 10)
+    assert len(pair.reboots) == 1
+    assert pair.reboots[0] == pytest.approx(rebooting + pair.spec.call_timeout)
+
+
+def test_a_reboot_while_down_is_ignored() -> None:
+    pair = MachinePair()
+    pair.machine.reboot(pair.now, hard=True)
+    pair.drain()
+    assert not pair.machine.statistics().powered
+    pair.machine.reboot(pair.now, hard=True)
+    pair.drain()
+    assert len(pair.reboots) == 1
+
+
+def test_connector_views_show_status_transaction_and_energy() -> None:
+    pair = MachinePair(connectors=2)
+    start_charging(pair, 2)
+    pair.advance(600)
+    views = pair.machine.connectors()
+    assert [v.connector_id for v in views] == [0, 1, 2]
+    assert views[0].status == "Available" and not views[0].in_transaction
+    assert views[1].status == "Available" and views[1].transaction_id is None
+    assert not views[1].plugged
+    start = pair.cs.of("StartTransaction")[0]
+    assert views[2].status == "Charging" and views[2].plugged
+    assert views[2].in_transaction
+    assert views[2].transaction_id == pair.cs.transaction_id_of(start)
+    assert views[2].energy_wh == pair.machine.statistics().energy_wh[1] > 0

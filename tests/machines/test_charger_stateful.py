@@ -123,7 +123,7 @@ class ChargerUnderChaos(RuleBasedStateMachine):
 
     @rule(cid=st.sampled_from(CONNECTORS), ev=st.sampled_from(EVS))
     def plug(self, cid: int, ev: EvSpec) -> None:
-        if self.pair.machine.points[cid].ev is None:
+        if not self.pair.machine.connectors()[cid].plugged:
             self.pair.plug(cid, ev)
 
     @rule(cid=st.sampled_from(CONNECTORS))
@@ -141,6 +141,11 @@ class ChargerUnderChaos(RuleBasedStateMachine):
     @rule(cid=st.sampled_from([0, *CONNECTORS]), code=st.sampled_from(HARDWARE_CODES))
     def hardware(self, cid: int, code: ChargePointErrorCode) -> None:
         self.pair.machine.hardware_error(cid, code, self.pair.now)
+        self.pair.drain()
+
+    @rule(hard=st.booleans())
+    def reboot(self, hard: bool) -> None:
+        self.pair.machine.reboot(self.pair.now, hard=hard)
         self.pair.drain()
 
     # --- the link and the clock -----------------------------------------------------------------
@@ -168,7 +173,8 @@ class ChargerUnderChaos(RuleBasedStateMachine):
         action, payload = command
         call = self.pair.cs_call(action, payload)
         machine = self.pair.machine
-        if machine.statistics().boot.value != "rejected" and machine.powered:
+        stats = machine.statistics()
+        if stats.boot.value != "rejected" and stats.powered:
             assert call.result is not None or call.error is not None, f"{action} unanswered"
 
     @rule(action=st.sampled_from(sorted(TRANSACTION_ACTIONS | ORDINARY_ACTIONS)),
@@ -261,7 +267,7 @@ class ChargerUnderChaos(RuleBasedStateMachine):
         for cid, report in last.items():
             if report.answer == "result":
                 assert report.payload["status"] == pair.status(cid), (report, pair.status(cid))
-        assert set(last) == set(pair.machine.connectors)
+        assert set(last) == {view.connector_id for view in pair.machine.connectors()}
         starts = {pair.cs.transaction_id_of(r): r.payload for r in pair.cs.of("StartTransaction")
                   if r.answer == "result"}
         for stop in pair.cs.of("StopTransaction"):

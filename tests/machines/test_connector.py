@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import random
 
 import pytest
 
@@ -286,3 +287,36 @@ def test_fault_status(code: ChargePointErrorCode) -> None:
     else:
         assert result == S.CHARGING
         assert is_warning(result, code) is (code != E.NO_ERROR)
+
+
+def test_shows_is_true_exactly_when_set_status_would_change_nothing() -> None:
+    rng = random.Random(11)
+    infos = [None, "hot", "cold"]
+    vendors = [None, "V1"]
+    for _ in range(2_000):
+        machine = ConnectorMachine(1, now=0.0)
+        machine.set_status(rng.choice([S.AVAILABLE, S.PREPARING]), 1.0,
+                           error_code=rng.choice([E.NO_ERROR, E.HIGH_TEMPERATURE]),
+                           info=rng.choice(infos), vendor_error_code=rng.choice(vendors))
+        status = rng.choice([machine.status, S.PREPARING, S.AVAILABLE])
+        code = rng.choice([machine.error_code, E.NO_ERROR, E.HIGH_TEMPERATURE])
+        info, vendor = rng.choice(infos), rng.choice(vendors)
+        shows = machine.shows(status, code, info, vendor)
+        changed = machine.set_status(status, 2.0, error_code=code, info=info,
+                                     vendor_error_code=vendor)
+        assert shows is not changed
+
+
+def test_the_report_deadline_follows_the_link_and_the_duration() -> None:
+    m = ConnectorMachine(1, now=0.0, minimum_status_duration=2)
+    assert m.next_deadline() == 2.0
+    m.mark_offline()
+    assert m.next_deadline() is None
+    m.mark_online(1.0)
+    assert m.next_deadline() == 2.0
+    m.set_minimum_status_duration(4)
+    assert m.next_deadline() == 4.0
+    assert m.due_notification(4.0) is not None
+    assert m.next_deadline() is None
+    m.forget_reported()
+    assert m.next_deadline() == 4.0

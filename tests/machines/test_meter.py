@@ -10,22 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.machines.meter import (
+from simulator.machines.measurands import (
     MEASURAND_LOCATIONS,
     MEASURAND_PHASES,
     MEASURAND_UNITS,
     SUPPORTED_MEASURANDS,
-    EvSpec,
-    LimitUnit,
     MeasurandSpec,
-    Meter,
     UnsupportedMeasurand,
     format_measurand_list,
-    meter_value,
-    next_clock_aligned,
-    next_periodic_sample,
     parse_measurand_list,
 )
+from simulator.machines.meter import EvSpec, LimitUnit, Meter
+from simulator.machines.sampling import meter_value, next_clock_aligned, next_periodic_sample
 from simulator.ocpp.v16 import (
     Location,
     Measurand,

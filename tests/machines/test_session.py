@@ -6,6 +6,7 @@ Every frame the session emits is validated against the official 1.6 schemas (``t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -24,6 +25,7 @@ from simulator.machines.session import (
     Session,
 )
 from simulator.ocpp.v16 import (
+    PLUGIN,
     AuthorizeRequest,
     ChangeConfigurationResponse,
     ChargePointErrorCode,
@@ -843,3 +845,29 @@ def test_a_secret_in_change_configuration_never_reaches_the_events() -> None:
     assert "AuthorizationKey" in frames[-1].raw
     (incoming,) = [o for o in outcomes if isinstance(o, IncomingCall)]
     assert incoming.request.value == "0123456789abcdef"  # the charger still gets the real value
+
+
+# --- the protocol plugin --------------------------------------------------------------------------
+
+
+def test_the_action_table_and_codec_come_from_the_plugin() -> None:
+    """A version whose table lacks Reset, and whose codec records what it decodes: the session
+    answers Reset NotImplemented (unknown to that version) and decodes the rest with it."""
+    decoded: list[str] = []
+
+    def decode_request(action: str, raw: bytes | msgspec.Raw) -> msgspec.Struct:
+        decoded.append(action)
+        return PLUGIN.decode_request(action, raw)
+
+    actions = {name: spec for name, spec in PLUGIN.actions.items() if name != "Reset"}
+    plugin = dataclasses.replace(PLUGIN, subprotocol="ocpp-test1.0", actions=actions,
+                                 decode_request=decode_request)
+    w = Wire(plugin=plugin)
+    w.s.connected(0.0)
+    w.cs_call("c1", "Reset", {"type": "Hard"}, 1.0)
+    [reply] = w.take()
+    assert frame_of(reply)[:3] == [4, "c1", "NotImplemented"]
+    w.cs_call("c2", "ClearCache", {}, 2.0)
+    [incoming] = w.outcomes_now()
+    assert isinstance(incoming, IncomingCall) and incoming.action == "ClearCache"
+    assert decoded == ["ClearCache"]

@@ -1,7 +1,7 @@
 """The reference CSMS's transaction book: ids, starts, meter readings, stops, and what is odd.
 
-:class:`TransactionBook` hands out transaction ids (a counter: unique per CSMS instance, positive
-int32), decides ``ConcurrentTx``, recognises a replayed StartTransaction, folds
+:class:`TransactionBook` hands out transaction ids (per charge point: see :class:`IdRanges`),
+decides ``ConcurrentTx``, recognises a replayed StartTransaction, folds
 Energy.Active.Import.Register readings into the running transaction and closes it on
 StopTransaction. Everything suspicious goes to the ``report`` callback the caller passes with each
 step (see :class:`~simulator.csms.records.AnomalyKind`); nothing here is ever refused, because a
@@ -12,6 +12,7 @@ Pure bookkeeping: no clock (``now`` comes in), no I/O.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -22,6 +23,9 @@ from simulator.ocpp.v16 import MeterValue, StartTransactionRequest, StopTransact
 
 MAX_TRANSACTION_ID: Final = 2**31 - 1
 """Transaction ids are positive int32 values: many CSMS databases store them so."""
+
+ID_BLOCK_SIZE: Final = 1000
+"""Transaction ids a charge point's block holds before it is given another block."""
 
 ACCEPTED: Final = "Accepted"
 CONCURRENT_TX: Final = "ConcurrentTx"
@@ -54,11 +58,66 @@ class _Transaction:
         return TransactionRecord(**dataclasses.asdict(self))
 
 
-class TransactionBook:
-    """Every transaction one CSMS has seen, by id, in the order they started."""
+def _home_block(charger: str, blocks: int) -> int:
+    """The block a charger's ids start from: a stable hash of its identity (sha256, so the
+    same on every run, host and Python version)."""
+    digest = hashlib.sha256(charger.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % blocks
+
+
+class IdRanges:
+    """Transaction ids, allocated per charge point so that the ids one charger sees depend only
+    on its own history (not on how its messages interleave with other chargers').
+
+    Rules:
+
+    - The ids ``first_id`` .. 2**31 - 1 (positive int32) are cut into blocks of
+      :data:`ID_BLOCK_SIZE` (fewer when the range is smaller). A charger's first id claims its
+      *home block*, a stable hash of its identity; its ids then count up by one through the
+      block, and a full block is followed by the next free block after it.
+    - A block belongs to one charger, so ids are unique across the CSMS. A block already
+      claimed by another charger (two identities hashing to one block) is skipped to the next
+      free one, wrapping around: that one case depends on which of the two chargers claimed first.
+    - When no free block is left, :meth:`allocate` raises ``OverflowError``.
+    """
 
     def __init__(self, first_id: int = 1) -> None:
-        self._next_id = first_id
+        if not 1 <= first_id <= MAX_TRANSACTION_ID:
+            raise ValueError(f"first_id must be a positive int32, got {first_id}")
+        self._first = first_id
+        span = MAX_TRANSACTION_ID - first_id + 1
+        self._size = min(ID_BLOCK_SIZE, span)
+        self._blocks = span // self._size
+        self._claimed: set[int] = set()
+        self._cursor: dict[str, tuple[int, int]] = {}
+        """charger -> (its current block, the offset of its next id in that block)"""
+
+    def allocate(self, charger: str) -> int:
+        """The next transaction id of ``charger``. Raises ``OverflowError`` when every block is
+        taken."""
+        cursor = self._cursor.get(charger)
+        if cursor is None or cursor[1] >= self._size:
+            start = _home_block(charger, self._blocks) if cursor is None else cursor[0] + 1
+            cursor = (self._claim(start), 0)
+        block, offset = cursor
+        self._cursor[charger] = (block, offset + 1)
+        return self._first + block * self._size + offset
+
+    def _claim(self, start: int) -> int:
+        for step in range(self._blocks):
+            block = (start + step) % self._blocks
+            if block not in self._claimed:
+                self._claimed.add(block)
+                return block
+        raise OverflowError("transaction ids exhausted (positive int32)")
+
+
+class TransactionBook:
+    """Every transaction one CSMS has seen, by id, in the order they started. Ids come from
+    :class:`IdRanges` (``first_id`` is the lowest id it may hand out)."""
+
+    def __init__(self, first_id: int = 1) -> None:
+        self._ids = IdRanges(first_id)
         self._all: dict[int, _Transaction] = {}
         self._open: dict[str, dict[int, _Transaction]] = {}
         self._running_by_tag: dict[str, int] = {}
@@ -66,13 +125,10 @@ class TransactionBook:
         self.stopped = 0
         """How many transactions were closed by a StopTransaction."""
 
-    def allocate_id(self) -> int:
-        """The next transaction id. Raises ``OverflowError`` past the int32 range."""
-        transaction_id = self._next_id
-        if transaction_id > MAX_TRANSACTION_ID:
-            raise OverflowError("transaction ids exhausted (positive int32)")
-        self._next_id += 1
-        return transaction_id
+    def allocate_id(self, charger: str) -> int:
+        """The next transaction id of ``charger`` (see :class:`IdRanges`). Raises
+        ``OverflowError`` when the int32 range is used up."""
+        return self._ids.allocate(charger)
 
     def start(
         self, charger: str, request: StartTransactionRequest, tag_status: str, now: float,
@@ -104,7 +160,7 @@ class TransactionBook:
                        running=other.transaction_id)
                 break
         tx = _Transaction(
-            transaction_id=self.allocate_id(), charger=charger,
+            transaction_id=self.allocate_id(charger), charger=charger,
             connector_id=request.connector_id, id_tag=request.id_tag, status=status,
             meter_start=request.meter_start, start_timestamp=request.timestamp,
             started_at=now, last_register=request.meter_start,

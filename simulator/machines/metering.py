@@ -1,0 +1,251 @@
+"""The charger's metering: sampled, clock-aligned and triggered MeterValues, and energy caps.
+
+Rules (OCPP 1.6 core spec; OCPP16.md §4):
+
+- Sampled MeterValues every ``MeterValueSampleInterval`` s from the transaction start
+  (``MeterValuesSampledData``); clock-aligned ones every ``ClockAlignedDataInterval`` s from
+  midnight on the charger's clock (``MeterValuesAlignedData``; outside a transaction they are
+  ordinary messages without a transactionId). ``StopTxnSampledData`` / ``StopTxnAlignedData``
+  are collected at the same instants (plus Transaction.Begin and .End) into StopTransaction's
+  ``transactionData``.
+- A transaction's MeterValues go through the session's outbox; the session fills in the CS's
+  ``transactionId`` when it sends them.
+- A transaction capped by ``MaxEnergyOnInvalidId`` suspends the EVSE (SuspendedEVSE) once that
+  much energy has flowed.
+- While energy flows the statuses are re-checked every :data:`STATUS_REFRESH` seconds (an EV
+  that became full shows SuspendedEV).
+
+:class:`Metering` owns the sampling schedule (clock-aligned instant, cap and refresh times); the
+per-transaction next sample lives on the :class:`~simulator.machines.parts.Transaction`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from simulator.machines.context import ChargerContext
+from simulator.machines.measurands import MeasurandSpec
+from simulator.machines.parts import Transaction
+from simulator.machines.sampling import next_clock_aligned, next_periodic_sample
+from simulator.ocpp.v16 import Measurand, MeterValue, MeterValuesRequest, ReadingContext
+
+STATUS_REFRESH: Final = 30.0
+"""While energy flows, how often the charger re-checks whether the EV became full (SuspendedEV)."""
+
+_CAP_TOLERANCE_WH: Final = 0.5
+"""An energy cap this close to reached counts as reached (the meter integrates analytically)."""
+
+
+def time_to_energy(remaining_wh: float, power_w: float) -> float:
+    """Seconds until ``remaining_wh`` is delivered at ``power_w`` (inf when nothing flows). Power
+    never rises while a session goes on, so this is a lower bound: re-check when it passes."""
+    if power_w <= 0:
+        return math.inf
+    return remaining_wh / power_w * 3600.0
+
+
+class Metering:
+    """Sampling and energy caps of one charge point (see the module docstring)."""
+
+    def __init__(self, ctx: ChargerContext) -> None:
+        self.ctx = ctx
+        self.aligned_at: float | None = None
+        """The next clock-aligned sampling instant (None until online, or when off)."""
+        self.cap_at: float | None = None
+        """When the next energy cap may be reached (a lower bound; planned by :meth:`plan`)."""
+        self.refresh_at: float | None = None
+        """When the statuses are re-checked while energy flows."""
+
+    # --- schedule -----------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The earliest sampling, cap or refresh instant, or None."""
+        times = [self.aligned_at, self.cap_at, self.refresh_at]
+        times += [p.transaction.next_sample for p in self.ctx.points.values()
+                  if p.transaction is not None]
+        return min((t for t in times if t is not None and math.isfinite(t)), default=None)
+
+    def due(self, now: float) -> None:
+        """Take the samples that are due, check the caps, refresh statuses while energy flows."""
+        if any(p.transaction is not None and p.transaction.next_sample is not None
+               and now >= p.transaction.next_sample for p in self.ctx.points.values()):
+            self.sample_periodic(now)
+        if self.aligned_at is not None and now >= self.aligned_at:
+            self.sample_aligned(now)
+            self.aligned_at = self.next_aligned(now)
+        if self.cap_at is not None and now >= self.cap_at:
+            self.check_caps(now)
+        if self.refresh_at is not None and now >= self.refresh_at:
+            self.ctx.refresh_all(now)
+        delivering = any(p.transaction is not None and self.ctx.meters[cid].delivering
+                         for cid, p in self.ctx.points.items())
+        self.refresh_at = now + STATUS_REFRESH if delivering else None
+
+    def plan(self, now: float) -> None:
+        """Re-plan the cap check after the state changed (the end of every step)."""
+        self.cap_at = self.cap_deadline(now)
+
+    def go_online(self, now: float) -> None:
+        """Connected and Accepted: start the clock-aligned schedule if it is not running."""
+        if self.aligned_at is None:
+            self.aligned_at = self.next_aligned(now)
+
+    def stop_schedule(self) -> None:
+        """Power on: the clock-aligned schedule starts again once online."""
+        self.aligned_at = None
+
+    def clock_changed(self, now: float) -> None:
+        """The charger's clock was set: re-plan the clock-aligned grid on the new clock (the old
+        plan would sample off the grid and then, once re-planned, twice in a row)."""
+        if self.aligned_at is not None:
+            self.aligned_at = self.next_aligned(now)
+
+    def aligned_interval_changed(self, now: float) -> None:
+        """ClockAlignedDataInterval changed: the grid starts again from ``now``."""
+        self.aligned_at = self.next_aligned(now)
+
+    def next_aligned(self, now: float) -> float | None:
+        """The next clock-aligned sampling instant after ``now``, or None when off."""
+        interval = self.ctx.config.get_int("ClockAlignedDataInterval")
+        return next_clock_aligned(now, wall_offset=self.ctx.wall_offset, interval=interval)
+
+    def begin(self, tx: Transaction, now: float) -> None:
+        """A transaction started: its Transaction.Begin reading and its first sample time."""
+        self.collect_stop_data(tx, now, "StopTxnSampledData", ReadingContext.TRANSACTION_BEGIN)
+        interval = self.ctx.config.get_int("MeterValueSampleInterval")
+        tx.next_sample = next_periodic_sample(now, start=now, interval=interval)
+
+    def reschedule_samples(self, now: float) -> None:
+        """MeterValueSampleInterval changed: re-plan every running transaction's next sample."""
+        interval = self.ctx.config.get_int("MeterValueSampleInterval")
+        for point in self.ctx.points.values():
+            tx = point.transaction
+            if tx is not None:
+                tx.next_sample = next_periodic_sample(now, start=tx.started_at, interval=interval)
+
+    # --- samples ------------------------------------------------------------------------------
+
+    def sample_periodic(self, now: float) -> None:
+        """Take the periodic samples that are due (MeterValueSampleInterval)."""
+        ctx = self.ctx
+        interval = ctx.config.get_int("MeterValueSampleInterval")
+        for point in ctx.points.values():
+            tx = point.transaction
+            if tx is None or tx.next_sample is None or now < tx.next_sample:
+                continue
+            specs = ctx.measurands("MeterValuesSampledData")
+            value = self._meter_value(point.connector_id, specs, now,
+                                      ReadingContext.SAMPLE_PERIODIC, "periodic")
+            if value is not None:
+                self._enqueue_meter_values(tx, value, now)
+            self.collect_stop_data(tx, now, "StopTxnSampledData", ReadingContext.SAMPLE_PERIODIC)
+            tx.next_sample = next_periodic_sample(now, start=tx.started_at, interval=interval)
+            ctx.refresh_status(point.connector_id, now)
+
+    def sample_aligned(self, now: float) -> None:
+        """Take the clock-aligned samples (ClockAlignedDataInterval) of every connector."""
+        ctx = self.ctx
+        specs = ctx.measurands("MeterValuesAlignedData")
+        for point in ctx.points.values():
+            cid = point.connector_id
+            tx = point.transaction
+            value = self._meter_value(cid, specs, now, ReadingContext.SAMPLE_CLOCK, "aligned")
+            if tx is not None:
+                if value is not None:
+                    self._enqueue_meter_values(tx, value, now)
+                self.collect_stop_data(tx, now, "StopTxnAlignedData", ReadingContext.SAMPLE_CLOCK)
+            elif value is not None and ctx.accepted_online():
+                ctx.session.call(MeterValuesRequest(connector_id=cid, meter_value=(value,)), now)
+            ctx.refresh_status(cid, now)
+
+    def triggered_meter_values(self, connector_id: int, now: float) -> None:
+        """Send MeterValues with context Trigger for one connector (an ordinary message)."""
+        ctx = self.ctx
+        specs = ctx.measurands("MeterValuesSampledData") or (
+            MeasurandSpec(Measurand.ENERGY_ACTIVE_IMPORT_REGISTER),
+        )
+        value = self._meter_value(connector_id, specs, now, ReadingContext.TRIGGER, None)
+        if value is None:
+            return
+        tx = ctx.points[connector_id].transaction
+        tx_id = None
+        if tx is not None:
+            tx_id = tx.transaction_id if tx.transaction_id is not None else (
+                ctx.session.transaction_id(tx.local_id)
+            )
+        ctx.session.call(
+            MeterValuesRequest(connector_id=connector_id, meter_value=(value,),
+                               transaction_id=tx_id),
+            now,
+        )
+
+    def collect_stop_data(
+        self, tx: Transaction, now: float, key: str, context: ReadingContext
+    ) -> None:
+        """Add a reading of the measurands ``key`` lists to ``tx``'s transactionData."""
+        specs = self.ctx.measurands(key)
+        if not specs:
+            return
+        value = self._meter_value(tx.connector_id, specs, now, context, f"stop:{key}")
+        if value is not None:
+            tx.stop_data.append(value)
+
+    def _meter_value(
+        self,
+        connector_id: int,
+        specs: tuple[MeasurandSpec, ...],
+        now: float,
+        context: ReadingContext,
+        stream: str | None,
+    ) -> MeterValue | None:
+        if not specs:
+            return None
+        sampled = self.ctx.meters[connector_id].sample(specs, now, context=context, stream=stream)
+        if not sampled:
+            return None
+        return MeterValue(timestamp=self.ctx.wall(now), sampled_value=tuple(sampled))
+
+    def _enqueue_meter_values(self, tx: Transaction, value: MeterValue, now: float) -> None:
+        self.ctx.session.enqueue_transaction(
+            # No transactionId: the session fills in the CS's id when it sends the message.
+            MeterValuesRequest(connector_id=tx.connector_id, meter_value=(value,)),
+            now,
+            local_tx=tx.local_id,
+        )
+
+    # --- energy caps --------------------------------------------------------------------------
+
+    def check_caps(self, now: float) -> None:
+        """Suspend the EVSE on transactions that used up their ``MaxEnergyOnInvalidId``."""
+        ctx = self.ctx
+        for point in ctx.points.values():
+            tx = point.transaction
+            if tx is None or tx.energy_cap_wh is None:
+                continue
+            meter = ctx.meters[point.connector_id]
+            meter.advance(now)
+            if meter.delivering and meter.register_wh - tx.meter_start >= (
+                tx.energy_cap_wh - _CAP_TOLERANCE_WH
+            ):
+                meter.set_delivering(False, now)
+                ctx.note(now, "energy_cap_reached", point.connector_id,
+                         max_energy_wh=tx.energy_cap_wh)
+            ctx.refresh_status(point.connector_id, now)
+
+    def cap_deadline(self, now: float) -> float | None:
+        """When the next energy cap may be reached (a lower bound), or None."""
+        best: float | None = None
+        for point in self.ctx.points.values():
+            tx = point.transaction
+            if tx is None or tx.energy_cap_wh is None:
+                continue
+            meter = self.ctx.meters[point.connector_id]
+            if not meter.delivering:
+                continue
+            meter.advance(now)
+            remaining = tx.energy_cap_wh - (meter.register_wh - tx.meter_start)
+            wait = max(time_to_energy(remaining, meter.power_w()), 1.0)
+            if math.isfinite(wait):
+                best = now + wait if best is None else min(best, now + wait)
+        return best
