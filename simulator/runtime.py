@@ -134,6 +134,7 @@ async def open_simulation(
     view_stream: TextIO | None = None,
     open_transport: TransportFactory | None = None,
     wrap: StreamWrap | None = None,
+    plugin: ProtocolPlugin = PLUGIN,
     grace: float = DEFAULT_GRACE,
     gc_tuning: bool = True,
 ) -> AsyncIterator[Simulation]:
@@ -147,8 +148,9 @@ async def open_simulation(
 
     ``open_transport(url, identity)`` replaces the WebSocket transport (tests use memory
     transports); ``wrap(identity, stream)`` puts a wrapper between each charger's socket (or
-    in-memory stream) and its WebSocket client. Never raises for what the CSMS does; a bad
-    ledger path raises ``OSError``.
+    in-memory stream) and its WebSocket client. ``plugin`` is the protocol version the chargers,
+    their transports and the embedded CSMS speak (OCPP 1.6). Never raises for what the CSMS
+    does; a bad ledger path raises ``OSError``.
     """
     virtual = fleet.run.time == TimeMode.VIRTUAL
     if virtual and fleet.csms.url != "embedded":
@@ -196,16 +198,18 @@ async def open_simulation(
         virtual_opener: TransportFactory | None = None
         if url == "embedded" and virtual:
             server = CsmsServer(
-                CentralSystem(csms_options(fleet), wall_epoch=wall_epoch,
+                CentralSystem(csms_options(fleet), wall_epoch=wall_epoch, plugin=plugin,
                               new_id=seeds.uuid_ids(seeds.derive(fleet.run.seed, "csms"))),
                 publish=bus.publish,
             )
             url = VIRTUAL_URL
-            virtual_opener = _virtual_opener(server, client=websocket_client(fleet), wrap=wrap)
+            virtual_opener = _virtual_opener(server, client=websocket_client(fleet), wrap=wrap,
+                                             plugin=plugin)
         elif url == "embedded":
-            url = await services.start(_run_embedded_csms, fleet, bus.publish, csms_scope,
+            url = await services.start(_run_embedded_csms, fleet, bus.publish, plugin, csms_scope,
                                        name="embedded csms")
-        opener = open_transport or virtual_opener or _websocket_opener(fleet, wrap=wrap)
+        opener = (open_transport or virtual_opener
+                  or _websocket_opener(fleet, wrap=wrap, plugin=plugin))
         plans = [
             GroupPlan(
                 name=group.name,
@@ -215,7 +219,7 @@ async def open_simulation(
                         spec=spec, seed=fleet.run.seed, url=url,
                         open_transport=functools.partial(opener, url),
                         publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
-                        sessions=group.sessions,
+                        sessions=group.sessions, plugin=plugin,
                     )
                     for spec in charger_specs(group)
                 ],
@@ -439,13 +443,14 @@ def _load_outboxes(path: Path) -> tuple[dict[str, tuple[OutboxEntry, ...]], int 
 async def _run_embedded_csms(
     fleet: FleetFile,
     publish: Callable[[Event], Awaitable[None]],
+    plugin: ProtocolPlugin,
     scope: trio.CancelScope,
     *,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     with scope:
         await run_csms(
-            csms_options(fleet), host="127.0.0.1", port=0, publish=publish,
+            csms_options(fleet), host="127.0.0.1", port=0, publish=publish, plugin=plugin,
             task_status=task_status,
         )
 

@@ -4,6 +4,7 @@ virtual runs, byte for byte per charger."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -15,7 +16,7 @@ import trio
 from simulator.actors.streams import StreamWrapper
 from simulator.config import Target, parse_fleet
 from simulator.events import Event
-from simulator.ocpp.v16 import ChargePointErrorCode
+from simulator.ocpp.v16 import PLUGIN, ChargePointErrorCode
 from simulator.runtime import open_simulation, run_clock, run_simulation
 from simulator.simulation import CommandError, Simulation, TaskNode
 
@@ -256,3 +257,49 @@ async def test_a_stream_wrapper_that_stalls_writes_leaves_the_machine_stepping(
                 "WHERE kind = 'csms_frame_in'")}
     assert not {u for (u,) in unsent} & received_by_csms
     assert stalled_at > 0
+
+
+class Recording(StreamWrapper):
+    """Keeps every byte written and read."""
+
+    def __init__(self, inner: trio.abc.Stream, log: list[tuple[str, bytes]]) -> None:
+        super().__init__(inner)
+        self.log = log
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.log.append(("out", bytes(data)))
+        await super().send_all(data)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await super().receive_some(max_bytes)
+        self.log.append(("in", bytes(data)))
+        return data
+
+
+async def test_a_second_protocol_version_reaches_the_wire_through_the_plugin(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A fake version (OCPP 1.6's actions and codec under another subprotocol name) given to
+    open_simulation is what the chargers offer and the embedded CSMS accepts: the handshake
+    on the wire names it, and the chargers boot over it."""
+    fake = dataclasses.replace(PLUGIN, name="OCPP test", subprotocol="ocpp-test1.0")
+    log: list[tuple[str, bytes]] = []
+    ledger = tmp_path / "plugin.db"
+    fleet = parse_fleet(fleet_text(ledger))
+    async with open_simulation(
+        fleet, grace=1, plugin=fake,
+        wrap=lambda identity, stream: Recording(stream, log) if identity == "ST-1" else stream,
+    ) as sim:
+        await wait_connected(sim, 4)
+        sim.stop()
+    request = next(data for direction, data in log if direction == "out")
+    response = next(data for direction, data in log if direction == "in")
+    assert b"\r\nsec-websocket-protocol: ocpp-test1.0\r\n" in request.lower()
+    assert b"\r\nsec-websocket-protocol: ocpp-test1.0\r\n" in response.lower()
+    assert b"ocpp1.6" not in request + response
+    connected = rows(ledger, "SELECT DISTINCT json_extract(data, '$.subprotocol') FROM events "
+                             "WHERE kind = 'connected'")
+    assert connected == [("ocpp-test1.0",)]
+    boots = rows(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'boot' "
+                         "AND json_extract(data, '$.status') = 'Accepted'")
+    assert boots == [(4,)]

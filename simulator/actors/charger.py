@@ -65,7 +65,8 @@ from simulator.machines.effects import (
     Send,
 )
 from simulator.machines.workload import SessionPlan
-from simulator.ocpp.v16 import ChargePointErrorCode
+from simulator.ocpp.plugin import ProtocolPlugin
+from simulator.ocpp.v16 import PLUGIN, ChargePointErrorCode
 
 MIN_TICK: Final = 0.001
 """Seconds: the main loop never wakes for a deadline sooner than this after a step."""
@@ -110,6 +111,8 @@ class ChargerEnv:
     ``publish`` sends an event to the bus and may wait (ledger backpressure); ``persist`` stores
     an outbox snapshot in the ledger and may wait too. ``wall_epoch`` is Unix time at
     ``trio.current_time() == 0``. ``sessions``: automatic transactions on every connector.
+    ``plugin``: the protocol version the machine speaks (``open_transport`` must offer the
+    same one).
     """
 
     spec: ChargerSpec
@@ -121,6 +124,7 @@ class ChargerEnv:
     wall_epoch: float
     sessions: SessionPlan | None = None
     backoff: Backoff = Backoff()
+    plugin: ProtocolPlugin = PLUGIN
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -234,6 +238,7 @@ class ChargerActor:
             wall_epoch=env.wall_epoch,
             now=now,
             outbox=control.outbox,
+            plugin=env.plugin,
         )
         # main loop state
         self._generation: int | None = None  # the connection the machine knows as up
