@@ -11,7 +11,7 @@ A :class:`Stream` is keyed BLAKE2b in counter mode: block ``n`` of the stream is
 or eight streams per charger: a ``random.Random`` carries the 2.5 KB state of its Mersenne
 Twister, a :class:`Stream` about 200 bytes, which at 10,000 chargers is the difference between
 190 MB and 15 MB. It offers the part of ``random.Random``'s interface the simulator uses
-(:class:`Rng`), with the same distributions, and costs about 0.3 µs a draw.
+(:class:`Rng`), with the same distributions.
 """
 
 from __future__ import annotations
