@@ -134,7 +134,7 @@ class Metering:
             tx = point.transaction
             if tx is None or tx.next_sample is None or now < tx.next_sample:
                 continue
-            specs = ctx.measurands("MeterValuesSampledData")
+            specs = ctx.config.get_measurands("MeterValuesSampledData")
             value = self._meter_value(point.connector_id, specs, now,
                                       ReadingContext.SAMPLE_PERIODIC, "periodic")
             if value is not None:
@@ -146,7 +146,7 @@ class Metering:
     def sample_aligned(self, now: float) -> None:
         """Take the clock-aligned samples (ClockAlignedDataInterval) of every connector."""
         ctx = self.ctx
-        specs = ctx.measurands("MeterValuesAlignedData")
+        specs = ctx.config.get_measurands("MeterValuesAlignedData")
         for point in ctx.points.values():
             cid = point.connector_id
             tx = point.transaction
@@ -162,7 +162,7 @@ class Metering:
     def triggered_meter_values(self, connector_id: int, now: float) -> None:
         """Send MeterValues with context Trigger for one connector (an ordinary message)."""
         ctx = self.ctx
-        specs = ctx.measurands("MeterValuesSampledData") or (
+        specs = ctx.config.get_measurands("MeterValuesSampledData") or (
             MeasurandSpec(Measurand.ENERGY_ACTIVE_IMPORT_REGISTER),
         )
         value = self._meter_value(connector_id, specs, now, ReadingContext.TRIGGER, None)
@@ -184,7 +184,7 @@ class Metering:
         self, tx: Transaction, now: float, key: str, context: ReadingContext
     ) -> None:
         """Add a reading of the measurands ``key`` lists to ``tx``'s transactionData."""
-        specs = self.ctx.measurands(key)
+        specs = self.ctx.config.get_measurands(key)
         if not specs:
             return
         value = self._meter_value(tx.connector_id, specs, now, context, f"stop:{key}")
