@@ -95,7 +95,10 @@ def _utf8(data: bytes | str) -> tuple[str, bytes | str | None]:
 
 
 def _without_transaction_id(payload: bytes) -> bytes:
-    """An encoded payload with its ``transactionId`` member left out."""
+    """An encoded payload with its ``transactionId`` member left out (``payload`` itself when
+    it has none, e.g. a MeterValues built without one)."""
+    if b'"transactionId"' not in payload:
+        return payload
     decoded = _json_decoder.decode(payload)
     decoded.pop("transactionId", None)
     return _json_encoder.encode(decoded)

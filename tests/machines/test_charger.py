@@ -427,6 +427,21 @@ def test_heartbeat_on_its_deadline() -> None:
     assert [b.t for b in pair.cs.of("Heartbeat")][3:] == [390.0, 430.0]
 
 
+def test_a_tick_runs_what_fell_due_and_nothing_before_the_deadline() -> None:
+    # The actor ticks after every input and when next_deadline() comes: a tick before the
+    # deadline finds nothing due, and the one at the deadline runs it.
+    cs = FakeCentralSystem(boot_interval=100)
+    pair = MachinePair(cs=cs)
+    pair.advance(10)
+    deadline = pair.machine.next_deadline()
+    assert deadline == pytest.approx(100.0)
+    pair.run_until(deadline - 0.5)
+    assert pair.cs.of("Heartbeat") == []
+    assert pair.machine.next_deadline() == deadline
+    pair.run_until(deadline)
+    assert [b.t for b in pair.cs.of("Heartbeat")] == [deadline]
+
+
 def test_other_traffic_postpones_the_heartbeat() -> None:
     cs = FakeCentralSystem(boot_interval=100)
     pair = MachinePair(cs=cs, config={"MeterValueSampleInterval": 60,
