@@ -14,6 +14,8 @@ session, connectors, meters, points):
 The actor drives the machine with method calls that take ``now`` (monotonic seconds) and
 applies the effects it collects (see docs/internals.md). Every input ends with one *settle*:
 what the session reported is handled and whatever is due at ``now`` runs, until nothing changes.
+Nothing falls due before :meth:`ChargerMachine.next_deadline`, the earliest of the instants the
+parts keep, so :meth:`ChargerMachine.tick` settles only once that instant has come.
 
 Rules (OCPP 1.6 core spec; OCPP16.md §2-§4; the parts' modules hold the rest):
 
