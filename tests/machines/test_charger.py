@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 import random
 import weakref
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from simulator.events import FrameIn, MessageDropped, Note, UnmatchedResult
 from simulator.machines.charger import BootState, ChargerMachine, ChargerSpec
 from simulator.machines.meter import EvSpec
+from simulator.machines.parts import earliest
 from simulator.ocpp.v16 import ChargePointErrorCode
 from tests.machines.pair import (
     DEFER,
@@ -425,6 +427,17 @@ def test_heartbeat_on_its_deadline() -> None:
     assert change.status == "Accepted"
     pair.advance(100)
     assert [b.t for b in pair.cs.of("Heartbeat")][3:] == [390.0, 430.0]
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [((), None), ((None, None), None), ((3.0, None, 1.5, 2.0), 1.5), ((0.0, 5.0), 0.0),
+     ((math.inf, None), None), ((math.inf, 7.0, math.inf), 7.0)],
+)
+def test_earliest_deadline_of_the_parts(
+    times: tuple[float | None, ...], expected: float | None
+) -> None:
+    assert earliest(*times) == expected
 
 
 def test_a_tick_runs_what_fell_due_and_nothing_before_the_deadline() -> None:
