@@ -14,6 +14,8 @@ session, connectors, meters, points):
 The actor drives the machine with method calls that take ``now`` (monotonic seconds) and
 applies the effects it collects (see docs/internals.md). Every input ends with one *settle*:
 what the session reported is handled and whatever is due at ``now`` runs, until nothing changes.
+Nothing falls due before :meth:`ChargerMachine.next_deadline`, the earliest of the instants the
+parts keep, so :meth:`ChargerMachine.tick` settles only once that instant has come.
 
 Rules (OCPP 1.6 core spec; OCPP16.md §2-§4; the parts' modules hold the rest):
 
@@ -32,7 +34,6 @@ Rules (OCPP 1.6 core spec; OCPP16.md §2-§4; the parts' modules hold the rest):
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -44,7 +45,13 @@ from simulator.machines.effects import Effect, OutboxEntry
 from simulator.machines.meter import EvSpec
 from simulator.machines.metering import Metering
 from simulator.machines.outcomes import CallAnswered, CallFailed, IncomingCall, Outcome
-from simulator.machines.parts import BootState, ChargerSpec, HardwareError, Transaction
+from simulator.machines.parts import (
+    BootState,
+    ChargerSpec,
+    HardwareError,
+    Transaction,
+    earliest,
+)
 from simulator.machines.profiles import ProfileHandler
 from simulator.machines.profiles.core import CoreHandler
 from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
@@ -211,8 +218,12 @@ class ChargerMachine:
         self._settle(now)
 
     def tick(self, now: float) -> None:
-        """Time passed: run whatever fell due."""
-        self._settle(now)
+        """Time passed: run whatever fell due by ``now``. Nothing falls due before
+        :meth:`next_deadline` (every other input settles the machine at its own ``now``), so
+        a tick before it changes nothing."""
+        deadline = self.next_deadline()
+        if deadline is not None and now >= deadline:
+            self._settle(now)
 
     def reboot(self, now: float, *, hard: bool = False) -> None:
         """A local reboot (the operator's, not the CS's). Soft: every running transaction stops
@@ -361,11 +372,12 @@ class ChargerMachine:
         session = self._ctx.session
         if not self._ctx.powered:
             return session.next_deadline()
-        times = [session.next_deadline(), self._registration.next_deadline(),
-                 self._reboots.next_deadline(), self._transactions.next_deadline(),
-                 self._metering.next_deadline()]
-        times += [handler.next_deadline() for handler in self._handlers.values()]
-        return min((t for t in times if t is not None and math.isfinite(t)), default=None)
+        return earliest(
+            session.next_deadline(), self._registration.next_deadline(),
+            self._reboots.next_deadline(), self._transactions.next_deadline(),
+            self._metering.next_deadline(),
+            *[handler.next_deadline() for handler in self._handlers.values()],
+        )
 
     def statistics(self) -> ChargerStatistics:
         """A frozen snapshot of the charger."""

@@ -3,10 +3,11 @@
 :data:`KEYS` is the table of known keys (OCPP16.md §5): type, access, default, range and whether a
 change needs a reboot. :class:`ConfigurationStore` holds the values as wire strings (``"true"``,
 ``"60"``, comma lists), answers GetConfiguration (:meth:`~ConfigurationStore.get`) and
-ChangeConfiguration (:meth:`~ConfigurationStore.change`), gives the charger typed getters, and
-exports a :class:`ConfigurationSnapshot` that survives a reboot. ``AuthorizationKey`` is
-write-only: its value never leaves the store except in the snapshot (which must never reach the
-ledger); use :func:`redact` for anything logged.
+ChangeConfiguration (:meth:`~ConfigurationStore.change`), gives the charger typed getters (a
+value is parsed once, when it is set, so the charger may read it on every step), and exports a
+:class:`ConfigurationSnapshot` that survives a reboot. ``AuthorizationKey`` is write-only: its
+value never leaves the store except in the snapshot (which must never reach the ledger); use
+:func:`redact` for anything logged.
 
 Reboot policy: every key takes effect at once (Accepted), including ``WebSocketPingInterval``,
 which the transport reads before each ping, and ``SecurityProfile``, after which the charger
@@ -27,7 +28,11 @@ from typing import Final
 
 import msgspec
 
-from simulator.machines.measurands import UnsupportedMeasurand, parse_measurand_list
+from simulator.machines.measurands import (
+    MeasurandSpec,
+    UnsupportedMeasurand,
+    parse_measurand_list,
+)
 from simulator.ocpp.v16 import ConfigurationStatus, KeyValue
 
 #: What GetConfiguration may put in a value (CiString500).
@@ -345,10 +350,17 @@ class ConfigurationStore:
             if key not in KEYS:
                 raise UnknownConfigurationKey(key)
         self._reboot_required = frozenset(reboot_required_keys)
-        self._values: dict[str, str] = {name: spec.default for name, spec in KEYS.items()}
-        self._values["NumberOfConnectors"] = str(number_of_connectors)
-        self._values["SupportedFeatureProfiles"] = ",".join(feature_profiles)
-        self._values["GetConfigurationMaxKeys"] = str(len(KEYS))
+        self._values: dict[str, str] = {}
+        """Every current value as its wire string."""
+        self._ints: dict[str, int] = {}
+        self._bools: dict[str, bool] = {}
+        self._measurands: dict[str, tuple[MeasurandSpec, ...]] = {}
+        """The INT and BOOL keys' values and the measurand lists, parsed by :meth:`_set`."""
+        for name, spec in KEYS.items():
+            self._set(name, spec.default)
+        self._set("NumberOfConnectors", str(number_of_connectors))
+        self._set("SupportedFeatureProfiles", ",".join(feature_profiles))
+        self._set("GetConfigurationMaxKeys", str(len(KEYS)))
         self._pending: dict[str, str] = {}
         for key, raw in (overrides or {}).items():
             spec = self._spec(key)
@@ -356,19 +368,32 @@ class ConfigurationStore:
                 raise InvalidConfigurationValue(
                     key, to_wire(raw), "set by the charger itself, not by configuration"
                 )
-            self._values[key] = normalize(spec, to_wire(raw))
+            self._set(key, normalize(spec, to_wire(raw)))
         if restored is not None:
             for key, raw in {**restored.values, **restored.pending}.items():
                 spec = self._spec(key)
                 if spec.access == Access.W and raw == "":
                     # A write-only key never set (AuthorizationKey's default) stays unset.
-                    self._values[key] = raw
+                    self._set(key, raw)
                 elif not spec.derived or key == "GetConfigurationMaxKeys":
-                    self._values[key] = normalize(spec, raw)
+                    self._set(key, normalize(spec, raw))
         for key in _LIST_LIMITS:
             problem = self._list_length_problem(key, self._values[key])
             if problem is not None:
                 raise InvalidConfigurationValue(key, self._values[key], problem)
+
+    def _set(self, key: str, text: str) -> None:
+        """Make ``text`` (a checked, normalized wire value) the current value of ``key``, and
+        keep its parsed form for the typed getters. Every change of a current value goes
+        through here, so a getter never answers with a value that has since changed."""
+        self._values[key] = text
+        match KEYS[key].type:
+            case KeyType.INT:
+                self._ints[key] = int(text)
+            case KeyType.BOOL:
+                self._bools[key] = text == "true"
+        if key in _LIST_LIMITS:
+            self._measurands[key] = parse_measurand_list(text)
 
     @staticmethod
     def _spec(key: str) -> KeySpec:
@@ -381,7 +406,7 @@ class ConfigurationStore:
         limit_key = _LIST_LIMITS.get(key)
         if limit_key is None:
             return None
-        limit = int(self._values[limit_key])
+        limit = self._ints[limit_key]
         count = len(_csl(value))
         return f"{count} entries, at most {limit}" if count > limit else None
 
@@ -390,7 +415,7 @@ class ConfigurationStore:
     @property
     def max_keys(self) -> int:
         """``GetConfigurationMaxKeys``: how many requested keys one GetConfiguration answers."""
-        return int(self._values["GetConfigurationMaxKeys"])
+        return self._ints["GetConfigurationMaxKeys"]
 
     def get(self, keys: Sequence[str] | None = None) -> tuple[list[KeyValue], list[str]]:
         """Answer GetConfiguration: (configurationKey, unknownKey).
@@ -436,7 +461,7 @@ class ConfigurationStore:
         if key in self._reboot_required:
             self._pending[key] = text
             return ConfigurationStatus.REBOOT_REQUIRED
-        self._values[key] = text
+        self._set(key, text)
         return ConfigurationStatus.ACCEPTED
 
     def _may_set_security_profile(self, profile: int) -> bool:
@@ -454,12 +479,13 @@ class ConfigurationStore:
         problem = self._list_length_problem(key, text)
         if problem is not None:
             raise InvalidConfigurationValue(key, text, problem)
-        self._values[key] = text
+        self._set(key, text)
 
     def reboot(self) -> tuple[str, ...]:
         """Apply the changes pending a reboot; return the keys that changed."""
         applied = tuple(self._pending)
-        self._values.update(self._pending)
+        for key, text in self._pending.items():
+            self._set(key, text)
         self._pending.clear()
         return applied
 
@@ -472,15 +498,29 @@ class ConfigurationStore:
 
     def get_int(self, key: str) -> int:
         """The current value of an INT key; raises ``TypeError`` for another type."""
-        if self._spec(key).type != KeyType.INT:
+        value = self._ints.get(key)
+        if value is None:
+            self._spec(key)
             raise TypeError(f"{key} is not an integer key")
-        return int(self._values[key])
+        return value
 
     def get_bool(self, key: str) -> bool:
         """The current value of a BOOL key; raises ``TypeError`` for another type."""
-        if self._spec(key).type != KeyType.BOOL:
+        value = self._bools.get(key)
+        if value is None:
+            self._spec(key)
             raise TypeError(f"{key} is not a boolean key")
-        return self._values[key] == "true"
+        return value
+
+    def get_measurands(self, key: str) -> tuple[MeasurandSpec, ...]:
+        """The entries of a measurand-list key (``MeterValuesSampledData``,
+        ``MeterValuesAlignedData``, ``StopTxnSampledData``, ``StopTxnAlignedData``); the store
+        only ever holds supported ones. Raises ``TypeError`` for another key."""
+        value = self._measurands.get(key)
+        if value is None:
+            self._spec(key)
+            raise TypeError(f"{key} is not a measurand list key")
+        return value
 
     def get_csl(self, key: str) -> tuple[str, ...]:
         """The entries of a CSL key (empty tuple for ``""``); raises ``TypeError`` otherwise."""

@@ -27,7 +27,6 @@ from simulator.machines.auth import AuthorizationCache, AuthSettings, LocalAuthL
 from simulator.machines.configuration import ConfigurationStore
 from simulator.machines.connector import ConnectorMachine, allowed_transitions, delivery_status
 from simulator.machines.effects import Effect, OutboxEntry, Publish, Reboot
-from simulator.machines.measurands import MeasurandSpec, parse_measurand_list
 from simulator.machines.meter import Meter
 from simulator.machines.parts import (
     BootState,
@@ -155,10 +154,6 @@ class ChargerContext:
     def auth_settings(self) -> AuthSettings:
         """The authorization keys as they are now."""
         return AuthSettings.from_configuration(self.config)
-
-    def measurands(self, key: str) -> tuple[MeasurandSpec, ...]:
-        """A measurand-list key, parsed (the store only ever holds supported entries)."""
-        return parse_measurand_list(self.config.get_str(key))
 
     def sync_session_settings(self) -> None:
         """Push the keys the session and connectors read into them."""

@@ -26,7 +26,7 @@ from typing import Final
 
 from simulator.machines.context import ChargerContext
 from simulator.machines.measurands import MeasurandSpec
-from simulator.machines.parts import Transaction
+from simulator.machines.parts import Transaction, earliest
 from simulator.machines.sampling import next_clock_aligned, next_periodic_sample
 from simulator.ocpp.v16 import Measurand, MeterValue, MeterValuesRequest, ReadingContext
 
@@ -61,16 +61,13 @@ class Metering:
 
     def next_deadline(self) -> float | None:
         """The earliest sampling, cap or refresh instant, or None."""
-        times = [self.aligned_at, self.cap_at, self.refresh_at]
-        times += [p.transaction.next_sample for p in self.ctx.points.values()
-                  if p.transaction is not None]
-        return min((t for t in times if t is not None and math.isfinite(t)), default=None)
+        return earliest(self.aligned_at, self.cap_at, self.refresh_at,
+                        *[p.transaction.next_sample for p in self.ctx.points.values()
+                          if p.transaction is not None])
 
     def due(self, now: float) -> None:
         """Take the samples that are due, check the caps, refresh statuses while energy flows."""
-        if any(p.transaction is not None and p.transaction.next_sample is not None
-               and now >= p.transaction.next_sample for p in self.ctx.points.values()):
-            self.sample_periodic(now)
+        self.sample_periodic(now)
         if self.aligned_at is not None and now >= self.aligned_at:
             self.sample_aligned(now)
             self.aligned_at = self.next_aligned(now)
@@ -127,14 +124,14 @@ class Metering:
     # --- samples ------------------------------------------------------------------------------
 
     def sample_periodic(self, now: float) -> None:
-        """Take the periodic samples that are due (MeterValueSampleInterval)."""
+        """Take the periodic samples that are due (MeterValueSampleInterval), if any."""
         ctx = self.ctx
         interval = ctx.config.get_int("MeterValueSampleInterval")
         for point in ctx.points.values():
             tx = point.transaction
             if tx is None or tx.next_sample is None or now < tx.next_sample:
                 continue
-            specs = ctx.measurands("MeterValuesSampledData")
+            specs = ctx.config.get_measurands("MeterValuesSampledData")
             value = self._meter_value(point.connector_id, specs, now,
                                       ReadingContext.SAMPLE_PERIODIC, "periodic")
             if value is not None:
@@ -146,7 +143,7 @@ class Metering:
     def sample_aligned(self, now: float) -> None:
         """Take the clock-aligned samples (ClockAlignedDataInterval) of every connector."""
         ctx = self.ctx
-        specs = ctx.measurands("MeterValuesAlignedData")
+        specs = ctx.config.get_measurands("MeterValuesAlignedData")
         for point in ctx.points.values():
             cid = point.connector_id
             tx = point.transaction
@@ -162,7 +159,7 @@ class Metering:
     def triggered_meter_values(self, connector_id: int, now: float) -> None:
         """Send MeterValues with context Trigger for one connector (an ordinary message)."""
         ctx = self.ctx
-        specs = ctx.measurands("MeterValuesSampledData") or (
+        specs = ctx.config.get_measurands("MeterValuesSampledData") or (
             MeasurandSpec(Measurand.ENERGY_ACTIVE_IMPORT_REGISTER),
         )
         value = self._meter_value(connector_id, specs, now, ReadingContext.TRIGGER, None)
@@ -184,7 +181,7 @@ class Metering:
         self, tx: Transaction, now: float, key: str, context: ReadingContext
     ) -> None:
         """Add a reading of the measurands ``key`` lists to ``tx``'s transactionData."""
-        specs = self.ctx.measurands(key)
+        specs = self.ctx.config.get_measurands(key)
         if not specs:
             return
         value = self._meter_value(tx.connector_id, specs, now, context, f"stop:{key}")

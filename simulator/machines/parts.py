@@ -2,7 +2,8 @@
 
 :class:`ChargerSpec` is one charge point as the fleet file describes it. :class:`BootState`,
 :class:`Transaction`, :class:`HardwareError` and :class:`Point` are the mutable records the
-charger's parts share through :class:`~simulator.machines.context.ChargerContext`. Pure data.
+charger's parts share through :class:`~simulator.machines.context.ChargerContext`;
+:func:`earliest` is how the parts combine the deadlines they keep. Pure data.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import enum
+import math
 from collections.abc import Mapping
 from typing import Final
 
@@ -126,6 +128,15 @@ class Point:
     authorizing: str | None = None
     transaction: Transaction | None = None
     finished: bool = False
+
+
+def earliest(*times: float | None) -> float | None:
+    """The earliest of ``times`` that is set and finite, or None when there is none."""
+    best: float | None = None
+    for t in times:
+        if t is not None and (best is None or t < best) and math.isfinite(t):
+            best = t
+    return best
 
 
 def config_overrides(config: Mapping[str, ConfigValue]) -> dict[str, str | int | bool]:

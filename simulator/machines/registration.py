@@ -25,14 +25,13 @@ Rules (OCPP 1.6 core spec; OCPP16.md §2-§3):
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Final
 
 from simulator.events import BootResult, Note
 from simulator.machines.context import ChargerContext
 from simulator.machines.metering import Metering
 from simulator.machines.outcomes import CallFailed
-from simulator.machines.parts import BootState
+from simulator.machines.parts import BootState, earliest
 from simulator.ocpp.v16 import (
     BootNotificationResponse,
     HeartbeatRequest,
@@ -158,11 +157,10 @@ class Registration:
     def next_deadline(self) -> float | None:
         """The boot retry, and while online and Accepted the heartbeat and status reports."""
         ctx = self.ctx
-        times = [ctx.boot_at]
-        if ctx.accepted_online():
-            times.append(self._heartbeat_deadline())
-            times += [m.next_deadline() for m in ctx.connectors.values()]
-        return min((t for t in times if t is not None and math.isfinite(t)), default=None)
+        if not ctx.accepted_online():
+            return ctx.boot_at
+        return earliest(ctx.boot_at, self._heartbeat_deadline(),
+                        *[m.next_deadline() for m in ctx.connectors.values()])
 
     def retry_boot(self, now: float) -> None:
         """Send the BootNotification again when its retry time has come."""

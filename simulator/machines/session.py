@@ -73,7 +73,9 @@ TRANSACTION_ID_ACTIONS: Final = frozenset({"StopTransaction", "MeterValues"})
 """Queued actions whose payload carries the CS's ``transactionId``."""
 
 _NOT_UTF8: Final = "the frame is not valid UTF-8"
-_json_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+_members_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+"""A payload's top-level members, each value kept as its encoded text (nothing nested is
+decoded, and encoding them again gives the same bytes)."""
 _json_encoder: Final = msgspec.json.Encoder()
 
 
@@ -95,17 +97,20 @@ def _utf8(data: bytes | str) -> tuple[str, bytes | str | None]:
 
 
 def _without_transaction_id(payload: bytes) -> bytes:
-    """An encoded payload with its ``transactionId`` member left out."""
-    decoded = _json_decoder.decode(payload)
-    decoded.pop("transactionId", None)
-    return _json_encoder.encode(decoded)
+    """An encoded payload with its ``transactionId`` member left out (``payload`` itself when
+    it has none, e.g. a MeterValues built without one)."""
+    if b'"transactionId"' not in payload:
+        return payload
+    members = _members_decoder.decode(payload)
+    members.pop("transactionId", None)
+    return _json_encoder.encode(members)
 
 
 def _with_transaction_id(payload: str, tx_id: int) -> bytes:
     """An encoded payload with ``"transactionId": tx_id`` set (added as its last member)."""
-    decoded = _json_decoder.decode(payload)
-    decoded["transactionId"] = tx_id
-    return _json_encoder.encode(decoded)
+    members = _members_decoder.decode(payload)
+    members["transactionId"] = msgspec.Raw(b"%d" % tx_id)
+    return _json_encoder.encode(members)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

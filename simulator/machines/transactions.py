@@ -75,12 +75,12 @@ class Transactions:
 
     def next_deadline(self) -> float | None:
         """When a tag waiting for a cable gives up (``ConnectionTimeOut``), or None."""
-        timeout = self.ctx.config.get_int("ConnectionTimeOut")
-        if timeout <= 0:
-            return None
-        waiting = [p.ready_since + timeout for p in self.ctx.points.values()
+        waiting = [p.ready_since for p in self.ctx.points.values()
                    if p.ready_tag is not None and p.ev is None]
-        return min(waiting, default=None)
+        if not waiting:
+            return None
+        timeout = self.ctx.config.get_int("ConnectionTimeOut")
+        return min(waiting) + timeout if timeout > 0 else None
 
     def due(self, now: float) -> None:
         """Forget the tags that waited ``ConnectionTimeOut`` seconds for a cable."""

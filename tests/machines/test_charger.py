@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 import random
 import weakref
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from simulator.events import FrameIn, MessageDropped, Note, UnmatchedResult
 from simulator.machines.charger import BootState, ChargerMachine, ChargerSpec
 from simulator.machines.meter import EvSpec
+from simulator.machines.parts import earliest
 from simulator.ocpp.v16 import ChargePointErrorCode
 from tests.machines.pair import (
     DEFER,
@@ -425,6 +427,32 @@ def test_heartbeat_on_its_deadline() -> None:
     assert change.status == "Accepted"
     pair.advance(100)
     assert [b.t for b in pair.cs.of("Heartbeat")][3:] == [390.0, 430.0]
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [((), None), ((None, None), None), ((3.0, None, 1.5, 2.0), 1.5), ((0.0, 5.0), 0.0),
+     ((math.inf, None), None), ((math.inf, 7.0, math.inf), 7.0)],
+)
+def test_earliest_deadline_of_the_parts(
+    times: tuple[float | None, ...], expected: float | None
+) -> None:
+    assert earliest(*times) == expected
+
+
+def test_a_tick_runs_what_fell_due_and_nothing_before_the_deadline() -> None:
+    # The actor ticks after every input and when next_deadline() comes: a tick before the
+    # deadline finds nothing due, and the one at the deadline runs it.
+    cs = FakeCentralSystem(boot_interval=100)
+    pair = MachinePair(cs=cs)
+    pair.advance(10)
+    deadline = pair.machine.next_deadline()
+    assert deadline == pytest.approx(100.0)
+    pair.run_until(deadline - 0.5)
+    assert pair.cs.of("Heartbeat") == []
+    assert pair.machine.next_deadline() == deadline
+    pair.run_until(deadline)
+    assert [b.t for b in pair.cs.of("Heartbeat")] == [deadline]
 
 
 def test_other_traffic_postpones_the_heartbeat() -> None:

@@ -495,3 +495,39 @@ def test_typed_getters_see_every_change_after_a_read() -> None:
     assert s.get_int("ConnectionTimeOut") == 30
     with pytest.raises(TypeError):  # a cached read of one type does not open another getter
         s.get_bool("HeartbeatInterval")
+
+
+def test_measurand_lists_are_read_as_changed() -> None:
+    s = store(reboot_required_keys=("StopTxnSampledData",))
+    assert [str(m) for m in s.get_measurands("MeterValuesSampledData")] == [
+        "Energy.Active.Import.Register"]
+    assert s.change("MeterValuesSampledData", " Voltage.L1-N , SoC ") == ACCEPTED
+    assert [str(m) for m in s.get_measurands("MeterValuesSampledData")] == ["Voltage.L1-N", "SoC"]
+    assert s.change("MeterValuesSampledData", "Voltage,Bogus") == REJECTED
+    assert [str(m) for m in s.get_measurands("MeterValuesSampledData")] == ["Voltage.L1-N", "SoC"]
+    s.set_internal("MeterValuesAlignedData", "")
+    assert s.get_measurands("MeterValuesAlignedData") == ()
+    assert s.change("StopTxnSampledData", "Power.Active.Import") == REBOOT_REQUIRED
+    assert s.get_measurands("StopTxnSampledData") == ()
+    s.reboot()
+    assert [str(m) for m in s.get_measurands("StopTxnSampledData")] == ["Power.Active.Import"]
+    with pytest.raises(TypeError):
+        s.get_measurands("ConnectorPhaseRotation")
+    with pytest.raises(UnknownConfigurationKey):
+        s.get_measurands("Nope")
+
+
+def test_typed_getters_read_overrides_and_a_restored_snapshot() -> None:
+    s = store(overrides={"HeartbeatInterval": 5, "LocalPreAuthorize": True,
+                         "StopTxnAlignedData": "Energy.Active.Import.Register"})
+    assert (s.get_int("HeartbeatInterval"), s.get_bool("LocalPreAuthorize")) == (5, True)
+    assert s.change("HeartbeatInterval", "9") == ACCEPTED
+    restored = ConfigurationStore(number_of_connectors=1, restored=s.snapshot())
+    assert restored.get_int("HeartbeatInterval") == 9
+    assert restored.get_bool("LocalPreAuthorize") is True
+    assert [str(m) for m in restored.get_measurands("StopTxnAlignedData")] == [
+        "Energy.Active.Import.Register"]
+    with pytest.raises(UnknownConfigurationKey):
+        restored.get_int("Nope")
+    with pytest.raises(UnknownConfigurationKey):
+        restored.get_bool("Nope")

@@ -1,20 +1,23 @@
 """Machine benchmark: CPU per OCPP exchange of the sans-IO charger machine alone, with no event
 loop, no transport and no ledger.
 
-``N`` :class:`~simulator.machines.charger.ChargerMachine` s run the workload of
-``tools/bench/fleet.py`` (``ocpp_fleet.WORKLOAD`` expressed as a fleet file): 2 connectors,
-``HeartbeatInterval`` 10 s, ``MeterValueSampleInterval`` 1 s, and per connector sessions back to
-back as the connector actor (``simulator/actors/connector.py``) drives them: Poisson arrivals
-(mean gap 2 s), plug in and present the tag (``start_only``), stop after 10 s, unplug after a
-walk back of 2-10 s. Each machine is driven as ``simulator/actors/charger.py`` drives it: every
-input (``receive``, ``plug_in``, ``present_tag``, ``stop_local``, ``unplug``, a reached
+``N`` :class:`~simulator.machines.charger.ChargerMachine` s run a workload of
+``tools/bench/ocpp_fleet.py`` (``--workload``, ``ocpp_fleet.WORKLOADS``) the way
+``tools/bench/fleet_sim.py`` expresses it as a fleet file: ``meter-2s`` (the default) is 2
+connectors, ``HeartbeatInterval`` 5 s, ``MeterValueSampleInterval`` 2 s, and per connector
+sessions back to back as the connector actor (``simulator/actors/connector.py``) drives them:
+Poisson arrivals (mean gap: the workload's idle gap, 2 s), plug in and present the tag
+(``start_only``), stop after the workload's meter samples per transaction times its meter interval
+(20 s), unplug after a walk back of 2-10 s. ``meter-1s`` is the same with MeterValues every second
+and a Heartbeat every 10 s. Each machine is driven as ``simulator/actors/charger.py`` drives it:
+every input (``receive``, ``plug_in``, ``present_tag``, ``stop_local``, ``unplug``, a reached
 deadline) is followed by ``tick(now)``, ``take_effects()`` and ``next_deadline()``.
 
 A scripted central system answers every CALL at once with a valid CALLRESULT (boot Accepted with
-``interval`` 10, every idTag Accepted, fresh transaction ids, ``currentTime`` on the charger's
-own clock); its answer goes back to the machine once the effects of the current step are
-applied, as the actor's inbox would deliver it. A virtual clock jumps from deadline to deadline
-across the fleet (a heap of wake-up times, one per charger).
+the workload's heartbeat ``interval``, every idTag Accepted, fresh transaction ids,
+``currentTime`` on the charger's own clock); its answer goes back to the machine once the effects
+of the current step are applied, as the actor's inbox would deliver it. A virtual clock jumps from
+deadline to deadline across the fleet (a heap of wake-up times, one per charger).
 
 The fleet boots and runs ``--warmup`` virtual seconds, then a window of ``--duration`` virtual
 seconds is measured: process CPU time (``time.process_time``, garbage collector off) for the
@@ -27,13 +30,13 @@ Authorize, StartTransaction, MeterValues, StatusNotification and StopTransaction
 The bench seeds its own ``random.Random`` streams (drawn with the connector actor's ``draw_ev``
 and ``WALK_BACK`` and the actor's ``uuid_ids``), independent of the simulator's own seeding, so
 that it runs unchanged against another checkout of the simulator and measures the same work there:
-run it
-with ``PYTHONPATH=/path/to/other/checkout`` from outside this one (the first line says which
-``simulator`` was measured) to compare two versions of the machine.
+run it with ``PYTHONPATH=/path/to/other/checkout`` (the first line says which ``simulator`` was
+measured) to compare two versions of the machine.
 
 Usage::
 
     python tools/bench/machines.py [--chargers 200] [--duration 120] [--repeat 3]
+    python tools/bench/machines.py --workload meter-1s      # issue #4's heavier workload
     python tools/bench/machines.py --profile runs/machines-profile.txt   # pyinstrument, 1 run
 """
 
@@ -57,6 +60,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+from ocpp_fleet import WORKLOADS, Workload  # type: ignore[import-not-found]  # this directory
 
 import simulator
 from simulator.actors.connector import WALK_BACK, draw_ev
@@ -71,13 +75,9 @@ DEFAULT_DURATION_S: Final = 120.0
 DEFAULT_REPEAT: Final = 3
 SEED: Final = 1
 
-CONNECTORS: Final = 2
-HEARTBEAT_INTERVAL_S: Final = 10
-METER_INTERVAL_S: Final = 1
-SESSION_S: Final = 10.0
-MEAN_ARRIVAL_GAP_S: Final = 2.0
+DEFAULT_WORKLOAD: Final = "meter-2s"
 ENERGY_KWH: Final = (1.0, 2.0)
-ID_TAG: Final = "TAG-1"
+"""Energy each arriving EV wants, kWh (``fleet_sim``'s ``energy_kwh = "1..2"``)."""
 EPOCH: Final = 1_767_225_600.0
 """2026-01-01T00:00:00Z: the fleet's wall clock at virtual ``now == 0``."""
 BOOT_SPREAD_S: Final = 1.0
@@ -88,9 +88,11 @@ _encoder: Final = msgspec.json.Encoder()
 
 
 class ScriptedCentralSystem:
-    """Answers every CALL of a charger at once with a valid CALLRESULT (as text)."""
+    """Answers every CALL of a charger at once with a valid CALLRESULT (as text); a boot gets
+    ``heartbeat_interval`` (s) as its ``interval``."""
 
-    def __init__(self) -> None:
+    def __init__(self, heartbeat_interval: int) -> None:
+        self._heartbeat_interval = heartbeat_interval
         self._transaction_ids = itertools.count(1)
 
     def answer(self, data: bytes, now: float) -> str:
@@ -99,7 +101,7 @@ class ScriptedCentralSystem:
         match action:
             case "BootNotification":
                 result = {"status": "Accepted", "currentTime": _wall(now),
-                          "interval": HEARTBEAT_INTERVAL_S}
+                          "interval": self._heartbeat_interval}
             case "Heartbeat":
                 result = {"currentTime": _wall(now)}
             case "Authorize":
@@ -146,35 +148,40 @@ class Timer:
 class Driver:
     """One connector's drivers, as ``run_connector`` schedules them: the next action and when."""
 
-    def __init__(self, connector_id: int, rng: random.Random) -> None:
+    def __init__(self, connector_id: int, rng: random.Random, workload: Workload) -> None:
         self.connector_id = connector_id
         self.rng = rng
+        self.mean_gap_s = workload.idle_between_transactions_s
+        self.session_s = workload.meter_samples_per_transaction * workload.meter_interval_s
+        self.id_tag = workload.id_tag
         self.action = "arrive"
-        self.at = rng.expovariate(1.0 / MEAN_ARRIVAL_GAP_S)
+        self.at = rng.expovariate(1.0 / self.mean_gap_s)
 
 
 class Rig:
     """One charger machine, its drivers and its scripted central system."""
 
     def __init__(
-        self, index: int, connect_at: float, timer: Timer, counts: collections.Counter[str]
+        self, index: int, connect_at: float, workload: Workload, timer: Timer,
+        counts: collections.Counter[str],
     ) -> None:
-        identity = f"BENCH-{index:05}"
+        identity = workload.identity_format.format(n=index)
+        heartbeat = int(workload.heartbeat_interval_s)
         spec = ChargerSpec(
-            identity=identity, vendor="BenchVendor", model="BenchModel", connectors=CONNECTORS,
-            max_power_kw=22.0,
-            config={"MeterValueSampleInterval": METER_INTERVAL_S,
-                    "HeartbeatInterval": HEARTBEAT_INTERVAL_S},
+            identity=identity, vendor="BenchVendor", model="BenchModel",
+            connectors=workload.connectors, max_power_kw=22.0,
+            config={"MeterValueSampleInterval": workload.meter_interval_s,
+                    "HeartbeatInterval": heartbeat},
         )
         self.machine = ChargerMachine(
             spec, rng=rng_for(identity, "behaviour"), new_id=uuid_ids(rng_for(identity, "ids")),
             wall_epoch=EPOCH, now=0.0,
         )
-        self.cs = ScriptedCentralSystem()
+        self.cs = ScriptedCentralSystem(heartbeat)
         self.timer = timer
         self.counts = counts
-        self.drivers = [Driver(c, rng_for(identity, "sessions", c))
-                        for c in range(1, CONNECTORS + 1)]
+        self.drivers = [Driver(c, rng_for(identity, "sessions", c), workload)
+                        for c in range(1, workload.connectors + 1)]
         self.connect_at: float | None = connect_at
         self.inbox: collections.deque[str] = collections.deque()
         self.machine.power_on(0.0)
@@ -208,16 +215,16 @@ class Rig:
             case "arrive":
                 ev = draw_ev(rng, rng.uniform(*ENERGY_KWH))
                 self._input(now, "plug_in", machine.plug_in, cid, now, ev=ev)
-                self._input(now, "present_tag", machine.present_tag, cid, ID_TAG, now,
+                self._input(now, "present_tag", machine.present_tag, cid, driver.id_tag, now,
                             start_only=True)
-                driver.action, driver.at = "stop", now + SESSION_S
+                driver.action, driver.at = "stop", now + driver.session_s
             case "stop":
                 self._input(now, "stop_local", machine.stop_local, cid, now)
                 driver.action, driver.at = "unplug", now + rng.uniform(*WALK_BACK)
             case "unplug":
                 self._input(now, "unplug", machine.unplug, cid, now)
                 driver.action = "arrive"
-                driver.at = now + rng.expovariate(1.0 / MEAN_ARRIVAL_GAP_S)
+                driver.at = now + rng.expovariate(1.0 / driver.mean_gap_s)
 
     def _input(
         self, now: float, name: str, method: Callable[..., Any], *args: Any, **kwargs: Any
@@ -249,11 +256,15 @@ class Result:
     machine_calls: dict[str, int]
 
 
-def run(chargers: int, warmup: float, duration: float, profile: Path | None = None) -> Result:
-    """Build a fleet, run it ``warmup`` s, measure ``duration`` s of virtual time."""
+def run(
+    chargers: int, workload: Workload, warmup: float, duration: float,
+    profile: Path | None = None,
+) -> Result:
+    """Build a fleet of ``workload``, run it ``warmup`` s, measure ``duration`` s of virtual
+    time."""
     timer = Timer()
     counts: collections.Counter[str] = collections.Counter()
-    rigs = [Rig(i, i * BOOT_SPREAD_S / chargers, timer, counts) for i in range(chargers)]
+    rigs = [Rig(i, i * BOOT_SPREAD_S / chargers, workload, timer, counts) for i in range(chargers)]
     heap = [(rig.wake_at(), i) for i, rig in enumerate(rigs)]
     heapq.heapify(heap)
 
@@ -291,6 +302,9 @@ def run(chargers: int, warmup: float, duration: float, profile: Path | None = No
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chargers", type=int, default=DEFAULT_CHARGERS, help="machines")
+    parser.add_argument("--workload", choices=list(WORKLOADS), default=DEFAULT_WORKLOAD,
+                        help="meter-2s: MeterValues every 2 s, heartbeat 5 s (issue #13's "
+                             "table); meter-1s: MeterValues every second, heartbeat 10 s")
     parser.add_argument("--warmup", type=float, default=DEFAULT_WARMUP_S,
                         help="virtual seconds before the window")
     parser.add_argument("--duration", type=float, default=DEFAULT_DURATION_S,
@@ -302,19 +316,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.chargers < 1 or args.duration <= 0 or args.warmup < 0 or args.repeat < 1:
         parser.error("--chargers and --repeat must be >= 1, --duration > 0, --warmup >= 0")
 
+    workload = WORKLOADS[args.workload]
     command = shlex.join(["python", "tools/bench/machines.py", *sys.argv[1:]])
     print(f"$ {command}")
     if args.profile is not None:
-        result = run(args.chargers, args.warmup, args.duration, args.profile)
+        result = run(args.chargers, workload, args.warmup, args.duration, args.profile)
         print(f"profile of {result.exchanges} exchanges written to {args.profile}")
         return 0
     print(
         f"simulator from {Path(simulator.__file__).parent}; "
         f"python {platform.python_version()}, msgspec {version('msgspec')}; {args.chargers} "
-        f"chargers x {CONNECTORS} connectors, {args.warmup:g} s warm-up, {args.duration:g} "
-        f"virtual s measured, best of {args.repeat}; process_time, gc off"
+        f"chargers x {workload.connectors} connectors, workload {workload.name}, "
+        f"{args.warmup:g} s warm-up, {args.duration:g} virtual s measured, best of "
+        f"{args.repeat}; process_time, gc off"
     )
-    results = [run(args.chargers, args.warmup, args.duration) for _ in range(args.repeat)]
+    results = [run(args.chargers, workload, args.warmup, args.duration)
+               for _ in range(args.repeat)]
     best = min(results, key=lambda r: r.cpu_s)
     exchanges = best.exchanges
     machine_s = sum(best.machine_ns.values()) / 1e9
