@@ -297,7 +297,9 @@ class ChargerActor:
                 nursery.start_soon(self.run_link, name=f"link {self.identity}")
                 task_status.started()
                 while True:
-                    item = await self._next_input(now)
+                    item: InboxItem | None = None  # None: the wake-up time came first
+                    with trio.move_on_at(self._wake_time(now)):
+                        item = await control.inbox.receive()
                     now = trio.current_time()
                     if isinstance(item, Shutdown):
                         for scope in connectors:
@@ -313,12 +315,6 @@ class ChargerActor:
         finally:
             control.machine = None
         control.done.set()
-
-    async def _next_input(self, now: float) -> InboxItem | None:
-        """The next inbox item, or None when the wake-up time came first."""
-        with trio.move_on_at(self._wake_time(now)):
-            return await self.control.inbox.receive()
-        return None
 
     def _wake_time(self, now: float) -> float:
         deadline = self.machine.next_deadline()
@@ -532,7 +528,8 @@ class ChargerActor:
         unsent: list[Send] = []
         with connection.to_write:
             try:
-                async for send in connection.to_write:
+                while True:  # (the main loop never closes the channel: cancelled at the end)
+                    send = await connection.to_write.receive()
                     try:
                         await transport.send(send.data.decode())
                     except TransportClosed as closed:
@@ -565,5 +562,5 @@ async def run_charger(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one charger (a new :class:`ChargerActor`) until it has shut down gracefully or is
-    cancelled; see :meth:`ChargerActor.run`."""
+    cancelled: ``ChargerActor(env, control).run``, as a function to start as a task."""
     await ChargerActor(env, control).run(task_status=task_status)
