@@ -98,7 +98,9 @@ class ExitCode:
 
 
 def charger_specs(group: Group) -> list[ChargerSpec]:
-    """Expand a group into its chargers' specs, in id order."""
+    """Expand a group into its chargers' specs, in id order (they share one configuration
+    mapping: the machines only read it)."""
+    config = dict(group.config)
     return [
         ChargerSpec(
             identity=identity,
@@ -108,7 +110,7 @@ def charger_specs(group: Group) -> list[ChargerSpec]:
             firmware_version=group.firmware_version or DEFAULT_FIRMWARE,
             connectors=group.connectors,
             max_power_kw=group.max_power_kw,
-            config=dict(group.config),
+            config=config,
         )
         for n, identity in enumerate(group.ids, start=1)
     ]
@@ -208,8 +210,8 @@ async def open_simulation(
         elif url == "embedded":
             url = await services.start(_run_embedded_csms, fleet, bus.publish, plugin, csms_scope,
                                        name="embedded csms")
-        opener = (open_transport or virtual_opener
-                  or _websocket_opener(fleet, wrap=wrap, plugin=plugin))
+        opener = functools.partial(open_transport or virtual_opener
+                                   or _websocket_opener(fleet, wrap=wrap, plugin=plugin), url)
         plans = [
             GroupPlan(
                 name=group.name,
@@ -217,7 +219,7 @@ async def open_simulation(
                 chargers=[
                     ChargerEnv(
                         spec=spec, seed=fleet.run.seed, url=url,
-                        open_transport=functools.partial(opener, url),
+                        open_transport=opener,
                         publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
                         sessions=group.sessions, plugin=plugin,
                     )

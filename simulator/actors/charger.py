@@ -34,6 +34,7 @@ does not read, and the machine hears of it as of any other disconnect.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -197,24 +198,34 @@ class ChargerControl:
 
 
 class _Connection:
-    """One live connection: its transport, its writer's channel and the scope that ends it.
+    """One live connection: its transport, its writer's channel, and the cancel scope of the
+    nursery that runs its reader and writer (:meth:`attach`, once the machine has heard of it).
 
     The first cause that ends it (the peer's close, the charger's drop) is kept in ``code`` and
-    ``reason`` for the ``_Down`` the link reports.
+    ``reason`` for the ``_Down`` the link reports; a connection ended before its nursery opened
+    is cancelled as the nursery attaches.
     """
 
     def __init__(self, generation: int, transport: Transport) -> None:
         self.generation = generation
         self.transport = transport
-        self.scope = trio.CancelScope()
         self.outgoing, self.to_write = trio.open_memory_channel[Send](OUTGOING_SIZE)
+        self.ended = False
         self.code: int | None = None
         self.reason = ""
+        self._scope: trio.CancelScope | None = None
+
+    def attach(self, scope: trio.CancelScope) -> None:
+        self._scope = scope
+        if self.ended:
+            scope.cancel()
 
     def end(self, code: int | None, reason: str) -> None:
-        if not self.scope.cancel_called:
+        if not self.ended:
+            self.ended = True
             self.code, self.reason = code, reason
-            self.scope.cancel()
+            if self._scope is not None:
+                self._scope.cancel()
 
 
 class ChargerActor:
@@ -251,7 +262,7 @@ class ChargerActor:
         self._connections = 0
         self._hold_until = -math.inf
         self._urgent = False
-        self._wake = trio.Event()
+        self._wake: trio.Event | None = None  # set by _hurry; exists while the link waits
 
     # --- the main loop ---------------------------------------------------------------------
 
@@ -273,7 +284,11 @@ class ChargerActor:
                         scope = trio.CancelScope()
                         connectors.append(scope)
                         nursery.start_soon(
-                            self._run_connector, connector_id, env.sessions, scope,
+                            functools.partial(
+                                run_connector, connector_id, env.sessions,
+                                seeds.derive(env.seed, self.identity, "sessions", connector_id),
+                                control.request, cancel_scope=scope,
+                            ),
                             name=f"connector {self.identity}/{connector_id}",
                         )
                 now = trio.current_time()
@@ -282,7 +297,9 @@ class ChargerActor:
                 nursery.start_soon(self.run_link, name=f"link {self.identity}")
                 task_status.started()
                 while True:
-                    item = await self._next_input(now)
+                    item: InboxItem | None = None  # None: the wake-up time came first
+                    with trio.move_on_at(self._wake_time(now)):
+                        item = await control.inbox.receive()
                     now = trio.current_time()
                     if isinstance(item, Shutdown):
                         for scope in connectors:
@@ -298,12 +315,6 @@ class ChargerActor:
         finally:
             control.machine = None
         control.done.set()
-
-    async def _next_input(self, now: float) -> InboxItem | None:
-        """The next inbox item, or None when the wake-up time came first."""
-        with trio.move_on_at(self._wake_time(now)):
-            return await self.control.inbox.receive()
-        return None
 
     def _wake_time(self, now: float) -> float:
         deadline = self.machine.next_deadline()
@@ -422,15 +433,6 @@ class ChargerActor:
             await self.env.persist(PersistOutbox(charger=self.identity, entries=outbox))
             control.persisted = outbox  # only once handed over (the await may be cancelled)
 
-    async def _run_connector(
-        self, connector_id: int, sessions: SessionPlan, scope: trio.CancelScope
-    ) -> None:
-        await run_connector(
-            connector_id, sessions,
-            seeds.derive(self.env.seed, self.identity, "sessions", connector_id),
-            self.control.inbox_send.clone(), cancel_scope=scope,
-        )
-
     # --- the link --------------------------------------------------------------------------
 
     def _drop(self, *, hold_until: float | None = None) -> None:
@@ -445,14 +447,19 @@ class ChargerActor:
         """The run is ending: stop waiting out the backoff, retry every ``URGENT_RETRY`` s so
         that queued messages get their chance within the grace period."""
         self._urgent = True
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def _wait_retry(self, delay: float) -> None:
         if self._urgent:
             await trio.sleep(min(delay, URGENT_RETRY))
             return
-        with trio.move_on_after(delay):
-            await self._wake.wait()
+        self._wake = trio.Event()
+        try:
+            with trio.move_on_after(delay):
+                await self._wake.wait()
+        finally:
+            self._wake = None
 
     async def run_link(self) -> None:
         """Keep the charger connected: connect, run the connection's reader and writer until it
@@ -467,40 +474,40 @@ class ChargerActor:
             return rng.uniform(low, high)
 
         attempt = 0
-        async with self.control.inbox_send.clone() as inbox:
-            while True:
-                if trio.current_time() < self._hold_until:
-                    await trio.sleep_until(self._hold_until)
-                try:
-                    async with env.open_transport(self.identity) as transport:
-                        attempt = 0
-                        self._connections += 1
-                        connection = _Connection(self._connections, transport)
-                        self._connection = connection
-                        try:
-                            await inbox.send(_Up(connection.generation, transport.subprotocol))
-                            with connection.scope:
-                                async with trio.open_nursery() as nursery:
-                                    nursery.start_soon(self._write, connection)
-                                    await self._read(connection, inbox)
-                        finally:
-                            self._connection = None
-                    await inbox.send(_Down(connection.generation, connection.code,
-                                           connection.reason))
-                except ConnectError as exc:
-                    attempt += 1
-                    delay = env.backoff.delay(attempt, uniform)
-                    await env.publish(
-                        ConnectFailed(
-                            t=trio.current_time(), charger=self.identity, url=env.url,
-                            error=str(exc), attempt=attempt, retry_in=round(delay, 3),
-                        )
+        inbox = self.control.inbox_send
+        while True:
+            if trio.current_time() < self._hold_until:
+                await trio.sleep_until(self._hold_until)
+            try:
+                async with env.open_transport(self.identity) as transport:
+                    attempt = 0
+                    self._connections += 1
+                    connection = _Connection(self._connections, transport)
+                    self._connection = connection
+                    try:
+                        await inbox.send(_Up(connection.generation, transport.subprotocol))
+                        async with trio.open_nursery() as nursery:
+                            connection.attach(nursery.cancel_scope)
+                            nursery.start_soon(self._write, connection)
+                            await self._read(connection, inbox)
+                    finally:
+                        self._connection = None
+                await inbox.send(_Down(connection.generation, connection.code,
+                                       connection.reason))
+            except ConnectError as exc:
+                attempt += 1
+                delay = env.backoff.delay(attempt, uniform)
+                await env.publish(
+                    ConnectFailed(
+                        t=trio.current_time(), charger=self.identity, url=env.url,
+                        error=str(exc), attempt=attempt, retry_in=round(delay, 3),
                     )
-                    await self._wait_retry(delay)
-                    continue
-                # A dropped connection: come back soon, but spread (full jitter over one base
-                # period).
-                await self._wait_retry(env.backoff.delay(0, uniform))
+                )
+                await self._wait_retry(delay)
+                continue
+            # A dropped connection: come back soon, but spread (full jitter over one base
+            # period).
+            await self._wait_retry(env.backoff.delay(0, uniform))
 
     async def _read(
         self, connection: _Connection, inbox: trio.MemorySendChannel[InboxItem]
@@ -521,7 +528,8 @@ class ChargerActor:
         unsent: list[Send] = []
         with connection.to_write:
             try:
-                async for send in connection.to_write:
+                while True:  # (the main loop never closes the channel: cancelled at the end)
+                    send = await connection.to_write.receive()
                     try:
                         await transport.send(send.data.decode())
                     except TransportClosed as closed:
@@ -554,5 +562,5 @@ async def run_charger(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one charger (a new :class:`ChargerActor`) until it has shut down gracefully or is
-    cancelled; see :meth:`ChargerActor.run`."""
+    cancelled: ``ChargerActor(env, control).run``, as a function to start as a task."""
     await ChargerActor(env, control).run(task_status=task_status)

@@ -4,11 +4,13 @@ It produces domain requests (plug in, present a tag, stop, unplug) on its charge
 charger's machines decide what goes on the wire. Arrivals are Poisson per connector (exponential
 gaps drawn from the connector's seeded RNG, counted from the previous departure, so an EV that
 would arrive while the connector is busy goes elsewhere); duration, energy and tag are drawn
-from the group's ranges. Owns nothing but its RNG; the charger closes the inbox.
+from the group's ranges. Owns nothing but its RNG: it hands its requests to the charger through
+a ``request`` function and closes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import trio
@@ -46,7 +48,7 @@ async def run_connector(
     connector_id: int,
     sessions: SessionPlan,
     rng: Rng,
-    requests: trio.MemorySendChannel[DomainRequest],
+    request: Callable[[DomainRequest], Awaitable[None]],
     *,
     cancel_scope: trio.CancelScope | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -54,12 +56,12 @@ async def run_connector(
     """Drive automatic sessions on ``connector_id`` until cancelled (or ``cancel_scope``, which it
     enters, is cancelled: then it returns).
 
-    ``requests`` is the charger's inbox (a clone owned and closed here); sends block while the
-    charger is busy (backpressure: drivers wait, nothing is dropped).
+    ``request`` hands one request to the charger (``ChargerControl.request``: its inbox); it
+    waits while the charger is busy (backpressure: drivers wait, nothing is dropped).
     """
     rate = sessions.arrivals_per_hour / 3600.0
 
-    with cancel_scope if cancel_scope is not None else trio.CancelScope(), requests:
+    with cancel_scope if cancel_scope is not None else trio.CancelScope():
         task_status.started()
         if rate <= 0 or not sessions.id_tags:
             await trio.sleep_forever()
@@ -68,9 +70,9 @@ async def run_connector(
             duration = sessions.duration.draw(rng)
             energy_kwh = sessions.energy_kwh.draw(rng)
             tag = rng.choice(sessions.id_tags)
-            await requests.send(PlugIn(connector_id, ev=draw_ev(rng, energy_kwh)))
-            await requests.send(PresentTag(connector_id, tag, start_only=True))
+            await request(PlugIn(connector_id, ev=draw_ev(rng, energy_kwh)))
+            await request(PresentTag(connector_id, tag, start_only=True))
             await trio.sleep(max(duration, 0.0))
-            await requests.send(StopCharging(connector_id))
+            await request(StopCharging(connector_id))
             await trio.sleep(rng.uniform(*WALK_BACK))
-            await requests.send(Unplug(connector_id))
+            await request(Unplug(connector_id))

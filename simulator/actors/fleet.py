@@ -21,7 +21,7 @@ from typing import Final
 import trio
 
 from simulator import seeds
-from simulator.actors.charger import Backoff, ChargerControl, ChargerEnv, run_charger
+from simulator.actors.charger import Backoff, ChargerActor, ChargerControl, ChargerEnv
 from simulator.events import Crashed
 from simulator.machines.effects import OutboxEntry
 
@@ -62,7 +62,7 @@ async def supervise_charger(env: ChargerEnv, control: ChargerControl) -> None:
     rng: seeds.Stream | None = None  # made on the first crash
     while True:
         try:
-            await run_charger(env, control)
+            await ChargerActor(env, control).run()
             return
         except Exception as exc:
             control.restarts += 1

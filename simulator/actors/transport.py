@@ -329,21 +329,22 @@ class _ReaderNursery:
         self.failure: ConnectError | None = None
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        async def reader() -> None:
-            try:
-                await fn(*args)
-            except trio_websocket.ConnectionRejected as exc:
-                self.failure = ConnectError(f"{self._handshake.endpoint.url}: handshake refused"
-                                            f" with HTTP {exc.status_code}")
-            except Exception as exc:  # wsproto's and h11's errors
-                if self.opened:
-                    await trio.aclose_forcefully(self._stream)
-                else:
-                    self.failure = refusal(self._handshake, exc)
-            finally:
-                self._waiting.cancel()  # (a no-op once the handshake is over)
+        self._nursery.start_soon(self._reader, fn, *args, name="websocket reader")
 
-        self._nursery.start_soon(reader)
+    async def _reader(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """trio-websocket's reader task, ``fn(*args)``, with its failures handled as above."""
+        try:
+            await fn(*args)
+        except trio_websocket.ConnectionRejected as exc:
+            self.failure = ConnectError(f"{self._handshake.endpoint.url}: handshake refused"
+                                        f" with HTTP {exc.status_code}")
+        except Exception as exc:  # wsproto's and h11's errors
+            if self.opened:
+                await trio.aclose_forcefully(self._stream)
+            else:
+                self.failure = refusal(self._handshake, exc)
+        finally:
+            self._waiting.cancel()  # (a no-op once the handshake is over)
 
 
 class WebSocketTransport:

@@ -8,18 +8,18 @@ charger machine, no ledger, no bus, no connector actors: the part of ``fleet.py`
 exchange that no simulator on this transport can go below. The difference to ``fleet.py``'s
 figure is what the simulator itself costs.
 
-Each connection waits out its period with ``trio.sleep``, or with ``--wheel`` on one
-``simulator.actors.timers.TimerWheel`` for all of them (while the simulator has one: without it
-``--wheel`` fails with one line). The connections open at 1,000/s; after ``--settle``
-seconds the GC is tuned as the simulator tunes it (``simulator.actors.fleet.tune_gc``) and a
-window of ``--window`` seconds is measured: process CPU (user + system) per exchange completed
-in it.
+Each connection is ``simulator.actors.transport.open_transport`` with the client ``--transport``
+names (``trio_websocket_client`` or ``websockets_client``) and waits out its period with
+``trio.sleep``, as the chargers wait on trio's own deadlines. The connections open at 1,000/s;
+after ``--settle`` seconds the GC is tuned as the simulator tunes it
+(``simulator.actors.fleet.tune_gc``) and a window of ``--window`` seconds is measured: process
+CPU (user + system) per exchange completed in it.
 
 Usage::
 
     python tools/bench/floor.py                                   # 1,000 x websockets
     python tools/bench/floor.py --transport trio-websocket --connections 1000
-    python tools/bench/floor.py --connections 10000 --rate 0.3 --window 30 --wheel
+    python tools/bench/floor.py --connections 10000 --rate 0.3 --window 30
 
 The run stops by itself after the window.
 """
@@ -27,6 +27,7 @@ The run stops by itself after the window.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import random
 import sys
@@ -53,11 +54,11 @@ OPEN_RATE: Final = 1000.0
 """Connections opened per second."""
 
 
-OPENERS: Final = {
-    "trio-websocket": ("simulator.actors.transport", "open_websocket_transport"),
-    "websockets": ("simulator.actors.websockets_transport", "open_websockets_transport"),
+CLIENTS: Final = {
+    "trio-websocket": ("simulator.actors.transport", "trio_websocket_client"),
+    "websockets": ("simulator.actors.websockets_transport", "websockets_client"),
 }
-"""Where the simulator keeps each transport's ``open_*_transport(url, identity)``."""
+"""Where the simulator keeps each WebSocket client of ``open_transport``."""
 
 
 def simulator_api(module: str, name: str) -> Any:
@@ -68,10 +69,13 @@ def simulator_api(module: str, name: str) -> Any:
         sys.exit(f"floor.py: this simulator has no {module}.{name}; the bench needs updating")
 
 
-def opener(name: str) -> Callable[..., AbstractAsyncContextManager[object]]:
-    """``open_*_transport`` of the simulator for the transport ``name``."""
-    opener_: Callable[..., AbstractAsyncContextManager[object]] = simulator_api(*OPENERS[name])
-    return opener_
+def opener(name: str) -> Callable[[str, str], AbstractAsyncContextManager[Any]]:
+    """``(url, identity)`` → ``open_transport`` of the simulator with the client ``name``,
+    offering OCPP 1.6."""
+    open_transport = simulator_api("simulator.actors.transport", "open_transport")
+    plugin = simulator_api("simulator.ocpp.v16", "PLUGIN")
+    client = simulator_api(*CLIENTS[name])
+    return functools.partial(open_transport, plugin=plugin, client=client)
 
 
 async def run(args: argparse.Namespace, url: str) -> tuple[int, float]:
@@ -80,29 +84,20 @@ async def run(args: argparse.Namespace, url: str) -> tuple[int, float]:
     open_transport = opener(args.transport)
     period = 1.0 / args.rate
     completed = 0
-    wheel = simulator_api("simulator.actors.timers", "TimerWheel")() if args.wheel else None
-
-    async def pause(seconds: float) -> None:
-        if wheel is None:
-            await trio.sleep(seconds)
-        else:
-            await wheel.sleep_until(trio.current_time() + seconds)
 
     async def connection(index: int) -> None:
         nonlocal completed
         async with open_transport(url, f"FLOOR-{index:05}") as transport:
-            await pause(random.Random(index).random() * period)  # spread the phases
+            await trio.sleep(random.Random(index).random() * period)  # spread the phases
             sent = 0
             while True:
-                await pause(period)
+                await trio.sleep(period)
                 sent += 1
-                await transport.send(CALL.format(id=sent))  # type: ignore[attr-defined]
-                await transport.receive()  # type: ignore[attr-defined]
+                await transport.send(CALL.format(id=sent))
+                await transport.receive()
                 completed += 1
 
     async with trio.open_nursery() as nursery:
-        if wheel is not None:
-            await nursery.start(wheel.run)
         for index in range(args.connections):
             nursery.start_soon(connection, index)
             if index % 100 == 99:
@@ -119,12 +114,10 @@ async def run(args: argparse.Namespace, url: str) -> tuple[int, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=1000)
-    parser.add_argument("--transport", choices=list(OPENERS), default="websockets")
+    parser.add_argument("--transport", choices=list(CLIENTS), default="websockets")
     parser.add_argument("--rate", type=float, default=1.4, help="CALLs per connection per s")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--window", type=float, default=15.0)
-    parser.add_argument("--wheel", action="store_true",
-                        help="wait on one timer wheel, as the fleet's chargers do")
     args = parser.parse_args(argv)
     raise_open_files_limit()
     with tempfile.TemporaryDirectory(prefix="floor-") as workdir, \
@@ -133,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     if not exchanges:
         sys.exit("floor.py: no exchange completed in the window")
     print(f"floor: {args.connections:,} connections x {args.transport}, {args.rate:g} CALL/s each,"
-          f" {'timer wheel' if args.wheel else 'trio.sleep'}, window {args.window:g} s")
+          f" window {args.window:g} s")
     print(f"exchanges {exchanges:,} ({exchanges / args.window:,.0f}/s), CPU {cpu:.2f} s,"
           f" {cpu / exchanges * 1e6:.1f} µs per exchange")
     given = sys.argv[1:] if argv is None else argv

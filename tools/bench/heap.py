@@ -9,8 +9,8 @@ attribute of the simulator, so it keeps working when the simulator's classes are
 - :class:`Census`: every object the collector tracks, grouped by type: count and
   ``sys.getsizeof`` bytes, and what a run added to it. Untracked objects (str, bytes, int,
   float) are not in it: they are in the tracemalloc figures of ``memory.py``.
-- :func:`charger_subtrees`: the task tree of a fleet: the nursery with the most child tasks
-  holds one task per charger, and each of them with its descendants is a charger.
+- :func:`charger_subtrees`: the task tree of a fleet: each charger's task (named ``charger ID``
+  for the ids a ``Simulation`` lists) with its descendants.
 - :func:`charger_objects`: a breadth-first walk of ``gc.get_referents`` from every charger's
   tasks at once; each object belongs to the charger that reaches it first, and within the charger
   reported (the last: it loses every tie, so it owns nothing shared) to the first of its main
@@ -87,18 +87,15 @@ def walk_tasks(task: trio.lowlevel.Task) -> Iterator[trio.lowlevel.Task]:
             yield from walk_tasks(child)
 
 
-def charger_subtrees() -> list[list[trio.lowlevel.Task]]:
-    """The tasks of each charger of the running fleet: the children of the nursery with the most
-    child tasks, each with its descendants."""
-    biggest: trio.Nursery | None = None
+def charger_subtrees(identities: Iterable[str]) -> list[list[trio.lowlevel.Task]]:
+    """The tasks of each running charger of ``identities`` (the task ``charger ID`` and its
+    descendants), in the order of ``identities``."""
+    names = {f"charger {identity}": index for index, identity in enumerate(identities)}
     root = trio.lowlevel.current_root_task()
-    for task in walk_tasks(root) if root is not None else ():
-        for nursery in task.child_nurseries:
-            if biggest is None or len(nursery.child_tasks) > len(biggest.child_tasks):
-                biggest = nursery
-    if biggest is None:
-        return []
-    return [list(walk_tasks(child)) for child in sorted(biggest.child_tasks, key=id)]
+    found = sorted((names[task.name], task)
+                   for task in (walk_tasks(root) if root is not None else ())
+                   if task.name in names)
+    return [list(walk_tasks(task)) for _, task in found]
 
 
 def coroutine_frames(task: trio.lowlevel.Task) -> Iterator[types.FrameType]:
@@ -145,9 +142,10 @@ class ChargerHeap:
         return statistics.median(self.bytes_per_charger) if self.bytes_per_charger else 0.0
 
 
-def charger_objects() -> ChargerHeap:
-    """Walk the heap from every charger's tasks at once (see the module docstring)."""
-    subtrees = charger_subtrees()
+def charger_objects(identities: Iterable[str]) -> ChargerHeap:
+    """Walk the heap from the tasks of every charger of ``identities`` at once (see the module
+    docstring)."""
+    subtrees = charger_subtrees(identities)
     result = ChargerHeap(chargers=len(subtrees))
     if not subtrees:
         return result

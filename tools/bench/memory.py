@@ -1,6 +1,6 @@
 """Memory benchmark: where a connected charger's memory goes, at one or more fleet sizes.
 
-For each size N of ``--chargers`` our fleet (``simulator.runtime.run_simulation``, ledger on,
+For each size N of ``--chargers`` our fleet (``simulator.runtime.open_simulation``, ledger on,
 the workload of ``tools/bench/fleet.py``: ``--workload``, ``--transport``) runs in a process of
 its own against a fresh ``tools/bench/loopback_csms.py`` process, on 127.0.0.1. Once the CSMS
 has seen N connections and N BootNotifications, and ``--settle`` seconds more, the run reports:
@@ -20,10 +20,11 @@ With ``--tracemalloc`` (the default) a second process per size runs the same fle
 file, the ``--top`` files by bytes per charger. Tracing costs memory and CPU of its own, so its
 RSS is not the one reported.
 
-A run ends by itself (SIGTERM to its own process, which ends ``run_simulation`` gracefully, as
-Ctrl-C would). It needs of the simulator only ``simulator.config.parse_fleet`` and
-``simulator.runtime.run_simulation``, imported when the worker starts: if they moved, the tool
-says so in one line.
+A run ends by itself: once measured, the worker leaves the ``open_simulation`` block, which ends
+the fleet gracefully. It needs of the simulator only ``simulator.config.parse_fleet`` and
+``simulator.runtime.open_simulation`` (the ids of ``Simulation.chargers()`` name the charger
+tasks ``heap.py`` walks), imported when the worker starts: if they moved, the tool says so in
+one line.
 
 Usage::
 
@@ -38,11 +39,8 @@ import argparse
 import contextlib
 import dataclasses
 import gc
-import inspect
 import json
-import os
 import shlex
-import signal
 import sys
 import tempfile
 import tracemalloc
@@ -75,25 +73,18 @@ KIB: Final = 1024
 
 
 def simulator_api() -> tuple[Any, Any]:
-    """``(parse_fleet, run_simulation)`` of the simulator; exits with one line if they moved."""
+    """``(parse_fleet, open_simulation)`` of the simulator; exits with one line if they moved."""
     try:
         from simulator.config import parse_fleet
-        from simulator.runtime import run_simulation
+        from simulator.runtime import open_simulation
     except ImportError as error:
         sys.exit(f"memory.py: the simulator's API moved ({error}); this tool needs updating")
-    return parse_fleet, run_simulation
-
-
-def run_kwargs(run_simulation: Any) -> dict[str, Any]:
-    """The keyword arguments ``run_simulation`` accepts of those the bench sets."""
-    wanted = {"resume": False, "live": False, "grace": GRACE_S}
-    accepted = inspect.signature(run_simulation).parameters
-    return {name: value for name, value in wanted.items() if name in accepted}
+    return parse_fleet, open_simulation
 
 
 async def observe(args: argparse.Namespace, results: dict[str, Any],
-                  baseline: tracemalloc.Snapshot | None, before: Any) -> None:
-    """Wait until the fleet is up and settled, measure, then end the run."""
+                  baseline: tracemalloc.Snapshot | None, before: Any, sim: Any) -> None:
+    """Wait until ``sim``'s fleet is up and settled, then measure."""
     import heap  # type: ignore[import-not-found]  # this directory
     import trio
 
@@ -122,14 +113,13 @@ async def observe(args: argparse.Namespace, results: dict[str, Any],
         rows, count, size = heap.Census.take().growth(before, args.top)
         results["census"] = {"rows": rows, "objects": count, "bytes": size}
         if args.objects:
-            found = heap.charger_objects()
+            found = heap.charger_objects(sim.chargers())
             results["charger"] = {
                 "chargers_found": found.chargers, "rows": found.rows,
                 "median_bytes": found.median_bytes(),
                 "median_objects": (sorted(found.objects_per_charger)[found.chargers // 2]
                                    if found.chargers else 0),
             }
-    os.kill(os.getpid(), signal.SIGTERM)  # run_simulation ends gracefully, as on Ctrl-C
 
 
 def traced_by_file(baseline: tracemalloc.Snapshot, top: int, chargers: int) -> dict[str, Any]:
@@ -161,7 +151,7 @@ def worker_main(args: argparse.Namespace) -> None:
     if args.trace:
         tracemalloc.start(1)
     raise_open_files_limit()
-    parse_fleet, run_simulation = simulator_api()
+    parse_fleet, open_simulation = simulator_api()
     import trio
     from heap import Census  # type: ignore[import-not-found]  # this directory
 
@@ -177,10 +167,8 @@ def worker_main(args: argparse.Namespace) -> None:
     before = None if args.trace else Census.take()
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(observe, args, results, baseline, before)
-            await run_simulation(fleet, **run_kwargs(run_simulation))
-            nursery.cancel_scope.cancel()
+        async with open_simulation(fleet, live=False, grace=GRACE_S) as sim:
+            await observe(args, results, baseline, before, sim)
 
     trio.run(main)
     print(json.dumps(results), flush=True)
