@@ -21,7 +21,8 @@ from typing import Final
 import trio
 
 from simulator import seeds
-from simulator.actors.charger import Backoff, ChargerActor, ChargerControl, ChargerEnv
+from simulator.actors.charger import ChargerActor, ChargerControl, ChargerEnv
+from simulator.actors.link import Backoff
 from simulator.events import Crashed
 from simulator.machines.effects import OutboxEntry
 

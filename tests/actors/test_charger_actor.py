@@ -17,12 +17,12 @@ import trio.testing
 from simulator.actors import fleet as fleet_module
 from simulator.actors.charger import (
     OUTBOX_PERSIST_INTERVAL,
-    Backoff,
     ChargerControl,
     ChargerEnv,
     run_charger,
 )
 from simulator.actors.fleet import GroupPlan, run_fleet, supervise_charger
+from simulator.actors.link import Backoff
 from simulator.actors.transport import (
     ConnectError,
     Transport,

@@ -23,7 +23,7 @@ import pytest
 import trio
 
 from simulator import seeds
-from simulator.actors.charger import Backoff
+from simulator.actors.link import Backoff
 from simulator.runtime import RunResult
 
 from .conftest import PeerCsms, Record
