@@ -190,13 +190,20 @@ class Simulation:
 
     async def set_fault(
         self, target: TargetLike, connector: int,
-        error_code: ChargePointErrorCode = ChargePointErrorCode.OTHER_ERROR, *,
+        error_code: ChargePointErrorCode | str = ChargePointErrorCode.OTHER_ERROR, *,
         info: str | None = None,
     ) -> tuple[str, ...]:
-        """``connector``'s hardware reports ``error_code`` (a fault makes it Faulted)."""
+        """``connector``'s hardware reports ``error_code`` (a StatusNotification error code, as
+        the enum or its name: a fault makes the connector Faulted). An unknown code raises
+        :class:`CommandError`."""
+        try:
+            code = ChargePointErrorCode(error_code)
+        except ValueError:
+            known = ", ".join(member.value for member in ChargePointErrorCode)
+            raise CommandError(f"no error code {error_code!r}; use one of {known}") from None
         return await self.command("fault", target,
-                                  lambda _: SetFault(connector, error_code, info),
-                                  connector=connector, error_code=str(error_code))
+                                  lambda _: SetFault(connector, code, info),
+                                  connector=connector, error_code=code.value)
 
     async def clear_fault(self, target: TargetLike, connector: int) -> tuple[str, ...]:
         """``connector``'s hardware error is gone."""

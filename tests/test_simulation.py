@@ -104,6 +104,7 @@ async def test_each_command_shows_its_effect_in_the_ledger(
         await sim.set_fault(Target(group="depot"), 1, ChargePointErrorCode.GROUND_FAILURE)
         await trio.sleep(5)
         await sim.clear_fault(["DP-1"], 1)
+        await sim.set_fault("ST-2", 1, "HighTemperature")  # a warning, by its name
         await trio.sleep(5)
         await sim.reboot("ST-2")
         await trio.sleep(30)
@@ -117,7 +118,7 @@ async def test_each_command_shows_its_effect_in_the_ledger(
     assert commands == [
         ("ST-1", 1, "plug"), ("ST-1", 1, "present_tag"), ("ST-1", 1, "stop"),
         ("ST-1", 1, "unplug"), ("DP-1", 1, "fault"), ("DP-2", 1, "fault"),
-        ("DP-1", 1, "clear_fault"), ("ST-2", None, "reboot"),
+        ("DP-1", 1, "clear_fault"), ("ST-2", 1, "fault"), ("ST-2", None, "reboot"),
     ]
 
     def statuses(charger: str, connector: int) -> list[str]:
@@ -148,6 +149,8 @@ async def test_the_facade_refuses_unknown_targets_with_one_line(
             await sim.plug("XX-9", 1)
         with pytest.raises(CommandError, match="no group 'yard'"):
             await sim.reboot(Target(group="yard"))
+        with pytest.raises(CommandError, match="no error code 'Meltdown'; use one of "):
+            await sim.set_fault("ST-1", 1, "Meltdown")
         half = sim.chargers(Target(group="street", fraction=0.5))
         assert len(half) == 1 and half[0] in {"ST-1", "ST-2"}
     rows_ = rows(tmp_path / "refuse.db", "SELECT COUNT(*) FROM events WHERE kind = 'command'")

@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from benchlib import percentiles  # type: ignore[import-not-found]  # this directory, as a script
 from ocpp.exceptions import OCPPError  # type: ignore[import-untyped]
 from ocpp.v16 import ChargePoint, call  # type: ignore[import-untyped]
 from ocpp.v16.enums import (  # type: ignore[import-untyped]
@@ -316,18 +317,6 @@ async def cancel_all(tasks: list[asyncio.Task[None]], stats: FleetStats) -> None
     if pending:
         print(f"ocpp_fleet: {len(pending)} charger task(s) did not end within "
               f"{TEARDOWN_BOUND_S:g} s", file=sys.stderr)
-
-
-def percentiles(values: list[float], scale: float) -> dict[str, float] | None:
-    """p50/p95/p99/max of ``values`` times ``scale`` (``None`` when empty)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * scale, 3)
-
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": at(1.0)}
 
 
 def system_seconds() -> float:
