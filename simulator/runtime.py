@@ -1,16 +1,18 @@
 """The main job: run a fleet file against its central system, record everything, report.
 
-``run_simulation`` builds the actor tree of DESIGN.md in one nursery::
+:func:`open_simulation` builds the actor tree (docs/internals.md) in the caller's task and
+yields a :class:`~simulator.simulation.Simulation`, the handle on the running fleet::
 
     bus ── ledger writer (lossless) ── live counters (an inline observer) ── live view
     embedded CSMS (when ``url = "embedded"``)
-    timer wheel (wakes every charger at its deadlines)
-    fleet supervisor ── charger supervisors ── chargers ── connectors
+    fleet supervisor ── charger supervisors ── chargers ── links, connectors
+    watchers: lag probe, live view
 
-and ends it gracefully when the duration runs out, on Ctrl-C or on SIGTERM: transactions are
-stopped (reason Local), queued messages get a grace period, every outbox not stored yet is
-handed to the ledger, the ledger is flushed and the run is marked completed or interrupted.
-The result says what happened and which exit code it deserves.
+Leaving it ends the run gracefully: transactions are stopped (reason Local), queued messages
+get a grace period, every outbox not stored yet is handed to the ledger, the ledger is flushed
+and the run is marked completed, failed or interrupted. :func:`run_simulation` is that, until
+the duration runs out or Ctrl-C / SIGTERM; the result says what happened and which exit code
+it deserves.
 
 Under ``time = "virtual"`` (run it with :func:`run_clock`) the fleet and the embedded CSMS talk
 over in-memory byte streams (the full WebSocket protocol, no sockets) on trio's mock clock, which

@@ -27,8 +27,8 @@ PROBE_INTERVAL: Final = 0.1
 REPORT_PERIOD: Final = 1.0
 """Seconds over which the wake-ups are summarized in one event."""
 NOTABLE_LAG: Final = 0.02
-"""Seconds late (at worst within a period) from which the period is recorded: well above the
-timer wheel's 5 ms grid and a scheduler's jitter, well below what a CSMS's latency is."""
+"""Seconds late (at worst within a period) from which the period is recorded: well above a
+scheduler's jitter, well below what a CSMS's latency is."""
 
 
 async def run_lag_probe(

@@ -1,10 +1,10 @@
 """The chaos catalog: the fault names users write in ``[[chaos]]``, their families, and the rules a
 fault's schedule must follow. Pure data and checks (no trio, no I/O).
 
-The names are a contract with users (DESIGN.md's catalog): renaming one breaks fleet files. A
-check that fails raises :class:`CatalogError` naming the key at fault (``fault``, ``every``,
-``for``, ``probability``...) and a message fit to follow ``file: chaos[i].key:`` in a one-line
-error.
+The names are a contract with users, in four families (transport, protocol, behaviour, fleet):
+renaming one breaks fleet files. A check that fails raises :class:`CatalogError` naming the key
+at fault (``fault``, ``every``, ``for``, ``probability``...) and a message fit to follow
+``file: chaos[i].key:`` in a one-line error.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ The package's parts, in the order a file goes through them:
   into the same fleet (``sim replay``); :func:`describe` (``sim check``) and :func:`json_schema`
   (``sim schema``).
 
-Tables of the format, beyond DESIGN.md's sketch: ``[run]`` also takes ``epoch``, the RFC 3339 UTC
+Tables beyond the README's sketch: ``[run]`` also takes ``epoch``, the RFC 3339 UTC
 timestamp where the wall clock of a ``time = "virtual"`` run starts (default
 :data:`DEFAULT_VIRTUAL_EPOCH`); ``[csms]`` also takes ``password``, ``ca_file``, ``cert_file`` and
 ``key_file`` (security profiles 1-3) and ``transport`` (:data:`TRANSPORTS`); ``[csms.embedded]``
