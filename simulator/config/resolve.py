@@ -52,6 +52,13 @@ from simulator.durations import (
     parse_duration_range,
     parse_number_range,
 )
+from simulator.machines.configuration import (
+    KEYS,
+    ConfigurationStore,
+    InvalidConfigurationValue,
+    UnknownConfigurationKey,
+)
+from simulator.machines.parts import config_overrides
 from simulator.machines.workload import SessionPlan
 
 NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -298,6 +305,7 @@ def resolve_groups(tables: tuple[GroupTable, ...]) -> tuple[Group, ...]:
                     "give the groups different prefixes",
                 )
         _check_serials(table, index, ids)
+        _check_ocpp_config(table.config, table.connectors, index)
         groups.append(
             Group(
                 name=table.name,
@@ -316,6 +324,23 @@ def resolve_groups(tables: tuple[GroupTable, ...]) -> tuple[Group, ...]:
             )
         )
     return tuple(groups)
+
+
+def _check_ocpp_config(config: Mapping[str, Scalar], connectors: int, index: int) -> None:
+    """``[group.config]`` as the charger itself will take it: a known key, a value of its type
+    within its range (the same rules that answer a central system's ChangeConfiguration)."""
+    try:
+        ConfigurationStore(config_overrides(config), number_of_connectors=connectors)
+    except UnknownConfigurationKey as error:
+        raise Invalid(
+            ("group", index, "config", error.key),
+            f"unknown OCPP configuration key{suggest(error.key, list(KEYS))}",
+        ) from None
+    except InvalidConfigurationValue as error:
+        raise Invalid(
+            ("group", index, "config", error.key),
+            f"cannot be {error.value!r}: {error.reason}",
+        ) from None
 
 
 def _target(table: TargetTable, base: FieldPath, groups: tuple[Group, ...]) -> Target:

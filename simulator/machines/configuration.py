@@ -144,8 +144,19 @@ def _key(
 _B, _I, _C, _T = KeyType.BOOL, KeyType.INT, KeyType.CSL, KeyType.STRING
 _R, _RW, _W = Access.R, Access.RW, Access.W
 
-#: Every key the store knows, in GetConfiguration order. Intervals and counts are non-negative;
-#: ``ClockAlignedDataInterval`` is at most a day (it is aligned to midnight);
+_DAY: Final = 86_400
+"""Seconds: the longest interval a charger takes (sampling, timeouts, retries, pings)."""
+_WEEK: Final = 7 * _DAY
+"""Seconds: the longest heartbeat interval a charger takes."""
+_COUNT: Final = 1_000
+"""The largest count or length a charger takes (attempts, retries, list lengths, levels)."""
+_INT32: Final = 2**31 - 1
+"""The schemas' integer: the largest energy (Wh) or list size a charger takes."""
+
+#: Every key the store knows, in GetConfiguration order. Every integer key has a range, so that
+#: nothing a central system sets can overflow a deadline or a counter: intervals are 0 to a day
+#: (``HeartbeatInterval`` a week; ``ClockAlignedDataInterval`` is aligned to midnight), counts
+#: and lengths 0 (or 1) to 1,000, energies and list sizes within int32;
 #: ``TransactionMessageAttempts`` is at least 1; ``SecurityProfile`` is 0-3 and may only rise.
 KEYS: Final[Mapping[str, KeySpec]] = MappingProxyType(
     {
@@ -156,13 +167,13 @@ KEYS: Final[Mapping[str, KeySpec]] = MappingProxyType(
             _key("AuthorizationCacheEnabled", _B, _RW, "true"),
             _key("AuthorizeRemoteTxRequests", _B, _RW, "true"),
             _key("ClockAlignedDataInterval", _I, _RW, "900", minimum=0, maximum=86400),
-            _key("ConnectionTimeOut", _I, _RW, "120", minimum=0),
+            _key("ConnectionTimeOut", _I, _RW, "120", minimum=0, maximum=_DAY),
             _key("ConnectorPhaseRotation", _C, _RW, "NotApplicable", check=_check_phase_rotation),
-            _key("GetConfigurationMaxKeys", _I, _R, "0", minimum=1, derived=True),
-            _key("HeartbeatInterval", _I, _RW, "300", minimum=0),
+            _key("GetConfigurationMaxKeys", _I, _R, "0", minimum=1, maximum=_COUNT, derived=True),
+            _key("HeartbeatInterval", _I, _RW, "300", minimum=0, maximum=_WEEK),
             _key("LocalAuthorizeOffline", _B, _RW, "true"),
             _key("LocalPreAuthorize", _B, _RW, "false"),
-            _key("MaxEnergyOnInvalidId", _I, _RW, "0", minimum=0),
+            _key("MaxEnergyOnInvalidId", _I, _RW, "0", minimum=0, maximum=_INT32),
             _key(
                 "MeterValuesAlignedData",
                 _C,
@@ -170,7 +181,7 @@ KEYS: Final[Mapping[str, KeySpec]] = MappingProxyType(
                 "Energy.Active.Import.Register",
                 check=_check_measurands,
             ),
-            _key("MeterValuesAlignedDataMaxLength", _I, _R, "20", minimum=0),
+            _key("MeterValuesAlignedDataMaxLength", _I, _R, "20", minimum=0, maximum=_COUNT),
             _key(
                 "MeterValuesSampledData",
                 _C,
@@ -178,17 +189,17 @@ KEYS: Final[Mapping[str, KeySpec]] = MappingProxyType(
                 "Energy.Active.Import.Register",
                 check=_check_measurands,
             ),
-            _key("MeterValuesSampledDataMaxLength", _I, _R, "20", minimum=0),
-            _key("MeterValueSampleInterval", _I, _RW, "60", minimum=0),
-            _key("MinimumStatusDuration", _I, _RW, "0", minimum=0),
-            _key("NumberOfConnectors", _I, _R, "1", minimum=1, derived=True),
-            _key("ResetRetries", _I, _RW, "1", minimum=0),
+            _key("MeterValuesSampledDataMaxLength", _I, _R, "20", minimum=0, maximum=_COUNT),
+            _key("MeterValueSampleInterval", _I, _RW, "60", minimum=0, maximum=_DAY),
+            _key("MinimumStatusDuration", _I, _RW, "0", minimum=0, maximum=_DAY),
+            _key("NumberOfConnectors", _I, _R, "1", minimum=1, maximum=_COUNT, derived=True),
+            _key("ResetRetries", _I, _RW, "1", minimum=0, maximum=_COUNT),
             _key("StopTransactionOnEVSideDisconnect", _B, _RW, "true"),
             _key("StopTransactionOnInvalidId", _B, _RW, "true"),
             _key("StopTxnAlignedData", _C, _RW, "", check=_check_measurands),
-            _key("StopTxnAlignedDataMaxLength", _I, _R, "20", minimum=0),
+            _key("StopTxnAlignedDataMaxLength", _I, _R, "20", minimum=0, maximum=_COUNT),
             _key("StopTxnSampledData", _C, _RW, "", check=_check_measurands),
-            _key("StopTxnSampledDataMaxLength", _I, _R, "20", minimum=0),
+            _key("StopTxnSampledDataMaxLength", _I, _R, "20", minimum=0, maximum=_COUNT),
             _key(
                 "SupportedFeatureProfiles",
                 _C,
@@ -196,18 +207,18 @@ KEYS: Final[Mapping[str, KeySpec]] = MappingProxyType(
                 ",".join(DEFAULT_FEATURE_PROFILES),
                 derived=True,
             ),
-            _key("TransactionMessageAttempts", _I, _RW, "3", minimum=1),
-            _key("TransactionMessageRetryInterval", _I, _RW, "60", minimum=0),
+            _key("TransactionMessageAttempts", _I, _RW, "3", minimum=1, maximum=_COUNT),
+            _key("TransactionMessageRetryInterval", _I, _RW, "60", minimum=0, maximum=_DAY),
             _key("UnlockConnectorOnEVSideDisconnect", _B, _RW, "true"),
-            _key("WebSocketPingInterval", _I, _RW, "0", minimum=0),
+            _key("WebSocketPingInterval", _I, _RW, "0", minimum=0, maximum=_DAY),
             # Local authorization list management
             _key("LocalAuthListEnabled", _B, _RW, "true"),
-            _key("LocalAuthListMaxLength", _I, _R, "1000", minimum=0),
-            _key("SendLocalListMaxLength", _I, _R, "100", minimum=0),
+            _key("LocalAuthListMaxLength", _I, _R, "1000", minimum=0, maximum=_INT32),
+            _key("SendLocalListMaxLength", _I, _R, "100", minimum=0, maximum=_INT32),
             # Reservation
             _key("ReserveConnectorZeroSupported", _B, _R, "false"),
             # Smart charging
-            _key("ChargeProfileMaxStackLevel", _I, _R, "10", minimum=0),
+            _key("ChargeProfileMaxStackLevel", _I, _R, "10", minimum=0, maximum=_COUNT),
             _key(
                 "ChargingScheduleAllowedChargingRateUnit",
                 _C,
@@ -215,8 +226,8 @@ KEYS: Final[Mapping[str, KeySpec]] = MappingProxyType(
                 "Current,Power",
                 check=_check_rate_units,
             ),
-            _key("ChargingScheduleMaxPeriods", _I, _R, "24", minimum=1),
-            _key("MaxChargingProfilesInstalled", _I, _R, "10", minimum=1),
+            _key("ChargingScheduleMaxPeriods", _I, _R, "24", minimum=1, maximum=_COUNT),
+            _key("MaxChargingProfilesInstalled", _I, _R, "10", minimum=1, maximum=_COUNT),
             # Security whitepaper
             _key("SecurityProfile", _I, _RW, "0", minimum=0, maximum=3),
             _key("AuthorizationKey", _T, _W, "", check=_check_authorization_key),

@@ -112,4 +112,4 @@ url = "wss://csms.example/ocpp"
 security_profile = 2
 password = "${PW}"
 ca_file = "ca.pem"
-""" + GROUP.replace('model = "AC22"', 'model = "AC22"\n[group.config]\nAuthorizationKey = "00ff"')
+""" + GROUP + '[group.config]\nAuthorizationKey = "00ff00ff00ff00ff"\n'

@@ -231,9 +231,10 @@ def test_programmatic_overrides_apply_last() -> None:
 
 
 def test_override_values_parse_as_toml_scalars() -> None:
-    text = GROUP + "[group.config]\nFlag = false\n"
-    fleet = parse(text, env={"SIM_GROUP__0__CONFIG__FLAG": "true", "SIM_RUN__NAME": "x-1"})
-    assert fleet.groups[0].config == {"Flag": True}
+    text = GROUP + "[group.config]\nLocalPreAuthorize = false\n"
+    fleet = parse(text, env={"SIM_GROUP__0__CONFIG__LOCALPREAUTHORIZE": "true",
+                             "SIM_RUN__NAME": "x-1"})
+    assert fleet.groups[0].config == {"LocalPreAuthorize": True}
     assert fleet.run.name == "x-1"
 
 

@@ -269,6 +269,24 @@ ERRORS: list[tuple[str, str, str]] = [
         "scenarios/x.toml: run.seed: must be an integer, got a date 1979-05-27",
     ),
     (
+        "ocpp key out of range",
+        GROUP + "[group.config]\nHeartbeatInterval = 99999999999\n",
+        "scenarios/x.toml: group[0].config.HeartbeatInterval: cannot be '99999999999': above "
+        "604800",
+    ),
+    (
+        "unknown ocpp key",
+        GROUP + "[group.config]\nHeartbeatIntervall = 5\n",
+        "scenarios/x.toml: group[0].config.HeartbeatIntervall: unknown OCPP configuration key; "
+        "did you mean 'HeartbeatInterval'?",
+    ),
+    (
+        "ocpp key of the wrong type",
+        GROUP + "[group.config]\nStopTransactionOnInvalidId = 3\n",
+        "scenarios/x.toml: group[0].config.StopTransactionOnInvalidId: cannot be '3': expected "
+        "true or false",
+    ),
+    (
         "broken toml",
         "[run\nseed = 1\n" + GROUP,
         "scenarios/x.toml: line 1, column 5: invalid TOML: Expected ']' at the end of a table "

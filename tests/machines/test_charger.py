@@ -18,6 +18,7 @@ import pytest
 
 from simulator.events import FrameIn, MessageDropped, Note, UnmatchedResult
 from simulator.machines.charger import BootState, ChargerMachine, ChargerSpec
+from simulator.machines.configuration import KEYS, Access, KeyType
 from simulator.machines.meter import EvSpec
 from simulator.machines.parts import earliest
 from simulator.ocpp.v16 import ChargePointErrorCode
@@ -566,6 +567,37 @@ CONFIGURATION_CASES = [
 def test_change_configuration(key: str, value: str, status: str) -> None:
     pair = MachinePair()
     assert pair.cs_call("ChangeConfiguration", {"key": key, "value": value}).status == status
+
+
+HUGE = "9" * 500
+
+
+@pytest.mark.parametrize("value", [HUGE, "99999999999999999999", str(2**31)])
+@pytest.mark.parametrize("key", sorted(
+    spec.name for spec in KEYS.values()
+    if spec.type == KeyType.INT and spec.access == Access.RW and spec.name != "SecurityProfile"
+))
+def test_an_integer_out_of_range_is_rejected_and_the_charger_goes_on(
+    key: str, value: str,
+) -> None:
+    """A central system may set any integer key to anything: a value outside the key's range is
+    answered Rejected and changes nothing, with a transaction running, and the charger keeps
+    its deadlines (a 500-digit HeartbeatInterval once crashed it with an OverflowError)."""
+    pair = MachinePair()
+    start_charging(pair)
+    before = pair.cs_call("GetConfiguration", {"key": [key]}).result
+    assert pair.cs_call("ChangeConfiguration", {"key": key, "value": value}).status == "Rejected"
+    assert pair.cs_call("GetConfiguration", {"key": [key]}).result == before
+    sampled = len(pair.cs.of("MeterValues"))
+    pair.advance(400)  # every deadline the key feeds comes and goes
+    assert pair.machine.next_deadline() is not None
+    assert len(pair.cs.of("MeterValues")) >= sampled + 6  # sampling every 60 s went on
+
+
+def test_every_integer_key_has_a_range() -> None:
+    unbounded = [spec.name for spec in KEYS.values() if spec.type == KeyType.INT
+                 and (spec.minimum is None or spec.maximum is None)]
+    assert unbounded == []
 
 
 def test_get_configuration_and_write_only_keys() -> None:
