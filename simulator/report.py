@@ -453,8 +453,20 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
 
+MAX_SHOWN: Final = 40
+"""Characters of a name that came from outside (an action, an error code) the text report
+shows; a longer one is cut with an ellipsis."""
+
+
+def _clip(text: str) -> str:
+    """``text`` as one short printable cell: what a central system sends may be any length and
+    hold control characters."""
+    shown = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= MAX_SHOWN else shown[: MAX_SHOWN - 1] + "…"
+
+
 def _codes(counts: dict[str, int]) -> str:
-    return ", ".join(f"{code} {n}" for code, n in counts.items()) if counts else "none"
+    return ", ".join(f"{_clip(code)} {n}" for code, n in counts.items()) if counts else "none"
 
 
 def _loop_lag_line(r: Report) -> str:
@@ -486,7 +498,7 @@ def render_text(report: Report) -> str:
     header = ("action", "sent", "recv", "results", "err in", "err out", "timeouts",
               "p50 ms", "p95 ms", "p99 ms", "max ms")
     rows = [
-        (a.action, str(a.calls_sent), str(a.calls_received), str(a.results),
+        (_clip(a.action), str(a.calls_sent), str(a.calls_received), str(a.results),
          str(a.errors_received), str(a.errors_sent), str(a.timeouts),
          _ms(a.p50), _ms(a.p95), _ms(a.p99), _ms(a.max))
         for a in r.actions

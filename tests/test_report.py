@@ -39,6 +39,7 @@ from simulator.events import (
 from simulator.ledger import Ledger, RunStatus, finish_run
 from simulator.ledger.writer import RunSpec, run_ledger_writer
 from simulator.report import (
+    MAX_SHOWN,
     UNKNOWN_ACTION,
     UNKNOWN_ERROR_CODE,
     ActionStats,
@@ -361,6 +362,28 @@ async def test_render_text_shows_the_table_and_the_totals(tmp_path: Path) -> Non
     assert "faults injected: disconnect 2, latency 1" in text
     header = next(line for line in lines if line.startswith("action"))
     assert len({len(line) for line in (header, boot)}) == 1  # the columns line up
+
+
+async def test_names_from_outside_are_shown_short_and_printable(tmp_path: Path) -> None:
+    """A central system's 1,000-character action name or error code, or one with control
+    characters, takes one short cell of the text report (the JSON keeps it whole)."""
+    path = tmp_path / "lab.db"
+    action, code = "Z" * 1000, "Bad\nCode" + "x" * 200
+    await write_run(path, [
+        FrameIn(t=T0 + 1, charger="A", raw="[2]", message_type=2, unique_id="q1", action=action),
+        FrameOut(t=T0 + 1, charger="A", raw=call_error(code), message_type=4, unique_id="q1",
+                 action=action),
+        FrameOut(t=T0 + 2, charger="A", raw="[2]", message_type=2, unique_id="h1",
+                 action="Heartbeat"),
+        FrameIn(t=T0 + 2.1, charger="A", raw=call_error(code), message_type=4, unique_id="h1",
+                action="Heartbeat", latency=0.1),
+    ])
+    report = summarize(path)
+    text = render_text(report)
+    assert max(len(line) for line in text.splitlines()) < 160
+    assert ("Z" * (MAX_SHOWN - 1) + "…") in text and "Z" * MAX_SHOWN not in text
+    assert "Bad\\nCode" in text and "Bad\nCode" not in text
+    assert any(a.action == action for a in report.actions)
 
 
 async def test_render_text_of_an_empty_run(tmp_path: Path) -> None:
