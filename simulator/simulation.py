@@ -98,6 +98,10 @@ class Simulation:
         self._fleet_scope = fleet_scope
         self._finished = finished
         self._picks = 0
+        self._groups = {plan.name: tuple(env.spec.identity for env in plan.chargers)
+                        for plan in running.plans}
+        self._every = tuple(identity for ids in self._groups.values() for identity in ids)
+        self._known = frozenset(self._every)
 
     # --- what is running ---------------------------------------------------------------------
 
@@ -111,11 +115,9 @@ class Simulation:
 
     def chargers(self, target: TargetLike | None = None) -> tuple[str, ...]:
         """The ids ``target`` names (default: the whole fleet), in fleet order."""
-        groups = {plan.name: [env.spec.identity for env in plan.chargers]
-                  for plan in self._running.plans}
-        every = [identity for ids in groups.values() for identity in ids]
+        groups, every = self._groups, self._every
         if target is None:
-            return tuple(every)
+            return every
         if isinstance(target, str):
             target = (target,)
         if not isinstance(target, Target):
@@ -124,10 +126,11 @@ class Simulation:
             raise CommandError(f"no group {target.group!r} in this fleet "
                                f"(groups: {', '.join(groups) or 'none'})")
         pool = groups[target.group] if target.group is not None else every
-        unknown = [identity for identity in target.ids if identity not in set(every)]
+        unknown = [identity for identity in target.ids if identity not in self._known]
         if unknown:
             raise CommandError(f"no charger {unknown[0]!r} in this fleet")
-        chosen = [i for i in pool if i in set(target.ids)] if target.ids else list(pool)
+        wanted = frozenset(target.ids)
+        chosen = [i for i in pool if i in wanted] if wanted else list(pool)
         if target.fraction < 1.0:
             self._picks += 1
             rng = derive(self.fleet.run.seed, "facade", "pick", self._picks)
@@ -229,7 +232,7 @@ class Simulation:
     def _control(self, identity: str) -> ChargerControl:
         control = self._running.controls.get(identity)
         if control is None:
-            if identity in self.chargers():
+            if identity in self._known:
                 raise CommandError(f"charger {identity!r} has not been started yet "
                                    "(it is still waiting for its turn in the ramp)")
             raise CommandError(f"no charger {identity!r} in this fleet")
