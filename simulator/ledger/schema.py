@@ -3,9 +3,10 @@ connection settings every writer uses.
 
 Tables: ``runs`` (one row per run, including resumed ones), ``events`` (every bus event:
 ``run_id``, ``seq``, ``t`` in seconds since run start, ``wall`` as UTC ISO-8601 with ``Z``,
-``charger``, ``connector``, ``kind`` and the rest of the event as JSON ``data``) and ``outbox``
-(per charger, the transaction messages not yet delivered, at ``position = seq``). Views:
-``frames``, ``faults`` and ``transactions``, read from ``events``. ``events`` is indexed on
+``charger``, ``connector``, ``kind`` and the rest of the event as JSON ``data``), ``outbox``
+(per charger, the transaction messages not yet delivered, at ``position = seq``) and ``memory``
+(per charger, what it keeps through a power loss: registers, numbering, running transactions).
+Views: ``frames``, ``faults`` and ``transactions``, read from ``events``. ``events`` is indexed on
 ``(run_id, kind)`` always and on ``(run_id, charger)`` (:data:`CHARGER_INDEX`) between runs only:
 the first run on a ledger writes without it and builds it when it ends.
 
@@ -128,6 +129,12 @@ def create_schema(db: sqlite_utils.Database) -> None:
         {"charger": str, "position": int, "run_id": int, "entry": str},
         pk=("charger", "position"),
         not_null=["run_id", "entry"],
+        if_not_exists=True,
+    )
+    db.table("memory").create(
+        {"charger": str, "run_id": int, "memory": str},
+        pk="charger",
+        not_null=["run_id", "memory"],
         if_not_exists=True,
     )
     for name, sql in VIEWS.items():
