@@ -71,24 +71,32 @@ VIEWS: Final = {
                json_extract(s.data, '$.meter_start') AS meter_start,
                s.t AS started_t, s.wall AS started_wall,
                (SELECT json_extract(a.data, '$.transaction_id') FROM events a
-                 WHERE a.run_id = s.run_id AND a.kind = 'tx_acked' AND a.charger IS s.charger
+                 WHERE a.run_id IN (s.run_id, r.next_run) AND a.kind = 'tx_acked'
+                   AND a.charger IS s.charger
                    AND json_extract(a.data, '$.local_id') = json_extract(s.data, '$.local_id')
                  ORDER BY a.seq LIMIT 1) AS transaction_id,
                (SELECT json_extract(a.data, '$.status') FROM events a
-                 WHERE a.run_id = s.run_id AND a.kind = 'tx_acked' AND a.charger IS s.charger
+                 WHERE a.run_id IN (s.run_id, r.next_run) AND a.kind = 'tx_acked'
+                   AND a.charger IS s.charger
                    AND json_extract(a.data, '$.local_id') = json_extract(s.data, '$.local_id')
                  ORDER BY a.seq LIMIT 1) AS ack_status,
                e.t AS stopped_t, e.wall AS stopped_wall,
                json_extract(e.data, '$.meter_stop') AS meter_stop,
                json_extract(e.data, '$.reason') AS stop_reason
         FROM events s
+        LEFT JOIN (SELECT resumed_from AS run_id, MIN(id) AS next_run FROM runs
+                   WHERE resumed_from IS NOT NULL GROUP BY resumed_from) r
+          ON r.run_id = s.run_id
         LEFT JOIN events e
-          ON e.run_id = s.run_id AND e.kind = 'tx_stopped' AND e.charger IS s.charger
+          ON e.run_id IN (s.run_id, r.next_run) AND e.kind = 'tx_stopped'
+         AND e.charger IS s.charger
          AND json_extract(e.data, '$.local_id') = json_extract(s.data, '$.local_id')
         WHERE s.kind = 'tx_started'
     """,
 }
-"""The views, by name: their SQL over ``events``."""
+"""The views, by name: their SQL over ``events``. A transaction's acknowledgement and stop may
+come in the run that resumed its own (after a kill, the resumed charger stops it with
+PowerLoss): ``transactions`` looks for them there too."""
 
 
 def configure_writer(db: sqlite_utils.Database) -> None:
@@ -104,8 +112,9 @@ def configure_writer(db: sqlite_utils.Database) -> None:
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
-    """Create the tables, the views and :data:`KIND_INDEX` where missing; an existing ledger is
-    left as it is. :data:`CHARGER_INDEX` is not created here (:func:`build_charger_index`)."""
+    """Create the tables and :data:`KIND_INDEX` where missing, and the views afresh; an existing
+    ledger's data is left as it is. :data:`CHARGER_INDEX` is not created here
+    (:func:`build_charger_index`)."""
     db.table("runs").create(
         {
             "id": int, "name": str, "started_at": str, "ended_at": str, "seed": int,
@@ -138,7 +147,7 @@ def create_schema(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     for name, sql in VIEWS.items():
-        db.create_view(name, sql, ignore=True)
+        db.create_view(name, sql, replace=True)  # a ledger of an older version gets today's
 
 
 def drop_charger_index_if_empty(conn: sqlite3.Connection) -> None:
