@@ -57,7 +57,7 @@ import trio
 from simulator import seeds
 from simulator.actors.connector import run_connector
 from simulator.actors.link import Backoff, Down, Link, LinkEvent, Received, TransportOpener, Up
-from simulator.events import Connected, Disconnected, Event, FrameOut
+from simulator.events import Connected, Disconnected, Event, FrameIn, FrameOut
 from simulator.machines.charger import ChargerMachine, ChargerSpec, ChargerStatistics
 from simulator.machines.domain import (
     ClearFault,
@@ -295,14 +295,23 @@ class ChargerActor:
     ) -> None:
         """Take ``step`` with ``item`` and apply its effects. When the machine raises, keep what
         it was handling (``control.last_input``), publish the events it recorded before the
-        failure (the ``frame_in`` of a frame first), then let the exception go on."""
+        failure (the ``frame_in`` of a frame first; one made here if it failed before recording
+        it), then let the exception go on."""
         try:
             await step(item, now)
         except Exception:
-            self.control.last_input, self.control.last_unique_id = _describe_input(item)
-            for effect in self.machine.take_effects():
-                if isinstance(effect, Publish):
-                    await self.env.publish(effect.event)
+            control = self.control
+            control.last_input, control.last_unique_id = _describe_input(item)
+            recorded = [e.event for e in self.machine.take_effects() if isinstance(e, Publish)]
+            if isinstance(item, Received) and not any(isinstance(e, FrameIn) for e in recorded):
+                text = item.text
+                recorded.insert(0, FrameIn(
+                    t=now, charger=self.identity, unique_id=control.last_unique_id,
+                    raw=text if isinstance(text, str) else text.decode(errors="replace"),
+                    violations=["the charger failed on this frame"],
+                ))
+            for event in recorded:
+                await self.env.publish(event)
             raise
         await self._apply(now)
 

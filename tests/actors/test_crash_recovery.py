@@ -36,6 +36,8 @@ BOOM = "boom-1"
 def _decode_request(action: str, raw: bytes | msgspec.Raw) -> msgspec.Struct:
     if action == "GetConfiguration" and b"crash-me" in bytes(raw):
         return GetConfigurationRequest(key=12345)  # type: ignore[arg-type]  # a codec bug
+    if action == "GetConfiguration" and b"crash-early" in bytes(raw):
+        raise RuntimeError("the codec itself fails")
     return PLUGIN.decode_request(action, raw)
 
 
@@ -109,3 +111,25 @@ async def test_a_crash_stops_the_running_transaction_with_power_loss_and_ids_go_
     # message ids of the two lives never collide
     ids = [f[1] for who, f in csms.received if f[0] == 2]
     assert len(ids) == len(set(ids))
+
+
+async def test_a_frame_the_charger_fails_on_before_decoding_it_is_recorded_all_the_same(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    csms, recorder = FakeCsms(), Recorder()
+    env = dataclasses.replace(make_env(csms, recorder), plugin=BUGGY)
+    control = recorder.control()
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            csms.nursery = nursery
+            nursery.start_soon(supervise_charger, env, control)
+            await trio.sleep(5)
+            await csms.live["CP-1"].send(json.dumps(
+                [2, "early-1", "GetConfiguration", {"key": ["crash-early"]}]))
+            await trio.sleep(5)
+            nursery.cancel_scope.cancel()
+    [crash] = recorder.of(Crashed)
+    assert crash.unique_id == "early-1" and "the codec itself fails" in crash.error
+    [frame] = [e for e in recorder.of(FrameIn) if e.unique_id == "early-1"]
+    assert frame.violations == ["the charger failed on this frame"] and "crash-early" in frame.raw
+    assert recorder.events.index(frame) < recorder.events.index(crash)
