@@ -39,6 +39,11 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _notice(line: str) -> None:
+    """A line for the user while the run goes on (stderr: the live view prints above it)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _first_error(group: BaseExceptionGroup[Exception]) -> Exception:
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
@@ -135,7 +140,8 @@ def start(
               file=sys.stderr)
     failure: Exception | None = None
     try:
-        result = trio.run(lambda: run_simulation(fleet, resume=resume, live=not quiet),
+        result = trio.run(lambda: run_simulation(fleet, resume=resume, live=not quiet,
+                                                 notify=_notice),
                           clock=run_clock(fleet))
     except* (OSError, sqlite3.Error) as group:  # the ledger cannot be created or written
         failure = _first_error(group)

@@ -67,7 +67,7 @@ from simulator.machines.effects import ChargerMemory, OutboxEntry, PersistOutbox
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN
 from simulator.simulation import RunResult, Simulation
-from simulator.view import run_live_view
+from simulator.view import ConnectProblems, run_live_view
 
 DEFAULT_GRACE: Final = 10.0
 """Seconds queued transaction messages get to be delivered at the end of a run."""
@@ -142,6 +142,7 @@ async def open_simulation(
     plugin: ProtocolPlugin = PLUGIN,
     grace: float = DEFAULT_GRACE,
     gc_tuning: bool = True,
+    notify: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Simulation]:
     """Start ``fleet`` (the actor tree of the module docstring) and yield its handle.
 
@@ -154,8 +155,10 @@ async def open_simulation(
     ``open_transport(url, identity)`` replaces the WebSocket transport (tests use memory
     transports); ``wrap(identity, stream)`` puts a wrapper between each charger's socket (or
     in-memory stream) and its WebSocket client. ``plugin`` is the protocol version the chargers,
-    their transports and the embedded CSMS speak (OCPP 1.6). Never raises for what the CSMS
-    does; a bad ledger path raises ``OSError``.
+    their transports and the embedded CSMS speak (OCPP 1.6). ``notify(line)`` hears at once of
+    the first failure to connect of each distinct cause (refused, HTTP 404, DNS, TLS, ...); the
+    result's reasons name them all. Never raises for what the CSMS does; a bad ledger path
+    raises ``OSError``.
     """
     virtual = fleet.run.time == TimeMode.VIRTUAL
     if virtual and fleet.csms.url != "embedded":
@@ -175,6 +178,8 @@ async def open_simulation(
     ledger_channel = bus.subscribe_lossless(LEDGER_BUFFER, "ledger")
     counters = Counters()
     bus.observe(counters.observe)
+    problems = ConnectProblems(notify)
+    bus.observe(problems.observe)
     t0 = trio.current_time()
     # Under virtual time the wall clock starts at [run] epoch (config defaults it), never at
     # the machine's clock: two runs of one file give the same bytes.
@@ -318,7 +323,8 @@ async def open_simulation(
     counters_final = counters.snapshot(trio.current_time())
     reasons: list[str] = []
     if counters_final.connects == 0 and running.size > 0:
-        reasons.append(f"no charger could connect to {url}")
+        causes = problems.summary()
+        reasons.append(f"no charger could connect to {url}" + (f": {causes}" if causes else ""))
     if counters_final.crashes:
         reasons.append(f"{counters_final.crashes} charger crash(es)")
     if interrupted:
@@ -345,13 +351,14 @@ async def run_simulation(
     open_transport: TransportFactory | None = None,
     grace: float = DEFAULT_GRACE,
     gc_tuning: bool = True,
+    notify: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run ``fleet`` to its end and return the result: :func:`open_simulation` until the
     duration runs out, or until Ctrl-C or SIGTERM (the run is then ``interrupted``; a second
     signal ends the grace period)."""
     async with open_simulation(
         fleet, resume=resume, live=live, view_stream=view_stream,
-        open_transport=open_transport, grace=grace, gc_tuning=gc_tuning,
+        open_transport=open_transport, grace=grace, gc_tuning=gc_tuning, notify=notify,
     ) as sim:
         duration = fleet.run.duration
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

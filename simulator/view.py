@@ -2,6 +2,7 @@
 
 Reads the lossy statistics (:class:`simulator.bus.Counters`), so a slow terminal never slows the
 fleet. ``run_live_view`` refreshes every ``interval`` seconds until cancelled.
+:class:`ConnectProblems` tells at once why chargers cannot connect, once per distinct cause.
 """
 
 from __future__ import annotations
@@ -16,11 +17,52 @@ from rich.live import Live
 from rich.table import Table
 
 from simulator.bus import Counters, LiveStatistics
+from simulator.events import ConnectFailed, Event
+
+MAX_CAUSE: Final = 200
+"""Characters of a connect failure's cause kept (it may quote what the server sent)."""
 
 PLAIN_INTERVAL: Final = 5.0
 """Seconds between progress lines when the output is not a terminal."""
 LIVE_INTERVAL: Final = 0.5
 """Seconds between refreshes of the terminal panel."""
+
+
+def connect_cause(error: str) -> str:
+    """The cause of a failed connect, without the charger's URL the message starts with
+    (``"ws://host/ocpp/CP-1: connection refused"`` → ``"connection refused"``), shortened."""
+    head, sep, rest = error.partition(": ")
+    cause = rest if sep and head.startswith(("ws://", "wss://")) else error
+    return cause if len(cause) <= MAX_CAUSE else cause[:MAX_CAUSE] + "…"
+
+
+class ConnectProblems:
+    """Why chargers cannot connect, per distinct cause (a bus observer: ``observe`` is called
+    inline for every event, and costs a type check for any other than ``ConnectFailed``).
+
+    The first failure of each cause goes to ``notify`` at once, as one line; :meth:`summary`
+    names every cause with its count. ``notify`` must not block for long (a line to stderr).
+    """
+
+    def __init__(self, notify: Callable[[str], None] | None = None) -> None:
+        self._notify = notify
+        self.counts: dict[str, int] = {}
+        """Failures per cause, in the order the causes first came."""
+
+    def observe(self, event: Event) -> None:
+        if type(event) is not ConnectFailed:
+            return
+        cause = connect_cause(event.error)
+        seen = self.counts.get(cause, 0)
+        self.counts[cause] = seen + 1
+        if seen == 0 and self._notify is not None:
+            self._notify(f"sim: cannot connect to {event.url}: {cause} (first seen at "
+                         f"{event.charger}; retrying with backoff)")
+
+    def summary(self) -> str:
+        """Every cause with its count, the most frequent first (empty when none)."""
+        ranked = sorted(self.counts.items(), key=lambda item: -item[1])
+        return "; ".join(f"{cause} (x{count})" for cause, count in ranked)
 
 
 def progress_line(stats: LiveStatistics, *, fleet_size: int, elapsed: float) -> str:

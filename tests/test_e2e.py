@@ -97,12 +97,16 @@ async def test_unreachable_csms_is_retried_logged_and_fails_the_run(tmp_path: Pa
     port = listener[0].socket.getsockname()[1]
     await listener[0].aclose()  # a port nobody listens on
     fleet = parse_fleet(fleet_file(ledger, duration="4s", url=f"ws://127.0.0.1:{port}/ocpp"))
+    notices: list[str] = []
     with trio.fail_after(60):
-        result = await run_simulation(fleet, live=False, grace=1)
+        result = await run_simulation(fleet, live=False, grace=1, notify=notices.append)
     assert result.status == "failed" and result.exit_code == 1
-    assert any("no charger could connect" in r for r in result.reasons)
     failures = rows(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'connect_failed'")[0][0]
     assert isinstance(failures, int) and failures >= 8  # each of 4 chargers retried
+    # the cause was told at once, once, and the final reason names it with its count
+    assert len(notices) == 1 and "connection refused" in notices[0].lower(), notices
+    [reason] = [r for r in result.reasons if "no charger could connect" in r]
+    assert f"(x{failures})" in reason and "refused" in reason.lower(), reason
     assert rows(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'crash'") == [(0,)]
 
 

@@ -9,8 +9,8 @@ import trio
 import trio.testing
 
 from simulator.bus import Counters
-from simulator.events import Connected, FrameIn, FrameOut, TransactionStarted
-from simulator.view import PLAIN_INTERVAL, progress_line, run_live_view
+from simulator.events import Connected, ConnectFailed, FrameIn, FrameOut, TransactionStarted
+from simulator.view import PLAIN_INTERVAL, ConnectProblems, progress_line, run_live_view
 
 
 class FakeTerminal(io.StringIO):
@@ -54,3 +54,27 @@ async def test_rich_panel_on_a_terminal(autojump_clock: trio.testing.MockClock) 
     text = out.getvalue()
     assert "chargers connected" in text and "2 / 5" in text
     assert "CALLERRORs received" in text and "reconnects" in text
+
+
+def test_each_distinct_connect_failure_is_told_once_and_summed_up() -> None:
+    told: list[str] = []
+    problems = ConnectProblems(told.append)
+    url = "ws://csms.example:9000/ocpp"
+
+    def failed(charger: str, error: str) -> None:
+        problems.observe(ConnectFailed(t=0.0, charger=charger, url=url, error=error, attempt=1,
+                                       retry_in=1.0))
+
+    for n in range(3):
+        failed(f"CP-{n}", f"{url}/CP-{n}: [Errno 111] Connection refused")
+    failed("CP-9", f"{url}/CP-9: HTTP 404 (the server refused the upgrade)")
+    problems.observe(Connected(t=0.0, charger="CP-1", url=url))  # not a failure
+    assert told == [
+        f"sim: cannot connect to {url}: [Errno 111] Connection refused (first seen at CP-0; "
+        "retrying with backoff)",
+        f"sim: cannot connect to {url}: HTTP 404 (the server refused the upgrade) (first seen "
+        "at CP-9; retrying with backoff)",
+    ]
+    assert problems.summary() == ("[Errno 111] Connection refused (x3); "
+                                  "HTTP 404 (the server refused the upgrade) (x1)")
+    assert ConnectProblems().summary() == ""
