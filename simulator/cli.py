@@ -1,13 +1,15 @@
 """The ``sim`` command line (cyclopts): start, csms, report, check, schema.
 
 Every user error (a bad fleet file, a bad flag, an unwritable ledger path) ends with one line on
-stderr and exit code 2; a run ends with 0 (completed), 1 (failed) or 130 (interrupted). A
-traceback is a bug.
+stderr, ``sim: ...``, and exit code 2, the argument parser's own errors included; a run ends
+with 0 (completed), 1 (failed) or 130 (interrupted). A traceback is a bug. ``sim check`` applies
+every rule ``sim start`` applies (:func:`_usable`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json as jsonlib
 import os
 import signal
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final
 
 import trio
-from cyclopts import App, Parameter
+from cyclopts import App, CycloptsError, Parameter
 
 from simulator import __version__
 
@@ -65,6 +67,27 @@ def _tls_problem(fleet: Fleet) -> str | None:
     return None
 
 
+def _usable(fleet: Fleet) -> str | None:
+    """One line if ``fleet`` cannot run (beyond the file's own checks), else None: the rules
+    ``sim check`` and ``sim start`` share."""
+    from simulator.config import TimeMode
+
+    if fleet.run.time == TimeMode.VIRTUAL and fleet.csms.url != "embedded":
+        return (f'{fleet.source}: run.time: "virtual" needs csms.url = "embedded" '
+                "(a real CSMS lives in real time); use time = \"real\"")
+    return _tls_problem(fleet)
+
+
+def _not_run_yet(fleet: Fleet) -> str | None:
+    """A warning naming the tables of ``fleet`` this version checks but does not run."""
+    ignored = [name for name, tables in (("[[step]]", fleet.steps), ("[[chaos]]", fleet.chaos),
+                                         ("[[expect]]", fleet.expect)) if tables]
+    if not ignored:
+        return None
+    return (f"sim: warning: {fleet.source}: {', '.join(ignored)} are checked but not run yet "
+            "by this version (the chaos engine comes next)")
+
+
 def _queued_messages(ledger: Path) -> int:
     """Transaction messages an earlier run left in ``ledger``'s outbox (0 if none or unreadable:
     the run itself reports a ledger it cannot use)."""
@@ -104,7 +127,7 @@ def start(
     quiet: Annotated[bool, Parameter(help="No live view.")] = False,
 ) -> int:
     """Run a fleet against its central system, record everything, print the report."""
-    from simulator.config import ConfigError, TimeMode, load_fleet
+    from simulator.config import ConfigError, load_fleet
     from simulator.report import render_json, render_text, summarize
     from simulator.runtime import run_clock, run_simulation
 
@@ -121,10 +144,7 @@ def start(
         fleet = load_fleet(toml if toml is not None else _default_fleet(), overrides=overrides)
     except ConfigError as exc:
         return _fail(str(exc))
-    if fleet.run.time == TimeMode.VIRTUAL and fleet.csms.url != "embedded":
-        return _fail(f'{fleet.source}: run.time: "virtual" needs csms.url = "embedded" '
-                     "(a real CSMS lives in real time); use time = \"real\"")
-    problem = _tls_problem(fleet)
+    problem = _usable(fleet)
     if problem is not None:
         return _fail(problem)
     queued = 0 if resume else _queued_messages(Path(fleet.run.ledger))
@@ -132,12 +152,9 @@ def start(
         print(f"sim: warning: {fleet.run.ledger} holds {queued} undelivered transaction "
               "message(s) of an earlier run; this run discards them (--resume delivers them)",
               file=sys.stderr)
-    ignored = [name for name, tables in (("[[step]]", fleet.steps), ("[[chaos]]", fleet.chaos),
-                                         ("[[expect]]", fleet.expect)) if tables]
-    if ignored:
-        print(f"sim: warning: {fleet.source}: {', '.join(ignored)} are checked but not run yet "
-              "by this version (the chaos engine comes next); running without them",
-              file=sys.stderr)
+    warning = _not_run_yet(fleet)
+    if warning is not None:
+        print(f"{warning}; running without them", file=sys.stderr)
     failure: Exception | None = None
     try:
         result = trio.run(lambda: run_simulation(fleet, resume=resume, live=not quiet,
@@ -209,6 +226,7 @@ def csms_command(
 @app.command
 def report(
     ledger: Annotated[Path, Parameter(help="The SQLite ledger of a run.")],
+    /,
     *,
     run: Annotated[int | None, Parameter(help="Run id (default: the latest).")] = None,
     json: Annotated[bool, Parameter(help="JSON instead of text.")] = False,
@@ -227,19 +245,28 @@ def report(
 
 
 @app.command
-def check(file: Annotated[Path, Parameter(help="Fleet file to validate.")]) -> int:
-    """Validate a fleet file and print the resolved configuration."""
+def check(*files: Annotated[Path, Parameter(help="Fleet files to validate.")]) -> int:
+    """Validate fleet files (every rule `sim start` applies) and print each resolved one."""
     from simulator.config import ConfigError, describe, load_fleet
 
-    try:
-        fleet = load_fleet(file)
-    except ConfigError as exc:
-        return _fail(str(exc))
-    problem = _tls_problem(fleet)
-    if problem is not None:
-        return _fail(problem)
-    print(describe(fleet))
-    return 0
+    if not files:
+        return _fail("check: name one or more fleet FILEs, e.g. sim check scenarios/fleet.toml")
+    status = 0
+    for file in files:
+        try:
+            fleet = load_fleet(file)
+        except ConfigError as exc:
+            status = _fail(str(exc))
+            continue
+        problem = _usable(fleet)
+        if problem is not None:
+            status = _fail(problem)
+            continue
+        warning = _not_run_yet(fleet)
+        if warning is not None:
+            print(warning, file=sys.stderr)
+        print(describe(fleet))
+    return status
 
 
 @app.command
@@ -251,10 +278,24 @@ def schema() -> int:
     return 0
 
 
+def _usage_error(error: CycloptsError, argv: list[str]) -> str:
+    """The argument parser's error as one line, saying what is wrong with a value that looked
+    like an option (``--duration -5s``)."""
+    message = " ".join(str(error).split())
+    for flag, value in itertools.pairwise(argv):
+        if flag.startswith("--") and "=" not in flag and value.startswith("-") \
+                and f"{flag} requires an argument" in message:
+            return (f"{flag}: {value!r} is not a value it takes (a value that starts with '-' "
+                    f"must be written {flag}={value})")
+    return message
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(print_error=False, exit_on_error=False)
+    except CycloptsError as error:
+        sys.exit(_fail(_usage_error(error, sys.argv[1:])))
     except BrokenPipeError:  # `sim report x.db | head`: the reader left; that is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

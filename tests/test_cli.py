@@ -265,3 +265,41 @@ def test_a_fresh_run_warns_about_messages_an_earlier_run_left_queued(
         assert ledger.load_outbox() == {}
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["check"], ["FILE"]),
+        (["report"], ["LEDGER"]),
+        (["start", "--duration", "-5s"], ["--duration", "'-5s'", "--duration=-5s"]),
+        (["start", "--duration=-5s"], ["run.duration", '"-5s"']),
+        (["start", "--seed", "abc"], ["--seed", "abc"]),
+        (["start", "--bogus"], ["--bogus"]),
+        (["launch"], ["launch", "start"]),
+        (["csms", "--port", "http"], ["--port", "http"]),
+    ],
+    ids=["check-no-file", "report-no-ledger", "negative-duration", "negative-duration-eq",
+         "bad-seed", "unknown-flag", "unknown-command", "bad-port"],
+)
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], needles: list[str]) -> None:
+    done = sim(*args)
+    assert_one_clear_line(done, *needles)
+    assert done.stderr.startswith("sim: ") and "╭" not in done.stderr  # no framed boxes
+
+
+def test_check_applies_the_rules_of_start_to_every_file(tmp_path: Path, small_fleet: Path) -> None:
+    virtual = tmp_path / "virtual.toml"  # checks out as a file, cannot run
+    virtual.write_text(small_fleet.read_text().replace("[run]\n", '[run]\ntime = "virtual"\n', 1)
+                       + '\n[csms]\nurl = "ws://127.0.0.1:9/ocpp"\n')
+    for command in (["check", str(virtual)], ["start", "--toml", str(virtual)]):
+        assert_one_clear_line(sim(*command), "virtual", "embedded")
+    both = sim("check", str(small_fleet), str(virtual))
+    assert both.returncode == 2 and "CLI-1" in both.stdout  # the good one is still shown
+    assert "virtual" in both.stderr
+    steps = tmp_path / "steps.toml"
+    steps.write_text(small_fleet.read_text() + '\n[[step]]\nat = "1s"\ndo = "plug"\n'
+                     'target = { ids = ["CLI-1"], connector = 1 }\n')
+    checked = sim("check", str(steps))
+    assert checked.returncode == 0, checked.stderr
+    assert "[[step]]" in checked.stderr and "not run yet" in checked.stderr
