@@ -63,7 +63,7 @@ import pytest
 import trio
 
 from .conftest import PeerCsms, Record
-from .fleet_runs import TRANSACTION_ACTIONS, Frame, frames_of_every_run, open_ledger
+from .fleet_runs import Frame, frames_of_every_run, open_ledger
 from .peer_record import (
     Reading,
     RecordTail,
@@ -385,10 +385,11 @@ def test_the_peer_and_the_ledger_agree(kill_run: KillRun) -> None:
                 problems.append(
                     f"run {run_id}, {frame.charger}: the ledger has {frame.action} "
                     f"{frame.unique_id!r} answered, the peer never received it: {frame.payload}")
-    for record in calls(kill_run.records, TRANSACTION_ACTIONS):
-        action, payload = record["action"], record["payload"]
-        if (is_transaction_message(action, payload)
+    for index, record in enumerate(kill_run.records):
+        action, payload = record.get("action"), record.get("payload")
+        if (record["kind"] == "message" and record.get("message_type") == 2
+                and is_transaction_message(action, payload)
                 and (record["charger"], action, key(payload)) not in sent):
-            problems.append(f"{record['charger']}: the peer received {action} {payload}, the "
-                            "ledger has it sent in no run")
+            problems.append(f"run {kill_run.run_of(index)}, {record['charger']}: the peer "
+                            f"received {action} {payload}, the ledger has it sent in no run")
     assert not problems, report(problems, "disagreements between the peer and the ledger")
