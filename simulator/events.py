@@ -155,11 +155,15 @@ class ConnectFailed(Event, frozen=True, tag="connect_failed"):
 
 
 class Crashed(Event, frozen=True, tag="crash"):
-    """An actor crashed; its supervisor restarts it after ``restart_in`` seconds."""
+    """An actor crashed; its supervisor restarts it after ``restart_in`` seconds. ``input`` is
+    what it was handling (a frame, shortened; a request), ``unique_id`` that frame's message id:
+    its ``frame_in`` event is recorded before this one."""
 
     error: str
     traceback: str
     restart_in: float
+    input: str | None = None
+    unique_id: str | None = None
 
 
 class LoopLagged(Event, frozen=True, tag="loop_lag"):

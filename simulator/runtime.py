@@ -37,7 +37,7 @@ import trio
 import trio.testing
 
 from simulator import __version__, seeds
-from simulator.actors.charger import ChargerEnv
+from simulator.actors.charger import ChargerControl, ChargerEnv
 from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
 from simulator.actors.lag import run_lag_probe
 from simulator.actors.streams import memory_connector
@@ -56,13 +56,14 @@ from simulator.csms.core import CentralSystem
 from simulator.events import Event
 from simulator.ledger import LOOP_PROBE_SUMMARY_KEY, Ledger, RunStatus, SaveOutbox, finish_run
 from simulator.ledger.writer import (
+    DEFAULT_FLUSH_INTERVAL,
     DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
     RunSpec,
     run_inline,
     run_ledger_writer,
 )
 from simulator.machines.charger import ChargerSpec
-from simulator.machines.effects import OutboxEntry, PersistOutbox
+from simulator.machines.effects import ChargerMemory, OutboxEntry, PersistOutbox
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN
 from simulator.simulation import RunResult, Simulation
@@ -163,9 +164,12 @@ async def open_simulation(
     ledger_path = Path(fleet.run.ledger)
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
     outboxes: dict[str, tuple[OutboxEntry, ...]] = {}
+    memories: dict[str, ChargerMemory] = {}
     resumed_from: int | None = None
     if resume:
-        outboxes, resumed_from = await trio.to_thread.run_sync(_load_outboxes, ledger_path)
+        outboxes, memories, resumed_from = await trio.to_thread.run_sync(
+            _load_outboxes, ledger_path
+        )
 
     bus = EventBus()
     ledger_channel = bus.subscribe_lossless(LEDGER_BUFFER, "ledger")
@@ -177,10 +181,34 @@ async def open_simulation(
     wall0 = fleet.run.epoch if virtual and fleet.run.epoch is not None else datetime.now(UTC)
     wall_epoch = wall0.timestamp() - t0
 
+    controls: dict[str, ChargerControl] = {}  # the running fleet's, once it runs
+    committed: dict[int, trio.Event] = {}  # id() of a save waited for -> set once committed
+
     async def persist(effect: PersistOutbox) -> None:
-        await bus.publish_control(
-            SaveOutbox(t=trio.current_time(), charger=effect.charger, entries=effect.entries)
-        )
+        """Hand a charger's snapshot to the ledger; the writer's ``on_stored`` tells the charger
+        once it is committed. Under virtual time the charger waits for that here (no virtual
+        time passes: see ``flush_interval``), so that the order of its frames at one instant
+        never depends on the order trio ran that instant's tasks in."""
+        save = SaveOutbox(t=trio.current_time(), charger=effect.charger,
+                          entries=effect.entries, through=effect.through, memory=effect.memory)
+        if not virtual:
+            await bus.publish_control(save)
+            return
+        committed[id(save)] = done = trio.Event()
+        try:
+            await bus.publish_control(save)
+            await done.wait()
+        finally:
+            committed.pop(id(save), None)
+
+    def stored(saves: list[SaveOutbox]) -> None:
+        for save in saves:
+            control = controls.get(save.charger or "")
+            if control is not None:
+                control.stored(save.through)
+            done = committed.pop(id(save), None)
+            if done is not None:
+                done.set()
 
     run = RunSpec(
         name=fleet.run.name, seed=fleet.run.seed, config_text=fleet.text,
@@ -193,7 +221,11 @@ async def open_simulation(
         run_id = await services.start(
             lambda task_status: run_ledger_writer(
                 ledger_path, ledger_channel, run=run, task_status=task_status,
-                offload=run_inline if virtual else None,
+                offload=run_inline if virtual else None, on_stored=stored,
+                # under virtual time a batch is written at once, at the instant its first
+                # event came: a charger waiting for its snapshot then waits no virtual time,
+                # whatever order trio ran the tasks of that instant in
+                flush_interval=0.0 if virtual else DEFAULT_FLUSH_INTERVAL,
             ),
             name="ledger writer",
         )
@@ -223,7 +255,7 @@ async def open_simulation(
                         spec=spec, seed=fleet.run.seed, url=url,
                         open_transport=opener,
                         publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
-                        sessions=group.sessions, plugin=plugin,
+                        sessions=group.sessions, plugin=plugin, run_id=run_id,
                     )
                     for spec in charger_specs(group)
                 ],
@@ -239,7 +271,7 @@ async def open_simulation(
                 try:
                     with fleet_scope:
                         await run_fleet(
-                            plans, gc_tuning=gc_tuning, outboxes=outboxes,
+                            plans, gc_tuning=gc_tuning, outboxes=outboxes, memories=memories,
                             task_status=task_status,
                         )
                 finally:
@@ -263,6 +295,7 @@ async def open_simulation(
                         task_status.started()
 
             running = await work.start(fleet_task, name="fleet")
+            controls = running.controls  # the same dict, filled as the chargers start
             await work.start(watch, name="watchers")
             sim = Simulation(fleet=fleet, bus=bus, counters=counters, running=running, url=url,
                              ledger=ledger_path, run_id=run_id, grace=grace,
@@ -355,15 +388,16 @@ def tls_context(fleet: FleetFile) -> ssl.SSLContext | None:
 
 
 async def _store_unsaved_outboxes(fleet: RunningFleet, bus: EventBus) -> None:
-    """Hand the ledger every outbox that changed since a charger last stored it: a charger
-    stores at most every ``OUTBOX_PERSIST_INTERVAL``, and one cancelled (a second Ctrl-C) or
-    waiting out a crash has not stored its last changes. Shielded, and bounded like the
-    writer's own flush."""
+    """Hand the ledger every outbox that changed since a charger last handed it over: one
+    cancelled while handing it (a second Ctrl-C) has not stored its last changes. Shielded,
+    and bounded like the writer's own flush."""
     with trio.CancelScope(shield=True), trio.move_on_after(DEFAULT_SHUTDOWN_FLUSH_TIMEOUT):
         for identity, control in fleet.controls.items():
             if control.unsaved:
-                await bus.publish_control(SaveOutbox(t=trio.current_time(), charger=identity,
-                                                     entries=control.outbox))
+                await bus.publish_control(SaveOutbox(
+                    t=trio.current_time(), charger=identity, entries=control.outbox,
+                    memory=control.memory,
+                ))  # (nothing waits to send any more: no acknowledgement needed)
                 control.persisted = control.outbox
 
 
@@ -426,13 +460,18 @@ def _for(
     return None if wrap is None else functools.partial(wrap, identity)
 
 
-def _load_outboxes(path: Path) -> tuple[dict[str, tuple[OutboxEntry, ...]], int | None]:
+def _load_outboxes(
+    path: Path,
+) -> tuple[dict[str, tuple[OutboxEntry, ...]], dict[str, ChargerMemory], int | None]:
+    """What ``--resume`` restores from the ledger at ``path``: the outboxes, the chargers'
+    memories and the latest run's id (empty and None for a ledger that does not exist)."""
     if not path.exists():
-        return {}, None
+        return {}, {}, None
     ledger = Ledger.open(path)
     try:
         latest = ledger.latest_run()
         stored = ledger.load_outbox()
+        remembered = ledger.load_memory()
     finally:
         ledger.close()
     decoder = msgspec.json.Decoder(OutboxEntry)
@@ -441,7 +480,9 @@ def _load_outboxes(path: Path) -> tuple[dict[str, tuple[OutboxEntry, ...]], int 
         for charger, entries in stored.items()
         if entries
     }
-    return outboxes, (latest.id if latest is not None else None)
+    memory_decoder = msgspec.json.Decoder(ChargerMemory)
+    memories = {charger: memory_decoder.decode(memory) for charger, memory in remembered.items()}
+    return outboxes, memories, (latest.id if latest is not None else None)
 
 
 async def _run_embedded_csms(

@@ -11,7 +11,8 @@ One task owns the machine. Tasks, all in the actor's own nursery:
   inbox until the machine's next deadline (trio's own deadline, ``move_on_at``), steps the machine
   with what came or with the passing of time, and applies the effects in order: a frame goes to
   the connection's writer, an event to the bus (waiting while the ledger lags), an outbox
-  snapshot to the ledger;
+  snapshot (with the charger's memory) to the ledger. It also wakes when the ledger reports a
+  snapshot stored (:meth:`ChargerControl.stored`) and tells the machine;
 - the link (:class:`simulator.actors.link.Link`): connects through ``ChargerEnv.open_transport``
   and, per connection, runs a reader (each frame received goes into the inbox) and a writer
   (each frame the main loop hands it goes on the wire); it reconnects with exponential backoff
@@ -23,6 +24,17 @@ main loop: ``machine.receive`` → effects → ``FrameOut`` on the bus and the f
 writer's channel → ``Transport.send`` → socket. The ledger records a frame out when the machine
 hands it over, so the ledger's order is the machine's; a frame that the connection lost before
 writing it is recorded as a ``frame_unsent`` event.
+
+Durability (write-ahead): every change of the transaction queue is handed to the ledger at once,
+and a transaction message goes on the wire only once the ledger has committed a snapshot holding
+it; it leaves the stored queue only once its CALLRESULT came. So a kill -9 loses no transaction
+message: after ``--resume`` the CS gets each one at least once (a message answered just before
+the kill may come twice, with a new message id). Meanwhile the charger goes on with everything
+else (heartbeats, answers to the CS), and the message's latency is counted from its send.
+
+Crash: when the machine raises, the events it recorded before the failure (the ``frame_in`` of
+the frame it was handling first) are published before the exception goes to the supervisor, and
+the input that made it fail is kept in :attr:`ChargerControl.last_input` for the crash event.
 
 Backpressure: the inbox (:data:`INBOX_SIZE`) blocks the reader and the connector actors while the
 main loop is behind (nothing is dropped: the reader simply stops reading the socket). The main
@@ -37,14 +49,15 @@ import dataclasses
 import functools
 import math
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
+import msgspec
 import trio
 
 from simulator import seeds
 from simulator.actors.connector import run_connector
 from simulator.actors.link import Backoff, Down, Link, LinkEvent, Received, TransportOpener, Up
-from simulator.events import Connected, Disconnected, Event, FrameOut
+from simulator.events import Connected, Disconnected, Event, FrameIn, FrameOut
 from simulator.machines.charger import ChargerMachine, ChargerSpec, ChargerStatistics
 from simulator.machines.domain import (
     ClearFault,
@@ -57,6 +70,7 @@ from simulator.machines.domain import (
     Unplug,
 )
 from simulator.machines.effects import (
+    ChargerMemory,
     CloseConnection,
     OutboxEntry,
     PersistOutbox,
@@ -72,20 +86,18 @@ MIN_TICK: Final = 0.001
 """Seconds: the main loop never wakes for a deadline sooner than this after a step."""
 INBOX_SIZE: Final = 64
 """Frames and domain requests waiting for the main loop; senders wait while it is full."""
-OUTBOX_PERSIST_INTERVAL: Final = 0.2
-"""Seconds a message added to an outbox whose stored snapshot is empty may wait before the
-snapshot goes to the ledger. Online with a prompt CSMS a message is queued and acknowledged
-within that time and never stored at all. Once the stored snapshot holds messages, every change
-is stored at once, so a message delivered is not sent again by ``--resume``. A message added
-within the last interval before a kill -9 is lost to ``--resume``, like the events of the
-ledger writer's last batch. A graceful end, a crash and a cancelled fleet store what is left."""
+INPUT_PREVIEW: Final = 200
+"""Characters of a frame kept in :attr:`ChargerControl.last_input` (for the crash event)."""
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChargerEnv:
     """Everything a charger actor takes from outside (immutable, shared by its restarts).
 
-    ``publish`` sends an event to the bus and may wait (ledger backpressure); ``persist`` stores
-    an outbox snapshot in the ledger and may wait too. ``wall_epoch`` is Unix time at
+    ``publish`` sends an event to the bus and may wait (ledger backpressure); ``persist`` hands
+    an outbox snapshot to the ledger and may wait too; whoever stores it calls
+    :meth:`ChargerControl.stored` once it is durable, during ``persist`` or later (until then
+    the messages it added stay off the wire). ``run_id`` tells this run's message ids from
+    those of the earlier runs of the same ledger (resumed runs). ``wall_epoch`` is Unix time at
     ``trio.current_time() == 0``. ``sessions``: automatic transactions on every connector.
     ``plugin``: the protocol version the machine speaks (``open_transport`` must offer the
     same one).
@@ -101,6 +113,7 @@ class ChargerEnv:
     sessions: SessionPlan | None = None
     backoff: Backoff = dataclasses.field(default_factory=Backoff)
     plugin: ProtocolPlugin = PLUGIN
+    run_id: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -116,19 +129,36 @@ InboxItem = DomainRequest | Shutdown | LinkEvent
 class ChargerControl:
     """The fleet's handle on one charger; survives the charger's crashes and restarts.
 
-    It owns the inbox (closed by the fleet at the end), keeps the last outbox snapshot so that a
-    restarted charger resumes its undelivered transaction messages (``outbox``; ``persisted`` is
-    the last one handed to the ledger), and tells when the charger has finished (``done``).
-    Other tasks act on the charger only through :meth:`request` (its inbox).
+    It owns the inbox (closed by the fleet at the end), keeps the last outbox snapshot and the
+    charger's memory so that a restarted charger resumes its undelivered transaction messages
+    and stops the transactions that were running (``outbox``, ``memory``; ``persisted`` is the
+    last snapshot handed to the ledger, ``stored_through`` how far the ledger has stored), and
+    tells when the charger has finished (``done``). Other tasks act on the charger only through
+    :meth:`request` (its inbox) and :meth:`stored`.
+
+    A restored ``outbox`` and ``memory`` (``--resume``) are durable already: ``stored_through``
+    starts at the highest seq they name.
     """
 
-    def __init__(self, outbox: tuple[OutboxEntry, ...] = ()) -> None:
+    def __init__(
+        self, outbox: tuple[OutboxEntry, ...] = (), memory: ChargerMemory | None = None
+    ) -> None:
         self.inbox_send, self.inbox = trio.open_memory_channel[InboxItem](INBOX_SIZE)
         self.outbox = outbox
         self.persisted = outbox
+        self.memory = memory
+        self.stored_through = max(
+            [entry.seq for entry in outbox] + [memory.next_seq - 1 if memory else 0]
+        )
+        self.waiting: trio.CancelScope | None = None
+        """The main loop's wait on the inbox, while it waits (:meth:`stored` ends it)."""
         self.done = trio.Event()
         self.connected = False
         self.restarts = 0
+        self.last_input: str | None = None
+        """What the main loop was handling when the machine raised (None: not an input)."""
+        self.last_unique_id: str | None = None
+        """The message id of the frame the main loop was handling then, if it had one."""
         self.machine: ChargerMachine | None = None
         """The running charger's machine, for reading only (``statistics()``, views); None
         between a crash and the restart. Only the charger's main loop steps it."""
@@ -141,6 +171,14 @@ class ChargerControl:
     def statistics(self) -> ChargerStatistics | None:
         """The running machine's statistics (None while the charger is not running)."""
         return None if self.machine is None else self.machine.statistics()
+
+    def stored(self, through: int) -> None:
+        """The ledger has committed a snapshot holding every message up to ``seq == through``:
+        wake the main loop to send them (call from the Trio thread; never blocks)."""
+        if through > self.stored_through:
+            self.stored_through = through
+            if self.waiting is not None:
+                self.waiting.cancel()
 
     async def request(self, request: DomainRequest) -> None:
         """Hand ``request`` to the charger's main loop (waits while its inbox is full)."""
@@ -157,9 +195,9 @@ class ChargerActor:
     """One run of one charger (a restart after a crash is a new actor with the same control).
 
     State: the machine; the connection the machine knows as up (``_generation``); a pending
-    power-on after a reboot; a pending outbox store; the shutdown asked for; the link. The main
-    loop is the only task that changes the machine or these; the link's task changes only the
-    link's own state.
+    power-on after a reboot; how far the machine knows the outbox stored; the shutdown asked
+    for; the link. The main loop is the only task that changes the machine or these; the link's
+    task changes only the link's own state.
     """
 
     def __init__(self, env: ChargerEnv, control: ChargerControl) -> None:
@@ -170,17 +208,19 @@ class ChargerActor:
         self.machine = ChargerMachine(
             env.spec,
             rng=seeds.derive(env.seed, self.identity, "behaviour"),
-            new_id=seeds.uuid_ids(seeds.derive(env.seed, self.identity, "ids", control.restarts)),
+            new_id=seeds.uuid_ids(seeds.derive(env.seed, self.identity, "ids", env.run_id,
+                                               control.restarts)),
             wall_epoch=env.wall_epoch,
             now=now,
             outbox=control.outbox,
             plugin=env.plugin,
+            memory=control.memory,
+            stored_through=control.stored_through,
         )
         # main loop state
         self._generation: int | None = None  # the connection the machine knows as up
         self._power_on_at: float | None = None
-        self._persist_at: float | None = now if control.unsaved else None
-        self._store_now = False
+        self._stored_through = control.stored_through  # as far as the machine knows
         self._shutdown: Shutdown | None = None
         self.link = Link(
             identity=self.identity, url=env.url, seed=env.seed,
@@ -216,38 +256,74 @@ class ChargerActor:
                             name=f"connector {self.identity}/{connector_id}",
                         )
                 now = trio.current_time()
-                machine.power_on(now)
-                await self._apply(now)
+                if control.unsaved:  # changed by a predecessor, never handed to the ledger
+                    await self._store_outbox()
+                await self._guarded(self._power_on, None, now)
                 nursery.start_soon(self.link.run, name=f"link {self.identity}")
                 task_status.started()
                 while True:
                     item: InboxItem | None = None  # None: the wake-up time came first
-                    with trio.move_on_at(self._wake_time(now)):
+                    with trio.move_on_at(self._wake_time(now)) as waiting:
+                        control.waiting = waiting
                         item = await control.inbox.receive()
+                    control.waiting = None
                     now = trio.current_time()
                     if isinstance(item, Shutdown):
                         for scope in connectors:
                             scope.cancel()
-                    await self._step(item, now)
-                    await self._apply(now)
+                    await self._guarded(self._step, item, now)
                     if self._shutdown is not None and (
                         machine.statistics().drained or now >= self._shutdown.deadline
                     ):
                         break
-                await self._store_outbox()  # what is left undelivered, for --resume
+                if control.unsaved:
+                    await self._store_outbox()  # what is left undelivered, for --resume
                 nursery.cancel_scope.cancel()
         finally:
             control.machine = None
         control.done.set()
 
+    async def _power_on(self, item: InboxItem | None, now: float) -> None:
+        del item
+        self.machine.power_on(now)
+
+    async def _guarded(
+        self,
+        step: Callable[[InboxItem | None, float], Awaitable[None]],
+        item: InboxItem | None,
+        now: float,
+    ) -> None:
+        """Take ``step`` with ``item`` and apply its effects. When the machine raises, keep what
+        it was handling (``control.last_input``), publish the events it recorded before the
+        failure (the ``frame_in`` of a frame first; one made here if it failed before recording
+        it), then let the exception go on."""
+        try:
+            await step(item, now)
+        except Exception:
+            control = self.control
+            control.last_input, control.last_unique_id = _describe_input(item)
+            recorded = [e.event for e in self.machine.take_effects() if isinstance(e, Publish)]
+            if isinstance(item, Received) and not any(isinstance(e, FrameIn) for e in recorded):
+                text = item.text
+                recorded.insert(0, FrameIn(
+                    t=now, charger=self.identity, unique_id=control.last_unique_id,
+                    raw=text if isinstance(text, str) else text.decode(errors="replace"),
+                    violations=["the charger failed on this frame"],
+                ))
+            for event in recorded:
+                await self.env.publish(event)
+            raise
+        await self._apply(now)
+
     def _wake_time(self, now: float) -> float:
+        if self.control.stored_through > self._stored_through:
+            return now  # the ledger stored messages the machine waits to send
         deadline = self.machine.next_deadline()
         # A deadline the machine did not clear (it should always) must not spin the loop:
         # under a mock clock that would stop time itself.
         wake_at = math.inf if deadline is None else max(deadline, now + MIN_TICK)
-        for when in (self._power_on_at, self._persist_at):
-            if when is not None:
-                wake_at = min(wake_at, when)
+        if self._power_on_at is not None:
+            wake_at = min(wake_at, self._power_on_at)
         if self._shutdown is not None:
             wake_at = min(wake_at, self._shutdown.deadline)
         return wake_at
@@ -259,6 +335,9 @@ class ChargerActor:
         if self._power_on_at is not None and now >= self._power_on_at:
             self._power_on_at = None
             machine.power_on(now)
+        if self.control.stored_through > self._stored_through:
+            self._stored_through = self.control.stored_through
+            machine.outbox_stored(self._stored_through, now)
         match item:
             case Received(generation=generation, text=text):
                 if generation == self._generation:
@@ -313,10 +392,11 @@ class ChargerActor:
                 case Reboot(delay=delay):
                     self._power_on_at = now + delay
                     self.link.drop(hold_until=self._power_on_at)
-                case PersistOutbox(entries=entries):
-                    self._outbox_changed(entries, now)
-        if self._store_now or (self._persist_at is not None and now >= self._persist_at):
-            await self._store_outbox()
+                case PersistOutbox(entries=entries, memory=memory):
+                    self.control.outbox = entries
+                    if memory is not None:
+                        self.control.memory = memory
+                    await self._store_outbox(effect)
 
     async def _send(self, send: Send, now: float) -> None:
         """Hand ``send`` to the link for the connection the machine knows as up, and record it
@@ -328,25 +408,45 @@ class ChargerActor:
                          action=send.action)
             )
 
-    def _outbox_changed(self, entries: tuple[OutboxEntry, ...], now: float) -> None:
+    async def _store_outbox(self, snapshot: PersistOutbox | None = None) -> None:
+        """Hand ``snapshot`` (by default the control's outbox and memory) to the ledger."""
         control = self.control
-        control.outbox = entries
-        if control.persisted:  # stored messages: a delivery is stored at once
-            self._store_now = True
-        elif not control.unsaved:  # back to the (empty) snapshot stored: nothing to store
-            self._persist_at = None
-        elif self._persist_at is None:
-            self._persist_at = now + OUTBOX_PERSIST_INTERVAL
+        if snapshot is None:
+            memory = control.memory
+            snapshot = PersistOutbox(
+                charger=self.identity, entries=control.outbox, memory=memory,
+                through=max([e.seq for e in control.outbox]
+                            + [memory.next_seq - 1 if memory is not None else 0]),
+            )
+        await self.env.persist(snapshot)
+        control.persisted = snapshot.entries  # only once handed over (the await may be cancelled)
 
-    async def _store_outbox(self) -> None:
-        """Hand the outbox to the ledger if it differs from the snapshot stored last."""
-        self._persist_at = None
-        self._store_now = False
-        control = self.control
-        outbox = control.outbox
-        if control.unsaved:
-            await self.env.persist(PersistOutbox(charger=self.identity, entries=outbox))
-            control.persisted = outbox  # only once handed over (the await may be cancelled)
+
+def _describe_input(item: InboxItem | None) -> tuple[str | None, str | None]:
+    """What the main loop handled, for the crash event, and the message id of a frame (the
+    second member of its JSON array, when it has one); (None, None) when only time passed."""
+    match item:
+        case None:
+            return None, None
+        case Received(text=text):
+            shown = text if isinstance(text, str) else repr(text)
+            preview = shown if len(shown) <= INPUT_PREVIEW else shown[:INPUT_PREVIEW] + "…"
+            return f"frame {preview}", _message_id(text)
+        case _:
+            return repr(item)[:INPUT_PREVIEW], None
+
+
+def _message_id(text: str | bytes) -> str | None:
+    try:
+        frame = _frame_decoder.decode(text)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if len(frame) > 1 and isinstance(frame[1], str):
+        return frame[1][:INPUT_PREVIEW]
+    return None
+
+
+_frame_decoder: Final = msgspec.json.Decoder(list[Any])
 
 
 async def run_charger(

@@ -3,8 +3,10 @@ with backoff, and ends the fleet gracefully.
 
 Supervision strategy (named, as in tractor): *one-for-one, restart with backoff*. A charger that
 raises is recorded as a ``crash`` event with its traceback and started again after a jittered,
-growing delay, with its undelivered transaction messages (the last outbox snapshot) restored; the
-other chargers are not touched. Cancellation is never caught.
+growing delay, with its undelivered transaction messages (the last outbox snapshot) and its
+memory restored, as after a power loss (the transactions it was running are stopped with reason
+PowerLoss, local transaction ids go on); the other chargers are not touched. Cancellation is
+never caught.
 
 Graceful end: :meth:`RunningFleet.stop` asks every charger to stop its transactions (reason
 Local) and deliver its queue until a grace deadline; chargers still busy then are cancelled.
@@ -24,7 +26,7 @@ from simulator import seeds
 from simulator.actors.charger import ChargerActor, ChargerControl, ChargerEnv
 from simulator.actors.link import Backoff
 from simulator.events import Crashed
-from simulator.machines.effects import OutboxEntry
+from simulator.machines.effects import ChargerMemory, OutboxEntry
 
 RESTART_BACKOFF: Final = Backoff(base=1.0, cap=60.0)
 """Delays before restarting a crashed charger (full jitter, doubling per consecutive crash)."""
@@ -77,8 +79,11 @@ async def supervise_charger(env: ChargerEnv, control: ChargerControl) -> None:
                     error=_describe(exc),
                     traceback="".join(traceback.format_exception(exc)),
                     restart_in=round(delay, 3),
+                    input=control.last_input,
+                    unique_id=control.last_unique_id,
                 )
             )
+            control.last_input = control.last_unique_id = None
             await trio.sleep(delay)
 
 
@@ -119,16 +124,19 @@ async def run_fleet(
     *,
     gc_tuning: bool = True,
     outboxes: Mapping[str, Sequence[OutboxEntry]] | None = None,
+    memories: Mapping[str, ChargerMemory] | None = None,
     task_status: trio.TaskStatus[RunningFleet] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the fleet until :meth:`RunningFleet.stop` (reported by ``task_status.started(fleet)``).
 
     Groups ramp in parallel, each at its own ``connect_rate``. ``outboxes`` maps charger ids to
-    undelivered transaction messages to resume (``--resume``). Returns once every charger has
-    finished or the grace deadline has passed.
+    undelivered transaction messages to resume (``--resume``), ``memories`` to what the
+    chargers kept through the kill (registers, numbering, running transactions). Returns once
+    every charger has finished or the grace deadline has passed.
     """
     fleet = RunningFleet(plans)
     restored = outboxes or {}
+    remembered = memories or {}
     async with trio.open_nursery() as chargers:
 
         async def ramp(plan: GroupPlan) -> None:
@@ -140,7 +148,9 @@ async def run_fleet(
                 await trio.sleep_until(start + index / plan.connect_rate)
                 due = min(total, int((trio.current_time() - start) * plan.connect_rate) + 1)
                 for env in plan.chargers[index:max(due, index + 1)]:
-                    control = ChargerControl(outbox=tuple(restored.get(env.spec.identity, ())))
+                    identity = env.spec.identity
+                    control = ChargerControl(outbox=tuple(restored.get(identity, ())),
+                                             memory=remembered.get(identity))
                     fleet.controls[env.spec.identity] = control
                     chargers.start_soon(supervise_charger, env, control,
                                         name=f"charger {env.spec.identity}")

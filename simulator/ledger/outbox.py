@@ -34,19 +34,28 @@ class SaveOutbox(Event, frozen=True, tag="outbox_saved"):
 
     Publish it with ``EventBus.publish_control`` (the effect ``PersistOutbox`` becomes one of
     these), so that the writer applies it in the same transaction as the events published before
-    it. Entries are msgspec Structs (or already-encoded JSON ``bytes``); the writer encodes them
+    it; once that transaction is committed the writer hands it to its ``on_stored`` callback.
+    Entries are msgspec Structs (or already-encoded JSON ``bytes``); the writer encodes them
     as JSON. It is an instruction to the writer, not a fact: no ``events`` row records it, and a
     later snapshot of the same charger in the same batch supersedes it. Raises ``ValueError``
     without a ``charger``.
     """
 
     entries: tuple[Any, ...] = ()
+    through: int = 0
+    """Every message of the charger up to this ``seq`` is durable once the save is committed."""
+    memory: Any = None
+    """What the charger keeps through a power loss (a msgspec Struct; None: unchanged), stored
+    in the ``memory`` table in the same transaction."""
 
     def __post_init__(self) -> None:
         if self.charger is None:
             raise ValueError("SaveOutbox needs the charger whose outbox it replaces")
 
 
+_MEMORY: Final = RowsStatement(
+    3, "INSERT OR REPLACE INTO memory (charger, run_id, memory) VALUES {}", "(?, ?, ?)",
+)
 _CLEAR: Final = RowsStatement(1, "DELETE FROM outbox WHERE charger IN ({})", "?")
 _DELETE: Final = RowsStatement(
     # a join with the pairs finds the rows by the primary key's index; a row-value IN over
@@ -73,6 +82,14 @@ class OutboxRows:
         self._rows = rows
         self._stored: dict[str, tuple[list[int], tuple[Any, ...]]] = {}
         """Per charger, the seqs of its rows and the entries they hold, as last written."""
+
+    def remember(self, run_id: int, memories: Mapping[str, Any]) -> None:
+        """Store each charger's memory in ``memories`` (replacing the one before), in the
+        caller's transaction."""
+        rows: list[object] = []
+        for charger, memory in memories.items():
+            rows += (charger, run_id, _entry_text(memory))
+        self._rows.execute(_MEMORY, rows)
 
     def replace(self, run_id: int, saves: Mapping[str, Sequence[Any]]) -> None:
         """Make each charger's rows in ``saves`` hold its entries, in order, in the caller's
@@ -102,8 +119,9 @@ class OutboxRows:
         self._rows.execute(_WRITE, rows)
 
     def clear(self, conn: sqlite3.Connection) -> None:
-        """Delete every charger's rows, in the caller's transaction."""
+        """Delete every charger's rows and memory, in the caller's transaction."""
         conn.execute("DELETE FROM outbox")
+        conn.execute("DELETE FROM memory")
         self._stored.clear()
 
     def forget(self) -> None:
@@ -121,6 +139,12 @@ def load_outbox(conn: sqlite3.Connection) -> dict[str, list[bytes]]:
     ):
         outbox.setdefault(charger, []).append(entry.encode())
     return outbox
+
+
+def load_memory(conn: sqlite3.Connection) -> dict[str, bytes]:
+    """Every charger's stored memory as JSON bytes, whichever run wrote it."""
+    return {charger: memory.encode()
+            for charger, memory in conn.execute("SELECT charger, memory FROM memory")}
 
 
 def _outbox_update(

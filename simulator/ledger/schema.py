@@ -3,9 +3,10 @@ connection settings every writer uses.
 
 Tables: ``runs`` (one row per run, including resumed ones), ``events`` (every bus event:
 ``run_id``, ``seq``, ``t`` in seconds since run start, ``wall`` as UTC ISO-8601 with ``Z``,
-``charger``, ``connector``, ``kind`` and the rest of the event as JSON ``data``) and ``outbox``
-(per charger, the transaction messages not yet delivered, at ``position = seq``). Views:
-``frames``, ``faults`` and ``transactions``, read from ``events``. ``events`` is indexed on
+``charger``, ``connector``, ``kind`` and the rest of the event as JSON ``data``), ``outbox``
+(per charger, the transaction messages not yet delivered, at ``position = seq``) and ``memory``
+(per charger, what it keeps through a power loss: registers, numbering, running transactions).
+Views: ``frames``, ``faults`` and ``transactions``, read from ``events``. ``events`` is indexed on
 ``(run_id, kind)`` always and on ``(run_id, charger)`` (:data:`CHARGER_INDEX`) between runs only:
 the first run on a ledger writes without it and builds it when it ends.
 
@@ -70,24 +71,32 @@ VIEWS: Final = {
                json_extract(s.data, '$.meter_start') AS meter_start,
                s.t AS started_t, s.wall AS started_wall,
                (SELECT json_extract(a.data, '$.transaction_id') FROM events a
-                 WHERE a.run_id = s.run_id AND a.kind = 'tx_acked' AND a.charger IS s.charger
+                 WHERE a.run_id IN (s.run_id, r.next_run) AND a.kind = 'tx_acked'
+                   AND a.charger IS s.charger
                    AND json_extract(a.data, '$.local_id') = json_extract(s.data, '$.local_id')
                  ORDER BY a.seq LIMIT 1) AS transaction_id,
                (SELECT json_extract(a.data, '$.status') FROM events a
-                 WHERE a.run_id = s.run_id AND a.kind = 'tx_acked' AND a.charger IS s.charger
+                 WHERE a.run_id IN (s.run_id, r.next_run) AND a.kind = 'tx_acked'
+                   AND a.charger IS s.charger
                    AND json_extract(a.data, '$.local_id') = json_extract(s.data, '$.local_id')
                  ORDER BY a.seq LIMIT 1) AS ack_status,
                e.t AS stopped_t, e.wall AS stopped_wall,
                json_extract(e.data, '$.meter_stop') AS meter_stop,
                json_extract(e.data, '$.reason') AS stop_reason
         FROM events s
+        LEFT JOIN (SELECT resumed_from AS run_id, MIN(id) AS next_run FROM runs
+                   WHERE resumed_from IS NOT NULL GROUP BY resumed_from) r
+          ON r.run_id = s.run_id
         LEFT JOIN events e
-          ON e.run_id = s.run_id AND e.kind = 'tx_stopped' AND e.charger IS s.charger
+          ON e.run_id IN (s.run_id, r.next_run) AND e.kind = 'tx_stopped'
+         AND e.charger IS s.charger
          AND json_extract(e.data, '$.local_id') = json_extract(s.data, '$.local_id')
         WHERE s.kind = 'tx_started'
     """,
 }
-"""The views, by name: their SQL over ``events``."""
+"""The views, by name: their SQL over ``events``. A transaction's acknowledgement and stop may
+come in the run that resumed its own (after a kill, the resumed charger stops it with
+PowerLoss): ``transactions`` looks for them there too."""
 
 
 def configure_writer(db: sqlite_utils.Database) -> None:
@@ -103,8 +112,9 @@ def configure_writer(db: sqlite_utils.Database) -> None:
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
-    """Create the tables, the views and :data:`KIND_INDEX` where missing; an existing ledger is
-    left as it is. :data:`CHARGER_INDEX` is not created here (:func:`build_charger_index`)."""
+    """Create the tables and :data:`KIND_INDEX` where missing, and the views afresh; an existing
+    ledger's data is left as it is. :data:`CHARGER_INDEX` is not created here
+    (:func:`build_charger_index`)."""
     db.table("runs").create(
         {
             "id": int, "name": str, "started_at": str, "ended_at": str, "seed": int,
@@ -130,8 +140,14 @@ def create_schema(db: sqlite_utils.Database) -> None:
         not_null=["run_id", "entry"],
         if_not_exists=True,
     )
+    db.table("memory").create(
+        {"charger": str, "run_id": int, "memory": str},
+        pk="charger",
+        not_null=["run_id", "memory"],
+        if_not_exists=True,
+    )
     for name, sql in VIEWS.items():
-        db.create_view(name, sql, ignore=True)
+        db.create_view(name, sql, replace=True)  # a ledger of an older version gets today's
 
 
 def drop_charger_index_if_empty(conn: sqlite3.Connection) -> None:

@@ -20,7 +20,7 @@ import msgspec
 import sqlite_utils
 
 from simulator.events import Event
-from simulator.ledger.outbox import OutboxRows, SaveOutbox, load_outbox
+from simulator.ledger.outbox import OutboxRows, SaveOutbox, load_memory, load_outbox
 from simulator.ledger.reads import RunRecord, get_run, integrity_check_conn, latest_run
 from simulator.ledger.schema import (
     RunStatus,
@@ -189,12 +189,14 @@ class Ledger:
         ``seq`` continues from the previous call; ``t`` becomes seconds since ``t0``; ``wall`` is
         ``wall0 + (t - t0)``; ``data`` is the event's fields other than kind/t/charger/connector as
         JSON (fields at their default are omitted). A :class:`SaveOutbox` writes no row; the last
-        one per charger replaces that charger's outbox, in the same transaction. Raises
-        ``RuntimeError`` before :meth:`start_run`; a database error rolls the whole batch back.
+        one per charger replaces that charger's outbox (and its memory, if it carries one), in
+        the same transaction. Raises ``RuntimeError`` before :meth:`start_run`; a database error
+        rolls the whole batch back.
         """
         run_id = self._require_run()
         params: list[object] = []  # the rows' values, flat, _EVENTS.columns at a time
         saves: dict[str, tuple[Any, ...]] = {}  # the last save per charger wins the batch
+        memories: dict[str, Any] = {}
         t0, epoch0, seq = self._t0, self._epoch0, self._seq
         last_t = self._last_t
         wall_of = self._walls.format
@@ -203,6 +205,8 @@ class Ledger:
             if isinstance(event, SaveOutbox):
                 assert event.charger is not None  # checked by SaveOutbox.__post_init__
                 saves[event.charger] = event.entries
+                if event.memory is not None:
+                    memories[event.charger] = event.memory
                 continue
             seq += 1
             t = event.t
@@ -217,7 +221,7 @@ class Ledger:
             params.extend((run_id, seq, since, wall, event.charger, event.connector,
                            kinds.get(type(event)) or _kind(event), data))
         written = len(params) // _EVENTS.columns
-        self._write(run_id, params, saves)
+        self._write(run_id, params, saves, memories)
         self._seq = seq
         self._last_t = last_t
         self.outbox_saves += len(saves)
@@ -232,14 +236,20 @@ class Ledger:
         self._write(self._require_run(), [], {charger: entries})
 
     def _write(
-        self, run_id: int, event_params: list[object], saves: Mapping[str, Sequence[Any]]
+        self,
+        run_id: int,
+        event_params: list[object],
+        saves: Mapping[str, Sequence[Any]],
+        memories: Mapping[str, Any] | None = None,
     ) -> None:
-        """Event rows and outbox saves in one transaction; on failure the outbox rows'
-        memory is dropped along with the rolled-back rows."""
+        """Event rows, outbox saves and chargers' memories in one transaction; on failure what
+        :class:`OutboxRows` remembers of the rows is dropped along with the rolled-back rows."""
         try:
             with self._conn:
                 self._rows.execute(_EVENTS, event_params)
                 self._outbox.replace(run_id, saves)
+                if memories:
+                    self._outbox.remember(run_id, memories)
         except BaseException:
             self._outbox.forget()
             raise
@@ -248,6 +258,11 @@ class Ledger:
         """Every charger's undelivered entries (oldest first) as JSON bytes, whichever run wrote
         them; chargers with an empty outbox are absent."""
         return load_outbox(self._conn)
+
+    def load_memory(self) -> dict[str, bytes]:
+        """Every charger's memory (what it keeps through a power loss) as JSON bytes, whichever
+        run wrote it; chargers that never stored one are absent."""
+        return load_memory(self._conn)
 
     def end_run(
         self,

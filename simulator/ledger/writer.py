@@ -13,6 +13,9 @@ Rules:
   its publishers wait.
 - :class:`~simulator.ledger.SaveOutbox` controls travel on the same channel as the events, so an
   outbox is saved in the same transaction as the events published before it.
+- Once a batch is committed, its :class:`~simulator.ledger.SaveOutbox` controls go to
+  ``on_stored`` in the Trio thread (from the writer thread with ``TrioToken.run_sync_soon``): the
+  chargers' write-ahead waits for that before sending a transaction message.
 - Under virtual time pass ``offload=run_inline``: every ledger call then runs in the Trio thread,
   one batch at a time, and the task waits on the channel (a thread looks idle to the mock clock,
   which would jump ahead while a batch is written).
@@ -25,6 +28,7 @@ This is the only module of :mod:`simulator.ledger` that imports trio.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -37,6 +41,7 @@ import msgspec
 import trio
 
 from simulator.events import Event
+from simulator.ledger.outbox import SaveOutbox
 from simulator.ledger.schema import RunStatus
 from simulator.ledger.store import Ledger
 
@@ -141,6 +146,7 @@ async def run_ledger_writer(
     shutdown_flush_timeout: float = DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
     offload: Offload | None = None,
     open_ledger: LedgerOpener = Ledger.open,
+    on_stored: Callable[[list[SaveOutbox]], None] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> WriterStatistics:
     """The ledger actor: write everything that arrives on ``receive`` to ``ledger_path``.
@@ -162,6 +168,9 @@ async def run_ledger_writer(
     ``receive``. A database error propagates, also when it comes during a cancellation (the run
     stays ``running``).
 
+    ``on_stored(saves)`` is called in the Trio thread with the ``SaveOutbox`` controls of each
+    batch once it is committed (never for a batch that failed or was not written).
+
     ``offload``, when given, runs every ledger call instead (``await offload(fn, *args)``), one
     batch at a time, with this task waiting on the channel, not polling it: pass
     :func:`run_inline` under virtual time. Raises ``ValueError`` for a ``batch_size`` below 1 or
@@ -178,10 +187,20 @@ async def run_ledger_writer(
         status: str | None = None
         run_id: int | None = None
 
+        token = trio.lowlevel.current_trio_token()
+
         def write(batch: Sequence[Event]) -> None:
             counts["events"] += ledger.write_events(batch)
             counts["batches"] += 1
             counts["outbox"] = ledger.outbox_saves
+            if on_stored is not None:
+                saves = [event for event in batch if isinstance(event, SaveOutbox)]
+                if saves and worker is None:
+                    on_stored(saves)
+                elif saves:
+                    # (a run already over has nobody waiting any more)
+                    with contextlib.suppress(trio.RunFinishedError):
+                        token.run_sync_soon(on_stored, saves)
 
         worker = None if offload is not None else _WriterThread(write, batch_size)
         if worker is not None:

@@ -27,6 +27,10 @@ Rules (OCPP 1.6 core spec; OCPP16.md §2-§4; the parts' modules hold the rest):
   ``UnlockConnectorOnEVSideDisconnect`` releases the cable, else Finishing until the cable is
   taken out or unlocked), else the transaction goes on in SuspendedEV. Presenting
   the tag that started a transaction stops it (reason Local).
+- **Power loss.** A charger restarted with the memory of an earlier life (after a crash, or by
+  ``--resume`` after a kill) goes on with its energy registers and its numbering, and at power-on
+  stops every transaction that was running then with reason PowerLoss and the last meter value
+  it knew; those StopTransactions queue behind the messages kept in the outbox.
 - **Shutdown** (the end of a run) stops every running transaction with reason Local and forgets
   tags still waiting; the queued messages stay in the outbox for the actor's grace period.
 """
@@ -37,11 +41,19 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Final
 
+import msgspec
+
 from simulator.machines.auth import same_id_tag
 from simulator.machines.connector import ev_side_disconnect
 from simulator.machines.context import BOOT, ChargerContext
 from simulator.machines.domain import ConnectorView
-from simulator.machines.effects import Effect, OutboxEntry
+from simulator.machines.effects import (
+    ChargerMemory,
+    Effect,
+    OpenTransaction,
+    OutboxEntry,
+    PersistOutbox,
+)
 from simulator.machines.meter import EvSpec
 from simulator.machines.metering import Metering
 from simulator.machines.outcomes import CallAnswered, CallFailed, IncomingCall, Outcome
@@ -131,6 +143,11 @@ class ChargerMachine:
         now: monotonic seconds at construction.
         outbox: transaction messages restored from a previous run (delivered after the boot).
         plugin: the protocol version on the wire (action table, codec); OCPP 1.6 by default.
+        memory: what the charger kept through a power loss (see the module docstring); None:
+            a new charger.
+        stored_through: write-ahead: the highest outbox ``seq`` already stored (None: off).
+            With it, a transaction message goes on the wire only once the actor reported a
+            snapshot holding it stored (:meth:`outbox_stored`).
     """
 
     def __init__(
@@ -143,15 +160,25 @@ class ChargerMachine:
         now: float,
         outbox: Iterable[OutboxEntry] = (),
         plugin: ProtocolPlugin = PLUGIN,
+        memory: ChargerMemory | None = None,
+        stored_through: int | None = None,
     ) -> None:
         restored = tuple(outbox)
         self._plugin = plugin
         self._ctx = ctx = ChargerContext(
             spec, rng=rng, new_id=new_id, wall_epoch=wall_epoch, now=now,
-            profiles=SUPPORTED_PROFILES, plugin=plugin, outbox=restored,
+            profiles=SUPPORTED_PROFILES, plugin=plugin, outbox=restored, memory=memory,
+            stored_through=stored_through,
         )
         self._metering = Metering(ctx)
-        self._transactions = Transactions(ctx, self._metering, restored)
+        self._transactions = Transactions(
+            ctx, self._metering, restored,
+            next_local_tx=memory.next_local_tx if memory is not None else 1,
+        )
+        self._interrupted: tuple[OpenTransaction, ...] = (
+            memory.open_transactions if memory is not None else ()
+        )
+        """Transactions of an earlier life, stopped with PowerLoss at the next power-on."""
         self._reboots = RebootSequence(ctx, self._transactions)
         self._registration = Registration(ctx, self._metering, child(rng))
         handlers: tuple[ProfileHandler, ...] = (
@@ -189,6 +216,8 @@ class ChargerMachine:
             machine.forget_reported()
         for handler in self._handlers.values():
             handler.powered_on(now)
+        interrupted, self._interrupted = self._interrupted, ()
+        self._transactions.stop_interrupted(interrupted, now)
         ctx.refresh_all(now)
         if ctx.session.online:
             ctx.send_boot(now)
@@ -208,6 +237,12 @@ class ChargerMachine:
         self._ctx.session.disconnected(now)
         for machine in self._ctx.connectors.values():
             machine.mark_offline()
+        self._settle(now)
+
+    def outbox_stored(self, through: int, now: float) -> None:
+        """Write-ahead: the snapshot holding every outbox message up to ``seq == through`` is
+        stored (durable), so those may go on the wire. Ignored without write-ahead."""
+        self._ctx.session.stored(through, now)
         self._settle(now)
 
     def receive(self, data: bytes | str, now: float) -> None:
@@ -356,10 +391,34 @@ class ChargerMachine:
     # --- outputs ------------------------------------------------------------------------------
 
     def take_effects(self) -> list[Effect]:
-        """Hand over (and forget) the effects collected so far, in order."""
+        """Hand over (and forget) the effects collected so far, in order. The outbox snapshots
+        among them become one: the last, carrying :meth:`memory`, at the place of the first (so
+        it goes ahead of the events that tell of the same change)."""
         effects = list(self._ctx.effects)
         self._ctx.effects.clear()
+        snapshots = [i for i, effect in enumerate(effects) if isinstance(effect, PersistOutbox)]
+        if snapshots:
+            last = effects[snapshots[-1]]
+            assert isinstance(last, PersistOutbox)
+            effects[snapshots[0]] = msgspec.structs.replace(last, memory=self.memory())
+            for index in reversed(snapshots[1:]):
+                del effects[index]
         return effects
+
+    def memory(self) -> ChargerMemory:
+        """What the charger keeps through a power loss now (see :class:`ChargerMemory`)."""
+        ctx = self._ctx
+        running = tuple(
+            OpenTransaction(local_tx=tx.local_id, connector_id=tx.connector_id,
+                            transaction_id=tx.transaction_id)
+            for tx in self.transactions()
+        )
+        return ChargerMemory(
+            next_local_tx=self._transactions.next_local_tx,
+            next_seq=ctx.session.next_seq,
+            registers_wh=tuple(ctx.meters[c].register_wh for c in sorted(ctx.meters)),
+            open_transactions=self._interrupted + running,
+        )
 
     def export_outbox(self) -> tuple[OutboxEntry, ...]:
         """The queued transaction messages, head first."""

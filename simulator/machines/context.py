@@ -26,7 +26,7 @@ from simulator.events import Event, Note, StatusChanged
 from simulator.machines.auth import AuthorizationCache, AuthSettings, LocalAuthList
 from simulator.machines.configuration import ConfigurationStore
 from simulator.machines.connector import ConnectorMachine, allowed_transitions, delivery_status
-from simulator.machines.effects import Effect, OutboxEntry, Publish, Reboot
+from simulator.machines.effects import ChargerMemory, Effect, OutboxEntry, Publish, Reboot
 from simulator.machines.meter import Meter
 from simulator.machines.parts import (
     BootState,
@@ -64,6 +64,9 @@ class ChargerContext:
             CS calls of other profiles are answered NotSupported by the session).
         plugin: the protocol version the session speaks.
         outbox: transaction messages restored from a previous run.
+        memory: what the charger kept through a power loss (registers, numbering, the
+            transactions that were running); None: a new charger.
+        stored_through: write-ahead for the session (see :class:`Session`); None: off.
     """
 
     def __init__(
@@ -77,6 +80,8 @@ class ChargerContext:
         profiles: Sequence[enum.StrEnum],
         plugin: ProtocolPlugin,
         outbox: Iterable[OutboxEntry] = (),
+        memory: ChargerMemory | None = None,
+        stored_through: int | None = None,
     ) -> None:
         if spec.connectors < 1:
             raise ValueError(f"a charge point needs at least one connector, got {spec.connectors}")
@@ -102,6 +107,12 @@ class ChargerContext:
             outbox=outbox,
             effects=self.effects,
             plugin=plugin,
+            stored_through=stored_through,
+            next_seq=memory.next_seq if memory is not None else 1,
+            transaction_ids={
+                tx.local_tx: tx.transaction_id for tx in memory.open_transactions
+                if tx.transaction_id is not None
+            } if memory is not None else None,
         )
         duration = self.config.get_int("MinimumStatusDuration")
         self.connectors = {
@@ -110,9 +121,11 @@ class ChargerContext:
         }
         for machine in self.connectors.values():
             machine.mark_offline()
+        registers = memory.registers_wh if memory is not None else ()
         self.meters = {
             cid: Meter(cid, max_power_kw=spec.max_power_kw, rng=child(rng), now=now,
-                       phases=spec.phases, voltage_v=spec.voltage_v)
+                       phases=spec.phases, voltage_v=spec.voltage_v,
+                       register_wh=max(0.0, registers[cid - 1]) if cid <= len(registers) else 0.0)
             for cid in range(1, spec.connectors + 1)
         }
         self.points = {cid: Point(cid) for cid in range(1, spec.connectors + 1)}

@@ -66,11 +66,51 @@ class Reboot(msgspec.Struct, frozen=True):
     delay: float
 
 
-class PersistOutbox(msgspec.Struct, frozen=True):
-    """The transaction queue of ``charger`` changed: store ``entries`` (the whole queue)."""
+class OpenTransaction(msgspec.Struct, frozen=True, kw_only=True):
+    """A transaction that was running when the charger's memory was written: after a power
+    loss (a crash, a kill) it is stopped with reason PowerLoss.
+
+    Attributes:
+        local_tx: the charger-local transaction number.
+        connector_id: where it runs.
+        transaction_id: the CS's id once StartTransaction was answered, else ``None``.
+    """
+
+    local_tx: int
+    connector_id: int
+    transaction_id: int | None = None
+
+
+class ChargerMemory(msgspec.Struct, frozen=True, kw_only=True):
+    """What a charger keeps through a power loss, as a real one keeps it in flash: written with
+    every outbox snapshot (every transaction message queued or delivered), and given back to the
+    machine that restarts the charger (after a crash, or by ``--resume`` after a kill).
+
+    Attributes:
+        next_local_tx: the next charger-local transaction number (local ids never repeat).
+        next_seq: the next outbox ``seq`` (seqs never repeat, so storage acknowledgements of an
+            earlier life cannot be mistaken for this one's).
+        registers_wh: each connector's energy import register (connector 1 first), as of the
+            last transaction message: the register goes on from there.
+        open_transactions: the transactions running, to be stopped with PowerLoss.
+    """
+
+    next_local_tx: int = 1
+    next_seq: int = 1
+    registers_wh: tuple[float, ...] = ()
+    open_transactions: tuple[OpenTransaction, ...] = ()
+
+
+class PersistOutbox(msgspec.Struct, frozen=True, kw_only=True):
+    """The transaction queue of ``charger`` changed: store ``entries`` (the whole queue) and
+    ``memory`` (None: unchanged). Once it is stored, every message with a ``seq`` up to
+    ``through`` is durable: tell the machine (``ChargerMachine.outbox_stored``), which only then
+    puts such a message on the wire (write-ahead)."""
 
     charger: str
     entries: tuple[OutboxEntry, ...]
+    through: int = 0
+    memory: ChargerMemory | None = None
 
 
 Effect = Send | Publish | CloseConnection | Reboot | PersistOutbox

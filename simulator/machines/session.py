@@ -13,6 +13,10 @@ Rules (OCPP-J and the 1.6 core spec, see docs/OCPP16.md §1 and §4):
   and a failure is retried up to ``attempts`` sends in total, waiting ``retry_interval`` * (sends
   so far) before each resend, each with a new message id. The outbox moves only while
   ``transactions_enabled`` (the charger opens it once the boot is Accepted).
+- Write-ahead (with ``stored_through``): a transaction message goes on the wire only once a
+  snapshot holding it was reported stored (:meth:`Session.stored`), and it leaves the outbox only
+  when its CALLRESULT arrives; so after a kill the CS may get a message twice (resent with a new
+  id), never zero times.
 - A transaction's StopTransaction and MeterValues carry the CS's ``transactionId``, which is only
   known once StartTransaction is answered: until then it is left out of the stored payload and
   filled in when the message is sent. A message whose StartTransaction was given up on is
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -136,6 +140,10 @@ class Session:
             a new one by default.
         plugin: the protocol version: its action table (direction and profile of each action),
             payload codec and action names. OCPP 1.6 by default.
+        stored_through: write-ahead: the highest ``seq`` already stored (a restored outbox is);
+            ``None`` sends messages without waiting for storage.
+        next_seq: the lowest ``seq`` the next queued message may take (seqs never repeat).
+        transaction_ids: the CS's ids of local transactions known from before (restarts).
     """
 
     def __init__(
@@ -148,6 +156,9 @@ class Session:
         outbox: Iterable[OutboxEntry] = (),
         effects: list[Effect] | None = None,
         plugin: ProtocolPlugin = PLUGIN,
+        stored_through: int | None = None,
+        next_seq: int = 1,
+        transaction_ids: Mapping[int, int] | None = None,
     ) -> None:
         self.charger = charger
         self.call_timeout = call_timeout
@@ -168,8 +179,10 @@ class Session:
         self._calls: list[_Queued] = []
         self._outbox: list[OutboxEntry] = list(outbox)
         self._retry_at: float | None = None
-        self._next_seq = max((e.seq for e in self._outbox), default=0) + 1
-        self._tx_ids: dict[int, int] = {
+        self._next_seq = max(max((e.seq for e in self._outbox), default=0) + 1, next_seq)
+        self._stored_through = stored_through
+        self._tx_ids: dict[int, int] = dict(transaction_ids or {})
+        self._tx_ids |= {
             e.local_tx: e.transaction_id
             for e in self._outbox
             if e.local_tx is not None and e.transaction_id is not None
@@ -192,6 +205,11 @@ class Session:
     def export_outbox(self) -> tuple[OutboxEntry, ...]:
         """The transaction queue, head first: pass it back as ``outbox`` to resume."""
         return tuple(self._outbox)
+
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next queued transaction message takes."""
+        return self._next_seq
 
     def transaction_id(self, local_tx: int) -> int | None:
         """The CS's id for a local transaction, once StartTransaction was answered."""
@@ -288,6 +306,13 @@ class Session:
         """Send the next message if the gates allow it (after a gate changed)."""
         self._pump(now)
 
+    def stored(self, through: int, now: float) -> None:
+        """Write-ahead: a snapshot holding every message up to ``seq == through`` is stored, so
+        they may go on the wire. Ignored without write-ahead."""
+        if self._stored_through is not None and through > self._stored_through:
+            self._stored_through = through
+            self._pump(now)
+
     def _pump(self, now: float) -> None:
         if not self.online or self._pending is not None:
             return
@@ -302,6 +327,8 @@ class Session:
             return
         while self._outbox and (self._retry_at is None or now >= self._retry_at):
             entry = self._outbox[0]
+            if self._stored_through is not None and entry.seq > self._stored_through:
+                return  # not stored yet: stored() sends it
             payload = self._payload_for(entry)
             if payload is None:
                 self._outbox.pop(0)
@@ -501,7 +528,8 @@ class Session:
     # --- events -------------------------------------------------------------------------------
 
     def _persist(self) -> None:
-        self._effects.append(PersistOutbox(self.charger, tuple(self._outbox)))
+        self._effects.append(PersistOutbox(charger=self.charger, entries=tuple(self._outbox),
+                                           through=self._next_seq - 1))
 
     def _publish(self, event: Any) -> None:
         self._effects.append(Publish(event))

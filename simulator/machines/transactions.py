@@ -10,6 +10,9 @@ Rules (OCPP 1.6 core spec; OCPP16.md §3-§4):
 - StartTransaction and StopTransaction go through the session's outbox (FIFO, retried, never
   lost). ``meterStart``/``meterStop`` are the connector's import register in whole Wh, which
   never decreases and is not reset per transaction.
+- After a power loss (a restart with the charger's memory), the transactions that were running
+  are stopped with reason PowerLoss, ``meterStop`` the register as remembered, and the time of
+  the power-on; local transaction numbers go on from where they were, never repeating.
 - An idTag the CS does not accept in StartTransaction's result stops the transaction with
   DeAuthorized when ``StopTransactionOnInvalidId``; otherwise the charger keeps going until
   ``MaxEnergyOnInvalidId`` Wh have flowed, then suspends the EVSE (see :mod:`.metering`).
@@ -28,7 +31,7 @@ import msgspec
 from simulator.events import TransactionAcknowledged, TransactionStarted, TransactionStopped
 from simulator.machines.auth import Decision, decide, remember, same_id_tag
 from simulator.machines.context import ChargerContext
-from simulator.machines.effects import OutboxEntry
+from simulator.machines.effects import OpenTransaction, OutboxEntry
 from simulator.machines.metering import Metering
 from simulator.machines.parts import Transaction
 from simulator.ocpp.v16 import (
@@ -60,14 +63,21 @@ class Transactions:
         ctx: the charger's shared context.
         metering: the charger's metering (begin/end readings, energy caps).
         restored: the outbox restored from a previous run (local ids continue after its own).
+        next_local_tx: the next local id the charger's memory holds (the larger one wins).
     """
 
     def __init__(
-        self, ctx: ChargerContext, metering: Metering, restored: Iterable[OutboxEntry] = ()
+        self,
+        ctx: ChargerContext,
+        metering: Metering,
+        restored: Iterable[OutboxEntry] = (),
+        *,
+        next_local_tx: int = 1,
     ) -> None:
         self.ctx = ctx
         self.metering = metering
-        self.next_local_tx = 1 + max((e.local_tx or 0 for e in restored), default=0)
+        self.next_local_tx = max(1 + max((e.local_tx or 0 for e in restored), default=0),
+                                 next_local_tx)
         self.transactions_started = 0
         self.transactions_stopped = 0
 
@@ -257,6 +267,29 @@ class Transactions:
         self.ctx.apply_scheduled(connector_id, now)
         self.ctx.refresh_status(connector_id, now)
         return True
+
+    def stop_interrupted(self, interrupted: Iterable[OpenTransaction], now: float) -> None:
+        """Stop the transactions a power loss interrupted (reason PowerLoss, the register as
+        remembered); their StopTransactions queue behind the outbox as it was."""
+        for tx in interrupted:
+            meter = self.ctx.meters.get(tx.connector_id)
+            meter_stop = meter.meter_value_wh() if meter is not None else 0
+            self.ctx.session.enqueue_transaction(
+                StopTransactionRequest(
+                    meter_stop=meter_stop,
+                    timestamp=self.ctx.wall(now),
+                    transaction_id=tx.transaction_id if tx.transaction_id is not None else 0,
+                    reason=Reason.POWER_LOSS,
+                ),
+                now,
+                local_tx=tx.local_tx,
+            )
+            self.transactions_stopped += 1
+            self.ctx.publish(TransactionStopped(
+                t=now, charger=self.ctx.charger, connector=tx.connector_id,
+                local_id=tx.local_tx, transaction_id=tx.transaction_id, meter_stop=meter_stop,
+                reason=Reason.POWER_LOSS.value,
+            ))
 
     def stop_all(self, now: float, reason: Reason) -> int:
         """Stop every running transaction with ``reason``; return how many."""

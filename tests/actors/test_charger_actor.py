@@ -16,7 +16,6 @@ import trio.testing
 
 from simulator.actors import fleet as fleet_module
 from simulator.actors.charger import (
-    OUTBOX_PERSIST_INTERVAL,
     ChargerControl,
     ChargerEnv,
     run_charger,
@@ -118,9 +117,18 @@ class FakeCsms:
 
 
 class Recorder:
+    """The bus and the ledger of the charger actors under test: records what they publish,
+    and stores every outbox snapshot at once (telling the charger's control)."""
+
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.persisted: list[PersistOutbox] = []
+        self.controls: dict[str, ChargerControl] = {}
+
+    def control(self, identity: str = "CP-1") -> ChargerControl:
+        """A new control for ``identity``, told of every snapshot this recorder stores."""
+        self.controls[identity] = control = ChargerControl()
+        return control
 
     async def publish(self, event: Event) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()  # as EventBus.publish does
@@ -128,6 +136,7 @@ class Recorder:
 
     async def persist(self, effect: PersistOutbox) -> None:
         self.persisted.append(effect)
+        self.controls[effect.charger].stored(effect.through)
 
     def of(self, kind: type[Event]) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
@@ -173,7 +182,7 @@ async def test_charger_boots_reports_statuses_and_heartbeats(
 ) -> None:
     csms, recorder = FakeCsms(), Recorder()
     env = make_env(csms, recorder)
-    control = ChargerControl()
+    control = recorder.control()
     async with trio.open_nursery() as nursery:
         csms.nursery = nursery
         nursery.start_soon(run_charger, env, control)
@@ -205,7 +214,7 @@ async def test_a_reset_from_the_csms_reboots_the_charger_after_answering_it(
     charger down for its reboot delay and boots it again."""
     csms, recorder = FakeCsms(), Recorder()
     env = make_env(csms, recorder)
-    control = ChargerControl()
+    control = recorder.control()
     async with trio.open_nursery() as nursery:
         csms.nursery = nursery
         nursery.start_soon(run_charger, env, control)
@@ -240,7 +249,7 @@ async def test_unreachable_csms_means_logged_reconnects_with_jittered_backoff(
     csms, recorder = FakeCsms(), Recorder()
     csms.down = True
     env = make_env(csms, recorder)
-    control = ChargerControl()
+    control = recorder.control()
     async with trio.open_nursery() as nursery:
         csms.nursery = nursery
         nursery.start_soon(supervise_charger, env, control)
@@ -268,7 +277,7 @@ async def test_backoff_is_reproducible_from_the_seed(
     async def delays() -> list[float]:
         csms, recorder = FakeCsms(), Recorder()
         csms.down = True
-        control = ChargerControl()
+        control = recorder.control()
         async with trio.open_nursery() as nursery:
             csms.nursery = nursery
             nursery.start_soon(run_charger, make_env(csms, recorder), control)
@@ -289,7 +298,7 @@ async def test_crash_is_recorded_with_traceback_and_the_charger_restarts(
         return RuntimeError("boom in the transport") if attempt == 1 else None
 
     env = make_env(csms, recorder, fail=fail)
-    control = ChargerControl()
+    control = recorder.control()
     async with trio.open_nursery() as nursery:
         csms.nursery = nursery
         nursery.start_soon(supervise_charger, env, control)
@@ -312,7 +321,7 @@ async def test_transaction_messages_survive_a_dropped_connection_in_order(
 ) -> None:
     csms, recorder = FakeCsms(), Recorder()
     env = make_env(csms, recorder)
-    control = ChargerControl()
+    control = recorder.control()
     async with trio.open_nursery() as nursery:
         await start_charging(nursery, csms, env, control, energy_wanted_kwh=10)
         await trio.sleep(12)
@@ -347,55 +356,58 @@ async def test_transaction_messages_survive_a_dropped_connection_in_order(
     assert [s.reason for s in stopped] == ["Local"]
 
 
-async def test_the_outbox_is_stored_late_while_empty_and_at_once_once_it_holds_messages(
+async def test_a_transaction_message_goes_out_only_once_a_snapshot_holding_it_is_stored(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Online with prompt answers, every transaction message is queued and acknowledged within
-    the interval: nothing is stored. Offline, the first message waits one interval, the next ones
-    are stored as they come; back online, every delivery is stored at once (a kill then never
-    makes --resume send a delivered message again), down to the empty queue."""
+    """Write-ahead: every change of the outbox is handed to the ledger at once, and a
+    transaction message goes on the wire only after a snapshot holding it was stored (here a
+    slow ledger, 0.3 s); offline the stored queue grows one message at a time, and
+    back online it is delivered down to the empty queue, stored as such."""
+    lag = 0.3
     csms, recorder = FakeCsms(), Recorder()
     env = make_env(csms, recorder, config={"HeartbeatInterval": 10,
                                            "MeterValueSampleInterval": 1})
-    control = ChargerControl()
-    stamps: list[float] = []
-
-    async def persist(effect: PersistOutbox) -> None:
-        stamps.append(trio.current_time())
-        recorder.persisted.append(effect)
-
-    env = dataclasses.replace(env, persist=persist)
+    control = recorder.control()
+    acked: dict[int, float] = {}  # seq -> when a snapshot holding it was stored
     async with trio.open_nursery() as nursery:
-        await start_charging(nursery, csms, env, control, energy_wanted_kwh=30)
+
+        async def store(effect: PersistOutbox) -> None:
+            await trio.sleep(lag)
+            for entry in effect.entries:
+                acked.setdefault(entry.seq, trio.current_time())
+            control.stored(effect.through)
+
+        async def persist(effect: PersistOutbox) -> None:
+            recorder.persisted.append(effect)
+            nursery.start_soon(store, effect)
+
+        await start_charging(nursery, csms, dataclasses.replace(env, persist=persist), control,
+                             energy_wanted_kwh=30)
         await trio.sleep(20)
-        assert len(csms.calls("CP-1", "MeterValues")) >= 15
-        assert recorder.persisted == []  # every message acknowledged within the interval
+        assert len(csms.calls("CP-1", "MeterValues")) >= 15  # about one a second, all out
         csms.down = True
         await csms.drop("CP-1")
-        dropped_at = trio.current_time()
-        await trio.sleep(30)  # offline: a MeterValues a second piles up
-        offline = [len(p.entries) for p in recorder.persisted]
-        assert offline == list(range(1, len(offline) + 1))  # each new message, as it comes
-        assert len(offline) >= 25
-        first_sample = dropped_at + 1.0  # the next MeterValues after the drop, within a second
-        assert first_sample - 1.0 + OUTBOX_PERSIST_INTERVAL - 1e-9 <= stamps[0] \
-            <= first_sample + OUTBOX_PERSIST_INTERVAL + 0.01  # the first one waited
+        before = len(recorder.persisted)
+        await trio.sleep(15)  # offline: a MeterValues a second piles up
+        offline = [len(p.entries) for p in recorder.persisted[before:]]
+        assert offline[-1] >= 14
+        assert all(b - a == 1 for a, b in itertools.pairwise(offline))  # as each comes
         csms.down = False
         await trio.sleep(40)
         assert control.connected
-        drain = [len(p.entries) for p in recorder.persisted[len(offline):]]
-        # every delivery stored at once: the queue shrinks one message at a time (new samples
-        # may join it meanwhile, one at a time too), to the empty queue
-        assert all(abs(b - a) <= 1 for a, b in itertools.pairwise(drain))  # (or an entry
-        # updated in place: the transaction id once StartTransaction is answered)
-        assert drain.index(0) == len(drain) - 1 >= 25
-        count = len(recorder.persisted)
         await control.shutdown(trio.current_time() + 10)
         await control.done.wait()
         nursery.cancel_scope.cancel()
-    # the StopTransaction was queued and acknowledged at the end: stored at most twice more, and
-    # the last word is the empty queue
-    assert len(recorder.persisted) <= count + 2
+
+    seq_of = {entry.unique_id: entry.seq for snapshot in recorder.persisted
+              for entry in snapshot.entries if entry.unique_id is not None}
+    sent = [e for e in recorder.of(FrameOut) if e.message_type == 2
+            and e.action in ("StartTransaction", "MeterValues", "StopTransaction")]
+    assert len(sent) >= 40
+    for frame in sent:
+        assert acked[seq_of[frame.unique_id]] <= frame.t, frame
+    assert [f[2] for _, f in csms.received if f[0] == 2 and f[2] in
+            ("StartTransaction", "MeterValues", "StopTransaction")] == [e.action for e in sent]
     assert recorder.persisted[-1].entries == ()
     assert control.persisted == control.outbox == ()
 
@@ -408,7 +420,7 @@ async def test_a_restarted_charger_stores_what_its_predecessor_left_unstored(
     csms, recorder = FakeCsms(), Recorder()
     csms.down = True  # offline all along: nothing gets delivered meanwhile
     env = make_env(csms, recorder)
-    control = ChargerControl()
+    control = recorder.control()
     entry = OutboxEntry(seq=1, action="StopTransaction",
                         payload='{"meterStop":10,"timestamp":"2026-01-01T00:00:00Z",'
                                 '"transactionId":7}', local_tx=1, transaction_id=7)
@@ -435,6 +447,7 @@ async def test_fleet_ramps_at_connect_rate_and_runs_automatic_sessions(
             lambda task_status: run_fleet([GroupPlan("g", 5.0, envs)], gc_tuning=False,
                                           task_status=task_status)
         )
+        recorder.controls = fleet.controls  # the fleet's own (filled as chargers start)
         await fleet.ramp_done.wait()
         await trio.sleep(600)
         assert fleet.connected() == 10
@@ -566,7 +579,7 @@ async def test_a_stalled_write_leaves_the_machine_stepping(
 
     env = wrapping(make_env(csms, recorder, config={"HeartbeatInterval": 10}),
                    lambda identity, inner: Wrapped(inner, send_gate=gate))
-    control = ChargerControl()
+    control = recorder.control()
     with trio.fail_after(300):
         async with trio.open_nursery() as nursery:
             csms.nursery = nursery
@@ -611,7 +624,7 @@ async def test_a_crash_is_the_chargers_alone(
                      inner, receive_hook=boom if identity == "CP-A" else None))
         for name in ("CP-A", "CP-B")
     ]
-    controls = [ChargerControl(), ChargerControl()]
+    controls = [recorder.control("CP-A"), recorder.control("CP-B")]
     with trio.fail_after(300):
         async with trio.open_nursery() as nursery:
             csms.nursery = nursery
@@ -660,7 +673,7 @@ async def test_frames_queued_behind_a_busy_main_loop_keep_their_order(
 
     async def one_run() -> list[str]:
         csms, recorder = FakeCsms(), GatedRecorder()
-        control = ChargerControl()
+        control = recorder.control()
         async with trio.open_nursery() as nursery:
             csms.nursery = nursery
             nursery.start_soon(run_charger, make_env(csms, recorder), control)

@@ -35,6 +35,7 @@ from simulator.events import Event, MessageDropped, StatusChanged
 from simulator.machines.charger import ChargerMachine, ChargerSpec
 from simulator.machines.connector import is_allowed
 from simulator.machines.effects import (
+    ChargerMemory,
     CloseConnection,
     Effect,
     OutboxEntry,
@@ -201,6 +202,11 @@ class MachinePair:
         seed: seeds the charger's RNG.
         connect: power on and connect at once (the usual start).
         outbox: transaction messages restored from a previous run.
+        memory: what the charger kept through a power loss (the last ``memory`` of another
+            pair, as a restarted charger gets it).
+        write_ahead: the charger sends a transaction message only once a snapshot holding it
+            is stored: :meth:`store` stores every snapshot so far (the pair keeps them
+            unstored until then).
         spec_overrides: further :class:`ChargerSpec` fields.
     """
 
@@ -213,6 +219,8 @@ class MachinePair:
         seed: int = 7,
         connect: bool = True,
         outbox: Iterable[OutboxEntry] = (),
+        memory: ChargerMemory | None = None,
+        write_ahead: bool = False,
         **spec_overrides: Any,
     ) -> None:
         self.spec = ChargerSpec(identity="CP-1", vendor="Acme", model="AC22",
@@ -221,8 +229,17 @@ class MachinePair:
         self.cs = cs if cs is not None else FakeCentralSystem()
         self.now = 0.0
         self._ids = itertools.count(1)
-        self.machine = ChargerMachine(self.spec, rng=random.Random(seed), new_id=self._new_id,
-                                      wall_epoch=EPOCH, now=0.0, outbox=outbox)
+        restored = tuple(outbox)
+        self.machine = ChargerMachine(
+            self.spec, rng=random.Random(seed), new_id=self._new_id, wall_epoch=EPOCH, now=0.0,
+            outbox=restored, memory=memory,
+            stored_through=max([e.seq for e in restored] + [memory.next_seq - 1 if memory
+                                                             else 0]) if write_ahead else None,
+        )
+        self.memory = memory
+        """The charger's memory as of its last outbox snapshot."""
+        self.unstored: int | None = None
+        """Write-ahead: the ``through`` of the last snapshot not stored yet."""
         self.online = False
         self.connection = 0
         self.auto_reconnect = True
@@ -320,6 +337,13 @@ class MachinePair:
         self.machine.receive(text, self.now)
         self.drain()
 
+    def store(self) -> None:
+        """Write-ahead: the snapshots so far are stored (durable)."""
+        if self.unstored is not None:
+            through, self.unstored = self.unstored, None
+            self.machine.outbox_stored(through, self.now)
+            self.drain()
+
     # --- time ---------------------------------------------------------------------------------
 
     def advance(self, seconds: float) -> None:
@@ -370,7 +394,10 @@ class MachinePair:
                 self._on_send(effect)
             case Publish(event=event):
                 self._on_event(event)
-            case PersistOutbox(entries=entries):
+            case PersistOutbox(entries=entries, memory=memory, through=through):
+                assert memory is not None  # the machine's one snapshot per step carries it
+                self.memory = memory
+                self.unstored = through
                 kept = {entry.seq for entry in entries}
                 for entry in self.outbox:
                     if entry.seq not in kept and not self.delivered[entry.seq]:
