@@ -85,6 +85,22 @@ class Frame:
         return self.message[3] if self.message_type == 2 else self.message[2]
 
 
+def frames_of_every_run(path: Path) -> dict[int, list[Frame]]:
+    """The ``frames`` view of the ledger at ``path``, every run of it: run id -> its frames in
+    seq order (runs in id order)."""
+    runs: dict[int, list[Frame]] = {}
+    with open_ledger(path) as conn:
+        for run_id, seq, t, charger, direction, message_type, unique_id, action, raw in (
+            conn.execute(
+                "SELECT run_id, seq, t, charger, direction, message_type, unique_id, action, raw"
+                " FROM frames ORDER BY run_id, seq")
+        ):
+            runs.setdefault(run_id, []).append(
+                Frame(seq, t, charger, direction, message_type, unique_id, action,
+                      json.loads(raw)))
+    return runs
+
+
 @dataclasses.dataclass(frozen=True)
 class LedgerTransaction:
     """One row of the ``transactions`` view."""

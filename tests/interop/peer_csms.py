@@ -12,6 +12,7 @@ required, answers every Core CP→CS action, and appends one JSON line per obser
   ours that failed validation), ``call_error`` (the package answered NotImplemented/NotSupported),
   ``unhandled_exception`` (a bug anywhere, ours or the package's),
 - ``transaction_started`` / ``transaction_stopped`` (the ids this peer assigned and saw),
+  ``transaction_start_repeated`` (a StartTransaction identical to one already answered),
 - ``command_result`` / ``commands_done`` (the ``--commands`` script of CS-initiated Core calls).
 
 The ``--commands`` script (once per connection, after the boot answer is on the wire; only for
@@ -32,6 +33,12 @@ Usage::
 The bound port is written to the ``--ready`` file (atomically) once the server listens. SIGTERM or
 SIGINT stops the server cleanly. Transaction ids keep increasing across restarts that share a
 record file (the highest id already recorded is the floor), so a restarted peer never reuses one.
+
+A StartTransaction identical to one already answered (same charger, connectorId, idTag, meterStart
+and timestamp: a charger resending it because the answer was lost) gets the transactionId it got
+the first time, as a central system that deduplicates by content does; the answers recorded by an
+earlier incarnation sharing the record file count too. It is recorded as
+``transaction_start_repeated``, never as a second ``transaction_started``.
 """
 
 from __future__ import annotations
@@ -177,6 +184,17 @@ class RecordingHandler(logging.Handler):
             )
 
 
+StartKey = tuple[str, int, str, int, str]
+"""(charger, connectorId, idTag, meterStart, timestamp): what makes two StartTransactions the
+same transaction."""
+
+
+def start_key(charger: str, connector_id: int, id_tag: str, meter_start: int,
+              timestamp: str) -> StartKey:
+    """The deduplication key of a StartTransaction (see :data:`StartKey`)."""
+    return (charger, connector_id, id_tag, meter_start, timestamp)
+
+
 @dataclasses.dataclass
 class PeerState:
     """What all connections share: options, the recorder, the transaction id counter."""
@@ -191,6 +209,8 @@ class PeerState:
     response_timeout: float
     start_wait: float
     next_transaction_id: Iterator[int]
+    answered_starts: dict[StartKey, int]
+    """The transactionId given to each distinct StartTransaction (see :func:`start_key`)."""
     logger: logging.Logger
 
 
@@ -277,12 +297,19 @@ class PeerChargePoint(ChargePoint):  # type: ignore[misc]  # the package ships n
 
     @handles(Action.start_transaction)
     def on_start_transaction(
-        self, connector_id: int, id_tag: str, meter_start: int, **_: Any
+        self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ) -> Any:
-        transaction_id = next(self.state.next_transaction_id)
+        key = start_key(self.identity, connector_id, id_tag, meter_start, timestamp)
+        transaction_id = self.state.answered_starts.get(key)
+        kind = "transaction_start_repeated"
+        if transaction_id is None:
+            transaction_id = next(self.state.next_transaction_id)
+            self.state.answered_starts[key] = transaction_id
+            kind = "transaction_started"
         self.state.recorder.write(
-            "transaction_started", charger=self.identity, connector_id=connector_id,
+            kind, charger=self.identity, connector_id=connector_id,
             transaction_id=transaction_id, id_tag=id_tag, meter_start=meter_start,
+            timestamp=timestamp,
         )
         self.started_transactions.put_nowait((connector_id, transaction_id, id_tag))
         return call_result.StartTransaction(
@@ -513,6 +540,15 @@ def highest_transaction_id(path: Path) -> int:
     return max(ids, default=0)
 
 
+def answered_starts(path: Path) -> dict[StartKey, int]:
+    """The transactionId of each distinct StartTransaction already answered in the record file."""
+    return {
+        start_key(r["charger"], r["connector_id"], r["id_tag"], r["meter_start"], r["timestamp"]):
+            r["transaction_id"]
+        for r in read_records(path) if r.get("kind") == "transaction_started"
+    }
+
+
 def write_ready(path: Path, port: int) -> None:
     """Write ``port`` to ``path`` atomically, so a reader never sees a partial file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -534,6 +570,7 @@ async def run_peer(args: argparse.Namespace) -> None:
         response_timeout=args.response_timeout,
         start_wait=args.start_wait,
         next_transaction_id=itertools.count(highest_transaction_id(Path(args.record)) + 1),
+        answered_starts=answered_starts(Path(args.record)),
         logger=logger,
     )
     stop = asyncio.Event()

@@ -232,8 +232,9 @@ def test_no_transaction_is_left_without_its_stop(fault_run: FaultRun) -> None:
     stopped = {(r["charger"], r["transaction_id"]) for r in fault_run.records
                if r["kind"] == "transaction_stopped"}
     assert ours <= stopped
-    # A StartTransaction that reached the killed peer but whose answer was lost is sent again and
-    # gets a second id: the first id is then a duplicate delivery, never a lost stop.
+    # A StartTransaction that reached the killed peer but whose answer was lost is sent again;
+    # the peer answers an identical one with the id it gave first. A peer that gave it a second
+    # id would make the first a duplicate delivery, never a lost stop.
     records = fault_run.records
     sent = [f.payload for f in ledger.calls_out(("StartTransaction",))]
     for index, record in enumerate(records):

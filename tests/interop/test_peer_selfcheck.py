@@ -213,9 +213,12 @@ async def test_boot_and_transaction_are_answered_and_recorded(peer_csms: PeerCsm
     ]
 
 
-async def raw_exchange(url: str, frames: list[str], replies: int) -> list[Any]:
-    """Send raw text frames on one connection and collect ``replies`` parsed answers."""
-    async with connect(f"{url}/RAW-1", subprotocols=OCPP16, open_timeout=5,
+async def raw_exchange(
+    url: str, frames: list[str], replies: int, identity: str = "RAW-1"
+) -> list[Any]:
+    """Send raw text frames on one connection as ``identity`` and collect ``replies`` parsed
+    answers."""
+    async with connect(f"{url}/{identity}", subprotocols=OCPP16, open_timeout=5,
                        close_timeout=2) as connection:
         for frame in frames:
             await connection.send(frame)
@@ -298,6 +301,35 @@ async def test_kill_and_restart_on_the_same_port(peer_csms: PeerCsms) -> None:
     assert got["boot"].status == "Accepted"
     assert got["start"].transaction_id > first_id  # never reuses an id across restarts
     assert [r["port"] for r in peer_csms.records_of("started")] == [first_port, first_port]
+    assert trouble(peer_csms.records()) == []
+
+
+def start_frame(message_id: str, connector_id: int, timestamp: str) -> str:
+    return json.dumps([2, message_id, "StartTransaction", {
+        "connectorId": connector_id, "idTag": "TAG-1", "meterStart": 5, "timestamp": timestamp}])
+
+
+async def test_an_identical_start_transaction_gets_the_same_id(peer_csms: PeerCsms) -> None:
+    # A charger that lost the answer resends the same StartTransaction under a new message id:
+    # the peer answers the id it gave the first time, also after a restart on the same record.
+    later = "2026-01-01T00:00:01Z"
+    frames = [start_frame("s1", 1, TIMESTAMP), start_frame("s2", 1, TIMESTAMP),
+              start_frame("s3", 1, later), start_frame("s4", 2, TIMESTAMP)]
+    replies = await in_asyncio(lambda: raw_exchange(peer_csms.url, frames, 4, "CP-6"))
+    await trio.to_thread.run_sync(peer_csms.restart)
+    replies += await in_asyncio(
+        lambda: raw_exchange(peer_csms.url, [start_frame("s5", 1, later)], 1, "CP-6"))
+    replies += await in_asyncio(  # another charger: never the same transaction
+        lambda: raw_exchange(peer_csms.url, [start_frame("s6", 1, later)], 1, "CP-7"))
+
+    assert [reply[0] for reply in replies] == [3] * 6
+    ids = {reply[1]: reply[2]["transactionId"] for reply in replies}
+    assert ids["s1"] == ids["s2"] and ids["s3"] == ids["s5"]
+    assert len({ids["s1"], ids["s3"], ids["s4"], ids["s6"]}) == 4
+    assert [r["transaction_id"] for r in peer_csms.records_of("transaction_started")] == [
+        ids["s1"], ids["s3"], ids["s4"], ids["s6"]]
+    assert [r["transaction_id"] for r in peer_csms.records_of("transaction_start_repeated")] == [
+        ids["s2"], ids["s5"]]
     assert trouble(peer_csms.records()) == []
 
 
