@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from simulator.events import FrameIn
+from simulator.events import (
+    FrameIn,
+    TransactionAcknowledged,
+    TransactionStarted,
+    TransactionStopped,
+)
 from simulator.ledger import (
     CHARGER_INDEX,
     KIND_INDEX,
@@ -157,3 +162,32 @@ def test_readonly_connection_on_a_non_database(tmp_path: Path) -> None:
     path.write_text("hello, not a database\n" * 100)
     with pytest.raises(sqlite3.DatabaseError), open_readonly(path) as conn:
         conn.execute("SELECT * FROM runs")
+
+
+@pytest.mark.parametrize(
+    "transaction_id",
+    [1, -5, 2**63 - 1, -(2**63), 2**63, 2**64 - 1, 2**64, -(2**63) - 1, 10**40],
+)
+def test_the_transactions_view_gives_the_central_systems_id_exactly(
+    tmp_path: Path, transaction_id: int
+) -> None:
+    """An id SQLite holds as an integer comes as one; any other comes as its exact digits
+    (text), never as a float that lost them."""
+    path = tmp_path / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        start(ledger)
+        ledger.write_events([
+            TransactionStarted(t=T0 + 1, charger="CP-1", connector=1, id_tag="TAG",
+                               meter_start=0, local_id=1),
+            TransactionAcknowledged(t=T0 + 2, charger="CP-1", connector=1, local_id=1,
+                                    transaction_id=transaction_id, status="Accepted"),
+            TransactionStopped(t=T0 + 3, charger="CP-1", connector=1, local_id=1,
+                               transaction_id=transaction_id, meter_stop=10, reason="Local"),
+        ])
+    finally:
+        ledger.close()
+    [(shown, status)] = rows(path, "SELECT transaction_id, ack_status FROM transactions")
+    fits = -(2**63) <= transaction_id < 2**63
+    assert shown == (transaction_id if fits else str(transaction_id))
+    assert status == "Accepted"
