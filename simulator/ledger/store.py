@@ -27,6 +27,7 @@ from simulator.ledger.reads import (
     get_run,
     integrity_check_conn,
     latest_run,
+    queued_at_end,
     queued_by_action,
 )
 from simulator.ledger.schema import (
@@ -287,8 +288,9 @@ class Ledger:
         """Set a run's final ``status`` (one of :class:`~simulator.ledger.schema.RunStatus`),
         ``exit_code``, ``summary`` (stored as JSON) and ``ended_at``, and build the charger
         index if it is missing. The stored summary also says what the run left queued
-        (:data:`~simulator.ledger.reads.QUEUED_SUMMARY_KEY`): the outbox as it stands when the
-        run is the ledger's latest, else what was recorded for it before.
+        (:data:`~simulator.ledger.reads.QUEUED_SUMMARY_KEY`): what was recorded for it before,
+        else, when it is the ledger's latest run, the outbox as it stands (counted once: a later
+        call, e.g. with the verdicts, keeps that count).
 
         For the current run (``run_id`` None or equal), ``ended_at`` is the wall time of monotonic
         ``t`` (default: the latest event time written). For another run, an ``ended_at`` already
@@ -380,20 +382,15 @@ def _record_leftovers(conn: sqlite3.Connection) -> None:
 def _with_queued(
     conn: sqlite3.Connection, run_id: int | None, summary: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """``summary`` with what run ``run_id`` left queued: the outbox as it stands when it is the
-    ledger's latest run (it is ending: the outbox is its own), else what was recorded for it;
-    ``summary`` unchanged when nothing was (or there is no such run)."""
-    latest = conn.execute("SELECT max(id) FROM runs").fetchone()[0]
-    if run_id == latest:
-        queued: Any = queued_by_action(conn)
-    else:
-        try:
-            queued = (get_run(conn, run_id).summary or {}).get(QUEUED_SUMMARY_KEY)
-        except KeyError:
-            return summary
-        if queued is None:
-            return summary
-    return {**(summary or {}), QUEUED_SUMMARY_KEY: queued}
+    """``summary`` with what run ``run_id`` left queued (:func:`queued_at_end`: what was recorded
+    for it, else the outbox as it stands if it is the latest run, which is ending: the writer
+    that ends it wrote the outbox last); ``summary`` unchanged when neither is known (or there is
+    no such run)."""
+    try:
+        queued = queued_at_end(conn, get_run(conn, run_id))
+    except KeyError:
+        return summary
+    return summary if queued is None else {**(summary or {}), QUEUED_SUMMARY_KEY: queued}
 
 
 def _kind(event: Event) -> str:
