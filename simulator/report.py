@@ -43,7 +43,13 @@ from simulator.events import (
     TransactionStopped,
     UnmatchedResult,
 )
-from simulator.ledger import LOOP_PROBE_SUMMARY_KEY, RunRecord, get_run, open_readonly
+from simulator.ledger import (
+    LOOP_PROBE_SUMMARY_KEY,
+    RunRecord,
+    get_run,
+    open_readonly,
+    queued_at_end,
+)
 
 PERCENTILES: Final = (50.0, 95.0, 99.0)
 """The latency percentiles a report gives, in percent."""
@@ -126,6 +132,10 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     when it never did): latencies measured then include the simulator's own delay.
     ``loop_lag_measured`` is false when the run had no probe (virtual time, a run that ended
     without its summary, or a ledger written before the probe existed).
+    ``messages_queued``: transaction messages the run left undelivered in its outbox (never
+    dropped, never answered: a ``--resume`` run sends them), per action in ``queued_by_action``;
+    ``None`` when it is not known (an earlier run that ended before the ledger recorded it). For
+    a run still going, what is queued now.
     """
 
     path: str
@@ -150,6 +160,8 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     timeouts: int
     unmatched_results: int
     messages_dropped: int
+    messages_queued: int | None
+    queued_by_action: dict[str, int]
     transactions: TransactionStats
     connections: ConnectionStats
     crashes: int
@@ -217,6 +229,7 @@ def _summarize(conn: sqlite3.Connection, path: Path, run_id: int | None) -> Repo
         (rid, _kind(CsmsFrameIn)),
     ).fetchone()[0]
     frames = _FrameTally(conn, rid)
+    queued = queued_at_end(conn, run)
     lagged_s, loop_lag_max = conn.execute(
         "SELECT total(coalesce(json_extract(data, '$.period'), 1.0)),"
         " max(json_extract(data, '$.max')) FROM events WHERE run_id = ? AND kind = ?",
@@ -245,6 +258,8 @@ def _summarize(conn: sqlite3.Connection, path: Path, run_id: int | None) -> Repo
         timeouts=count(CallTimedOut),
         unmatched_results=count(UnmatchedResult),
         messages_dropped=count(MessageDropped),
+        messages_queued=None if queued is None else sum(queued.values()),
+        queued_by_action={} if queued is None else dict(sorted(queued.items())),
         transactions=_transactions(conn, rid, count),
         connections=_connections(conn, rid, count),
         crashes=count(Crashed),
@@ -469,6 +484,14 @@ def _codes(counts: dict[str, int]) -> str:
     return ", ".join(f"{_clip(code)} {n}" for code, n in counts.items()) if counts else "none"
 
 
+def _queued(r: Report) -> str:
+    if r.messages_queued is None:
+        return "(not recorded)"
+    if not r.messages_queued:
+        return "0"
+    return f"{r.messages_queued} ({_codes(r.queued_by_action)})"
+
+
 def _loop_lag_line(r: Report) -> str:
     if not r.loop_lag_measured:
         return "simulator event loop: not measured (virtual time, or no probe in this run)"
@@ -517,7 +540,7 @@ def render_text(report: Report) -> str:
         f"CALLERRORs received: {_codes(r.call_errors_received)}",
         f"CALLERRORs sent:     {_codes(r.call_errors_sent)}",
         f"timeouts {r.timeouts}   unmatched results {r.unmatched_results}"
-        f"   messages dropped {r.messages_dropped}",
+        f"   messages dropped {r.messages_dropped}   still queued {_queued(r)}",
         f"transactions: started {t.started}, acknowledged {t.acknowledged}"
         f" ({t.accepted} accepted), stopped {t.stopped}, open {t.open}",
         f"connections: {c.chargers} chargers, connects {c.connects}, reconnects {c.reconnects},"

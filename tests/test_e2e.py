@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from simulator.config import parse_fleet
+from simulator.report import summarize
 from simulator.runtime import run_simulation
 
 FLEET = """
@@ -123,6 +124,7 @@ async def test_resume_delivers_what_the_last_run_left_queued(tmp_path: Path) -> 
     assert first.status == "failed"
     queued = rows(ledger, "SELECT COUNT(*) FROM outbox")[0][0]
     assert isinstance(queued, int) and queued > 0
+    assert summarize(ledger, first.run_id).messages_queued == queued
     started_offline = rows(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'tx_started'")[0][0]
     assert isinstance(started_offline, int) and started_offline > 0
 
@@ -136,3 +138,7 @@ async def test_resume_delivers_what_the_last_run_left_queued(tmp_path: Path) -> 
         "AND data LIKE '%StartTransaction%'", second.run_id,
     )[0][0]
     assert isinstance(delivered, int) and delivered >= started_offline
+    # the first run's report still says what it left, the second's what is left now
+    assert summarize(ledger, first.run_id).messages_queued == queued
+    left_now = rows(ledger, "SELECT COUNT(*) FROM outbox")[0][0]
+    assert summarize(ledger, second.run_id).messages_queued == left_now

@@ -36,8 +36,9 @@ from simulator.events import (
     TransactionStopped,
     UnmatchedResult,
 )
-from simulator.ledger import Ledger, RunStatus, finish_run
+from simulator.ledger import Ledger, RunStatus, SaveOutbox, finish_run
 from simulator.ledger.writer import RunSpec, run_ledger_writer
+from simulator.machines.effects import OutboxEntry
 from simulator.report import (
     MAX_SHOWN,
     UNKNOWN_ACTION,
@@ -293,6 +294,48 @@ async def test_summarize_while_a_writer_is_active(tmp_path: Path) -> None:
     finally:
         ledger.close()
     assert (report.name, report.status, report.events) == ("live", "running", 5)
+
+
+def outbox(t: float, charger: str, *actions: str) -> SaveOutbox:
+    """``charger``'s outbox holding one message per action, as the charger stores it."""
+    return SaveOutbox(t=T0 + t, charger=charger, entries=tuple(
+        OutboxEntry(seq=seq, action=action, payload="{}", local_tx=1)
+        for seq, action in enumerate(actions, 1)))
+
+
+async def test_what_a_run_left_queued_is_counted_whatever_later_runs_do(tmp_path: Path) -> None:
+    """Transaction messages still in the outbox at the end are neither dropped nor delivered:
+    the report counts them per action. A later run empties the outbox, yet the earlier run's
+    report still says what it left; a run whose process was killed shows what is queued now;
+    a run for which nothing was recorded says so."""
+    path = tmp_path / "lab.db"
+    first = await write_run(path, [
+        *fleet_events(),
+        outbox(1, "A", "StartTransaction", "MeterValues"),
+        outbox(2, "A", "StartTransaction", "MeterValues", "MeterValues"),  # replaces A's
+        outbox(3, "B", "StopTransaction"),
+    ])
+    left = {"MeterValues": 2, "StartTransaction": 1, "StopTransaction": 1}
+    report = summarize(path)
+    assert (report.messages_queued, report.queued_by_action) == (4, left)
+    assert ("messages dropped 1   still queued 4 (MeterValues 2, StartTransaction 1,"
+            " StopTransaction 1)") in render_text(report)
+    assert json.loads(render_json(report))["queued_by_action"] == left
+
+    killed = await write_run(path, [outbox(1, "A", "StopTransaction")], finish=False)
+    assert summarize(path, first).queued_by_action == left
+    now = summarize(path, killed)
+    assert (now.status, now.messages_queued, now.queued_by_action) == (
+        "running", 1, {"StopTransaction": 1})
+    await write_run(path, [])
+    assert summarize(path, killed).queued_by_action == {"StopTransaction": 1}
+    assert "still queued 0" in render_text(summarize(path))
+
+    with sqlite3.connect(path) as conn:  # as a run ended by a version that did not record it
+        conn.execute("UPDATE runs SET summary = NULL WHERE id = ?", (first,))
+    unknown = summarize(path, first)
+    assert (unknown.messages_queued, unknown.queued_by_action) == (None, {})
+    assert "still queued (not recorded)" in render_text(unknown)
 
 
 def test_report_errors_are_one_clear_line(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from simulator.actors.streams import StreamWrapper
 from simulator.config import Target, parse_fleet
 from simulator.events import Event
 from simulator.ocpp.v16 import PLUGIN, ChargePointErrorCode
+from simulator.report import render_json, render_text, summarize
 from simulator.runtime import open_simulation, run_clock, run_simulation
 from simulator.simulation import CommandError, Simulation, TaskNode
 
@@ -306,3 +307,51 @@ async def test_a_second_protocol_version_reaches_the_wire_through_the_plugin(
     boots = rows(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'boot' "
                          "AND json_extract(data, '$.status') = 'Accepted'")
     assert boots == [(4,)]
+
+
+class Refusing(StreamWrapper):
+    """A central system that never lets this charger in: every write fails."""
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        raise trio.BrokenResourceError("refused by the test")
+
+
+async def test_a_run_that_ends_with_messages_queued_counts_them_in_its_report(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    """DP-1 never gets through and runs a transaction offline: the run still completes (the
+    verdict is not the report's to give), and its report counts what DP-1 left queued, per
+    action, in text and JSON; the ledger keeps that count with the run."""
+    ledger = tmp_path / "queued.db"
+
+    def wrap(identity: str, stream: trio.abc.Stream) -> trio.abc.Stream:
+        return Refusing(stream) if identity == "DP-1" else stream
+
+    text = fleet_text(ledger) + (
+        "\n[group.config]\nAllowOfflineTxForUnknownId = true\nLocalAuthorizeOffline = true\n")
+    async with open_simulation(parse_fleet(text), grace=1, wrap=wrap) as sim:
+        await wait_connected(sim, 3)
+        await sim.plug("DP-1", 1)
+        await sim.present_tag("DP-1", 1, "TAG-1")
+        await trio.sleep(60)
+        await sim.stop_transaction("DP-1", 1)
+        await trio.sleep(5)
+        sim.stop()
+        await sim.wait_finished()
+    assert sim.result is not None
+    assert (sim.result.status, sim.result.exit_code) == ("completed", 0)
+    queued = dict(rows(ledger, "SELECT json_extract(entry, '$.action'), count(*) FROM outbox "
+                               "WHERE charger = 'DP-1' GROUP BY 1"))
+    assert queued["StartTransaction"] == queued["StopTransaction"] == 1
+    assert rows(ledger, "SELECT count(*) FROM outbox WHERE charger != 'DP-1'") == [(0,)]
+
+    report = summarize(ledger)
+    assert report.messages_queued == sum(queued.values())
+    assert report.queued_by_action == dict(sorted(queued.items()))
+    assert report.messages_dropped == 0
+    assert f"still queued {sum(queued.values())} (" in render_text(report)
+    as_json = json.loads(render_json(report))
+    assert (as_json["messages_queued"], as_json["queued_by_action"]) == (
+        report.messages_queued, report.queued_by_action)
+    [(stored,)] = rows(ledger, "SELECT json_extract(summary, '$.queued_at_end') FROM runs")
+    assert json.loads(stored) == queued

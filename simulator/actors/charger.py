@@ -304,7 +304,7 @@ class ChargerActor:
             control.last_input, control.last_unique_id = _describe_input(item)
             recorded = [e.event for e in self.machine.take_effects() if isinstance(e, Publish)]
             if isinstance(item, Received) and not any(isinstance(e, FrameIn) for e in recorded):
-                text = item.text
+                text = item.data
                 recorded.insert(0, FrameIn(
                     t=now, charger=self.identity, unique_id=control.last_unique_id,
                     raw=text if isinstance(text, str) else text.decode(errors="replace"),
@@ -339,9 +339,12 @@ class ChargerActor:
             self._stored_through = self.control.stored_through
             machine.outbox_stored(self._stored_through, now)
         match item:
-            case Received(generation=generation, text=text):
+            case Received(generation=generation, data=str() as text):
                 if generation == self._generation:
                     machine.receive(text, now)
+            case Received(generation=generation, data=bytes() as binary):
+                if generation == self._generation:
+                    machine.receive_binary(binary, now)
             case Up(generation=generation, subprotocol=subprotocol):
                 self._generation = generation
                 self.control.connected = True
@@ -428,7 +431,7 @@ def _describe_input(item: InboxItem | None) -> tuple[str | None, str | None]:
     match item:
         case None:
             return None, None
-        case Received(text=text):
+        case Received(data=text):
             shown = text if isinstance(text, str) else repr(text)
             preview = shown if len(shown) <= INPUT_PREVIEW else shown[:INPUT_PREVIEW] + "…"
             return f"frame {preview}", _message_id(text)

@@ -84,10 +84,11 @@ class Down:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Received:
-    """A frame received on connection ``generation``."""
+    """A frame received on connection ``generation``: ``data`` is ``str`` for a text frame,
+    ``bytes`` for a binary one (not OCPP-J: the machine records and ignores it)."""
 
     generation: int
-    text: str
+    data: str | bytes
 
 
 LinkEvent = Up | Down | Received
@@ -244,8 +245,8 @@ class Link:
         """Every frame received goes to the main loop, until the connection ends."""
         try:
             while True:
-                text = await connection.transport.receive()
-                await self._deliver(Received(connection.generation, text))
+                data = await connection.transport.receive()
+                await self._deliver(Received(connection.generation, data))
         except TransportClosed as closed:
             connection.end(closed.code, closed.reason)
 

@@ -1,7 +1,9 @@
 """Transports: how a charger actor reaches its central system.
 
 A :class:`Transport` is a connected pipe of OCPP-J text messages: ``send``, ``receive``,
-``aclose`` and the ``subprotocol`` the server selected. :func:`open_transport` builds every one
+``aclose`` and the ``subprotocol`` the server selected. A binary message the peer sends comes
+out of ``receive`` as ``bytes``, as it came: OCPP-J is text only, and whether that is a fault is
+for the charger to say, not the transport. :func:`open_transport` builds every one
 the same way, whatever the client or the stream:
 
 1. the charger's URL is the base URL with the percent-encoded identity appended (OCPP-J §3);
@@ -83,9 +85,10 @@ class Transport(Protocol):
         """Send one text frame; raises :class:`TransportClosed` if the connection is gone. A
         send cancelled half way leaves the connection unusable: it is dropped (1006)."""
 
-    async def receive(self) -> str:
-        """Wait for the next text frame (a binary one is decoded as UTF-8 with replacement);
-        raises :class:`TransportClosed` at the end. Cancelling it loses no frame."""
+    async def receive(self) -> str | bytes:
+        """Wait for the next message: a text one as ``str``, a binary one as ``bytes``, whole
+        (a fragmented message is joined); raises :class:`TransportClosed` at the end.
+        Cancelling it loses no message."""
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (idempotent, also from a cancelled scope): a close frame with
@@ -372,17 +375,13 @@ class WebSocketTransport:
             await self._drop(TransportClosed(ABNORMAL_CLOSURE, "send cancelled"))
             raise
 
-    async def receive(self) -> str:
+    async def receive(self) -> str | bytes:
         if self._closed is not None:
             raise self._closed
         try:
-            message = await self._ws.get_message()
+            return await self._ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
             raise self._closed or _closed(exc) from None
-        if isinstance(message, bytes):
-            # OCPP-J frames are text; a binary frame still gets parsed (and rejected) upstream.
-            return message.decode("utf-8", errors="replace")
-        return message
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         if self._closed is not None:

@@ -114,7 +114,7 @@ class WebsocketsTransport:
         self._peer_closed = trio.Event()  # the peer's close frame (or end of stream) seen
         self._reading = False  # a task waits in receive for bytes
         self._stream_closed = False
-        self._messages: deque[str] = deque()  # complete messages not handed out yet
+        self._messages: deque[str | bytes] = deque()  # complete messages not handed out yet
         self._parts: list[BytesLike] = []  # the fragmented message being received
         self._binary = False  # the fragmented message started with a binary frame
         self._pending: list[Event] | None = list(pending)
@@ -139,8 +139,8 @@ class WebsocketsTransport:
             except STREAM_ERRORS:
                 raise self._lost() from None
 
-    async def receive(self) -> str:
-        """The next text message (a binary one is decoded as UTF-8 with replacement).
+    async def receive(self) -> str | bytes:
+        """The next message: a text one as ``str``, a binary one as ``bytes``.
 
         Answers pings and the peer's close frame inline. Raises ``TransportClosed`` when the
         connection ends. Cancelling it while it waits for bytes loses nothing: a partly received
@@ -224,11 +224,11 @@ class WebsocketsTransport:
             await self._close_stream()
 
     def _add_message(self, raw: BytesLike, *, binary: bool) -> bool:
-        """Queue one complete message; a text message that is not UTF-8 fails the connection
-        with 1007 (and returns False), as RFC 6455 §8.1 asks."""
+        """Queue one complete message (a binary one as ``bytes``, as it came); a text message
+        that is not UTF-8 fails the connection with 1007 (and returns False), as RFC 6455 §8.1
+        asks."""
         if binary:
-            # OCPP-J frames are text; a binary frame still gets parsed (and rejected) upstream.
-            self._messages.append(str(raw, "utf-8", "replace"))
+            self._messages.append(bytes(raw))
             return True
         try:
             self._messages.append(str(raw, "utf-8"))

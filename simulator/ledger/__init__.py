@@ -4,7 +4,8 @@ the chargers' undelivered transaction messages (so that a resumed run sends them
 Layout, bottom up (each module imports only those above it):
 
 - :mod:`~simulator.ledger.schema`: tables, views, indexes, ``RunStatus``, connection settings;
-- :mod:`~simulator.ledger.reads`: read-only connections and ``runs`` rows (the report, the CLI);
+- :mod:`~simulator.ledger.reads`: read-only connections, ``runs`` rows and what a run left
+  queued (the report, the CLI);
 - :mod:`~simulator.ledger.statements`: multi-row statements, the way every batch is written;
 - :mod:`~simulator.ledger.outbox`: the ``SaveOutbox`` control and the outbox rows;
 - :mod:`~simulator.ledger.store`: the synchronous :class:`Ledger` and :func:`finish_run`;
@@ -18,11 +19,13 @@ This package re-exports the synchronous API, which needs no trio: a reader or a 
 from simulator.ledger.outbox import SaveOutbox
 from simulator.ledger.reads import (
     LOOP_PROBE_SUMMARY_KEY,
+    QUEUED_SUMMARY_KEY,
     RunRecord,
     get_run,
     integrity_check_conn,
     latest_run,
     open_readonly,
+    queued_at_end,
 )
 from simulator.ledger.schema import CHARGER_INDEX, KIND_INDEX, RunStatus
 from simulator.ledger.statements import MAX_ROWS_PER_STATEMENT
@@ -33,6 +36,7 @@ __all__ = [
     "KIND_INDEX",
     "LOOP_PROBE_SUMMARY_KEY",
     "MAX_ROWS_PER_STATEMENT",
+    "QUEUED_SUMMARY_KEY",
     "Ledger",
     "RunRecord",
     "RunStatus",
@@ -42,4 +46,5 @@ __all__ = [
     "integrity_check_conn",
     "latest_run",
     "open_readonly",
+    "queued_at_end",
 ]

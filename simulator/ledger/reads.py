@@ -1,4 +1,5 @@
-"""Reading a ledger: read-only connections and the ``runs`` rows, for the report and the CLI.
+"""Reading a ledger: read-only connections, the ``runs`` rows and what a run left queued, for
+the report and the CLI.
 
 Everything here works through a plain ``sqlite3`` connection, also while a writer is active
 (WAL lets readers see the last committed transaction). A file that is not a ledger raises
@@ -18,6 +19,11 @@ import msgspec
 LOOP_PROBE_SUMMARY_KEY: Final = "loop_lag_probe"
 """Set (true) in a run's stored ``summary`` when its event-loop lag probe ran
 (``simulator.actors.lag``): the report then tells a loop on time from one not measured."""
+
+QUEUED_SUMMARY_KEY: Final = "queued_at_end"
+"""Set in a run's stored ``summary``: the transaction messages the run left undelivered in the
+outbox, counted per action. The ledger records it as the run ends (for a run whose process was
+killed, as the next run starts), because a later run empties the outbox or delivers them."""
 
 _summary_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
@@ -76,6 +82,28 @@ def get_run(conn: sqlite3.Connection, run_id: int | None = None) -> RunRecord:
     if row is None:
         raise KeyError(f"no run with id {run_id}")
     return _run_record(row)
+
+
+def queued_by_action(conn: sqlite3.Connection) -> dict[str, int]:
+    """The outbox as it stands (every charger's undelivered transaction messages, whichever
+    run queued them), counted per action, by action name."""
+    counts = conn.execute(
+        "SELECT json_extract(entry, '$.action'), count(*) FROM outbox GROUP BY 1")
+    return dict(sorted((str(action), int(n)) for action, n in counts))
+
+
+def queued_at_end(conn: sqlite3.Connection, run: RunRecord) -> dict[str, int] | None:
+    """What ``run`` left queued, per action: as recorded in its summary
+    (:data:`QUEUED_SUMMARY_KEY`); with nothing recorded, the outbox as it stands if ``run`` is
+    the ledger's latest run (still going, killed, or ended by a version that did not record it:
+    no run has touched the outbox since); ``None`` when it cannot be known."""
+    recorded = (run.summary or {}).get(QUEUED_SUMMARY_KEY)
+    if isinstance(recorded, dict):
+        return {str(action): int(n) for action, n in recorded.items()}
+    latest = conn.execute("SELECT max(id) FROM runs").fetchone()[0]
+    has_outbox = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()
+    return queued_by_action(conn) if run.id == latest and has_outbox else None
 
 
 def integrity_check_conn(conn: sqlite3.Connection) -> str:

@@ -70,7 +70,12 @@ VIEWS: Final = {
                json_extract(s.data, '$.id_tag') AS id_tag,
                json_extract(s.data, '$.meter_start') AS meter_start,
                s.t AS started_t, s.wall AS started_wall,
-               (SELECT json_extract(a.data, '$.transaction_id') FROM events a
+               -- An id outside signed 64 bits is a REAL that lost digits from json_extract; with
+               -- two paths it gives JSON text, "[<the id as written>,null]": cut as TEXT.
+               (SELECT CASE typeof(json_extract(a.data, '$.transaction_id')) WHEN 'real'
+                       THEN rtrim(ltrim(json_extract(a.data, '$.transaction_id', '$[0]'), '['),
+                                  ',nul]')
+                       ELSE json_extract(a.data, '$.transaction_id') END FROM events a
                  WHERE a.run_id IN (s.run_id, r.next_run) AND a.kind = 'tx_acked'
                    AND a.charger IS s.charger
                    AND json_extract(a.data, '$.local_id') = json_extract(s.data, '$.local_id')

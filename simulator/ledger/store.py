@@ -21,7 +21,15 @@ import sqlite_utils
 
 from simulator.events import Event
 from simulator.ledger.outbox import OutboxRows, SaveOutbox, load_memory, load_outbox
-from simulator.ledger.reads import RunRecord, get_run, integrity_check_conn, latest_run
+from simulator.ledger.reads import (
+    QUEUED_SUMMARY_KEY,
+    RunRecord,
+    get_run,
+    integrity_check_conn,
+    latest_run,
+    queued_at_end,
+    queued_by_action,
+)
 from simulator.ledger.schema import (
     RunStatus,
     build_charger_index,
@@ -148,8 +156,11 @@ class Ledger:
         process was killed), is marked ``interrupted`` and ends at its last event; the outbox
         table is left as it is. Without, the outbox table is emptied: an earlier run's
         undelivered messages are not this run's to send (left in place, a later resume would
-        send them). On a ledger with no events yet, the charger index
-        (:data:`~simulator.ledger.schema.CHARGER_INDEX`) is dropped until :meth:`end_run`.
+        send them). Either way, the latest earlier run with nothing recorded of what it left
+        queued (killed) first gets the outbox as it stands recorded in its summary
+        (:data:`~simulator.ledger.reads.QUEUED_SUMMARY_KEY`). On a ledger with no events yet,
+        the charger index (:data:`~simulator.ledger.schema.CHARGER_INDEX`) is dropped until
+        :meth:`end_run`.
         Raises ``ValueError`` when ``seed`` does not fit a signed 64-bit integer.
         """
         if not _INT64_MIN <= seed <= _INT64_MAX:
@@ -158,6 +169,7 @@ class Ledger:
             wall0 = wall0.replace(tzinfo=UTC)
         with self._conn:
             drop_charger_index_if_empty(self._conn)
+            _record_leftovers(self._conn)
             if resumed_from is None:
                 self._outbox.clear(self._conn)
             else:
@@ -275,7 +287,10 @@ class Ledger:
     ) -> None:
         """Set a run's final ``status`` (one of :class:`~simulator.ledger.schema.RunStatus`),
         ``exit_code``, ``summary`` (stored as JSON) and ``ended_at``, and build the charger
-        index if it is missing.
+        index if it is missing. The stored summary also says what the run left queued
+        (:data:`~simulator.ledger.reads.QUEUED_SUMMARY_KEY`): what was recorded for it before,
+        else, when it is the ledger's latest run, the outbox as it stands (counted once: a later
+        call, e.g. with the verdicts, keeps that count).
 
         For the current run (``run_id`` None or equal), ``ended_at`` is the wall time of monotonic
         ``t`` (default: the latest event time written). For another run, an ``ended_at`` already
@@ -285,10 +300,12 @@ class Ledger:
         """
         if status not in RunStatus.ALL:
             raise ValueError(f"unknown run status {status!r}; use one of {sorted(RunStatus.ALL)}")
-        encoded = None if summary is None else _encoder.encode(summary).decode()
         with self._conn:
-            if run_id is None or run_id == self._run_id:
-                target = self._require_run()
+            current = run_id is None or run_id == self._run_id
+            target = self._require_run() if current else run_id
+            summary = _with_queued(self._conn, target, summary)
+            encoded = None if summary is None else _encoder.encode(summary).decode()
+            if current:
                 end_t = self._last_t if t is None else t
                 ended_at = datetime.fromtimestamp(self._epoch0 + (end_t - self._t0), UTC)
                 cursor = self._conn.execute(
@@ -297,7 +314,6 @@ class Ledger:
                     (status, exit_code, encoded, wall_iso(ended_at), target),
                 )
             else:
-                target = run_id
                 cursor = self._conn.execute(
                     "UPDATE runs SET status = ?, exit_code = ?, summary = ?, ended_at = COALESCE("
                     "ended_at, (SELECT wall FROM events WHERE run_id = runs.id"
@@ -351,6 +367,30 @@ def finish_run(
         ledger.end_run(status, exit_code, summary, run_id=run_id)
     finally:
         ledger.close()
+
+
+def _record_leftovers(conn: sqlite3.Connection) -> None:
+    """Before a new run takes the outbox over: record it as what the latest run left queued,
+    unless that run has it recorded already (it ended normally; this one was killed)."""
+    run = latest_run(conn)
+    if run is not None and QUEUED_SUMMARY_KEY not in (run.summary or {}):
+        summary = {**(run.summary or {}), QUEUED_SUMMARY_KEY: queued_by_action(conn)}
+        conn.execute("UPDATE runs SET summary = ? WHERE id = ?",
+                     (_encoder.encode(summary).decode(), run.id))
+
+
+def _with_queued(
+    conn: sqlite3.Connection, run_id: int | None, summary: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """``summary`` with what run ``run_id`` left queued (:func:`queued_at_end`: what was recorded
+    for it, else the outbox as it stands if it is the latest run, which is ending: the writer
+    that ends it wrote the outbox last); ``summary`` unchanged when neither is known (or there is
+    no such run)."""
+    try:
+        queued = queued_at_end(conn, get_run(conn, run_id))
+    except KeyError:
+        return summary
+    return summary if queued is None else {**(summary or {}), QUEUED_SUMMARY_KEY: queued}
 
 
 def _kind(event: Event) -> str:

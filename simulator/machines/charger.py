@@ -246,10 +246,18 @@ class ChargerMachine:
         self._settle(now)
 
     def receive(self, data: bytes | str, now: float) -> None:
-        """One frame from the CS (ignored while the charger is down)."""
+        """One text frame from the CS (ignored while the charger is down)."""
         if not self._ctx.powered:
             return
         self._ctx.session.receive(data, now)
+        self._settle(now)
+
+    def receive_binary(self, data: bytes, now: float) -> None:
+        """One binary frame from the CS: recorded as a violation and ignored (OCPP-J is text
+        only; ignored altogether while the charger is down)."""
+        if not self._ctx.powered:
+            return
+        self._ctx.session.receive_binary(data, now)
         self._settle(now)
 
     def tick(self, now: float) -> None:

@@ -77,6 +77,10 @@ TRANSACTION_ID_ACTIONS: Final = frozenset({"StopTransaction", "MeterValues"})
 """Queued actions whose payload carries the CS's ``transactionId``."""
 
 _NOT_UTF8: Final = "the frame is not valid UTF-8"
+BINARY_FRAME: Final = "binary frame: OCPP-J is text only; ignored"
+"""The violation recorded on a binary frame from the CS (never decoded, never answered)."""
+BINARY_PREVIEW: Final = 64
+"""Bytes of a binary frame shown on its ``FrameIn`` event (its ``raw``)."""
 _members_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 """A payload's top-level members, each value kept as its encoded text (nothing nested is
 decoded, and encoding them again gives the same bytes)."""
@@ -415,6 +419,14 @@ class Session:
             case CallResult() | CallError():
                 self._receive_answer(frame, raw, now)
         self._pump(now)
+
+    def receive_binary(self, data: bytes, now: float) -> None:
+        """Take one binary frame from the CS: OCPP-J is text only, so it is recorded (a
+        ``FrameIn`` with a short preview of its bytes as ``raw`` and the :data:`BINARY_FRAME`
+        violation) and ignored: never decoded, never answered, whatever it holds."""
+        preview = repr(bytes(data[:BINARY_PREVIEW])) + ("…" if len(data) > BINARY_PREVIEW else "")
+        self._frame_in(now, f"(binary, {len(data)} bytes) {preview}", None, None, None,
+                       [BINARY_FRAME])
 
     def _receive_call(self, frame: Call, raw: str, now: float) -> None:
         code, reason, request = self._decode_call(frame)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Container
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -37,6 +37,7 @@ from simulator.events import (
     Crashed,
     Disconnected,
     Event,
+    FrameIn,
     FrameOut,
     FrameUnsent,
     Note,
@@ -47,8 +48,9 @@ from simulator.machines.charger import ChargerSpec
 from simulator.machines.domain import PlugIn, PresentTag
 from simulator.machines.effects import OutboxEntry, PersistOutbox
 from simulator.machines.meter import EvSpec
+from simulator.machines.session import BINARY_FRAME
 from simulator.machines.workload import Range, SessionPlan
-from simulator.ocpp.v16 import ResetRequest, ResetType
+from simulator.ocpp.v16 import GetConfigurationRequest, ResetRequest, ResetType
 
 WALL_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -523,13 +525,16 @@ async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
 
 class Wrapped:
     """A memory transport seen through ``hooks``: ``send_gate`` (awaited before each send: a
-    stalled link while it blocks) and ``receive_hook`` (called before each receive: may raise)."""
+    stalled link while it blocks) and ``receive_hook`` (called before each receive: may raise).
+    A received text found in ``binary`` arrives as a binary frame (its UTF-8 bytes)."""
 
     def __init__(self, inner: Transport, *, send_gate: Callable[[], Any] | None = None,
-                 receive_hook: Callable[[], None] | None = None) -> None:
+                 receive_hook: Callable[[], None] | None = None,
+                 binary: Container[str] = ()) -> None:
         self._inner = inner
         self._send_gate = send_gate
         self._receive_hook = receive_hook
+        self._binary = binary
 
     @property
     def subprotocol(self) -> str | None:
@@ -540,10 +545,11 @@ class Wrapped:
             await self._send_gate()
         await self._inner.send(data)
 
-    async def receive(self) -> str:
+    async def receive(self) -> str | bytes:
         if self._receive_hook is not None:
             self._receive_hook()
-        return await self._inner.receive()
+        data = await self._inner.receive()
+        return data.encode() if isinstance(data, str) and data in self._binary else data
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         await self._inner.aclose(code, reason)
@@ -603,6 +609,40 @@ async def test_a_stalled_write_leaves_the_machine_stepping(
     assert unsent and unsent <= handed
     received = {f[1] for who, f in csms.received}
     assert not unsent & received
+
+
+async def test_a_binary_frame_is_recorded_and_never_answered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A CALL in a binary frame (OCPP-J is text only) reaches the machine as binary: it is
+    recorded with its violation and ignored; the same CALL as text is answered."""
+    csms, recorder = FakeCsms(), Recorder()
+    binary: set[str] = set()
+    env = wrapping(make_env(csms, recorder),
+                   lambda identity, inner: Wrapped(inner, binary=binary))
+    control = ChargerControl()
+    async with trio.open_nursery() as nursery:
+        csms.nursery = nursery
+        nursery.start_soon(run_charger, env, control)
+        await trio.sleep(3)
+        assert control.connected
+        as_binary = '[2,"in-binary","GetConfiguration",{}]'
+        binary.add(as_binary)
+        await csms.live["CP-1"].send(as_binary)
+        as_text = csms.core.call("CP-1", GetConfigurationRequest(), trio.current_time())
+        await csms.live["CP-1"].send(as_text.decode())
+        await trio.sleep(5)
+        await control.shutdown(trio.current_time() + 5)
+        await control.done.wait()
+        nursery.cancel_scope.cancel()
+
+    text_id = json.loads(as_text)[1]
+    [ignored] = [e for e in recorder.of(FrameIn) if e.violations]
+    assert ignored.violations == [BINARY_FRAME]
+    assert ignored.raw == f"(binary, {len(as_binary)} bytes) {as_binary.encode()!r}"
+    answered = {e.unique_id for e in recorder.of(FrameOut) if e.message_type != 2}
+    assert text_id in answered and "in-binary" not in answered
+    assert not recorder.of(Crashed) and len(recorder.of(Connected)) == 1
 
 
 async def test_a_crash_is_the_chargers_alone(

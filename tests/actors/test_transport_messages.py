@@ -92,11 +92,17 @@ async def test_aclose_does_the_closing_handshake_and_wakes_the_reader(
     assert [(e.code, e.reason) for e in reader_saw] == [(4000, "bye")]
 
 
-async def test_fragmented_and_binary_messages_are_joined_as_text(client: WebSocketClient) -> None:
+async def test_fragmented_messages_are_joined_and_binary_ones_stay_binary(
+    client: WebSocketClient,
+) -> None:
+    """A binary message comes out as the bytes that were sent, never as text: OCPP-J is text
+    only, and the charger must be able to tell (it records and ignores a binary frame)."""
     async def send_odd_frames(request: object, ws: trio_websocket.WebSocketConnection) -> None:
         await ws.send_message("x" * 200_000)  # many TCP reads, one message
         await ws.send_message(b'[2,"1","Heartbeat",{}]')
-        await ws.send_message(b"\xff\xfe")  # not UTF-8: replaced, not fatal, in a binary frame
+        await ws.send_message(b"\xff\xfe")  # not UTF-8: not fatal in a binary frame
+        await ws.send_message(b"z" * 200_000)
+        await ws.send_message("after")
         await ws.get_message()
 
     with trio.fail_after(10):
@@ -104,8 +110,10 @@ async def test_fragmented_and_binary_messages_are_joined_as_text(client: WebSock
             port = await serve(nursery, send_odd_frames)
             async with opener_for(client)(f"ws://127.0.0.1:{port}/ocpp", "CP1") as transport:
                 assert await transport.receive() == "x" * 200_000
-                assert await transport.receive() == "[2,\"1\",\"Heartbeat\",{}]"
-                assert await transport.receive() == "\ufffd\ufffd"
+                assert await transport.receive() == b'[2,"1","Heartbeat",{}]'
+                assert await transport.receive() == b"\xff\xfe"
+                assert await transport.receive() == b"z" * 200_000
+                assert await transport.receive() == "after"
             nursery.cancel_scope.cancel()
 
 
@@ -252,6 +260,21 @@ async def test_a_stream_that_just_ends_is_1006_for_receive_and_send(
         with pytest.raises(TransportClosed) as too_late:
             await transport.send("anyone?")
     assert closed.value.code == too_late.value.code == 1006
+
+
+async def test_a_fragmented_binary_message_is_joined_as_bytes(
+    client: WebSocketClient, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def fragments(stream: trio.abc.Stream, request: bytes) -> None:
+        await stream.send_all(accept_response(request) + frame(0x2, b"[2,", fin=False)
+                              + frame(0x0, b'"1",', fin=False) + frame(0x0, b'"Heartbeat",{}]')
+                              + frame(0x1, b"te", fin=False) + frame(0x0, b"xt"))
+        await read_until_eof(stream)
+
+    async with trio.open_nursery() as nursery, opener_for(client)("ws://cs.test/ocpp", "CP1",
+                                  connect_stream=raw_peer(nursery, fragments)) as transport:
+        assert await transport.receive() == b'[2,"1","Heartbeat",{}]'
+        assert await transport.receive() == "text"
 
 
 @pytest.mark.parametrize(

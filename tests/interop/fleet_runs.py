@@ -103,7 +103,7 @@ def frames_of_every_run(path: Path) -> dict[int, list[Frame]]:
 
 @dataclasses.dataclass(frozen=True)
 class LedgerTransaction:
-    """One row of the ``transactions`` view."""
+    """One row of the ``transactions`` view (see :meth:`of_row`)."""
 
     charger: str
     connector: int
@@ -114,6 +114,15 @@ class LedgerTransaction:
     ack_status: str | None
     meter_stop: int | None
     stop_reason: str | None
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> LedgerTransaction:
+        """The row as the view gives it, but for ``transaction_id``: the view gives one outside
+        SQLite's signed 64 bits as text (its exact digits), here made an ``int`` again."""
+        fields = list(row)
+        if isinstance(fields[5], str):
+            fields[5] = int(fields[5])
+        return cls(*fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +161,7 @@ class LedgerView:
                     " FROM frames WHERE run_id = ? ORDER BY seq", (run_id,))
             ]
             transactions = [
-                LedgerTransaction(*row)
+                LedgerTransaction.of_row(row)
                 for row in conn.execute(
                     "SELECT charger, connector, local_id, id_tag, meter_start, transaction_id,"
                     " ack_status, meter_stop, stop_reason FROM transactions WHERE run_id = ?",

@@ -9,17 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from simulator.events import FrameIn
+from simulator.events import (
+    FrameIn,
+    TransactionAcknowledged,
+    TransactionStarted,
+    TransactionStopped,
+)
 from simulator.ledger import (
     CHARGER_INDEX,
     KIND_INDEX,
+    QUEUED_SUMMARY_KEY,
     Ledger,
     RunStatus,
     finish_run,
     get_run,
     open_readonly,
 )
-from tests.ledger.helpers import T0, note, rows, start
+from tests.ledger.helpers import T0, entry, note, rows, start
 
 
 def test_open_creates_schema_in_wal_mode(tmp_path: Path) -> None:
@@ -90,7 +96,7 @@ def test_run_row_life_cycle(tmp_path: Path) -> None:
     with open_readonly(path) as conn:
         record = get_run(conn)
     assert (record.status, record.exit_code) == ("failed", 1)
-    assert record.summary == {"reasons": ["1 crash"]}
+    assert record.summary == {"reasons": ["1 crash"], "queued_at_end": {}}
     assert record.ended_at == "2026-01-02T03:04:15.500000Z"
     with pytest.raises(ValueError, match="no run with id 99"):
         finish_run(path, 99, RunStatus.FAILED, 1, None)
@@ -116,6 +122,49 @@ def test_a_resumed_run_closes_the_killed_one(tmp_path: Path) -> None:
     assert rows(path, "SELECT run_id, seq FROM events ORDER BY rowid") == [
         (first, 1), (first, 2), (second, 1),
     ]
+
+
+def queued_record(path: Path, run_id: int) -> object:
+    with open_readonly(path) as conn:
+        summary = get_run(conn, run_id).summary
+    return None if summary is None else summary.get(QUEUED_SUMMARY_KEY)
+
+
+def test_each_run_keeps_what_it_left_queued_whatever_later_runs_do(tmp_path: Path) -> None:
+    """What a run left in the outbox is recorded with the run as it ends (a killed run's, as
+    the next run starts), so that a later run emptying or delivering the outbox leaves it be,
+    and overwriting an earlier run's verdict keeps it."""
+    path = tmp_path / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        first = start(ledger)
+        ledger.save_outbox("CP-1", [entry(1, "StartTransaction"), entry(2), entry(3)])
+        ledger.save_outbox("CP-2", [entry(1, "StopTransaction")])
+        ledger.end_run(RunStatus.COMPLETED, None, None)
+    finally:
+        ledger.close()
+    left = {"MeterValues": 2, "StartTransaction": 1, "StopTransaction": 1}
+    finish_run(path, first, RunStatus.COMPLETED, 0, {"reasons": []})
+    assert queued_record(path, first) == left
+
+    ledger = Ledger.open(path)
+    try:
+        second = start(ledger)  # a fresh run: the outbox is emptied
+        ledger.save_outbox("CP-1", [entry(1, "StopTransaction")])
+        ledger.close()  # killed: never ended
+        ledger = Ledger.open(path)
+        third = start(ledger, resumed_from=second)  # the killed run's leftovers are recorded
+        ledger.save_outbox("CP-1", [])  # and delivered
+        ledger.end_run(RunStatus.COMPLETED, None, None)
+    finally:
+        ledger.close()
+    finish_run(path, first, RunStatus.FAILED, 1, {"reasons": ["a later verdict"]})
+    with open_readonly(path) as conn:
+        assert get_run(conn, first).summary == {"reasons": ["a later verdict"],
+                                                QUEUED_SUMMARY_KEY: left}
+        assert get_run(conn, second).status == RunStatus.INTERRUPTED
+    assert queued_record(path, second) == {"StopTransaction": 1}
+    assert queued_record(path, third) == {}
 
 
 def test_event_rows(tmp_path: Path) -> None:
@@ -157,3 +206,32 @@ def test_readonly_connection_on_a_non_database(tmp_path: Path) -> None:
     path.write_text("hello, not a database\n" * 100)
     with pytest.raises(sqlite3.DatabaseError), open_readonly(path) as conn:
         conn.execute("SELECT * FROM runs")
+
+
+@pytest.mark.parametrize(
+    "transaction_id",
+    [1, -5, 2**63 - 1, -(2**63), 2**63, 2**64 - 1, 2**64, -(2**63) - 1, 10**40],
+)
+def test_the_transactions_view_gives_the_central_systems_id_exactly(
+    tmp_path: Path, transaction_id: int
+) -> None:
+    """An id SQLite holds as an integer comes as one; any other comes as its exact digits
+    (text), never as a float that lost them."""
+    path = tmp_path / "lab.db"
+    ledger = Ledger.open(path)
+    try:
+        start(ledger)
+        ledger.write_events([
+            TransactionStarted(t=T0 + 1, charger="CP-1", connector=1, id_tag="TAG",
+                               meter_start=0, local_id=1),
+            TransactionAcknowledged(t=T0 + 2, charger="CP-1", connector=1, local_id=1,
+                                    transaction_id=transaction_id, status="Accepted"),
+            TransactionStopped(t=T0 + 3, charger="CP-1", connector=1, local_id=1,
+                               transaction_id=transaction_id, meter_stop=10, reason="Local"),
+        ])
+    finally:
+        ledger.close()
+    [(shown, status)] = rows(path, "SELECT transaction_id, ack_status FROM transactions")
+    fits = -(2**63) <= transaction_id < 2**63
+    assert shown == (transaction_id if fits else str(transaction_id))
+    assert status == "Accepted"

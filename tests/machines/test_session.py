@@ -18,6 +18,8 @@ import pytest
 from simulator.events import CallTimedOut, Event, FrameIn, MessageDropped, UnmatchedResult
 from simulator.machines.effects import OutboxEntry, PersistOutbox, Publish, Send
 from simulator.machines.session import (
+    BINARY_FRAME,
+    BINARY_PREVIEW,
     CallAnswered,
     CallFailed,
     IncomingCall,
@@ -657,6 +659,31 @@ def test_broken_text_never_raises(data: bytes | str, code: str | None) -> None:
     assert not [o for o in w.outcomes_now() if isinstance(o, IncomingCall | CallAnswered)]
     assert [frame_of(r)[:3] for r in replies] == ([] if code is None else [[4, "c1", code]])
     assert w.s.pending is not None  # a broken result does not answer our CALL
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'[2,"c1","Reset",{"type":"Hard"}]',  # a valid CALL, but in a binary frame
+     b'[3,"1",{}]',  # the result our Heartbeat waits for, in a binary frame
+     b"\x00\xff" * 500_000],  # a megabyte of anything
+    ids=["call", "result", "megabyte"],
+)
+def test_a_binary_frame_is_recorded_as_a_violation_and_ignored(data: bytes) -> None:
+    w = online()
+    w.s.call(HeartbeatRequest(), 0.0)
+    w.take()
+    w.cs_calls["c1"] = "Reset"
+    w.s.receive_binary(data, 1.0)
+    assert w.take() == []  # never answered
+    assert w.outcomes_now() == []  # never reaches the charger
+    [frame_in] = w.events_of(FrameIn)
+    assert frame_in.violations == [BINARY_FRAME]
+    assert (frame_in.message_type, frame_in.unique_id, frame_in.action) == (None, None, None)
+    assert frame_in.raw.startswith(f"(binary, {len(data)} bytes) ")
+    assert frame_in.raw.isprintable() and len(frame_in.raw) <= 4 * BINARY_PREVIEW + 40
+    assert w.s.pending is not None and w.s.pending.unique_id == "1"  # our CALL still waits
+    w.result("1", {"currentTime": T0_WIRE}, 2.0)  # and its text answer is taken
+    assert w.s.pending is None
 
 
 def test_over_long_message_id_is_answered_with_that_id() -> None:
