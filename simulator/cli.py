@@ -88,17 +88,23 @@ def _not_run_yet(fleet: Fleet) -> str | None:
             "by this version (the chaos engine comes next)")
 
 
-def _queued_messages(ledger: Path) -> int:
-    """Transaction messages an earlier run left in ``ledger``'s outbox (0 if none or unreadable:
-    the run itself reports a ledger it cannot use)."""
+def _left_behind(ledger: Path) -> tuple[int, int]:
+    """What earlier runs left in ``ledger`` for ``--resume``: the transaction messages in its
+    outbox and the transactions its chargers were running ((0, 0) if none or unreadable: the
+    run itself reports a ledger it cannot use)."""
     if not ledger.is_file():
-        return 0
+        return 0, 0
     try:
         with contextlib.closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)) as db:
-            (count,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            (queued,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+            running = db.execute(
+                "SELECT COALESCE(SUM(json_array_length(memory, '$.open_transactions')), 0)"
+                " FROM memory"
+            ).fetchone()[0] if "memory" in tables else 0
     except sqlite3.Error:
-        return 0
-    return int(count)
+        return 0, 0
+    return int(queued), int(running)
 
 
 def _default_fleet() -> Path:
@@ -147,11 +153,18 @@ def start(
     problem = _usable(fleet)
     if problem is not None:
         return _fail(problem)
-    queued = 0 if resume else _queued_messages(Path(fleet.run.ledger))
-    if queued:
+    queued, running = _left_behind(Path(fleet.run.ledger))
+    if resume and not Path(fleet.run.ledger).is_file():
+        return _fail(f"--resume: {fleet.run.ledger}: no such ledger, so nothing to resume; "
+                     "drop --resume to start a new run")
+    if resume and not queued and not running:
+        print(f"sim: --resume: {fleet.run.ledger} holds no undelivered message and no "
+              "transaction left running: nothing to resume, nothing run", file=sys.stderr)
+        return 0
+    if not resume and (queued or running):
         print(f"sim: warning: {fleet.run.ledger} holds {queued} undelivered transaction "
-              "message(s) of an earlier run; this run discards them (--resume delivers them)",
-              file=sys.stderr)
+              f"message(s) and {running} transaction(s) left running by an earlier run; this "
+              "run discards them (--resume delivers them)", file=sys.stderr)
     warning = _not_run_yet(fleet)
     if warning is not None:
         print(f"{warning}; running without them", file=sys.stderr)

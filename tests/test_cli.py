@@ -303,3 +303,19 @@ def test_check_applies_the_rules_of_start_to_every_file(tmp_path: Path, small_fl
     checked = sim("check", str(steps))
     assert checked.returncode == 0, checked.stderr
     assert "[[step]]" in checked.stderr and "not run yet" in checked.stderr
+
+
+def test_resume_is_honest_about_what_there_is_to_resume(
+    tmp_path: Path, small_fleet: Path
+) -> None:
+    missing = sim("start", "--toml", str(small_fleet), "--ledger", str(tmp_path / "none.db"),
+                  "--resume", "--quiet")
+    assert_one_clear_line(missing, "--resume", "none.db", "no such ledger")
+    assert not (tmp_path / "none.db").exists()
+    first = sim("start", "--toml", str(small_fleet), "--quiet", "--duration", "1s")
+    assert first.returncode == 0, first.stderr  # ends gracefully: nothing left behind
+    again = sim("start", "--toml", str(small_fleet), "--resume", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to resume" in again.stderr and again.stdout == ""
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)  # nothing was run

@@ -43,7 +43,8 @@ from simulator.csms.core import CONNECTION_LOST, CallRefused, CentralSystem
 from simulator.csms.options import CsmsOptions
 from simulator.csms.records import CallOutcome, Reply
 from simulator.csms.rules import admission_status
-from simulator.events import CsmsFrameOut, CsmsNote, Event
+from simulator.events import CsmsFrameIn, CsmsFrameOut, CsmsNote, Event
+from simulator.ocpp.frames import BINARY_FRAME, binary_preview
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN
 
@@ -209,6 +210,12 @@ class CsmsServer:
                 message = await ws.get_message()
             except ConnectionClosed:
                 return
+            if isinstance(message, bytes):  # OCPP-J is text only: recorded, never answered
+                await self._publish(CsmsFrameIn(
+                    t=trio.current_time(), charger=identity, raw=binary_preview(message),
+                    violations=[BINARY_FRAME],
+                ))
+                continue
             try:
                 reply = core.receive(identity, message, trio.current_time())
             except Exception as exc:  # the core promises not to raise; never trust a promise

@@ -57,6 +57,7 @@ from simulator.machines.outcomes import (
     OutgoingCall,
 )
 from simulator.ocpp.frames import (
+    BINARY_FRAME,
     EMPTY_OBJECT,
     Call,
     CallError,
@@ -64,6 +65,7 @@ from simulator.ocpp.frames import (
     ErrorCode,
     FrameError,
     MessageType,
+    binary_preview,
     decode_frame,
     encode_frame,
 )
@@ -77,10 +79,6 @@ TRANSACTION_ID_ACTIONS: Final = frozenset({"StopTransaction", "MeterValues"})
 """Queued actions whose payload carries the CS's ``transactionId``."""
 
 _NOT_UTF8: Final = "the frame is not valid UTF-8"
-BINARY_FRAME: Final = "binary frame: OCPP-J is text only; ignored"
-"""The violation recorded on a binary frame from the CS (never decoded, never answered)."""
-BINARY_PREVIEW: Final = 64
-"""Bytes of a binary frame shown on its ``FrameIn`` event (its ``raw``)."""
 _members_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 """A payload's top-level members, each value kept as its encoded text (nothing nested is
 decoded, and encoding them again gives the same bytes)."""
@@ -424,9 +422,7 @@ class Session:
         """Take one binary frame from the CS: OCPP-J is text only, so it is recorded (a
         ``FrameIn`` with a short preview of its bytes as ``raw`` and the :data:`BINARY_FRAME`
         violation) and ignored: never decoded, never answered, whatever it holds."""
-        preview = repr(bytes(data[:BINARY_PREVIEW])) + ("…" if len(data) > BINARY_PREVIEW else "")
-        self._frame_in(now, f"(binary, {len(data)} bytes) {preview}", None, None, None,
-                       [BINARY_FRAME])
+        self._frame_in(now, binary_preview(data), None, None, None, [BINARY_FRAME])
 
     def _receive_call(self, frame: Call, raw: str, now: float) -> None:
         code, reason, request = self._decode_call(frame)

@@ -144,6 +144,19 @@ _any_decoder: Final = msgspec.json.Decoder()
 _encoder: Final = msgspec.json.Encoder()
 
 
+BINARY_FRAME: Final = "binary frame: OCPP-J is text only; ignored"
+"""The violation recorded on a binary WebSocket frame (never decoded, never answered)."""
+BINARY_PREVIEW: Final = 64
+"""Bytes of a binary frame shown where it is recorded (:func:`binary_preview`)."""
+
+
+def binary_preview(data: bytes) -> str:
+    """How a binary frame is recorded: its length and its first :data:`BINARY_PREVIEW` bytes,
+    printable (a megabyte frame stays one short line)."""
+    shown = repr(bytes(data[:BINARY_PREVIEW])) + ("…" if len(data) > BINARY_PREVIEW else "")
+    return f"(binary, {len(data)} bytes) {shown}"
+
+
 def decode_frame(data: bytes | str) -> Frame:
     """Decode one OCPP-J frame, or raise :class:`FrameError` saying what is wrong.
 

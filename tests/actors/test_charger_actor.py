@@ -48,8 +48,8 @@ from simulator.machines.charger import ChargerSpec
 from simulator.machines.domain import PlugIn, PresentTag
 from simulator.machines.effects import OutboxEntry, PersistOutbox
 from simulator.machines.meter import EvSpec
-from simulator.machines.session import BINARY_FRAME
 from simulator.machines.workload import Range, SessionPlan
+from simulator.ocpp.frames import BINARY_FRAME
 from simulator.ocpp.v16 import GetConfigurationRequest, ResetRequest, ResetType
 
 WALL_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -5,7 +5,9 @@ through the CLI (``sim start``, a child process) against the peer central system
 (``peer_csms.py``, PyPI ``ocpp``, another process that records every frame it receives, flushed
 per line, in one file across the whole test). The harness starts the simulator, waits until the
 peer has received a BootNotification from it ("up"), waits a further seeded random time
-(:data:`KILL_AFTER_S`, drawn from ``random.Random(SEED)``) and SIGKILLs it, :data:`KILLS` times,
+(:data:`KILL_AFTER_S`, drawn from ``random.Random(SEED)``), and then, should no transaction of
+that run be running at the peer, until one is (so that ``--resume`` always has something to
+resume: with nothing, it says so and runs nothing), and SIGKILLs it, :data:`KILLS` times,
 every run on the same ledger and every run after the first with ``--resume``. A last ``--resume``
 run ends by itself after :data:`FINAL_DURATION`, so every transaction still open is stopped.
 
@@ -167,8 +169,8 @@ def tail_of(path: Path) -> str:
 async def run_and_kill(argv: list[str], tail: RecordTail, kill_after: float, err: Path,
                        label: str) -> None:
     """Start ``argv`` (its stderr to ``err``), wait until the peer got a BootNotification from
-    it ("up"), wait ``kill_after`` seconds more, SIGKILL it and reap it. Fails if it ends by
-    itself before."""
+    it ("up"), wait ``kill_after`` seconds more and until a transaction it started is running
+    at the peer, SIGKILL it and reap it. Fails if it ends by itself before."""
     seen = len(tail.read())
     with err.open("wb") as log:
         async with trio.open_nursery() as nursery:
@@ -180,6 +182,10 @@ async def run_and_kill(argv: list[str], tail: RecordTail, kill_after: float, err
                     assert process.poll() is None, f"{label} ended unbooted:\n{tail_of(err)}"
                     await trio.sleep(POLL_S)
             await trio.sleep(kill_after)
+            with trio.fail_after(UP_BOUND_S):
+                while not still_open(tail.read(), seen):
+                    assert process.poll() is None, f"{label} ended:\n{tail_of(err)}"
+                    await trio.sleep(POLL_S)
             assert process.poll() is None, f"{label} ended before the kill:\n{tail_of(err)}"
             process.kill()
             with trio.fail_after(REAP_BOUND_S):

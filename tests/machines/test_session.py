@@ -18,14 +18,13 @@ import pytest
 from simulator.events import CallTimedOut, Event, FrameIn, MessageDropped, UnmatchedResult
 from simulator.machines.effects import OutboxEntry, PersistOutbox, Publish, Send
 from simulator.machines.session import (
-    BINARY_FRAME,
-    BINARY_PREVIEW,
     CallAnswered,
     CallFailed,
     IncomingCall,
     Outcome,
     Session,
 )
+from simulator.ocpp.frames import BINARY_FRAME, BINARY_PREVIEW
 from simulator.ocpp.v16 import (
     PLUGIN,
     AuthorizeRequest,
