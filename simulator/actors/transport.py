@@ -29,6 +29,7 @@ the connect budget spent); a connection that ends raises :class:`TransportClosed
 from __future__ import annotations
 
 import base64
+import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -175,10 +176,18 @@ def refusal(handshake: Handshake, exc: BaseException) -> ConnectError:
     """The one line for a handshake response the client library refused: a subprotocol the
     server chose but was not offered, or anything else that is not a WebSocket answer."""
     cause = root_cause(exc)
+    chosen = _CHOSEN.search(cause)
+    if chosen is not None:
+        return ConnectError(f"{handshake.endpoint.url}: the central system chose subprotocol "
+                            f'"{chosen.group(1)}"; this charger speaks {handshake.subprotocol}')
     if "subprotocol" in cause:
         return ConnectError(f"{handshake.endpoint.url}: the server did not select subprotocol "
                             f"{handshake.subprotocol!r} ({cause})")
     return ConnectError(f"{handshake.endpoint.url}: bad handshake response ({cause})")
+
+
+_CHOSEN: Final = re.compile(r"(?:unrecognized|unsupported) subprotocol:? (\S+)")
+"""How the WebSocket clients name a subprotocol the server chose that was not offered."""
 
 
 def hung_up(handshake: Handshake) -> ConnectError:
