@@ -134,7 +134,8 @@ def sample(t: float, sim: subprocess.Popen[bytes], csms: Csms, out: Path) -> dic
     ledger = sum(path.stat().st_size for path in (out / "soak.db", out / "soak.db-wal")
                  if path.exists())
     stats = read_json(out / "sim.stats.json") or {}
-    return {"t": round(t, 1), "rss_kib": rss, "fds": fds, "cpu_s": cpu, "ledger_bytes": ledger,
+    return {"t": round(t, 1), "wall": round(time.time(), 1), "rss_kib": rss, "fds": fds,
+            "cpu_s": cpu, "ledger_bytes": ledger,
             "connected": stats.get("chargers_connected"),
             "in_transaction": stats.get("chargers_in_transaction"),
             "csms_rss_kib": csms_rss, "csms_cpu_s": csms_cpu}
@@ -357,8 +358,15 @@ def prepare(args: argparse.Namespace) -> Path:
     return out
 
 
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: stop as on Ctrl-C (the children are stopped on the way out)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the soak, print the table, write ``OUT/soak.json``."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
+    signal.signal(signal.SIGTERM, interrupt)
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     out = prepare(args)

@@ -15,12 +15,13 @@ between its bounds each time):
 - ``stop``: the transaction on a connector is stopped with reason EmergencyStop (likewise).
 
 Each fault is appended to ``--faults`` as a JSON line (``t`` in seconds since the run began,
-``fault``, ``connector``, ``chargers``: the ids it reached, ``skipped``: ids the ramp had not
-started) and published as a ``fault`` event, so the ledger's ``faults`` view lists it too.
-Every ``--sample`` seconds the live counters go to ``--stats`` (one JSON object, replaced
-atomically). At the end of ``--duration``, or on SIGINT/SIGTERM (the run is then
-``interrupted``), the run ends gracefully (``--grace`` seconds for queued messages) and its
-result is printed as one JSON line on stdout.
+``wall`` in Unix seconds, ``fault``, ``connector``, ``chargers``: the ids it reached,
+``skipped``: ids the ramp had not started) and published as a ``fault`` event, so the
+ledger's ``faults`` view lists it too. Every ``--sample`` seconds the live counters go to
+``--stats`` (one JSON object, replaced atomically), through the graceful end too. At the end of
+``--duration``, or on SIGINT/SIGTERM (the run is then ``interrupted``), the faults stop and the
+run ends gracefully (``--grace`` seconds for queued messages; a second signal cuts it short),
+and its result is printed as one JSON line on stdout.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -135,7 +136,8 @@ async def run_faults(sim: Simulation, streams: dict[str, Resettable], args: argp
                 if kind == "fault":
                     nursery.start_soon(clear_later, sim, reached, connector,
                                        args.fault_every / 2)
-                record = {"t": round(trio.current_time() - t0, 3), "fault": kind,
+                record = {"t": round(trio.current_time() - t0, 3),
+                          "wall": round(time.time(), 3), "fault": kind,
                           "share": round(share, 4), "connector": connector,
                           "chargers": reached, "skipped": skipped}
                 log.write(json.dumps(record) + "\n")
@@ -196,6 +198,13 @@ async def write_stats(sim: Simulation, path: Path, every: float, t0: float) -> N
         await trio.sleep(every)
 
 
+async def end_grace_on_signal(sim: Simulation, signals: AsyncIterator[int]) -> None:
+    """A signal during the graceful end ends it at once (as ``sim start`` does)."""
+    async for _ in signals:
+        sim.end_grace()
+        return
+
+
 async def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     """Run the fleet with its faults for ``args.duration`` seconds; the run's result."""
     fleet = parse_fleet(fleet_text(args), source="<soak>", env={})
@@ -208,12 +217,17 @@ async def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     async with open_simulation(fleet, live=False, wrap=wrap, grace=args.grace) as sim:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(run_faults, sim, streams, args, t0)
                 nursery.start_soon(write_stats, sim, Path(args.stats), args.sample, t0)
-                with trio.move_on_after(args.duration):
-                    async for _ in signals:
-                        sim.interrupted = True
-                        break
+                async with trio.open_nursery() as faulting:
+                    faulting.start_soon(run_faults, sim, streams, args, t0)
+                    with trio.move_on_after(args.duration):
+                        async for _ in signals:
+                            sim.interrupted = True
+                            break
+                    faulting.cancel_scope.cancel()
+                sim.stop(args.grace)
+                nursery.start_soon(end_grace_on_signal, sim, signals)
+                await sim.wait_finished()
                 nursery.cancel_scope.cancel()
     assert sim.result is not None
     return {"status": sim.result.status, "exit_code": sim.result.exit_code,
