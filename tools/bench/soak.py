@@ -16,12 +16,14 @@ Two processes on 127.0.0.1, both started and stopped here:
 The workload is one of ``fleet.py``'s (``--workload``) with every interval ``--pace`` times
 longer, so that the ``ocpp`` package's central system serves the whole fleet without falling
 behind. Every ``--sample`` seconds the simulator process's RSS (``/proc/PID/status`` VmRSS), open
-file descriptors (``/proc/PID/fd``), CPU time, the ledger's size (the file and its ``-wal``),
-the chargers connected (the simulator's live counters), and the central system's RSS and CPU
-time are sampled. After the run the figures of ``soak_figures.py`` are computed (RSS and open
-files growth after the warm-up, the central system's record against the ledger), a table is
-printed and everything is written to ``OUT/soak.json`` (with the ledger, the record, the fault
-log and the logs beside it). Exit status 1 when a target is missed:
+file descriptors (``/proc/PID/fd``), CPU time, the ledger's size (SQLite's page count, and the
+bytes on disk of the file and its ``-wal``), the chargers connected and the memory blocks
+Python has allocated (``sys.getallocatedblocks``: objects, not SQLite's cache or the
+allocator's free pages; written by the simulator every second), and the central system's RSS
+and CPU time are sampled. After the run the figures of ``soak_figures.py`` are computed (RSS
+and open files growth after the warm-up, the central system's record against the ledger), a
+table is printed and everything is written to ``OUT/soak.json`` (with the ledger, the record,
+the fault log and the logs beside it). Exit status 1 when a target is missed:
 
 - RSS growth after the warm-up under ``--rss-target`` % (5);
 - open files growth at most ``--fd-slack`` (default 16 + 1% of the chargers);
@@ -127,15 +129,33 @@ def proc_figures(pid: int) -> tuple[int | None, int | None, float | None]:
     return rss, fds, cpu
 
 
+def ledger_bytes(path: Path) -> int | None:
+    """The ledger's size as SQLite sees it (pages x page size, what its WAL holds included);
+    ``None`` before it exists or while it cannot be read."""
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            size: int = pages * conn.execute("PRAGMA page_size").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return size
+
+
 def sample(t: float, sim: subprocess.Popen[bytes], csms: Csms, out: Path) -> dict[str, Any]:
     """One sample of the run, ``t`` seconds after the simulator started."""
     rss, fds, cpu = proc_figures(sim.pid)
     csms_rss, _, csms_cpu = proc_figures(csms.process.pid)
-    ledger = sum(path.stat().st_size for path in (out / "soak.db", out / "soak.db-wal")
-                 if path.exists())
+    disk = sum(path.stat().st_size for path in (out / "soak.db", out / "soak.db-wal")
+               if path.exists())
     stats = read_json(out / "sim.stats.json") or {}
     return {"t": round(t, 1), "wall": round(time.time(), 1), "rss_kib": rss, "fds": fds,
-            "cpu_s": cpu, "ledger_bytes": ledger,
+            "cpu_s": cpu, "py_blocks": stats.get("py_blocks"),
+            "ledger_bytes": ledger_bytes(out / "soak.db"), "ledger_disk_bytes": disk,
             "connected": stats.get("chargers_connected"),
             "in_transaction": stats.get("chargers_in_transaction"),
             "csms_rss_kib": csms_rss, "csms_cpu_s": csms_cpu}
@@ -157,7 +177,7 @@ def run(args: argparse.Namespace, workload: dict[str, Any], out: Path) -> dict[s
          "--transport", args.transport, "--chargers", str(args.chargers),
          "--connect-rate", f"{args.connect_rate:g}", "--duration", f"{duration:g}",
          "--fault-every", f"{args.fault_every:g}", "--share", *(f"{s:g}" for s in args.share),
-         "--sample", f"{args.sample:g}", "--grace", f"{args.grace:g}", "--seed", str(args.seed)],
+         "--grace", f"{args.grace:g}", "--seed", str(args.seed)],
         stdout=subprocess.PIPE, stderr=sim_log)
     t0 = time.monotonic()
     bound = duration + args.chargers / args.connect_rate + args.grace + RUN_SLACK_S
@@ -276,10 +296,12 @@ def figures(args: argparse.Namespace, ran: dict[str, Any], out: Path) -> dict[st
     samples = ran["samples"]
     rss = growth(series(samples, "rss_kib"), run_s, warmup)
     fds = growth(series(samples, "fds"), run_s, warmup)
+    blocks = growth(series(samples, "py_blocks"), run_s, warmup)
     faults = list(iter_json_lines((out / "faults.jsonl").open(encoding="utf-8"))) \
         if (out / "faults.jsonl").exists() else []
     result: dict[str, Any] = {"warmup_s": warmup, "rss": dataclasses.asdict(rss),
-                              "fds": dataclasses.asdict(fds), "faults": faults,
+                              "fds": dataclasses.asdict(fds),
+                              "py_blocks": dataclasses.asdict(blocks), "faults": faults,
                               "csms_restarts": ran["csms_restarts"]}
     ledger_path, record_path = out / "soak.db", out / "csms.jsonl"
     if ledger_path.exists() and record_path.exists():

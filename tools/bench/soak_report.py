@@ -35,7 +35,7 @@ def render(result: dict[str, Any]) -> str:
 def targets(result: dict[str, Any]) -> list[str]:
     """Growth, crashes, lost and the verdicts."""
     warmup = result["warmup_s"]
-    rss, fds = result["rss"], result["fds"]
+    rss, fds, blocks = result["rss"], result["fds"], result["py_blocks"]
     mib = 1 / 1024
     rows = [
         "| figure | value |",
@@ -45,13 +45,18 @@ def targets(result: dict[str, Any]) -> list[str]:
         f"{scaled(rss['end'], mib)} ({signed(rss['percent'], '%')}) |",
         f"| open files, baseline -> end | {fmt(whole(fds['baseline']))} -> "
         f"{fmt(whole(fds['end']))} ({signed(fds['delta'], '')}) |",
+        f"| Python memory blocks, baseline -> end (thousands) | "
+        f"{scaled(blocks['baseline'], 1e-3)} -> {scaled(blocks['end'], 1e-3)} "
+        f"({signed(blocks['percent'], '%')}) |",
     ]
     samples = result["run"]["samples"]
     if samples:
         last = samples[-1]
-        minutes = last["t"] / 60 or 1.0
-        rows.append(f"| ledger at the end (MiB) | {scaled(last['ledger_bytes'], 1 / 2**20)}"
-                    f" ({scaled(last['ledger_bytes'] / minutes, 1 / 2**20)} per min) |")
+        size = next((s["ledger_bytes"] for s in reversed(samples) if s["ledger_bytes"]), None)
+        per_min = None if size is None else size / (last["t"] / 60 or 1.0)
+        rows.append(f"| ledger at the end (MiB) | {scaled(size, 1 / 2**20)} "
+                    f"({scaled(per_min, 1 / 2**20)} per min; on disk with its WAL "
+                    f"{scaled(last['ledger_disk_bytes'], 1 / 2**20)}) |")
     ledger_run = result.get("ledger_run", {})
     rows += [
         f"| run status in the ledger | {ledger_run.get('status', '-')} |",
@@ -109,12 +114,14 @@ def timeline(samples: list[dict[str, Any]]) -> list[str]:
     shown = samples[::step]
     if shown[-1] is not samples[-1]:
         shown.append(samples[-1])
-    rows = ["| t (s) | RSS MiB | open files | ledger MiB | connected | in transaction | "
-            "CPU % | CS RSS MiB | CS CPU % |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| t (s) | RSS MiB | Python blocks (k) | open files | ledger MiB | connected | "
+            "in transaction | CPU % | CS RSS MiB | CS CPU % |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     before: dict[str, Any] | None = None
     for row in shown:
         rows.append(
-            f"| {row['t']:,.0f} | {scaled(row['rss_kib'], 1 / 1024)} | {fmt(row['fds'])} | "
+            f"| {row['t']:,.0f} | {scaled(row['rss_kib'], 1 / 1024)} | "
+            f"{scaled(row['py_blocks'], 1e-3)} | {fmt(row['fds'])} | "
             f"{scaled(row['ledger_bytes'], 1 / 2**20)} | {fmt(row['connected'])} | "
             f"{fmt(row['in_transaction'])} | {cpu_pct(before, row, 'cpu_s')} | "
             f"{scaled(row['csms_rss_kib'], 1 / 1024)} | {cpu_pct(before, row, 'csms_cpu_s')} |")

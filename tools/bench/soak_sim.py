@@ -17,8 +17,9 @@ between its bounds each time):
 Each fault is appended to ``--faults`` as a JSON line (``t`` in seconds since the run began,
 ``wall`` in Unix seconds, ``fault``, ``connector``, ``chargers``: the ids it reached,
 ``skipped``: ids the ramp had not started) and published as a ``fault`` event, so the
-ledger's ``faults`` view lists it too. Every ``--sample`` seconds the live counters go to
-``--stats`` (one JSON object, replaced atomically), through the graceful end too. At the end of
+ledger's ``faults`` view lists it too. Every second the live counters and
+``sys.getallocatedblocks()`` go to ``--stats`` (one JSON object, replaced atomically), through
+the graceful end too. At the end of
 ``--duration``, or on SIGINT/SIGTERM (the run is then ``interrupted``), the faults stop and the
 run ends gracefully (``--grace`` seconds for queued messages; a second signal cuts it short),
 and its result is printed as one JSON line on stdout.
@@ -52,6 +53,8 @@ from simulator.simulation import CommandError, Simulation
 
 FAULTS: Final = ("reset", "reboot-hard", "reboot-soft", "fault", "unplug", "stop")
 """The kinds of fault in the rotation."""
+STATS_EVERY_S: Final = 1.0
+"""Seconds between two writes of ``--stats`` (the sampler reads the latest)."""
 RST_LINGER: Final = struct.pack("ii", 1, 0)
 """SO_LINGER on, 0 s: ``close`` sends an RST instead of a FIN."""
 
@@ -191,6 +194,7 @@ async def write_stats(sim: Simulation, path: Path, every: float, t0: float) -> N
     tmp = path.with_name(path.name + ".tmp")
     while True:
         stats = msgspec.to_builtins(sim.statistics())
+        stats["py_blocks"] = sys.getallocatedblocks()
         stats["run_t"] = round(trio.current_time() - t0, 3)
         stats["wall"] = time.time()
         tmp.write_text(json.dumps(stats), encoding="utf-8")
@@ -217,7 +221,7 @@ async def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     async with open_simulation(fleet, live=False, wrap=wrap, grace=args.grace) as sim:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(write_stats, sim, Path(args.stats), args.sample, t0)
+                nursery.start_soon(write_stats, sim, Path(args.stats), STATS_EVERY_S, t0)
                 async with trio.open_nursery() as faulting:
                     faulting.start_soon(run_faults, sim, streams, args, t0)
                     with trio.move_on_after(args.duration):
@@ -256,7 +260,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--fault-every", type=float, required=True)
     parser.add_argument("--share", type=float, nargs=2, required=True, metavar=("LOW", "HIGH"))
-    parser.add_argument("--sample", type=float, required=True)
     parser.add_argument("--grace", type=float, required=True)
     parser.add_argument("--seed", type=int, required=True)
     args = parser.parse_args(argv)
