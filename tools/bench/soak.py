@@ -297,8 +297,10 @@ def figures(args: argparse.Namespace, ran: dict[str, Any], out: Path) -> dict[st
     rss = growth(series(samples, "rss_kib"), run_s, warmup)
     fds = growth(series(samples, "fds"), run_s, warmup)
     blocks = growth(series(samples, "py_blocks"), run_s, warmup)
-    faults = list(iter_json_lines((out / "faults.jsonl").open(encoding="utf-8"))) \
-        if (out / "faults.jsonl").exists() else []
+    faults: list[dict[str, Any]] = []
+    if (out / "faults.jsonl").exists():
+        with (out / "faults.jsonl").open(encoding="utf-8") as file:
+            faults = list(iter_json_lines(file))
     result: dict[str, Any] = {"warmup_s": warmup, "rss": dataclasses.asdict(rss),
                               "fds": dataclasses.asdict(fds),
                               "py_blocks": dataclasses.asdict(blocks), "faults": faults,

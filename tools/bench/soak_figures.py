@@ -195,7 +195,8 @@ class Accounting:
     @property
     def lost(self) -> int:
         """Transactions and transaction messages lost: ``unstopped_lost + acked_unrecorded +
-        vanished`` (the soak's target is zero)."""
+        vanished`` (the soak's target is zero). One StopTransaction lost after its answer counts
+        twice: its transaction was never stopped, and its message was never recorded."""
         return self.unstopped_lost + self.acked_unrecorded + self.vanished
 
 

@@ -78,7 +78,8 @@ class Resettable(StreamWrapper):
         """Break the connection now (from any task of the run)."""
         self._broken = True
         if isinstance(self.inner, trio.SocketStream):
-            self.inner.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
+            with contextlib.suppress(OSError):  # a socket already closed resets nothing
+                self.inner.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
         for scope in self._waits:
             scope.cancel()
 
