@@ -56,7 +56,6 @@ from simulator.csms.core import CentralSystem
 from simulator.events import Event
 from simulator.ledger import LOOP_PROBE_SUMMARY_KEY, Ledger, RunStatus, SaveOutbox, finish_run
 from simulator.ledger.writer import (
-    DEFAULT_FLUSH_INTERVAL,
     DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
     RunSpec,
     run_inline,
@@ -187,33 +186,25 @@ async def open_simulation(
     wall_epoch = wall0.timestamp() - t0
 
     controls: dict[str, ChargerControl] = {}  # the running fleet's, once it runs
-    committed: dict[int, trio.Event] = {}  # id() of a save waited for -> set once committed
 
     async def persist(effect: PersistOutbox) -> None:
         """Hand a charger's snapshot to the ledger; the writer's ``on_stored`` tells the charger
-        once it is committed. Under virtual time the charger waits for that here (no virtual
-        time passes: see ``flush_interval``), so that the order of its frames at one instant
-        never depends on the order trio ran that instant's tasks in."""
-        save = SaveOutbox(t=trio.current_time(), charger=effect.charger,
-                          entries=effect.entries, through=effect.through, memory=effect.memory)
-        if not virtual:
-            await bus.publish_control(save)
-            return
-        committed[id(save)] = done = trio.Event()
-        try:
-            await bus.publish_control(save)
-            await done.wait()
-        finally:
-            committed.pop(id(save), None)
+        once it is committed. Under virtual time the snapshot counts as stored at once: the
+        central system lives in this process, so a kill takes it down with the chargers and
+        nothing can have reached it that the ledger lacks; and a charger told at once sends
+        its frames in the same order whatever order trio ran the tasks of an instant in."""
+        await bus.publish_control(
+            SaveOutbox(t=trio.current_time(), charger=effect.charger, entries=effect.entries,
+                       through=effect.through, memory=effect.memory)
+        )
+        if virtual:
+            controls[effect.charger].stored(effect.through)
 
     def stored(saves: list[SaveOutbox]) -> None:
         for save in saves:
             control = controls.get(save.charger or "")
             if control is not None:
                 control.stored(save.through)
-            done = committed.pop(id(save), None)
-            if done is not None:
-                done.set()
 
     run = RunSpec(
         name=fleet.run.name, seed=fleet.run.seed, config_text=fleet.text,
@@ -227,10 +218,6 @@ async def open_simulation(
             lambda task_status: run_ledger_writer(
                 ledger_path, ledger_channel, run=run, task_status=task_status,
                 offload=run_inline if virtual else None, on_stored=stored,
-                # under virtual time a batch is written at once, at the instant its first
-                # event came: a charger waiting for its snapshot then waits no virtual time,
-                # whatever order trio ran the tasks of that instant in
-                flush_interval=0.0 if virtual else DEFAULT_FLUSH_INTERVAL,
             ),
             name="ledger writer",
         )
