@@ -121,7 +121,8 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     dropped, never answered: a ``--resume`` run sends them), per action in ``queued_by_action``
     and per charger in ``queued_by_charger`` (``{}`` when not recorded per charger); ``None``
     when it is not known (an earlier run that ended before the ledger recorded it). For a run
-    still going, what is queued now. ``resume`` is set for a ``--resume`` run.
+    still going, what is queued now. ``resume`` is set for a ``--resume`` run; ``resumed_by`` is
+    the first later run that resumed this one (and took its queue over), if any.
     """
 
     path: str
@@ -142,6 +143,7 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     time: str | None
     resumed_from: int | None
     resume: ResumeStats | None
+    resumed_by: int | None
     events: int
     frames_in: int
     frames_out: int

@@ -146,6 +146,8 @@ def _summarize(conn: sqlite3.Connection, path: Path, run: RunRecord) -> Report:
         time=None if fleet is None else str(fleet.run.time),
         resumed_from=run.resumed_from,
         resume=resume_stats(conn, run, stops),
+        resumed_by=conn.execute("SELECT min(id) FROM runs WHERE resumed_from = ?",
+                                (rid,)).fetchone()[0],
         events=sum(int(n) for n in kinds.values()),
         frames_in=count(FrameIn),
         frames_out=count(FrameOut),

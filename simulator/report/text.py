@@ -50,8 +50,10 @@ def _undelivered(r: Report) -> list[str]:
     if len(chargers) > MAX_CHARGERS_SHOWN:
         named += f", and {len(chargers) - MAX_CHARGERS_SHOWN} more charger(s)"
     where = f" of {len(chargers)} charger(s): {named}" if chargers else ""
+    then = (f"run {r.resumed_by} resumed this one and took them over" if r.resumed_by
+            else RESUME_HINT)
     return [f"NOT DELIVERED: {r.messages_queued} transaction message(s) left in the outbox{where};"
-            f" {RESUME_HINT}"]
+            f" {then}"]
 
 
 def _timing(r: Report) -> list[str]:

@@ -113,7 +113,10 @@ async def test_a_resumed_run_says_what_it_delivered_and_what_it_stopped_with_pow
             " running there stopped with PowerLoss 1") in render_text(report)
     assert json.loads(render_json(report))["resume"] == {
         "resumed_from": killed, "restored": 4, "delivered": 3, "powerloss_stops": 1}
-    assert summarize(path, killed).resume is None
+    earlier = summarize(path, killed)
+    assert (earlier.resume, earlier.resumed_by, report.resumed_by) == (None, resumed, None)
+    assert ("NOT DELIVERED: 4 transaction message(s) left in the outbox of 2 charger(s): A 3,"
+            " B 1; run 2 resumed this one and took them over") in render_text(earlier)
 
 
 async def test_answers_are_broken_down_by_status_and_a_rejected_fleet_does_not_look_clean(
@@ -235,7 +238,8 @@ async def test_a_ledger_of_an_older_version_still_reports(tmp_path: Path) -> Non
         conn.execute("UPDATE runs SET summary = json_remove(summary, '$.queued_chargers_at_end')")
     earlier, later = summarize(path, killed), summarize(path, resumed)
     assert (earlier.messages_queued, earlier.queued_by_charger) == (1, {})
-    assert "left in the outbox; `sim start --resume`" in render_text(earlier)
+    assert "1 transaction message(s) left in the outbox; run 2 resumed this one" in render_text(
+        earlier)
     assert later.resume == ResumeStats(resumed_from=killed, restored=None, delivered=None,
                                        powerloss_stops=0)
     assert "queued messages taken over: not recorded" in render_text(later)
