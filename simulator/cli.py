@@ -243,17 +243,41 @@ def report(
     *,
     run: Annotated[int | None, Parameter(help="Run id (default: the latest).")] = None,
     json: Annotated[bool, Parameter(help="JSON instead of text.")] = False,
+    charger: Annotated[
+        str | None, Parameter(help="One charger's connections, transactions, errors, statuses.")
+    ] = None,
+    csv: Annotated[
+        Path | None,
+        Parameter(help="Also write frames.csv, transactions.csv and events.csv to this folder."),
+    ] = None,
 ) -> int:
-    """What happened in a run: per-action latencies, errors, transactions, reconnects."""
-    from simulator.report import ReportError, render_json, render_text, summarize
+    """What happened in a run: per-action latencies, outcomes, errors, transactions, reconnects,
+    what was left undelivered."""
+    from simulator.report import (
+        ReportError,
+        render_charger_text,
+        render_json,
+        render_text,
+        summarize,
+        summarize_charger,
+        write_csv,
+    )
 
     if not ledger.is_file():
         return _fail(f"{ledger}: no such ledger file")
     try:
-        summary = summarize(ledger, run)
+        if charger is not None:
+            one = summarize_charger(ledger, charger, run)
+            page = render_json(one) if json else render_charger_text(one)
+        else:
+            summary = summarize(ledger, run)
+            page = render_json(summary) if json else render_text(summary)
+        written = {} if csv is None else write_csv(ledger, csv, run)
     except ReportError as exc:
         return _fail(str(exc))
-    print(render_json(summary) if json else render_text(summary))
+    print(page)
+    for file, rows in written.items():
+        print(f"sim: wrote {file} ({rows} rows)", file=sys.stderr)
     return 0
 
 

@@ -211,7 +211,7 @@ async def test_summarize_a_completed_run(tmp_path: Path) -> None:
     assert report.started_at == "2026-03-04T05:06:07.000000Z"
     # the writer ended the run at its own clock; the report measures from start to that end
     assert report.ended_at is not None
-    assert report.duration == pytest.approx(
+    assert report.duration_s == pytest.approx(
         (datetime.fromisoformat(report.ended_at) - WALL0).total_seconds()
     )
     assert report.events == len(events)
@@ -225,17 +225,17 @@ async def test_summarize_a_completed_run(tmp_path: Path) -> None:
     assert list(report.call_errors_received)[-1] == UNKNOWN_ERROR_CODE
     boot = by_action["BootNotification"]
     assert (boot.calls_sent, boot.calls_received, boot.results) == (10, 0, 10)
-    assert boot.p50 == pytest.approx(0.55)
-    assert boot.p95 == pytest.approx(0.955)
-    assert boot.p99 == pytest.approx(0.991)
-    assert boot.max == pytest.approx(1.0)
+    assert boot.p50_ms == pytest.approx(550.0)
+    assert boot.p95_ms == pytest.approx(955.0)
+    assert boot.p99_ms == pytest.approx(991.0)
+    assert boot.max_ms == pytest.approx(1000.0)
     assert by_action["Heartbeat"] == ActionStats(
-        action="Heartbeat", calls_sent=2, results=1, timeouts=1, p50=0.05, p95=0.05, p99=0.05,
-        max=0.05,
+        action="Heartbeat", calls_sent=2, results=1, timeouts=1, p50_ms=50.0, p95_ms=50.0,
+        p99_ms=50.0, max_ms=50.0,
     )
     assert by_action["Authorize"] == ActionStats(
-        action="Authorize", calls_sent=1, results=1, errors_received=1, p50=0.3, p95=0.3,
-        p99=0.3, max=0.3,
+        action="Authorize", calls_sent=1, results=1, errors_received=1, p50_ms=300.0,
+        p95_ms=300.0, p99_ms=300.0, max_ms=300.0,
     )
     assert by_action["Reset"] == ActionStats(action="Reset", calls_received=2, errors_sent=1)
     assert by_action[UNKNOWN_ACTION] == ActionStats(action=UNKNOWN_ACTION, errors_received=2)
@@ -277,7 +277,7 @@ async def test_summarize_a_run_that_never_ended(tmp_path: Path) -> None:
     await write_run(path, fleet_events(), finish=False)  # as after kill -9: still "running"
     report = summarize(path)
     assert (report.status, report.ended_at, report.exit_code) == ("running", None, None)
-    assert report.duration == pytest.approx(40.0)  # up to the last event
+    assert report.duration_s == pytest.approx(40.0)  # up to the last event
     assert report.transactions.open == 1
     text = render_text(report)
     assert "still going, or its process was killed" in text
@@ -454,16 +454,16 @@ async def test_seconds_in_which_the_simulator_lagged_are_counted_and_flagged(
               LoopLagged(t=T0 + 7, max=0.05, mean=0.02, samples=10, probe_interval=0.1)]
     await write_run(busy, [*fleet_events(), *lagged])
     none = summarize(unprobed)
-    assert (none.loop_lag_measured, none.loop_lagged_seconds, none.loop_lag_max) == (
+    assert (none.loop_lag_measured, none.loop_lagged_s, none.loop_lag_max_ms) == (
         False, 0.0, None)
     assert "simulator event loop: not measured" in render_text(none)
     calm = summarize(quiet)
-    assert (calm.loop_lag_measured, calm.loop_lagged_seconds, calm.loop_lag_max) == (
+    assert (calm.loop_lag_measured, calm.loop_lagged_s, calm.loop_lag_max_ms) == (
         True, 0.0, None)
     assert "simulator event loop: on time" in render_text(calm)
     report = summarize(busy)
-    assert (report.loop_lag_measured, report.loop_lagged_seconds, report.loop_lag_max) == (
-        True, 6.5, 4.2125)
+    assert (report.loop_lag_measured, report.loop_lagged_s, report.loop_lag_max_ms) == (
+        True, 6.5, 4212.5)
     assert ("simulator event loop: late in 6.5 s of the run, by up to 4212.5 ms: latencies then"
             " include the simulator's own delay") in render_text(report)
-    assert json.loads(render_json(report))["loop_lag_max"] == 4.2125
+    assert json.loads(render_json(report))["loop_lag_max_ms"] == 4212.5

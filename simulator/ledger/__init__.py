@@ -19,6 +19,7 @@ This package re-exports the synchronous API, which needs no trio: a reader or a 
 from simulator.ledger.outbox import SaveOutbox
 from simulator.ledger.reads import (
     LOOP_PROBE_SUMMARY_KEY,
+    QUEUED_CHARGERS_SUMMARY_KEY,
     QUEUED_SUMMARY_KEY,
     RunRecord,
     get_run,
@@ -26,6 +27,7 @@ from simulator.ledger.reads import (
     latest_run,
     open_readonly,
     queued_at_end,
+    queued_chargers_at_end,
 )
 from simulator.ledger.schema import CHARGER_INDEX, KIND_INDEX, RunStatus
 from simulator.ledger.statements import MAX_ROWS_PER_STATEMENT
@@ -36,6 +38,7 @@ __all__ = [
     "KIND_INDEX",
     "LOOP_PROBE_SUMMARY_KEY",
     "MAX_ROWS_PER_STATEMENT",
+    "QUEUED_CHARGERS_SUMMARY_KEY",
     "QUEUED_SUMMARY_KEY",
     "Ledger",
     "RunRecord",
@@ -47,4 +50,5 @@ __all__ = [
     "latest_run",
     "open_readonly",
     "queued_at_end",
+    "queued_chargers_at_end",
 ]

@@ -25,6 +25,11 @@ QUEUED_SUMMARY_KEY: Final = "queued_at_end"
 outbox, counted per action. The ledger records it as the run ends (for a run whose process was
 killed, as the next run starts), because a later run empties the outbox or delivers them."""
 
+QUEUED_CHARGERS_SUMMARY_KEY: Final = "queued_chargers_at_end"
+"""Set in a run's stored ``summary`` beside :data:`QUEUED_SUMMARY_KEY`, at the same moments: per
+charger, ``[count, first_seq, last_seq]`` of the messages it left in the outbox (a charger's
+messages leave its FIFO from the front, so a later run can tell how many of them it delivered)."""
+
 _summary_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
 _RUN_SELECT: Final = (
@@ -104,6 +109,31 @@ def queued_at_end(conn: sqlite3.Connection, run: RunRecord) -> dict[str, int] | 
     has_outbox = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()
     return queued_by_action(conn) if run.id == latest and has_outbox else None
+
+
+def queued_by_charger(conn: sqlite3.Connection) -> dict[str, list[int]]:
+    """The outbox as it stands, per charger (by id): ``[count, first_seq, last_seq]`` of its
+    undelivered messages."""
+    rows = conn.execute(
+        "SELECT charger, count(*), min(position), max(position) FROM outbox GROUP BY charger")
+    return {str(charger): [int(n), int(first), int(last)] for charger, n, first, last in rows}
+
+
+def queued_chargers_at_end(
+    conn: sqlite3.Connection, run: RunRecord
+) -> dict[str, list[int]] | None:
+    """What ``run`` left queued, per charger (``[count, first_seq, last_seq]``): as
+    :func:`queued_at_end`, from its summary (:data:`QUEUED_CHARGERS_SUMMARY_KEY`), else the
+    outbox as it stands if ``run`` is the latest run, else ``None``."""
+    recorded = (run.summary or {}).get(QUEUED_CHARGERS_SUMMARY_KEY)
+    if isinstance(recorded, dict):
+        return {str(charger): [int(v) for v in seqs] for charger, seqs in recorded.items()}
+    if QUEUED_SUMMARY_KEY in (run.summary or {}):  # recorded by a version without this key
+        return None
+    latest = conn.execute("SELECT max(id) FROM runs").fetchone()[0]
+    has_outbox = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()
+    return queued_by_charger(conn) if run.id == latest and has_outbox else None
 
 
 def integrity_check_conn(conn: sqlite3.Connection) -> str:

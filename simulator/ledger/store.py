@@ -22,6 +22,7 @@ import sqlite_utils
 from simulator.events import Event
 from simulator.ledger.outbox import OutboxRows, SaveOutbox, load_memory, load_outbox
 from simulator.ledger.reads import (
+    QUEUED_CHARGERS_SUMMARY_KEY,
     QUEUED_SUMMARY_KEY,
     RunRecord,
     get_run,
@@ -29,6 +30,8 @@ from simulator.ledger.reads import (
     latest_run,
     queued_at_end,
     queued_by_action,
+    queued_by_charger,
+    queued_chargers_at_end,
 )
 from simulator.ledger.schema import (
     RunStatus,
@@ -374,7 +377,8 @@ def _record_leftovers(conn: sqlite3.Connection) -> None:
     unless that run has it recorded already (it ended normally; this one was killed)."""
     run = latest_run(conn)
     if run is not None and QUEUED_SUMMARY_KEY not in (run.summary or {}):
-        summary = {**(run.summary or {}), QUEUED_SUMMARY_KEY: queued_by_action(conn)}
+        summary = {**(run.summary or {}), QUEUED_SUMMARY_KEY: queued_by_action(conn),
+                   QUEUED_CHARGERS_SUMMARY_KEY: queued_by_charger(conn)}
         conn.execute("UPDATE runs SET summary = ? WHERE id = ?",
                      (_encoder.encode(summary).decode(), run.id))
 
@@ -384,13 +388,18 @@ def _with_queued(
 ) -> dict[str, Any] | None:
     """``summary`` with what run ``run_id`` left queued (:func:`queued_at_end`: what was recorded
     for it, else the outbox as it stands if it is the latest run, which is ending: the writer
-    that ends it wrote the outbox last); ``summary`` unchanged when neither is known (or there is
-    no such run)."""
+    that ends it wrote the outbox last), per action and per charger; ``summary`` unchanged when
+    neither is known (or there is no such run)."""
     try:
-        queued = queued_at_end(conn, get_run(conn, run_id))
+        run = get_run(conn, run_id)
     except KeyError:
         return summary
-    return summary if queued is None else {**(summary or {}), QUEUED_SUMMARY_KEY: queued}
+    queued, chargers = queued_at_end(conn, run), queued_chargers_at_end(conn, run)
+    if queued is not None:
+        summary = {**(summary or {}), QUEUED_SUMMARY_KEY: queued}
+    if chargers is not None:
+        summary = {**(summary or {}), QUEUED_CHARGERS_SUMMARY_KEY: chargers}
+    return summary
 
 
 def _kind(event: Event) -> str:

@@ -18,6 +18,7 @@ from simulator.events import (
 from simulator.ledger import (
     CHARGER_INDEX,
     KIND_INDEX,
+    QUEUED_CHARGERS_SUMMARY_KEY,
     QUEUED_SUMMARY_KEY,
     Ledger,
     RunStatus,
@@ -96,7 +97,8 @@ def test_run_row_life_cycle(tmp_path: Path) -> None:
     with open_readonly(path) as conn:
         record = get_run(conn)
     assert (record.status, record.exit_code) == ("failed", 1)
-    assert record.summary == {"reasons": ["1 crash"], "queued_at_end": {}}
+    assert record.summary == {"reasons": ["1 crash"], "queued_at_end": {},
+                              "queued_chargers_at_end": {}}
     assert record.ended_at == "2026-01-02T03:04:15.500000Z"
     with pytest.raises(ValueError, match="no run with id 99"):
         finish_run(path, 99, RunStatus.FAILED, 1, None)
@@ -160,11 +162,15 @@ def test_each_run_keeps_what_it_left_queued_whatever_later_runs_do(tmp_path: Pat
         ledger.close()
     finish_run(path, first, RunStatus.FAILED, 1, {"reasons": ["a later verdict"]})
     with open_readonly(path) as conn:
-        assert get_run(conn, first).summary == {"reasons": ["a later verdict"],
-                                                QUEUED_SUMMARY_KEY: left}
+        assert get_run(conn, first).summary == {
+            "reasons": ["a later verdict"], QUEUED_SUMMARY_KEY: left,
+            QUEUED_CHARGERS_SUMMARY_KEY: {"CP-1": [3, 1, 3], "CP-2": [1, 1, 1]}}
         assert get_run(conn, second).status == RunStatus.INTERRUPTED
     assert queued_record(path, second) == {"StopTransaction": 1}
     assert queued_record(path, third) == {}
+    with open_readonly(path) as conn:  # per charger: [count, first seq, last seq]
+        assert get_run(conn, second).summary[QUEUED_CHARGERS_SUMMARY_KEY] == {"CP-1": [1, 1, 1]}
+        assert get_run(conn, third).summary[QUEUED_CHARGERS_SUMMARY_KEY] == {}
 
 
 def test_event_rows(tmp_path: Path) -> None:
