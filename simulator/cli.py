@@ -17,7 +17,7 @@ import sqlite3
 import ssl
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Final
+from typing import TYPE_CHECKING, Annotated
 
 import trio
 from cyclopts import App, CycloptsError, Parameter
@@ -26,8 +26,6 @@ from simulator import __version__
 
 if TYPE_CHECKING:
     from simulator.config import Fleet
-
-DEFAULT_FLEET: Final = Path("scenarios/fleet.toml")
 
 app = App(
     name="sim",
@@ -107,18 +105,12 @@ def _left_behind(ledger: Path) -> tuple[int, int]:
     return int(queued), int(running)
 
 
-def _default_fleet() -> Path:
-    if DEFAULT_FLEET.exists():
-        return DEFAULT_FLEET
-    shipped = Path(__file__).resolve().parents[1] / DEFAULT_FLEET
-    return shipped if shipped.exists() else DEFAULT_FLEET
-
-
 @app.command
 def start(
     *,
     toml: Annotated[
-        Path | None, Parameter(help="Fleet file (default scenarios/fleet.toml).")
+        Path | None,
+        Parameter(help="Fleet file, or the name of a shipped scenario (default: fleet)."),
     ] = None,
     csms: Annotated[str | None, Parameter(help="CSMS URL (ws://, wss://) or 'embedded'.")] = None,
     duration: Annotated[str | None, Parameter(help="Run length, e.g. 30s, 2m, 1h30m.")] = None,
@@ -133,7 +125,7 @@ def start(
     quiet: Annotated[bool, Parameter(help="No live view.")] = False,
 ) -> int:
     """Run a fleet against its central system, record everything, print the report."""
-    from simulator.config import ConfigError, load_fleet
+    from simulator.config import ConfigError, fleet_file, load_fleet
     from simulator.report import render_json, render_text, summarize
     from simulator.runtime import run_clock, run_simulation
 
@@ -147,7 +139,7 @@ def start(
     if ledger is not None:
         overrides["run.ledger"] = str(ledger)
     try:
-        fleet = load_fleet(toml if toml is not None else _default_fleet(), overrides=overrides)
+        fleet = load_fleet(fleet_file(toml), overrides=overrides)
     except ConfigError as exc:
         return _fail(str(exc))
     problem = _usable(fleet)
@@ -258,16 +250,20 @@ def report(
 
 
 @app.command
-def check(*files: Annotated[Path, Parameter(help="Fleet files to validate.")]) -> int:
+def check(
+    *files: Annotated[
+        Path, Parameter(help="Fleet files, or names of shipped scenarios, to validate.")
+    ],
+) -> int:
     """Validate fleet files (every rule `sim start` applies) and print each resolved one."""
-    from simulator.config import ConfigError, describe, load_fleet
+    from simulator.config import ConfigError, describe, fleet_file, load_fleet
 
     if not files:
         return _fail("check: name one or more fleet FILEs, e.g. sim check scenarios/fleet.toml")
     status = 0
     for file in files:
         try:
-            fleet = load_fleet(file)
+            fleet = load_fleet(fleet_file(file))
         except ConfigError as exc:
             status = _fail(str(exc))
             continue
