@@ -191,41 +191,49 @@ def csms_command(
     heartbeat_interval: Annotated[
         int, Parameter(help="Seconds, sent in BootNotification.conf.")
     ] = 60,
+    verbose: Annotated[bool, Parameter(help="Print every frame received and sent.")] = False,
+    ledger: Annotated[
+        Path | None, Parameter(help="Record the CSMS's side in this SQLite ledger.")
+    ] = None,
 ) -> int:
-    """Run the built-in reference central system until Ctrl-C."""
-    from simulator.csms import BootStatus, CsmsOptions, run_csms
+    """Run the built-in reference central system until Ctrl-C (exit code 130).
+
+    Prints a line per connection, disconnection, refused handshake and boot on stdout."""
+    from simulator.csms import BootStatus, CsmsOptions
+    from simulator.csms.standalone import STOPPED_EXIT_CODE, open_standalone
 
     if boot_status not in ("Accepted", "Pending", "Rejected"):
         return _fail(f"--boot-status: must be Accepted, Pending or Rejected, got {boot_status!r}")
     if not 0 <= port <= 65535:
         return _fail(f"--port: must be 0..65535, got {port}")
+    if heartbeat_interval < 0:
+        return _fail(f"--heartbeat-interval: must be >= 0 seconds, got {heartbeat_interval}")
     options = CsmsOptions(boot_status=BootStatus(boot_status),
                           heartbeat_interval=heartbeat_interval)
 
+    def emit(line: str) -> None:
+        print(line, flush=True)
+
     async def serve() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                url = await nursery.start(
-                    lambda task_status: run_csms(
-                        options, host=host, port=port, task_status=task_status
-                    )
-                )
+            async with open_standalone(options, host=host, port=port, emit=emit,
+                                       verbose=verbose, ledger=ledger) as url:
                 print(f"sim csms: listening on {url}/<charger-id>  (Ctrl-C stops)",
                       file=sys.stderr, flush=True)
                 async for _ in signals:
                     break
-                nursery.cancel_scope.cancel()
 
-    failure: OSError | None = None
+    failure: Exception | None = None
     try:
         trio.run(serve)
-    except* OSError as group:
-        error = _first_error(group)
-        assert isinstance(error, OSError)
-        failure = error
-    if failure is not None:
+    except* (OSError, sqlite3.Error) as group:
+        failure = _first_error(group)
+    if isinstance(failure, OSError) and (ledger is None or failure.filename is None):
         return _fail(f"cannot listen on {host}:{port}: {failure.strerror or failure}")
-    return 0
+    if failure is not None:
+        cause = failure.strerror if isinstance(failure, OSError) else None
+        return _fail(f"{ledger}: {cause or failure}; check the ledger path")
+    return STOPPED_EXIT_CODE
 
 
 @app.command
