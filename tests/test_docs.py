@@ -81,8 +81,8 @@ def test_the_readme_links_the_architecture_and_names_the_scenarios() -> None:
 
 
 def test_the_scan_finds_what_is_missing_and_what_points_outside() -> None:
-    text = ("See simulator/no_such_module.py, [the design](../shared/DESIGN.md), "
+    text = ("See simulator/no_such_module.py, [the plan](../elsewhere/plan.md), "
             "machines/context.py and `runs/lab.db` (an output); docs/internals.md exists.")
-    assert sorted(missing(text, ROOT / "docs")) == ["../shared/DESIGN.md",
+    assert sorted(missing(text, ROOT / "docs")) == ["../elsewhere/plan.md",
                                                      "simulator/no_such_module.py"]
-    assert [m.group(0) for m in OUTSIDE.finditer(text)] == ["../", "shared/", "DESIGN.md"]
+    assert [m.group(0) for m in OUTSIDE.finditer(text)] == ["../"]
