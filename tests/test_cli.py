@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -261,6 +262,21 @@ def test_standalone_csms_serves_a_fleet(tmp_path: Path, small_fleet: Path) -> No
     assert received == sent > 0
     assert {"connected", "disconnected"} <= notes
     assert sorted(p.name for p in tmp_path.glob("csms.db*")) == ["csms.db"]
+
+
+def test_standalone_csms_on_a_port_in_use_or_a_bad_ledger_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_one_clear_line(sim("csms", "--port", str(port)),
+                              f"cannot listen on 127.0.0.1:{port}")
+    not_a_ledger = tmp_path / "notes.txt"
+    not_a_ledger.write_text("not SQLite " * 100)
+    assert_one_clear_line(sim("csms", "--port", "0", "--ledger", str(not_a_ledger)),
+                          str(not_a_ledger), "check the ledger path")
 
 
 def test_standalone_csms_verbose_prints_every_frame(tmp_path: Path, small_fleet: Path) -> None:
