@@ -217,7 +217,8 @@ def csms_command(
     async def serve() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with open_standalone(options, host=host, port=port, emit=emit,
-                                       verbose=verbose, ledger=ledger) as url:
+                                       verbose=verbose, ledger=ledger,
+                                       version=__version__) as url:
                 print(f"sim csms: listening on {url}/<charger-id>  (Ctrl-C stops)",
                       file=sys.stderr, flush=True)
                 async for _ in signals:

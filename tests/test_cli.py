@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import simulator
 from simulator.report import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,14 +252,14 @@ def test_standalone_csms_serves_a_fleet(tmp_path: Path, small_fleet: Path) -> No
         assert not [line for line in mine if line.startswith(("<-", "->"))]
     # its side, in the ledger format: the frames the fleet sent, as the CSMS received them
     with sqlite3.connect(tmp_path / "csms.db") as db:
-        run = db.execute("SELECT name, status, exit_code FROM runs").fetchall()
+        run = db.execute("SELECT name, status, exit_code, version FROM runs").fetchall()
         received = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'csms_frame_in'"
                               ).fetchone()[0]
         notes = {row[0] for row in db.execute(
             "SELECT json_extract(data, '$.what') FROM events WHERE kind = 'csms_note'")}
     with sqlite3.connect(tmp_path / "cli.db") as db:
         sent = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'frame_out'").fetchone()[0]
-    assert run == [("csms", "interrupted", 130)]
+    assert run == [("csms", "interrupted", 130, simulator.__version__)]
     assert received == sent > 0
     assert {"connected", "disconnected"} <= notes
     assert sorted(p.name for p in tmp_path.glob("csms.db*")) == ["csms.db"]

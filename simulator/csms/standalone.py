@@ -25,7 +25,6 @@ from typing import Final
 import msgspec
 import trio
 
-from simulator import __version__
 from simulator.bus import EventBus
 from simulator.csms.console import CsmsConsole
 from simulator.csms.options import CsmsOptions
@@ -66,10 +65,12 @@ async def open_standalone(
     emit: Callable[[str], object],
     verbose: bool = False,
     ledger: Path | None = None,
+    version: str = "",
 ) -> AsyncIterator[str]:
     """Serve the CSMS for the duration of the block; yields its URL (``ws://host:port/ocpp``,
     chargers append ``/<identity>``). ``emit(line)`` gets every console line, in the task that
-    published the event (it must not block for long). Raises ``OSError`` when ``host:port``
+    published the event (it must not block for long). ``version`` (the simulator's) goes into
+    the ledger's run row. Raises ``OSError`` when ``host:port``
     cannot be bound or the ledger cannot be created, ``sqlite3.Error`` when the ledger file is
     not a ledger."""
     bus = EventBus()
@@ -88,7 +89,7 @@ async def open_standalone(
             text = options_text(options, host, port)
             spec = RunSpec(name=RUN_NAME, seed=0, config_text=text,
                            config_sha256=hashlib.sha256(text.encode()).hexdigest(),
-                           version=__version__, t0=trio.current_time(),
+                           version=version, t0=trio.current_time(),
                            wall0=datetime.fromtimestamp(wall_epoch + trio.current_time(), UTC))
             channel = bus.subscribe_lossless(LEDGER_BUFFER, "ledger")
             run_id = await services.start(
