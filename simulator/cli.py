@@ -212,7 +212,11 @@ def csms_command(
                           heartbeat_interval=heartbeat_interval)
 
     def emit(line: str) -> None:
-        print(line, flush=True)
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:  # `sim csms | head`: the reader left; serve on, silently
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
 
     async def serve() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
