@@ -6,7 +6,7 @@ The public Python API, for scripts and tests that drive a fleet themselves::
     import simulator
 
     async def main() -> None:
-        fleet = simulator.load_fleet("scenarios/fleet.toml")
+        fleet = simulator.load_fleet(simulator.fleet_file("fleet"))  # the shipped default
         async with simulator.open_simulation(fleet) as sim:
             await sim.plug("AC-0001", 1)
             await sim.present_tag("AC-0001", 1, "TAG-1")
@@ -35,7 +35,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 if TYPE_CHECKING:
     from simulator import events
-    from simulator.config import ConfigError, Fleet, load_fleet, parse_fleet
+    from simulator.config import ConfigError, Fleet, fleet_file, load_fleet, parse_fleet
     from simulator.events import Event
     from simulator.runtime import open_simulation, run_clock, run_simulation
     from simulator.simulation import CommandError, RunResult, Simulation
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "ConfigError": "simulator.config",
     "Fleet": "simulator.config",
+    "fleet_file": "simulator.config",
     "load_fleet": "simulator.config",
     "parse_fleet": "simulator.config",
     "open_simulation": "simulator.runtime",
@@ -74,6 +75,7 @@ __all__ = [
     "Simulation",
     "__version__",
     "events",
+    "fleet_file",
     "load_fleet",
     "open_simulation",
     "parse_fleet",

@@ -17,7 +17,7 @@ import sqlite3
 import ssl
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Final
+from typing import TYPE_CHECKING, Annotated
 
 import trio
 from cyclopts import App, CycloptsError, Parameter
@@ -26,8 +26,6 @@ from simulator import __version__
 
 if TYPE_CHECKING:
     from simulator.config import Fleet
-
-DEFAULT_FLEET: Final = Path("scenarios/fleet.toml")
 
 app = App(
     name="sim",
@@ -107,18 +105,12 @@ def _left_behind(ledger: Path) -> tuple[int, int]:
     return int(queued), int(running)
 
 
-def _default_fleet() -> Path:
-    if DEFAULT_FLEET.exists():
-        return DEFAULT_FLEET
-    shipped = Path(__file__).resolve().parents[1] / DEFAULT_FLEET
-    return shipped if shipped.exists() else DEFAULT_FLEET
-
-
 @app.command
 def start(
     *,
     toml: Annotated[
-        Path | None, Parameter(help="Fleet file (default scenarios/fleet.toml).")
+        Path | None,
+        Parameter(help="Fleet file, or the name of a shipped scenario (default: fleet)."),
     ] = None,
     csms: Annotated[str | None, Parameter(help="CSMS URL (ws://, wss://) or 'embedded'.")] = None,
     duration: Annotated[str | None, Parameter(help="Run length, e.g. 30s, 2m, 1h30m.")] = None,
@@ -133,7 +125,7 @@ def start(
     quiet: Annotated[bool, Parameter(help="No live view.")] = False,
 ) -> int:
     """Run a fleet against its central system, record everything, print the report."""
-    from simulator.config import ConfigError, load_fleet
+    from simulator.config import ConfigError, fleet_file, load_fleet
     from simulator.report import render_json, render_text, summarize
     from simulator.runtime import run_clock, run_simulation
 
@@ -147,7 +139,7 @@ def start(
     if ledger is not None:
         overrides["run.ledger"] = str(ledger)
     try:
-        fleet = load_fleet(toml if toml is not None else _default_fleet(), overrides=overrides)
+        fleet = load_fleet(fleet_file(toml), overrides=overrides)
     except ConfigError as exc:
         return _fail(str(exc))
     problem = _usable(fleet)
@@ -199,41 +191,54 @@ def csms_command(
     heartbeat_interval: Annotated[
         int, Parameter(help="Seconds, sent in BootNotification.conf.")
     ] = 60,
+    verbose: Annotated[bool, Parameter(help="Print every frame received and sent.")] = False,
+    ledger: Annotated[
+        Path | None, Parameter(help="Record the CSMS's side in this SQLite ledger.")
+    ] = None,
 ) -> int:
-    """Run the built-in reference central system until Ctrl-C."""
-    from simulator.csms import BootStatus, CsmsOptions, run_csms
+    """Run the built-in reference central system until Ctrl-C (exit code 130).
+
+    Prints a line per connection, disconnection, refused handshake and boot on stdout."""
+    from simulator.csms import BootStatus, CsmsOptions
+    from simulator.csms.standalone import STOPPED_EXIT_CODE, open_standalone
 
     if boot_status not in ("Accepted", "Pending", "Rejected"):
         return _fail(f"--boot-status: must be Accepted, Pending or Rejected, got {boot_status!r}")
     if not 0 <= port <= 65535:
         return _fail(f"--port: must be 0..65535, got {port}")
+    if heartbeat_interval < 0:
+        return _fail(f"--heartbeat-interval: must be >= 0 seconds, got {heartbeat_interval}")
     options = CsmsOptions(boot_status=BootStatus(boot_status),
                           heartbeat_interval=heartbeat_interval)
 
+    def emit(line: str) -> None:
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:  # `sim csms | head`: the reader left; serve on, silently
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+
     async def serve() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                url = await nursery.start(
-                    lambda task_status: run_csms(
-                        options, host=host, port=port, task_status=task_status
-                    )
-                )
+            async with open_standalone(options, host=host, port=port, emit=emit,
+                                       verbose=verbose, ledger=ledger,
+                                       version=__version__) as url:
                 print(f"sim csms: listening on {url}/<charger-id>  (Ctrl-C stops)",
                       file=sys.stderr, flush=True)
                 async for _ in signals:
                     break
-                nursery.cancel_scope.cancel()
 
-    failure: OSError | None = None
+    failure: Exception | None = None
     try:
         trio.run(serve)
-    except* OSError as group:
-        error = _first_error(group)
-        assert isinstance(error, OSError)
-        failure = error
-    if failure is not None:
+    except* (OSError, sqlite3.Error) as group:
+        failure = _first_error(group)
+    if isinstance(failure, OSError) and (ledger is None or failure.filename is None):
         return _fail(f"cannot listen on {host}:{port}: {failure.strerror or failure}")
-    return 0
+    if failure is not None:
+        cause = failure.strerror if isinstance(failure, OSError) else None
+        return _fail(f"{ledger}: {cause or failure}; check the ledger path")
+    return STOPPED_EXIT_CODE
 
 
 @app.command
@@ -282,16 +287,20 @@ def report(
 
 
 @app.command
-def check(*files: Annotated[Path, Parameter(help="Fleet files to validate.")]) -> int:
+def check(
+    *files: Annotated[
+        Path, Parameter(help="Fleet files, or names of shipped scenarios, to validate.")
+    ],
+) -> int:
     """Validate fleet files (every rule `sim start` applies) and print each resolved one."""
-    from simulator.config import ConfigError, describe, load_fleet
+    from simulator.config import ConfigError, describe, fleet_file, load_fleet
 
     if not files:
         return _fail("check: name one or more fleet FILEs, e.g. sim check scenarios/fleet.toml")
     status = 0
     for file in files:
         try:
-            fleet = load_fleet(file)
+            fleet = load_fleet(fleet_file(file))
         except ConfigError as exc:
             status = _fail(str(exc))
             continue

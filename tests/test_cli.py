@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import simulator
 from simulator.report import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,7 +216,7 @@ def test_virtual_time_refuses_a_real_csms(tmp_path: Path) -> None:
 def test_standalone_csms_serves_a_fleet(tmp_path: Path, small_fleet: Path) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "simulator", "csms", "--host", "127.0.0.1", "--port", "0",
-         "--heartbeat-interval", "1"],
+         "--heartbeat-interval", "1", "--ledger", str(tmp_path / "csms.db")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -234,11 +236,81 @@ def test_standalone_csms_serves_a_fleet(tmp_path: Path, small_fleet: Path) -> No
     finally:
         server.send_signal(signal.SIGINT)
         try:
-            server.communicate(timeout=10)
+            out, err = server.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-            server.communicate()
-    assert server.returncode == 0
+            out, err = server.communicate()
+    assert server.returncode == 130, err  # Ctrl-C, like `sim start`
+    assert "Traceback" not in out + err
+    # a line per connection, boot and disconnection, no frames without --verbose
+    for charger in ("CLI-1", "CLI-2"):
+        mine = [line.split(f"  {charger}  ", 1)[1] for line in out.splitlines()
+                if f"  {charger}  " in line]
+        assert mine[0].startswith("connected (session ")
+        assert mine[1] == "boot: Acme AC22: Accepted (heartbeat interval 1 s)"
+        assert mine[-1].startswith("disconnected (session ")
+        assert not [line for line in mine if line.startswith(("<-", "->"))]
+    # its side, in the ledger format: the frames the fleet sent, as the CSMS received them
+    with sqlite3.connect(tmp_path / "csms.db") as db:
+        run = db.execute("SELECT name, status, exit_code, version FROM runs").fetchall()
+        received = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'csms_frame_in'"
+                              ).fetchone()[0]
+        notes = {row[0] for row in db.execute(
+            "SELECT json_extract(data, '$.what') FROM events WHERE kind = 'csms_note'")}
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        sent = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'frame_out'").fetchone()[0]
+    assert run == [("csms", "interrupted", 130, simulator.__version__)]
+    assert received == sent > 0
+    assert {"connected", "disconnected"} <= notes
+    assert sorted(p.name for p in tmp_path.glob("csms.db*")) == ["csms.db"]
+
+
+def test_standalone_csms_on_a_port_in_use_or_a_bad_ledger_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_one_clear_line(sim("csms", "--port", str(port)),
+                              f"cannot listen on 127.0.0.1:{port}")
+    not_a_ledger = tmp_path / "notes.txt"
+    not_a_ledger.write_text("not SQLite " * 100)
+    assert_one_clear_line(sim("csms", "--port", "0", "--ledger", str(not_a_ledger)),
+                          str(not_a_ledger), "check the ledger path")
+
+
+def test_standalone_csms_verbose_prints_every_frame(tmp_path: Path, small_fleet: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "csms", "--port", "0", "--verbose",
+         "--boot-status", "Rejected"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert server.stderr is not None
+        url = server.stderr.readline().split("listening on ", 1)[1].split("/<", 1)[0]
+        done = sim("start", "--toml", str(small_fleet), "--csms", url, "--duration", "1s",
+                   "--quiet")
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            out, err = server.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            out, err = server.communicate()
+    assert server.returncode == 130, err
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        sent = [row[0] for row in db.execute(
+            "SELECT json_extract(data, '$.raw') FROM events WHERE kind = 'frame_out'")]
+        received = [row[0] for row in db.execute(
+            "SELECT json_extract(data, '$.raw') FROM events WHERE kind = 'frame_in'")]
+    frames_in = [line.split("  <- ", 1)[1] for line in out.splitlines() if "  <- " in line]
+    frames_out = [line.split("  -> ", 1)[1] for line in out.splitlines() if "  -> " in line]
+    assert sorted(frames_in) == sorted(sent) and sent  # every frame, as sent
+    assert sorted(frames_out) == sorted(received)
+    assert sum("boot: Acme AC22: Rejected" in line for line in out.splitlines()) >= 2
 
 
 def test_a_fresh_run_warns_about_messages_an_earlier_run_left_queued(

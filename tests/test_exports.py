@@ -17,6 +17,7 @@ import simulator.simulation
 def test_every_exported_name_is_the_defining_modules_object() -> None:
     assert simulator.load_fleet is simulator.config.load_fleet
     assert simulator.parse_fleet is simulator.config.parse_fleet
+    assert simulator.fleet_file is simulator.config.fleet_file
     assert simulator.Fleet is simulator.config.Fleet
     assert simulator.ConfigError is simulator.config.ConfigError
     assert simulator.open_simulation is simulator.runtime.open_simulation

@@ -75,14 +75,25 @@ def tcp_connector(ssl_context: ssl.SSLContext | None = None) -> StreamConnector:
 
 def memory_connector(serve: Callable[[trio.abc.Stream], Awaitable[object]]) -> StreamConnector:
     """Each connection is one end of ``trio.testing.memory_stream_pair()``; ``serve`` gets the
-    other end in the connection's nursery (it closes that end; it is cancelled when the
-    connection is closed). No sockets, no real time: this is how the fleet reaches the
-    embedded CSMS under virtual time (``serve`` is ``CsmsServer.serve_stream``)."""
+    other end in the connection's nursery (it closes that end). No sockets, no real time: this
+    is how the fleet reaches the embedded CSMS under virtual time (``serve`` is
+    ``CsmsServer.serve_stream``).
+
+    ``serve`` is shielded from the nursery's cancellation and cancelled once the client's end
+    is closed: like a server across a network, it outlives a charger cancelled as a whole (the
+    end of a run) long enough to answer its closing handshake, instead of both ends waiting out
+    their close timeouts."""
 
     async def connect(endpoint: Endpoint, nursery: trio.Nursery) -> trio.abc.Stream:
         client, server = trio.testing.memory_stream_pair()
-        nursery.start_soon(serve, server)
-        return client
+        scope = trio.CancelScope(shield=True)
+
+        async def serve_until_closed() -> None:
+            with scope:
+                await serve(server)
+
+        nursery.start_soon(serve_until_closed)
+        return _EndsServing(client, scope)
 
     return connect
 
@@ -112,6 +123,21 @@ class StreamWrapper(trio.abc.Stream):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class _EndsServing(StreamWrapper):
+    """The client's end of a :func:`memory_connector` stream: closing it also cancels the
+    in-process server of the other end (``scope``), whatever happens to the close itself."""
+
+    def __init__(self, inner: trio.abc.Stream, scope: trio.CancelScope) -> None:
+        super().__init__(inner)
+        self._scope = scope
+
+    async def aclose(self) -> None:
+        try:
+            await self.inner.aclose()
+        finally:
+            self._scope.cancel()
 
 
 __all__ = [

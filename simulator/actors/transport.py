@@ -307,15 +307,21 @@ async def trio_websocket_client(
     WebSocket accept fails the handshake at once, as one :class:`ConnectError` line."""
     with trio.CancelScope() as waiting:
         reader = _ReaderNursery(nursery, waiting, handshake, stream)
-        ws = await trio_websocket.wrap_client_stream(
-            reader, stream, handshake.endpoint.host_header,  # type: ignore[arg-type]
-            handshake.endpoint.resource, subprotocols=[handshake.subprotocol],
-            extra_headers=list(handshake.headers), max_message_size=handshake.max_message_size,
-        )
+        try:
+            ws = await trio_websocket.wrap_client_stream(
+                reader, stream, handshake.endpoint.host_header,  # type: ignore[arg-type]
+                handshake.endpoint.resource, subprotocols=[handshake.subprotocol],
+                extra_headers=list(handshake.headers),
+                max_message_size=handshake.max_message_size,
+            )
+        except BaseException:
+            reader.stop()
+            raise
     if waiting.cancelled_caught:
+        reader.stop()
         raise reader.failure or hung_up(handshake)
     reader.opened = True
-    return WebSocketTransport(ws, stream)
+    return WebSocketTransport(ws, stream, stop_reader=reader.stop)
 
 
 class _ReaderNursery:
@@ -328,6 +334,12 @@ class _ReaderNursery:
     (wsproto refusing what the peer sent, or a pong it may no longer send while closing) ends
     the connection, not the connection's nursery: the stream is dropped, and the transport's
     calls raise ``TransportClosed`` (1006 unless a close code was exchanged).
+
+    The reader runs shielded from the nursery's cancellation until :meth:`stop`: a charger
+    cancelled as a whole (the end of a run) closes its connection in a shielded ``aclose``,
+    which waits for the peer's half of the closing handshake, and only a running reader can
+    receive it (a cancelled one left every such close waiting out its timeout). The transport
+    stops the reader once it has closed the stream.
     """
 
     def __init__(self, nursery: trio.Nursery, waiting: trio.CancelScope,
@@ -339,6 +351,11 @@ class _ReaderNursery:
         self.opened = False
         """The handshake completed."""
         self.failure: ConnectError | None = None
+        self._scope = trio.CancelScope(shield=True)
+
+    def stop(self) -> None:
+        """End the reader task (if it still runs). Idempotent."""
+        self._scope.cancel()
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         self._nursery.start_soon(self._reader, fn, *args, name="websocket reader")
@@ -346,7 +363,8 @@ class _ReaderNursery:
     async def _reader(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """trio-websocket's reader task, ``fn(*args)``, with its failures handled as above."""
         try:
-            await fn(*args)
+            with self._scope:
+                await fn(*args)
         except trio_websocket.ConnectionRejected as exc:
             self.failure = ConnectError(f"{self._handshake.endpoint.url}: handshake refused"
                                         f" with HTTP {exc.status_code}")
@@ -363,9 +381,11 @@ class WebSocketTransport:
     """:class:`Transport` over a ``trio_websocket.WebSocketConnection`` whose handshake has
     completed over ``stream``; owns both (see :func:`trio_websocket_client`)."""
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection, stream: trio.abc.Stream) -> None:
+    def __init__(self, ws: trio_websocket.WebSocketConnection, stream: trio.abc.Stream, *,
+                 stop_reader: Callable[[], None] | None = None) -> None:
         self._ws = ws
         self._stream = stream
+        self._stop_reader = stop_reader or (lambda: None)
         self._closed: TransportClosed | None = None  # set by aclose: what later calls raise
 
     @property
@@ -403,12 +423,14 @@ class WebSocketTransport:
                     await self._ws.aclose(*frame)
             # (after the peer closed, trio-websocket's aclose leaves the stream open)
             await trio.aclose_forcefully(self._stream)
+        self._stop_reader()
 
     async def _drop(self, closed: TransportClosed) -> None:
         if self._closed is None:
             self._closed = closed
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(self._stream)
+        self._stop_reader()
 
 
 def _closed(exc: trio_websocket.ConnectionClosed) -> TransportClosed:

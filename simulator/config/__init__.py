@@ -13,6 +13,8 @@ The package's parts, in the order a file goes through them:
   :class:`Group`, ...) with seconds as floats and :class:`~simulator.durations.Range`\\ s;
 - :mod:`.errors`: every failure is a :class:`ConfigError` whose ``str()`` is one line,
   ``scenarios/x.toml: group[0].count: must be >= 1, got -3``;
+- :mod:`.library`: the scenarios shipped in the package (``simulator/scenarios``), found by
+  name (``sim start --toml fleet``);
 - :mod:`.render`: ``Fleet.text``, the resolved document (defaults filled in, overrides applied)
   as TOML with secrets redacted, which goes to the ledger and which :func:`parse_fleet` reads back
   into the same fleet (``sim replay``); :func:`describe` (``sim check``) and :func:`json_schema`
@@ -34,6 +36,7 @@ from simulator.chaos import CATALOG as CHAOS_CATALOG
 from simulator.chaos import FAULTS as CHAOS_FAULTS
 from simulator.chaos import Target
 from simulator.config.errors import ConfigError
+from simulator.config.library import fleet_file, scenario_names
 from simulator.config.load import load_fleet, parse_fleet
 from simulator.config.model import (
     DEFAULT_VIRTUAL_EPOCH,
@@ -77,7 +80,9 @@ __all__ = [
     "Target",
     "TimeMode",
     "describe",
+    "fleet_file",
     "json_schema",
     "load_fleet",
     "parse_fleet",
+    "scenario_names",
 ]

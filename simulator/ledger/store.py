@@ -341,11 +341,23 @@ class Ledger:
         return integrity_check_conn(self._conn)
 
     def close(self) -> None:
-        """Checkpoint the WAL into the main file and close. Idempotent."""
+        """Checkpoint the WAL into the main file and close. Idempotent.
+
+        When no other connection has the file open, the file also leaves WAL mode (for the
+        rollback journal, without waiting for a lock): a closed ledger is then one file, and a
+        read-only reader (``sim report``) leaves no empty ``-wal``/``-shm`` files beside it,
+        which it would in WAL mode. The next :meth:`open` puts it back in WAL mode. While
+        another connection has it open, it stays in WAL mode, checkpointed as far as that
+        connection allows."""
         try:
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.ProgrammingError:  # already closed
             return
+        try:
+            self._conn.execute("PRAGMA busy_timeout = 0")  # another connection: leave it be
+            self._conn.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.OperationalError:  # "database is locked": someone else has it open
+            pass
         self._conn.close()
 
     def _require_run(self) -> int:

@@ -1,13 +1,13 @@
 """The configuration store of one charge point: every standard OCPP 1.6 key, typed and validated.
 
-:data:`KEYS` is the table of known keys (OCPP16.md §5): type, access, default, range and whether a
-change needs a reboot. :class:`ConfigurationStore` holds the values as wire strings (``"true"``,
-``"60"``, comma lists), answers GetConfiguration (:meth:`~ConfigurationStore.get`) and
-ChangeConfiguration (:meth:`~ConfigurationStore.change`), gives the charger typed getters (a
-value is parsed once, when it is set, so the charger may read it on every step), and exports a
-:class:`ConfigurationSnapshot` that survives a reboot. ``AuthorizationKey`` is write-only: its
-value never leaves the store except in the snapshot (which must never reach the ledger); use
-:func:`redact` for anything logged.
+:data:`KEYS` is the table of known keys (OCPP 1.6 core spec §9): type, access, default, range
+and whether a change needs a reboot. :class:`ConfigurationStore` holds the values as wire
+strings (``"true"``, ``"60"``, comma lists), answers GetConfiguration
+(:meth:`~ConfigurationStore.get`) and ChangeConfiguration (:meth:`~ConfigurationStore.change`),
+gives the charger typed getters (a value is parsed once, when it is set, so the charger may
+read it on every step), and exports a :class:`ConfigurationSnapshot` that survives a reboot.
+``AuthorizationKey`` is write-only: its value never leaves the store except in the snapshot
+(which must never reach the ledger); use :func:`redact` for anything logged.
 
 Reboot policy: every key takes effect at once (Accepted), including ``WebSocketPingInterval``,
 which the transport reads before each ping, and ``SecurityProfile``, after which the charger

@@ -1,6 +1,6 @@
 """The charger's metering: sampled, clock-aligned and triggered MeterValues, and energy caps.
 
-Rules (OCPP 1.6 core spec; OCPP16.md §4):
+Rules (OCPP 1.6 core spec §3.13 Metering Data, §4.7 MeterValues):
 
 - Sampled MeterValues every ``MeterValueSampleInterval`` s from the transaction start
   (``MeterValuesSampledData``); clock-aligned ones every ``ClockAlignedDataInterval`` s from

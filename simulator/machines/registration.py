@@ -1,6 +1,6 @@
 """The charger's standing with the central system: boot, heartbeat, status reports, clock.
 
-Rules (OCPP 1.6 core spec; OCPP16.md §2-§3):
+Rules (OCPP 1.6 core spec §4.2 BootNotification, §4.6 Heartbeat, §4.9 StatusNotification):
 
 - **Boot.** After a power-on the first thing on a connection is a BootNotification; nothing else
   is sent before the CS answers Accepted or Pending. Pending: CS calls are answered and only what

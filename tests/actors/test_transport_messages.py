@@ -10,8 +10,11 @@ import trio
 import trio.testing
 import trio_websocket
 
-from simulator.actors.transport import TransportClosed, WebSocketClient
+from simulator.actors.streams import Endpoint
+from simulator.actors.transport import DEFAULT_CLOSE_TIMEOUT, TransportClosed, WebSocketClient
 from simulator.actors.websockets_transport import websockets_client
+from simulator.csms import CsmsOptions, CsmsServer
+from simulator.csms.server import new_central_system
 from tests.actors.servers import (
     CLIENTS,
     CloseWatcher,
@@ -187,6 +190,34 @@ async def test_leaving_the_body_by_cancellation_closes_with_1000(client: WebSock
             nursery.cancel_scope.cancel()
     assert scope.cancelled_caught
     assert server.codes == [1000]
+
+
+async def test_a_connection_cancelled_from_outside_completes_the_closing_handshake_at_once(
+    client: WebSocketClient, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A charger cancelled as a whole (the end of a run) still reads the peer's half of the
+    closing handshake: leaving takes no (virtual) time, not the close timeout."""
+    server = CsmsServer(new_central_system(CsmsOptions(), wall_epoch=0.0, new_id=lambda: "x"))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as outside:  # the peer is not cancelled with the charger
+
+            async def connect(endpoint: Endpoint, nursery: trio.Nursery) -> trio.abc.Stream:
+                ours, theirs = trio.testing.memory_stream_pair()
+                outside.start_soon(server.serve_stream, theirs)
+                return ours
+
+            with trio.CancelScope() as scope:
+                async with opener_for(client)("ws://embedded/ocpp", "CP1",
+                                              connect_stream=connect) as transport:
+                    await transport.send('[2,"1","Heartbeat",{}]')
+                    assert (await transport.receive()).startswith('[3,"1",')
+                    cancelled_at = trio.current_time()
+                    scope.cancel()
+                    await transport.receive()
+            closed_after = trio.current_time() - cancelled_at
+    assert scope.cancelled_caught
+    assert closed_after < DEFAULT_CLOSE_TIMEOUT
+    assert server.connected() == ()
 
 
 @pytest.mark.parametrize(

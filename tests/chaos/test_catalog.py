@@ -1,4 +1,5 @@
-"""The chaos catalog: DESIGN.md's fault names by family, and the rules of a fault's schedule."""
+"""The chaos catalog: the fault names by family (docs/architecture.md), and the rules of a
+fault's schedule."""
 
 from __future__ import annotations
 

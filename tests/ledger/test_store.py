@@ -38,11 +38,31 @@ def test_open_creates_schema_in_wal_mode(tmp_path: Path) -> None:
     finally:
         ledger.close()
     with open_readonly(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # closed, it is one file: a reader finds the rollback journal and leaves nothing beside
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert {"runs", "events", "outbox", "frames", "faults", "transactions"} <= names
     assert KIND_INDEX == "idx_events_run_id_kind" and KIND_INDEX in names
-    Ledger.open(path).close()  # reopening an existing ledger keeps it as it is
+    assert sorted(p.name for p in path.parent.iterdir()) == ["lab.db"]
+    ledger = Ledger.open(path)  # reopening an existing ledger keeps it as it is, in WAL mode
+    try:
+        assert ledger.journal_mode() == "wal"
+    finally:
+        ledger.close()
+
+
+def test_a_ledger_closed_while_a_reader_has_it_open_stays_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "lab.db"
+    ledger = Ledger.open(path)
+    start(ledger)
+    ledger.write_events([note(1)])
+    with open_readonly(path) as conn:
+        conn.execute("BEGIN")
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1  # a read snapshot
+        ledger.close()  # does not wait for the reader to leave
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.execute("COMMIT")
+    assert rows(path, "SELECT count(*) FROM events") == [(1,)]
 
 
 def test_the_charger_index_is_built_when_the_run_ends(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Authorization: the cache, the local list, and the decision table of OCPP16.md §4 (local list
-and cache first; LocalPreAuthorize, LocalAuthorizeOffline, AllowOfflineTxForUnknownId)."""
+"""Authorization: the cache, the local list, and the decision table of the 1.6 core spec §3.3
+(local list and cache first; LocalPreAuthorize, LocalAuthorizeOffline,
+AllowOfflineTxForUnknownId)."""
 
 from __future__ import annotations
 

@@ -36,8 +36,8 @@ from tests.machines.pair import (
     iso,
 )
 
-# OCPP16.md §3: from → allowed "to" statuses (connectors > 0); connector 0 moves freely among
-# its three statuses.
+# OCPP 1.6 core spec §4.9: from → allowed "to" statuses (connectors > 0); connector 0 moves
+# freely among its three statuses.
 SPEC_ROWS = {
     "Available": "Preparing Charging SuspendedEV SuspendedEVSE Reserved Unavailable Faulted",
     "Preparing": "Available Charging SuspendedEV SuspendedEVSE Finishing Faulted",
@@ -208,7 +208,7 @@ class ChargerUnderChaos(RuleBasedStateMachine):
     @invariant()
     def statuses_follow_the_table(self) -> None:
         # The pair checks each StatusChanged with the machine's table; check it here against
-        # the spec's rows, transcribed independently (OCPP16.md §3).
+        # the spec's rows, transcribed independently (core spec §4.9).
         for event in self.pair.events_of(StatusChanged):
             if event.old == event.new:
                 assert event.error_code is not None  # only the error code changed

@@ -1,5 +1,6 @@
-"""The configuration store: every key of OCPP16.md §5, GetConfiguration, ChangeConfiguration,
-validation, RebootRequired, the write-only AuthorizationKey and per-group overrides."""
+"""The configuration store: every key of the 1.6 core spec §9, GetConfiguration,
+ChangeConfiguration, validation, RebootRequired, the write-only AuthorizationKey and per-group
+overrides."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ NOT_SUPPORTED = ConfigurationStatus.NOT_SUPPORTED
 REBOOT_REQUIRED = ConfigurationStatus.REBOOT_REQUIRED
 SECRET = "0123456789abcdef-secret"
 
-# OCPP16.md §5, transcribed independently of the module: key -> (type, access).
+# OCPP 1.6 core spec §9, transcribed independently of the module: key -> (type, access).
 # "R/RW" keys may be either; the store makes them RW.
 SPEC_KEYS: dict[str, tuple[str, str]] = {
     "AllowOfflineTxForUnknownId": ("bool", "RW"),

@@ -32,7 +32,8 @@ from tests.oracle import ORACLE
 S = ChargePointStatus
 E = ChargePointErrorCode
 
-# OCPP16.md §3, transcribed independently of the module's table: from -> allowed "to" states.
+# OCPP 1.6 core spec §4.9, transcribed independently of the module's table: from -> allowed
+# "to" states.
 SPEC_TABLE = {
     "Available": "Preparing Charging SuspendedEV SuspendedEVSE Reserved Unavailable Faulted",
     "Preparing": "Available Charging SuspendedEV SuspendedEVSE Finishing Faulted",

@@ -1,6 +1,6 @@
 """The OCPP-J envelope: round trips of the three frame kinds, and every broken frame diagnosed.
 
-A broken frame raises ``FrameError`` with the 1.6 error code OCPP16.md §1 names (structure →
+A broken frame raises ``FrameError`` with the 1.6 error code OCPP-J §4.2.3 names (structure →
 FormationViolation, wrong data type or over-long string → TypeConstraintViolation), the message
 id whenever it could be read, and ``should_reply`` only for a CALL whose id is known (a frame of
 unknown type is ignored, a broken result or error is never answered).

@@ -1,4 +1,4 @@
-"""Every way the official 1.6 schemas can be broken is refused, with the code OCPP16.md §1 names.
+"""Every way the official 1.6 schemas can be broken is refused, with the code OCPP-J §4.2.3 names.
 
 For each of the 78 schema files shipped by the PyPI ``ocpp`` package, a full valid payload is built
 from the schema itself (every optional field present, arrays with one item), and then broken in one

@@ -1,6 +1,6 @@
 """The Core profile's CS-initiated operations.
 
-Rules (OCPP 1.6 core spec; OCPP16.md §2):
+Rules (OCPP 1.6 core spec §5, the operations the Central System initiates):
 
 - ChangeAvailability: connector 0 means the whole charge point; an unknown connector is Rejected;
   Inoperative while a transaction runs is Scheduled and applied when it ends; the availability

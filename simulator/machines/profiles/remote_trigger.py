@@ -1,6 +1,6 @@
 """The RemoteTrigger profile: TriggerMessage.
 
-Rules (OCPP 1.6 core spec §5.17; OCPP16.md §2):
+Rules (OCPP 1.6 core spec §5.17):
 
 - Rejected for a connectorId that does not exist when the message is connector-specific
   (StatusNotification, MeterValues); the connectorId is ignored otherwise.
