@@ -86,3 +86,11 @@ def test_the_scan_finds_what_is_missing_and_what_points_outside() -> None:
     assert sorted(missing(text, ROOT / "docs")) == ["../elsewhere/plan.md",
                                                      "simulator/no_such_module.py"]
     assert [m.group(0) for m in OUTSIDE.finditer(text)] == ["../"]
+
+
+def test_no_module_points_at_a_document_outside_the_repository() -> None:
+    """Docstrings cite the OCPP specifications or docs/, never the design notes kept elsewhere."""
+    pointers = {str(path.relative_to(ROOT)): [m.group(0) for m in OUTSIDE.finditer(text)]
+                for path in sorted((ROOT / "simulator").rglob("*.py"))
+                if OUTSIDE.search(text := path.read_text(encoding="utf-8"))}
+    assert pointers == {}

@@ -17,7 +17,7 @@ what the session reported is handled and whatever is due at ``now`` runs, until 
 Nothing falls due before :meth:`ChargerMachine.next_deadline`, the earliest of the instants the
 parts keep, so :meth:`ChargerMachine.tick` settles only once that instant has come.
 
-Rules (OCPP 1.6 core spec; OCPP16.md §2-§4; the parts' modules hold the rest):
+Rules (OCPP 1.6 core specification, §4-§5; the parts' modules hold the rest):
 
 - While the boot is Rejected the charger is silent: CS calls are not answered.
 - A reconnect does not re-boot; a reboot (Reset, :meth:`ChargerMachine.reboot`, or the actor

@@ -1,6 +1,6 @@
 """The OCPP-J session of one charge point: the RPC layer between the charger logic and the wire.
 
-Rules (OCPP-J and the 1.6 core spec, see docs/OCPP16.md §1 and §4):
+Rules (OCPP-J 1.6 specification §4 and the 1.6 core specification §4):
 
 - One outstanding CALL of ours at a time, answered within ``call_timeout`` seconds or failed.
   Incoming CALLs are decoded and handed to the charger at once, whatever we wait for.

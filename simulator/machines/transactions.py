@@ -1,6 +1,6 @@
 """Authorization and transactions of a charger, one connector ("point") at a time.
 
-Rules (OCPP 1.6 core spec; OCPP16.md §3-§4):
+Rules (OCPP 1.6 core specification, §3.4 and §4-§5):
 
 - A driver's idTag is decided by :func:`simulator.machines.auth.decide`: accepted locally,
   refused locally, asked about with Authorize (online and boot Accepted), or started offline.
