@@ -22,6 +22,7 @@ is then written in the Trio thread, so the clock cannot jump while a batch is be
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import signal
@@ -53,7 +54,7 @@ from simulator.config import Fleet as FleetFile
 from simulator.config import Group, TimeMode
 from simulator.csms import BootStatus, CsmsOptions, CsmsServer, run_csms
 from simulator.csms.core import CentralSystem
-from simulator.events import Event
+from simulator.events import BootResult, Event
 from simulator.ledger import LOOP_PROBE_SUMMARY_KEY, Ledger, RunStatus, SaveOutbox, finish_run
 from simulator.ledger.writer import (
     DEFAULT_SHUTDOWN_FLUSH_TIMEOUT,
@@ -179,6 +180,13 @@ async def open_simulation(
     bus.observe(counters.observe)
     problems = ConnectProblems(notify)
     bus.observe(problems.observe)
+    boots: collections.Counter[str] = collections.Counter()  # the CSMS's answers, by status
+
+    def count_boot(event: Event) -> None:
+        if type(event) is BootResult:
+            boots[event.status] += 1
+
+    bus.observe(count_boot)
     t0 = trio.current_time()
     # Under virtual time the wall clock starts at [run] epoch (config defaults it), never at
     # the machine's clock: two runs of one file give the same bytes.
@@ -312,6 +320,10 @@ async def open_simulation(
     if counters_final.connects == 0 and running.size > 0:
         causes = problems.summary()
         reasons.append(f"no charger could connect to {url}" + (f": {causes}" if causes else ""))
+    elif boots and not boots["Accepted"]:
+        answers = ", ".join(f"{status} {count}" for status, count in boots.most_common())
+        reasons.append(f"{url} accepted no charger's boot ({answers}): nothing was tested "
+                       "beyond the BootNotification")
     if counters_final.crashes:
         reasons.append(f"{counters_final.crashes} charger crash(es)")
     if interrupted:

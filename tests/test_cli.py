@@ -292,7 +292,8 @@ def test_standalone_csms_verbose_prints_every_frame(tmp_path: Path, small_fleet:
         url = server.stderr.readline().split("listening on ", 1)[1].split("/<", 1)[0]
         done = sim("start", "--toml", str(small_fleet), "--csms", url, "--duration", "1s",
                    "--quiet")
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr  # no boot accepted: not a clean run
+        assert "accepted no charger's boot (Rejected" in done.stderr
     finally:
         server.send_signal(signal.SIGTERM)
         try:

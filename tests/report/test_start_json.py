@@ -35,12 +35,13 @@ def test_start_json_is_the_report_and_a_rejected_fleet_says_so(tmp_path: Path) -
     toml = tmp_path / "rejected.toml"
     toml.write_text(FLEET.format(ledger=ledger))
     started = sim("start", "--toml", str(toml), "--json", "--quiet")
-    assert started.returncode in (0, 1), started.stderr
+    assert started.returncode == 1, started.stderr  # every boot rejected: a failed run
     printed = json.loads(started.stdout)
     reported = sim("report", str(ledger), "--json")
     assert reported.returncode == 0, reported.stderr
     assert printed == json.loads(reported.stdout)
-    assert printed["exit_code"] == started.returncode and "reasons" in printed
+    assert printed["exit_code"] == started.returncode
+    assert any("accepted no charger's boot" in reason for reason in printed["reasons"])
     assert printed["time"] == "virtual"
     assert set(printed["outcomes"]["boot"]) == {"Rejected"}
     assert printed["outcomes"]["boot"]["Rejected"] >= 3
