@@ -251,7 +251,7 @@ class ChargerActor:
                             functools.partial(
                                 run_connector, connector_id, env.sessions,
                                 seeds.derive(env.seed, self.identity, "sessions", connector_id),
-                                control.request, cancel_scope=scope,
+                                control.request, charger=self.identity, cancel_scope=scope,
                             ),
                             name=f"connector {self.identity}/{connector_id}",
                         )

@@ -50,11 +50,13 @@ async def run_connector(
     rng: Rng,
     request: Callable[[DomainRequest], Awaitable[None]],
     *,
+    charger: str = "",
     cancel_scope: trio.CancelScope | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Drive automatic sessions on ``connector_id`` until cancelled (or ``cancel_scope``, which it
-    enters, is cancelled: then it returns).
+    """Drive automatic sessions on ``connector_id`` of ``charger`` until cancelled (or
+    ``cancel_scope``, which it enters, is cancelled: then it returns). Tag templates are filled
+    in with ``charger`` and ``connector_id`` (:meth:`SessionPlan.tag`).
 
     ``request`` hands one request to the charger (``ChargerControl.request``: its inbox); it
     waits while the charger is busy (backpressure: drivers wait, nothing is dropped).
@@ -69,7 +71,7 @@ async def run_connector(
             await trio.sleep(rng.expovariate(rate))
             duration = sessions.duration.draw(rng)
             energy_kwh = sessions.energy_kwh.draw(rng)
-            tag = rng.choice(sessions.id_tags)
+            tag = sessions.tag(rng.choice(sessions.id_tags), charger, connector_id)
             await request(PlugIn(connector_id, ev=draw_ev(rng, energy_kwh)))
             await request(PresentTag(connector_id, tag, start_only=True))
             await trio.sleep(max(duration, 0.0))

@@ -71,6 +71,8 @@ _EPOCH_EXAMPLE: Final = '"2026-01-01T00:00:00Z"'
 _REMOVED_TRANSPORTS: Final = {"wsproto": "its client was removed"}
 MAX_SERIAL: Final = 25
 """OCPP chargePointSerialNumber is CiString25."""
+MAX_ID_TAG: Final = 20
+"""OCPP idTag is CiString20."""
 _CONNECTOR_ACTIONS: Final = frozenset(
     {StepAction.PLUG, StepAction.UNPLUG, StepAction.PRESENT_TAG, StepAction.STOP}
 )
@@ -272,8 +274,18 @@ def _check_serials(table: GroupTable, index: int, ids: tuple[str, ...]) -> None:
             )
 
 
-def _session_plan(table: SessionsTable, index: int) -> SessionPlan:
+def _session_plan(
+    table: SessionsTable, index: int, ids: tuple[str, ...], connectors: int
+) -> SessionPlan:
     base: FieldPath = ("group", index, "sessions")
+    longest = max(ids, key=len)
+    for position, template in enumerate(table.id_tags):
+        path: FieldPath = (*base, "id_tags", position)
+        tag = SessionPlan.tag(template, longest, connectors)
+        if len(tag) > MAX_ID_TAG:
+            raise Invalid(path, f"{show(template)} gives {show(tag)} for charger "
+                                f"{show(longest)}: longer than {MAX_ID_TAG} characters "
+                                "(OCPP idTag)")
     return SessionPlan(
         arrivals_per_hour=table.arrivals_per_hour,
         duration=_range(table.duration, (*base, "duration"), parse_duration_range),
@@ -320,7 +332,8 @@ def resolve_groups(tables: tuple[GroupTable, ...]) -> tuple[Group, ...]:
                 max_power_kw=float(table.max_power_kw),
                 connect_rate=float(table.connect_rate),
                 config=dict(table.config),
-                sessions=None if table.sessions is None else _session_plan(table.sessions, index),
+                sessions=None if table.sessions is None
+                else _session_plan(table.sessions, index, ids, table.connectors),
             )
         )
     return tuple(groups)

@@ -65,6 +65,11 @@ UtcTimestamp = Annotated[
     ),
 ]
 CiString20 = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+TagTemplate = Annotated[str, msgspec.Meta(
+    min_length=1, max_length=100,
+    description="An idTag, or a template with {charger} and {connector}: at most 20 characters "
+                "once filled in",
+)]
 ScalarTable = dict[str, Scalar]
 
 TimeName = Annotated[str, msgspec.Meta(extra_json_schema={"enum": [m.value for m in TimeMode]})]
@@ -119,7 +124,7 @@ class SessionsTable(Table, frozen=True, kw_only=True):
     arrivals_per_hour: Annotated[float, msgspec.Meta(ge=0)]
     duration: DurationRange = "20m..2h"
     energy_kwh: NumberRange = "5..40"
-    id_tags: Annotated[tuple[CiString20, ...], msgspec.Meta(min_length=1)]
+    id_tags: Annotated[tuple[TagTemplate, ...], msgspec.Meta(min_length=1)]
 
 
 class GroupTable(Table, frozen=True, kw_only=True):

@@ -19,10 +19,21 @@ class SessionPlan(msgspec.Struct, frozen=True, kw_only=True):
     ``arrivals_per_hour`` is the Poisson rate of arriving EVs per connector (``0``: none);
     ``duration`` the range of a session's length in seconds; ``energy_kwh`` the range of the energy
     an EV wants, in kWh; each session presents one of ``id_tags`` (OCPP idTags, at most 20
-    characters). Ranges are drawn uniformly with :meth:`Range.draw`.
+    characters once filled in: ``{charger}`` and ``{connector}`` make a tag per charger or per
+    connector, see :meth:`tag`). Ranges are drawn uniformly with :meth:`Range.draw`.
     """
 
     arrivals_per_hour: float
     duration: Range
     energy_kwh: Range
     id_tags: tuple[str, ...]
+
+    @staticmethod
+    def tag(template: str, charger: str, connector: int) -> str:
+        """``template`` (one of ``id_tags``) filled in for ``connector`` of ``charger``: every
+        ``{charger}`` and ``{connector}`` replaced, anything else kept as written. Tags of their
+        own keep drivers of different connectors from sharing one by accident (the CSMS would
+        answer ConcurrentTx)."""
+        if "{" not in template:
+            return template
+        return template.replace("{charger}", charger).replace("{connector}", str(connector))

@@ -247,3 +247,11 @@ def test_the_package_exports_its_public_api() -> None:
                  "TimeMode", "StepAction", "SessionPlan", "describe", "json_schema"):
         assert name in config.__all__, name
     assert config.SessionPlan is SessionPlan
+
+
+def test_session_tags_may_be_made_per_charger_and_connector() -> None:
+    (group,) = parse(GROUP + '[group.sessions]\narrivals_per_hour = 1\n'
+                     'id_tags = ["T-{charger}-{connector}", "FIXED-{x}"]\n').groups
+    assert group.sessions is not None
+    assert [group.sessions.tag(t, "AC-7", 2) for t in group.sessions.id_tags] == [
+        "T-AC-7-2", "FIXED-{x}"]  # only the two placeholders are filled in

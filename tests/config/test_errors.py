@@ -79,6 +79,20 @@ ERRORS: list[tuple[str, str, str]] = [
         "scenarios/x.toml: group[0].sessions.id_tags: must list at least 1 item",
     ),
     (
+        "id tag too long",
+        GROUP + '[group.sessions]\narrivals_per_hour = 1\nid_tags = ["A", "' + "T" * 21 + '"]\n',
+        'scenarios/x.toml: group[0].sessions.id_tags[1]: "' + "T" * 21 + '" gives "'
+        + "T" * 21 + '" for charger "AC-0001": longer than 20 characters (OCPP idTag)',
+    ),
+    (
+        "id tag too long once filled in",
+        GROUP + '[group.sessions]\narrivals_per_hour = 1\n'
+        'id_tags = ["DRIVERS-NUM-{charger}-{connector}"]\n',
+        'scenarios/x.toml: group[0].sessions.id_tags[0]: "DRIVERS-NUM-{charger}-{connector}" '
+        'gives "DRIVERS-NUM-AC-0001-2" for charger "AC-0001": longer than 20 characters (OCPP '
+        "idTag)",
+    ),
+    (
         "negative arrivals",
         GROUP + '[group.sessions]\narrivals_per_hour = -1\nid_tags = ["A"]\n',
         "scenarios/x.toml: group[0].sessions.arrivals_per_hour: must be >= 0, got -1",

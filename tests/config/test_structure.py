@@ -52,9 +52,9 @@ STRUCTURE_ERRORS: list[tuple[str, str, str]] = [
     ),
     (
         "over-long item of a list",
-        GROUP + SESSIONS.replace('["A"]', '["A", "' + "T" * 21 + '"]'),
-        'group[0].sessions.id_tags[1]: must be at most 20 characters long, got 21 ("'
-        + "T" * 21
+        GROUP + SESSIONS.replace('["A"]', '["A", "' + "T" * 101 + '"]'),
+        'group[0].sessions.id_tags[1]: must be at most 100 characters long, got 101 ("'
+        + "T" * 101
         + '")',
     ),
     (
