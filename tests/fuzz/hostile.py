@@ -292,21 +292,28 @@ class HostileFrames:
         return self._call("odd_id", "ClearCache", {}, RESULT, unique_id=uid)
 
     def deep(self) -> Hostile:
-        """A CALL whose payload nests ten thousand levels deep (valid JSON, broken payload)."""
+        """A CALL nested ten thousand levels deep (valid JSON, too deep to decode): its id is
+        still read, and the CALL answered FormationViolation."""
         uid = self.new_id()
         depth = 10_000
         body = '{"type":"Soft","a":' + '{"a":' * depth + "1" + "}" * depth + "}"
-        return Hostile("deep", f'[2,"{uid}","Reset",{body}]', uid, "Reset", Expect("error"))
+        return Hostile("deep", f'[2,{encode(uid)},"Reset",{body}]', uid, "Reset",
+                       Expect("error", FORM))
+
+    def huge_call(self) -> Hostile:
+        """A 16 MB DataTransfer (its ``data`` has no length limit)."""
+        uid = self.new_id()
+        body = f'{{"vendorId":"v","data":"{"A" * SIXTEEN_MB}"}}'
+        return Hostile("huge", f'[2,{encode(uid)},"DataTransfer",{body}]', uid, "DataTransfer",
+                       RESULT)
+
+    def huge_garbage(self) -> Hostile:
+        """16 MB of text that is no JSON."""
+        return Hostile("huge", "[" * SIXTEEN_MB, None, None, NO_ANSWER)
 
     def huge(self) -> Hostile:
-        """A 16 MB frame: a DataTransfer (its ``data`` has no length limit), or 16 MB of text
-        that is no JSON."""
-        if self.rng.random() < 0.5:
-            uid = self.new_id()
-            data = "A" * SIXTEEN_MB
-            return Hostile("huge", f'[2,"{uid}","DataTransfer",{{"vendorId":"v","data":"{data}"}}]',
-                           uid, "DataTransfer", RESULT)
-        return Hostile("huge", "[" * SIXTEEN_MB, None, None, NO_ANSWER)
+        """A 16 MB frame: :meth:`huge_call` or :meth:`huge_garbage`."""
+        return self.huge_call() if self.rng.random() < 0.5 else self.huge_garbage()
 
     def garbage(self) -> Hostile:
         """Text (or bytes) that is no OCPP-J frame and carries no readable id."""

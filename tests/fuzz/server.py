@@ -41,6 +41,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.utilities import LocalProtocolError
 
 from tests.fuzz.hostile import SIXTEEN_MB, Hostile, HostileFrames
 from tests.oracle import ERROR_CODES_16, ORACLE
@@ -124,9 +125,16 @@ class HostileCsms:
                     return True
 
     async def _send(self, link: _Link, event: Event) -> None:
+        """Send one WebSocket event; the connection is over (:class:`_Ended`) once the stream
+        is gone or the closing handshake has begun. (The server runs in the charger's
+        connection nursery: an exception out of it would crash the charger.)"""
         async with link.lock:
             try:
-                await link.stream.send_all(link.ws.send(event))
+                data = link.ws.send(event)
+            except LocalProtocolError:
+                raise _Ended from None
+            try:
+                await link.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 raise _Ended from None
 

@@ -28,7 +28,7 @@ from typing import Final
 import pytest
 
 from tests.fuzz.bench import STATES, FuzzBench, build
-from tests.fuzz.hostile import SIXTEEN_MB, Hostile, HostileFrames
+from tests.fuzz.hostile import Hostile, HostileFrames
 
 FRAMES_PER_STATE: Final = 17_000
 """Six states: 102,000 frames in all."""
@@ -76,11 +76,8 @@ def step(bench: FuzzBench, hostile: HostileFrames, rng: random.Random) -> None:
 
 def giants(bench: FuzzBench, hostile: HostileFrames) -> None:
     """A 16 MB CALL, 16 MB of no JSON, and a frame nested too deep to decode."""
-    uid = hostile.new_id()
-    data = "A" * SIXTEEN_MB
-    bench.receive(Hostile("huge", f'[2,"{uid}","DataTransfer",{{"vendorId":"v","data":"{data}"}}]',
-                          uid, "DataTransfer", hostile.valid_call("ClearCache").expect))
-    bench.receive(Hostile("huge", "[" * SIXTEEN_MB, None, None, hostile.garbage().expect))
+    bench.receive(hostile.huge_call())
+    bench.receive(hostile.huge_garbage())
     bench.receive(hostile.deep())
 
 
