@@ -138,19 +138,21 @@ class FuzzBench:
         return uid, action, payload
 
     def answer(self, hostile: HostileFrames, *, friendly: bool = False) -> bool:
-        """Answer the charger's outstanding CALL (hostile unless ``friendly``); False if there
-        is none."""
+        """Answer the charger's outstanding CALL (as ``hostile`` does, unless ``friendly``);
+        False if there is none, or no answer."""
         pending = self.outstanding()
         if pending is None or not self.online:
             return False
         uid, action, request = pending
         wall = dt.datetime.fromtimestamp(EPOCH + self.now, tz=dt.UTC).isoformat()
         tx_id = next(self._transaction_ids)
-        data: str | bytes
         if friendly:
             kind, data = "answer", encode([3, uid, proper(action, request, wall, tx_id)])
         else:
-            kind, data = hostile.answer(uid, action, request, wall, tx_id)
+            answer = hostile.answer(uid, action, request, wall, tx_id)
+            if answer is None:
+                return False
+            kind, data = answer
         self.receive(Hostile(kind, data, None, None, NO_ANSWER))
         return True
 

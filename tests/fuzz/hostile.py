@@ -74,6 +74,12 @@ GARBAGE: Final = ("", " ", "null", "true", "42", '"text"', "{}", "[]", "[", "]",
 GARBAGE_BYTES: Final = (b"\xff\xfe", b"\xc3\x28", b"\x80" * 10, b"[3,\"\xed\xa0\x80\",{}]")
 
 
+MOODS: Final = ("mixed", "callerror", "schema_breaking", "rejecting", "silent")
+"""How the hostile CS answers the charger's CALLs: right or hostile answers, mixed; a CALLERROR
+for everything; a result that breaks the schema for everything; every boot Rejected or Pending
+(the rest mixed); never."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Expect:
     """What the charger owes a frame: ``none`` (no answer), ``result`` (a CALLRESULT),
@@ -165,6 +171,11 @@ def payload(action: str, kind: Kind, rng: random.Random) -> dict[str, Any]:
     return value
 
 
+def _quoted(text: str) -> str:
+    """``text`` as a JSON string."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def encode(frame: list[Any]) -> str:
     """A frame as JSON text, non-ASCII as it is (so a 36-character id stays 36 characters)."""
     return json.dumps(frame, ensure_ascii=False)
@@ -179,8 +190,10 @@ class HostileFrames:
     Each public method makes one kind; :meth:`any_call` picks a kind of CALL at random.
     """
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, mood: str = "mixed") -> None:
         self.rng = rng
+        self.mood = mood
+        """How the charger's CALLs are answered: one of :data:`MOODS`."""
         self._count = 0
         self.past_ids: list[str] = []
 
@@ -297,15 +310,15 @@ class HostileFrames:
         uid = self.new_id()
         depth = 10_000
         body = '{"type":"Soft","a":' + '{"a":' * depth + "1" + "}" * depth + "}"
-        return Hostile("deep", f'[2,{encode(uid)},"Reset",{body}]', uid, "Reset",
+        return Hostile("deep", f'[2,{_quoted(uid)},"Reset",{body}]', uid, "Reset",
                        Expect("error", FORM))
 
     def huge_call(self) -> Hostile:
         """A 16 MB DataTransfer (its ``data`` has no length limit)."""
         uid = self.new_id()
         body = f'{{"vendorId":"v","data":"{"A" * SIXTEEN_MB}"}}'
-        return Hostile("huge", f'[2,{encode(uid)},"DataTransfer",{body}]', uid, "DataTransfer",
-                       RESULT)
+        return Hostile("huge", f'[2,{_quoted(uid)},"DataTransfer",{body}]', uid,
+                       "DataTransfer", RESULT)
 
     def huge_garbage(self) -> Hostile:
         """16 MB of text that is no JSON."""
@@ -370,10 +383,23 @@ class HostileFrames:
     # --- answers to the charger's CALLs ----------------------------------------------------------
 
     def answer(self, unique_id: str, action: str, request: Mapping[str, Any], now_iso: str,
-               transaction_id: int) -> tuple[str, str | bytes]:
-        """An answer to the charger's CALL ``unique_id`` of ``action``: usually the right one,
-        else a hostile one. Returns (kind, frame)."""
+               transaction_id: int) -> tuple[str, str] | None:
+        """An answer to the charger's CALL ``unique_id`` of ``action`` as :attr:`mood` has it
+        (None: no answer). Returns (kind, frame)."""
+        match self.mood:
+            case "silent":
+                return None
+            case "callerror":
+                return self._callerror(unique_id)
+            case "schema_breaking":
+                return self._schema_breaking(unique_id, action)
+            case "rejecting" if action == "BootNotification":
+                return self._rejected_boot(unique_id, now_iso)
         rng = self.rng
+        if action == "StartTransaction" and rng.random() < 0.3:
+            odd = rng.choice(INTEGERS)
+            return "odd_transaction_id", encode([3, unique_id, {
+                "idTagInfo": {"status": "Accepted"}, "transactionId": odd}])
         pick = rng.random()
         if pick < 0.55:
             return "answer", encode([3, unique_id, proper(action, request, now_iso,
@@ -381,23 +407,11 @@ class HostileFrames:
         if pick < 0.65:
             return "hostile_result", encode([3, unique_id, payload(action, "response", rng)])
         if action == "BootNotification" and pick < 0.80:
-            status = rng.choice(("Rejected", "Pending"))
-            interval = rng.choice((0, 1, 30, 10**6, 10**500))
-            return "rejected_boot", encode([3, unique_id, {"status": status,
-                                                           "currentTime": now_iso,
-                                                           "interval": interval}])
-        if action == "StartTransaction" and pick < 0.80:
-            odd = rng.choice(INTEGERS)
-            return "odd_transaction_id", encode([3, unique_id, {
-                "idTagInfo": {"status": "Accepted"}, "transactionId": odd}])
+            return self._rejected_boot(unique_id, now_iso)
         if pick < 0.78:
-            by_breakage = CASES[(action, "response")]
-            _, body, _ = rng.choice(by_breakage[rng.choice(sorted(by_breakage))])
-            return "schema_breaking_result", encode([3, unique_id, body])
+            return self._schema_breaking(unique_id, action)
         if pick < 0.90:
-            details = rng.choice(({}, {"a": [1, {"b": None}]}, {"x": "y" * 1000}))
-            return "callerror", encode([4, unique_id, rng.choice(ERROR_CODES),
-                                        text(rng, 300), details])
+            return self._callerror(unique_id)
         if pick < 0.93:
             return "bad_callerror", encode(rng.choice((
                 [4, unique_id, "GenericError"], [4, unique_id, 5, "", {}],
@@ -407,6 +421,22 @@ class HostileFrames:
             return "unmatched", encode([rng.choice((3, 4)), other, {}] if rng.random() < 0.5
                                        else [4, other, "GenericError", "", {}])
         return "wrong_type_answer", encode([rng.choice((5, 6, 1)), unique_id, {}])
+
+    def _rejected_boot(self, unique_id: str, now_iso: str) -> tuple[str, str]:
+        status = self.rng.choice(("Rejected", "Pending"))
+        interval = self.rng.choice((0, 1, 30, 10**6, 10**500))
+        return "rejected_boot", encode([3, unique_id, {"status": status, "currentTime": now_iso,
+                                                       "interval": interval}])
+
+    def _schema_breaking(self, unique_id: str, action: str) -> tuple[str, str]:
+        by_breakage = CASES[(action, "response")]
+        _, body, _ = self.rng.choice(by_breakage[self.rng.choice(sorted(by_breakage))])
+        return "schema_breaking_result", encode([3, unique_id, body])
+
+    def _callerror(self, unique_id: str) -> tuple[str, str]:
+        details = self.rng.choice(({}, {"a": [1, {"b": None}]}, {"x": "y" * 1000}))
+        return "callerror", encode([4, unique_id, self.rng.choice(ERROR_CODES),
+                                    text(self.rng, 300), details])
 
 
 def proper(action: str, request: Mapping[str, Any], now_iso: str,

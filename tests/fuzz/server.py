@@ -3,7 +3,9 @@
 :class:`HostileCsms` serves each charger connection (its end of an in-memory byte stream, as
 :func:`simulator.actors.streams.memory_connector` hands it over) with wsproto, so that it owns
 every WebSocket frame: it accepts the handshake, answers the charger's CALLs with
-:meth:`~tests.fuzz.hostile.HostileFrames.answer` (or lets them time out), and meanwhile attacks
+:meth:`~tests.fuzz.hostile.HostileFrames.answer` (or lets them time out) in a mood picked at
+each new connection (mixed, or for a while a CALLERROR for everything, broken results, rejected
+boots, silence), and meanwhile attacks
 each connection: CALLs and broken frames of every kind, as text or as binary messages; 16 MB
 messages; floods of pings; abrupt closes (the stream shut with no close frame); close frames;
 silence.
@@ -43,7 +45,7 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError
 
-from tests.fuzz.hostile import SIXTEEN_MB, Hostile, HostileFrames
+from tests.fuzz.hostile import MOODS, SIXTEEN_MB, Hostile, HostileFrames
 from tests.oracle import ERROR_CODES_16, ORACLE
 
 GRACE: Final = 1.0
@@ -102,6 +104,7 @@ class HostileCsms:
         """Serve one connection of ``identity`` until it ends; close ``stream``."""
         link = _Link(identity, stream)
         self.tally["connections"] += 1
+        self.hostile.mood = self.rng.choice(MOODS) if self.rng.random() < 0.3 else "mixed"
         try:
             if await self._handshake(link):
                 async with trio.open_nursery() as nursery:
@@ -191,12 +194,13 @@ class HostileCsms:
         self._charger_ids.add((identity, uid))
         if action == "BootNotification":
             self._rejected[identity] = False
-        if self.rng.random() < 0.05:
+        now = dt.datetime.fromtimestamp(1_767_225_600 + trio.current_time(), tz=dt.UTC)
+        answer = self.hostile.answer(uid, action, payload, now.isoformat(),
+                                     next(self._transaction_ids))
+        if answer is None or self.rng.random() < 0.05:
             self.tally["silence"] += 1
             return
-        now = dt.datetime.fromtimestamp(1_767_225_600 + trio.current_time(), tz=dt.UTC)
-        kind, data = self.hostile.answer(uid, action, payload, now.isoformat(),
-                                         next(self._transaction_ids))
+        kind, data = answer
         if action == "BootNotification" and _rejects(data):
             self._rejected[identity] = True
         await self._frame(link, kind, data)

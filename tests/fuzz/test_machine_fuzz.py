@@ -8,9 +8,11 @@ and then take :data:`EPISODE` steps each from a seeded ``random.Random``, until
 - a frame from :meth:`~tests.fuzz.hostile.HostileFrames.any_call` (valid and broken CALLs of
   every action, out-of-range configuration values, long and unknown action names, broken
   envelopes, odd and reused ids, invalid UTF-8, binary frames, malformed JSON);
-- a hostile answer to the charger's outstanding CALL (schema-breaking results, CALLERRORs with
-  any code, rejected and pending boots, odd transaction ids, unmatched and wrongly typed
-  answers), or the right one;
+- an answer to the charger's outstanding CALL as the episode's mood has it (one of
+  :data:`~tests.fuzz.hostile.MOODS`): a mix of right ones and hostile ones (schema-breaking
+  results, CALLERRORs with any code, rejected and pending boots, odd transaction ids, unmatched
+  and wrongly typed answers); a CALLERROR for everything; a broken result for everything; every
+  boot rejected; none at all;
 - silence: time passes, the charger's CALLs time out, its retries and samples fall due;
 - an abrupt close: frames sent into the dead link, time passes, the link comes back;
 - the driver: plug, unplug, present a tag.
@@ -28,12 +30,15 @@ from typing import Final
 import pytest
 
 from tests.fuzz.bench import STATES, FuzzBench, build
-from tests.fuzz.hostile import Hostile, HostileFrames
+from tests.fuzz.hostile import MOODS, Hostile, HostileFrames
 
 FRAMES_PER_STATE: Final = 17_000
 """Six states: 102,000 frames in all."""
 EPISODE: Final = 300
 """Steps before the charger is replaced by a fresh one in the starting state."""
+
+CYCLE: Final = tuple(mood for other in MOODS[1:] for mood in ("mixed", other))
+"""The moods of successive episodes: every other one mixed."""
 
 KINDS: Final = frozenset({
     "valid_call", "broken_call", "configuration", "unknown_action", "charge_point_action",
@@ -89,6 +94,7 @@ def test_a_hostile_central_system_never_breaks_the_charger(state: str) -> None:
     while frames < FRAMES_PER_STATE:
         hostile = HostileFrames(random.Random(rng.getrandbits(64)))
         bench = build(state, rng.getrandbits(32), hostile)
+        hostile.mood = CYCLE[episodes % len(CYCLE)]
         if episodes == 0:
             giants(bench, hostile)
         for _ in range(EPISODE):
