@@ -46,8 +46,8 @@ idle; a transaction running on connector 1; a transaction whose messages queued 
 was down, the link just back."""
 
 CONFIG: Final[dict[str, str | int | bool | float]] = {
-    "MeterValueSampleInterval": 10,
-    "ClockAlignedDataInterval": 60,
+    "MeterValueSampleInterval": 30,
+    "ClockAlignedDataInterval": 300,
     "HeartbeatInterval": 60,
     "TransactionMessageRetryInterval": 5,
     "StopTxnSampledData": "Energy.Active.Import.Register",
@@ -281,7 +281,7 @@ def build(state: str, seed: int, hostile: HostileFrames) -> FuzzBench:
     if state == "charging":
         return bench
     bench.disconnect()
-    bench.advance(95)
+    bench.advance(200)
     bench.stop_local(1)
     bench.connect()
     assert bench.machine.statistics().outbox > 5
