@@ -2,12 +2,13 @@
 
 A virtual-time fleet (three chargers, automatic sessions) runs under trio's autojump clock with
 :class:`~tests.fuzz.server.HostileCsms` as its central system, over in-memory byte streams and
-the simulator's own WebSocket client, until that CS has sent :data:`BUDGET` frames: hostile CALLs
-of every kind, text and binary, 16 MB messages (one charger keeps the default 1 MB limit and
-closes with 1009, the others take them), ping floods, abrupt closes, close frames, silence,
-hostile answers to the chargers' CALLs. The CS checks every answer (see its module). Then the
-run ends as usual, and its ledger must show no crash and pass ``PRAGMA integrity_check``, with
-every answered CALL recorded as a frame in and its answer as a frame out.
+each of the simulator's WebSocket clients (trio-websocket, websockets), until that CS has sent
+:data:`BUDGET` frames: hostile CALLs of every kind, text and binary, 16 MB messages (one charger
+keeps the default 1 MB limit and closes with 1009, the others take them), ping floods, abrupt
+closes, close frames, silence, hostile answers to the chargers' CALLs. The CS checks every
+answer (see its module). Then the run ends as usual, and its ledger must show no crash and no
+traceback and pass ``PRAGMA integrity_check``, with every answered CALL recorded as a frame in
+and its answer as a frame out.
 """
 
 from __future__ import annotations
@@ -25,14 +26,25 @@ import trio
 import trio.testing
 
 from simulator.actors.streams import memory_connector
-from simulator.actors.transport import DEFAULT_MAX_MESSAGE_SIZE, Transport, open_transport
+from simulator.actors.transport import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Transport,
+    WebSocketClient,
+    open_transport,
+    trio_websocket_client,
+)
+from simulator.actors.websockets_transport import websockets_client
 from simulator.config import parse_fleet
 from simulator.ocpp.v16 import PLUGIN
 from simulator.runtime import open_simulation
 from tests.fuzz.server import SIXTEEN_MB, HostileCsms
 
-BUDGET: Final = 4_000
-"""Frames the hostile CS sends before it only answers."""
+BUDGET: Final = 3_000
+"""Frames the hostile CS sends before it only answers (with each WebSocket client)."""
+CLIENTS: Final[dict[str, WebSocketClient]] = {
+    "trio-websocket": trio_websocket_client,
+    "websockets": websockets_client,
+}
 
 FLEET: Final = """
 [run]
@@ -71,8 +83,9 @@ def rows(ledger: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("client", CLIENTS)
 async def test_a_hostile_central_system_never_breaks_a_simulation(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+    client: str, tmp_path: Path, autojump_clock: trio.testing.MockClock,
 ) -> None:
     ledger = tmp_path / "fuzz.db"
     csms = HostileCsms(seed=14, budget=BUDGET)
@@ -84,7 +97,7 @@ async def test_a_hostile_central_system_never_breaks_a_simulation(
         limit = DEFAULT_MAX_MESSAGE_SIZE if identity == "FZ-1" else 2 * SIXTEEN_MB
         connect = memory_connector(functools.partial(csms.serve, identity))
         async with open_transport(url, identity, plugin=PLUGIN, connect_stream=connect,
-                                  max_message_size=limit) as transport:
+                                  client=CLIENTS[client], max_message_size=limit) as transport:
             yield transport
 
     fleet = parse_fleet(FLEET.format(ledger=ledger))
