@@ -25,7 +25,7 @@ import itertools
 import json
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -58,9 +58,10 @@ class FuzzBench:
     """A two-connector charger and the checks above. ``frames`` counts the frames fed to it,
     ``kinds`` tallies them by kind."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, config: Mapping[str, str | int | bool | float] = CONFIG
+                 ) -> None:
         spec = ChargerSpec(identity="FZ-1", vendor="Acme", model="AC22", connectors=2,
-                           config=dict(CONFIG), data_transfer_vendors=("v",))
+                           config=dict(config), data_transfer_vendors=("v",))
         ids = itertools.count(1)
         self.machine = ChargerMachine(spec, rng=random.Random(seed),
                                       new_id=lambda: f"cp-{next(ids)}", wall_epoch=EPOCH,
@@ -256,9 +257,11 @@ def _check_event(event: Event) -> None:
         f"connector id {event.connector} cannot be stored: {event!r:.300}"
 
 
-def build(state: str, seed: int, hostile: HostileFrames) -> FuzzBench:
-    """A fresh bench in ``state`` (one of :data:`STATES`), its CS friendly so far."""
-    bench = FuzzBench(seed)
+def build(state: str, seed: int, hostile: HostileFrames,
+          config: Mapping[str, str | int | bool | float] = CONFIG) -> FuzzBench:
+    """A fresh bench in ``state`` (one of :data:`STATES`) with ``config`` (:data:`CONFIG` and
+    overrides), its CS friendly so far."""
+    bench = FuzzBench(seed, config)
     bench.power_on()
     bench.connect()
     if state == "booting":

@@ -69,10 +69,10 @@ ERROR_CODES: Final = (*(code.value for code in ErrorCode), "FormatViolation",
 GARBAGE: Final = ("", " ", "null", "true", "42", '"text"', "{}", "[]", "[", "]", "[2,",
                   '[2,"a","Reset",{"type":"Hard"}', "{'a': 1}", "[2,'a','Reset',{}]", "\x00",
                   "[NaN]", "[Infinity]", "[2,\"a\",\"Reset\",{\"type\":\"Hard\"}]]", "\ud800",
-                  "[2,\"a\"\x00,\"Reset\",{}]", "﻿[2,\"a\",\"Heartbeat\",{}]")
+                  "[2,\"a\"\x00,\"Reset\",{}]", "\ufeff[2,\"a\",\"Heartbeat\",{}]")
 """Text that is no JSON array of the OCPP-J shape, with no message id the charger can read."""
 GARBAGE_BYTES: Final = (b"\xff\xfe", b"\xc3\x28", b"\x80" * 10, b"[3,\"\xed\xa0\x80\",{}]")
-
+"""Bytes that are no UTF-8 (a lone surrogate in CESU-8 the last)."""
 
 MOODS: Final = ("mixed", "callerror", "schema_breaking", "rejecting", "silent")
 """How the hostile CS answers the charger's CALLs: right or hostile answers, mixed; a CALLERROR
@@ -296,7 +296,7 @@ class HostileFrames:
         return Hostile("bad_envelope", encode(frame), answered, "Reset", expect)
 
     def odd_id_call(self) -> Hostile:
-        """A valid Heartbeat-free CALL (ClearCache) whose id is odd or reused."""
+        """A ClearCache (valid, harmless to repeat) whose id is odd, or one used before."""
         rng = self.rng
         if self.past_ids and rng.random() < 0.5:
             uid = rng.choice(self.past_ids)
