@@ -45,7 +45,7 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError
 
-from tests.fuzz.hostile import MOODS, SIXTEEN_MB, Hostile, HostileFrames
+from tests.fuzz.hostile import MOODS, Hostile, HostileFrames
 from tests.oracle import ERROR_CODES_16, ORACLE
 
 GRACE: Final = 1.0
@@ -174,7 +174,11 @@ class HostileCsms:
     # --- what the charger sends ----------------------------------------------------------------
 
     async def _on_frame(self, link: _Link, text: str) -> None:
-        frame = json.loads(text)
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            self.problems.append(f"{link.identity} sent no JSON: {text[:200]!r}")
+            return
         if not (isinstance(frame, list) and frame and frame[0] in (2, 3, 4)):
             self.problems.append(f"{link.identity} sent {text[:200]!r}")
             return
@@ -316,4 +320,4 @@ def _rejects(data: str | bytes) -> bool:
             and frame[2].get("status") == "Rejected")
 
 
-__all__ = ["GRACE", "SIXTEEN_MB", "HostileCsms"]
+__all__ = ["GRACE", "HostileCsms"]

@@ -37,7 +37,8 @@ from simulator.actors.websockets_transport import websockets_client
 from simulator.config import parse_fleet
 from simulator.ocpp.v16 import PLUGIN
 from simulator.runtime import open_simulation
-from tests.fuzz.server import SIXTEEN_MB, HostileCsms
+from tests.fuzz.hostile import SIXTEEN_MB
+from tests.fuzz.server import HostileCsms
 
 BUDGET: Final = 3_000
 """Frames the hostile CS sends before it only answers (with each WebSocket client)."""
