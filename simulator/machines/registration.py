@@ -5,13 +5,15 @@ Rules (OCPP 1.6 core spec §4.2 BootNotification, §4.6 Heartbeat, §4.9 StatusN
 - **Boot.** After a power-on the first thing on a connection is a BootNotification; nothing else
   is sent before the CS answers Accepted or Pending. Pending: CS calls are answered and only what
   they trigger is sent; the boot is repeated after ``interval``. Rejected: the boot is repeated
-  after ``interval``; an ``interval`` of 0 is spread over 0.5-1.5 times ``boot_retry`` from the
-  charger's RNG, so a fleet does not retry in lockstep. A boot that failed (CALLERROR, timeout)
-  is repeated after ``boot_retry``; one lost with the link on the next connection. While any boot
-  (a triggered one included) waits for its answer, and after a Pending or Rejected one, the
-  transaction outbox holds.
+  after ``interval``; an ``interval`` of 0 (or less) is spread over 0.5-1.5 times ``boot_retry``
+  from the charger's RNG, so a fleet does not retry in lockstep. An ``interval`` above
+  :data:`MAX_BOOT_INTERVAL` is taken as that maximum, whatever the status. A boot that failed
+  (CALLERROR, timeout) is repeated after ``boot_retry``; one lost with the link on the next
+  connection. While any boot (a triggered one included) waits for its answer, and after a
+  Pending or Rejected one, the transaction outbox holds.
 - **Clock.** ``currentTime`` of a boot or Heartbeat answer sets the charger's clock; the clock-
-  aligned sampling grid follows.
+  aligned sampling grid follows. A ``currentTime`` outside :data:`CLOCK_RANGE` is ignored (a
+  ``clock_not_set`` note), so that every timestamp the charger writes stays a valid date-time.
 - **Heartbeat** once ``HeartbeatInterval`` seconds (the Accepted boot's ``interval`` sets it)
   passed without any frame of ours on the wire, while connected and Accepted: any PDU proves
   liveness, so a busy charger sends none.
@@ -28,6 +30,7 @@ import datetime as dt
 from typing import Final
 
 from simulator.events import BootResult, Note
+from simulator.machines.configuration import KEYS
 from simulator.machines.context import ChargerContext
 from simulator.machines.metering import Metering
 from simulator.machines.outcomes import CallFailed
@@ -42,6 +45,14 @@ from simulator.seeds import Rng
 
 CONNECTION_LOST: Final = frozenset({"connection lost", "offline"})
 """``CallFailed.reason`` values meaning the link went, not that the CS refused."""
+
+MAX_BOOT_INTERVAL: Final = KEYS["HeartbeatInterval"].maximum or 0
+"""Seconds: the longest boot ``interval`` taken (``HeartbeatInterval``'s maximum, a week)."""
+
+CLOCK_RANGE: Final = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+                      dt.datetime(9000, 1, 1, tzinfo=dt.UTC))
+"""The ``currentTime`` values the charger's clock takes, from the Unix epoch up to (excluded)
+the year 9000: a run goes on for far less than the millennium left before ``datetime``'s end."""
 
 _BOOT_RETRY: Final = frozenset({BootState.REJECTED, BootState.PENDING, BootState.WAITING})
 """Boot states in which a reached ``boot_at`` sends the BootNotification again."""
@@ -100,6 +111,9 @@ class Registration:
         status, interval = response.status, response.interval
         ctx.publish(BootResult(t=now, charger=ctx.charger, status=status.value,
                                interval=interval))
+        if interval > MAX_BOOT_INTERVAL:
+            ctx.note(now, "boot_interval_capped", interval=str(interval), used=MAX_BOOT_INTERVAL)
+            interval = MAX_BOOT_INTERVAL
         if status == RegistrationStatus.ACCEPTED:
             first = ctx.boot != BootState.ACCEPTED
             ctx.boot = BootState.ACCEPTED
@@ -149,6 +163,10 @@ class Registration:
         ctx = self.ctx
         stamp = current_time if current_time.tzinfo is not None else current_time.replace(
             tzinfo=dt.UTC)
+        if not CLOCK_RANGE[0] <= stamp < CLOCK_RANGE[1]:
+            ctx.note(now, "clock_not_set", current_time=stamp.isoformat(),
+                     reason="outside the years 1970 to 8999")
+            return
         ctx.clock_offset = stamp.timestamp() - ctx.wall_epoch - now
         self.metering.clock_changed(now)
 

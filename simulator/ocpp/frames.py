@@ -7,12 +7,15 @@ stage decodes them by action (see ``simulator.ocpp.v16.codec``).
 ``decode_frame`` takes the fast typed path first; only when that fails does it look at the frame
 again, slowly, to say precisely what is wrong: the :class:`FrameError` it raises carries the 1.6
 error code a receiver answers with, the message id when it could be read, and whether a CALLERROR
-reply is due at all (only a CALL is ever answered).
+reply is due at all (only a CALL is ever answered). A frame nested deeper than the decoder can
+follow (about a thousand levels, Python's recursion limit) is a FormationViolation; its message
+type and id are then read from its first bytes, so that a CALL is still answered.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from typing import Annotated, Final
 
 import msgspec
@@ -169,6 +172,8 @@ def decode_frame(data: bytes | str) -> Frame:
         raise _diagnose(data) from None
     except UnicodeError:  # a str with lone surrogates cannot be UTF-8 on any wire
         raise FrameError(ErrorCode.FORMATION_VIOLATION, "the frame is not valid UTF-8") from None
+    except RecursionError:
+        raise _too_deep(data) from None
     # A decoded Raw holds one whole JSON value, no surrounding whitespace: its first byte says
     # whether it is an object (``{`` is 0x7B). Cheaper than any decode of the payload.
     raw = frame.error_details if isinstance(frame, CallError) else frame.payload
@@ -190,6 +195,8 @@ def _diagnose(data: bytes | str) -> FrameError:
         value = _any_decoder.decode(data)
     except msgspec.DecodeError as exc:
         return FrameError(fe, f"not valid JSON ({exc})")
+    except RecursionError:
+        return _too_deep(data)
     if not isinstance(value, list):
         return FrameError(fe, f"a frame must be a JSON array, got {_json_type(value)}")
     if not value or not isinstance(value[0], int) or isinstance(value[0], bool):
@@ -233,6 +240,29 @@ def _diagnose(data: bytes | str) -> FrameError:
         what = "error details" if message_type == MessageType.CALL_ERROR else "payload"
         return error(fe, f"the {what} must be a JSON object, got {_json_type(value[-1])}")
     return error(fe, "the frame does not have the OCPP-J shape")
+
+
+_HEAD: Final = re.compile(r'\A\s*\[\s*(0|[1-9]\d{0,2})\s*,\s*("(?:[^"\\\x00-\x1f]|\\.){0,100}")')
+"""A frame's opening: ``[<message type>, "<message id>"``."""
+_HEAD_BYTES: Final = 512
+_string_decoder: Final = msgspec.json.Decoder(str)
+
+
+def _too_deep(data: bytes | str) -> FrameError:
+    """The error for a frame nested too deep to decode, with the message type and id read from
+    its first bytes when they have the OCPP-J shape."""
+    reason = "the frame nests too deep to decode"
+    head = data[:_HEAD_BYTES]
+    text = head.decode(errors="replace") if isinstance(head, bytes) else head
+    match = _HEAD.match(text)
+    if match is None:
+        return FrameError(ErrorCode.FORMATION_VIOLATION, reason)
+    try:
+        unique_id = _string_decoder.decode(match[2])
+    except msgspec.DecodeError:
+        return FrameError(ErrorCode.FORMATION_VIOLATION, reason)
+    return FrameError(ErrorCode.FORMATION_VIOLATION, reason, message_type=int(match[1]),
+                      unique_id=unique_id)
 
 
 def _json_type(value: object) -> str:

@@ -514,6 +514,10 @@ BAD_FRAMES: list[tuple[str, str | None]] = [
     ('[3, "nobody", {}]', None),
     ('[4, "nobody", "GenericError", "", {}]', None),
     ('[3, "x"]', None),
+    # ten thousand levels deep: RecursionError escaped receive() (it must never raise)
+    ('[2, "x", "Heartbeat", ' + '{"a":' * 10_000 + "1" + "}" * 10_000 + "]",
+     "FormationViolation"),
+    ("[" * 10_000, None),
 ]
 
 

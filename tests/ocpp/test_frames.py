@@ -187,6 +187,35 @@ def test_an_unanswerable_frame_error_refuses_to_build_a_reply() -> None:
         caught.value.to_call_error()
 
 
+def nested(depth: int) -> str:
+    """A JSON object ``depth`` levels deep."""
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("text", "unique_id", "message_type"),
+    [
+        (f'[2,"id-deep","Reset",{nested(10_000)}]', "id-deep", 2),
+        (f' [ 2 , "\\u0041b" , "Reset", {nested(10_000)}]', "\\u0041b", 2),
+        (f'[3,"r-1",{nested(10_000)}]', "r-1", 3),
+        (f'[7,{nested(10_000)}]', None, None),
+        ("[" * 100_000, None, None),
+        (f'[2,"id-2",7,{nested(10_000)}]', "id-2", 2),
+    ],
+)
+def test_a_frame_nested_too_deep_is_a_formation_violation(
+    text: str, unique_id: str | None, message_type: int | None
+) -> None:
+    # msgspec follows nesting by recursion: ten thousand levels raised RecursionError, which
+    # escaped decode_frame and crashed the charger that received it.
+    for data in (text, text.encode()):
+        with pytest.raises(FrameError) as caught:
+            decode_frame(data)
+        assert caught.value.code is FE
+        assert (caught.value.unique_id, caught.value.message_type) == (
+            None if unique_id is None else json.loads(f'"{unique_id}"'), message_type)
+
+
 def test_reply_description_is_capped() -> None:
     reply = FrameError(FE, "r" * 1000, unique_id="a", message_type=2).to_call_error()
     assert len(reply.error_description) == 255
