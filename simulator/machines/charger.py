@@ -19,7 +19,8 @@ parts keep, so :meth:`ChargerMachine.tick` settles only once that instant has co
 
 Rules (OCPP 1.6 core specification, §4-§5; the parts' modules hold the rest):
 
-- While the boot is Rejected the charger is silent: CS calls are not answered.
+- While the boot is Rejected the charger is silent: CS calls are not answered, not even a broken
+  one with a CALLERROR (what comes in is still recorded).
 - A reconnect does not re-boot; a reboot (Reset, :meth:`ChargerMachine.reboot`, or the actor
   restarting the charger) does, and then every connector reports its status again.
 - **EV side.** Unplugging during a transaction stops it with EVDisconnected when
@@ -247,9 +248,11 @@ class ChargerMachine:
 
     def receive(self, data: bytes | str, now: float) -> None:
         """One text frame from the CS (ignored while the charger is down)."""
-        if not self._ctx.powered:
+        ctx = self._ctx
+        if not ctx.powered:
             return
-        self._ctx.session.receive(data, now)
+        ctx.session.silent = ctx.boot == BootState.REJECTED
+        ctx.session.receive(data, now)
         self._settle(now)
 
     def receive_binary(self, data: bytes, now: float) -> None:

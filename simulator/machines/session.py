@@ -171,6 +171,9 @@ class Session:
         self.transactions_enabled = False
         """Whether the outbox may move (the charger sets it once the boot is Accepted)."""
         self.online = False
+        self.silent = False
+        """While set (the charger's boot is Rejected) no CALL of the CS is answered, not even
+        with a CALLERROR: what comes in is still recorded."""
         self.last_sent: float | None = None
         """When we last put a frame on the wire (liveness for the heartbeat)."""
         self._plugin = plugin
@@ -373,8 +376,8 @@ class Session:
 
     def reply(self, incoming: IncomingCall, response: msgspec.Struct, now: float) -> None:
         """Answer an incoming CALL with a CALLRESULT. Offline the answer is not sent: the socket
-        that carried the CALL is gone."""
-        if not self.online:
+        that carried the CALL is gone. Nothing while ``silent``."""
+        if not self.online or self.silent:
             return
         frame = CallResult(incoming.unique_id, msgspec.Raw(self._plugin.encode_payload(response)))
         self._emit(encode_frame(frame), MessageType.CALL_RESULT, incoming.unique_id,
@@ -383,8 +386,8 @@ class Session:
     def reply_error(
         self, unique_id: str, action: str, code: ErrorCode, description: str, now: float
     ) -> None:
-        """Answer an incoming CALL with a CALLERROR."""
-        if not self.online:
+        """Answer an incoming CALL with a CALLERROR (not while ``silent``)."""
+        if not self.online or self.silent:
             return
         frame = CallError(unique_id, code, description[:255], EMPTY_OBJECT)
         self._emit(encode_frame(frame), MessageType.CALL_ERROR, unique_id, action, now)

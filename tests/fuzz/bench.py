@@ -117,7 +117,7 @@ class FuzzBench:
         assert all(s.unique_id == frame.unique_id for s in answers), \
             f"{where}: answered something else: {answers}"
         expect = frame.expect
-        if not online or expect.answer == "none" or (rejected and expect.answer == "result"):
+        if not online or expect.answer == "none" or rejected:
             assert answers == [], f"{where}: must not be answered, got {answers}"
             return
         assert len(answers) == 1, f"{where}: {len(answers)} answers: {answers}"

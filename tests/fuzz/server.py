@@ -241,8 +241,7 @@ class HostileCsms:
         assert link.ended_at is not None
         for waiting in link.pending.values():
             for sent in waiting:
-                excused = sent.binary or link.ended_at - sent.at <= GRACE or (
-                    sent.rejected and sent.frame.expect.answer == "result")
+                excused = sent.binary or link.ended_at - sent.at <= GRACE or sent.rejected
                 if not excused:
                     self.problems.append(f"{link.identity}: never answered {sent.frame.kind} "
                                          f"{sent.frame.data[:200]!r} sent at t={sent.at}")

@@ -115,7 +115,7 @@ async def test_a_hostile_central_system_never_breaks_a_simulation(
                  "malformed", "bad_envelope", "configuration", "unknown_action", "callerror",
                  "schema_breaking_result", "valid_call", "broken_call"):
         assert tally[kind] > 0, f"no {kind} in {tally}"
-    assert tally["answered"] > BUDGET // 3
+    assert tally["answered"] > BUDGET // 10  # (a charger whose boot was Rejected answers nothing)
 
     assert rows(ledger, "PRAGMA integrity_check") == [("ok",)]
     assert rows(ledger, "SELECT count(*) FROM events WHERE kind = 'crash'") == [(0,)]

@@ -349,6 +349,11 @@ def test_rejected_boot_is_silent_for_the_interval() -> None:
     pair = MachinePair(cs=cs)
     call = pair.cs_call("GetConfiguration", {})
     assert call.result is None and call.error is None  # not even answered
+    for action, payload in (("Reset", {}), ("ReserveNow", {  # broken; of a profile not supported
+            "connectorId": 1, "expiryDate": iso(EPOCH + 600), "idTag": "T", "reservationId": 1})):
+        call = pair.cs_call(action, payload)
+        assert call.result is None and call.error is None  # no CALLERROR either
+    assert len(pair.events_of(FrameIn)) >= 3  # all recorded
     start_charging(pair)
     pair.advance(119.9)
     assert pair.cs.actions() == ["BootNotification"]
