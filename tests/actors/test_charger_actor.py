@@ -474,8 +474,9 @@ async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
 ) -> None:
     """With tuning, what is alive is frozen every second of the ramp, each time after a
     collection of the young generations (a full one would traverse every charger started so
-    far), then fully collected, frozen and the thresholds raised; without it the collector is
-    left alone."""
+    far), then fully collected, frozen and the thresholds raised, and again every refresh
+    interval (the oldest generation is never collected on its own then); without it the
+    collector is left alone."""
     calls: list[str] = []
     freezes: list[float] = []
     thresholds: list[tuple[int, ...]] = []
@@ -503,7 +504,7 @@ async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
         )
         await fleet.ramp_done.wait()
         ramp_s = trio.current_time() - started
-        await trio.sleep(30)
+        await trio.sleep(2 * fleet_module.GC_REFRESH_INTERVAL + 30)
         fleet.stop(5.0)
         with trio.fail_after(30):
             for control in fleet.controls.values():
@@ -516,10 +517,12 @@ async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
     assert ramp_s == pytest.approx(4.75, abs=0.1)  # 20 chargers at 4/s
     during_ramp = [t - started for t in freezes if t - started < ramp_s]
     assert during_ramp == pytest.approx([0, 1, 2, 3, 4])
-    # after the ramp, and once more when the whole fleet is connected
-    assert len(freezes) == len(during_ramp) + 2
-    assert calls == ["collect(1)", "freeze"] * len(during_ramp) + ["collect(2)", "freeze"] * 2
-    assert thresholds == [fleet_module.GC_THRESHOLDS] * 2
+    # after the ramp, once more when the whole fleet is connected, then at every refresh
+    assert len(freezes) == len(during_ramp) + 4
+    assert calls == ["collect(1)", "freeze"] * len(during_ramp) + ["collect(2)", "freeze"] * 4
+    refreshes = [t - started for t in freezes[-2:]]
+    assert refreshes[1] - refreshes[0] == pytest.approx(fleet_module.GC_REFRESH_INTERVAL)
+    assert thresholds == [fleet_module.GC_THRESHOLDS] * 4
 
 
 
