@@ -45,10 +45,6 @@ connections dropped and remade (a CSMS restart, a reconnect storm) stayed for th
 run: 2,000 chargers grew by 50 MiB at one CSMS restart in the soak (tools/bench/README.md).
 Frozen, the long-lived objects are not traversed, so a refresh costs in proportion to what was
 made since the last one."""
-GC_DROP_SHARE: Final = 0.05
-"""A share of the fleet that, once disconnected since the last collection, brings the next one
-forward (looked at every second): the dropped connections' garbage is then freed before their
-reconnections allocate, so the memory is reused rather than added to."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -200,25 +196,16 @@ async def run_fleet(
 async def _tune_gc_when_connected(fleet: RunningFleet) -> None:
     """Freeze again once the fleet is connected (or after a minute): the connections, sessions
     and machines built since the ramp then leave the young generations too. Then collect and
-    freeze every :data:`GC_REFRESH_INTERVAL` seconds, and as soon as :data:`GC_DROP_SHARE` of
-    the fleet has disconnected since the last time, until cancelled."""
+    freeze every :data:`GC_REFRESH_INTERVAL` seconds, until cancelled."""
     # Polling once a second is cheaper than an event the chargers would set on every connect.
     for _ in range(int(GC_SETTLE_TIMEOUT)):
         if fleet.connected() >= fleet.size:
             break
         await trio.sleep(1.0)
     tune_gc()
-    drop = max(1, int(fleet.size * GC_DROP_SHARE))
-    refresh_at = trio.current_time() + GC_REFRESH_INTERVAL
-    high = fleet.connected()  # the most connected since the last collection
     while True:
-        await trio.sleep(1.0)
-        connected = fleet.connected()
-        high = max(high, connected)
-        if high - connected >= drop or trio.current_time() >= refresh_at:
-            tune_gc()
-            refresh_at = trio.current_time() + GC_REFRESH_INTERVAL
-            high = connected
+        await trio.sleep(GC_REFRESH_INTERVAL)
+        tune_gc()
 
 
 async def _freeze_while_ramping() -> None:

@@ -526,48 +526,6 @@ async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
 
 
 
-async def test_a_share_of_the_fleet_dropping_brings_the_next_collection_forward(
-    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Once :data:`GC_DROP_SHARE` of the fleet is disconnected (at once, since the last
-    collection), the next full collection comes within a second, not at the refresh interval:
-    the dropped connections' garbage is freed before their reconnections allocate."""
-    collected: list[float] = []
-
-    def collect(generation: int = 2) -> int:
-        if generation == 2:
-            collected.append(trio.current_time())
-        return 0
-
-    monkeypatch.setattr(fleet_module.gc, "freeze", lambda: None)
-    monkeypatch.setattr(fleet_module.gc, "collect", collect)
-    monkeypatch.setattr(fleet_module.gc, "set_threshold", lambda *values: None)
-    csms, recorder = FakeCsms(), Recorder()
-    envs = [make_env(csms, recorder, identity=f"CP-{n}") for n in range(40)]  # 5%: 2 chargers
-    async with trio.open_nursery() as nursery:
-        csms.nursery = nursery
-        fleet = await nursery.start(
-            lambda task_status: run_fleet([GroupPlan("g", 20.0, envs)], gc_tuning=True,
-                                          task_status=task_status)
-        )
-        await trio.sleep(60)
-        settled = len(collected)
-        csms.down = True  # the dropped stay away
-        await csms.drop("CP-7")  # one is not enough
-        await trio.sleep(5)
-        assert len(collected) == settled
-        await csms.drop("CP-9")
-        dropped_at = trio.current_time()
-        await trio.sleep(5)
-        assert len(collected) == settled + 1 and collected[-1] - dropped_at <= 1.0 + 1e-6
-        csms.down = False
-        fleet.stop(5.0)
-        with trio.fail_after(30):
-            for control in fleet.controls.values():
-                await control.done.wait()
-        nursery.cancel_scope.cancel()
-
-
 class Wrapped:
     """A memory transport seen through ``hooks``: ``send_gate`` (awaited before each send: a
     stalled link while it blocks) and ``receive_hook`` (called before each receive: may raise).
