@@ -77,6 +77,7 @@ from simulator.machines.effects import (
     Publish,
     Reboot,
     Send,
+    durable_through,
 )
 from simulator.machines.workload import SessionPlan
 from simulator.ocpp.plugin import ProtocolPlugin
@@ -147,9 +148,7 @@ class ChargerControl:
         self.outbox = outbox
         self.persisted = outbox
         self.memory = memory
-        self.stored_through = max(
-            [entry.seq for entry in outbox] + [memory.next_seq - 1 if memory else 0]
-        )
+        self.stored_through = durable_through(outbox, memory)
         self.waiting: trio.CancelScope | None = None
         """The main loop's wait on the inbox, while it waits (:meth:`stored` ends it)."""
         self.done = trio.Event()
@@ -416,11 +415,8 @@ class ChargerActor:
         control = self.control
         if snapshot is None:
             memory = control.memory
-            snapshot = PersistOutbox(
-                charger=self.identity, entries=control.outbox, memory=memory,
-                through=max([e.seq for e in control.outbox]
-                            + [memory.next_seq - 1 if memory is not None else 0]),
-            )
+            snapshot = PersistOutbox(charger=self.identity, entries=control.outbox,
+                                     memory=memory, through=durable_through(control.outbox, memory))
         await self.env.persist(snapshot)
         control.persisted = snapshot.entries  # only once handed over (the await may be cancelled)
 

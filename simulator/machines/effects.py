@@ -8,6 +8,8 @@ frozen msgspec Structs, so tests compare them by value and the runtime can log t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 from simulator.events import Event
@@ -99,6 +101,12 @@ class ChargerMemory(msgspec.Struct, frozen=True, kw_only=True):
     next_seq: int = 1
     registers_wh: tuple[float, ...] = ()
     open_transactions: tuple[OpenTransaction, ...] = ()
+
+
+def durable_through(entries: Iterable[OutboxEntry], memory: ChargerMemory | None) -> int:
+    """The highest ``seq`` a stored snapshot of ``entries`` and ``memory`` makes durable: every
+    message it holds, and every one numbered before the memory's next seq (delivered since)."""
+    return max([entry.seq for entry in entries] + [memory.next_seq - 1 if memory else 0])
 
 
 class PersistOutbox(msgspec.Struct, frozen=True, kw_only=True):

@@ -43,6 +43,7 @@ from simulator.machines.effects import (
     Publish,
     Reboot,
     Send,
+    durable_through,
 )
 from simulator.machines.meter import EvSpec
 from simulator.ocpp.v16 import ChargePointStatus
@@ -233,8 +234,7 @@ class MachinePair:
         self.machine = ChargerMachine(
             self.spec, rng=random.Random(seed), new_id=self._new_id, wall_epoch=EPOCH, now=0.0,
             outbox=restored, memory=memory,
-            stored_through=max([e.seq for e in restored] + [memory.next_seq - 1 if memory
-                                                             else 0]) if write_ahead else None,
+            stored_through=durable_through(restored, memory) if write_ahead else None,
         )
         self.memory = memory
         """The charger's memory as of its last outbox snapshot."""
