@@ -212,5 +212,18 @@ class CommandIssued(Event, frozen=True, tag="command"):
 
 
 class FaultInjected(Event, frozen=True, tag="fault"):
+    """A fault of the chaos catalog handed to ``charger`` (recorded before the charger gets it):
+    ``fault`` its name, ``family`` its catalog family, ``injection`` the injection's run-unique id,
+    ``params`` its parameters, ``until`` when it ends (monotonic seconds; absent: it acts once),
+    ``deliberate`` whether it breaks a spec invariant on purpose (verdicts do not blame the CSMS
+    for it), ``seed_path`` the seed derivation that chose it, ``source`` who asked (``chaos``: a
+    ``[[chaos]]`` table; ``api``...)."""
+
     fault: str
     params: dict[str, Any] = {}
+    family: str | None = None
+    injection: str | None = None
+    until: float | None = None
+    deliberate: bool = False
+    seed_path: list[str | int] = []
+    source: str = "chaos"

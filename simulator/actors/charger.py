@@ -57,6 +57,8 @@ import trio
 from simulator import seeds
 from simulator.actors.connector import run_connector
 from simulator.actors.link import Backoff, Down, Link, LinkEvent, Received, TransportOpener, Up
+from simulator.chaos.catalog import Family
+from simulator.chaos.injection import Injection
 from simulator.events import Connected, Disconnected, Event, FrameIn, FrameOut
 from simulator.machines.charger import ChargerMachine, ChargerSpec, ChargerStatistics
 from simulator.machines.domain import (
@@ -124,7 +126,14 @@ class Shutdown:
     deadline: float
 
 
-InboxItem = DomainRequest | Shutdown | LinkEvent
+@dataclasses.dataclass(frozen=True, slots=True)
+class Inject:
+    """A fault of the chaos catalog for this charger (the director decided it and recorded it)."""
+
+    injection: Injection
+
+
+InboxItem = DomainRequest | Shutdown | LinkEvent | Inject
 
 
 class ChargerControl:
@@ -182,6 +191,12 @@ class ChargerControl:
     async def request(self, request: DomainRequest) -> None:
         """Hand ``request`` to the charger's main loop (waits while its inbox is full)."""
         await self.inbox_send.send(request)
+
+    async def inject(self, injection: Injection) -> None:
+        """Hand a fault to the charger's main loop (waits while its inbox is full), which passes
+        it on by family: transport to the link, protocol to the send path, behaviour to the
+        machine."""
+        await self.inbox_send.send(Inject(injection))
 
     async def shutdown(self, deadline: float) -> None:
         """Ask the charger to end gracefully by ``deadline`` (no-op if it has finished)."""
@@ -373,6 +388,8 @@ class ChargerActor:
                 machine.hardware_error(connector_id, ChargePointErrorCode.NO_ERROR, now)
             case RebootCharger(hard=hard):
                 machine.reboot(now, hard=hard)
+            case Inject(injection=injection):
+                self._inject(injection, now)
             case Shutdown():
                 self._shutdown = item
                 self.link.hurry()
@@ -380,6 +397,14 @@ class ChargerActor:
             case None:
                 pass
         machine.tick(now)
+
+    def _inject(self, injection: Injection, now: float) -> None:
+        """Pass a fault on to the part of the charger it acts on, by its family."""
+        match injection.family:
+            case Family.TRANSPORT:
+                self.link.inject(injection, now)
+            case _:
+                raise ValueError(f"a {injection.family} fault cannot be given to a charger")
 
     async def _apply(self, now: float) -> None:
         """Carry out the machine's effects of the step taken at ``now``, in order."""

@@ -35,6 +35,7 @@ import trio
 
 from simulator import seeds
 from simulator.actors.transport import ConnectError, Transport, TransportClosed
+from simulator.chaos.injection import Injection
 from simulator.events import ConnectFailed, Event, FrameUnsent
 from simulator.machines.effects import Send
 
@@ -178,6 +179,21 @@ class Link:
         if self._connection is not None:
             self._connection.end(1000, CLOSED_BY_CHARGER)
 
+    def inject(self, injection: Injection, now: float) -> None:
+        """Apply a transport fault: ``disconnect`` closes the connection cleanly (1000) and the
+        link reconnects as after any drop; ``partition`` closes it and stays offline until the
+        fault's ``until``; ``reconnect_storm`` closes it and reconnects at exactly ``until``
+        (or ``params["at"]``), with no jitter, like every charger in the storm."""
+        match injection.fault:
+            case "disconnect":
+                self.drop()
+            case "partition" | "reconnect_storm":
+                self.drop(hold_until=injection.until if injection.until is not None else now)
+                if self._wake is not None:  # offline, waiting out a backoff: wait for `until`
+                    self._wake.set()
+            case _:
+                raise ValueError(f"the link does not apply the {injection.fault} fault")
+
     def hurry(self) -> None:
         """The run is ending: stop waiting out the backoff, retry every :data:`URGENT_RETRY`
         seconds so that queued messages get their chance within the grace period."""
@@ -221,6 +237,8 @@ class Link:
                 )
                 await self._wait_retry(delay)
                 continue
+            if trio.current_time() < self._hold_until:
+                continue  # held offline (a reboot, a partition): back exactly then, no jitter
             # A dropped connection: come back soon, but spread (full jitter over one base
             # period).
             await self._wait_retry(self._backoff.delay(0, self._uniform))
