@@ -30,12 +30,16 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_de
 
 
 class FrameOut(Event, frozen=True, tag="frame_out"):
-    """A frame we sent. ``action`` is the CALL's action, or for a result the action answered."""
+    """A frame we sent. ``action`` is the CALL's action, or for a result the action answered.
+    ``fault`` names the protocol fault (chaos catalog) that made or changed the frame, and
+    ``injection`` the injection's id; both absent for a frame sent as the protocol says."""
 
     raw: str
     message_type: int | None = None
     unique_id: str | None = None
     action: str | None = None
+    fault: str | None = None
+    injection: str | None = None
 
 
 class FrameUnsent(Event, frozen=True, tag="frame_unsent"):
