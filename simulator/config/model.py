@@ -33,7 +33,6 @@ class StepAction(enum.StrEnum):
     FAULT = "fault"
     CLEAR_FAULT = "clear_fault"
     DISCONNECT = "disconnect"
-    RECONNECT = "reconnect"
 
 
 class TimeMode(enum.StrEnum):
@@ -118,7 +117,8 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
     """``count`` identical chargers. ``ids`` are the rendered charger ids in order (``n`` = 1..
     count); ``serial`` is the template of chargePointSerialNumber (see :meth:`serial_number`);
     ``config`` overrides OCPP configuration keys; ``connect_rate`` is new connections per second;
-    ``sessions`` is the automatic workload of each connector (``None``: none)."""
+    ``sessions`` is the automatic workload of each connector (``None``: none); ``tags`` are
+    labels a target picks the group by (``target = { tag = "urban" }``)."""
 
     name: str
     count: int
@@ -133,6 +133,7 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
     connect_rate: float
     config: Mapping[str, Scalar]
     sessions: SessionPlan | None
+    tags: tuple[str, ...] = ()
 
     def serial_number(self, n: int) -> str | None:
         """The serial number of the group's ``n``-th charger (1-based); ``None`` if no template."""
@@ -143,8 +144,12 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
 
 class Step(msgspec.Struct, frozen=True, kw_only=True):
     """A scripted action on ``target`` (:class:`~simulator.chaos.targets.Target`) at ``at``
-    seconds after the start. ``params`` by action: present_tag needs ``id_tag``; others pass
-    through (e.g. fault ``error_code``, stop ``reason``)."""
+    seconds after the start; a connector action (plug, unplug, present_tag, stop, fault,
+    clear_fault) with no ``connector`` acts on every connector of each charger. ``params`` are
+    checked, defaults filled in (``simulator.config.resolve.STEP_PARAMS``): present_tag needs
+    ``id_tag``; stop takes ``reason``, reboot ``hard``, fault ``error_code`` and ``info``,
+    disconnect the close ``code`` (it is the ``disconnect`` fault, recorded as a ``fault``
+    event)."""
 
     at: float
     do: StepAction
@@ -155,7 +160,8 @@ class Step(msgspec.Struct, frozen=True, kw_only=True):
 class Chaos(msgspec.Struct, frozen=True, kw_only=True):
     """A fault of the catalog (:mod:`simulator.chaos`): first at ``at`` seconds, then every
     ``every`` seconds if set; each time each target is hit with ``probability``; the fault lasts
-    ``for_`` seconds (TOML ``for``) if set."""
+    ``for_`` seconds (TOML ``for``) if set. ``params`` are checked against the fault's spec
+    (:mod:`simulator.chaos.params`), every default filled in, durations in seconds."""
 
     fault: str
     target: Target

@@ -131,9 +131,10 @@ def describe(fleet: Fleet) -> str:
                 f", sessions {plan.arrivals_per_hour:g}/h x {format_range(plan.duration)}, "
                 f"{format_range(plan.energy_kwh, duration=False)} kWh"
             )
+        tags = f", tags {', '.join(group.tags)}" if group.tags else ""
         lines.append(
             f"#   {group.name}: {group.count} x {span}, {group.connectors} connector(s),"
-            f" {group.max_power_kw:g} kW{sessions}"
+            f" {group.max_power_kw:g} kW{sessions}{tags}"
         )
     lines.append(
         f"# {len(fleet.steps)} step(s), {len(fleet.chaos)} fault(s), "

@@ -17,6 +17,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from simulator.chaos import CatalogError, Target, check_fault, check_schedule, check_target
+from simulator.chaos.params import FAULT_SPECS, Kind, Param, check_params, check_values
 from simulator.config.errors import FieldPath, Invalid, one_of, show, suggest
 from simulator.config.model import (
     BOOT_STATUSES,
@@ -60,6 +61,7 @@ from simulator.machines.configuration import (
 )
 from simulator.machines.parts import config_overrides
 from simulator.machines.workload import SessionPlan
+from simulator.ocpp.v16 import Reason
 
 NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A run name or check name: it may name a file."""
@@ -76,6 +78,23 @@ MAX_ID_TAG: Final = 20
 _CONNECTOR_ACTIONS: Final = frozenset(
     {StepAction.PLUG, StepAction.UNPLUG, StepAction.PRESENT_TAG, StepAction.STOP}
 )
+_REMOVED_ACTIONS: Final = {
+    "reconnect": "a charger's link reconnects by itself after a disconnect; to keep it "
+                 'offline for a while, use a [[chaos]] table with fault = "partition" and for',
+}
+STEP_PARAMS: Final[Mapping[StepAction, Mapping[str, Param]]] = {
+    StepAction.PLUG: {},
+    StepAction.UNPLUG: {},
+    StepAction.PRESENT_TAG: {"id_tag": Param(kind=Kind.STR, required=True, max_length=MAX_ID_TAG)},
+    StepAction.STOP: {"reason": Param(kind=Kind.STR, default=Reason.LOCAL.value,
+                                      choices=tuple(r.value for r in Reason))},
+    StepAction.REBOOT: {"hard": Param(kind=Kind.BOOL, default=False)},
+    StepAction.FAULT: FAULT_SPECS["connector_fault"].params,
+    StepAction.CLEAR_FAULT: {},
+    StepAction.DISCONNECT: FAULT_SPECS["disconnect"].params,
+}
+"""The parameters each ``[[step]]`` action takes: ``fault`` those of the ``connector_fault``
+fault, ``disconnect`` those of the ``disconnect`` fault."""
 
 
 def duration(value: str | float, path: FieldPath, *, positive: bool = False) -> float:
@@ -334,6 +353,7 @@ def resolve_groups(tables: tuple[GroupTable, ...]) -> tuple[Group, ...]:
                 config=dict(table.config),
                 sessions=None if table.sessions is None
                 else _session_plan(table.sessions, index, ids, table.connectors),
+                tags=tuple(dict.fromkeys(table.tags or ())),
             )
         )
     return tuple(groups)
@@ -363,12 +383,19 @@ def _target(table: TargetTable, base: FieldPath, groups: tuple[Group, ...]) -> T
             group=table.group,
             fraction=float(table.fraction),
             connector=table.connector,
+            tag=table.tag,
         )
     except CatalogError as error:
         raise Invalid((*base, *error.path), error.message) from None
     by_name = {group.name: group for group in groups}
     chosen: list[Group]
-    if table.group is not None:
+    if table.tag is not None:
+        chosen = [group for group in groups if table.tag in group.tags]
+        if not chosen:
+            tags = sorted({tag for group in groups for tag in group.tags})
+            known = one_of(table.tag, tags) if tags else "add tags = [...] to a [[group]]"
+            raise Invalid((*base, "tag"), f"no group has the tag {show(table.tag)}; {known}")
+    elif table.group is not None:
         if table.group not in by_name:
             raise Invalid(
                 (*base, "group"),
@@ -398,8 +425,12 @@ def _target(table: TargetTable, base: FieldPath, groups: tuple[Group, ...]) -> T
 
 
 def resolve_step(table: StepTable, index: int, groups: tuple[Group, ...]) -> Step:
-    """``[[step]]`` ``index``: its action, target and the action's parameters."""
+    """``[[step]]`` ``index``: its action, target and the action's parameters (checked against
+    :data:`STEP_PARAMS`, defaults filled in)."""
     base: FieldPath = ("step", index)
+    if table.do in _REMOVED_ACTIONS:
+        raise Invalid((*base, "do"), f"{show(table.do)} is no longer an action: "
+                                     f"{_REMOVED_ACTIONS[table.do]}")
     action = StepAction(choose(table.do, [a.value for a in StepAction], (*base, "do")))
     target = _target(table.target, (*base, "target"), groups)
     if action in _CONNECTOR_ACTIONS and target.connector == 0:
@@ -411,8 +442,12 @@ def resolve_step(table: StepTable, index: int, groups: tuple[Group, ...]) -> Ste
                 (*base, "params", "id_tag"),
                 "present_tag needs params.id_tag, a string of 1-20 characters",
             )
+    try:
+        params = check_values(STEP_PARAMS[action], table.params, action.value)
+    except CatalogError as error:
+        raise Invalid((*base, *error.path), error.message) from None
     return Step(
-        at=duration(table.at, (*base, "at")), do=action, target=target, params=dict(table.params)
+        at=duration(table.at, (*base, "at")), do=action, target=target, params=params
     )
 
 
@@ -427,6 +462,7 @@ def resolve_chaos(table: ChaosTable, index: int, groups: tuple[Group, ...]) -> C
             probability=float(table.probability),
             lasting=None if table.for_ is None else duration(table.for_, (*base, "for")),
         )
+        params = check_params(fault, table.params, schedule.for_)
     except CatalogError as error:
         raise Invalid((*base, *error.path), error.message) from None
     return Chaos(
@@ -436,7 +472,7 @@ def resolve_chaos(table: ChaosTable, index: int, groups: tuple[Group, ...]) -> C
         every=schedule.every,
         probability=schedule.probability,
         for_=schedule.for_,
-        params=dict(table.params),
+        params=params,
     )
 
 

@@ -142,14 +142,19 @@ class GroupTable(Table, frozen=True, kw_only=True):
     connect_rate: Annotated[float, msgspec.Meta(gt=0)] = 50.0
     config: ScalarTable = {}
     sessions: SessionsTable | None = None
+    tags: Annotated[
+        tuple[Annotated[str, msgspec.Meta(min_length=1)], ...],
+        msgspec.Meta(description='Labels a target can pick the group by: target = { tag = "x" }'),
+    ] | None = None
 
 
 class TargetTable(Table, frozen=True, kw_only=True):
-    """Who a step or fault applies to: ``ids`` or ``group`` (or the whole fleet), a seeded
-    ``fraction`` of those, and optionally one ``connector``."""
+    """Who a step or fault applies to: ``ids``, ``group`` or the groups with ``tag`` (or the
+    whole fleet), a seeded ``fraction`` of those, and optionally one ``connector``."""
 
     ids: tuple[str, ...] | None = None
     group: str | None = None
+    tag: str | None = None
     fraction: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     connector: Annotated[int, msgspec.Meta(ge=0)] | None = None
 

@@ -149,7 +149,9 @@ def test_serial_template() -> None:
 
 
 def test_every_catalog_fault_is_accepted() -> None:
-    faults = "".join(f'[[chaos]]\nfault = "{name}"\n' for name in sorted(CHAOS_FAULTS))
+    needs = {"wave": 'params = { fault = "reset" }\n'}  # (partition and blackout need a for)
+    faults = "".join(f'[[chaos]]\nfault = "{name}"\nfor = "10s"\n{needs.get(name, "")}'
+                     for name in sorted(CHAOS_FAULTS))
     fleet = parse(GROUP + faults)
     assert {chaos.fault for chaos in fleet.chaos} == CHAOS_FAULTS
     assert len(CHAOS_FAULTS) == sum(len(names) for names in CHAOS_CATALOG.values())
