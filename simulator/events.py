@@ -209,10 +209,12 @@ class CsmsNote(Event, frozen=True, tag="csms_note"):
 class CommandIssued(Event, frozen=True, tag="command"):
     """A command given through the simulation's facade (a step, the API, a test), recorded
     before the charger gets it: ``command`` is its name (plug, unplug, present_tag, stop,
-    reboot, fault, clear_fault), ``params`` its arguments."""
+    reboot, fault, clear_fault), ``params`` its arguments. ``skipped`` says why a scripted
+    step's command went nowhere (the charger was not running); absent: the charger got it."""
 
     command: str
     params: dict[str, Any] = {}
+    skipped: str | None = None
 
 
 class FaultInjected(Event, frozen=True, tag="fault"):
@@ -221,7 +223,8 @@ class FaultInjected(Event, frozen=True, tag="fault"):
     ``params`` its parameters, ``until`` when it ends (monotonic seconds; absent: it acts once),
     ``deliberate`` whether it breaks a spec invariant on purpose (verdicts do not blame the CSMS
     for it), ``seed_path`` the seed derivation that chose it, ``source`` who asked (``chaos``: a
-    ``[[chaos]]`` table; ``api``...)."""
+    ``[[chaos]]`` table; ``step``: a ``[[step]]``; ``api``...). ``skipped`` says why the charger
+    did not get it (not started by the ramp yet, or finished); absent: it got it."""
 
     fault: str
     params: dict[str, Any] = {}
@@ -231,3 +234,4 @@ class FaultInjected(Event, frozen=True, tag="fault"):
     deliberate: bool = False
     seed_path: list[str | int] = []
     source: str = "chaos"
+    skipped: str | None = None

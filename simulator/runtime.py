@@ -39,6 +39,7 @@ import trio.testing
 
 from simulator import __version__, seeds
 from simulator.actors.charger import ChargerControl, ChargerEnv
+from simulator.actors.director import ScriptedStep, run_director
 from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
 from simulator.actors.lag import run_lag_probe
 from simulator.actors.streams import memory_connector
@@ -50,6 +51,7 @@ from simulator.actors.transport import (
 )
 from simulator.actors.websockets_transport import websockets_client
 from simulator.bus import Counters, EventBus
+from simulator.chaos import ChaosPlan
 from simulator.config import Fleet as FleetFile
 from simulator.config import Group, TimeMode
 from simulator.csms import BootStatus, CsmsOptions, CsmsServer, run_csms
@@ -301,6 +303,8 @@ async def open_simulation(
                              ledger=ledger_path, run_id=run_id, grace=grace,
                              root=trio.lowlevel.current_task(), fleet_scope=fleet_scope,
                              finished=finished)
+            if fleet.steps or fleet.chaos:  # (no director at all without them: no cost)
+                await work.start(_director(sim, t0), name="director")
             try:
                 yield sim
             except BaseException:
@@ -310,7 +314,7 @@ async def open_simulation(
                 if interrupted:
                     work.cancel_scope.cancel()
                 else:
-                    running.stop(grace)
+                    sim.stop(grace)
         csms_scope.cancel()
         await _store_unsaved_outboxes(running, bus)
         await bus.aclose()
@@ -405,6 +409,21 @@ async def _store_unsaved_outboxes(fleet: RunningFleet, bus: EventBus) -> None:
                     memory=control.memory,
                 ))  # (nothing waits to send any more: no acknowledgement needed)
                 control.persisted = control.outbox
+
+
+def _director(
+    sim: Simulation, t0: float
+) -> Callable[[trio.TaskStatus[None]], Awaitable[None]]:
+    """The director of ``sim``'s fleet: its ``[[step]]`` tables through the command facade and
+    its ``[[chaos]]`` plan, times counted from ``t0`` (the run's start), until the graceful end
+    begins."""
+    fleet = sim.fleet
+    plan = ChaosPlan(fleet.chaos, fleet.groups, fleet.run.seed, start=t0,
+                     end=fleet.run.duration)
+    steps = [ScriptedStep(t0 + step.at, functools.partial(sim.run_step, step, index))
+             for index, step in enumerate(fleet.steps)]
+    return functools.partial(run_director, plan, steps, sim.running_controls, sim.bus.publish,
+                             stop=sim.stopping)
 
 
 def _websocket_opener(

@@ -8,22 +8,27 @@ target charger's inbox, where the charger's own main loop applies it like any ot
 command is recorded in the ledger as a ``command`` event before it is handed over.
 
 A command to a charger the ramp has not started yet, or an unknown id or group, raises
-:class:`CommandError` (one line, nothing handed over).
+:class:`CommandError` (one line, nothing handed over). A scripted step (:meth:`Simulation.run_step`)
+never raises for that: what a charger that is not running would have got is recorded with a
+``skipped`` reason instead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import msgspec
 import trio
 
 from simulator.actors.charger import ChargerControl
+from simulator.actors.director import deliver, skip_reason
 from simulator.actors.fleet import RunningFleet
 from simulator.bus import Counters, EventBus, LiveStatistics
-from simulator.config import Fleet, Target
+from simulator.chaos import Family, Hit, Injection
+from simulator.chaos.plan import pick, pool
+from simulator.config import Fleet, Step, StepAction, Target
 from simulator.events import CommandIssued
 from simulator.machines.charger import ChargerStatistics
 from simulator.machines.domain import (
@@ -41,7 +46,7 @@ from simulator.ocpp.v16 import ChargePointErrorCode, Reason
 from simulator.seeds import derive
 
 TargetLike = str | Sequence[str] | Target
-"""One charger id, several, or a ``Target`` (ids and/or group; a ``fraction`` below 1 picks
+"""One charger id, several, or a ``Target`` (ids, group or tag; a ``fraction`` below 1 picks
 that share of them with the run's seed)."""
 
 
@@ -77,6 +82,7 @@ class Simulation:
         result: set when the ``open_simulation`` block has been left and the run recorded.
         interrupted: set by whoever ends the run early (Ctrl-C); the run is then marked
             ``interrupted``.
+        stopping: set when the graceful end begins (:meth:`stop`): the director stops then.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class Simulation:
         self.run_id = run_id
         self.result: RunResult | None = None
         self.interrupted = False
+        self.stopping = trio.Event()
         self._counters = counters
         self._running = running
         self._grace = grace
@@ -102,8 +109,16 @@ class Simulation:
                         for plan in running.plans}
         self._every = tuple(identity for ids in self._groups.values() for identity in ids)
         self._known = frozenset(self._every)
+        self._connectors = {env.spec.identity: env.spec.connectors
+                            for plan in running.plans for env in plan.chargers}
+        self._tags = {group.name: group.tags for group in fleet.groups}
 
     # --- what is running ---------------------------------------------------------------------
+
+    @property
+    def running_controls(self) -> Mapping[str, ChargerControl]:
+        """The started chargers' controls by id (filled as the ramp starts them; read only)."""
+        return self._running.controls
 
     def statistics(self) -> LiveStatistics:
         """The live counters now (connected chargers, frames, transactions, errors...)."""
@@ -125,12 +140,18 @@ class Simulation:
         if target.group is not None and target.group not in groups:
             raise CommandError(f"no group {target.group!r} in this fleet "
                                f"(groups: {', '.join(groups) or 'none'})")
-        pool = groups[target.group] if target.group is not None else every
+        if target.tag is not None:
+            tagged = [name for name, tags in self._tags.items() if target.tag in tags]
+            if not tagged:
+                raise CommandError(f"no group has the tag {target.tag!r} in this fleet")
+            chosen_pool = tuple(i for name in tagged for i in groups.get(name, ()))
+        else:
+            chosen_pool = groups[target.group] if target.group is not None else every
         unknown = [identity for identity in target.ids if identity not in self._known]
         if unknown:
             raise CommandError(f"no charger {unknown[0]!r} in this fleet")
         wanted = frozenset(target.ids)
-        chosen = [i for i in pool if i in wanted] if wanted else list(pool)
+        chosen = [i for i in chosen_pool if i in wanted] if wanted else list(chosen_pool)
         if target.fraction < 1.0:
             self._picks += 1
             rng = derive(self.fleet.run.seed, "facade", "pick", self._picks)
@@ -147,7 +168,9 @@ class Simulation:
 
     def stop(self, grace: float | None = None) -> None:
         """Begin the graceful end: transactions are stopped (reason Local) and queued messages
-        get ``grace`` seconds (default: the run's) to be delivered."""
+        get ``grace`` seconds (default: the run's) to be delivered; no step or fault is carried
+        out after this."""
+        self.stopping.set()
         self._running.stop(self._grace if grace is None else grace)
 
     def end_grace(self) -> None:
@@ -228,6 +251,61 @@ class Simulation:
             ))
             await control.request(make(identity))
         return ids
+
+    async def run_step(self, step: Step, index: int) -> tuple[str, ...]:
+        """Carry out ``[[step]]`` number ``index`` now, on the chargers its target picks (a
+        ``fraction`` by each charger's own draw, ``derive(seed, "step", index, charger,
+        "target")``); a connector action without a connector acts on every connector. A
+        charger that is not running is recorded with a ``skipped`` reason (a ``command``
+        event, or a ``fault`` event for ``disconnect``), never raises. Returns the ids that
+        got it."""
+        chosen = pick(step.target.fraction, pool(step.target, self.fleet.groups),
+                      self.fleet.run.seed, "step", index)
+        ready: list[str] = []
+        for identity in chosen:
+            if step.do is StepAction.DISCONNECT:
+                injection = Injection(id=f"step{index}", fault="disconnect",
+                                      family=Family.TRANSPORT, at=trio.current_time(),
+                                      params=step.params, seed_path=("step", index))
+                if await deliver(Hit(identity, injection), self.running_controls,
+                                 self.bus.publish, source="step"):
+                    ready.append(identity)
+                continue
+            skipped = skip_reason(identity, self.running_controls)
+            if skipped is not None:
+                await self.bus.publish(CommandIssued(
+                    t=trio.current_time(), charger=identity, connector=step.target.connector,
+                    command=step.do.value, params=dict(step.params), skipped=skipped))
+                continue
+            ready.append(identity)
+            await self._step_on(step, identity)
+        return tuple(ready)
+
+    async def _step_on(self, step: Step, identity: str) -> None:
+        """``step``'s command to one running charger, through the facade's methods."""
+        params = step.params
+        connectors = ((step.target.connector,) if step.target.connector is not None
+                      else range(1, self._connectors[identity] + 1))
+        for connector in connectors:
+            match step.do:
+                case StepAction.PLUG:
+                    await self.plug(identity, connector)
+                case StepAction.UNPLUG:
+                    await self.unplug(identity, connector)
+                case StepAction.PRESENT_TAG:
+                    await self.present_tag(identity, connector, str(params["id_tag"]))
+                case StepAction.STOP:
+                    await self.stop_transaction(identity, connector,
+                                                reason=Reason(str(params["reason"])))
+                case StepAction.FAULT:
+                    info = params.get("info")
+                    await self.set_fault(identity, connector, str(params["error_code"]),
+                                         info=None if info is None else str(info))
+                case StepAction.CLEAR_FAULT:
+                    await self.clear_fault(identity, connector)
+                case StepAction.REBOOT:
+                    await self.reboot(identity, hard=bool(params["hard"]))
+                    return  # the charger, once
 
     def _control(self, identity: str) -> ChargerControl:
         control = self._running.controls.get(identity)
