@@ -9,7 +9,8 @@ is awaited; a hit is recorded as a ``fault`` event (:class:`~simulator.events.Fa
 and then handed to the charger's inbox (:meth:`ChargerControl.inject`). A charger that the ramp
 has not started yet, or that has finished, is not waited for: its fault is recorded with a
 ``skipped`` reason and goes nowhere. At one instant steps come before faults, each in the order
-of the fleet file.
+of the fleet file. (A fault at the very instant the ramp starts its charger finds it started or
+not as trio happens to order the two tasks: the decision is the same, its ``skipped`` may not be.)
 """
 
 from __future__ import annotations

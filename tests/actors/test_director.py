@@ -10,11 +10,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
+import trio.testing
 
 from simulator.actors.director import NOT_STARTED
-from simulator.config import parse_fleet
-from simulator.runtime import run_clock, run_simulation
+from simulator.config import Target, parse_fleet
+from simulator.runtime import open_simulation, run_clock, run_simulation
+from simulator.simulation import CommandError
 
 FLEET = """
 [run]
@@ -55,6 +58,18 @@ at = "6s"
 do = "present_tag"
 target = {{ ids = ["ST-1"], connector = 1 }}
 params = {{ id_tag = "TAG-1" }}
+
+[[step]]
+at = "1.5s"
+do = "fault"
+target = {{ group = "depot" }}
+params = {{ error_code = "GroundFailure" }}
+
+[[step]]
+at = "100s"
+do = "disconnect"
+target = {{ ids = ["ST-2"] }}
+params = {{ code = 4001 }}
 
 [[step]]
 at = "4m"
@@ -113,10 +128,13 @@ def faults(ledger: Path) -> dict[str, list[tuple[float, str, str, str | None]]]:
 def test_steps_and_faults_reach_the_chargers_and_the_ledger(tmp_path: Path) -> None:
     ledger = run(tmp_path, "one")
     commands = rows(ledger, "SELECT round(t, 3), charger, connector, "
-                            "json_extract(data, '$.command') FROM events "
-                            "WHERE kind = 'command' ORDER BY seq")
-    assert commands == [(5.0, "ST-1", 1, "plug"), (6.0, "ST-1", 1, "present_tag"),
-                        (240.0, "ST-1", 1, "stop"), (240.0, "ST-2", 1, "stop")]
+                            "json_extract(data, '$.command'), json_extract(data, '$.skipped') "
+                            "FROM events WHERE kind = 'command' ORDER BY seq")
+    assert commands == [
+        (1.5, "DP-1", 1, "fault", None), (1.5, "DP-2", 1, "fault", None),
+        (1.5, "DP-3", None, "fault", NOT_STARTED),  # the ramp starts it at 2 s
+        (5.0, "ST-1", 1, "plug", None), (6.0, "ST-1", 1, "present_tag", None),
+        (240.0, "ST-1", 1, "stop", None), (240.0, "ST-2", 1, "stop", None)]
     (tx,) = rows(ledger, "SELECT charger, id_tag, stop_reason FROM transactions")
     assert tx == ("ST-1", "TAG-1", "Local")
 
@@ -156,6 +174,14 @@ def test_steps_and_faults_reach_the_chargers_and_the_ledger(tmp_path: Path) -> N
     assert all(155.0 in [round(t, 6) for t in connects(dp)] for dp in ("DP-1", "DP-2", "DP-3"))
     assert rows(ledger, "SELECT COUNT(*) FROM events WHERE kind = 'crash'") == [(0,)]
 
+    (step,) = rows(ledger, "SELECT round(t, 3), data FROM events WHERE kind = 'fault' "
+                           "AND json_extract(data, '$.source') = 'step'")
+    assert step[0] == 100.0 and json.loads(step[1])["params"] == {"code": 4001}
+    assert json.loads(step[1])["injection"] == "step3"
+    closes = rows(ledger, "SELECT round(t, 3) FROM events WHERE kind = 'disconnected' "
+                          "AND charger = 'ST-2'")
+    assert (100.0,) in closes
+
 
 def test_the_fault_sequence_per_charger_is_the_seeds(tmp_path: Path) -> None:
     one, two, other = (faults(run(tmp_path, name, seed))
@@ -163,3 +189,15 @@ def test_the_fault_sequence_per_charger_is_the_seeds(tmp_path: Path) -> None:
     assert one == two
     assert one != other
     assert set(one) == set(other) == {"ST-1", "ST-2", "DP-1", "DP-2", "DP-3"}
+
+
+async def test_the_facade_picks_chargers_by_tag(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    fleet = parse_fleet(FLEET.format(seed=3, ledger=tmp_path / "tag.db"))
+    async with open_simulation(fleet, grace=1) as sim:
+        assert sim.chargers(Target(tag="urban")) == ("ST-1", "ST-2")
+        with pytest.raises(CommandError, match="no group has the tag 'rural'"):
+            sim.chargers(Target(tag="rural"))
+        sim.stop()
+        await sim.wait_finished()
