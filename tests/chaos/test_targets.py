@@ -30,3 +30,15 @@ def test_target_errors_say_where(
     with pytest.raises(CatalogError) as caught:
         check_target(**arguments)  # type: ignore[arg-type]
     assert (caught.value.path, caught.value.message) == (path, message)
+
+
+def test_a_tag_target_excludes_ids_and_group() -> None:
+    assert check_target(tag="urban", fraction=0.5) == Target(tag="urban", fraction=0.5)
+    for arguments, message in [({"tag": "urban", "group": "street"}, "give group or tag, not both"),
+                               ({"tag": "urban", "ids": ["AC-1"]}, "give ids or tag, not both"),
+                               ({"tag": "u", "ids": ["A"], "group": "g"},
+                                "give one of ids, group or tag")]:
+        with pytest.raises(CatalogError, match=message):
+            check_target(**arguments)  # type: ignore[arg-type]
+    with pytest.raises(CatalogError, match="is empty"):
+        check_target(tag="")
