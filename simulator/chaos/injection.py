@@ -30,8 +30,10 @@ class Injection(msgspec.Struct, frozen=True, kw_only=True):
     """One fault for one charger (see the module docstring).
 
     Attributes:
-        id: unique within the run: ``"<rule>.<firing>"`` for ``[[chaos]]`` rule ``rule`` (0-based)
-            at its ``firing``-th time (0-based); other sources use their own prefix.
+        id: unique within the run for one charger (every charger one firing hits shares it):
+            ``"<rule>.<firing>"`` for ``[[chaos]]`` rule ``rule`` (0-based) at its ``firing``-th
+            time (0-based), ``"<rule>.<firing>.<k>"`` for the ``k``-th charger of a ``wave``;
+            ``"step<i>"`` for a ``[[step]]``'s disconnect; other sources use their own prefix.
         fault: the catalog name.
         family: the catalog family of ``fault`` (never ``FLEET``: those are expanded first).
         connector: the connector it applies to (``None``: the charger, or every connector, as the
