@@ -126,6 +126,7 @@ _ACTS_ON: Final = {
     "wrong_id_result": MessageType.CALL_RESULT,
     "error_code_spelling": MessageType.CALL_ERROR,
 }
+_CALL: Final = int(MessageType.CALL)
 _HEX: Final = "0123456789abcdef"
 _json: Final = msgspec.json.Encoder()
 
@@ -182,10 +183,9 @@ class ProtocolChaos:
 
     def outgoing(self, send: Send, now: float) -> tuple[Wire, ...]:
         """What goes on the wire for ``send`` at ``now``, in order (empty: it is held)."""
-        if send.message_type == MessageType.CALL:
-            previous, self._last_call_id = self._last_call_id, send.unique_id
-        else:
-            previous = None
+        previous = self._last_call_id
+        if send.message_type == _CALL:
+            self._last_call_id = send.unique_id
         if not self._active:
             return (Wire(send),)
         self._expire(now)
@@ -203,7 +203,9 @@ class ProtocolChaos:
 
     def next_deadline(self) -> float | None:
         """When the next held frame falls due (``None``: nothing held)."""
-        return min((h.due for h in self._held), default=None)
+        if not self._held:
+            return None
+        return min(h.due for h in self._held)
 
     def due(self, now: float) -> tuple[Wire, ...]:
         """The held frames due by ``now``, in the order they fall due (and forgets them)."""
