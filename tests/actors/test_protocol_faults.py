@@ -188,6 +188,8 @@ async def test_duplicate_id_reaches_the_csms_as_a_reused_id(
     assert ids.count(frame.unique_id) == 2
     notes = [e.data for e in the_lab.recorder.of(CsmsNote) if e.what == "anomaly"]
     assert [d["anomaly"] for d in notes] == ["duplicate_message_id"]
+    # answered under the reused id, which the session no longer waits for: recorded unmatched
+    assert frame.unique_id in {u.unique_id for u in the_lab.recorder.of(UnmatchedResult)}
 
 
 async def test_late_result_reaches_the_csms_its_delay_later(
