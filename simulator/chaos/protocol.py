@@ -64,6 +64,7 @@ from simulator.chaos.payloads import ViolationKind, break_payload, minimal_paylo
 from simulator.machines.effects import Send
 from simulator.ocpp.frames import (
     EMPTY_OBJECT,
+    MAX_ID_LENGTH,
     Call,
     CallError,
     CallResult,
@@ -260,7 +261,7 @@ class ProtocolChaos:
                     return None
                 return (made(_with_id(frame, previous), unique_id=previous),)
             case "overlong_id":
-                length = int(params.get("length", 64))
+                length = max(int(params.get("length", 64)), MAX_ID_LENGTH + 1)
                 long_id = self._longer(send.unique_id, length)
                 return (made(_with_id(frame, long_id), unique_id=long_id),)
             case "schema_violation":
@@ -309,9 +310,10 @@ class ProtocolChaos:
         return (made(encode_frame(_with_payload(frame, broken))),)
 
     def _longer(self, unique_id: str, length: int) -> str:
-        """``unique_id`` with seeded hex digits after a ``-``, ``length`` characters in all."""
-        tail = "".join(self._rng.choice(_HEX) for _ in range(max(0, length - len(unique_id) - 1)))
-        return (unique_id + "-" + tail)[:length] if length > len(unique_id) else unique_id
+        """``unique_id`` (shorter than ``length``) with a ``-`` and seeded hex digits after it,
+        ``length`` characters in all."""
+        tail = "".join(self._rng.choice(_HEX) for _ in range(length - len(unique_id) - 1))
+        return (unique_id + "-" + tail)[:length]
 
     def _request(self, action: str, now: float) -> bytes:
         """A minimal valid request of ``action`` (``{}`` for an action the version lacks)."""
