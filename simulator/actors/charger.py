@@ -59,6 +59,7 @@ from simulator.actors.connector import run_connector
 from simulator.actors.link import Backoff, Down, Link, LinkEvent, Received, TransportOpener, Up
 from simulator.chaos.catalog import Family
 from simulator.chaos.injection import Injection
+from simulator.chaos.protocol import ProtocolChaos, Wire
 from simulator.events import Connected, Disconnected, Event, FrameIn, FrameOut
 from simulator.machines.charger import ChargerMachine, ChargerSpec, ChargerStatistics
 from simulator.machines.domain import (
@@ -236,6 +237,10 @@ class ChargerActor:
         self._power_on_at: float | None = None
         self._stored_through = control.stored_through  # as far as the machine knows
         self._shutdown: Shutdown | None = None
+        self.protocol = ProtocolChaos(
+            seeds.derive(env.seed, self.identity, "chaos", "protocol"),
+            plugin=env.plugin, wall_epoch=env.wall_epoch,
+        )
         self.link = Link(
             identity=self.identity, url=env.url, seed=env.seed,
             open_transport=env.open_transport, deliver=control.inbox_send.send,
@@ -340,6 +345,9 @@ class ChargerActor:
             wake_at = min(wake_at, self._power_on_at)
         if self._shutdown is not None:
             wake_at = min(wake_at, self._shutdown.deadline)
+        held = self.protocol.next_deadline()  # a frame a protocol fault holds back
+        if held is not None:
+            wake_at = min(wake_at, max(held, now + MIN_TICK))
         return wake_at
 
     async def _step(self, item: InboxItem | None, now: float) -> None:
@@ -403,11 +411,14 @@ class ChargerActor:
         match injection.family:
             case Family.TRANSPORT:
                 self.link.inject(injection, now)
+            case Family.PROTOCOL:
+                self.protocol.inject(injection, now)
             case _:
                 raise ValueError(f"a {injection.family} fault cannot be given to a charger")
 
     async def _apply(self, now: float) -> None:
-        """Carry out the machine's effects of the step taken at ``now``, in order."""
+        """Carry out the machine's effects of the step taken at ``now``, in order, then send
+        the frames a protocol fault held back that are due."""
         for effect in self.machine.take_effects():
             match effect:
                 case Send():
@@ -424,15 +435,24 @@ class ChargerActor:
                     if memory is not None:
                         self.control.memory = memory
                     await self._store_outbox(effect)
+        for wire in self.protocol.due(now):
+            await self._put(wire, now)
 
     async def _send(self, send: Send, now: float) -> None:
-        """Hand ``send`` to the link for the connection the machine knows as up, and record it
-        (``frame_out``) once handed over."""
+        """Put on the wire what the protocol faults in force make of ``send`` (``send`` itself
+        when none acts on it)."""
+        for wire in self.protocol.outgoing(send, now):
+            await self._put(wire, now)
+
+    async def _put(self, wire: Wire, now: float) -> None:
+        """Hand ``wire``'s frame to the link for the connection the machine knows as up, and
+        record it (``frame_out``, naming the fault that made or changed it) once handed over."""
+        send = wire.send
         if self.link.hand_over(send, self._generation):
             await self.env.publish(
                 FrameOut(t=now, charger=self.identity, raw=send.data.decode(),
                          message_type=send.message_type, unique_id=send.unique_id,
-                         action=send.action)
+                         action=send.action, fault=wire.fault, injection=wire.injection)
             )
 
     async def _store_outbox(self, snapshot: PersistOutbox | None = None) -> None:
