@@ -163,6 +163,9 @@ class ChargerControl:
         """The main loop's wait on the inbox, while it waits (:meth:`stored` ends it)."""
         self.done = trio.Event()
         self.connected = False
+        self.disconnections = 0
+        """How many times a connection the charger knew as up has ended (the fleet's collector
+        watches for mass drops)."""
         self.restarts = 0
         self.last_input: str | None = None
         """What the main loop was handling when the machine raised (None: not an input)."""
@@ -378,6 +381,7 @@ class ChargerActor:
                 if generation == self._generation:
                     self._generation = None
                     self.control.connected = False
+                    self.control.disconnections += 1
                     await self.env.publish(Disconnected(
                         t=now, charger=self.identity, code=code, reason=reason
                     ))

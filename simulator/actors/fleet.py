@@ -24,6 +24,7 @@ import trio
 
 from simulator import seeds
 from simulator.actors.charger import ChargerActor, ChargerControl, ChargerEnv
+from simulator.actors.collector import run_collector, tune_gc
 from simulator.actors.link import Backoff
 from simulator.events import Crashed
 from simulator.machines.effects import ChargerMemory, OutboxEntry
@@ -31,20 +32,10 @@ from simulator.machines.effects import ChargerMemory, OutboxEntry
 RESTART_BACKOFF: Final = Backoff(base=1.0, cap=60.0)
 """Delays before restarting a crashed charger (full jitter, doubling per consecutive crash)."""
 
-GC_THRESHOLDS: Final = (200_000, 100, 1000)
-"""Generation thresholds once the fleet is up: thousands of long-lived actors make the default
-(700, 10, 10) collect constantly for nothing (measured in tools/bench/fleet.py)."""
 RAMP_FREEZE_INTERVAL: Final = 1.0
 """Seconds between two ``gc.freeze()`` while the fleet ramps up."""
 GC_SETTLE_TIMEOUT: Final = 60.0
 """Seconds after the ramp to wait for the whole fleet to connect before freezing again."""
-GC_REFRESH_INTERVAL: Final = 300.0
-"""Seconds between two full collections (each followed by a freeze) while the fleet runs. With
-the raised thresholds the oldest generation is never collected on its own, so the garbage of
-connections dropped and remade (a CSMS restart, a reconnect storm) stayed for the rest of the
-run: 2,000 chargers grew by 50 MiB at one CSMS restart in the soak (tools/bench/README.md).
-Frozen, the long-lived objects are not traversed, so a refresh costs in proportion to what was
-made since the last one."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,17 +45,6 @@ class GroupPlan:
     name: str
     connect_rate: float
     chargers: Sequence[ChargerEnv]
-
-
-def tune_gc() -> None:
-    """Collect once, move everything alive into the permanent generation and raise thresholds.
-
-    Called after the ramp: the actors, channels and machines built at start-up live for the
-    whole run, so scanning them on every young collection is pure cost.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def supervise_charger(env: ChargerEnv, control: ChargerControl) -> None:
@@ -119,6 +99,10 @@ class RunningFleet:
 
     def connected(self) -> int:
         return sum(1 for control in self.controls.values() if control.connected)
+
+    def disconnections(self) -> int:
+        """How many times a connection of a charger has ended, so far (every charger)."""
+        return sum(control.disconnections for control in self.controls.values())
 
     def stop(self, grace: float) -> None:
         """Begin the graceful end: chargers get ``grace`` seconds to deliver their queues."""
@@ -195,17 +179,15 @@ async def run_fleet(
 
 async def _tune_gc_when_connected(fleet: RunningFleet) -> None:
     """Freeze again once the fleet is connected (or after a minute): the connections, sessions
-    and machines built since the ramp then leave the young generations too. Then collect and
-    freeze every :data:`GC_REFRESH_INTERVAL` seconds, until cancelled."""
+    and machines built since the ramp then leave the young generations too. Then leave the
+    collector to :func:`~simulator.actors.collector.run_collector`, until cancelled."""
     # Polling once a second is cheaper than an event the chargers would set on every connect.
     for _ in range(int(GC_SETTLE_TIMEOUT)):
         if fleet.connected() >= fleet.size:
             break
         await trio.sleep(1.0)
     tune_gc()
-    while True:
-        await trio.sleep(GC_REFRESH_INTERVAL)
-        tune_gc()
+    await run_collector(fleet.size, fleet.disconnections)
 
 
 async def _freeze_while_ramping() -> None:
