@@ -403,6 +403,8 @@ class ChargerActor:
         match injection.family:
             case Family.TRANSPORT:
                 self.link.inject(injection, now)
+            case Family.BEHAVIOUR:
+                self.machine.inject(injection, now)
             case _:
                 raise ValueError(f"a {injection.family} fault cannot be given to a charger")
 
