@@ -51,7 +51,8 @@ central system did next. Rules, per fault (parameters as the chaos catalog defin
   otherwise; mode "callerror" answers every one with a CALLERROR InternalError.
 
 A new fault of the same kind replaces the one in force (two skews never add up), except register
-shifts and connector faults, which are per injection. Pure: no I/O, no clock.
+shifts and connector faults, which are per injection. Faults are not in the charger's memory: a
+charger restarted after a crash starts without any. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 
@@ -135,6 +136,9 @@ class _Window:
 
     def over(self, now: float) -> bool:
         return self.until is not None and now >= self.until
+
+
+_W = TypeVar("_W", bound=_Window)
 
 
 @dataclasses.dataclass(slots=True)
@@ -269,6 +273,10 @@ class Faults:
     def _connector_fault(self, order: FaultOrder, now: float) -> None:
         params = order.params
         connector_id = order.connector if order.connector is not None else 0
+        if connector_id not in self.ctx.connectors:
+            self.ctx.note(now, "fault_ignored", fault=order.fault, injection=order.id,
+                          reason=f"the charger has no connector {connector_id}")
+            return
         code = ChargePointErrorCode(str(params["error_code"]))
         info = params.get("info")
         text = None if info is None else str(info)
@@ -393,22 +401,27 @@ class Faults:
         return released
 
     def _end_windows(self, now: float) -> None:
-        for name in ("_slow", "_reject", "_stale", "_duplicate", "_boot_loop"):
-            window: _Window | None = getattr(self, name)
-            if window is not None and window.over(now):
-                setattr(self, name, None)
-                self._ended(now, window)
+        self._slow = self._unless_over(self._slow, now)
+        self._reject = self._unless_over(self._reject, now)
+        self._stale = self._unless_over(self._stale, now)
+        self._duplicate = self._unless_over(self._duplicate, now)
+        self._boot_loop = self._unless_over(self._boot_loop, now)
         if self._override is not None and self._override.over(now):
-            if self.ctx.session.id_override is not None:
-                self.ctx.session.id_override = None
-            self._ended(now, self._override)
-            self._override = None
+            self.ctx.session.id_override = None  # unused so far: disarmed
+            self._override = self._unless_over(self._override, now)
         for fault in [f for f in self._connector_faults if f.over(now)]:
             self._connector_faults.remove(fault)
             if self.ctx.errors.get(fault.connector_id) == fault.error:
                 self.transactions.hardware_error(fault.connector_id,
                                                  ChargePointErrorCode.NO_ERROR, now)
             self._ended(now, fault)
+
+    def _unless_over(self, window: _W | None, now: float) -> _W | None:
+        """``window``, or None once it is over by ``now`` (its end recorded)."""
+        if window is not None and window.over(now):
+            self._ended(now, window)
+            return None
+        return window
 
     def _step_boot_loop(self, now: float) -> None:
         loop = self._boot_loop

@@ -336,6 +336,15 @@ def test_connector_fault_leaves_a_fault_set_since_by_someone_else() -> None:
     assert pair.cs.of("StatusNotification")[-1].payload["errorCode"] == "OverCurrentFailure"
 
 
+def test_connector_fault_on_a_connector_the_charger_lacks_is_ignored() -> None:
+    pair = MachinePair()
+    inject(pair, "connector_fault", lasting=10, connector=5, error_code="OtherError")
+    [ignored] = notes(pair, "fault_ignored")
+    assert ignored.data["fault"] == "connector_fault"
+    pair.advance(20)
+    assert pair.notified() == ["Available", "Available"]
+
+
 # --- boot_loop, power_loss --------------------------------------------------------------------
 
 
