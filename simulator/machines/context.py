@@ -189,6 +189,8 @@ class ChargerContext:
     def written_register(self, connector_id: int, value_wh: int, now: float) -> int:
         """``meterStart``/``meterStop`` as a frame built at ``now`` writes the whole-Wh register
         ``value_wh`` of ``connector_id`` (moved by a meter fault in force)."""
+        if not self.breaches.shifts:
+            return value_wh
         delta, used = self.breaches.register_delta(connector_id, now, frame=True)
         self._note_shifts(used, connector_id, now)
         return shifted_register(value_wh, delta)
@@ -198,7 +200,7 @@ class ChargerContext:
     ) -> tuple[SampledValue, ...]:
         """Sampled values of ``connector_id`` read at ``now`` as written (registers moved by a
         meter fault in force); ``frame``: they go into a MeterValues of their own."""
-        if not carries_register(values):
+        if not self.breaches.shifts or not carries_register(values):
             return tuple(values)
         delta, used = self.breaches.register_delta(connector_id, now, frame=frame)
         self._note_shifts(used, connector_id, now)

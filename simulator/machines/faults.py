@@ -32,9 +32,10 @@ central system did next. Rules, per fault (parameters as the chaos catalog defin
   again ``interval`` seconds after each power-on, ``count`` reboots in all (fewer if ``until``
   comes first).
 - ``power_loss``: the charger's hard-reboot path (``reboot(hard=True)``): power off at once,
-  running transactions stopped with reason PowerLoss, down (the link with it) for ``outage``
-  seconds, then power on, boot, and the outbox (what was in flight, then the PowerLoss
-  StopTransactions) is replayed once the boot is Accepted. Ignored while the charger is down.
+  running transactions stopped with reason PowerLoss (meterStop and timestamp of the cut),
+  down (the link with it) for ``outage`` seconds, then power on, boot, and the outbox (what
+  was in flight, then the PowerLoss StopTransactions) is replayed once the boot is Accepted.
+  Ignored while the charger is down.
 - ``firmware_failure``: FirmwareStatusNotification Downloading, then after
   :data:`DOWNLOAD_SECONDS` DownloadFailed (``stage`` "download"), or Downloaded, Installing
   :data:`INSTALL_START_SECONDS` later and InstallationFailed :data:`INSTALL_SECONDS` after that
@@ -371,8 +372,20 @@ class Faults:
 
     # --- time ---------------------------------------------------------------------------------
 
+    def quiet(self) -> bool:
+        """Whether no fault is in force (nothing to wake for, nothing to do)."""
+        breaches = self.ctx.breaches
+        return (
+            self._slow is None and self._reject is None and not self._held
+            and not self._connector_faults and self._boot_loop is None
+            and self._firmware is None and self._duplicate is None and self._stale is None
+            and self._override is None and breaches.skew is None and not breaches.shifts
+        )
+
     def next_deadline(self) -> float | None:
         """The earliest instant at which :meth:`due` has something to do, or None."""
+        if self.quiet():
+            return None
         windows: list[_Window | None] = [
             self._slow, self._reject, self._boot_loop, self._duplicate, self._stale,
             self._override, *self._connector_faults,
@@ -389,6 +402,8 @@ class Faults:
     def due(self, now: float) -> list[IncomingCall]:
         """End what is over, take the steps that are due; return the held calls to answer
         now (oldest first)."""
+        if self.quiet():
+            return []
         ctx = self.ctx
         for injection in ctx.breaches.end(now):
             ctx.note(now, "fault_ended", injection=injection)
