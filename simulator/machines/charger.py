@@ -510,8 +510,9 @@ class ChargerMachine:
         self._metering.plan(now)
 
     def _due(self, now: float) -> None:
-        for call in self._faults.due(now):
-            self._answer_call(call, now)
+        if self._faults.active:
+            for call in self._faults.due(now):
+                self._answer_call(call, now)
         self._registration.retry_boot(now)
         self._transactions.due(now)
         self._metering.due(now)

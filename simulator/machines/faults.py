@@ -222,6 +222,9 @@ class Faults:
         """Local transaction → the CS's id, for transactions started in this life."""
         self._finished: int | None = None
         """The CS's id of the transaction that finished last (its StopTransaction answered)."""
+        self.active = False
+        """False only when no fault is in force: set by :meth:`inject`, cleared by :meth:`due`
+        once everything ended (what ends elsewhere, e.g. a one-frame shift, waits for it)."""
 
     # --- input --------------------------------------------------------------------------------
 
@@ -229,6 +232,7 @@ class Faults:
         """Apply a behaviour fault of the catalog; raises ``ValueError`` for any other name."""
         ctx, params, until, injection = self.ctx, order.params, order.until, order.id
         fault = order.fault
+        self.active = True
         match fault:
             case "clock_skew":
                 ctx.breaches.skew = ClockSkew(SkewMode(str(params["mode"])), now, until,
@@ -372,10 +376,10 @@ class Faults:
 
     # --- time ---------------------------------------------------------------------------------
 
-    def quiet(self) -> bool:
-        """Whether no fault is in force (nothing to wake for, nothing to do)."""
+    def _in_force(self) -> bool:
+        """Whether any fault is in force (something to wake for or to do)."""
         breaches = self.ctx.breaches
-        return (
+        return not (
             self._slow is None and self._reject is None and not self._held
             and not self._connector_faults and self._boot_loop is None
             and self._firmware is None and self._duplicate is None and self._stale is None
@@ -384,7 +388,7 @@ class Faults:
 
     def next_deadline(self) -> float | None:
         """The earliest instant at which :meth:`due` has something to do, or None."""
-        if self.quiet():
+        if not self.active:
             return None
         windows: list[_Window | None] = [
             self._slow, self._reject, self._boot_loop, self._duplicate, self._stale,
@@ -402,7 +406,7 @@ class Faults:
     def due(self, now: float) -> list[IncomingCall]:
         """End what is over, take the steps that are due; return the held calls to answer
         now (oldest first)."""
-        if self.quiet():
+        if not self.active:
             return []
         ctx = self.ctx
         for injection in ctx.breaches.end(now):
@@ -413,6 +417,7 @@ class Faults:
         self._send_duplicate(now)
         released = [h.call for h in self._held if h.release_at <= now]
         self._held = [h for h in self._held if h.release_at > now]
+        self.active = self._in_force()
         return released
 
     def _end_windows(self, now: float) -> None:
