@@ -33,9 +33,10 @@ central system did next. Rules, per fault (parameters as the chaos catalog defin
   comes first).
 - ``power_loss``: the charger's hard-reboot path (``reboot(hard=True)``): power off at once,
   running transactions stopped with reason PowerLoss (meterStop and timestamp of the cut),
-  down (the link with it) for ``outage`` seconds, then power on, boot, and the outbox (what
-  was in flight, then the PowerLoss StopTransactions) is replayed once the boot is Accepted.
-  Ignored while the charger is down.
+  down (the link with it) for ``outage`` seconds, or until ``until`` when the fault has one
+  (a blackout brings all its chargers back at that one instant), then power on, boot, and the
+  outbox (what was in flight, then the PowerLoss StopTransactions) is replayed once the boot
+  is Accepted. Ignored while the charger is down.
 - ``firmware_failure``: FirmwareStatusNotification Downloading, then after
   :data:`DOWNLOAD_SECONDS` DownloadFailed (``stage`` "download"), or Downloaded, Installing
   :data:`INSTALL_START_SECONDS` later and InstallationFailed :data:`INSTALL_SECONDS` after that
@@ -144,23 +145,31 @@ _W = TypeVar("_W", bound=_Window)
 
 @dataclasses.dataclass(slots=True)
 class _Slow(_Window):
+    """``slow_responses``: CS calls answered ``delay`` seconds after they came."""
+
     delay: float = 0.0
 
 
 @dataclasses.dataclass(slots=True)
 class _Reject(_Window):
+    """``reject_commands``: CS calls (of ``action``, or all) refused as ``mode`` says."""
+
     action: str | None = None
     mode: RejectMode = RejectMode.REJECTED
 
 
 @dataclasses.dataclass(slots=True)
 class _ConnectorFault(_Window):
+    """``connector_fault``: ``error`` set at ``connector_id``, cleared at the end if still set."""
+
     connector_id: int = 0
     error: HardwareError | None = None
 
 
 @dataclasses.dataclass(slots=True)
 class _BootLoop(_Window):
+    """``boot_loop``: ``remaining`` reboots, the next at ``next_at`` (None: once powered on)."""
+
     remaining: int = 0
     interval: float = 0.0
     next_at: float | None = None
@@ -168,6 +177,9 @@ class _BootLoop(_Window):
 
 @dataclasses.dataclass(slots=True)
 class _Duplicate(_Window):
+    """``duplicate_start``: the answered StartTransaction to resend (None: none answered yet),
+    and whether the link came back since it was answered."""
+
     request: StartTransactionRequest | None = None
     local_tx: int | None = None
     reconnected: bool = False
@@ -175,12 +187,16 @@ class _Duplicate(_Window):
 
 @dataclasses.dataclass(slots=True)
 class _Firmware:
+    """``firmware_failure``: the statuses still to report, with their times."""
+
     injection: str
     steps: list[tuple[float, FirmwareStatus]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Held:
+    """A CS call held by ``slow_responses`` until ``release_at``."""
+
     release_at: float
     call: IncomingCall
     injection: str
@@ -261,8 +277,9 @@ class Faults:
                     ctx.note(now, "fault_ignored", fault=fault, injection=injection,
                              reason="the charger is down already")
                     return
+                outage = float(params["outage"]) if until is None else max(0.0, until - now)
                 self.reboots.begin(now, Reason.POWER_LOSS, hard=True, note="power_loss",
-                                   delay=float(params["outage"]))
+                                   delay=outage)
             case "firmware_failure":
                 self._firmware = _Firmware(injection, _firmware_steps(str(params["stage"]), now))
             case "slow_responses":

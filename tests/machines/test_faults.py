@@ -390,6 +390,15 @@ def test_power_loss_mid_session_keeps_the_link_down_then_replays_the_queue() -> 
     assert pair.machine.statistics().drained
 
 
+def test_power_loss_with_an_end_is_back_exactly_then() -> None:
+    pair = MachinePair()
+    pair.advance(3.25)
+    inject(pair, "power_loss", lasting=16.75, outage=10.0)  # a blackout's: back at 20
+    assert pair.reboots == [3.25] and pair.power_on_at == 20
+    pair.advance(20)
+    assert [r.t for r in pair.cs.of("BootNotification")] == [0, 20]
+
+
 def test_power_loss_while_down_is_ignored() -> None:
     pair = MachinePair()
     pair.machine.reboot(pair.now, hard=True)
