@@ -13,6 +13,9 @@ import itertools
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
 from jsonschema import Draft4Validator  # type: ignore[import-untyped, unused-ignore]
 
 from simulator.chaos.catalog import family_of
@@ -30,6 +33,7 @@ from tests.machines.pair import (
     parse_time,
 )
 from tests.machines.test_charger import TAG, register, stamp, start_charging, tx_messages
+from tests.machines.test_charger_stateful import CONFIG, CONNECTORS, CS_COMMANDS, ChargerUnderChaos
 from tests.oracle import ORACLE, load_json
 
 SAMPLING = {"MeterValueSampleInterval": 60, "ClockAlignedDataInterval": 0}
@@ -534,3 +538,73 @@ def test_a_fault_of_another_family_is_refused() -> None:
     with pytest.raises(ValueError, match="latency"):
         inject(pair, "latency", ms=200.0, jitter_ms=0.0, direction="both")
 
+
+
+# --- behaviour faults at random, on top of everything else -------------------------------------
+
+
+RANDOM_FAULTS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "clock_skew": st.fixed_dictionaries({
+        "mode": st.sampled_from(["offset", "1970", "no_zone", "future"]),
+        "seconds": st.sampled_from([-7200.0, 3600.0])}),
+    "duplicate_start": st.just({}),
+    "stale_transaction_id": st.just({}),
+    "connector_fault": st.fixed_dictionaries({
+        "error_code": st.sampled_from(["OtherError", "HighTemperature", "PowerMeterFailure"])}),
+    "boot_loop": st.fixed_dictionaries({
+        "count": st.integers(1, 3), "interval": st.sampled_from([1.0, 20.0])}),
+    "power_loss": st.fixed_dictionaries({"outage": st.sampled_from([0.0, 12.0, 400.0])}),
+    "firmware_failure": st.fixed_dictionaries({
+        "stage": st.sampled_from(["download", "install"])}),
+    "slow_responses": st.fixed_dictionaries({"delay": st.sampled_from([0.0, 5.0, 40.0])}),
+    "reject_commands": st.fixed_dictionaries(
+        {"mode": st.sampled_from(["rejected", "callerror"])},
+        optional={"action": st.sampled_from(["RemoteStartTransaction", "Reset"])}),
+}
+"""Every behaviour fault whose breach leaves the chaos test's invariants standing (the meter
+faults and missing_transaction_id break meterStop >= meterStart and the never -1/0 id on
+purpose: their tests above judge them against a twin)."""
+
+
+def _date_time_only(_send: object, problems: list[str]) -> bool:
+    return all("is not a 'date-time'" in problem for problem in problems)
+
+
+class ChargerUnderBehaviourFaults(ChargerUnderChaos):
+    """:class:`ChargerUnderChaos` with behaviour faults injected at random: the charger never
+    fails, frames stay schema-valid (but for a no_zone clock's date-times), statuses legal,
+    nothing queued is lost, and everything drains at the end once the faults are over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pair = MachinePair(connectors=len(CONNECTORS), cs=self.cs, config=CONFIG,
+                                reboot_delay=5.0, tolerate=_date_time_only)
+        self.energy = list(self.pair.machine.statistics().energy_wh)
+        self.slow = False
+
+    @rule(name=st.sampled_from(sorted(RANDOM_FAULTS)), data=st.data(),
+          connector=st.sampled_from([None, 1, 2]), lasting=st.sampled_from([None, 30.0, 200.0]))
+    def behaviour_fault(self, name: str, data: st.DataObject, connector: int | None,
+                        lasting: float | None) -> None:
+        params = data.draw(RANDOM_FAULTS[name])
+        self.slow = self.slow or name == "slow_responses"
+        inject(self.pair, name, lasting=lasting, connector=connector, **params)
+
+    @precondition(lambda self: self.pair.online)
+    @rule(command=CS_COMMANDS)
+    def cs_command(self, command: tuple[str, dict[str, Any]]) -> None:
+        action, payload = command
+        call = self.pair.cs_call(action, payload)
+        stats = self.pair.machine.statistics()
+        if not self.slow and stats.boot.value != "rejected" and stats.powered:
+            assert call.result is not None or call.error is not None, f"{action} unanswered"
+
+
+ChargerUnderBehaviourFaults.TestCase.settings = settings(
+    max_examples=100,
+    stateful_step_count=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestChargerUnderBehaviourFaults = ChargerUnderBehaviourFaults.TestCase
