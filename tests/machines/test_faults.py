@@ -4,7 +4,8 @@ Every frame the charger sends is checked against the official 1.6 schemas by the
 formats included); deliberate breaches stay schema-valid, except a ``no_zone`` clock, which only
 a validator that checks ``format`` refuses. Each test also shows the fault's end and that the
 charger is in a correct state afterwards. Meter faults are judged against a twin charger, the
-same seed and inputs without the fault: a fault may change only what it names.
+same seed and inputs without the fault: a fault may change only what it names. Last, the chaos
+state machine of test_charger_stateful.py runs again with behaviour faults injected at random.
 """
 
 from __future__ import annotations
