@@ -417,6 +417,8 @@ class ChargerActor:
                 self.link.inject(injection, now)
             case Family.PROTOCOL:
                 self.protocol.inject(injection, now)
+            case Family.BEHAVIOUR:
+                self.machine.inject(injection, now)
             case _:
                 raise ValueError(f"a {injection.family} fault cannot be given to a charger")
 

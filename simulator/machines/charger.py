@@ -8,6 +8,8 @@ session, connectors, meters, points):
 - :class:`~simulator.machines.transactions.Transactions`: authorization and transactions;
 - :class:`~simulator.machines.metering.Metering`: MeterValues and energy caps;
 - :class:`~simulator.machines.reboot.RebootSequence`: going down for a reboot;
+- :class:`~simulator.machines.faults.Faults`: the chaos catalog's behaviour faults
+  (:meth:`ChargerMachine.inject`);
 - one :class:`~simulator.machines.profiles.ProfileHandler` per supported feature profile (Core,
   RemoteTrigger), to which a CALL from the central system is dispatched by its action's profile.
 
@@ -55,13 +57,13 @@ from simulator.machines.effects import (
     OutboxEntry,
     PersistOutbox,
 )
+from simulator.machines.faults import DuplicateStart, FaultOrder, Faults
 from simulator.machines.meter import EvSpec
 from simulator.machines.metering import Metering
 from simulator.machines.outcomes import CallAnswered, CallFailed, IncomingCall, Outcome
 from simulator.machines.parts import (
     BootState,
     ChargerSpec,
-    HardwareError,
     Transaction,
     earliest,
 )
@@ -188,6 +190,8 @@ class ChargerMachine:
             RemoteTriggerHandler(ctx, metering=self._metering),
         )
         self._handlers = {handler.profile: handler for handler in handlers}
+        self._faults = Faults(ctx, reboots=self._reboots, transactions=self._transactions,
+                              plugin=plugin)
 
     @property
     def spec(self) -> ChargerSpec:
@@ -217,6 +221,7 @@ class ChargerMachine:
             machine.forget_reported()
         for handler in self._handlers.values():
             handler.powered_on(now)
+        self._faults.powered_on(now)
         interrupted, self._interrupted = self._interrupted, ()
         self._transactions.stop_interrupted(interrupted, now)
         ctx.refresh_all(now)
@@ -230,6 +235,7 @@ class ChargerMachine:
         self._ctx.session.connected(now)
         if not self._ctx.powered:
             return
+        self._faults.connected()
         self._registration.connected(now)
         self._settle(now)
 
@@ -238,6 +244,7 @@ class ChargerMachine:
         self._ctx.session.disconnected(now)
         for machine in self._ctx.connectors.values():
             machine.mark_offline()
+        self._faults.disconnected(now)
         self._settle(now)
 
     def outbox_stored(self, through: int, now: float) -> None:
@@ -282,6 +289,13 @@ class ChargerMachine:
             return
         reason = Reason.POWER_LOSS if hard else Reason.REBOOT
         self._reboots.begin(now, reason, hard=hard, note="reboot_requested")
+        self._settle(now)
+
+    def inject(self, injection: FaultOrder, now: float) -> None:
+        """A behaviour fault of the chaos catalog (an ``Injection`` the director decided),
+        applied as :mod:`simulator.machines.faults` says; it ends by itself at its ``until``.
+        Raises ``ValueError`` for a fault of another family."""
+        self._faults.inject(injection, now)
         self._settle(now)
 
     # --- the driver and the car ---------------------------------------------------------------
@@ -363,22 +377,8 @@ class ChargerMachine:
         its transaction with reason Other, a fault at connector 0 every transaction (the
         connectors then show Unavailable). Clearing returns to the status the situation
         calls for."""
-        ctx = self._ctx
-        if error_code == ChargePointErrorCode.NO_ERROR:
-            ctx.errors.pop(connector_id, None)
-        else:
-            ctx.errors[connector_id] = HardwareError(error_code, info, vendor_error_code)
-        if ctx.faulted(connector_id):
-            hit = list(ctx.points) if connector_id == 0 else [connector_id]
-            for cid in hit:
-                self._transactions.stop_transaction(cid, now, Reason.OTHER)
-                ctx.points[cid].ready_tag = None
-        ctx.note(now, "hardware_error", connector_id, code=error_code.value,
-                 fault=ctx.faulted(connector_id))
-        if connector_id == 0:
-            ctx.refresh_all(now)
-        else:
-            ctx.refresh_status(connector_id, now)
+        self._transactions.hardware_error(connector_id, error_code, now, info=info,
+                                          vendor_error_code=vendor_error_code)
         self._settle(now)
 
     def stop_local(self, connector_id: int, now: float, *, reason: Reason = Reason.LOCAL) -> None:
@@ -445,7 +445,7 @@ class ChargerMachine:
         return earliest(
             session.next_deadline(), self._registration.next_deadline(),
             self._reboots.next_deadline(), self._transactions.next_deadline(),
-            self._metering.next_deadline(),
+            self._metering.next_deadline(), self._faults.next_deadline(),
             *[handler.next_deadline() for handler in self._handlers.values()],
         )
 
@@ -510,6 +510,9 @@ class ChargerMachine:
         self._metering.plan(now)
 
     def _due(self, now: float) -> None:
+        if self._faults.active:
+            for call in self._faults.due(now):
+                self._answer_call(call, now)
         self._registration.retry_boot(now)
         self._transactions.due(now)
         self._metering.due(now)
@@ -536,6 +539,14 @@ class ChargerMachine:
             ctx.note(now, "call_ignored", action=call.action,
                      reason="boot rejected: silent until the retry")
             return
+        if not self._faults.hold(call, now):
+            self._answer_call(call, now)
+
+    def _answer_call(self, call: IncomingCall, now: float) -> None:
+        """Answer a CS CALL now: refused by a fault in force, or by its profile's handler."""
+        ctx = self._ctx
+        if self._faults.refuse(call, now):
+            return
         spec = self._plugin.actions.get(call.action)
         handler = self._handlers.get(spec.profile) if spec is not None else None
         if handler is None:  # (the session refuses these before they get here)
@@ -552,8 +563,13 @@ class ChargerMachine:
             self._transactions.authorize_answered(call.context, response.id_tag_info, now)
         elif call.entry is not None and isinstance(response, StartTransactionResponse):
             self._transactions.start_answered(call.entry, response, now)
+            self._faults.start_answered(call.entry, response, now)
         elif call.entry is not None and isinstance(response, StopTransactionResponse):
             self._transactions.stop_answered(call.entry, response, now)
+            self._faults.stop_answered(call.entry)
+        elif isinstance(call.context, DuplicateStart) and \
+                isinstance(response, StartTransactionResponse):
+            self._faults.duplicate_answered(call, response, now)
         elif isinstance(response, HeartbeatResponse):
             self._registration.sync_clock(response.current_time, now)
 

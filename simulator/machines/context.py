@@ -22,10 +22,24 @@ import enum
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
+import msgspec
+
 from simulator.events import Event, Note, StatusChanged
 from simulator.machines.auth import AuthorizationCache, AuthSettings, LocalAuthList
+from simulator.machines.breaches import (
+    Breaches,
+    RegisterShift,
+    carries_register,
+    shift_sampled,
+    shifted_register,
+)
 from simulator.machines.configuration import ConfigurationStore
-from simulator.machines.connector import ConnectorMachine, allowed_transitions, delivery_status
+from simulator.machines.connector import (
+    ConnectorMachine,
+    StatusReport,
+    allowed_transitions,
+    delivery_status,
+)
 from simulator.machines.effects import ChargerMemory, Effect, OutboxEntry, Publish, Reboot
 from simulator.machines.meter import Meter
 from simulator.machines.parts import (
@@ -42,6 +56,8 @@ from simulator.ocpp.v16 import (
     BootNotificationRequest,
     ChargePointErrorCode,
     ChargePointStatus,
+    SampledValue,
+    StatusNotificationRequest,
 )
 from simulator.seeds import Rng, child
 
@@ -90,6 +106,8 @@ class ChargerContext:
         self.wall_epoch = wall_epoch
         self.clock_offset = 0.0
         """Seconds the CS's clock (``currentTime``) is ahead of ``wall_epoch + now``."""
+        self.breaches = Breaches()
+        """What behaviour faults distort in the frames built now (see :mod:`.breaches`)."""
         self.effects: list[Effect] = []
         """Effects collected for the actor, in order (the session appends to the same list)."""
         self.config = ConfigurationStore(
@@ -153,6 +171,46 @@ class ChargerContext:
         seconds = round(self.wall_offset + now, 3)
         return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
+    def stamp(self, now: float) -> dt.datetime:
+        """The timestamp a frame built at ``now`` carries for ``now``: the wall clock, as a
+        clock fault in force distorts it (naive for a ``no_zone`` skew)."""
+        return self.breaches.stamp(self.wall(now), now, now)
+
+    def status_request(self, report: StatusReport, now: float) -> StatusNotificationRequest:
+        """The StatusNotification for ``report``, built at ``now`` (its timestamp is when the
+        status began, on the charger's clock as a clock fault in force distorts it)."""
+        request = report.to_request(self.wall_offset)
+        stamp = self.breaches.stamp(request.timestamp, report.since, now) \
+            if request.timestamp is not None else None
+        if stamp is request.timestamp:
+            return request
+        return msgspec.structs.replace(request, timestamp=stamp)
+
+    def written_register(self, connector_id: int, value_wh: int, now: float) -> int:
+        """``meterStart``/``meterStop`` as a frame built at ``now`` writes the whole-Wh register
+        ``value_wh`` of ``connector_id`` (moved by a meter fault in force)."""
+        if not self.breaches.shifts:
+            return value_wh
+        delta, used = self.breaches.register_delta(connector_id, now, frame=True)
+        self._note_shifts(used, connector_id, now)
+        return shifted_register(value_wh, delta)
+
+    def written_sample(
+        self, connector_id: int, values: list[SampledValue], now: float, *, frame: bool
+    ) -> tuple[SampledValue, ...]:
+        """Sampled values of ``connector_id`` read at ``now`` as written (registers moved by a
+        meter fault in force); ``frame``: they go into a MeterValues of their own."""
+        if not self.breaches.shifts or not carries_register(values):
+            return tuple(values)
+        delta, used = self.breaches.register_delta(connector_id, now, frame=frame)
+        self._note_shifts(used, connector_id, now)
+        return shift_sampled(values, delta)
+
+    def _note_shifts(self, used: list[RegisterShift], connector_id: int, now: float) -> None:
+        for shift in used:
+            self.note(now, "fault_applied", connector_id, fault=shift.fault,
+                      injection=shift.injection, wh=shift.wh)
+
     def publish(self, event: Event) -> None:
         """Queue ``event`` for the bus."""
         self.effects.append(Publish(event))
@@ -205,13 +263,14 @@ class ChargerContext:
         self.boots_sent += 1
         self.session.call(request, now, context=BOOT)
 
-    def go_down(self, now: float) -> None:
-        """Power off for a reboot: the actor closes the socket, waits ``reboot_delay`` seconds
-        and calls ``power_on``."""
+    def go_down(self, now: float, delay: float | None = None) -> None:
+        """Power off for a reboot: the actor closes the socket, waits ``delay`` seconds (None:
+        the spec's ``reboot_delay``) and calls ``power_on``."""
+        down_for = self.spec.reboot_delay if delay is None else delay
         self.boot_at = None
         self.powered = False
-        self.effects.append(Reboot(self.spec.reboot_delay))
-        self.note(now, "reboot", delay=self.spec.reboot_delay)
+        self.effects.append(Reboot(down_for))
+        self.note(now, "reboot", delay=down_for)
 
     # --- status -------------------------------------------------------------------------------
 

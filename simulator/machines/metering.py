@@ -184,7 +184,8 @@ class Metering:
         specs = self.ctx.config.get_measurands(key)
         if not specs:
             return
-        value = self._meter_value(tx.connector_id, specs, now, context, f"stop:{key}")
+        value = self._meter_value(tx.connector_id, specs, now, context, f"stop:{key}",
+                                  frame=False)
         if value is not None:
             tx.stop_data.append(value)
 
@@ -195,13 +196,19 @@ class Metering:
         now: float,
         context: ReadingContext,
         stream: str | None,
+        *,
+        frame: bool = True,
     ) -> MeterValue | None:
+        """A reading of ``specs`` as written (see :mod:`.breaches`); ``frame``: it goes into a
+        MeterValues of its own (not into transactionData collected in advance)."""
         if not specs:
             return None
         sampled = self.ctx.meters[connector_id].sample(specs, now, context=context, stream=stream)
         if not sampled:
             return None
-        return MeterValue(timestamp=self.ctx.wall(now), sampled_value=tuple(sampled))
+        return MeterValue(timestamp=self.ctx.stamp(now),
+                          sampled_value=self.ctx.written_sample(connector_id, sampled, now,
+                                                                frame=frame))
 
     def _enqueue_meter_values(self, tx: Transaction, value: MeterValue, now: float) -> None:
         self.ctx.session.enqueue_transaction(

@@ -29,15 +29,19 @@ class RebootSequence:
         self.until: float | None = None
         """While a soft reboot waits for the outbox to drain: when it reboots anyway."""
 
-    def begin(self, now: float, reason: Reason, *, hard: bool, note: str) -> None:
+    def begin(
+        self, now: float, reason: Reason, *, hard: bool, note: str, delay: float | None = None
+    ) -> None:
         """Stop every transaction with ``reason`` and reboot (at once when ``hard``); ``note``
-        is the :class:`~simulator.events.Note` recorded between the two (with the type)."""
+        is the :class:`~simulator.events.Note` recorded between the two (with the type).
+        ``delay``: seconds the charger stays down (None: the spec's ``reboot_delay``; a power
+        loss's outage)."""
         if hard:
             self.ctx.session.transactions_enabled = False
         self.transactions.stop_all(now, reason)
         self.ctx.note(now, note, type="Hard" if hard else "Soft")
         if hard:
-            self.go_down(now)
+            self.go_down(now, delay)
         else:
             self.until = now + self.ctx.spec.call_timeout
             self.due(now)
@@ -54,10 +58,11 @@ class RebootSequence:
         if not session.export_outbox() or not session.online or now >= self.until:
             self.go_down(now)
 
-    def go_down(self, now: float) -> None:
-        """Go down now (the actor closes the socket, waits, and calls ``power_on``)."""
+    def go_down(self, now: float, delay: float | None = None) -> None:
+        """Go down now for ``delay`` seconds (None: ``reboot_delay``; the actor closes the
+        socket, waits, and calls ``power_on``)."""
         self.until = None
-        self.ctx.go_down(now)
+        self.ctx.go_down(now, delay)
 
     def cancel(self) -> None:
         """Power is back: nothing is pending any more."""

@@ -199,7 +199,7 @@ class Registration:
         for machine in ctx.connectors.values():  # (built in connector order)
             status = machine.due_notification(now)
             if status is not None:
-                ctx.session.call(status.to_request(ctx.wall_offset), now)
+                ctx.session.call(ctx.status_request(status, now), now)
         deadline = self._heartbeat_deadline()
         if deadline is not None and now >= deadline:
             ctx.session.call(HeartbeatRequest(), now)

@@ -45,6 +45,7 @@ from simulator.events import (
     CallTimedOut,
     FrameIn,
     MessageDropped,
+    Note,
     UnmatchedResult,
 )
 from simulator.machines.configuration import redact
@@ -120,6 +121,17 @@ def _with_transaction_id(payload: str, tx_id: int) -> bytes:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class IdOverride:
+    """A deliberate breach (a ``stale_transaction_id`` or ``missing_transaction_id`` fault of
+    ``injection``): the next transaction message sent that carries a ``transactionId`` carries
+    ``transaction_id`` instead. One frame: a resend of that message carries the true id."""
+
+    transaction_id: int
+    fault: str
+    injection: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Queued:
     request: msgspec.Struct
     context: object
@@ -176,6 +188,9 @@ class Session:
         with a CALLERROR: what comes in is still recorded."""
         self.last_sent: float | None = None
         """When we last put a frame on the wire (liveness for the heartbeat)."""
+        self.id_override: IdOverride | None = None
+        """A transactionId the next transaction message carrying one is sent with instead of
+        its own (a behaviour fault; used up by that message)."""
         self._plugin = plugin
         self._new_id = new_id
         self._profiles = frozenset(supported_profiles)
@@ -342,6 +357,16 @@ class Session:
                 self._publish_dropped(now, entry.action, entry.attempts, reason)
                 continue
             unique_id = self._new_id()
+            override = self.id_override
+            if override is not None and entry.local_tx is not None \
+                    and entry.action in TRANSACTION_ID_ACTIONS:
+                self.id_override = None
+                payload = _with_transaction_id(entry.payload, override.transaction_id)
+                self._publish(Note(t=now, charger=self.charger, what="fault_applied",
+                                   data={"fault": override.fault,
+                                         "injection": override.injection,
+                                         "unique_id": unique_id, "action": entry.action,
+                                         "transaction_id": override.transaction_id}))
             entry = msgspec.structs.replace(entry, unique_id=unique_id)
             self._outbox[0] = entry
             self._persist()

@@ -33,10 +33,11 @@ from simulator.machines.auth import Decision, decide, remember, same_id_tag
 from simulator.machines.context import ChargerContext
 from simulator.machines.effects import OpenTransaction, OutboxEntry
 from simulator.machines.metering import Metering
-from simulator.machines.parts import Transaction
+from simulator.machines.parts import HardwareError, Transaction
 from simulator.ocpp.v16 import (
     AuthorizationStatus,
     AuthorizeRequest,
+    ChargePointErrorCode,
     IdTagInfo,
     ReadingContext,
     Reason,
@@ -217,8 +218,8 @@ class Transactions:
             StartTransactionRequest(
                 connector_id=connector_id,
                 id_tag=id_tag,
-                meter_start=tx.meter_start,
-                timestamp=self.ctx.wall(now),
+                meter_start=self.ctx.written_register(connector_id, tx.meter_start, now),
+                timestamp=self.ctx.stamp(now),
             ),
             now,
             local_tx=tx.local_id,
@@ -246,8 +247,8 @@ class Transactions:
         meter_stop = meter.meter_value_wh()
         self.ctx.session.enqueue_transaction(
             StopTransactionRequest(
-                meter_stop=meter_stop,
-                timestamp=self.ctx.wall(now),
+                meter_stop=self.ctx.written_register(connector_id, meter_stop, now),
+                timestamp=self.ctx.stamp(now),
                 # 0 is a placeholder the session never sends: it fills in the CS's id.
                 transaction_id=tx.transaction_id if tx.transaction_id is not None else 0,
                 id_tag=id_tag,
@@ -276,8 +277,8 @@ class Transactions:
             meter_stop = meter.meter_value_wh() if meter is not None else 0
             self.ctx.session.enqueue_transaction(
                 StopTransactionRequest(
-                    meter_stop=meter_stop,
-                    timestamp=self.ctx.wall(now),
+                    meter_stop=self.ctx.written_register(tx.connector_id, meter_stop, now),
+                    timestamp=self.ctx.stamp(now),
                     transaction_id=tx.transaction_id if tx.transaction_id is not None else 0,
                     reason=Reason.POWER_LOSS,
                 ),
@@ -290,6 +291,35 @@ class Transactions:
                 local_id=tx.local_tx, transaction_id=tx.transaction_id, meter_stop=meter_stop,
                 reason=Reason.POWER_LOSS.value,
             ))
+
+    def hardware_error(
+        self,
+        connector_id: int,
+        error_code: ChargePointErrorCode,
+        now: float,
+        *,
+        info: str | None = None,
+        vendor_error_code: str | None = None,
+    ) -> None:
+        """The hardware reports ``error_code`` at ``connector_id`` (0: the charge point); see
+        ``ChargerMachine.hardware_error``: a fault stops the transactions it hits (reason Other)
+        and forgets their waiting tags; the statuses follow."""
+        ctx = self.ctx
+        if error_code == ChargePointErrorCode.NO_ERROR:
+            ctx.errors.pop(connector_id, None)
+        else:
+            ctx.errors[connector_id] = HardwareError(error_code, info, vendor_error_code)
+        if ctx.faulted(connector_id):
+            hit = list(ctx.points) if connector_id == 0 else [connector_id]
+            for cid in hit:
+                self.stop_transaction(cid, now, Reason.OTHER)
+                ctx.points[cid].ready_tag = None
+        ctx.note(now, "hardware_error", connector_id, code=error_code.value,
+                 fault=ctx.faulted(connector_id))
+        if connector_id == 0:
+            ctx.refresh_all(now)
+        else:
+            ctx.refresh_status(connector_id, now)
 
     def stop_all(self, now: float, reason: Reason) -> int:
         """Stop every running transaction with ``reason``; return how many."""

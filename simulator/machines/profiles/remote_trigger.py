@@ -72,7 +72,7 @@ class RemoteTriggerHandler(ProfileHandler):
             case MessageTrigger.STATUS_NOTIFICATION:
                 for c in sorted(self.ctx.connectors) if cid is None else [cid]:
                     report = self.ctx.connectors[c].current_notification()
-                    self.ctx.session.call(report.to_request(self.ctx.wall_offset), now)
+                    self.ctx.session.call(self.ctx.status_request(report, now), now)
             case MessageTrigger.METER_VALUES:
                 for c in sorted(self.ctx.points) if cid in (None, 0) else [cid]:
                     self.metering.triggered_meter_values(c, now)
