@@ -129,6 +129,7 @@ def csms_options(fleet: FleetFile) -> CsmsOptions:
         heartbeat_interval=round(embedded.heartbeat_interval),
         accepted_tags=embedded.accepted_tags,
         blocked_tags=embedded.blocked_tags,
+        poll_interval=embedded.poll_interval,
     )
 
 
@@ -240,6 +241,8 @@ async def open_simulation(
                               new_id=seeds.uuid_ids(seeds.derive(fleet.run.seed, "csms"))),
                 publish=bus.publish,
             )
+            services.start_soon(_cancelled_by, csms_scope, server.poll,
+                                name="embedded csms polls")
             url = VIRTUAL_URL
             virtual_opener = _virtual_opener(server, client=websocket_client(fleet), wrap=wrap,
                                              plugin=plugin)
@@ -508,6 +511,11 @@ def _load_outboxes(
     memory_decoder = msgspec.json.Decoder(ChargerMemory)
     memories = {charger: memory_decoder.decode(memory) for charger, memory in remembered.items()}
     return outboxes, memories, (latest.id if latest is not None else None)
+
+
+async def _cancelled_by(scope: trio.CancelScope, run: Callable[[], Awaitable[None]]) -> None:
+    with scope:
+        await run()
 
 
 async def _run_embedded_csms(

@@ -83,12 +83,14 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
 class EmbeddedCsms(msgspec.Struct, frozen=True, kw_only=True):
     """Options of the embedded reference CSMS. A presented idTag matching a ``blocked_tags`` glob
     (fnmatch) is Blocked, else one matching ``accepted_tags`` is Accepted, else Invalid.
-    ``heartbeat_interval`` is seconds (the BootNotification ``interval``)."""
+    ``heartbeat_interval`` is seconds (the BootNotification ``interval``); ``poll_interval``
+    seconds between two CALLs of the CSMS to every charger (``None``: it never calls)."""
 
     boot_status: str
     heartbeat_interval: float
     accepted_tags: tuple[str, ...]
     blocked_tags: tuple[str, ...]
+    poll_interval: float | None = None
 
 
 class Csms(msgspec.Struct, frozen=True, kw_only=True):

@@ -241,6 +241,9 @@ def resolve_csms(table: CsmsTable) -> Csms:
     heartbeat = duration(
         embedded.heartbeat_interval, ("csms", "embedded", "heartbeat_interval"), positive=True
     )
+    poll = None if embedded.poll_interval is None else duration(
+        embedded.poll_interval, ("csms", "embedded", "poll_interval"), positive=True
+    )
     return Csms(
         url=table.url,
         transport=_transport(table.transport),
@@ -254,6 +257,7 @@ def resolve_csms(table: CsmsTable) -> Csms:
             heartbeat_interval=heartbeat,
             accepted_tags=embedded.accepted_tags,
             blocked_tags=embedded.blocked_tags,
+            poll_interval=poll,
         ),
     )
 

@@ -103,6 +103,11 @@ class EmbeddedTable(Table, frozen=True, kw_only=True):
     heartbeat_interval: Duration = 60.0
     accepted_tags: tuple[str, ...] = ("*",)
     blocked_tags: tuple[str, ...] = ("BLOCKED*",)
+    poll_interval: Annotated[
+        Duration | None,
+        msgspec.Meta(description="The CSMS calls every charger this often "
+                                 "(GetConfiguration, TriggerMessage in turn); absent: never"),
+    ] = None
 
 
 class CsmsTable(Table, frozen=True, kw_only=True):

@@ -81,6 +81,12 @@ class CsmsOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             counts in the statistics are never truncated).
         max_message_size: bytes; a larger WebSocket message closes the connection with 1009.
         handshake_timeout: seconds a client has to complete the opening handshake.
+
+    Calls of its own:
+        poll_interval: seconds; when set, every connected charge point gets a CALL from the
+            CSMS this often: GetConfiguration, then TriggerMessage (Heartbeat), in turn. A CSMS
+            that calls is what the faults on a charger's answers need (late, wrong id, slow,
+            rejected). ``None`` (default): the CSMS only answers.
     """
 
     boot_status: BootStatus = BootStatus.ACCEPTED
@@ -101,6 +107,7 @@ class CsmsOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_anomalies_per_charger: NonNegativeInt = 1000
     max_message_size: PositiveInt = MIB
     handshake_timeout: PositiveFloat = 10.0
+    poll_interval: PositiveFloat | None = None
 
     def __repr__(self) -> str:
         # passwords must never reach a log line through a repr

@@ -21,6 +21,7 @@ the connection whose events it is writing, never drops them.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 import urllib.parse
 import uuid
@@ -46,7 +47,12 @@ from simulator.csms.rules import admission_status
 from simulator.events import CsmsFrameIn, CsmsFrameOut, CsmsNote, Event
 from simulator.ocpp.frames import BINARY_FRAME, binary_preview
 from simulator.ocpp.plugin import ProtocolPlugin
-from simulator.ocpp.v16 import PLUGIN
+from simulator.ocpp.v16 import (
+    PLUGIN,
+    GetConfigurationRequest,
+    MessageTrigger,
+    TriggerMessageRequest,
+)
 
 DEFAULT_PATH: Final = "/ocpp"
 HTTP_BAD_REQUEST: Final = 400
@@ -283,6 +289,32 @@ class CsmsServer:
             raise CallRefused(f"the CALL to {identity} was lost")
         return waiter.outcome
 
+    async def poll(self) -> None:
+        """Call every connected charge point each ``options.poll_interval`` seconds, in turn
+        GetConfiguration and TriggerMessage (Heartbeat), each CALL in a task of its own (a slow
+        charger holds up nobody); a charger with a CALL outstanding is skipped that time. Returns
+        at once when the option is not set; otherwise runs until cancelled."""
+        interval = self.options.poll_interval
+        if interval is None:
+            return
+        requests = itertools.cycle((
+            GetConfigurationRequest(),
+            TriggerMessageRequest(requested_message=MessageTrigger.HEARTBEAT),
+        ))
+        async with trio.open_nursery() as nursery:
+            while True:
+                await trio.sleep(interval)
+                request = next(requests)
+                for identity in self.connected():
+                    if identity not in self._waiters:
+                        nursery.start_soon(self._poll_one, identity, request)
+
+    async def _poll_one(self, identity: str, request: msgspec.Struct) -> None:
+        try:
+            await self.call(identity, request)
+        except CallRefused:
+            return  # gone or busy since: the next round tries again
+
     def _resolve(self, identity: str, outcome: CallOutcome | None) -> None:
         if outcome is None:
             return
@@ -352,6 +384,7 @@ async def run_csms(
     )
     async with trio.open_nursery() as nursery:
         listening: WebSocketServer = await nursery.start(serve)
+        nursery.start_soon(server.poll)
         task_status.started(f"ws://{_url_host(host)}:{listening.port}{server.path.rstrip('/')}")
 
 
