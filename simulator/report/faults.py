@@ -40,9 +40,10 @@ _TIMELINE: Final = (
     "SELECT seq, t, charger, connector, kind,"
     " CASE kind WHEN ? THEN data"
     " WHEN ? THEN json_extract(data, '$.status')"
-    " WHEN ? THEN json_extract(data, '$.message_type', '$.action', '$.unique_id',"
-    "  CASE WHEN data LIKE '%\"message_type\":4%' AND json_valid(json_extract(data, '$.raw'))"
-    "  THEN json_extract(json_extract(data, '$.raw'), '$[2]') END) END"
+    " WHEN ? THEN json_extract(data, '$.message_type', '$.action', '$.unique_id') END,"
+    " CASE WHEN kind = ? AND data LIKE '%\"message_type\":4%'"
+    " AND json_valid(json_extract(data, '$.raw'))"
+    " THEN json_extract(json_extract(data, '$.raw'), '$[2]') END"
     " FROM events WHERE run_id = ? AND (kind IN (?, ?, ?, ?, ?) OR (kind = ?"
     " AND data LIKE '%\"action\":\"BootNotification\"%'"
     " AND json_extract(data, '$.action') = 'BootNotification')) ORDER BY seq"
@@ -60,7 +61,7 @@ class _Frame(msgspec.Struct, array_like=True, frozen=True):
     message_type: Any = None
     action: Any = None
     unique_id: Any = None
-    code: Any = None
+    code: Any = None  # a CALLERROR's, read apart from the rest
 
 
 _fault_decoder: Final = msgspec.json.Decoder(_Fault)
@@ -91,15 +92,17 @@ def timelines(conn: sqlite3.Connection, rid: int) -> dict[str, list[Moment]]:
         return {}
     frame_in, boot = kind(FrameIn), kind(BootResult)
     rows = conn.execute(_TIMELINE, (
-        fault_kind, boot, frame_in, rid, fault_kind, frame_in, kind(Connected),
+        fault_kind, boot, frame_in, frame_in, rid, fault_kind, frame_in, kind(Connected),
         kind(Disconnected), boot, kind(FrameOut)))
     lines: dict[str, list[Moment]] = collections.defaultdict(list)
-    for seq, t, charger, connector, what, extra in rows:
+    for seq, t, charger, connector, what, extra, code in rows:
         if charger not in hit:
             continue
+        frame = None
+        if what == frame_in:
+            frame = msgspec.structs.replace(_frame_decoder.decode(extra), code=code)
         lines[charger].append(Moment(
-            seq=int(seq), t=float(t), what=str(what), connector=connector,
-            frame=_frame_decoder.decode(extra) if what == frame_in else None,
+            seq=int(seq), t=float(t), what=str(what), connector=connector, frame=frame,
             status=str(extra) if what == boot else None,
             fault=_fault_decoder.decode(extra) if what == fault_kind else None,
         ))
