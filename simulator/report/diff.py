@@ -21,6 +21,9 @@ LATENCY_CHANGE: Final = 0.10
 LATENCY_FLOOR_MS: Final = 1.0
 """A percentile that moved by less than this (ms) is never a difference (timer noise)."""
 
+MEASURED_SHOWN: Final = 60
+"""Characters of a verdict's measured line shown in its column (``sim report`` has it all)."""
+
 MARK: Final = "*"
 
 
@@ -42,7 +45,9 @@ def _table(rows: Sequence[tuple[bool, Sequence[str]]], header: Sequence[str]) ->
 def _verdict(v: Verdict | None) -> str:
     if v is None:
         return "-"
-    return f"{'PASS' if v.passed else 'FAIL'} {v.measured}"
+    measured = v.measured if len(v.measured) <= MEASURED_SHOWN \
+        else v.measured[:MEASURED_SHOWN - 1] + "…"
+    return f"{'PASS' if v.passed else 'FAIL'} {measured}"
 
 
 def _verdicts(a: Report, b: Report) -> list[str]:
