@@ -16,8 +16,13 @@ from simulator.events import (
     FrameOut,
 )
 from simulator.ledger import RunStatus, finish_run
-from simulator.report import CLOCK_ORIGIN_SUMMARY_KEY, FaultEffect, render_json, render_text
-from simulator.report import summarize
+from simulator.report import (
+    CLOCK_ORIGIN_SUMMARY_KEY,
+    FaultEffect,
+    render_json,
+    render_text,
+    summarize,
+)
 from tests.report.helpers import T0, write_run
 
 
@@ -67,8 +72,8 @@ async def test_each_fault_is_paired_with_the_csms_s_next_moves(tmp_path: Path) -
             " fault ended)") in text
     assert ("  10.0 s unknown_action on A: first frame CALLERROR NotImplemented after 0.5 s,"
             " CALLERRORs 2 (deliberate)") in text
-    assert "  60.0 s reset on A: no frame after it, CALLERRORs 0; disconnected, not back by the end" \
-        in text
+    assert ("  60.0 s reset on A: no frame after it, CALLERRORs 0; disconnected, not back by the"
+            " end") in text
     assert json.loads(render_json(report))["fault_effects"][1]["recovered_after_s"] == 3.0
 
 
