@@ -388,8 +388,8 @@ def replay(
     if not source.is_file():
         return _fail(f"{source}: no such ledger file")
     try:
-        with open_run(source, run) as (_, record):
-            pass
+        with open_run(source, run) as (_, stored):
+            record = stored  # its row is all a replay needs: the connection closes here
     except ReportError as exc:
         return _fail(str(exc))
     if not record.config:

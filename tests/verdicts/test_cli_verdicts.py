@@ -12,10 +12,11 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from simulator.events import BootResult
 from simulator.ledger import RunStatus, finish_run
 from simulator.report import VERDICTS_SUMMARY_KEY, render_diff, summarize
 from simulator.report.diff import differs
-from tests.report.helpers import fleet, write_run
+from tests.report.helpers import T0, fleet, write_run
 from tests.test_cli import ROOT, assert_one_clear_line, sim
 from tests.verdicts.test_user_checks import install
 
@@ -170,3 +171,15 @@ async def test_diff_marks_the_verdicts_and_counts_that_changed(tmp_path: Path) -
         line.startswith("* timeouts") for line in page.splitlines())
     same = render_diff(summarize(paths[0]), summarize(paths[0]))
     assert not differs(same)
+
+
+async def test_report_judges_a_run_that_ended_without_its_verdicts(tmp_path: Path) -> None:
+    killed = tmp_path / "killed.db"
+    config = fleet() + '\n[[expect]]\ncheck = "boot_accepted"\nmin = 0.5\n'
+    await write_run(killed, [BootResult(t=T0 + 1, charger="A", status="Accepted", interval=60)],
+                    config=config, finish=False)
+    assert summarize(killed).verdicts is None  # nothing stored: the process never got there
+    report = sim("report", str(killed))
+    assert report.returncode == 0, report.stderr
+    assert ("  #1 PASS  boot_accepted min=0.5: 1 of 2 charger(s) had a boot Accepted (50%, at"
+            " least 50% needed); not accepted: B") in report.stdout
