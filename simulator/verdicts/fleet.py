@@ -37,6 +37,7 @@ _STOPS_SENT: Final = (
 _RESULTS: Final = (
     "SELECT run_id, seq, t, charger, json_extract(data, '$.unique_id') FROM events"
     " WHERE run_id IN ({runs}) AND kind = ? AND data LIKE '%\"message_type\":3%'"
+    " AND data LIKE '%\"action\":\"StopTransaction\"%'"
     " AND json_extract(data, '$.message_type') = 3"
     " AND json_extract(data, '$.unique_id') IN (SELECT value FROM json_each(?)) ORDER BY seq"
 )

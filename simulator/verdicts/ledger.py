@@ -10,6 +10,7 @@ writes: the connection is read-only.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,10 +81,19 @@ class RunLedger:
                    .fetchone()[0])
 
     def end_s(self) -> float:
-        """When the run's last event happened, in seconds since its start (0 without events)."""
-        (last,) = self.conn.execute("SELECT max(t) FROM events WHERE run_id = ?",
-                                    (self.run.id,)).fetchone()
-        return 0.0 if last is None else float(last)
+        """When the run ended, in seconds since its start: its recorded end, else (a killed
+        run) its last event (0 without events)."""
+        if self.run.ended_at is not None:
+            try:
+                lasted = (dt.datetime.fromisoformat(self.run.ended_at)
+                          - dt.datetime.fromisoformat(self.run.started_at))
+            except ValueError:
+                pass
+            else:
+                return max(0.0, lasted.total_seconds())
+        last = self.conn.execute("SELECT t FROM events WHERE run_id = ? ORDER BY rowid DESC"
+                                 " LIMIT 1", (self.run.id,)).fetchone()  # appended in order
+        return 0.0 if last is None else float(last[0])
 
     def charger_ids(self) -> tuple[str, ...]:
         """The run's chargers: those of its fleet file, else those its events name."""

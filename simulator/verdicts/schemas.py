@@ -17,8 +17,13 @@ import importlib.util
 import json
 from typing import Any, Final
 
+import msgspec
+
 PACKAGES: Final = ("ocpp", "jsonschema", "rfc3339_validator")
 """The modules the official schemas need."""
+
+MAX_REMEMBERED: Final = 100_000
+"""Distinct payloads whose judgement is kept (most frames repeat an earlier payload)."""
 
 INSTALL_HINT: Final = "pip install 'ocpp-chaos-simulator[validate]'"
 
@@ -31,7 +36,10 @@ def missing_packages() -> list[str]:
     return [name for name in PACKAGES if importlib.util.find_spec(name) is None]
 
 
-def _load(text: str) -> Any:
+_envelope: Final = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _load(text: str | bytes) -> Any:
     return json.loads(text, parse_float=decimal.Decimal)
 
 
@@ -40,6 +48,7 @@ class OfficialSchemas:
 
     def __init__(self, validators: dict[tuple[str, bool], Any]) -> None:
         self._validators = validators
+        self._judged: dict[tuple[str, bool, bytes], str | None] = {}  # payloads repeat a lot
 
     @classmethod
     def load(cls) -> OfficialSchemas:
@@ -76,13 +85,20 @@ class OfficialSchemas:
         if validator is None:
             return None
         try:
-            frame = _load(raw)
-        except ValueError:
+            parts = _envelope.decode(raw)
+        except msgspec.DecodeError:
             return "not JSON"
-        payload = frame[3] if message_type == 2 and len(frame) > 3 else frame[-1]
-        with decimal.localcontext(_EXACT):
-            error = next(iter(validator.iter_errors(payload)), None)
-        if error is None:
-            return None
-        where = "/".join(str(part) for part in error.absolute_path)
-        return f"{where + ': ' if where else ''}{error.message}"[:200]
+        if len(parts) < 3:
+            return None  # not a frame: the simulator's own decoding says so
+        key = (action, message_type == 3, bytes(parts[-1]))
+        if key not in self._judged:
+            with decimal.localcontext(_EXACT):
+                error = next(iter(validator.iter_errors(_load(key[2]))), None)
+            problem = None
+            if error is not None:
+                where = "/".join(str(part) for part in error.absolute_path)
+                problem = f"{where + ': ' if where else ''}{error.message}"[:200]
+            if len(self._judged) >= MAX_REMEMBERED:
+                return problem
+            self._judged[key] = problem
+        return self._judged[key]

@@ -99,10 +99,15 @@ def check_latency(params: dict[str, Any]) -> None:
         raise ExpectError(None, 'latency needs a bound: p50, p95 or p99 (e.g. p95 = "2s")')
 
 
-def _frames_in(run: RunLedger) -> Iterator[tuple[float, str | None, Any, Any, str, list[str]]]:
+def _frames_in(run: RunLedger, every: bool
+               ) -> Iterator[tuple[float, str | None, Any, Any, str, list[str]]]:
+    """(t, charger, message type, action, raw, violations) of the frames the central system
+    sent: ``every`` one, or only those with violations (an event stores none when it has
+    none)."""
     rows = run.conn.execute(
         "SELECT t, charger, json_extract(data, '$.message_type', '$.action', '$.violations'),"
-        " json_extract(data, '$.raw') FROM events WHERE run_id = ? AND kind = ? ORDER BY seq",
+        " json_extract(data, '$.raw') FROM events WHERE run_id = ? AND kind = ?"
+        + ("" if every else " AND data LIKE '%\"violations\":%'") + " ORDER BY seq",
         (run.run_id, kind(FrameIn)))
     for t, charger, fields, raw in rows:
         message_type, action, violations = json.loads(fields)
@@ -120,9 +125,7 @@ def schema_clean(run: RunLedger) -> Outcome:
         except ModuleNotFoundError as error:
             return Outcome(passed=False, measured=f"cannot be checked: {error}")
     bad: list[str] = []
-    total = 0
-    for t, charger, message_type, action, raw, violations in _frames_in(run):
-        total += 1
+    for t, charger, message_type, action, raw, violations in _frames_in(run, official is not None):
         problem = violations[0] if violations else None
         if problem is None and official is not None:
             problem = official.problem(raw, message_type, action)
@@ -130,6 +133,7 @@ def schema_clean(run: RunLedger) -> Outcome:
             what = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}.get(message_type, "frame")
             bad.append(f"{what} {action or ''} at {t:.1f} s to {charger}: {problem}"
                        .replace("  ", " "))
+    total = run.count(FrameIn)
     how = ("the official 1.6 schemas and the simulator's decoding" if official is not None
            else "the simulator's decoding ([run] validate_csms = true adds the official schemas)")
     if not bad:
