@@ -360,15 +360,16 @@ def _judged(ledger: Path, report: Report) -> tuple[Verdict, ...] | None:
 
 @app.command
 def replay(
-    source: Annotated[Path, Parameter(help="The ledger of the run to replay.")],
+    ledger: Annotated[Path, Parameter(help="The ledger of the run to replay.")],
     /,
     *,
     csms: Annotated[
         str | None, Parameter(help="CSMS URL (ws://, wss://) or 'embedded' (default: the run's).")
     ] = None,
-    ledger: Annotated[
+    into: Annotated[
         Path | None,
-        Parameter(help="Ledger of the replay (default: LEDGER's name with -replay added).")
+        Parameter(name="--ledger",
+                  help="Ledger of the replay (default: LEDGER's name with -replay added).")
     ] = None,
     run: Annotated[int | None, Parameter(help="Run id to replay (default: the latest).")] = None,
     json: Annotated[bool, Parameter(help="Print a machine-readable summary at the end.")] = False,
@@ -385,37 +386,37 @@ def replay(
     from simulator.report import ReportError
     from simulator.report.summary import open_run
 
-    if not source.is_file():
-        return _fail(f"{source}: no such ledger file")
+    if not ledger.is_file():
+        return _fail(f"{ledger}: no such ledger file")
     try:
-        with open_run(source, run) as (_, stored):
+        with open_run(ledger, run) as (_, stored):
             record = stored  # its row is all a replay needs: the connection closes here
     except ReportError as exc:
         return _fail(str(exc))
     if not record.config:
-        return _fail(f"{source}: run {record.id} stored no fleet file, so it cannot be replayed")
+        return _fail(f"{ledger}: run {record.id} stored no fleet file, so it cannot be replayed")
     missing = [variable for variable in _redacted_secrets(record.config)
                if variable not in os.environ]
     if missing:
-        return _fail(f"{source}: run {record.id} had a secret the ledger does not keep; give it"
+        return _fail(f"{ledger}: run {record.id} had a secret the ledger does not keep; give it"
                      f" in the environment as {' and '.join(missing)}, e.g."
-                     f" {missing[0]}=... sim replay {source}")
-    target = ledger if ledger is not None else source.with_name(
-        f"{source.stem}-replay{source.suffix}")
+                     f" {missing[0]}=... sim replay {ledger}")
+    target = into if into is not None else ledger.with_name(
+        f"{ledger.stem}-replay{ledger.suffix}")
     overrides: dict[str, object] = {"run.ledger": str(target)}
     if record.seed is not None:
         overrides["run.seed"] = record.seed
     if csms is not None:
         overrides["csms.url"] = csms
     try:
-        fleet = parse_fleet(record.config, source=f"{source} (run {record.id})",
+        fleet = parse_fleet(record.config, source=f"{ledger} (run {record.id})",
                             overrides=overrides)
     except ConfigError as exc:
         return _fail(str(exc))
     problem = _usable(fleet)
     if problem is not None:
         return _fail(problem)
-    print(f"sim: replaying run {record.id} of {source} (seed {fleet.run.seed}) into {target}",
+    print(f"sim: replaying run {record.id} of {ledger} (seed {fleet.run.seed}) into {target}",
           file=sys.stderr)
     return _run(fleet, resume=False, quiet=quiet, json=json, junit=junit)
 
@@ -447,8 +448,8 @@ def _redacted_secrets(config: str) -> list[str]:
 
 @app.command
 def diff(
-    first: Annotated[Path, Parameter(help="Ledger A.")],
-    second: Annotated[Path, Parameter(help="Ledger B.")],
+    a: Annotated[Path, Parameter(help="Ledger A.")],
+    b: Annotated[Path, Parameter(help="Ledger B.")],
     /,
 ) -> int:
     """Compare the latest runs of two ledgers: verdicts, latency percentiles per action and
@@ -456,7 +457,7 @@ def diff(
     from simulator.report import ReportError, render_diff, summarize
 
     reports = []
-    for ledger in (first, second):
+    for ledger in (a, b):
         if not ledger.is_file():
             return _fail(f"{ledger}: no such ledger file")
         try:

@@ -177,8 +177,9 @@ def reconnect(run: RunLedger, *, share: Share = 1.0, within: Duration = 60.0,
     aside = f" ({unjudged} more ended too close to the run's end to judge)" if unjudged else ""
     which = f"{fault} " if fault is not None else ""
     if not judged:
-        return Outcome(passed=True, measured=f"no {which}fault took a charger's connection"
-                                             f" down{aside}")
+        judgeable = " that could be judged" if unjudged else ""
+        return Outcome(passed=True, measured=f"no {which}fault{judgeable} took a charger's"
+                                             f" connection down{aside}")
     ratio = back / judged
     measured = (f"{back} of {judged} charger(s) a {which}fault disconnected were back and"
                 f" Accepted within {seconds(within)} ({ratio:.0%}, at least {share:.0%} needed;"
