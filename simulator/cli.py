@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from simulator.config import Fleet
-    from simulator.report import Report, Verdict
+    from simulator.report import Verdict
 
 app = App(
     name="sim",
@@ -319,6 +319,7 @@ def report(
         summarize_charger,
         write_csv,
     )
+    from simulator.verdicts import judge_unjudged
 
     if not ledger.is_file():
         return _fail(f"{ledger}: no such ledger file")
@@ -329,7 +330,7 @@ def report(
         else:
             summary = summarize(ledger, run)
             if summary.verdicts is None:  # a run that ended without judging: judge it now
-                summary = msgspec.structs.replace(summary, verdicts=_judged(ledger, summary))
+                summary = msgspec.structs.replace(summary, verdicts=judge_unjudged(ledger, run))
             page = render_json(summary) if json else render_text(summary)
         written = {} if csv is None else write_csv(ledger, csv, run)
     except ReportError as exc:
@@ -338,24 +339,6 @@ def report(
     for file, rows in written.items():
         print(f"sim: wrote {file} ({rows} rows)", file=sys.stderr)
     return 0
-
-
-def _judged(ledger: Path, report: Report) -> tuple[Verdict, ...] | None:
-    """The verdicts of ``report``'s run on the expectations of the fleet file it stored, when
-    it stored one with expectations that can be checked; else ``None``."""
-    from simulator.ledger import get_run, open_readonly
-    from simulator.report.outcomes import run_fleet
-    from simulator.verdicts import ExpectationError, check_expectations, judge
-
-    with open_readonly(ledger) as conn:
-        fleet = run_fleet(get_run(conn, report.run_id))
-    if fleet is None or not fleet.expect:
-        return None
-    try:
-        check_expectations(fleet.expect)
-    except ExpectationError:
-        return None
-    return judge(ledger, report.run_id, fleet=fleet)
 
 
 @app.command
@@ -384,6 +367,7 @@ def replay(
     again, and one written literally must be given as its SIM_ variable (the error names it)."""
     from simulator.config import ConfigError, parse_fleet
     from simulator.report import ReportError
+    from simulator.report.outcomes import secrets_to_give
     from simulator.report.summary import open_run
 
     if not ledger.is_file():
@@ -395,7 +379,7 @@ def replay(
         return _fail(str(exc))
     if not record.config:
         return _fail(f"{ledger}: run {record.id} stored no fleet file, so it cannot be replayed")
-    missing = [variable for variable in _redacted_secrets(record.config)
+    missing = [variable for variable in secrets_to_give(record.config)
                if variable not in os.environ]
     if missing:
         return _fail(f"{ledger}: run {record.id} had a secret the ledger does not keep; give it"
@@ -419,31 +403,6 @@ def replay(
     print(f"sim: replaying run {record.id} of {ledger} (seed {fleet.run.seed}) into {target}",
           file=sys.stderr)
     return _run(fleet, resume=False, quiet=quiet, json=json, junit=junit)
-
-
-def _redacted_secrets(config: str) -> list[str]:
-    """The ``SIM_`` variables that would give each secret the stored ``config`` redacted."""
-    import tomllib
-
-    from simulator.config.model import REDACTED
-
-    found: list[str] = []
-
-    def walk(value: object, path: tuple[str, ...]) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, (*path, str(key)))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(item, (*path, str(index)))
-        elif value == REDACTED:
-            found.append("SIM_" + "__".join(part.upper() for part in path))
-
-    try:
-        walk(tomllib.loads(config), ())
-    except tomllib.TOMLDecodeError:
-        return []  # parse_fleet says what is wrong with it
-    return found
 
 
 @app.command

@@ -10,7 +10,8 @@ Layout (each module imports only those above it):
 - :mod:`.fleet`: ``no_lost_transactions``, ``reconnect``, ``boot_accepted``;
 - :mod:`.registry`: the built-in checks and users' checks registered by entry point
   (:data:`ENTRY_POINT_GROUP`); :func:`check_expectations`, which ``sim check`` runs;
-- :mod:`.judge`: :func:`judge`, the verdicts of a run;
+- :mod:`.judge`: :func:`judge`, the verdicts of a run (:func:`judge_unjudged` for one that
+  ended without them);
 - :mod:`.junit`: :func:`write_junit`, verdicts as JUnit XML.
 
 A user's check, in a package that registers it under :data:`ENTRY_POINT_GROUP`::
@@ -23,7 +24,7 @@ A user's check, in a package that registers it under :data:`ENTRY_POINT_GROUP`::
         return Outcome(passed=sent <= most, measured=f"{sent} heartbeats, at most {most}")
 """
 
-from simulator.verdicts.judge import judge, judge_run
+from simulator.verdicts.judge import judge, judge_run, judge_unjudged
 from simulator.verdicts.junit import junit_xml, write_junit
 from simulator.verdicts.ledger import Outcome, RunLedger
 from simulator.verdicts.params import Duration, ExpectError, Share
@@ -56,6 +57,7 @@ __all__ = [
     "find_check",
     "judge",
     "judge_run",
+    "judge_unjudged",
     "junit_xml",
     "missing_packages",
     "write_junit",

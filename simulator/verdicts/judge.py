@@ -18,7 +18,7 @@ from simulator.report.outcomes import run_fleet
 from simulator.report.summary import open_run
 from simulator.verdicts.ledger import Outcome, RunLedger
 from simulator.verdicts.params import ExpectError
-from simulator.verdicts.registry import find_check
+from simulator.verdicts.registry import ExpectationError, check_expectations, find_check
 
 
 def judge(path: str | Path, run_id: int | None = None, *,
@@ -33,6 +33,22 @@ def judge(path: str | Path, run_id: int | None = None, *,
         wanted = expectations if expectations is not None else (
             () if used is None else used.expect)
         return judge_run(RunLedger(conn, run, used, Path(path)), wanted)
+
+
+def judge_unjudged(path: str | Path, run_id: int | None = None) -> tuple[Verdict, ...] | None:
+    """The verdicts of a run that ended without storing its own (a killed run), on the
+    expectations of the fleet file it stored; ``None`` when it stored none, or some that cannot
+    be checked here (a user's check that is not installed). Raises
+    :class:`~simulator.report.ReportError` for a ledger that cannot be read."""
+    with open_run(path, run_id) as (conn, run):
+        fleet = run_fleet(run)
+        if fleet is None or not fleet.expect:
+            return None
+        try:
+            check_expectations(fleet.expect)
+        except ExpectationError:
+            return None
+        return judge_run(RunLedger(conn, run, fleet, Path(path)), fleet.expect)
 
 
 def judge_run(run: RunLedger, expectations: Sequence[Expect]) -> tuple[Verdict, ...]:
