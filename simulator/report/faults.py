@@ -87,7 +87,8 @@ def timelines(conn: sqlite3.Connection, rid: int) -> dict[str, list[Moment]]:
     connections, disconnections, boot answers and sent BootNotifications, in ``seq`` order."""
     fault_kind = kind(FaultInjected)
     hit = {charger for (charger,) in conn.execute(
-        "SELECT DISTINCT charger FROM events WHERE run_id = ? AND kind = ?", (rid, fault_kind))}
+        "SELECT DISTINCT charger FROM events WHERE run_id = ? AND kind = ?"
+        " AND charger IS NOT NULL", (rid, fault_kind))}
     if not hit:
         return {}
     frame_in, boot = kind(FrameIn), kind(BootResult)

@@ -130,7 +130,8 @@ def no_lost_transactions(run: RunLedger) -> Outcome:
         if _touched(spans.get(charger, []), started, until, connector):
             excused += 1
             continue
-        name = f"{charger} #{local_id}" + (f" (id {transaction_id})" if transaction_id else "")
+        name = f"{charger} #{local_id}" + ("" if transaction_id is None
+                                             else f" (id {transaction_id})")
         if transaction_id is None:
             lost.append(f"{name} never acknowledged")
         elif answered:
