@@ -33,6 +33,7 @@ DISCONNECT_WINDOW_S: Final = 5.0
 before the next fault on the same charger, counts as the fault's doing."""
 
 ACCEPTED: Final = "Accepted"
+BOOT: Final = "BootNotification"
 
 _MESSAGE_NAMES: Final = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 
@@ -40,13 +41,15 @@ _TIMELINE: Final = (
     "SELECT seq, t, charger, connector, kind,"
     " CASE kind WHEN ? THEN data"
     " WHEN ? THEN json_extract(data, '$.status')"
-    " WHEN ? THEN json_extract(data, '$.message_type', '$.action', '$.unique_id') END,"
+    " WHEN ? THEN json_extract(data, '$.message_type', '$.action', '$.unique_id')"
+    " WHEN ? THEN json_extract(data, '$.action', '$.unique_id', '$.injection') END,"
     " CASE WHEN kind = ? AND data LIKE '%\"message_type\":4%'"
     " AND json_valid(json_extract(data, '$.raw'))"
     " THEN json_extract(json_extract(data, '$.raw'), '$[2]') END"
     " FROM events WHERE run_id = ? AND (kind IN (?, ?, ?, ?, ?) OR (kind = ?"
-    " AND data LIKE '%\"action\":\"BootNotification\"%'"
-    " AND json_extract(data, '$.action') = 'BootNotification')) ORDER BY seq"
+    " AND ((data LIKE '%\"action\":\"BootNotification\"%'"
+    " AND json_extract(data, '$.action') = 'BootNotification')"
+    " OR data LIKE '%\"injection\":%'))) ORDER BY seq"
 )
 
 
@@ -64,13 +67,21 @@ class _Frame(msgspec.Struct, array_like=True, frozen=True):
     code: Any = None  # a CALLERROR's, read apart from the rest
 
 
+class _Sent(msgspec.Struct, array_like=True, frozen=True):
+    action: Any = None
+    unique_id: Any = None
+    injection: Any = None
+
+
 _fault_decoder: Final = msgspec.json.Decoder(_Fault)
+_sent_decoder: Final = msgspec.json.Decoder(_Sent)
 _frame_decoder: Final = msgspec.json.Decoder(_Frame)
 
 
 class Moment(msgspec.Struct, frozen=True):
     """One event of a charger's timeline that the fault pairing reads (``t`` in seconds since
     the run's start). ``what`` is the event kind; ``frame`` is set for a received frame,
+    ``sent`` for a sent BootNotification or a frame a protocol fault made or changed,
     ``status`` for a boot answer, ``fault`` for an injection."""
 
     seq: int
@@ -78,6 +89,7 @@ class Moment(msgspec.Struct, frozen=True):
     what: str
     connector: int | None = None
     frame: _Frame | None = None
+    sent: _Sent | None = None
     status: str | None = None
     fault: _Fault | None = None
 
@@ -91,10 +103,10 @@ def timelines(conn: sqlite3.Connection, rid: int) -> dict[str, list[Moment]]:
         " AND charger IS NOT NULL", (rid, fault_kind))}
     if not hit:
         return {}
-    frame_in, boot = kind(FrameIn), kind(BootResult)
+    frame_in, frame_out, boot = kind(FrameIn), kind(FrameOut), kind(BootResult)
     rows = conn.execute(_TIMELINE, (
-        fault_kind, boot, frame_in, frame_in, rid, fault_kind, frame_in, kind(Connected),
-        kind(Disconnected), boot, kind(FrameOut)))
+        fault_kind, boot, frame_in, frame_out, frame_in, rid, fault_kind, frame_in,
+        kind(Connected), kind(Disconnected), boot, frame_out))
     lines: dict[str, list[Moment]] = collections.defaultdict(list)
     for seq, t, charger, connector, what, extra, code in rows:
         if charger not in hit:
@@ -104,6 +116,7 @@ def timelines(conn: sqlite3.Connection, rid: int) -> dict[str, list[Moment]]:
             frame = msgspec.structs.replace(_frame_decoder.decode(extra), code=code)
         lines[charger].append(Moment(
             seq=int(seq), t=float(t), what=str(what), connector=connector, frame=frame,
+            sent=_sent_decoder.decode(extra) if what == frame_out else None,
             status=str(extra) if what == boot else None,
             fault=_fault_decoder.decode(extra) if what == fault_kind else None,
         ))
@@ -127,8 +140,8 @@ def fault_effects(conn: sqlite3.Connection, run: RunRecord) -> tuple[FaultEffect
         " AND charger IS NULL", (run.id, kind(FaultInjected)))
     for seq, t, connector, data in unattributed:  # a fleet-wide fault without one charger
         fault = _fault_decoder.decode(data)
-        effects.append((int(seq), _effect(None, connector, fault, float(t), origin, None, 0,
-                                          False, None)))
+        effects.append((int(seq), _effect(None, connector, fault, float(t), origin,
+                                          (float(t), None), 0, False, None)))
     return tuple(effect for _, effect in sorted(effects, key=lambda pair: pair[0]))
 
 
@@ -140,15 +153,32 @@ def _charger_effects(
         start = line[index]
         assert start.fault is not None
         following = line[index + 1: faults[number + 1] if number + 1 < len(faults) else None]
-        reply = next((m for m in following if m.frame is not None), None)
+        since, reply = _answer(line, index)
         errors = sum(1 for m in following if m.frame is not None and m.frame.message_type == 4)
         end = _end(start, origin)
         disconnect = next((m for m in following if m.what == kind(Disconnected)
                            and m.t <= end + DISCONNECT_WINDOW_S), None)
         back = None if disconnect is None else _back_at(line, line.index(disconnect))
         recovered = None if back is None else max(0.0, back - end)
-        yield start.seq, _effect(charger, start.connector, start.fault, start.t, origin, reply,
-                                 errors, disconnect is not None, recovered)
+        yield start.seq, _effect(charger, start.connector, start.fault, start.t, origin,
+                                 (since, reply), errors, disconnect is not None, recovered)
+
+
+def _answer(line: list[Moment], index: int) -> tuple[float, Moment | None]:
+    """What answered the fault at ``line[index]``, and from when it is timed: the answer to the
+    first frame its injection broke (by message id), timed from that frame; else the first
+    frame received after the injection, timed from it."""
+    start = line[index]
+    assert start.fault is not None
+    injection = start.fault.injection
+    broken = next((m for m in line[index + 1:] if m.sent is not None
+                   and injection is not None and m.sent.injection == injection), None)
+    if broken is not None and broken.sent is not None:
+        answer = next((m for m in line[line.index(broken) + 1:] if m.frame is not None
+                       and m.frame.unique_id == broken.sent.unique_id), None)
+        if answer is not None:
+            return broken.t, answer
+    return start.t, next((m for m in line[index + 1:] if m.frame is not None), None)
 
 
 def _end(start: Moment, origin: float | None) -> float:
@@ -162,19 +192,22 @@ def _end(start: Moment, origin: float | None) -> float:
 def _back_at(line: list[Moment], disconnect: int) -> float | None:
     """When the charger whose connection dropped at ``line[disconnect]`` was back: connected
     again, and, if it sent a BootNotification before its next disconnection, with a boot
-    Accepted; ``None`` if it was not back by the end of ``line``."""
+    Accepted; ``None`` if it was not back by the end of ``line``. A BootNotification counts
+    only on that connection: up to the next disconnection or connection."""
     connected: float | None = None
     booting = False
     for moment in line[disconnect + 1:]:
         if moment.what == kind(Connected) and connected is None:
             connected = moment.t
-        elif moment.what == kind(FrameOut) and connected is not None:
+        elif moment.what == kind(FrameOut) and connected is not None and moment.sent is not None \
+                and moment.sent.action == BOOT:
             booting = True
         elif moment.what == kind(BootResult) and connected is not None \
                 and moment.status == ACCEPTED:
             return max(connected, moment.t)
-        elif moment.what == kind(Disconnected) and connected is not None:
-            return None if booting else connected
+        elif moment.what in (kind(Disconnected), kind(Connected)) and connected is not None:
+            return None if booting else connected  # that connection ended (a crash records
+            # no disconnection: the next connection tells)
     return connected if connected is not None and not booting else None
 
 
@@ -190,13 +223,14 @@ def _reply(moment: Moment | None) -> str | None:
 
 
 def _effect(charger: str | None, connector: int | None, fault: _Fault, t: float,
-            origin: float | None, reply: Moment | None, errors: int, disconnected: bool,
-            recovered: float | None) -> FaultEffect:
+            origin: float | None, answer: tuple[float, Moment | None], errors: int,
+            disconnected: bool, recovered: float | None) -> FaultEffect:
+    since, reply = answer
     until = None if fault.until is None or origin is None else round(fault.until - origin, 6)
     return FaultEffect(
         fault=fault.fault, charger=charger, connector=connector, injection=fault.injection,
         deliberate=fault.deliberate, t_s=t, until_s=until, first_reply=_reply(reply),
-        first_reply_after_s=None if reply is None else round(reply.t - t, 6), errors=errors,
+        first_reply_after_s=None if reply is None else round(reply.t - since, 6), errors=errors,
         disconnected=disconnected,
         recovered_after_s=None if recovered is None else round(recovered, 6),
     )

@@ -116,9 +116,11 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
 class FaultEffect(msgspec.Struct, frozen=True, kw_only=True):
     """One injected fault and what the central system did next for its charger. Times are
     seconds since the run's start: ``t_s`` the injection, ``until_s`` the fault's end (``None``:
-    it acts once, or its end cannot be read back). ``first_reply`` is the first frame the
-    charger received after it (``"CALLRESULT Heartbeat"``, ``"CALLERROR NotImplemented"``,
-    ``"CALL Reset"``), ``first_reply_after_s`` how long after the injection; ``errors`` the
+    it acts once, or its end cannot be read back). ``first_reply`` is what the central system
+    answered to the first frame the fault broke (a protocol fault: by message id), else the first
+    frame the charger received after the injection (``"CALLRESULT Heartbeat"``, ``"CALLERROR
+    NotImplemented"``, ``"CALL Reset"``); ``first_reply_after_s`` how long after that broken
+    frame, else after the injection. ``errors`` the
     CALLERRORs the charger received from the injection to the next fault injected into it (or
     the run's end). ``disconnected``: the fault took the charger's connection down;
     ``recovered_after_s`` is then the time from the fault's end (``until_s``, else ``t_s``) to

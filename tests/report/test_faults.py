@@ -89,3 +89,32 @@ async def test_without_a_stored_clock_origin_recovery_counts_from_the_injection(
     [effect] = summarize(path).fault_effects
     assert (effect.until_s, effect.recovered_after_s) == (None, 32.0)
     assert summarize(path).verdicts is None
+
+
+async def test_a_protocol_fault_is_paired_with_the_answer_to_the_frame_it_broke(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lab.db"
+    rid = await write_run(path, [
+        FaultInjected(t=T0 + 10, charger="A", fault="unknown_action", injection="i1",
+                      deliberate=True),
+        FrameIn(t=T0 + 11, charger="A", raw='[3, "h", {}]', message_type=3, unique_id="h",
+                action="Heartbeat", latency=0.1),  # an answer to something else
+        FrameOut(t=T0 + 20, charger="A", raw='[2, "u1", "Nope", {}]', message_type=2,
+                 unique_id="u1", action="Nope", fault="unknown_action", injection="i1"),
+        FrameIn(t=T0 + 20.4, charger="A", raw=json.dumps([4, "u1", "NotImplemented", "", {}]),
+                message_type=4, unique_id="u1"),
+        # B is back when its partition ends; a crash later brings a new connection and a new
+        # boot (no disconnection recorded): that boot is not the partition's recovery.
+        FaultInjected(t=T0 + 20, charger="B", fault="partition", injection="i2", until=T0 + 50),
+        Disconnected(t=T0 + 20, charger="B", code=1000),
+        Connected(t=T0 + 50, charger="B", url="ws://cs"),
+        Connected(t=T0 + 90, charger="B", url="ws://cs"),
+        FrameOut(t=T0 + 90.1, charger="B", raw="[2]", message_type=2, unique_id="b",
+                 action="BootNotification"),
+        BootResult(t=T0 + 90.2, charger="B", status="Accepted", interval=60),
+    ], finish=False)
+    finish_run(path, rid, RunStatus.COMPLETED, 0, {CLOCK_ORIGIN_SUMMARY_KEY: T0})
+    broken, partition = summarize(path).fault_effects
+    assert (broken.first_reply, broken.first_reply_after_s) == ("CALLERROR NotImplemented", 0.4)
+    assert (partition.disconnected, partition.recovered_after_s) == (True, 0.0)
