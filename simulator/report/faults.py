@@ -154,7 +154,10 @@ def _charger_effects(
         assert start.fault is not None
         following = line[index + 1: faults[number + 1] if number + 1 < len(faults) else None]
         since, reply = _answer(line, index)
-        errors = sum(1 for m in following if m.frame is not None and m.frame.message_type == 4)
+        later = reply is not None and (not following or reply.seq > following[-1].seq)
+        answered = line[index + 1: line.index(reply) + 1] if later and reply is not None \
+            else following  # (later: the broken frame went out after the next fault)
+        errors = sum(1 for m in answered if m.frame is not None and m.frame.message_type == 4)
         end = _end(start, origin)
         disconnect = next((m for m in following if m.what == kind(Disconnected)
                            and m.t <= end + DISCONNECT_WINDOW_S), None)

@@ -117,15 +117,15 @@ class FaultEffect(msgspec.Struct, frozen=True, kw_only=True):
     """One injected fault and what the central system did next for its charger. Times are
     seconds since the run's start: ``t_s`` the injection, ``until_s`` the fault's end (``None``:
     it acts once, or its end cannot be read back). ``first_reply`` is what the central system
-    answered to the first frame the fault broke (a protocol fault: by message id), else the first
-    frame the charger received after the injection (``"CALLRESULT Heartbeat"``, ``"CALLERROR
-    NotImplemented"``, ``"CALL Reset"``); ``first_reply_after_s`` how long after that broken
-    frame, else after the injection. ``errors`` the
-    CALLERRORs the charger received from the injection to the next fault injected into it (or
-    the run's end). ``disconnected``: the fault took the charger's connection down;
-    ``recovered_after_s`` is then the time from the fault's end (``until_s``, else ``t_s``) to
-    the charger being connected again with its boot Accepted (0 when it was back before the
-    fault ended; ``None``: it was not back by the run's end)."""
+    answered to the first frame the fault broke (a protocol fault: by message id), else the
+    first frame the charger received after the injection (``"CALLRESULT Heartbeat"``,
+    ``"CALLERROR NotImplemented"``, ``"CALL Reset"``); ``first_reply_after_s`` how long after
+    that broken frame, else after the injection. ``errors`` the CALLERRORs the charger received
+    from the injection to the next fault injected into it (or the run's end), or up to the
+    answer to the broken frame if that came later. ``disconnected``: the fault took the
+    charger's connection down; ``recovered_after_s`` is then the time from the fault's end
+    (``until_s``, else ``t_s``) to the charger being connected again with its boot Accepted (0
+    when it was back before the fault ended; ``None``: it was not back by the run's end)."""
 
     fault: str
     charger: str | None

@@ -118,3 +118,20 @@ async def test_a_protocol_fault_is_paired_with_the_answer_to_the_frame_it_broke(
     broken, partition = summarize(path).fault_effects
     assert (broken.first_reply, broken.first_reply_after_s) == ("CALLERROR NotImplemented", 0.4)
     assert (partition.disconnected, partition.recovered_after_s) == (True, 0.0)
+
+
+async def test_errors_count_up_to_the_answer_when_the_broken_frame_went_out_later(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lab.db"
+    await write_run(path, [
+        FaultInjected(t=T0 + 10, charger="A", fault="unknown_action", injection="i1"),
+        FaultInjected(t=T0 + 11, charger="A", fault="latency", injection="i2"),
+        FrameOut(t=T0 + 20, charger="A", raw='[2, "u1", "Nope", {}]', message_type=2,
+                 unique_id="u1", action="Nope", fault="unknown_action", injection="i1"),
+        FrameIn(t=T0 + 20.4, charger="A", raw=json.dumps([4, "u1", "NotImplemented", "", {}]),
+                message_type=4, unique_id="u1"),
+    ])
+    first, second = summarize(path).fault_effects
+    assert (first.first_reply, first.errors) == ("CALLERROR NotImplemented", 1)
+    assert (second.first_reply, second.errors) == ("CALLERROR NotImplemented", 1)
