@@ -1,9 +1,10 @@
-"""The ``sim`` command line (cyclopts): start, csms, report, check, schema.
+"""The ``sim`` command line (cyclopts): start, csms, report, check, replay, diff, schema.
 
 Every user error (a bad fleet file, a bad flag, an unwritable ledger path) ends with one line on
 stderr, ``sim: ...``, and exit code 2, the argument parser's own errors included; a run ends
-with 0 (completed), 1 (failed) or 130 (interrupted). A traceback is a bug. ``sim check`` applies
-every rule ``sim start`` applies (:func:`_usable`).
+with 0 (completed), 1 (failed: a failed expectation among the reasons) or 130 (interrupted). A
+traceback is a bug. ``sim check`` applies every rule ``sim start`` applies (:func:`_usable`),
+the ``[[expect]]`` tables' checks and parameters included.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import msgspec
 import trio
 from cyclopts import App, CycloptsError, Parameter
 
 from simulator import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from simulator.config import Fleet
+    from simulator.report import Verdict
 
 app = App(
     name="sim",
@@ -65,6 +70,24 @@ def _tls_problem(fleet: Fleet) -> str | None:
     return None
 
 
+def _expectations_problem(fleet: Fleet) -> str | None:
+    """One line if an ``[[expect]]`` table of ``fleet`` names no check, gives its check a
+    parameter it does not take or a value it cannot use, or needs a package that is missing."""
+    from simulator.config.errors import field_name
+    from simulator.verdicts import INSTALL_HINT, ExpectationError, check_expectations
+    from simulator.verdicts import missing_packages as missing
+
+    try:
+        check_expectations(fleet.expect)
+    except ExpectationError as exc:
+        where = ("expect", exc.index) + (() if exc.error.key is None else (exc.error.key,))
+        return f"{fleet.source}: {field_name(where)}: {exc.error.message}"
+    if fleet.run.validate_csms and missing():
+        return (f"{fleet.source}: run.validate_csms: the official schemas need"
+                f" {', '.join(missing())}: {INSTALL_HINT}")
+    return None
+
+
 def _usable(fleet: Fleet) -> str | None:
     """One line if ``fleet`` cannot run (beyond the file's own checks), else None: the rules
     ``sim check`` and ``sim start`` share."""
@@ -73,17 +96,7 @@ def _usable(fleet: Fleet) -> str | None:
     if fleet.run.time == TimeMode.VIRTUAL and fleet.csms.url != "embedded":
         return (f'{fleet.source}: run.time: "virtual" needs csms.url = "embedded" '
                 "(a real CSMS lives in real time); use time = \"real\"")
-    return _tls_problem(fleet)
-
-
-def _not_run_yet(fleet: Fleet) -> str | None:
-    """A warning naming the tables of ``fleet`` this version checks but does not run."""
-    ignored = [name for name, tables in (("[[step]]", fleet.steps), ("[[chaos]]", fleet.chaos),
-                                         ("[[expect]]", fleet.expect)) if tables]
-    if not ignored:
-        return None
-    return (f"sim: warning: {fleet.source}: {', '.join(ignored)} are checked but not run yet "
-            "by this version (the chaos engine comes next)")
+    return _expectations_problem(fleet) or _tls_problem(fleet)
 
 
 def _left_behind(ledger: Path) -> tuple[int, int]:
@@ -123,11 +136,13 @@ def start(
     ] = False,
     json: Annotated[bool, Parameter(help="Print a machine-readable summary at the end.")] = False,
     quiet: Annotated[bool, Parameter(help="No live view.")] = False,
+    junit: Annotated[
+        Path | None, Parameter(help="Also write the verdicts as JUnit XML to this file.")
+    ] = None,
 ) -> int:
-    """Run a fleet against its central system, record everything, print the report."""
+    """Run a fleet against its central system, record everything, print the report and the
+    verdicts of its [[expect]] tables (exit code 1 when one fails)."""
     from simulator.config import ConfigError, fleet_file, load_fleet
-    from simulator.report import render_json, render_text, summarize
-    from simulator.runtime import run_clock, run_simulation
 
     overrides: dict[str, object] = {}
     if csms is not None:
@@ -157,9 +172,15 @@ def start(
         print(f"sim: warning: {fleet.run.ledger} holds {queued} undelivered transaction "
               f"message(s) and {running} transaction(s) left running by an earlier run; this "
               "run discards them (--resume delivers them)", file=sys.stderr)
-    warning = _not_run_yet(fleet)
-    if warning is not None:
-        print(f"{warning}; running without them", file=sys.stderr)
+    return _run(fleet, resume=resume, quiet=quiet, json=json, junit=junit)
+
+
+def _run(fleet: Fleet, *, resume: bool, quiet: bool, json: bool, junit: Path | None) -> int:
+    """Run ``fleet``, print its report (its verdicts included), write ``junit``; the exit
+    code the run deserves."""
+    from simulator.report import ReportError, render_json, render_text, summarize
+    from simulator.runtime import run_clock, run_simulation
+
     failure: Exception | None = None
     try:
         result = trio.run(lambda: run_simulation(fleet, resume=resume, live=not quiet,
@@ -170,14 +191,32 @@ def start(
     if failure is not None:
         cause = failure.strerror if isinstance(failure, OSError) else None
         return _fail(f"{fleet.run.ledger}: {cause or failure}; check the ledger path")
-    report = summarize(result.ledger, result.run_id)
+    try:
+        report = summarize(result.ledger, result.run_id)
+    except ReportError as exc:
+        return _fail(str(exc))
     if json:
         print(render_json(report))
     else:
         print(render_text(report))
         for reason in result.reasons:
             print(f"sim: run {result.status}: {reason}", file=sys.stderr)
+    if junit is not None:
+        problem = _write_junit(junit, report.verdicts or (), report.name)
+        if problem is not None:
+            return _fail(problem)
     return result.exit_code
+
+
+def _write_junit(path: Path, verdicts: Sequence[Verdict], suite: str) -> str | None:
+    """Write ``verdicts`` to ``path`` as JUnit XML; one line if it cannot be written."""
+    from simulator.verdicts import write_junit
+
+    try:
+        write_junit(path, verdicts, suite=suite)
+    except OSError as exc:
+        return f"--junit: {path}: {exc.strerror or exc}; check the path"
+    return None
 
 
 @app.command(name="csms")
@@ -257,7 +296,7 @@ def report(
     ] = None,
 ) -> int:
     """What happened in a run: per-action latencies, outcomes, errors, transactions, reconnects,
-    what was left undelivered."""
+    what was left undelivered, each injected fault and what the CSMS did next, the verdicts."""
     from simulator.report import (
         ReportError,
         render_charger_text,
@@ -267,6 +306,7 @@ def report(
         summarize_charger,
         write_csv,
     )
+    from simulator.verdicts import judge_unjudged
 
     if not ledger.is_file():
         return _fail(f"{ledger}: no such ledger file")
@@ -276,6 +316,8 @@ def report(
             page = render_json(one) if json else render_charger_text(one)
         else:
             summary = summarize(ledger, run)
+            if summary.verdicts is None:  # a run that ended without judging: judge it now
+                summary = msgspec.structs.replace(summary, verdicts=judge_unjudged(ledger, run))
             page = render_json(summary) if json else render_text(summary)
         written = {} if csv is None else write_csv(ledger, csv, run)
     except ReportError as exc:
@@ -283,6 +325,92 @@ def report(
     print(page)
     for file, rows in written.items():
         print(f"sim: wrote {file} ({rows} rows)", file=sys.stderr)
+    return 0
+
+
+@app.command
+def replay(
+    ledger: Annotated[Path, Parameter(help="The ledger of the run to replay.")],
+    /,
+    *,
+    csms: Annotated[
+        str | None, Parameter(help="CSMS URL (ws://, wss://) or 'embedded' (default: the run's).")
+    ] = None,
+    into: Annotated[
+        Path | None,
+        Parameter(name="--ledger",
+                  help="Ledger of the replay (default: LEDGER's name with -replay added).")
+    ] = None,
+    run: Annotated[int | None, Parameter(help="Run id to replay (default: the latest).")] = None,
+    json: Annotated[bool, Parameter(help="Print a machine-readable summary at the end.")] = False,
+    quiet: Annotated[bool, Parameter(help="No live view.")] = False,
+    junit: Annotated[
+        Path | None, Parameter(help="Also write the verdicts as JUnit XML to this file.")
+    ] = None,
+) -> int:
+    """Run the same fleet again: the fleet file and seed a run stored in its ledger.
+
+    The ledger never keeps a secret: a password written as ${VAR} is read from the environment
+    again, and one written literally must be given as its SIM_ variable (the error names it)."""
+    from simulator.config import ConfigError, parse_fleet
+    from simulator.report import ReportError
+    from simulator.report.outcomes import secrets_to_give
+    from simulator.report.summary import open_run
+
+    if not ledger.is_file():
+        return _fail(f"{ledger}: no such ledger file")
+    try:
+        with open_run(ledger, run) as (_, stored):
+            record = stored  # its row is all a replay needs: the connection closes here
+    except ReportError as exc:
+        return _fail(str(exc))
+    if not record.config:
+        return _fail(f"{ledger}: run {record.id} stored no fleet file, so it cannot be replayed")
+    missing = [variable for variable in secrets_to_give(record.config)
+               if variable not in os.environ]
+    if missing:
+        return _fail(f"{ledger}: run {record.id} had a secret the ledger does not keep; give it"
+                     f" in the environment as {' and '.join(missing)}, e.g."
+                     f" {missing[0]}=... sim replay {ledger}")
+    target = into if into is not None else ledger.with_name(
+        f"{ledger.stem}-replay{ledger.suffix}")
+    overrides: dict[str, object] = {"run.ledger": str(target)}
+    if record.seed is not None:
+        overrides["run.seed"] = record.seed
+    if csms is not None:
+        overrides["csms.url"] = csms
+    try:
+        fleet = parse_fleet(record.config, source=f"{ledger} (run {record.id})",
+                            overrides=overrides)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    problem = _usable(fleet)
+    if problem is not None:
+        return _fail(problem)
+    print(f"sim: replaying run {record.id} of {ledger} (seed {fleet.run.seed}) into {target}",
+          file=sys.stderr)
+    return _run(fleet, resume=False, quiet=quiet, json=json, junit=junit)
+
+
+@app.command
+def diff(
+    a: Annotated[Path, Parameter(help="Ledger A.")],
+    b: Annotated[Path, Parameter(help="Ledger B.")],
+    /,
+) -> int:
+    """Compare the latest runs of two ledgers: verdicts, latency percentiles per action and
+    error counts side by side, differences marked with *."""
+    from simulator.report import ReportError, render_diff, summarize
+
+    reports = []
+    for ledger in (a, b):
+        if not ledger.is_file():
+            return _fail(f"{ledger}: no such ledger file")
+        try:
+            reports.append(summarize(ledger))
+        except ReportError as exc:
+            return _fail(str(exc))
+    print(render_diff(*reports))
     return 0
 
 
@@ -308,9 +436,6 @@ def check(
         if problem is not None:
             status = _fail(problem)
             continue
-        warning = _not_run_yet(fleet)
-        if warning is not None:
-            print(warning, file=sys.stderr)
         print(describe(fleet))
     return status
 

@@ -12,7 +12,9 @@ Leaving it ends the run gracefully: transactions are stopped (reason Local), que
 get a grace period, every outbox not stored yet is handed to the ledger, the ledger is flushed
 and the run is marked completed, failed or interrupted. :func:`run_simulation` is that, until
 the duration runs out or Ctrl-C / SIGTERM; the result says what happened and which exit code
-it deserves.
+it deserves. The fleet's ``[[expect]]`` tables are then judged over the finished run's ledger
+(:mod:`simulator.verdicts`): their verdicts are stored in its summary, and one that fails makes
+the run ``failed`` (exit code 1).
 
 Under ``time = "virtual"`` (run it with :func:`run_clock`) the fleet and the embedded CSMS talk
 over in-memory byte streams (the full WebSocket protocol, no sockets) on trio's mock clock, which
@@ -68,7 +70,9 @@ from simulator.machines.charger import ChargerSpec
 from simulator.machines.effects import ChargerMemory, OutboxEntry, PersistOutbox
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN
+from simulator.report import CLOCK_ORIGIN_SUMMARY_KEY, VERDICTS_SUMMARY_KEY
 from simulator.simulation import RunResult, Simulation
+from simulator.verdicts import judge
 from simulator.view import ConnectProblems, run_live_view
 
 DEFAULT_GRACE: Final = 10.0
@@ -340,10 +344,22 @@ async def open_simulation(
     else:
         status, exit_code = RunStatus.COMPLETED, ExitCode.COMPLETED
     summary = {"reasons": reasons, "live": msgspec.to_builtins(counters_final),
-               LOOP_PROBE_SUMMARY_KEY: not virtual}
+               LOOP_PROBE_SUMMARY_KEY: not virtual, CLOCK_ORIGIN_SUMMARY_KEY: t0}
     with trio.CancelScope(shield=True):
         await trio.to_thread.run_sync(finish_run, ledger_path, run_id, status, exit_code,
                                       summary)
+        if fleet.expect:  # judged over the finished run, then stored with it
+            verdicts = await trio.to_thread.run_sync(
+                functools.partial(judge, ledger_path, run_id, fleet=fleet))
+            failed = [f"#{v.number} {v.check}" for v in verdicts if not v.passed]
+            if failed:
+                reasons.append(f"{len(failed)} of {len(verdicts)} expectation(s) failed: "
+                               + ", ".join(failed))
+                if not interrupted:
+                    status, exit_code = RunStatus.FAILED, ExitCode.FAILED
+            summary[VERDICTS_SUMMARY_KEY] = msgspec.to_builtins(verdicts)
+            await trio.to_thread.run_sync(finish_run, ledger_path, run_id, status, exit_code,
+                                          summary)
     assert sim is not None
     sim.result = RunResult(ledger_path, run_id, status, exit_code, tuple(reasons))
 

@@ -70,7 +70,9 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     """The run: ``duration`` in seconds (``None``: until Ctrl-C); ``ledger`` with ``{name}``
     substituted. ``epoch`` is where the wall clock in frames and the ledger starts under virtual
     time (an aware UTC datetime: ``[run] epoch``, else :data:`DEFAULT_VIRTUAL_EPOCH`); ``None``
-    under real time, whose wall clock is the machine's."""
+    under real time, whose wall clock is the machine's. ``validate_csms``: the ``schema_clean``
+    check judges every frame the CSMS sent by the official 1.6 JSON schemas as well (after the
+    run, from the ledger; slow)."""
 
     name: str
     seed: int
@@ -78,6 +80,7 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     ledger: str
     time: TimeMode
     epoch: dt.datetime | None = None
+    validate_csms: bool = False
 
 
 class EmbeddedCsms(msgspec.Struct, frozen=True, kw_only=True):

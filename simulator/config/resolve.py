@@ -181,6 +181,7 @@ def resolve_run(table: RunTable, default_name: str) -> Run:
         ledger=ledger,
         time=time,
         epoch=_epoch(table.epoch, time),
+        validate_csms=table.validate_csms,
     )
 
 

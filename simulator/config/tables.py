@@ -86,7 +86,8 @@ class Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 
 class RunTable(Table, frozen=True, kw_only=True):
-    """[run]: name, seed, duration, ledger path, time mode and virtual-time epoch of the run."""
+    """[run]: name, seed, duration, ledger path, time mode and virtual-time epoch of the run, and
+    whether verdicts judge the CSMS's frames by the official schemas (``validate_csms``)."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     seed: int = 0
@@ -94,6 +95,9 @@ class RunTable(Table, frozen=True, kw_only=True):
     ledger: str = "runs/{name}.db"
     time: TimeName = TimeMode.REAL.value
     epoch: UtcTimestamp | None = None
+    validate_csms: Annotated[bool, msgspec.Meta(
+        description="Judge every frame the CSMS sent by the official 1.6 JSON schemas too "
+                    "(the schema_clean check; slow)")] = False
 
 
 class EmbeddedTable(Table, frozen=True, kw_only=True):

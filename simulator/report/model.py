@@ -97,6 +97,50 @@ class ResumeStats(msgspec.Struct, frozen=True, kw_only=True):
     powerloss_stops: int
 
 
+Scalar = str | int | float | bool
+"""An expectation's parameter as written in the fleet file."""
+
+
+class Verdict(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one ``[[expect]]`` table: ``number`` is its place in the file (1-based),
+    ``check`` and ``params`` as written, ``passed``, and ``measured``, one line saying what was
+    found (with the numbers that decided it)."""
+
+    number: int
+    check: str
+    params: dict[str, Scalar]
+    passed: bool
+    measured: str
+
+
+class FaultEffect(msgspec.Struct, frozen=True, kw_only=True):
+    """One injected fault and what the central system did next for its charger. Times are
+    seconds since the run's start: ``t_s`` the injection, ``until_s`` the fault's end (``None``:
+    it acts once, or its end cannot be read back). ``first_reply`` is what the central system
+    answered to the first frame the fault broke (a protocol fault: by message id), else the
+    first frame the charger received after the injection (``"CALLRESULT Heartbeat"``,
+    ``"CALLERROR NotImplemented"``, ``"CALL Reset"``); ``first_reply_after_s`` how long after
+    that broken frame, else after the injection. ``errors`` the CALLERRORs the charger received
+    from the injection to the next fault injected into it (or the run's end), or up to the
+    answer to the broken frame if that came later. ``disconnected``: the fault took the
+    charger's connection down; ``recovered_after_s`` is then the time from the fault's end
+    (``until_s``, else ``t_s``) to the charger being connected again with its boot Accepted (0
+    when it was back before the fault ended; ``None``: it was not back by the run's end)."""
+
+    fault: str
+    charger: str | None
+    connector: int | None
+    injection: str | None
+    deliberate: bool
+    t_s: float
+    until_s: float | None
+    first_reply: str | None
+    first_reply_after_s: float | None
+    errors: int
+    disconnected: bool
+    recovered_after_s: float | None
+
+
 class Report(msgspec.Struct, frozen=True, kw_only=True):
     """The summary of one run (see the module docstring for units and the point of view).
 
@@ -117,6 +161,9 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     when it never did): latencies measured then include the simulator's own delay.
     ``loop_lag_measured`` is false when the run had no probe (virtual time, a run that ended
     without its summary, or a ledger written before the probe existed).
+    ``verdicts`` are the run's ``[[expect]]`` outcomes as stored when it ended (``None``: none
+    were stored, e.g. a killed run); ``fault_effects`` pair each injected fault with what the
+    central system did next, in injection order.
     ``messages_queued``: transaction messages the run left undelivered in its outbox (never
     dropped, never answered: a ``--resume`` run sends them), per action in ``queued_by_action``
     and per charger in ``queued_by_charger`` (``{}`` when not recorded per charger); ``None``
@@ -167,6 +214,8 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     loop_lagged_s: float = 0.0
     loop_lag_max_ms: float | None = None
     loop_lag_measured: bool = False
+    verdicts: tuple[Verdict, ...] | None = None
+    fault_effects: tuple[FaultEffect, ...] = ()
 
 
 class ChargerTransaction(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,10 +9,12 @@ config that cannot be read back (an older or hand-written ledger) leaves the gro
 from __future__ import annotations
 
 import sqlite3
+import tomllib
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from simulator.config import ConfigError, Fleet, parse_fleet
+from simulator.config.model import REDACTED
 from simulator.events import (
     BootResult,
     TransactionAcknowledged,
@@ -61,6 +63,29 @@ def run_fleet(run: RunRecord) -> Fleet | None:
         return parse_fleet(run.config, source=f"run {run.id}", env=_NoEnvironment())
     except ConfigError:
         return None
+
+
+def secrets_to_give(config: str) -> list[str]:
+    """The ``SIM_`` environment variables that would give back each secret a stored ``config``
+    has only as ``<redacted>`` (a secret written literally: the ledger never keeps it), e.g.
+    ``SIM_CSMS__PASSWORD``; a secret written as ``${VAR}`` is read from ``VAR`` again."""
+    found: list[str] = []
+
+    def walk(value: object, path: tuple[str, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*path, str(key)))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*path, str(index)))
+        elif value == REDACTED:
+            found.append("SIM_" + "__".join(part.upper() for part in path))
+
+    try:
+        walk(tomllib.loads(config), ())
+    except tomllib.TOMLDecodeError:
+        return []  # parse_fleet says what is wrong with it
+    return found
 
 
 def groups_of(fleet: Fleet | None) -> dict[str, str]:

@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from simulator.config import Fleet
 from simulator.events import (
     CallTimedOut,
@@ -44,9 +46,13 @@ from simulator.ledger import (
     queued_at_end,
     queued_chargers_at_end,
 )
+from simulator.report.faults import fault_effects
 from simulator.report.frames import FrameTally, grouped, kind, sorted_codes, to_ms
-from simulator.report.model import ConnectionStats, Report, TransactionStats
+from simulator.report.model import ConnectionStats, Report, TransactionStats, Verdict
 from simulator.report.outcomes import Stops, groups_of, outcomes, resume_stats, run_fleet
+
+VERDICTS_SUMMARY_KEY = "verdicts"
+"""Set in a run's stored ``summary``: its :class:`Verdict` records, in ``[[expect]]`` order."""
 
 OVERRUN_SHOWN_S = 0.1
 """A run that went on longer than this (s) after its configured duration says so."""
@@ -173,7 +179,21 @@ def _summarize(conn: sqlite3.Connection, path: Path, run: RunRecord) -> Report:
         loop_lag_max_ms=None if loop_lag_max is None else to_ms(float(loop_lag_max)),
         loop_lag_measured=bool(loop_lag_max is not None
                                or (run.summary or {}).get(LOOP_PROBE_SUMMARY_KEY)),
+        verdicts=stored_verdicts(run),
+        fault_effects=fault_effects(conn, run),
     )
+
+
+def stored_verdicts(run: RunRecord) -> tuple[Verdict, ...] | None:
+    """The verdicts ``run`` stored in its summary; ``None`` when it stored none (or they cannot
+    be read back)."""
+    stored = (run.summary or {}).get(VERDICTS_SUMMARY_KEY)
+    if stored is None:
+        return None
+    try:
+        return msgspec.convert(stored, tuple[Verdict, ...])
+    except msgspec.ValidationError:
+        return None
 
 
 def _reasons(run: RunRecord) -> tuple[str, ...]:

@@ -4,9 +4,11 @@ take one short printable cell."""
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from typing import Final
 
-from simulator.report.model import ChargerReport, Report
+from simulator.report.model import ChargerReport, FaultEffect, Report, Scalar, Verdict
 
 MAX_SHOWN: Final = 40
 """Characters of a name that came from outside (an action, an error code) the text report
@@ -15,6 +17,9 @@ shows; a longer one is cut with an ellipsis."""
 MAX_CHARGERS_SHOWN: Final = 10
 """Chargers named in a line that lists them (the others are counted)."""
 
+MAX_FAULTS_SHOWN: Final = 10
+"""Injected faults the text report lists one by one (every kind is summed up above them)."""
+
 RESUME_HINT: Final = "`sim start --resume` on this ledger delivers them"
 
 
@@ -22,7 +27,7 @@ def _ms(milliseconds: float | None) -> str:
     return "-" if milliseconds is None else f"{milliseconds:.1f}"
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
     """``text`` as one short printable cell: what a central system sends may be any length and
     hold control characters."""
     shown = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
@@ -30,7 +35,7 @@ def _clip(text: str) -> str:
 
 
 def _codes(counts: dict[str, int]) -> str:
-    return ", ".join(f"{_clip(code)} {n}" for code, n in counts.items()) if counts else "none"
+    return ", ".join(f"{clip(code)} {n}" for code, n in counts.items()) if counts else "none"
 
 
 def _queued(r: Report) -> str:
@@ -46,7 +51,7 @@ def _undelivered(r: Report) -> list[str]:
     if not r.messages_queued:
         return []
     chargers = list(r.queued_by_charger.items())
-    named = ", ".join(f"{_clip(c)} {n}" for c, n in chargers[:MAX_CHARGERS_SHOWN])
+    named = ", ".join(f"{clip(c)} {n}" for c, n in chargers[:MAX_CHARGERS_SHOWN])
     if len(chargers) > MAX_CHARGERS_SHOWN:
         named += f", and {len(chargers) - MAX_CHARGERS_SHOWN} more charger(s)"
     where = f" of {len(chargers)} charger(s): {named}" if chargers else ""
@@ -96,7 +101,7 @@ def _table(r: Report) -> list[str]:
     header = ("action", "sent", "recv", "results", "err in", "err out", "timeouts",
               *(("latency",) if virtual else ("p50 ms", "p95 ms", "p99 ms", "max ms")))
     rows = [
-        (_clip(a.action), str(a.calls_sent), str(a.calls_received), str(a.results),
+        (clip(a.action), str(a.calls_sent), str(a.calls_received), str(a.results),
          str(a.errors_received), str(a.errors_sent), str(a.timeouts),
          *((("virtual" if a.results else "-"),) if virtual
            else (_ms(a.p50_ms), _ms(a.p95_ms), _ms(a.p99_ms), _ms(a.max_ms))))
@@ -123,10 +128,83 @@ def _outcomes(r: Report) -> list[str]:
         lines.append("  WARNING: the central system accepted no boot: no charger was let in")
     lines += [f"idTagInfo of Authorize: {_codes(o.authorize)}",
               f"idTagInfo of StartTransaction: {_codes(o.start_transaction)}"]
-    groups = ", ".join(f"{_clip(g)} {kwh:g}" for g, kwh in r.energy.by_group_kwh.items())
+    groups = ", ".join(f"{clip(g)} {kwh:g}" for g, kwh in r.energy.by_group_kwh.items())
     lines.append(f"energy delivered: {r.energy.total_kwh:g} kWh by {r.energy.transactions}"
                  f" stopped transaction(s)" + (f" (by group, kWh: {groups})" if groups else ""))
     return lines
+
+
+def _param(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else f"{value:g}"
+
+
+def verdict_title(verdict: Verdict) -> str:
+    """``#2 latency action="BootNotification" p95="2s"``: an expectation as the file wrote it."""
+    params = "".join(f" {key}={_param(value)}" for key, value in verdict.params.items())
+    return f"#{verdict.number} {clip(verdict.check)}{params}"
+
+
+def verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
+    """The verdicts as lines: a count, then one per expectation (number, PASS or FAIL, the
+    check with its parameters, what was measured)."""
+    passed = sum(1 for v in verdicts if v.passed)
+    lines = [f"verdicts: {passed} of {len(verdicts)} passed"]
+    for v in verdicts:
+        title = verdict_title(v).split(" ", 1)
+        lines.append(f"  {title[0]} {'PASS' if v.passed else 'FAIL'}  {title[1]}: {v.measured}")
+    return lines
+
+
+def _verdicts(r: Report) -> list[str]:
+    if r.verdicts is None:
+        return []
+    if not r.verdicts:
+        return ["", "verdicts: none expected (no [[expect]] table)"]
+    return ["", *verdict_lines(r.verdicts)]
+
+
+def _seconds(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} s median, {max(values):.1f} s at worst"
+
+
+def _fault_kind(name: str, effects: list[FaultEffect]) -> str:
+    replies = [e.first_reply_after_s for e in effects if e.first_reply_after_s is not None]
+    down = [e for e in effects if e.disconnected]
+    back = [e.recovered_after_s for e in down if e.recovered_after_s is not None]
+    line = (f"  {clip(name)} {len(effects)}: answered {len(replies)}"
+            + (f" (first frame {_seconds(replies)} after)" if replies else "")
+            + f", CALLERRORs {sum(e.errors for e in effects)}")
+    if down:
+        line += f", disconnected {len(down)}, back {len(back)}"
+        line += f" ({_seconds(back)} after the fault ended)" if back else ""
+    return line
+
+
+def _fault_line(e: FaultEffect) -> str:
+    who = clip(e.charger) if e.charger else "(fleet)"
+    reply = (f"first frame {clip(e.first_reply)} after {e.first_reply_after_s:.1f} s"
+             if e.first_reply is not None and e.first_reply_after_s is not None
+             else "no frame after it")
+    line = f"  {e.t_s:.1f} s {clip(e.fault)} on {who}: {reply}, CALLERRORs {e.errors}"
+    if e.disconnected:
+        line += ("; disconnected, not back by the end" if e.recovered_after_s is None
+                 else f"; disconnected, back {e.recovered_after_s:.1f} s after the fault ended")
+    return line + (" (deliberate)" if e.deliberate else "")
+
+
+def _faults(r: Report) -> list[str]:
+    effects = r.fault_effects
+    if not effects:
+        return []
+    by_name: dict[str, list[FaultEffect]] = {}
+    for effect in effects:
+        by_name.setdefault(effect.fault, []).append(effect)
+    shown = "" if len(effects) <= MAX_FAULTS_SHOWN else f", the first {MAX_FAULTS_SHOWN} listed"
+    return ["", f"faults and what the central system did next ({len(effects)} injected{shown}):",
+            *(_fault_kind(name, group) for name, group in sorted(by_name.items())),
+            *(_fault_line(e) for e in effects[:MAX_FAULTS_SHOWN])]
 
 
 def render_text(report: Report) -> str:
@@ -164,6 +242,8 @@ def render_text(report: Report) -> str:
         f"frames: in {r.frames_in} ({r.frames_in_with_violations} with violations),"
         f" out {r.frames_out}; events {r.events}; CSMS-side violations {r.csms_violations}",
         _loop_lag_line(r),
+        *_faults(r),
+        *_verdicts(r),
     ]
     return "\n".join(lines)
 
@@ -174,8 +254,8 @@ def render_charger_text(report: ChargerReport) -> str:
     r, c = report, report.connections
     queued = "(not recorded)" if r.messages_queued is None else str(r.messages_queued)
     lines = [
-        f"Charger {_clip(r.charger)} in run {r.run_id} of {r.path}"
-        + (f" (group {_clip(r.group)})" if r.group else ""),
+        f"Charger {clip(r.charger)} in run {r.run_id} of {r.path}"
+        + (f" (group {clip(r.group)})" if r.group else ""),
         f"connections: connects {c.connects}, reconnects {c.reconnects},"
         f" disconnects {c.disconnects}, failed attempts {c.connect_failures}"
         + (f" ({_codes(r.connect_errors)})" if r.connect_errors else ""),
@@ -192,12 +272,12 @@ def render_charger_text(report: ChargerReport) -> str:
                 else f"stopped at {t.t_stop_s:.1f} s ({t.stop_reason or '-'})")
         energy = "-" if t.energy_kwh is None else f"{t.energy_kwh:g} kWh"
         lines.append(
-            f"  #{t.local_id} connector {t.connector} tag {_clip(t.id_tag or '-')}"
+            f"  #{t.local_id} connector {t.connector} tag {clip(t.id_tag or '-')}"
             f" id {t.transaction_id if t.transaction_id is not None else '-'}"
             f" {t.ack_status or 'unacknowledged'}: started at {t.t_start_s:.1f} s, {stop},"
             f" {energy}")
     lines.append("last status per connector:" + ("" if r.connectors else " none recorded"))
-    lines += [f"  {s.connector}: {_clip(s.status)}"
-              + ("" if s.error_code == "NoError" else f" ({_clip(s.error_code)})")
+    lines += [f"  {s.connector}: {clip(s.status)}"
+              + ("" if s.error_code == "NoError" else f" ({clip(s.error_code)})")
               + f" at {s.t_s:.1f} s" for s in r.connectors]
     return "\n".join(lines)

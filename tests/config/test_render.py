@@ -50,6 +50,7 @@ def test_text_is_resolved() -> None:
         "duration": "1m",
         "ledger": "runs/interop.db",
         "time": "real",
+        "validate_csms": False,
     }
     assert data["group"][0]["connect_rate"] == 50
     assert "step" not in data
