@@ -25,7 +25,7 @@ import trio
 from simulator.chaos import CATALOG, Family
 from simulator.config import TimeMode, load_fleet, scenario_names
 from simulator.config.library import scenario_path
-from simulator.config.tables import RunTable, TargetTable
+from simulator.config.tables import GroupTable, RunTable
 from simulator.durations import parse_duration
 from simulator.runtime import run_clock, run_simulation
 
@@ -58,25 +58,27 @@ HEADER_NEEDS: Final = (
 SCHEMA_KINDS: Final = frozenset(
     {"missing_field", "wrong_type", "bad_enum", "extra_property", "overlong_string"}
 )
-ENGINE_CONFIG: Final = "validate_csms" in RunTable.__struct_fields__ \
-    and "tag" in TargetTable.__struct_fields__
-"""Whether this tree's fleet files take ``[run] validate_csms`` and ``tag`` targets (the
-verdicts' and the director's parts of the chaos engine), which some scenarios use."""
+TREE_TAKES: Final = {
+    "[run] validate_csms": "validate_csms" in RunTable.__struct_fields__,
+    "[[group]] tags": "tags" in GroupTable.__struct_fields__,
+}
+"""Which keys of the chaos engine's branches (verdicts, director) this tree's fleet files take."""
+WAITING: Final = "needs keys from the chaos engine's branches ({}); the lead wires it at merge"
 
 
-def _uses_engine_config(name: str) -> bool:
+def _missing_keys(name: str) -> list[str]:
+    """The keys scenario ``name`` uses that this tree's fleet files do not take yet."""
     document = _document(name)
-    return "validate_csms" in document["run"] or any(
-        "tags" in group for group in document["group"])
+    used = {"[run] validate_csms": "validate_csms" in document["run"],
+            "[[group]] tags": any("tags" in group for group in document["group"])}
+    return [key for key, uses in used.items() if uses and not TREE_TAKES[key]]
 
 
 def _loadable(names: tuple[str, ...]) -> list[Any]:
     """``names`` as test parameters, those whose file this tree cannot load yet marked xfail."""
-    waiting = pytest.mark.xfail(
-        strict=True, reason="needs [run] validate_csms and tag targets from the chaos engine's "
-                            "branches; the lead wires it at merge")
-    return [pytest.param(name, marks=waiting if not ENGINE_CONFIG and _uses_engine_config(name)
-                         else ()) for name in names]
+    return [pytest.param(name, marks=pytest.mark.xfail(
+        strict=True, reason=WAITING.format(", ".join(_missing_keys(name)))))
+        if _missing_keys(name) else name for name in names]
 
 
 def _path(name: str) -> Path:
@@ -148,9 +150,8 @@ def test_each_scenario_loads(name: str) -> None:
         assert fleet.csms.is_embedded
 
 
-@pytest.mark.xfail(not ENGINE_CONFIG, strict=True,
-                   reason="needs [run] validate_csms and tag targets from the chaos engine's "
-                          "branches; the lead wires it at merge")
+@pytest.mark.xfail(not all(TREE_TAKES.values()), strict=True,
+                   reason=WAITING.format(", ".join(k for k, v in TREE_TAKES.items() if not v)))
 def test_sim_check_accepts_the_whole_library() -> None:
     paths = [str(_path(name)) for name in CHAOS_SCENARIOS]
     done = subprocess.run([sys.executable, "-m", "simulator", "check", *paths], cwd=ROOT,
