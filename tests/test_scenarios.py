@@ -112,8 +112,12 @@ def test_each_scenario_says_what_it_tests_which_weakness_it_finds_and_how_to_run
 ) -> None:
     header = _header(name)
     assert [p.pattern for p in HEADER_NEEDS if not p.search(header)] == []
-    assert f"sim start --toml {name}" in header
-    assert re.search(rf"sim start --toml {re.escape(name)} --csms ws://\S+", header)
+    assert re.search(rf"^#\s+sim start --toml {re.escape(name)}\s+#", header, re.MULTILINE)
+    against = re.search(rf"^#\s+(\S+ )?sim start --toml {re.escape(name)} --csms ws://\S+",
+                        header, re.MULTILINE)
+    assert against is not None
+    if _document(name)["run"].get("time") == "virtual":  # a remote CSMS lives in real time
+        assert against.group(1) == "SIM_RUN__TIME=real "
 
 
 @pytest.mark.parametrize("name", CHAOS_SCENARIOS)
