@@ -49,4 +49,4 @@ def test_anything_else_is_one_line_naming_it_and_the_shipped_names(
     line = str(caught.value)
     assert "\n" not in line
     assert line.startswith(f"{given}: cannot read the file: no such file")
-    assert "(fleet, interop)" in line
+    assert f"({', '.join(scenario_names())})" in line
