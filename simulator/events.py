@@ -50,6 +50,11 @@ class FrameUnsent(Event, frozen=True, tag="frame_unsent"):
     action: str
 
 
+CRASH_NOTE = "the charger failed on this frame"
+"""The violation a charger's crash records on the frame it failed on (its own failure, not the
+sender's)."""
+
+
 class FrameIn(Event, frozen=True, tag="frame_in"):
     """A frame we received. ``latency`` (s) is set on a result to one of our CALLs; ``violations``
     lists what was wrong with it (framing or schema), empty when it was valid."""

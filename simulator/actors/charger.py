@@ -60,7 +60,7 @@ from simulator.actors.link import Backoff, Down, Link, LinkEvent, Received, Tran
 from simulator.chaos.catalog import Family
 from simulator.chaos.injection import Injection
 from simulator.chaos.protocol import ProtocolChaos, Wire
-from simulator.events import Connected, Disconnected, Event, FrameIn, FrameOut
+from simulator.events import CRASH_NOTE, Connected, Disconnected, Event, FrameIn, FrameOut
 from simulator.machines.charger import ChargerMachine, ChargerSpec, ChargerStatistics
 from simulator.machines.domain import (
     ClearFault,
@@ -330,7 +330,7 @@ class ChargerActor:
                 recorded.insert(0, FrameIn(
                     t=now, charger=self.identity, unique_id=control.last_unique_id,
                     raw=text if isinstance(text, str) else text.decode(errors="replace"),
-                    violations=["the charger failed on this frame"],
+                    violations=[CRASH_NOTE],
                 ))
             for event in recorded:
                 await self.env.publish(event)

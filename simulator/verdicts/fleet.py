@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from simulator.chaos import FAULTS
 from simulator.config.errors import one_of
-from simulator.events import BootResult, FaultInjected, FrameIn, FrameOut
+from simulator.events import BootResult, FaultInjected, FrameIn, FrameOut, Note
 from simulator.events import TransactionAcknowledged as Acked
 from simulator.events import TransactionStarted as Started
 from simulator.report.faults import clock_origin, fault_effects
@@ -72,10 +72,18 @@ def _deliberate(run: RunLedger) -> dict[str, list[tuple[float, float, int | None
     """Per charger, (from, to, connector) of every deliberate fault and broken frame, in
     seconds since the run's start."""
     origin = clock_origin(run.run)
+    applied: dict[tuple[str, Any], float] = {}  # (charger, injection) -> when it last acted
+    for charger, t, injection in run.conn.execute(
+            "SELECT charger, t, json_extract(data, '$.data.injection') FROM events"
+            " WHERE run_id = ? AND kind = ? AND json_extract(data, '$.what') IN"
+            " ('fault_applied', 'fault_ended')", (run.run_id, kind(Note))):
+        applied[(charger, injection)] = max(float(t), applied.get((charger, injection), 0.0))
     spans: dict[str, list[tuple[float, float, int | None]]] = {}
     for fault in run.events(FaultInjected):
         if fault.deliberate and fault.charger is not None:
             end = fault.t if fault.until is None or origin is None else fault.until - origin
+            # a one-shot breach lands on the next frame it can change: as late as it acted
+            end = max(end, applied.get((fault.charger, fault.injection), fault.t))
             spans.setdefault(fault.charger, []).append((fault.t, max(fault.t, end),
                                                         fault.connector))
     rows = run.conn.execute(

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from simulator.config.errors import one_of
-from simulator.events import FrameIn, FrameOut
+from simulator.events import CRASH_NOTE, FrameIn, FrameOut
 from simulator.ocpp.frames import Call, ErrorCode, FrameError, MessageType, decode_frame
 from simulator.ocpp.plugin import Direction, PayloadError, ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN
@@ -100,18 +100,20 @@ def check_latency(params: dict[str, Any]) -> None:
 
 
 def _frames_in(run: RunLedger, every: bool
-               ) -> Iterator[tuple[float, str | None, Any, Any, str, list[str]]]:
-    """(t, charger, message type, action, raw, violations) of the frames the central system
-    sent: ``every`` one, or only those with violations (an event stores none when it has
-    none)."""
+               ) -> Iterator[tuple[float, str | None, Any, Any, Any, str, list[str]]]:
+    """(t, charger, message type, action, unique id, raw, violations) of the frames the central
+    system sent: ``every`` one, or only those with violations (an event stores none when it has
+    none). The note a charger's crash leaves on the frame it failed on is not a violation of the
+    central system's, and is left out."""
     rows = run.conn.execute(
-        "SELECT t, charger, json_extract(data, '$.message_type', '$.action', '$.violations'),"
-        " json_extract(data, '$.raw') FROM events WHERE run_id = ? AND kind = ?"
+        "SELECT t, charger, json_extract(data, '$.message_type', '$.action', '$.unique_id',"
+        " '$.violations'), json_extract(data, '$.raw') FROM events WHERE run_id = ? AND kind = ?"
         + ("" if every else " AND data LIKE '%\"violations\":%'") + " ORDER BY seq",
         (run.run_id, kind(FrameIn)))
     for t, charger, fields, raw in rows:
-        message_type, action, violations = json.loads(fields)
-        yield float(t), charger, message_type, action, str(raw), list(violations or ())
+        message_type, action, unique_id, violations = json.loads(fields)
+        found = [v for v in violations or () if v != CRASH_NOTE]
+        yield float(t), charger, message_type, action, unique_id, str(raw), found
 
 
 def schema_clean(run: RunLedger) -> Outcome:
@@ -125,7 +127,11 @@ def schema_clean(run: RunLedger) -> Outcome:
         except ModuleNotFoundError as error:
             return Outcome(passed=False, measured=f"cannot be checked: {error}")
     bad: list[str] = []
-    for t, charger, message_type, action, raw, violations in _frames_in(run, official is not None):
+    provoked = _provoked(run)
+    for t, charger, message_type, action, unique_id, raw, violations in _frames_in(
+            run, official is not None):
+        if message_type != MessageType.CALL and (charger, unique_id) in provoked:
+            continue  # the answer to a frame broken on purpose echoes what was broken (its id)
         problem = violations[0] if violations else None
         if problem is None and official is not None:
             problem = official.problem(raw, message_type, action)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from simulator.config import Expect
 from simulator.events import (
+    CRASH_NOTE,
     BootResult,
     Connected,
     Disconnected,
@@ -17,6 +18,7 @@ from simulator.events import (
     FaultInjected,
     FrameIn,
     FrameOut,
+    Note,
     TransactionAcknowledged,
     TransactionStarted,
 )
@@ -254,3 +256,40 @@ async def test_reconnect_does_not_judge_a_fault_the_run_ended_too_soon_after(
     assert verdict.passed and verdict.measured == (
         "no fault that could be judged took a charger's connection down (1 more ended too close"
         " to the run's end to judge)")
+
+
+async def test_schema_clean_excuses_the_echo_of_a_frame_broken_on_purpose(tmp_path: Path) -> None:
+    """OCPP-J has the CSMS answer an over-long id with that id: the CALLERROR then breaks the
+    36-character rule because the charger's frame did, not the CSMS. The note a charger's crash
+    leaves on a frame is the charger's failure, not the CSMS's either."""
+    long_id = "x" * 64
+    events: list[Event] = [
+        call(1, "A", long_id, "Heartbeat", {}, fault="overlong_id"),
+        FrameIn(t=T0 + 1.1, charger="A", raw=json.dumps([4, long_id, "TypeConstraintViolation",
+                                                         "", {}]),
+                message_type=4, unique_id=long_id, violations=["message id is 64 characters"]),
+        result(2, "B", "h2", "Heartbeat", {"currentTime": "2026-01-01T00:00:00Z"},
+               violations=[CRASH_NOTE]),
+    ]
+    [verdict] = await verdicts(tmp_path / "a.db", events, expect("schema_clean"))
+    assert verdict.passed, verdict.measured
+    [blamed] = await verdicts(tmp_path / "b.db", [  # the same answer to a frame sent as it was
+        call(1, "A", long_id, "Heartbeat", {}), *events[1:]], expect("schema_clean"))
+    assert not blamed.passed and "message id is 64 characters" in blamed.measured
+
+
+async def test_a_one_shot_breach_is_excused_where_it_landed_not_where_it_was_injected(
+    tmp_path: Path,
+) -> None:
+    """stale_transaction_id is injected at 5 s and breaks the next transaction message, at 40 s,
+    so the transaction running then is the one it touched."""
+    stale = FaultInjected(t=T0 + 5, charger="A", fault="stale_transaction_id",
+                          family="behaviour", injection="0.0", deliberate=True)
+    landed = Note(t=T0 + 40, charger="A", what="fault_applied",
+                  data={"fault": "stale_transaction_id", "injection": "0.0"})
+    twice = transaction(30, "A", 2, 12, stops_answered=2)
+    [excused] = await verdicts(tmp_path / "a.db", [stale, *twice, landed],
+                               expect("no_lost_transactions"))
+    assert excused.passed, excused.measured
+    [blamed] = await verdicts(tmp_path / "b.db", [stale, *twice], expect("no_lost_transactions"))
+    assert not blamed.passed and "stopped 2 times" in blamed.measured
