@@ -99,6 +99,18 @@ def _usable(fleet: Fleet) -> str | None:
     return _expectations_problem(fleet) or _tls_problem(fleet)
 
 
+def _list_scenarios() -> int:
+    """``sim start --list``: each shipped scenario's name and the first sentence of its header."""
+    from simulator.config import scenario_names, scenario_summary
+
+    names = scenario_names()
+    width = max(len(name) for name in names)
+    for name in names:
+        print(f"{name:<{width}}  {scenario_summary(name) or '(no description in the file)'}")
+    print("\nrun one: sim start --toml NAME   (against your CSMS: add --csms ws://HOST:PORT/PATH)")
+    return 0
+
+
 def _left_behind(ledger: Path) -> tuple[int, int]:
     """What earlier runs left in ``ledger`` for ``--resume``: the transaction messages in its
     outbox and the transactions its chargers were running ((0, 0) if none or unreadable: the
@@ -139,10 +151,16 @@ def start(
     junit: Annotated[
         Path | None, Parameter(help="Also write the verdicts as JUnit XML to this file.")
     ] = None,
+    list_: Annotated[
+        bool, Parameter(name="--list", help="List the shipped scenarios, run nothing.")
+    ] = False,
 ) -> int:
     """Run a fleet against its central system, record everything, print the report and the
     verdicts of its [[expect]] tables (exit code 1 when one fails)."""
     from simulator.config import ConfigError, fleet_file, load_fleet
+
+    if list_:
+        return _list_scenarios()
 
     overrides: dict[str, object] = {}
     if csms is not None:

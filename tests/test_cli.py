@@ -393,3 +393,15 @@ def test_resume_is_honest_about_what_there_is_to_resume(
     assert "nothing to resume" in again.stderr and again.stdout == ""
     with sqlite3.connect(tmp_path / "cli.db") as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)  # nothing was run
+
+
+def test_start_list_shows_every_shipped_scenario_with_what_it_tests() -> None:
+    from simulator.config import scenario_names
+
+    listed = sim("start", "--list")
+    assert listed.returncode == 0 and listed.stderr == ""
+    lines = dict(line.split(None, 1) for line in listed.stdout.splitlines()
+                 if line.strip() and not line.startswith("run one"))
+    assert set(lines) == set(scenario_names()) and len(lines) >= 13
+    assert lines["blackout"].startswith("Blackout: a district loses power")
+    assert "sim start --toml NAME" in listed.stdout

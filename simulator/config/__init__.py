@@ -36,7 +36,7 @@ from simulator.chaos import CATALOG as CHAOS_CATALOG
 from simulator.chaos import FAULTS as CHAOS_FAULTS
 from simulator.chaos import Target
 from simulator.config.errors import ConfigError
-from simulator.config.library import fleet_file, scenario_names
+from simulator.config.library import fleet_file, scenario_names, scenario_summary
 from simulator.config.load import load_fleet, parse_fleet
 from simulator.config.model import (
     DEFAULT_VIRTUAL_EPOCH,
@@ -85,4 +85,5 @@ __all__ = [
     "load_fleet",
     "parse_fleet",
     "scenario_names",
+    "scenario_summary",
 ]

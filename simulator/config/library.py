@@ -47,6 +47,22 @@ def scenario_path(name: str) -> Path | None:
     return Path(str(entry))
 
 
+def scenario_summary(name: str) -> str:
+    """The first sentence of a shipped scenario's header comment, on one line (its title and
+    what it does), or ``""`` when the file opens with no comment."""
+    path = scenario_path(name)
+    if path is None:
+        return ""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#") or line.strip() == "#":
+            break
+        lines.append(line.lstrip("#").strip())
+    text = " ".join(lines)
+    end = text.find(". ")
+    return text if end < 0 else text[:end + 1]
+
+
 def fleet_file(given: str | Path | None) -> Path:
     """The fleet file to load for ``given``: ``None`` → the default scenario; a path to an
     existing file → that path; a bare name of a shipped scenario → its file. Raises
