@@ -168,11 +168,19 @@ def reconnect(run: RunLedger, *, share: Share = 1.0, within: Duration = 60.0,
     judged = back = unjudged = 0
     worst = 0.0
     late: list[str] = []
-    for effect in fault_effects(run.conn, run.run):
+    effects = fault_effects(run.conn, run.run)
+    spans: dict[str | None, list[tuple[float, float]]] = {}
+    for effect in effects:
+        spans.setdefault(effect.charger, []).append(
+            (effect.t_s, effect.until_s if effect.until_s is not None else effect.t_s))
+    for effect in effects:
         if not effect.disconnected or (fault is not None and effect.fault != fault):
             continue
-        fault_end = effect.until_s if effect.until_s is not None else effect.t_s
+        own_end = effect.until_s if effect.until_s is not None else effect.t_s
+        fault_end = _held_until(spans[effect.charger], effect.t_s, own_end)
         recovered = effect.recovered_after_s
+        if recovered is not None:  # timed from the end of whatever else held it down too
+            recovered = max(0.0, own_end + recovered - fault_end)
         if recovered is None and fault_end + within > end:
             unjudged += 1
             continue
@@ -196,6 +204,20 @@ def reconnect(run: RunLedger, *, share: Share = 1.0, within: Duration = 60.0,
     if late:
         measured += "; " + "; ".join(late[:MAX_NAMED])
     return Outcome(passed=ratio >= share, measured=measured)
+
+
+def _held_until(spans: list[tuple[float, float]], start: float, end: float) -> float:
+    """The end of the faults on one charger that overlap ``[start, end]``, and of those that
+    overlap them in turn: a charger a partition keeps offline is not late to come back from a
+    disconnect injected meanwhile."""
+    held = end
+    grown = True
+    while grown:
+        grown = False
+        for low, high in spans:
+            if low <= held and high >= start and high > held:
+                held, grown = high, True
+    return held
 
 
 def check_reconnect(params: dict[str, Any]) -> None:

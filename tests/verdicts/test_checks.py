@@ -293,3 +293,19 @@ async def test_a_one_shot_breach_is_excused_where_it_landed_not_where_it_was_inj
     assert excused.passed, excused.measured
     [blamed] = await verdicts(tmp_path / "b.db", [stale, *twice], expect("no_lost_transactions"))
     assert not blamed.passed and "stopped 2 times" in blamed.measured
+
+
+async def test_reconnect_times_a_disconnect_from_the_end_of_a_partition_that_held_it(
+    tmp_path: Path,
+) -> None:
+    """A disconnect injected while a partition keeps the charger offline: the charger is back
+    when the partition ends, which is not late for the disconnect."""
+    partition = outage(10, "A", 600, 1.0)
+    events = [*partition[:2],  # (events in time order: the ledger's order is the writer's)
+              FaultInjected(t=T0 + 300, charger="A", fault="disconnect", family="transport"),
+              Disconnected(t=T0 + 300, charger="A", code=1000),
+              *partition[2:], FrameIn(t=T0 + 900, charger="A", raw="[3]")]
+    [verdict] = await verdicts(tmp_path / "a.db", events,
+                               expect("reconnect", within="10s", fault="disconnect"))
+    assert verdict.passed, verdict.measured
+    assert verdict.measured.startswith("1 of 1 charger(s) a disconnect fault disconnected")
