@@ -175,6 +175,7 @@ class Link:
         self._side: trio.Nursery | None = None  # the fault tasks' nursery, while run runs
         self._queued: list[Callable[[], Awaitable[None]]] = []  # fault tasks before run ran
         self._clashes = 0  # identity_clash connections open
+        self._lingering: list[tuple[trio.abc.Stream, float]] = []  # slow closes: (stream, end)
 
     # --- for the main loop -----------------------------------------------------------------
 
@@ -273,7 +274,7 @@ class Link:
         faults in force (a half-open end, an identity clash, a lingering close) beside it."""
         async with trio.open_nursery() as side:
             self._side = side
-            self.chaos.close_later = self._close_later
+            self.chaos.close_later = self._linger
             for task in self._queued:
                 side.start_soon(task)
             self._queued.clear()
@@ -302,16 +303,15 @@ class Link:
                             await self._read(connection)
                     finally:
                         self._connection = None
+                    reported = False
                     if connection.closing is not None:
                         await transport.aclose(*connection.closing)
-                if self._clashes:
-                    await self._publish(Note(
-                        t=trio.current_time(), charger=self.identity, what="identity_clash",
-                        data={"connection": "first", "event": "closed",
-                              "code": connection.code, "reason": connection.reason},
-                    ))
-                await self._deliver(Down(connection.generation, connection.code,
-                                         connection.reason))
+                    if self._lingering:  # a slow close: the charger knows now, the peer later
+                        await self._report_down(connection)
+                        reported = True
+                        await self._close_lingering()
+                if not reported:
+                    await self._report_down(connection)
             except ConnectError as exc:
                 attempt += 1
                 delay = self._backoff.delay(attempt, self._uniform)
@@ -375,10 +375,13 @@ class Link:
                             await transport.receive()
                             frames += 1
                     except TransportClosed as closed:
-                        data.update(event="closed by the CSMS", code=closed.code,
+                        code = None if closed.code is None else int(closed.code)
+                        data.update(event="closed by the CSMS", code=code,
                                     reason=closed.reason, frames=frames)
                 if "event" not in data:
                     data.update(event="kept until the end", frames=frames)
+                await transport.aclose()
+                await self._close_lingering()  # (when a slow close held this one too)
         except ConnectError as exc:
             data.update(event="refused", error=str(exc))
         finally:
@@ -389,16 +392,33 @@ class Link:
         return Note(t=trio.current_time(), charger=self.identity, what="identity_clash",
                     data={"injection": injection.id, **data})
 
-    def _close_later(self, stream: trio.abc.Stream, at: float) -> None:
-        """A ``slow_close``: close ``stream`` at ``at`` (at once when the link stops first)."""
+    def _linger(self, stream: trio.abc.Stream, at: float) -> None:
+        """A chaos stream closed during a ``slow_close``: its connection ends at ``at``."""
+        self._lingering.append((stream, at))
 
-        async def close() -> None:
-            try:
+    async def _close_lingering(self) -> None:
+        """End the connections a ``slow_close`` holds, each at its time (all at once when
+        cancelled)."""
+        try:
+            while self._lingering:
+                stream, at = self._lingering[0]
                 await trio.sleep_until(at)
-            finally:
+                self._lingering.pop(0)
                 await trio.aclose_forcefully(stream)
+        finally:
+            while self._lingering:
+                await trio.aclose_forcefully(self._lingering.pop()[0])
 
-        self._spawn(close)
+    async def _report_down(self, connection: _Connection) -> None:
+        """Tell the main loop that ``connection`` has ended (noted too during a clash)."""
+        if self._clashes:
+            await self._publish(Note(
+                t=trio.current_time(), charger=self.identity, what="identity_clash",
+                data={"connection": "first", "event": "closed",
+                      "code": None if connection.code is None else int(connection.code),
+                      "reason": connection.reason},
+            ))
+        await self._deliver(Down(connection.generation, connection.code, connection.reason))
 
     def _uniform(self, low: float, high: float) -> float:
         if self._rng is None:
