@@ -6,7 +6,8 @@ through ``deliver`` (the main loop's inbox): :class:`Up` when a connection is op
 received as :class:`Received`, :class:`Down` when the connection has ended, each tagged with the
 connection's ``generation`` so that the main loop ignores what belongs to a connection it no
 longer knows. The main loop acts on the link only through :meth:`Link.hand_over` (a frame to
-write), :meth:`Link.drop` and :meth:`Link.hurry`; none of them waits.
+write), :meth:`Link.drop`, :meth:`Link.hurry` and :meth:`Link.inject` (a transport fault);
+none of them waits.
 
 Per connection (opened by ``open_transport``, which owns the stream and the WebSocket client):
 
@@ -21,6 +22,12 @@ Per connection (opened by ``open_transport``, which owns the stream and the WebS
 A failed connect is published (``connect_failed``) and retried after a delay with full jitter
 (:class:`Backoff`, drawn from the charger's seeded ``reconnect`` stream); a connection that ended
 is reopened after a jittered delay of one base period.
+
+Transport faults: the link owns the charger's
+:class:`~simulator.actors.chaos_stream.TransportChaos`, the state every stream of its connections
+consults (``open_transport`` wraps them in its chaos streams), and acts on the connection itself
+for the faults that end or double it; a fault's own tasks (the end of a half-open spell, an
+identity clash's second connection) run in a nursery beside the connection loop.
 """
 
 from __future__ import annotations
@@ -271,7 +278,7 @@ class Link:
     async def run(self) -> None:
         """Keep the charger connected: connect, run the connection's reader and writer until it
         ends, report it, reconnect with backoff. Runs until cancelled, with the tasks of the
-        faults in force (a half-open end, an identity clash, a lingering close) beside it."""
+        faults in force (the end of a half-open spell, an identity clash) beside it."""
         async with trio.open_nursery() as side:
             self._side = side
             self.chaos.close_later = self._linger
