@@ -196,6 +196,9 @@ class ChaosStream(StreamWrapper):
     Every wait it adds is cancellable. Closing it also forgets it in its state.
     """
 
+    __slots__ = ("_broken", "_chaos", "_closed", "_receive_free", "_send_free", "_woken",
+                 "linger_until")
+
     def __init__(self, inner: trio.abc.Stream, chaos: TransportChaos) -> None:
         super().__init__(inner)
         self._chaos = chaos
