@@ -366,7 +366,7 @@ class Link:
     async def _clash(self, injection: Injection) -> None:
         """``identity_clash``: a second connection with this charger's identity, through the
         same opener, kept until the fault's end; it only reads. Notes record whether the CSMS
-        refused it, closed it, or let it be."""
+        refused it, ended it (with which code and reason), or let it be."""
         now = trio.current_time()
         until = injection.until if injection.until is not None else now + DEFAULT_CLASH
         data: dict[str, object] = {"connection": "second", "first_open": self._connection
@@ -383,7 +383,7 @@ class Link:
                             frames += 1
                     except TransportClosed as closed:
                         code = None if closed.code is None else int(closed.code)
-                        data.update(event="closed by the CSMS", code=code,
+                        data.update(event="ended", code=code,
                                     reason=closed.reason, frames=frames)
                 if "event" not in data:
                     data.update(event="kept until the end", frames=frames)

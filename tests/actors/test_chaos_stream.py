@@ -395,7 +395,7 @@ async def test_identity_clash_opens_a_second_connection_and_notes_what_the_csms_
     assert notes[1] == {"connection": "first", "event": "closed", "code": 1000,
                         "reason": "replaced"}
     assert notes[2] == {"injection": "test.identity_clash", "connection": "second",
-                        "first_open": True, "event": "closed by the CSMS", "code": 1000,
+                        "first_open": True, "event": "ended", "code": 1000,
                         "reason": "replaced", "frames": 0}
 
 
