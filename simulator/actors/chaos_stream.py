@@ -116,7 +116,7 @@ class TransportChaos:
     def apply(self, injection: Injection, now: float) -> None:
         """Put ``latency``, ``bandwidth``, ``fragment`` or ``half_open`` in force from ``now``
         until ``injection.until`` (None: until the run ends). Raises ``ValueError`` for any
-        other fault."""
+        other fault or a parameter it cannot use (nothing is changed then)."""
         params = injection.params
         until = math.inf if injection.until is None else injection.until
         directions = _directions(str(params.get("direction", "both")))
@@ -311,6 +311,9 @@ class ChaosStream(StreamWrapper):
 
 
 def _directions(direction: str) -> tuple[str, ...]:
+    """The directions a ``direction`` parameter names; raises ``ValueError`` for another."""
+    if direction not in ("both", "send", "receive"):
+        raise ValueError(f'direction {direction!r}: use "both", "send" or "receive"')
     return ("send", "receive") if direction == "both" else (direction,)
 
 

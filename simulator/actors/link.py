@@ -214,8 +214,9 @@ class Link:
         """Apply a transport fault of the catalog (never raises; a fault it cannot apply is
         recorded as a ``note``):
 
-        - ``disconnect``: a clean close with ``params["code"]``; the link reconnects as after
-          any drop. ``reset``: the connection is aborted (no close frame: 1006 at the peer, an
+        - ``disconnect``: a clean close with ``params["code"]`` (a code that may not go on the
+          wire, such as 1006, ends it without a close frame); the link reconnects as after any
+          drop. ``reset``: the connection is aborted (no close frame: 1006 at the peer, an
           RST over TCP). ``slow_close``: a clean close (1000) whose connection is ended only
           ``params["linger"]`` seconds later. The three act on the connection open now (and on
           an ``identity_clash`` socket, if one is open); offline, they are a no-op and a note.

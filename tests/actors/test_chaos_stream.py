@@ -399,18 +399,24 @@ async def test_identity_clash_opens_a_second_connection_and_notes_what_the_csms_
                         "reason": "replaced", "frames": 0}
 
 
-async def test_faults_that_need_a_connection_are_noted_and_skipped_while_offline(
+async def test_a_fault_the_link_cannot_apply_offline_or_as_given_is_noted_never_raised(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     offline = tuple(fault(name) for name in ("disconnect", "reset", "slow_close"))
-    async with linked(CLIENTS[0].values[0], before=offline) as (harness, peer, _):
-        await harness.next(Up)
+    unusable = fault("latency", until=math.inf, direction="sideways")
+    async with linked(CLIENTS[0].values[0], before=(*offline, unusable)) as (harness, peer, _):
+        up = await harness.next(Up)
         await trio.sleep(5)
         assert len(peer.connections) == 1  # none of them touched the connection that came
+        sent = harness.send(up.generation, "on time")
+        assert await frame_arrives(peer.connections[0], "on time") == sent
     notes = sorted(harness.notes("not_applied"), key=lambda note: str(note["fault"]))
     assert notes == [
-        {"fault": name, "injection": f"test.{name}", "reason": "offline"}
-        for name in ("disconnect", "reset", "slow_close")
+        {"fault": "disconnect", "injection": "test.disconnect", "reason": "offline"},
+        {"fault": "latency", "injection": "test.latency",
+         "reason": 'direction \'sideways\': use "both", "send" or "receive"'},
+        {"fault": "reset", "injection": "test.reset", "reason": "offline"},
+        {"fault": "slow_close", "injection": "test.slow_close", "reason": "offline"},
     ]
 
 
