@@ -14,7 +14,8 @@ What each fault does on the wire:
 
 - latency: each write goes out ``ms`` (± ``jitter_ms``, uniform) after the client made it; each
   read reaches the client that much after the bytes arrived ("send", "receive" or "both"
-  directions). Writes in one direction stay in order: one waits for the one before.
+  directions). Calls in one direction stay in order, each waiting for the one before: a burst
+  pays the delay once per write (OCPP-J keeps one CALL in flight, so bursts are rare).
 - bandwidth: ``bytes_per_second`` in each chosen direction; a write of N bytes is paced out in
   pieces of about a tenth of a second's worth, its last byte leaving N / rate seconds after the
   line was free; reads are paced the same way.
