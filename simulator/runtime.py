@@ -40,6 +40,7 @@ import trio
 import trio.testing
 
 from simulator import __version__, seeds
+from simulator.actors.chaos_stream import TransportChaos
 from simulator.actors.charger import ChargerControl, ChargerEnv
 from simulator.actors.director import ScriptedStep, run_director
 from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
@@ -238,6 +239,8 @@ async def open_simulation(
         )
         url = fleet.csms.url
         csms_scope = trio.CancelScope()
+        chaos = _chaos_states(fleet.run.seed)  # each charger's, shared by its link and streams
+        wrap = _with_chaos(chaos, wrap)
         virtual_opener: TransportFactory | None = None
         if url == "embedded" and virtual:
             server = CsmsServer(
@@ -265,6 +268,7 @@ async def open_simulation(
                         open_transport=opener,
                         publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
                         sessions=group.sessions, plugin=plugin, run_id=run_id,
+                        chaos=chaos(spec.identity),
                     )
                     for spec in charger_specs(group)
                 ],
@@ -502,6 +506,29 @@ def _for(
     wrap: StreamWrap | None, identity: str
 ) -> Callable[[trio.abc.Stream], trio.abc.Stream] | None:
     return None if wrap is None else functools.partial(wrap, identity)
+
+
+def _chaos_states(seed: int) -> Callable[[str], TransportChaos]:
+    """``identity`` → that charger's transport chaos state (made on first use, then the same)."""
+    states: dict[str, TransportChaos] = {}
+
+    def state(identity: str) -> TransportChaos:
+        found = states.get(identity)
+        if found is None:
+            found = states[identity] = TransportChaos(seed, identity)
+        return found
+
+    return state
+
+
+def _with_chaos(chaos: Callable[[str], TransportChaos], wrap: StreamWrap | None) -> StreamWrap:
+    """``wrap``, then the charger's chaos stream over it, closest to the WebSocket client: a
+    recording ``wrap`` sees the bytes the faults let through."""
+
+    def wrapped(identity: str, stream: trio.abc.Stream) -> trio.abc.Stream:
+        return chaos(identity).wrap(stream if wrap is None else wrap(identity, stream))
+
+    return wrapped
 
 
 def _load_outboxes(

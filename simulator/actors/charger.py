@@ -55,6 +55,7 @@ import msgspec
 import trio
 
 from simulator import seeds
+from simulator.actors.chaos_stream import TransportChaos
 from simulator.actors.connector import run_connector
 from simulator.actors.link import Backoff, Down, Link, LinkEvent, Received, TransportOpener, Up
 from simulator.chaos.catalog import Family
@@ -104,7 +105,9 @@ class ChargerEnv:
     those of the earlier runs of the same ledger (resumed runs). ``wall_epoch`` is Unix time at
     ``trio.current_time() == 0``. ``sessions``: automatic transactions on every connector.
     ``plugin``: the protocol version the machine speaks (``open_transport`` must offer the
-    same one).
+    same one). ``chaos``: the charger's transport chaos state, whose streams ``open_transport``
+    puts under the WebSocket client (None: transport faults that shape bytes have no stream to
+    act on).
     """
 
     spec: ChargerSpec
@@ -118,6 +121,7 @@ class ChargerEnv:
     backoff: Backoff = dataclasses.field(default_factory=Backoff)
     plugin: ProtocolPlugin = PLUGIN
     run_id: int = 0
+    chaos: TransportChaos | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -247,7 +251,7 @@ class ChargerActor:
         self.link = Link(
             identity=self.identity, url=env.url, seed=env.seed,
             open_transport=env.open_transport, deliver=control.inbox_send.send,
-            publish=env.publish, backoff=env.backoff,
+            publish=env.publish, backoff=env.backoff, chaos=env.chaos,
         )
 
     # --- the main loop ---------------------------------------------------------------------

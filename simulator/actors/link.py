@@ -6,7 +6,8 @@ through ``deliver`` (the main loop's inbox): :class:`Up` when a connection is op
 received as :class:`Received`, :class:`Down` when the connection has ended, each tagged with the
 connection's ``generation`` so that the main loop ignores what belongs to a connection it no
 longer knows. The main loop acts on the link only through :meth:`Link.hand_over` (a frame to
-write), :meth:`Link.drop` and :meth:`Link.hurry`; none of them waits.
+write), :meth:`Link.drop`, :meth:`Link.hurry` and :meth:`Link.inject` (a transport fault);
+none of them waits.
 
 Per connection (opened by ``open_transport``, which owns the stream and the WebSocket client):
 
@@ -21,11 +22,18 @@ Per connection (opened by ``open_transport``, which owns the stream and the WebS
 A failed connect is published (``connect_failed``) and retried after a delay with full jitter
 (:class:`Backoff`, drawn from the charger's seeded ``reconnect`` stream); a connection that ended
 is reopened after a jittered delay of one base period.
+
+Transport faults: the link owns the charger's
+:class:`~simulator.actors.chaos_stream.TransportChaos`, the state every stream of its connections
+consults (``open_transport`` wraps them in its chaos streams), and acts on the connection itself
+for the faults that end or double it; a fault's own tasks (the end of a half-open spell, an
+identity clash's second connection) run in a nursery beside the connection loop.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -34,9 +42,10 @@ from typing import Final
 import trio
 
 from simulator import seeds
-from simulator.actors.transport import ConnectError, Transport, TransportClosed
+from simulator.actors.chaos_stream import TransportChaos
+from simulator.actors.transport import ABNORMAL_CLOSURE, ConnectError, Transport, TransportClosed
 from simulator.chaos.injection import Injection
-from simulator.events import ConnectFailed, Event, FrameUnsent
+from simulator.events import ConnectFailed, Event, FrameUnsent, Note
 from simulator.machines.effects import Send
 
 URGENT_RETRY: Final = 0.5
@@ -50,6 +59,10 @@ SEND_QUEUE_FULL: Final = "the CSMS stopped reading: send queue full"
 """The reason of a connection ended because its writer's channel was full."""
 UNSENT_PUBLISH_TIMEOUT: Final = 1.0
 """Seconds a closing connection's writer may wait on the bus to record its unsent frames."""
+DEFAULT_CLASH: Final = 10.0
+"""Seconds an ``identity_clash`` keeps its second connection when the fault names no end."""
+SHAPING_FAULTS: Final = frozenset({"latency", "bandwidth", "fragment"})
+"""Transport faults that only shape the bytes (the chaos stream applies them)."""
 
 TransportOpener = Callable[[str], AbstractAsyncContextManager[Transport]]
 """Opens a transport for a charger identity (raises ``ConnectError``)."""
@@ -112,6 +125,8 @@ class _Connection:
         self.ended = False
         self.code: int | None = None
         self.reason = ""
+        self.closing: tuple[int, str] | None = None
+        """The close code and wire reason the link closes it with (None: the default close)."""
         self._scope: trio.CancelScope | None = None
 
     def attach(self, scope: trio.CancelScope) -> None:
@@ -126,21 +141,33 @@ class _Connection:
             if self._scope is not None:
                 self._scope.cancel()
 
+    def close_with(self, code: int, wire_reason: str, reason: str) -> None:
+        """End it because of a fault: closed with ``code`` and ``wire_reason`` (a code that may
+        not go on the wire, 1006, sends no close frame); ``reason`` is the one reported."""
+        if not self.ended:
+            self.closing = (code, wire_reason)
+        self.end(code, reason)
+
 
 class Link:
     """The link of the charger ``identity`` (see the module docstring).
 
     ``deliver`` hands a :class:`LinkEvent` to the main loop (and may wait); ``publish`` sends an
     event to the bus. :meth:`run` is the link's task; the other methods are for the main loop.
+    ``chaos`` is the charger's transport chaos state, the one whose streams ``open_transport``
+    puts under the WebSocket client (None: a state of its own, which no stream consults, as
+    over a message pipe with no stream under it).
     """
 
     def __init__(
         self, *, identity: str, url: str, seed: int, open_transport: TransportOpener,
         deliver: Callable[[LinkEvent], Awaitable[None]],
         publish: Callable[[Event], Awaitable[None]], backoff: Backoff,
+        chaos: TransportChaos | None = None,
     ) -> None:
         self.identity = identity
         self.url = url
+        self.chaos = chaos if chaos is not None else TransportChaos(seed, identity)
         self._seed = seed
         self._open_transport = open_transport
         self._deliver = deliver
@@ -152,6 +179,10 @@ class Link:
         self._hold_until = -math.inf
         self._urgent = False
         self._wake: trio.Event | None = None  # set by hurry; exists while the link waits
+        self._side: trio.Nursery | None = None  # the fault tasks' nursery, while run runs
+        self._queued: list[Callable[[], Awaitable[None]]] = []  # fault tasks before run ran
+        self._clashes = 0  # identity_clash connections open
+        self._lingering: list[tuple[trio.abc.Stream, float]] = []  # slow closes: (stream, end)
 
     # --- for the main loop -----------------------------------------------------------------
 
@@ -180,19 +211,61 @@ class Link:
             self._connection.end(1000, CLOSED_BY_CHARGER)
 
     def inject(self, injection: Injection, now: float) -> None:
-        """Apply a transport fault: ``disconnect`` closes the connection cleanly (1000) and the
-        link reconnects as after any drop; ``partition`` closes it and stays offline until the
-        fault's ``until``; ``reconnect_storm`` closes it and reconnects at exactly ``until``
-        (or ``params["at"]``), with no jitter, like every charger in the storm."""
-        match injection.fault:
-            case "disconnect":
-                self.drop()
-            case "partition" | "reconnect_storm":
+        """Apply a transport fault of the catalog (never raises; a fault it cannot apply is
+        recorded as a ``note``):
+
+        - ``disconnect``: a clean close with ``params["code"]`` (a code that may not go on the
+          wire, such as 1006, ends it without a close frame); the link reconnects as after any
+          drop. ``reset``: the connection is aborted (no close frame: 1006 at the peer, an
+          RST over TCP). ``slow_close``: a clean close (1000) whose connection is ended only
+          ``params["linger"]`` seconds later. The three act on the connection open now (and on
+          an ``identity_clash`` socket, if one is open); offline, they are a no-op and a note.
+        - ``partition``: closed, and offline until the fault's ``until``; ``reconnect_storm``:
+          closed, and back at exactly ``until`` (no jitter), like every charger in the storm.
+        - ``latency``, ``bandwidth``, ``fragment``: the chaos stream shapes every connection
+          until ``until``, those opened meanwhile included.
+        - ``half_open``: every connection until ``until`` reads and writes nothing (no pong);
+          at ``until`` the connections are reset. The charger's machine runs on meanwhile.
+        - ``identity_clash``: a second connection with the same identity is opened and kept
+          until ``until``; notes record what the CSMS did with it and with the first.
+        """
+        fault = injection.fault
+        try:
+            if fault in SHAPING_FAULTS:
+                self.chaos.apply(injection, now)
+            elif fault == "half_open":
+                self.chaos.apply(injection, now)
+                if injection.until is not None:
+                    self._spawn(functools.partial(self._end_half_open, injection))
+            elif fault in ("partition", "reconnect_storm"):
                 self.drop(hold_until=injection.until if injection.until is not None else now)
                 if self._wake is not None:  # offline, waiting out a backoff: wait for `until`
                     self._wake.set()
+            elif fault == "identity_clash":
+                self._spawn(functools.partial(self._clash, injection))
+            elif fault in ("disconnect", "reset", "slow_close"):
+                self._close_for(injection, now)
+            else:
+                self._note(injection, "not_applied", reason="not a transport fault")
+        except (ValueError, TypeError) as exc:  # parameters the director should have refused
+            self._note(injection, "not_applied", reason=str(exc))
+
+    def _close_for(self, injection: Injection, now: float) -> None:
+        """``disconnect``, ``reset`` or ``slow_close`` on the connection open now."""
+        connection = self._connection
+        if connection is None or connection.ended:
+            self._note(injection, "not_applied", reason="offline")
+            return
+        match injection.fault:
+            case "disconnect":
+                code = int(injection.params.get("code", 1000))
+                connection.close_with(code, "", "disconnect (chaos)")
+            case "reset":
+                self.chaos.reset_streams()
+                connection.close_with(ABNORMAL_CLOSURE, "", "reset (chaos)")
             case _:
-                raise ValueError(f"the link does not apply the {injection.fault} fault")
+                self.chaos.linger_streams(now + float(injection.params.get("linger", 10.0)))
+                connection.close_with(1000, "", "slow close (chaos)")
 
     def hurry(self) -> None:
         """The run is ending: stop waiting out the backoff, retry every :data:`URGENT_RETRY`
@@ -205,7 +278,21 @@ class Link:
 
     async def run(self) -> None:
         """Keep the charger connected: connect, run the connection's reader and writer until it
-        ends, report it, reconnect with backoff. Runs until cancelled."""
+        ends, report it, reconnect with backoff. Runs until cancelled, with the tasks of the
+        faults in force (the end of a half-open spell, an identity clash) beside it."""
+        async with trio.open_nursery() as side:
+            self._side = side
+            self.chaos.close_later = self._linger
+            for task in self._queued:
+                side.start_soon(task)
+            self._queued.clear()
+            try:
+                await self._keep_connected()
+            finally:
+                self._side = None
+                self.chaos.close_later = None
+
+    async def _keep_connected(self) -> None:
         attempt = 0
         while True:
             if trio.current_time() < self._hold_until:
@@ -224,8 +311,15 @@ class Link:
                             await self._read(connection)
                     finally:
                         self._connection = None
-                await self._deliver(Down(connection.generation, connection.code,
-                                         connection.reason))
+                    reported = False
+                    if connection.closing is not None:
+                        await transport.aclose(*connection.closing)
+                    if self._lingering:  # a slow close: the charger knows now, the peer later
+                        await self._report_down(connection)
+                        reported = True
+                        await self._close_lingering()
+                if not reported:
+                    await self._report_down(connection)
             except ConnectError as exc:
                 attempt += 1
                 delay = self._backoff.delay(attempt, self._uniform)
@@ -242,6 +336,97 @@ class Link:
             # A dropped connection: come back soon, but spread (full jitter over one base
             # period).
             await self._wait_retry(self._backoff.delay(0, self._uniform))
+
+    # --- the faults' tasks -----------------------------------------------------------------
+
+    def _spawn(self, task: Callable[[], Awaitable[None]]) -> None:
+        """Run ``task`` beside the link (once the link runs, if it does not yet)."""
+        if self._side is not None:
+            self._side.start_soon(task)
+        else:
+            self._queued.append(task)
+
+    def _note(self, injection: Injection, what: str, **data: object) -> None:
+        """Record, as a ``note`` event, what a fault did (or why it did nothing)."""
+        note = Note(t=trio.current_time(), charger=self.identity, what=what,
+                    data={"fault": injection.fault, "injection": injection.id, **data})
+        self._spawn(functools.partial(self._publish, note))
+
+    async def _end_half_open(self, injection: Injection) -> None:
+        """At the end of a ``half_open`` fault, reset the connections it held (unless a later
+        ``half_open`` goes on longer: its own end does it)."""
+        assert injection.until is not None
+        await trio.sleep_until(injection.until)
+        later = self.chaos.half_open_until
+        if later is not None and later > injection.until:
+            return
+        self.chaos.reset_streams()
+        if self._connection is not None:
+            self._connection.close_with(ABNORMAL_CLOSURE, "", "half-open connection reset (chaos)")
+
+    async def _clash(self, injection: Injection) -> None:
+        """``identity_clash``: a second connection with this charger's identity, through the
+        same opener, kept until the fault's end; it only reads. Notes record whether the CSMS
+        refused it, ended it (with which code and reason), or let it be."""
+        now = trio.current_time()
+        until = injection.until if injection.until is not None else now + DEFAULT_CLASH
+        data: dict[str, object] = {"connection": "second", "first_open": self._connection
+                                   is not None}
+        self._clashes += 1
+        try:
+            async with self._open_transport(self.identity) as transport:
+                await self._publish(self._clash_note(injection, event="opened", **data))
+                frames = 0
+                with trio.move_on_at(until):
+                    try:
+                        while True:
+                            await transport.receive()
+                            frames += 1
+                    except TransportClosed as closed:
+                        code = None if closed.code is None else int(closed.code)
+                        data.update(event="ended", code=code,
+                                    reason=closed.reason, frames=frames)
+                if "event" not in data:
+                    data.update(event="kept until the end", frames=frames)
+                await transport.aclose()
+                await self._close_lingering()  # (when a slow close held this one too)
+        except ConnectError as exc:
+            data.update(event="refused", error=str(exc))
+        finally:
+            self._clashes -= 1
+        await self._publish(self._clash_note(injection, **data))
+
+    def _clash_note(self, injection: Injection, **data: object) -> Note:
+        return Note(t=trio.current_time(), charger=self.identity, what="identity_clash",
+                    data={"injection": injection.id, **data})
+
+    def _linger(self, stream: trio.abc.Stream, at: float) -> None:
+        """A chaos stream closed during a ``slow_close``: its connection ends at ``at``."""
+        self._lingering.append((stream, at))
+
+    async def _close_lingering(self) -> None:
+        """End the connections a ``slow_close`` holds, each at its time (all at once when
+        cancelled)."""
+        try:
+            while self._lingering:
+                stream, at = self._lingering[0]
+                await trio.sleep_until(at)
+                self._lingering.pop(0)
+                await trio.aclose_forcefully(stream)
+        finally:
+            while self._lingering:
+                await trio.aclose_forcefully(self._lingering.pop()[0])
+
+    async def _report_down(self, connection: _Connection) -> None:
+        """Tell the main loop that ``connection`` has ended (noted too during a clash)."""
+        if self._clashes:
+            await self._publish(Note(
+                t=trio.current_time(), charger=self.identity, what="identity_clash",
+                data={"connection": "first", "event": "closed",
+                      "code": None if connection.code is None else int(connection.code),
+                      "reason": connection.reason},
+            ))
+        await self._deliver(Down(connection.generation, connection.code, connection.reason))
 
     def _uniform(self, low: float, high: float) -> float:
         if self._rng is None:

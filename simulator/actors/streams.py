@@ -109,6 +109,8 @@ class StreamWrapper(trio.abc.Stream):
     transport cancels it.
     """
 
+    __slots__ = ("inner",)  # one per connection: no __dict__ unless a subclass wants one
+
     def __init__(self, inner: trio.abc.Stream) -> None:
         self.inner = inner
 
@@ -128,6 +130,8 @@ class StreamWrapper(trio.abc.Stream):
 class _EndsServing(StreamWrapper):
     """The client's end of a :func:`memory_connector` stream: closing it also cancels the
     in-process server of the other end (``scope``), whatever happens to the close itself."""
+
+    __slots__ = ("_scope",)
 
     def __init__(self, inner: trio.abc.Stream, scope: trio.CancelScope) -> None:
         super().__init__(inner)
