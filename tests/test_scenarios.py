@@ -25,7 +25,6 @@ import trio
 from simulator.chaos import CATALOG, Family
 from simulator.config import TimeMode, load_fleet, scenario_names
 from simulator.config.library import scenario_path
-from simulator.config.tables import GroupTable, RunTable
 from simulator.durations import parse_duration
 from simulator.runtime import run_clock, run_simulation
 
@@ -58,29 +57,6 @@ HEADER_NEEDS: Final = (
 SCHEMA_KINDS: Final = frozenset(
     {"missing_field", "wrong_type", "bad_enum", "extra_property", "overlong_string"}
 )
-TREE_TAKES: Final = {
-    "[run] validate_csms": "validate_csms" in RunTable.__struct_fields__,
-    "[[group]] tags": "tags" in GroupTable.__struct_fields__,
-}
-"""Which keys of the chaos engine's branches (verdicts, director) this tree's fleet files take."""
-WAITING: Final = "needs keys from the chaos engine's branches ({}); the lead wires it at merge"
-
-
-def _missing_keys(name: str) -> list[str]:
-    """The keys scenario ``name`` uses that this tree's fleet files do not take yet."""
-    document = _document(name)
-    used = {"[run] validate_csms": "validate_csms" in document["run"],
-            "[[group]] tags": any("tags" in group for group in document["group"])}
-    return [key for key, uses in used.items() if uses and not TREE_TAKES[key]]
-
-
-def _loadable(names: tuple[str, ...]) -> list[Any]:
-    """``names`` as test parameters, those whose file this tree cannot load yet marked xfail."""
-    return [pytest.param(name, marks=pytest.mark.xfail(
-        strict=True, reason=WAITING.format(", ".join(_missing_keys(name)))))
-        if _missing_keys(name) else name for name in names]
-
-
 def _path(name: str) -> Path:
     path = scenario_path(name)
     assert path is not None
@@ -145,7 +121,7 @@ def test_slow_network_uses_latency_bandwidth_and_fragment() -> None:
     assert {"latency", "bandwidth", "fragment"} <= faults
 
 
-@pytest.mark.parametrize("name", _loadable(CHAOS_SCENARIOS))
+@pytest.mark.parametrize("name", CHAOS_SCENARIOS)
 def test_each_scenario_loads(name: str) -> None:
     fleet = load_fleet(_path(name), env={})
     assert fleet.run.name == name
@@ -154,8 +130,6 @@ def test_each_scenario_loads(name: str) -> None:
         assert fleet.csms.is_embedded
 
 
-@pytest.mark.xfail(not all(TREE_TAKES.values()), strict=True,
-                   reason=WAITING.format(", ".join(k for k, v in TREE_TAKES.items() if not v)))
 def test_sim_check_accepts_the_whole_library() -> None:
     paths = [str(_path(name)) for name in CHAOS_SCENARIOS]
     done = subprocess.run([sys.executable, "-m", "simulator", "check", *paths], cwd=ROOT,
@@ -174,8 +148,6 @@ def _chaos_tables_injected(ledger: Path, run_id: int) -> set[int]:
         return {int(index) for (index,) in rows}
 
 
-@pytest.mark.xfail(reason="needs the chaos engine and verdicts; the lead wires it at merge",
-                   strict=False)
 @pytest.mark.parametrize("name", CHAOS_SCENARIOS)
 def test_each_scenario_passes_against_the_embedded_csms_in_virtual_time(
     name: str, tmp_path: Path,
