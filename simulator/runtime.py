@@ -42,6 +42,7 @@ import trio.testing
 from simulator import __version__, seeds
 from simulator.actors.chaos_stream import TransportChaos
 from simulator.actors.charger import ChargerControl, ChargerEnv
+from simulator.actors.collector import TICK, VIRTUAL_TICK
 from simulator.actors.director import ScriptedStep, run_director
 from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
 from simulator.actors.lag import run_lag_probe
@@ -284,7 +285,8 @@ async def open_simulation(
                 try:
                     with fleet_scope:
                         await run_fleet(
-                            plans, gc_tuning=gc_tuning, outboxes=outboxes, memories=memories,
+                            plans, gc_tuning=gc_tuning, gc_tick=VIRTUAL_TICK if virtual else TICK,
+                            outboxes=outboxes, memories=memories,
                             task_status=task_status,
                         )
                 finally:

@@ -24,7 +24,7 @@ import trio
 
 from simulator import seeds
 from simulator.actors.charger import ChargerActor, ChargerControl, ChargerEnv
-from simulator.actors.collector import run_collector, tune_gc
+from simulator.actors.collector import TICK, run_collector, tune_gc
 from simulator.actors.link import Backoff
 from simulator.events import Crashed
 from simulator.machines.effects import ChargerMemory, OutboxEntry
@@ -114,13 +114,16 @@ async def run_fleet(
     plans: Sequence[GroupPlan],
     *,
     gc_tuning: bool = True,
+    gc_tick: float = TICK,
     outboxes: Mapping[str, Sequence[OutboxEntry]] | None = None,
     memories: Mapping[str, ChargerMemory] | None = None,
     task_status: trio.TaskStatus[RunningFleet] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the fleet until :meth:`RunningFleet.stop` (reported by ``task_status.started(fleet)``).
 
-    Groups ramp in parallel, each at its own ``connect_rate``. ``outboxes`` maps charger ids to
+    Groups ramp in parallel, each at its own ``connect_rate``. With ``gc_tuning`` the garbage
+    collector is tuned for a long-lived fleet (:mod:`simulator.actors.collector`), looking at
+    the fleet every ``gc_tick`` seconds of the run's clock. ``outboxes`` maps charger ids to
     undelivered transaction messages to resume (``--resume``), ``memories`` to what the
     chargers kept through the kill (registers, numbering, running transactions). Returns once
     every charger has finished or the grace deadline has passed.
@@ -165,7 +168,7 @@ async def run_fleet(
         fleet.ramp_done.set()
         if gc_tuning:
             tune_gc()
-            chargers.start_soon(_tune_gc_when_connected, fleet)
+            chargers.start_soon(_tune_gc_when_connected, fleet, gc_tick)
         await fleet._stop.wait()
         deadline = trio.current_time() + fleet._grace
         async with trio.open_nursery() as stoppers:
@@ -177,7 +180,7 @@ async def run_fleet(
         chargers.cancel_scope.cancel()
 
 
-async def _tune_gc_when_connected(fleet: RunningFleet) -> None:
+async def _tune_gc_when_connected(fleet: RunningFleet, tick: float) -> None:
     """Freeze again once the fleet is connected (or after a minute): the connections, sessions
     and machines built since the ramp then leave the young generations too. Then leave the
     collector to :func:`~simulator.actors.collector.run_collector`, until cancelled."""
@@ -187,7 +190,7 @@ async def _tune_gc_when_connected(fleet: RunningFleet) -> None:
             break
         await trio.sleep(1.0)
     tune_gc()
-    await run_collector(fleet.size, fleet.disconnections)
+    await run_collector(fleet.size, fleet.disconnections, tick=tick)
 
 
 async def _freeze_while_ramping() -> None:

@@ -313,10 +313,14 @@ def check_params(
     return check_values(spec.params, params, fault)
 
 
-def lasting_of(fault: str, lasting: float | None) -> float | None:
+def lasting_of(fault: str, lasting: float | None,
+               params: Mapping[str, Scalar] | None = None) -> float | None:
     """How long one injection of ``fault`` lasts: the table's ``for`` (``lasting``, seconds) if
-    written, else the fault's default (``reconnect_storm`` 5 s, ``identity_clash`` 10 s), else
-    ``None`` (it acts once, or until the run ends)."""
+    written, else how long the fault itself says (``power_loss``: its ``outage``, from
+    ``params``), else the fault's default (``reconnect_storm`` 5 s, ``identity_clash`` 10 s),
+    else ``None`` (it acts once, or until the run ends)."""
     if lasting is not None:
         return lasting
+    if fault == "power_loss" and params is not None and "outage" in params:
+        return float(params["outage"])
     return FAULT_SPECS[fault].lasting_default

@@ -173,7 +173,8 @@ class ChaosPlan:
                 hit.append((stream.random(), charger))
         if spec.fault == "wave":
             return self._wave(spec, firing, at, sorted(hit))
-        fault, params, lasting = spec.fault, spec.params, lasting_of(spec.fault, spec.lasting)
+        fault, params = spec.fault, spec.params
+        lasting = lasting_of(fault, spec.lasting, params)
         if fault == "blackout":
             assert lasting is not None  # blackout requires for
             fault, params = ("power_loss", {"outage": lasting}) if params["power"] \
@@ -194,7 +195,7 @@ class ChaosPlan:
         fault = str(spec.params["fault"])
         over = float(spec.params["over"])
         params = {k: v for k, v in spec.params.items() if k not in ("fault", "over")}
-        lasting = lasting_of(fault, spec.lasting)
+        lasting = lasting_of(fault, spec.lasting, params)
         count = len(ordered)
         hits: list[Hit] = []
         for k, (_, charger) in enumerate(ordered):
