@@ -42,12 +42,14 @@ async def run_in_process(
     )
 
 
-async def run_cli(toml: Path, url: str, ledger: Path, bound_s: float) -> tuple[int, str, str]:
-    """``python -m simulator start --toml TOML --csms URL --ledger LEDGER --quiet --json`` in a
-    child process; returns (exit code, stdout, stderr). The child is killed after ``bound_s``."""
+async def run_cli(toml: Path, url: str, ledger: Path, bound_s: float,
+                  extra: Sequence[str] = ()) -> tuple[int, str, str]:
+    """``python -m simulator start --toml TOML --csms URL --ledger LEDGER --quiet --json EXTRA``
+    in a child process; returns (exit code, stdout, stderr). The child is killed after
+    ``bound_s``."""
     command = [
         sys.executable, "-m", "simulator", "start", "--toml", str(toml), "--csms", url,
-        "--ledger", str(ledger), "--quiet", "--json",
+        "--ledger", str(ledger), "--quiet", "--json", *extra,
     ]
     with trio.fail_after(bound_s):
         done = await trio.run_process(
