@@ -170,22 +170,20 @@ class FrameTally:
             else:
                 entry.errors_sent += n
 
-    def stats(self, *, latencies: bool = True) -> tuple[ActionStats, ...]:
-        """Every action's stats, by name (unknown last); without ``latencies`` (virtual time)
-        the percentiles are left ``None``."""
+    def stats(self) -> tuple[ActionStats, ...]:
+        """Every action's stats, by name (unknown last)."""
         stats: list[ActionStats] = []
         for action in sorted(self.actions, key=lambda name: (name == UNKNOWN_ACTION, name)):
             entry = self.actions[action]
             samples = sorted(self.latencies.get(action, ()))
-            shown = samples if latencies else []
             p50, p95, p99 = (
-                (to_ms(percentile(shown, p)) for p in PERCENTILES) if shown
+                (to_ms(percentile(samples, p)) for p in PERCENTILES) if samples
                 else (None, None, None)
             )
             stats.append(ActionStats(
                 action=action, calls_sent=entry.calls_sent, calls_received=entry.calls_received,
                 results=len(samples), errors_received=entry.errors_received,
                 errors_sent=entry.errors_sent, timeouts=entry.timeouts,
-                p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=to_ms(shown[-1]) if shown else None,
+                p50_ms=p50, p95_ms=p95, p99_ms=p99, max_ms=to_ms(samples[-1]) if samples else None,
             ))
         return tuple(stats)

@@ -20,8 +20,8 @@ class ActionStats(msgspec.Struct, frozen=True, kw_only=True):
     chargers answered the central system's CALLs with. ``timeouts``: chargers' CALLs left
     unanswered. ``p50_ms`` / ``p95_ms`` / ``p99_ms`` / ``max_ms``: latency in milliseconds over
     ``results`` (linear interpolation between closest ranks, rounded to the microsecond);
-    ``None`` without results, and under virtual time, where no latency was measured (the
-    clock jumps while every task waits).
+    ``None`` without results. Under virtual time they are read on the virtual clock, which
+    jumps while every task waits: only simulated delays (latency faults, late answers) show.
     """
 
     action: str

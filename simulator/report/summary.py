@@ -121,7 +121,6 @@ def _summarize(conn: sqlite3.Connection, path: Path, run: RunRecord) -> Report:
         (rid, kind(CsmsFrameIn)),
     ).fetchone()[0]
     fleet = run_fleet(run)
-    virtual = fleet is not None and fleet.run.time == "virtual"
     frames = FrameTally(conn, rid)
     queued = queued_at_end(conn, run)
     chargers = queued_chargers_at_end(conn, run) if queued else None
@@ -158,7 +157,7 @@ def _summarize(conn: sqlite3.Connection, path: Path, run: RunRecord) -> Report:
         frames_in=count(FrameIn),
         frames_out=count(FrameOut),
         frames_in_with_violations=frames.violations_in,
-        actions=frames.stats(latencies=not virtual),
+        actions=frames.stats(),
         call_errors_received=sorted_codes(frames.errors_received),
         call_errors_sent=sorted_codes(frames.errors_sent),
         timeouts=count(CallTimedOut),
