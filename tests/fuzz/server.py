@@ -84,8 +84,9 @@ class HostileCsms:
     set then."""
 
     def __init__(self, seed: int, budget: int, huge: int = 4) -> None:
-        self.rng = random.Random(seed)
-        self.hostile = HostileFrames(random.Random(seed + 1))
+        self.seed = seed
+        self._rngs: dict[str, random.Random] = {}
+        self._hostile: dict[str, HostileFrames] = {}
         self.budget = budget
         self.huge_left = huge
         self.done = trio.Event()
@@ -98,13 +99,30 @@ class HostileCsms:
         self._charger_ids: set[tuple[str, str]] = set()
         self._transaction_ids = itertools.count(1)
 
+    # --- each charger's own randomness: trio orders the tasks of one instant at random, so a
+    # stream shared by the chargers would give each a different share of the hostility in
+    # every run of the same seed ------------------------------------------------------------
+
+    def rng(self, identity: str) -> random.Random:
+        """The stream of ``identity``'s connections (moods, pauses, picks)."""
+        if identity not in self._rngs:
+            self._rngs[identity] = random.Random(f"{self.seed}:{identity}")
+        return self._rngs[identity]
+
+    def hostile(self, identity: str) -> HostileFrames:
+        """The frames made for ``identity`` (with their own stream)."""
+        if identity not in self._hostile:
+            self._hostile[identity] = HostileFrames(random.Random(f"{self.seed + 1}:{identity}"))
+        return self._hostile[identity]
+
     # --- the connection ----------------------------------------------------------------------
 
     async def serve(self, identity: str, stream: trio.abc.Stream) -> None:
         """Serve one connection of ``identity`` until it ends; close ``stream``."""
         link = _Link(identity, stream)
         self.tally["connections"] += 1
-        self.hostile.mood = self.rng.choice(MOODS) if self.rng.random() < 0.3 else "mixed"
+        rng = self.rng(identity)
+        self.hostile(identity).mood = rng.choice(MOODS) if rng.random() < 0.3 else "mixed"
         try:
             if await self._handshake(link):
                 async with trio.open_nursery() as nursery:
@@ -199,9 +217,9 @@ class HostileCsms:
         if action == "BootNotification":
             self._rejected[identity] = False
         now = dt.datetime.fromtimestamp(1_767_225_600 + trio.current_time(), tz=dt.UTC)
-        answer = self.hostile.answer(uid, action, payload, now.isoformat(),
+        answer = self.hostile(identity).answer(uid, action, payload, now.isoformat(),
                                      next(self._transaction_ids))
-        if answer is None or self.rng.random() < 0.05:
+        if answer is None or self.rng(identity).random() < 0.05:
             self.tally["silence"] += 1
             return
         kind, data = answer
@@ -267,13 +285,13 @@ class HostileCsms:
             self.done.set()
 
     async def _attack(self, link: _Link, scope: trio.CancelScope) -> None:
-        rng = self.rng
+        rng = self.rng(link.identity)
         try:
             while not self.done.is_set():
                 await trio.sleep(rng.choice((0.05, 0.2, 1.0, 3.0)))
                 pick = rng.random()
                 if pick < 0.86:
-                    call = self.hostile.any_call()
+                    call = self.hostile(link.identity).any_call()
                     await self._frame(link, call.kind, call.data, call)
                 elif pick < 0.90:
                     self.tally["ping_flood"] += 1
@@ -294,7 +312,7 @@ class HostileCsms:
                     break
                 elif self.huge_left > 0:
                     self.huge_left -= 1
-                    call = self.hostile.huge()
+                    call = self.hostile(link.identity).huge()
                     await self._frame(link, "huge", call.data, call)
             else:
                 await trio.sleep_forever()
