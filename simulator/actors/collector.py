@@ -15,12 +15,14 @@ made the default thresholds collect constantly for nothing. Two things then need
   reconnect and allocate anew, so the heap grows by the whole storm and keeps that high-water
   mark (Python's allocator returns little to the system). The policy then does a full refresh at
   once and collects every tick while chargers keep dropping (failed reconnection attempts make
-  garbage too), until :data:`STORM_QUIET` seconds pass without a mass drop; then it freezes the
-  reconnected fleet.
+  garbage too, and so do the reconnections: handshakes, boots, replayed queues), until the fleet
+  is back to where it was before the storm (within :data:`STORM_SHARE`) and :data:`STORM_QUIET`
+  seconds have passed without a mass drop, or :data:`STORM_MAX` seconds in all; then it freezes
+  the reconnected fleet.
 
 :class:`CollectorPolicy` decides from the time and the fleet's running count of disconnections
-(pure, tested without an event loop); :func:`run_collector` polls the fleet once per
-:data:`TICK` and applies the decision with the ``gc`` module.
+and how many chargers are connected (pure, tested without an event loop); :func:`run_collector`
+polls the fleet once per :data:`TICK` and applies the decision with the ``gc`` module.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ REFRESH_INTERVAL: Final = 300.0
 STORM_SHARE: Final = 0.05
 """Share of the fleet that must drop within one tick for a storm."""
 STORM_QUIET: Final = 10.0
-"""Seconds without a mass drop that end a storm."""
+"""Seconds without a mass drop that end a storm (once the fleet is back)."""
+STORM_MAX: Final = 300.0
+"""Seconds a storm lasts at most (a CSMS that stays down keeps the fleet from coming back)."""
 
 
 class Action(enum.Enum):
@@ -65,33 +69,42 @@ class Action(enum.Enum):
 class CollectorPolicy:
     """Decides, each tick, what the collector does (see the module docstring).
 
-    ``size`` is the number of chargers in the fleet; :meth:`tick` takes the time (seconds) and the
-    fleet's running count of disconnections so far.
+    ``size`` is the number of chargers in the fleet; :meth:`tick` takes the time (seconds), the
+    fleet's running count of disconnections so far and how many chargers are connected now.
     """
 
     def __init__(self, size: int, now: float) -> None:
         self._storm_drop = max(1, math.ceil(STORM_SHARE * size))
         self._last_refresh = now
         self._seen = 0
+        self._connected = 0
         self._dropped_since_refresh = False
         self._storm_until: float | None = None
+        self._storm_ends_by = math.inf
+        self._back_at = 0  # how many were connected before the storm
 
     @property
     def storming(self) -> bool:
         """Whether a storm is on (collections every tick)."""
         return self._storm_until is not None
 
-    def tick(self, now: float, disconnections: int) -> Action:
+    def tick(self, now: float, disconnections: int, connected: int) -> Action:
         """The action for this tick. ``disconnections`` never decreases."""
         dropped, self._seen = disconnections - self._seen, disconnections
+        before, self._connected = self._connected, connected
         if dropped:
             self._dropped_since_refresh = True
         if dropped >= self._storm_drop:
             starting = self._storm_until is None
             self._storm_until = now + STORM_QUIET
-            return self._refreshed(now, full=True) if starting else Action.COLLECT
+            if starting:
+                self._back_at = before
+                self._storm_ends_by = now + STORM_MAX
+                return self._refreshed(now, full=True)
+            return Action.COLLECT
         if self._storm_until is not None:
-            if now < self._storm_until:
+            reconnecting = connected + self._storm_drop <= self._back_at
+            if now < self._storm_ends_by and (now < self._storm_until or reconnecting):
                 return Action.COLLECT
             self._storm_until = None
             return self._refreshed(now, full=self._dropped_since_refresh)
@@ -133,12 +146,14 @@ def tune_gc() -> None:
 
 
 async def run_collector(
-    size: int, disconnections: Callable[[], int], *, tick: float = TICK
+    size: int, disconnections: Callable[[], int], connected: Callable[[], int], *,
+    tick: float = TICK,
 ) -> None:
     """Apply :class:`CollectorPolicy` to a fleet of ``size`` chargers whose running count of
-    disconnections ``disconnections()`` gives, every ``tick`` seconds of the run's clock
-    (:data:`TICK`; :data:`VIRTUAL_TICK` under virtual time), until cancelled."""
+    disconnections ``disconnections()`` gives and whose connected chargers ``connected()``
+    counts, every ``tick`` seconds of the run's clock (:data:`TICK`; :data:`VIRTUAL_TICK`
+    under virtual time), until cancelled."""
     policy = CollectorPolicy(size, trio.current_time())
     while True:
         await trio.sleep(tick)
-        apply(policy.tick(trio.current_time(), disconnections()))
+        apply(policy.tick(trio.current_time(), disconnections(), connected()))

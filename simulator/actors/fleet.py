@@ -190,7 +190,7 @@ async def _tune_gc_when_connected(fleet: RunningFleet, tick: float) -> None:
             break
         await trio.sleep(1.0)
     tune_gc()
-    await run_collector(fleet.size, fleet.disconnections, tick=tick)
+    await run_collector(fleet.size, fleet.disconnections, fleet.connected, tick=tick)
 
 
 async def _freeze_while_ramping() -> None:
