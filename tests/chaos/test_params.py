@@ -3,6 +3,8 @@ implementers rely on, and each kind of mistake is one clear message at the right
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from simulator.chaos import FAULTS, CatalogError
@@ -127,3 +129,15 @@ def test_how_long_an_injection_lasts() -> None:
     assert lasting_of("identity_clash", None) == 10.0
     assert lasting_of("identity_clash", 2.0) == 2.0
     assert lasting_of("disconnect", None) is None
+
+
+def test_the_architecture_page_lists_every_fault_with_its_parameters() -> None:
+    """docs/architecture.md's table of faults is what users read: each fault has a row naming
+    each of its parameters."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    rows = {line.split("|")[2].strip(" `"): line for line in page.splitlines()
+            if line.startswith("| ") and line.count("|") == 5}
+    for fault, spec in FAULT_SPECS.items():
+        assert fault in rows, fault
+        for name in spec.params:
+            assert f"`{name}`" in rows[fault], (fault, name)
