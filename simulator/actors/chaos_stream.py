@@ -4,11 +4,11 @@ Every stream a charger's connections run over (TCP, TLS, or a memory stream unde
 is wrapped in a :class:`ChaosStream` made by the charger's :class:`TransportChaos`, which the
 charger's link owns and changes (``simulator.actors.link``): the faults in force (``latency``
 with jitter, ``bandwidth``, ``fragment``, the ``half_open`` hold), each until its end, and what
-the link asked of the live streams (a reset, a lingering close). The wrapper only reads that
-state, on every send and every receive, so a fault in force also shapes a connection opened
-later in its window. With nothing in force a call costs one attribute check on top of the
-wrapped stream's. Jittered delays are drawn from the charger's seeded ``chaos``/``transport``
-stream.
+the link asked of the live streams (a reset, a lingering close). Which faults are in force and
+the seeded draws of jittered delays are pure (:class:`simulator.chaos.transport.TransportFaults`,
+which :class:`TransportChaos` extends with the live streams). The wrapper only reads that state,
+on every send and every receive, so a fault in force also shapes a connection opened later in its
+window. With nothing in force a call costs one attribute check on top of the wrapped stream's.
 
 What each fault does on the wire:
 
@@ -31,7 +31,6 @@ What each fault does on the wire:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import socket
 import struct
@@ -40,9 +39,8 @@ from typing import Final
 
 import trio
 
-from simulator import seeds
 from simulator.actors.streams import StreamWrapper
-from simulator.chaos.injection import Injection
+from simulator.chaos.transport import TransportFaults
 
 PACING_SLICE: Final = 0.1
 """Seconds of bytes a bandwidth-limited write hands to the stream at a time."""
@@ -53,60 +51,23 @@ CloseLater = Callable[[trio.abc.Stream, float], None]
 """``(stream, at)``: close ``stream`` at monotonic time ``at`` (the link's job)."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Delay:
-    """A latency: ``seconds`` ± ``jitter`` (uniform), until ``until``."""
-
-    seconds: float
-    jitter: float
-    until: float
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Rate:
-    """A bandwidth limit of ``bytes_per_second``, until ``until``."""
-
-    bytes_per_second: int
-    until: float
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Split:
-    """Writes cut into pieces of ``size`` bytes, until ``until``."""
-
-    size: int
-    until: float
-
-
-class TransportChaos:
-    """The transport faults in force for one charger, and its live chaos streams.
+class TransportChaos(TransportFaults):
+    """The transport faults in force for one charger (:class:`TransportFaults`), and its live
+    chaos streams.
 
     The link is the only writer: :meth:`apply` (latency, bandwidth, fragment, half_open),
-    :meth:`reset_streams`, :meth:`linger_streams`, :attr:`close_later`. A fault replaces one of
-    the same kind still in force. Ends are monotonic seconds (``math.inf``: until the run ends).
-    ``active`` is False when nothing is in force and no live stream is marked: the streams then
-    pass every call straight through.
+    :meth:`reset_streams`, :meth:`linger_streams`, :attr:`close_later`. ``active`` is also True
+    while a live stream is marked (reset, lingering, closed).
     """
 
-    __slots__ = ("_rng", "active", "close_later", "fragment", "half_open_until", "identity",
-                 "receive_latency", "receive_rate", "seed", "send_latency", "send_rate",
-                 "streams")
+    __slots__ = ("close_later", "streams")
 
     def __init__(self, seed: int, identity: str) -> None:
-        self.seed = seed
-        self.identity = identity
-        self.active = False
-        self.send_latency: Delay | None = None
-        self.receive_latency: Delay | None = None
-        self.send_rate: Rate | None = None
-        self.receive_rate: Rate | None = None
-        self.fragment: Split | None = None
-        self.half_open_until: float | None = None
+        super().__init__(seed, identity)
         self.streams: list[ChaosStream] = []
         """The chaos streams not closed yet (few: a connection, an identity clash's)."""
         self.close_later: CloseLater | None = None
         """Set by the running link; without it a lingering stream is closed at once."""
-        self._rng: seeds.Stream | None = None  # made on first use
 
     def wrap(self, stream: trio.abc.Stream) -> ChaosStream:
         """A chaos stream over ``stream`` (which it owns, as any :class:`StreamWrapper`)."""
@@ -114,57 +75,11 @@ class TransportChaos:
         self.streams.append(chaos)
         return chaos
 
-    def apply(self, injection: Injection, now: float) -> None:
-        """Put ``latency``, ``bandwidth``, ``fragment`` or ``half_open`` in force from ``now``
-        until ``injection.until`` (None: until the run ends). Raises ``ValueError`` for any
-        other fault or a parameter it cannot use (nothing is changed then)."""
-        params = injection.params
-        until = math.inf if injection.until is None else injection.until
-        directions = _directions(str(params.get("direction", "both")))
-        match injection.fault:
-            case "latency":
-                delay = Delay(float(params.get("ms", 200.0)) / 1000,
-                              float(params.get("jitter_ms", 0.0)) / 1000, until)
-                if "send" in directions:
-                    self.send_latency = delay
-                if "receive" in directions:
-                    self.receive_latency = delay
-            case "bandwidth":
-                rate = Rate(max(1, int(params.get("bytes_per_second", 2000))), until)
-                if "send" in directions:
-                    self.send_rate = rate
-                if "receive" in directions:
-                    self.receive_rate = rate
-            case "fragment":
-                self.fragment = Split(max(1, int(params.get("size", 8))), until)
-            case "half_open":
-                self.half_open_until = until
-            case _:
-                raise ValueError(f"the chaos stream does not apply the {injection.fault} fault")
-        self.active = True
-        self.refresh(now)
-
     def refresh(self, now: float) -> None:
-        """Forget the faults that have ended by ``now``; ``active`` says whether anything is
-        left to consult."""
-        if self.send_latency is not None and self.send_latency.until <= now:
-            self.send_latency = None
-        if self.receive_latency is not None and self.receive_latency.until <= now:
-            self.receive_latency = None
-        if self.send_rate is not None and self.send_rate.until <= now:
-            self.send_rate = None
-        if self.receive_rate is not None and self.receive_rate.until <= now:
-            self.receive_rate = None
-        if self.fragment is not None and self.fragment.until <= now:
-            self.fragment = None
-        if self.half_open_until is not None and self.half_open_until <= now:
-            self.half_open_until = None
-        self.active = (
-            self.send_latency is not None or self.receive_latency is not None
-            or self.send_rate is not None or self.receive_rate is not None
-            or self.fragment is not None or self.half_open_until is not None
-            or any(stream.marked for stream in self.streams)
-        )
+        """Forget the faults that have ended by ``now`` (:meth:`TransportFaults.refresh`);
+        ``active`` stays True while a live stream is marked."""
+        super().refresh(now)
+        self.active = self.active or any(stream.marked for stream in self.streams)
 
     def reset_streams(self) -> int:
         """Mark every live stream reset (see the module docstring); returns how many."""
@@ -180,14 +95,6 @@ class TransportChaos:
             stream.linger_until = until
         self.active = self.active or bool(self.streams)
         return len(self.streams)
-
-    def delay(self, latency: Delay) -> float:
-        """One delay of ``latency``, in seconds (never negative)."""
-        if latency.jitter <= 0:
-            return latency.seconds
-        if self._rng is None:
-            self._rng = seeds.derive(self.seed, self.identity, "chaos", "transport")
-        return max(0.0, latency.seconds + self._rng.uniform(-latency.jitter, latency.jitter))
 
 
 class ChaosStream(StreamWrapper):
@@ -311,13 +218,6 @@ class ChaosStream(StreamWrapper):
             raise trio.BrokenResourceError("the half-open connection was reset (chaos)")
 
 
-def _directions(direction: str) -> tuple[str, ...]:
-    """The directions a ``direction`` parameter names; raises ``ValueError`` for another."""
-    if direction not in ("both", "send", "receive"):
-        raise ValueError(f'direction {direction!r}: use "both", "send" or "receive"')
-    return ("send", "receive") if direction == "both" else (direction,)
-
-
 def _abort(stream: trio.abc.Stream) -> None:
     """Make closing ``stream`` abort its TCP connection (an RST), when a socket is under it."""
     while True:
@@ -337,8 +237,5 @@ __all__ = [
     "PACING_SLICE",
     "ChaosStream",
     "CloseLater",
-    "Delay",
-    "Rate",
-    "Split",
     "TransportChaos",
 ]
