@@ -89,7 +89,8 @@ class Schedule(msgspec.Struct, frozen=True, kw_only=True):
     for_: float | None = None
 
 
-def _one_of(word: str, choices: Sequence[str]) -> str:
+def one_of(word: str, choices: Sequence[str]) -> str:
+    """``"expected one of a, b, c"`` (at most twelve listed), with the closest to ``word``."""
     listed = ", ".join(choices) if len(choices) <= 12 else ", ".join(choices[:12]) + ", ..."
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -106,7 +107,7 @@ def check_fault(name: str) -> str:
     names and suggesting the closest one."""
     if name not in FAULTS:
         shown = '"' + name + '"'
-        raise CatalogError(("fault",), f"unknown fault {shown}; {_one_of(name, sorted(FAULTS))}")
+        raise CatalogError(("fault",), f"unknown fault {shown}; {one_of(name, sorted(FAULTS))}")
     return name
 
 

@@ -17,13 +17,13 @@ import difflib
 import enum
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
 import msgspec
 
-from simulator.chaos.catalog import CATALOG, CatalogError, Family, family_of
+from simulator.chaos.catalog import CATALOG, CatalogError, Family, family_of, one_of
 from simulator.chaos.injection import Scalar
 from simulator.durations import DurationError, format_duration, parse_duration
 from simulator.ocpp.v16 import ACTIONS, ChargePointErrorCode
@@ -209,13 +209,6 @@ def _bounds(param: Param) -> str:
     return f"{side(param.low)}..{side(param.high)}"
 
 
-def _one_of(value: Scalar, choices: Sequence[Scalar]) -> str:
-    listed = ", ".join(str(choice) for choice in choices[:12])
-    listed += ", ..." if len(choices) > 12 else ""
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"expected one of {listed}" + (f"; did you mean {close[0]!r}?" if close else "")
-
-
 def _value(name: str, param: Param, value: object) -> Scalar:
     """``value`` checked against ``param`` and converted (durations to seconds, numbers to
     float); raises :class:`CatalogError` at ``("params", name)``."""
@@ -253,7 +246,8 @@ def _value(name: str, param: Param, value: object) -> Scalar:
             if not math.isfinite(result):
                 raise CatalogError(path, f"must be {param.kind}, {got}")
     if param.choices and result not in param.choices:
-        raise CatalogError(path, f"unknown value {_show(value)}; {_one_of(result, param.choices)}")
+        choices = [str(choice) for choice in param.choices]
+        raise CatalogError(path, f"unknown value {_show(value)}; {one_of(str(result), choices)}")
     if isinstance(result, int | float) and not isinstance(result, bool) and (
         (param.low is not None and result < param.low)
         or (param.high is not None and result > param.high)
