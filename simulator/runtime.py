@@ -122,6 +122,9 @@ def charger_specs(group: Group) -> list[ChargerSpec]:
             connectors=group.connectors,
             max_power_kw=group.max_power_kw,
             config=config,
+            profiles=group.profiles,
+            firmware=group.firmware,
+            real_transfers=group.real_transfers,
         )
         for n, identity in enumerate(group.ids, start=1)
     ]

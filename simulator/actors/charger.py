@@ -76,11 +76,13 @@ from simulator.machines.domain import (
 from simulator.machines.effects import (
     ChargerMemory,
     CloseConnection,
+    Credentials,
     OutboxEntry,
     PersistOutbox,
     Publish,
     Reboot,
     Send,
+    UseCredentials,
     durable_through,
 )
 from simulator.machines.workload import SessionPlan
@@ -170,6 +172,9 @@ class ChargerControl:
         self.disconnections = 0
         """How many times a connection the charger knew as up has ended (the fleet's collector
         watches for mass drops)."""
+        self.credentials: Credentials | None = None
+        """What the charger connects with, as its machine last said (``UseCredentials``);
+        None: the fleet file's settings. Secret: never published."""
         self.restarts = 0
         self.last_input: str | None = None
         """What the main loop was handling when the machine raised (None: not an input)."""
@@ -440,6 +445,10 @@ class ChargerActor:
                 case Reboot(delay=delay):
                     self._power_on_at = now + delay
                     self.link.drop(hold_until=self._power_on_at)
+                case UseCredentials(credentials=credentials, reconnect=reconnect):
+                    self.control.credentials = credentials
+                    if reconnect:
+                        self.link.drop()
                 case PersistOutbox(entries=entries, memory=memory):
                     self.control.outbox = entries
                     if memory is not None:

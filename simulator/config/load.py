@@ -64,8 +64,8 @@ def _build(
     try:
         doc = to_document(interpolated)
         run = resolve_run(doc.run, _default_name(source))
-        groups = resolve_groups(doc.group)
         csms = resolve_csms(doc.csms)
+        groups = resolve_groups(doc.group, csms)
         steps = tuple(resolve_step(s, i, groups) for i, s in enumerate(doc.step))
         chaos = tuple(resolve_chaos(c, i, groups) for i, c in enumerate(doc.chaos))
         expect = tuple(resolve_expect(e, i) for i, e in enumerate(doc.expect))

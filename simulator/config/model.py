@@ -16,6 +16,7 @@ from typing import Final
 import msgspec
 
 from simulator.chaos import Target
+from simulator.machines.parts import FirmwareSpec
 from simulator.machines.workload import SessionPlan
 
 Scalar = str | int | float | bool
@@ -96,6 +97,18 @@ class EmbeddedCsms(msgspec.Struct, frozen=True, kw_only=True):
     poll_interval: float | None = None
 
 
+class Security(msgspec.Struct, frozen=True, kw_only=True):
+    """How chargers prove themselves and check the CSMS (OCPP 1.6 security profiles 0-3): HTTP
+    Basic ``password`` (profiles 1-2), the CA that signs the server certificate (``ca_file``;
+    None: the system trust store, profiles 2-3) and the client certificate and key (profile 3)."""
+
+    security_profile: int
+    password: Secret | None
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+
+
 class Csms(msgspec.Struct, frozen=True, kw_only=True):
     """The target: ``url`` is ``"embedded"`` or a ws:// / wss:// URL to which the charger identity
     is appended. Profile 1-2 use ``password`` (HTTP basic auth), 2-3 need wss://, 3 needs the
@@ -113,6 +126,12 @@ class Csms(msgspec.Struct, frozen=True, kw_only=True):
     ``websockets``, the thinner sans-IO client (see tools/bench/fleet.py)."""
 
     @property
+    def security(self) -> Security:
+        """The fleet-wide security settings (a group may replace them: ``Group.security``)."""
+        return Security(security_profile=self.security_profile, password=self.password,
+                        ca_file=self.ca_file, cert_file=self.cert_file, key_file=self.key_file)
+
+    @property
     def is_embedded(self) -> bool:
         """Whether the run starts the built-in reference CSMS."""
         return self.url == EMBEDDED
@@ -123,7 +142,11 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
     count); ``serial`` is the template of chargePointSerialNumber (see :meth:`serial_number`);
     ``config`` overrides OCPP configuration keys; ``connect_rate`` is new connections per second;
     ``sessions`` is the automatic workload of each connector (``None``: none); ``tags`` are
-    labels a target picks the group by (``target = { tag = "urban" }``)."""
+    labels a target picks the group by (``target = { tag = "urban" }``); ``profiles`` the
+    feature profiles its chargers implement (None: all); ``firmware`` how their firmware jobs
+    behave; ``real_transfers`` whether an http(s) location is really fetched or uploaded;
+    ``security`` the group's security settings, [csms]'s with the group's own overrides
+    (None: [csms]'s as they are)."""
 
     name: str
     count: int
@@ -139,6 +162,10 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
     config: Mapping[str, Scalar]
     sessions: SessionPlan | None
     tags: tuple[str, ...] = ()
+    profiles: tuple[str, ...] | None = None
+    firmware: FirmwareSpec = FirmwareSpec()
+    real_transfers: bool = False
+    security: Security | None = None
 
     def serial_number(self, n: int) -> str | None:
         """The serial number of the group's ``n``-th charger (1-based); ``None`` if no template."""

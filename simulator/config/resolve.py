@@ -33,6 +33,7 @@ from simulator.config.model import (
     Run,
     Scalar,
     Secret,
+    Security,
     Step,
     StepAction,
     TimeMode,
@@ -40,6 +41,7 @@ from simulator.config.model import (
 from simulator.config.tables import (
     ChaosTable,
     CsmsTable,
+    FirmwareTable,
     GroupTable,
     RunTable,
     SessionsTable,
@@ -59,9 +61,9 @@ from simulator.machines.configuration import (
     InvalidConfigurationValue,
     UnknownConfigurationKey,
 )
-from simulator.machines.parts import config_overrides
+from simulator.machines.parts import FirmwareSpec, config_overrides
 from simulator.machines.workload import SessionPlan
-from simulator.ocpp.v16 import Reason
+from simulator.ocpp.v16 import Profile, Reason
 
 NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A run name or check name: it may name a file."""
@@ -218,25 +220,34 @@ def _transport(name: str) -> str:
     return choose(name, TRANSPORTS, path)
 
 
-def resolve_csms(table: CsmsTable) -> Csms:
-    """``[csms]``: the URL, the security profile's requirements, the embedded CSMS's options."""
-    _check_url(table.url)
-    profile = table.security_profile
-    if profile in (1, 2) and not table.password:
+def _check_security(security: Security, url: str, base: FieldPath) -> None:
+    """A security profile's requirements: a password for 1-2, wss:// for 2-3, the client
+    certificate and key for 3."""
+    profile = security.security_profile
+    if profile in (1, 2) and not security.password:
         raise Invalid(
-            ("csms", "password"),
+            (*base, "password"),
             f"security_profile {profile} needs a password; "
             'write password = "${SIM_CSMS_PASSWORD}"',
         )
-    if profile >= 2 and not table.url.startswith("wss://"):
+    if profile >= 2 and not url.startswith("wss://"):
         raise Invalid(("csms", "url"), f"security_profile {profile} needs TLS: use a wss:// URL")
-    if profile == 3 and not (table.cert_file and table.key_file):
-        missing = "cert_file" if not table.cert_file else "key_file"
+    if profile == 3 and not (security.cert_file and security.key_file):
+        missing = "cert_file" if not security.cert_file else "key_file"
         raise Invalid(
-            ("csms", missing),
+            (*base, missing),
             "security_profile 3 (mutual TLS) needs cert_file and "
             "key_file (client certificate and private key)",
         )
+
+
+def resolve_csms(table: CsmsTable) -> Csms:
+    """``[csms]``: the URL, the security profile's requirements, the embedded CSMS's options."""
+    _check_url(table.url)
+    _check_security(Security(
+        security_profile=table.security_profile, password=None if table.password is None
+        else Secret(table.password), ca_file=table.ca_file, cert_file=table.cert_file,
+        key_file=table.key_file), table.url, ("csms",))
     embedded = table.embedded
     boot_status = choose(embedded.boot_status, BOOT_STATUSES, ("csms", "embedded", "boot_status"))
     heartbeat = duration(
@@ -248,7 +259,7 @@ def resolve_csms(table: CsmsTable) -> Csms:
     return Csms(
         url=table.url,
         transport=_transport(table.transport),
-        security_profile=profile,
+        security_profile=table.security_profile,
         password=Secret(table.password) if table.password is not None else None,
         ca_file=table.ca_file,
         cert_file=table.cert_file,
@@ -318,8 +329,51 @@ def _session_plan(
     )
 
 
-def resolve_groups(tables: tuple[GroupTable, ...]) -> tuple[Group, ...]:
-    """``[[group]]`` tables, with names and charger ids unique across the fleet."""
+def _firmware(table: FirmwareTable, index: int) -> FirmwareSpec:
+    base: FieldPath = ("group", index, "firmware")
+    return FirmwareSpec(
+        download=duration(table.download, (*base, "download")),
+        install=duration(table.install, (*base, "install")),
+        upload=duration(table.upload, (*base, "upload")),
+        download_failure=table.download_failure,
+        install_failure=table.install_failure,
+        upload_failure=table.upload_failure,
+    )
+
+
+def _profiles(table: GroupTable, index: int) -> tuple[str, ...] | None:
+    if table.profiles is None:
+        return None
+    known = [p.value for p in Profile]
+    for position, name in enumerate(table.profiles):
+        choose(name, known, ("group", index, "profiles", position))
+    if Profile.CORE.value not in table.profiles:
+        raise Invalid(("group", index, "profiles"),
+                      'every charger implements "Core"; list it with the others')
+    return tuple(dict.fromkeys(table.profiles))
+
+
+def _group_security(table: GroupTable, index: int, csms: Csms) -> Security | None:
+    """The group's security settings: [csms]'s with ``[group.security]``'s overrides."""
+    own = table.security
+    if own is None:
+        return None
+    fleet = csms.security
+    security = Security(
+        security_profile=fleet.security_profile if own.security_profile is None
+        else own.security_profile,
+        password=fleet.password if own.password is None else Secret(own.password),
+        ca_file=own.ca_file or fleet.ca_file,
+        cert_file=own.cert_file or fleet.cert_file,
+        key_file=own.key_file or fleet.key_file,
+    )
+    _check_security(security, csms.url, ("group", index, "security"))
+    return security
+
+
+def resolve_groups(tables: tuple[GroupTable, ...], csms: Csms) -> tuple[Group, ...]:
+    """``[[group]]`` tables, with names and charger ids unique across the fleet; ``csms`` is
+    the resolved ``[csms]`` a group's security settings override."""
     groups: list[Group] = []
     owners: dict[str, int] = {}
     names: dict[str, int] = {}
@@ -359,6 +413,10 @@ def resolve_groups(tables: tuple[GroupTable, ...]) -> tuple[Group, ...]:
                 sessions=None if table.sessions is None
                 else _session_plan(table.sessions, index, ids, table.connectors),
                 tags=tuple(dict.fromkeys(table.tags or ())),
+                profiles=_profiles(table, index),
+                firmware=_firmware(table.firmware, index),
+                real_transfers=table.real_transfers,
+                security=_group_security(table, index, csms),
             )
         )
     return tuple(groups)

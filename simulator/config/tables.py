@@ -136,6 +136,28 @@ class SessionsTable(Table, frozen=True, kw_only=True):
     id_tags: Annotated[tuple[TagTemplate, ...], msgspec.Meta(min_length=1)]
 
 
+class FirmwareTable(Table, frozen=True, kw_only=True):
+    """[group.firmware]: how long each step of a firmware update or an upload takes, and the
+    probability that it fails."""
+
+    download: Duration = "10s"
+    install: Duration = "10s"
+    upload: Duration = "5s"
+    download_failure: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    install_failure: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    upload_failure: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+
+
+class SecurityTable(Table, frozen=True, kw_only=True):
+    """[group.security]: the group's own security settings, each replacing [csms]'s."""
+
+    security_profile: Annotated[int, msgspec.Meta(ge=0, le=3)] | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
 class GroupTable(Table, frozen=True, kw_only=True):
     """[[group]]: ``count`` identical chargers whose ids come from the ``id`` template."""
 
@@ -151,6 +173,13 @@ class GroupTable(Table, frozen=True, kw_only=True):
     connect_rate: Annotated[float, msgspec.Meta(gt=0)] = 50.0
     config: ScalarTable = {}
     sessions: SessionsTable | None = None
+    profiles: Annotated[
+        tuple[str, ...],
+        msgspec.Meta(description="The feature profiles the chargers implement (default: all)"),
+    ] | None = None
+    real_transfers: bool = False
+    firmware: FirmwareTable = msgspec.field(default_factory=FirmwareTable)
+    security: SecurityTable | None = None
     tags: Annotated[
         tuple[Annotated[str, msgspec.Meta(min_length=1)], ...],
         msgspec.Meta(description='Labels a target can pick the group by: target = { tag = "x" }'),

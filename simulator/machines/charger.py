@@ -41,6 +41,7 @@ Rules (OCPP 1.6 core specification, §4-§5; the parts' modules hold the rest):
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -52,6 +53,7 @@ from simulator.machines.context import BOOT, ChargerContext
 from simulator.machines.domain import ConnectorView
 from simulator.machines.effects import (
     ChargerMemory,
+    Credentials,
     Effect,
     OpenTransaction,
     OutboxEntry,
@@ -73,6 +75,7 @@ from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
 from simulator.machines.reboot import RebootSequence
 from simulator.machines.registration import Registration
 from simulator.machines.transactions import AuthorizeContext, Transactions
+from simulator.machines.triggers import Triggers
 from simulator.ocpp.frames import ErrorCode
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import (
@@ -81,6 +84,7 @@ from simulator.ocpp.v16 import (
     ChargePointErrorCode,
     ChargePointStatus,
     HeartbeatResponse,
+    Profile,
     Reason,
     StartTransactionResponse,
     StatusNotificationRequest,
@@ -94,11 +98,27 @@ __all__ = [
     "ChargerMachine",
     "ChargerSpec",
     "ChargerStatistics",
+    "charger_profiles",
 ]
 
 SUPPORTED_PROFILES: Final = (CoreHandler.profile, RemoteTriggerHandler.profile)
-"""The feature profiles this charger implements, in order: one handler each. CS calls of any
-other profile are answered NotSupported, and ``SupportedFeatureProfiles`` lists exactly these."""
+"""The feature profiles this charger implements, in order: one handler each. A charger whose
+spec names no ``profiles`` has them all; CS calls of any other profile are answered
+NotSupported, and ``SupportedFeatureProfiles`` lists exactly the charger's."""
+
+
+def charger_profiles(spec: ChargerSpec) -> tuple[Profile, ...]:
+    """The profiles ``spec``'s charger implements, in :data:`SUPPORTED_PROFILES` order: those
+    its ``profiles`` names (Core always), or all. Raises ``ValueError`` for a name this version
+    does not implement."""
+    if spec.profiles is None:
+        return SUPPORTED_PROFILES
+    unknown = sorted(set(spec.profiles) - {p.value for p in SUPPORTED_PROFILES})
+    if unknown:
+        raise ValueError(f"feature profile(s) not implemented: {', '.join(unknown)}; "
+                         f"use some of {', '.join(p.value for p in SUPPORTED_PROFILES)}")
+    wanted = {*spec.profiles, Profile.CORE.value}
+    return tuple(p for p in SUPPORTED_PROFILES if p.value in wanted)
 
 _MAX_SETTLE_ROUNDS: Final = 64
 """A bound on the rounds of one settle (each round handles what the last one caused)."""
@@ -170,7 +190,7 @@ class ChargerMachine:
         self._plugin = plugin
         self._ctx = ctx = ChargerContext(
             spec, rng=rng, new_id=new_id, wall_epoch=wall_epoch, now=now,
-            profiles=SUPPORTED_PROFILES, plugin=plugin, outbox=restored, memory=memory,
+            profiles=charger_profiles(spec), plugin=plugin, outbox=restored, memory=memory,
             stored_through=stored_through,
         )
         self._metering = Metering(ctx)
@@ -184,12 +204,17 @@ class ChargerMachine:
         """Transactions of an earlier life, stopped with PowerLoss at the next power-on."""
         self._reboots = RebootSequence(ctx, self._transactions)
         self._registration = Registration(ctx, self._metering, child(rng))
-        handlers: tuple[ProfileHandler, ...] = (
-            CoreHandler(ctx, transactions=self._transactions, metering=self._metering,
-                        reboots=self._reboots),
-            RemoteTriggerHandler(ctx, metering=self._metering),
-        )
-        self._handlers = {handler.profile: handler for handler in handlers}
+        triggers = Triggers(ctx, metering=self._metering)
+        handlers: dict[Profile, Callable[[], ProfileHandler]] = {
+            Profile.CORE: lambda: CoreHandler(
+                ctx, transactions=self._transactions, metering=self._metering,
+                reboots=self._reboots),
+            Profile.REMOTE_TRIGGER: lambda: RemoteTriggerHandler(ctx, triggers=triggers),
+        }
+        self._handlers: dict[enum.StrEnum, ProfileHandler] = {
+            profile: handlers[profile]()
+            for profile in SUPPORTED_PROFILES if ctx.supports(profile)
+        }
         self._faults = Faults(ctx, reboots=self._reboots, transactions=self._transactions,
                               plugin=plugin)
 
@@ -430,6 +455,11 @@ class ChargerMachine:
             registers_wh=tuple(ctx.meters[c].register_wh for c in sorted(ctx.meters)),
             open_transactions=self._interrupted + running,
         )
+
+    def credentials(self) -> Credentials:
+        """What the charger connects with now (its security settings and secrets: for the
+        actor's next connection only, never to be recorded)."""
+        return self._ctx.credentials()
 
     def export_outbox(self) -> tuple[OutboxEntry, ...]:
         """The queued transaction messages, head first."""

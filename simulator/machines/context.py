@@ -40,9 +40,18 @@ from simulator.machines.connector import (
     allowed_transitions,
     delivery_status,
 )
-from simulator.machines.effects import ChargerMemory, Effect, OutboxEntry, Publish, Reboot
+from simulator.machines.effects import (
+    ChargerMemory,
+    Credentials,
+    Effect,
+    OutboxEntry,
+    Publish,
+    Reboot,
+    UseCredentials,
+)
 from simulator.machines.meter import Meter
 from simulator.machines.parts import (
+    Activities,
     BootState,
     ChargerSpec,
     HardwareError,
@@ -56,7 +65,10 @@ from simulator.ocpp.v16 import (
     BootNotificationRequest,
     ChargePointErrorCode,
     ChargePointStatus,
+    Profile,
     SampledValue,
+    SecurityEvent,
+    SecurityEventNotificationRequest,
     StatusNotificationRequest,
 )
 from simulator.seeds import Rng, child
@@ -103,6 +115,16 @@ class ChargerContext:
             raise ValueError(f"a charge point needs at least one connector, got {spec.connectors}")
         self.spec = spec
         self.charger = spec.identity
+        self.profiles = frozenset(profiles)
+        """The feature profiles this charger implements (see :meth:`supports`)."""
+        self.firmware_version = spec.firmware_version
+        """The ``firmwareVersion`` the next BootNotification reports (an installed update
+        changes it)."""
+        self.activities = Activities()
+        """What the long-running jobs report to a trigger (see :class:`Activities`)."""
+        self.client_certificate: tuple[str, str] | None = None
+        """The client certificate chain and its private key (PEM) installed over OCPP, used
+        from the next connection on (security profile 3); None: the fleet file's."""
         self.wall_epoch = wall_epoch
         self.clock_offset = 0.0
         """Seconds the CS's clock (``currentTime``) is ahead of ``wall_epoch + now``."""
@@ -220,6 +242,41 @@ class ChargerContext:
         self.publish(Note(t=now, charger=self.charger, connector=connector, what=what,
                           data=dict(data)))
 
+    def supports(self, profile: enum.StrEnum) -> bool:
+        """Whether the charger implements ``profile`` (a handler of it is present)."""
+        return profile in self.profiles
+
+    def security_event(
+        self, kind: SecurityEvent, now: float, tech_info: str | None = None
+    ) -> None:
+        """A security event happened: recorded as a ``security_event`` note, and, when the
+        charger implements the Security extension, reported by a SecurityEventNotification.
+        That message waits in the outbox like a transaction message (the whitepaper asks that
+        security events be queued while offline), so it reaches the CS after the next accepted
+        boot at the latest."""
+        self.note(now, "security_event", type=kind.value, tech_info=tech_info)
+        if self.supports(Profile.SECURITY):
+            request = SecurityEventNotificationRequest(
+                type=kind.value, timestamp=self.stamp(now),
+                tech_info=None if tech_info is None else tech_info[:255],
+            )
+            self.session.enqueue_transaction(request, now, local_tx=None)
+
+    def credentials(self) -> Credentials:
+        """What the charger connects with now (see :class:`Credentials`)."""
+        key = self.config.get_str("AuthorizationKey")
+        chain, private_key = self.client_certificate or (None, None)
+        return Credentials(
+            security_profile=self.config.get_int("SecurityProfile"),
+            authorization_key=key or None,
+            certificate_chain=chain,
+            private_key=private_key,
+        )
+
+    def use_credentials(self, *, reconnect: bool = False) -> None:
+        """Tell the actor the credentials changed (a ``UseCredentials`` effect)."""
+        self.effects.append(UseCredentials(self.credentials(), reconnect=reconnect))
+
     # --- configuration ------------------------------------------------------------------------
 
     def auth_settings(self) -> AuthSettings:
@@ -250,7 +307,7 @@ class ChargerContext:
             charge_point_vendor=spec.vendor,
             charge_point_model=spec.model,
             charge_point_serial_number=spec.serial_number,
-            firmware_version=spec.firmware_version,
+            firmware_version=self.firmware_version,
             meter_type=spec.meter_type,
             meter_serial_number=spec.meter_serial_number,
         )

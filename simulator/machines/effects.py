@@ -121,5 +121,41 @@ class PersistOutbox(msgspec.Struct, frozen=True, kw_only=True):
     memory: ChargerMemory | None = None
 
 
-Effect = Send | Publish | CloseConnection | Reboot | PersistOutbox
+class Credentials(msgspec.Struct, frozen=True, kw_only=True):
+    """What the charger proves itself with on its next connection (security profiles 1-3).
+    Holds secrets: never published, logged or stored; its ``repr`` hides them.
+
+    Attributes:
+        security_profile: the profile to connect with (``SecurityProfile``; 0: as the fleet
+            file's ``[csms]`` / group security says).
+        authorization_key: the HTTP Basic password set over OCPP (``AuthorizationKey``); None:
+            the fleet file's password.
+        certificate_chain: the client certificate chain installed over OCPP
+            (CertificateSigned), PEM, leaf first; None: the fleet file's ``cert_file``.
+        private_key: the private key of ``certificate_chain``'s leaf, PEM (unencrypted).
+    """
+
+    security_profile: int = 0
+    authorization_key: str | None = None
+    certificate_chain: str | None = None
+    private_key: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"Credentials(security_profile={self.security_profile}, "
+                f"authorization_key={'<set>' if self.authorization_key else None}, "
+                f"certificate_chain={'<set>' if self.certificate_chain else None})")
+
+
+class UseCredentials(msgspec.Struct, frozen=True):
+    """From the next connection on, connect with ``credentials``; with ``reconnect``, close the
+    current connection now so that the next one starts at once (a raised ``SecurityProfile``)."""
+
+    credentials: Credentials
+    reconnect: bool = False
+
+    def __repr__(self) -> str:
+        return f"UseCredentials({self.credentials!r}, reconnect={self.reconnect})"
+
+
+Effect = Send | Publish | CloseConnection | Reboot | PersistOutbox | UseCredentials
 """Everything a machine can ask for."""

@@ -20,7 +20,13 @@ import msgspec
 from simulator.machines.connector import ERROR_CODE_FAULTS
 from simulator.machines.meter import EvSpec
 from simulator.machines.session import DEFAULT_CALL_TIMEOUT
-from simulator.ocpp.v16 import ChargePointErrorCode, MeterValue
+from simulator.ocpp.v16 import (
+    ChargePointErrorCode,
+    DiagnosticsStatus,
+    FirmwareStatus,
+    MeterValue,
+    UploadLogStatus,
+)
 
 DEFAULT_BOOT_RETRY: Final = 60.0
 """Seconds before a BootNotification that failed (CALLERROR, timeout) is sent again."""
@@ -29,6 +35,20 @@ MAX_STOP_DATA: Final = 500
 """MeterValues kept per transaction for StopTransaction's transactionData (the oldest go)."""
 
 ConfigValue = str | int | bool | float
+
+
+class FirmwareSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """How the charger's FirmwareManagement jobs behave (``[group.firmware]``): how long each
+    step takes (seconds) and the probability that a step fails (drawn from the charger's seeded
+    stream). A download that fails ends in DownloadFailed, an install in InstallationFailed, an
+    upload (diagnostics, logs) in UploadFailed."""
+
+    download: float = 10.0
+    install: float = 10.0
+    upload: float = 5.0
+    download_failure: float = 0.0
+    install_failure: float = 0.0
+    upload_failure: float = 0.0
 
 
 class ChargerSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +69,12 @@ class ChargerSpec(msgspec.Struct, frozen=True, kw_only=True):
         data_transfer_vendors: vendorIds whose DataTransfer we accept (others: UnknownVendorId).
         reboot_delay: seconds the charger is down on a Reset.
         meter_type, meter_serial_number: BootNotification meter fields, if any.
+        profiles: the feature profiles the charger implements (``[group] profiles``; the
+            Security extension counts as ``"Security"``); None: every profile this version
+            implements. The CS's calls of any other profile are answered NotSupported.
+        firmware: how firmware updates, diagnostics and log uploads behave.
+        real_transfers: an http(s) ``location`` of UpdateFirmware, GetDiagnostics, GetLog or
+            SignedUpdateFirmware is really fetched or uploaded by the actor (else simulated).
     """
 
     identity: str
@@ -67,6 +93,9 @@ class ChargerSpec(msgspec.Struct, frozen=True, kw_only=True):
     reboot_delay: float = 5.0
     meter_type: str | None = None
     meter_serial_number: str | None = None
+    profiles: tuple[str, ...] | None = None
+    firmware: FirmwareSpec = FirmwareSpec()
+    real_transfers: bool = False
 
 
 class BootState(enum.StrEnum):
@@ -128,6 +157,25 @@ class Point:
     authorizing: str | None = None
     transaction: Transaction | None = None
     finished: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class Activities:
+    """What the charger's long-running jobs report now, as a TriggerMessage or an
+    ExtendedTriggerMessage asks for it (None: no such job running, reported as Idle). The
+    handler running a job keeps its field current; the triggers only read it.
+
+    Attributes:
+        firmware: the status of the UpdateFirmware in progress.
+        diagnostics: the status of the GetDiagnostics upload in progress.
+        signed_firmware: the status and ``requestId`` of the SignedUpdateFirmware in progress.
+        log: the status and ``requestId`` of the GetLog upload in progress.
+    """
+
+    firmware: FirmwareStatus | None = None
+    diagnostics: DiagnosticsStatus | None = None
+    signed_firmware: tuple[FirmwareStatus, int] | None = None
+    log: tuple[UploadLogStatus, int] | None = None
 
 
 def earliest(*times: float | None) -> float | None:

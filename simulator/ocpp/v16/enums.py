@@ -503,6 +503,30 @@ class ResetType(enum.StrEnum):
     SOFT = "Soft"
 
 
+class SecurityEvent(enum.StrEnum):
+    """The security events of the 1.6 security whitepaper (Appendix 1): the ``type`` of a
+    SecurityEventNotification.req (a CiString50 on the wire; these are the spec's names)."""
+
+    FIRMWARE_UPDATED = "FirmwareUpdated"
+    FAILED_TO_AUTHENTICATE_AT_CENTRAL_SYSTEM = "FailedToAuthenticateAtCentralSystem"
+    CENTRAL_SYSTEM_FAILED_TO_AUTHENTICATE = "CentralSystemFailedToAuthenticate"
+    SETTING_SYSTEM_TIME = "SettingSystemTime"
+    STARTUP_OF_THE_DEVICE = "StartupOfTheDevice"
+    RESET_OR_REBOOT = "ResetOrReboot"
+    SECURITY_LOG_WAS_CLEARED = "SecurityLogWasCleared"
+    RECONFIGURATION_OF_SECURITY_PARAMETERS = "ReconfigurationOfSecurityParameters"
+    MEMORY_EXHAUSTION = "MemoryExhaustion"
+    INVALID_MESSAGES = "InvalidMessages"
+    ATTEMPTED_REPLAY_ATTACKS = "AttemptedReplayAttacks"
+    TAMPER_DETECTION_ACTIVATED = "TamperDetectionActivated"
+    INVALID_FIRMWARE_SIGNATURE = "InvalidFirmwareSignature"
+    INVALID_FIRMWARE_SIGNING_CERTIFICATE = "InvalidFirmwareSigningCertificate"
+    INVALID_CENTRAL_SYSTEM_CERTIFICATE = "InvalidCentralSystemCertificate"
+    INVALID_CHARGE_POINT_CERTIFICATE = "InvalidChargePointCertificate"
+    INVALID_TLS_VERSION = "InvalidTLSVersion"
+    INVALID_TLS_CIPHER_SUITE = "InvalidTLSCipherSuite"
+
+
 class TriggerMessageStatus(enum.StrEnum):
     """Status in TriggerMessage.conf. Used by ExtendedTriggerMessageResponse.status,
     TriggerMessageResponse.status.
