@@ -63,6 +63,7 @@ from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import (
     AvailabilityType,
     BootNotificationRequest,
+    CertificateUse,
     ChargePointErrorCode,
     ChargePointStatus,
     Profile,
@@ -122,6 +123,10 @@ class ChargerContext:
         changes it)."""
         self.activities = Activities()
         """What the long-running jobs report to a trigger (see :class:`Activities`)."""
+        self.installed_certificates: dict[CertificateUse, list[str]] = {}
+        """Root certificates installed over OCPP (InstallCertificate), PEM, by use: the
+        manufacturer's roots check a firmware's signing certificate, the central system's
+        roots a CertificateSigned chain."""
         self.client_certificate: tuple[str, str] | None = None
         """The client certificate chain and its private key (PEM) installed over OCPP, used
         from the next connection on (security profile 3); None: the fleet file's."""
