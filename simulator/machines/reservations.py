@@ -11,10 +11,11 @@ Rules:
 - A reservation is for one connector, or for connector 0 (any connector, when
   ``ReserveConnectorZeroSupported``): the charge point then keeps one *free* connector for its
   tag for as long as it lasts. A connector is free when it is operative and idle (no
-  transaction, EV, waiting or authorizing tag, or cable left after a transaction) and holds no
-  reservation of its own. While the free connectors are no more than the connector-0
-  reservations, every free connector shows Reserved; a tag that does not match may not take
-  the last free connectors they need.
+  transaction, waiting or authorizing tag, or cable left after a transaction) and holds no
+  reservation of its own; an EV plugged in without a tag claims nothing. While the free
+  connectors are no more than the connector-0 reservations, they are *kept*: a tag that does
+  not match may not start there, and a kept connector shows Reserved (Preparing once an EV is
+  plugged in, since Preparing may not go to Reserved).
 - A tag *matches* a reservation when it is the reservation's idTag, or the reservation has a
   parentIdTag and the tag is that parent or has it as its own parent (the parent of an
   incoming tag is known from the local list, the cache or an Authorize answer).
@@ -96,6 +97,16 @@ class Reservations:
         """The connector-0 reservations, oldest first."""
         return [r for r in self._by_id.values() if r.connector_id == 0]
 
+    def unclaimed(self, points: Mapping[int, Point]) -> list[Reservation]:
+        """The connector-0 reservations still keeping a connector: those whose tag is not
+        already waiting for a cable or being authorized at some connector."""
+        def claimed(reservation: Reservation) -> bool:
+            return any(
+                (p.ready_tag is not None and reservation.admits(p.ready_tag, p.ready_parent))
+                or (p.authorizing is not None and reservation.admits(p.authorizing, None))
+                for p in points.values())
+        return [r for r in self.for_any() if not claimed(r)]
+
     # --- changes ------------------------------------------------------------------------------
 
     def place(self, reservation: Reservation) -> Reservation | None:
@@ -151,7 +162,7 @@ class Reservations:
         """The free connectors (see the module docstring)."""
         return frozenset(
             cid for cid, p in points.items()
-            if operative(cid) and p.transaction is None and p.ev is None
+            if operative(cid) and p.transaction is None
             and p.ready_tag is None and p.authorizing is None and not p.finished
             and self.at(cid) is None
         )
@@ -160,10 +171,13 @@ class Reservations:
         self, connector_id: int, points: Mapping[int, Point], operative: Callable[[int], bool]
     ) -> bool:
         """Whether connector ``connector_id`` (> 0) shows Reserved: it has a reservation of its
-        own, or it is one of the free connectors the connector-0 reservations need."""
+        own, or it is one of the free connectors the connector-0 reservations keep, with no EV
+        plugged in."""
         if self.at(connector_id) is not None:
             return True
-        wanted = len(self.for_any())
+        if points[connector_id].ev is not None:
+            return False
+        wanted = len(self.unclaimed(points))
         if not wanted:
             return False
         free = self.free(points, operative)
@@ -183,7 +197,7 @@ class Reservations:
         own = self.at(connector_id)
         if own is not None:
             return None if own.admits(id_tag, parent_id_tag) else own
-        others = [r for r in self.for_any() if not r.admits(id_tag, parent_id_tag)]
+        others = [r for r in self.unclaimed(points) if not r.admits(id_tag, parent_id_tag)]
         if not others:
             return None
         free = self.free(points, operative)

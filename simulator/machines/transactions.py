@@ -48,6 +48,7 @@ from simulator.ocpp.v16 import (
     AuthorizationStatus,
     AuthorizeRequest,
     ChargePointErrorCode,
+    ChargePointStatus,
     IdTagInfo,
     ReadingContext,
     Reason,
@@ -308,6 +309,9 @@ class Transactions:
             meter_start=tx.meter_start, local_id=tx.local_id,
         ))
         self.metering.begin(tx, now)
+        if self.ctx.connectors[connector_id].status == ChargePointStatus.RESERVED:
+            # Reserved → Preparing → Charging, as the spec draws it (not through Available).
+            self.ctx.move(connector_id, ChargePointStatus.PREPARING, now)
         if reservation is not None and reservation.connector_id == 0:
             self.ctx.refresh_all(now)  # the connectors it kept Reserved are free again
         else:

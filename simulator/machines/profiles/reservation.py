@@ -139,7 +139,7 @@ class ReservationHandler(ProfileHandler):
         if ctx.reservations.at(cid) is not None:
             return _R.OCCUPIED
         free = ctx.reservations.free(ctx.points, ctx.operative)
-        if len(free) - 1 < len(ctx.reservations.for_any()):
+        if len(free) - 1 < len(ctx.reservations.unclaimed(ctx.points)):
             return _R.OCCUPIED
         return _R.ACCEPTED
 
@@ -152,7 +152,8 @@ class ReservationHandler(ProfileHandler):
                 or not any(ctx.operative(c) for c in ctx.points):
             return _R.UNAVAILABLE
         free = ctx.reservations.free(ctx.points, ctx.operative)
-        return _R.ACCEPTED if len(free) > len(ctx.reservations.for_any()) else _R.OCCUPIED
+        kept = len(ctx.reservations.unclaimed(ctx.points))
+        return _R.ACCEPTED if len(free) > kept else _R.OCCUPIED
 
     def _cancel(self, request: CancelReservationRequest, now: float) -> Answer:
         ctx = self.ctx
