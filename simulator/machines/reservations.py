@@ -64,10 +64,14 @@ class Reservation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:
-    """An aware UTC datetime (one without a zone is taken as UTC)."""
+    """An aware UTC datetime (one without a zone is taken as UTC; one at the edge of the
+    calendar, year 1 or 9999 with an offset that has no UTC twin, keeps its clock reading)."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        return moment.replace(tzinfo=dt.UTC)
 
 
 class Reservations:

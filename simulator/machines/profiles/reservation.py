@@ -100,7 +100,8 @@ class ReservationHandler(ProfileHandler):
             if old is not None:
                 ctx.reservations.place(old)
         if status != _R.ACCEPTED:
-            ctx.note(now, "reservation_refused", reservation.connector_id,
+            known = reservation.connector_id in ctx.connectors
+            ctx.note(now, "reservation_refused", reservation.connector_id if known else None,
                      reservation_id=reservation.reservation_id, status=status.value)
             return ReserveNowResponse(status=status), None
 
