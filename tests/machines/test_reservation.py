@@ -474,3 +474,35 @@ def test_reservation_matching_rules() -> None:
 def iso_datetime(seconds: float) -> dt.datetime:
     """A naive datetime of Unix ``seconds`` in UTC (as_utc reads it as UTC)."""
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).replace(tzinfo=None)
+
+
+def test_the_reserved_tag_that_never_plugs_in_leaves_the_connector_reserved() -> None:
+    pair = MachinePair(config={"ConnectionTimeOut": 30})
+    assert reserve(pair).status == "Accepted"
+    pair.tag(TAG)
+    assert pair.status(1) == "Preparing"
+    pair.advance(30)
+    # Preparing may not go to Reserved: the connector passes through Available.
+    assert pair.statuses(1) == ["Reserved", "Preparing", "Available", "Reserved"]
+    assert ended(pair) == []
+
+
+def test_an_expiry_while_offline_is_reported_on_reconnect() -> None:
+    pair = MachinePair()
+    assert reserve(pair, expires_in=60).status == "Accepted"
+    pair.disconnect()
+    pair.advance(120)
+    assert pair.status(1) == "Available"
+    pair.connect()
+    pair.advance(1)
+    assert pair.notified(1)[-2:] == ["Reserved", "Available"]
+
+
+def test_cancelling_a_connector_0_reservation_frees_the_kept_connector() -> None:
+    pair = MachinePair(connectors=2, config=ZERO)
+    charging(1, OTHER)(pair)
+    assert reserve(pair, 0, reservation_id=4).status == "Accepted"
+    assert pair.status(2) == "Reserved"
+    assert pair.cs_call("CancelReservation", {"reservationId": 4}).status == "Accepted"
+    assert pair.status(2) == "Available"
+    assert ended(pair) == [(4, "Cancelled")]
