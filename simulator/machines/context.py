@@ -3,17 +3,17 @@
 :class:`ChargerContext` builds and holds the parts a charge point is made of (configuration
 store, authorization cache and local list, one connector status machine and one meter per
 connector, the OCPP-J session), the state they share (points, availability, hardware errors,
-registration, power) and the plumbing on top of them: the charger's wall clock, events, legal
-status changes, and sending a BootNotification. The charger's components
+reservations, registration, power) and the plumbing on top of them: the charger's wall clock,
+events, legal status changes, and sending a BootNotification. The charger's components
 (:mod:`.transactions`, :mod:`.metering`, :mod:`.reboot`) and its feature-profile handlers
 (:mod:`.profiles`) each receive this one object explicitly; it holds no reference back to them,
 so a charger is freed by reference counting alone.
 
-Status rule: a connector's status follows from its point, availability and hardware error
-(:meth:`ChargerContext.desired_status`) and moves only along legal transitions
-(:meth:`ChargerContext.move`). Pure: no I/O, no clock.
+Status rule: a connector's status follows from its point, availability, hardware error and
+reservations (:meth:`ChargerContext.desired_status`) and moves only along legal transitions
+(:meth:`ChargerContext.move`); going Faulted or Unavailable ends a connector's reservations.
+Pure: no I/O, no clock.
 """
-
 from __future__ import annotations
 
 import collections
@@ -357,7 +357,8 @@ class ChargerContext:
         )
 
     def desired_status(self, connector_id: int) -> ChargePointStatus:
-        """The status a connector should show, from its point and availability."""
+        """The status a connector should show, from its point, availability and
+        reservations."""
         if self.faulted(connector_id):
             return _S.FAULTED
         if connector_id == 0:
@@ -377,7 +378,7 @@ class ChargerContext:
             return _S.FINISHING
         if point.ready_tag is None and self.reservations.holds(connector_id, self.points,
                                                                 self.operative):
-            return _S.RESERVED  # (an EV plugged in without the reserved tag stays Reserved)
+            return _S.RESERVED  # (a reserved connector stays so when an EV comes without the tag)
         if point.ev is not None or point.ready_tag is not None:
             return _S.PREPARING
         return _S.AVAILABLE
