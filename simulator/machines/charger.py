@@ -71,7 +71,9 @@ from simulator.machines.parts import (
 )
 from simulator.machines.profiles import ProfileHandler
 from simulator.machines.profiles.core import CoreHandler
+from simulator.machines.profiles.local_auth_list import LocalAuthListHandler
 from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
+from simulator.machines.profiles.reservation import ReservationHandler
 from simulator.machines.reboot import RebootSequence
 from simulator.machines.registration import Registration
 from simulator.machines.transactions import AuthorizeContext, Transactions
@@ -101,7 +103,8 @@ __all__ = [
     "charger_profiles",
 ]
 
-SUPPORTED_PROFILES: Final = (CoreHandler.profile, RemoteTriggerHandler.profile)
+SUPPORTED_PROFILES: Final = (CoreHandler.profile, LocalAuthListHandler.profile,
+                              ReservationHandler.profile, RemoteTriggerHandler.profile)
 """The feature profiles this charger implements, in order: one handler each. A charger whose
 spec names no ``profiles`` has them all; CS calls of any other profile are answered
 NotSupported, and ``SupportedFeatureProfiles`` lists exactly the charger's."""
@@ -209,6 +212,8 @@ class ChargerMachine:
             Profile.CORE: lambda: CoreHandler(
                 ctx, transactions=self._transactions, metering=self._metering,
                 reboots=self._reboots),
+            Profile.LOCAL_AUTH_LIST_MANAGEMENT: lambda: LocalAuthListHandler(ctx),
+            Profile.RESERVATION: lambda: ReservationHandler(ctx),
             Profile.REMOTE_TRIGGER: lambda: RemoteTriggerHandler(ctx, triggers=triggers),
         }
         self._handlers: dict[enum.StrEnum, ProfileHandler] = {

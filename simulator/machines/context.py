@@ -3,17 +3,17 @@
 :class:`ChargerContext` builds and holds the parts a charge point is made of (configuration
 store, authorization cache and local list, one connector status machine and one meter per
 connector, the OCPP-J session), the state they share (points, availability, hardware errors,
-registration, power) and the plumbing on top of them: the charger's wall clock, events, legal
-status changes, and sending a BootNotification. The charger's components
+reservations, registration, power) and the plumbing on top of them: the charger's wall clock,
+events, legal status changes, and sending a BootNotification. The charger's components
 (:mod:`.transactions`, :mod:`.metering`, :mod:`.reboot`) and its feature-profile handlers
 (:mod:`.profiles`) each receive this one object explicitly; it holds no reference back to them,
 so a charger is freed by reference counting alone.
 
-Status rule: a connector's status follows from its point, availability and hardware error
-(:meth:`ChargerContext.desired_status`) and moves only along legal transitions
-(:meth:`ChargerContext.move`). Pure: no I/O, no clock.
+Status rule: a connector's status follows from its point, availability, hardware error and
+reservations (:meth:`ChargerContext.desired_status`) and moves only along legal transitions
+(:meth:`ChargerContext.move`); going Faulted or Unavailable ends a connector's reservations.
+Pure: no I/O, no clock.
 """
-
 from __future__ import annotations
 
 import collections
@@ -58,6 +58,7 @@ from simulator.machines.parts import (
     Point,
     config_overrides,
 )
+from simulator.machines.reservations import Reservation, Reservations
 from simulator.machines.session import Session
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import (
@@ -143,7 +144,12 @@ class ChargerContext:
             feature_profiles=[p.value for p in profiles],
         )
         self.cache = AuthorizationCache()
-        self.local_list = LocalAuthList(supported=False)
+        self.local_list = LocalAuthList(
+            supported=self.supports(Profile.LOCAL_AUTH_LIST_MANAGEMENT))
+        """The local authorization list (SendLocalList): kept through a reboot, lost in a
+        crash."""
+        self.reservations = Reservations()
+        """The reservations (ReserveNow): read by the status rule and the transactions."""
         self.session = Session(
             spec.identity,
             new_id=new_id,
@@ -351,7 +357,8 @@ class ChargerContext:
         )
 
     def desired_status(self, connector_id: int) -> ChargePointStatus:
-        """The status a connector should show, from its point and availability."""
+        """The status a connector should show, from its point, availability and
+        reservations."""
         if self.faulted(connector_id):
             return _S.FAULTED
         if connector_id == 0:
@@ -369,13 +376,26 @@ class ChargerContext:
             return _S.UNAVAILABLE
         if point.finished:
             return _S.FINISHING
+        if point.ready_tag is None and self.reservations.holds(connector_id, self.points,
+                                                                self.operative):
+            return _S.RESERVED  # (a reserved connector stays so when an EV comes without the tag)
         if point.ev is not None or point.ready_tag is not None:
             return _S.PREPARING
         return _S.AVAILABLE
 
     def refresh_status(self, connector_id: int, now: float) -> None:
-        """Move the connector to its desired status (legal steps only)."""
-        self.move(connector_id, self.desired_status(connector_id), now)
+        """Move the connector to its desired status (legal steps only). A connector (0: the
+        charge point) going Faulted or Unavailable ends its reservations."""
+        target = self.desired_status(connector_id)
+        if target in (_S.FAULTED, _S.UNAVAILABLE):
+            for ended in self.reservations.end_at(connector_id):
+                self.reservation_ended(ended, now, target.value)
+        self.move(connector_id, target, now)
+
+    def reservation_ended(self, reservation: Reservation, now: float, why: str) -> None:
+        """Record that ``reservation`` ended (``why``: Expired, Cancelled, Faulted, ...)."""
+        self.note(now, "reservation_ended", reservation.connector_id,
+                  reservation_id=reservation.reservation_id, reason=why)
 
     def refresh_all(self, now: float) -> None:
         """Refresh every connector's status, connector 0 included."""

@@ -147,12 +147,14 @@ class HardwareError(msgspec.Struct, frozen=True):
 @dataclasses.dataclass(slots=True)
 class Point:
     """What happens at one connector beyond its status: the EV, a driver's authorized tag
-    waiting for the cable (``ready_tag`` since ``ready_since``), an Authorize in flight, the
-    running transaction, and whether a finished transaction's cable is still plugged."""
+    waiting for the cable (``ready_tag`` since ``ready_since``, with its parent idTag when
+    known, ``ready_parent``), an Authorize in flight, the running transaction, and whether a
+    finished transaction's cable is still plugged."""
 
     connector_id: int
     ev: EvSpec | None = None
     ready_tag: str | None = None
+    ready_parent: str | None = None
     ready_since: float = 0.0
     authorizing: str | None = None
     transaction: Transaction | None = None

@@ -16,6 +16,15 @@ Rules (OCPP 1.6 core specification, §3.4 and §4-§5):
 - An idTag the CS does not accept in StartTransaction's result stops the transaction with
   DeAuthorized when ``StopTransactionOnInvalidId``; otherwise the charger keeps going until
   ``MaxEnergyOnInvalidId`` Wh have flowed, then suspends the EVSE (see :mod:`.metering`).
+- **Reservations** (:mod:`.reservations`). A reserved connector refuses a tag that does not
+  match its reservation (noted ``authorization_refused`` with status Reserved; nothing starts):
+  at once when the tag's parent is known (local list, cache) or the reservation names no
+  parent, else once Authorize has told the parent. A transaction started with a matching tag
+  ends the reservation and carries its ``reservationId`` in StartTransaction.
+- **LocalListConflict** (§3.5). When the CS's ``idTagInfo`` for a tag (Authorize or
+  StartTransaction result) has another status than the local list's entry, connector 0
+  reports the warning LocalListConflict with its status (a StatusNotification); the warning
+  stays until the next accepted SendLocalList or a hardware error of connector 0 replaces it.
 
 :class:`Transactions` owns the local transaction numbering and the counters; the points, meters
 and session it works on are the :class:`~simulator.machines.context.ChargerContext`'s.
@@ -29,15 +38,17 @@ from typing import Any
 import msgspec
 
 from simulator.events import TransactionAcknowledged, TransactionStarted, TransactionStopped
-from simulator.machines.auth import Decision, decide, remember, same_id_tag
+from simulator.machines.auth import Decision, decide, find_entry, remember, same_id_tag
 from simulator.machines.context import ChargerContext
 from simulator.machines.effects import OpenTransaction, OutboxEntry
 from simulator.machines.metering import Metering
 from simulator.machines.parts import HardwareError, Transaction
+from simulator.machines.reservations import Reservation
 from simulator.ocpp.v16 import (
     AuthorizationStatus,
     AuthorizeRequest,
     ChargePointErrorCode,
+    ChargePointStatus,
     IdTagInfo,
     ReadingContext,
     Reason,
@@ -109,6 +120,11 @@ class Transactions:
     def authorize(self, connector_id: int, id_tag: str, now: float) -> None:
         """Decide ``id_tag`` for a start at ``connector_id`` (locally or with Authorize)."""
         point = self.ctx.points[connector_id]
+        parent = self.known_parent(id_tag, now)
+        blocker = self.reservation_blocker(connector_id, id_tag, parent)
+        if blocker is not None and (parent is not None or blocker.parent_id_tag is None):
+            self.refused_reserved(connector_id, id_tag, blocker, now)
+            return
         outcome = decide(
             id_tag,
             online=self.ctx.accepted_online(),
@@ -119,7 +135,7 @@ class Transactions:
         )
         match outcome.decision:
             case Decision.ACCEPT | Decision.START_OFFLINE:
-                self.authorized(connector_id, id_tag, now)
+                self.authorized(connector_id, id_tag, now, parent=parent)
             case Decision.REJECT:
                 status = outcome.info.status if outcome.info is not None else "Unknown"
                 self.refused(connector_id, id_tag, now, str(status))
@@ -131,14 +147,17 @@ class Transactions:
                 )
 
     def authorize_answered(self, context: AuthorizeContext, info: IdTagInfo, now: float) -> None:
-        """The CS answered Authorize: remember the answer, then start or refuse."""
+        """The CS answered Authorize: remember the answer (and report a conflict with the
+        local list), then start or refuse."""
         remember(self.ctx.cache, self.ctx.auth_settings(), context.id_tag, info)
+        self.check_local_list(context.id_tag, info, now)
         point = self.ctx.points[context.connector_id]
         if point.authorizing is None or not same_id_tag(point.authorizing, context.id_tag):
             return
         point.authorizing = None
         if info.status == AuthorizationStatus.ACCEPTED and self.ctx.operative(context.connector_id):
-            self.authorized(context.connector_id, context.id_tag, now)
+            self.authorized(context.connector_id, context.id_tag, now,
+                            parent=info.parent_id_tag)
         else:
             self.refused(context.connector_id, context.id_tag, now, str(info.status))
 
@@ -157,20 +176,31 @@ class Transactions:
             cache=self.ctx.cache,
         )
         if outcome.decision in (Decision.ACCEPT, Decision.START_OFFLINE):
-            self.authorized(context.connector_id, context.id_tag, now)
+            self.authorized(context.connector_id, context.id_tag, now,
+                            parent=self.known_parent(context.id_tag, now))
         else:
             self.refused(context.connector_id, context.id_tag, now, "NoAnswer")
 
-    def authorized(self, connector_id: int, id_tag: str, now: float) -> None:
-        """``id_tag`` may charge at ``connector_id``: start now if an EV is plugged in, else wait
-        in Preparing for the cable."""
+    def authorized(
+        self, connector_id: int, id_tag: str, now: float, *, parent: str | None = None
+    ) -> None:
+        """``id_tag`` (whose parent idTag is ``parent``; None: looked up in the local list and
+        the cache) may charge at ``connector_id``: start now if an EV is plugged in, else wait
+        in Preparing for the cable. A reservation for another tag refuses it."""
         point = self.ctx.points[connector_id]
         if point.transaction is not None or not self.ctx.operative(connector_id):
             return
+        if parent is None:
+            parent = self.known_parent(id_tag, now)
+        blocker = self.reservation_blocker(connector_id, id_tag, parent)
+        if blocker is not None:
+            self.refused_reserved(connector_id, id_tag, blocker, now)
+            return
         if point.ev is not None:
-            self.start_transaction(connector_id, id_tag, now)
+            self.start_transaction(connector_id, id_tag, now, parent=parent)
             return
         point.ready_tag = id_tag
+        point.ready_parent = parent
         point.ready_since = now
         self.ctx.refresh_status(connector_id, now)
 
@@ -178,6 +208,46 @@ class Transactions:
         """``id_tag`` may not charge: record it; the connector stays as it is."""
         self.ctx.note(now, "authorization_refused", connector_id, id_tag=id_tag, status=status)
         self.ctx.refresh_status(connector_id, now)
+
+    # --- reservations and the local list -------------------------------------------------------
+
+    def known_parent(self, id_tag: str, now: float) -> str | None:
+        """The parent idTag the local list or the cache gives ``id_tag``, or None."""
+        info, _ = find_entry(id_tag, wall=self.ctx.wall(now), settings=self.ctx.auth_settings(),
+                             local_list=self.ctx.local_list, cache=self.ctx.cache)
+        return info.parent_id_tag if info is not None else None
+
+    def reservation_blocker(
+        self, connector_id: int, id_tag: str, parent: str | None
+    ) -> Reservation | None:
+        """The reservation that keeps ``id_tag`` from charging at ``connector_id``, or None."""
+        ctx = self.ctx
+        return ctx.reservations.blocker(connector_id, id_tag, parent, ctx.points, ctx.operative)
+
+    def refused_reserved(
+        self, connector_id: int, id_tag: str, reservation: Reservation, now: float
+    ) -> None:
+        """``id_tag`` may not charge at ``connector_id``: it is reserved for another tag."""
+        self.ctx.note(now, "authorization_refused", connector_id, id_tag=id_tag,
+                      status="Reserved", reservation_id=reservation.reservation_id)
+        self.ctx.refresh_status(connector_id, now)
+
+    def check_local_list(self, id_tag: str, info: IdTagInfo, now: float) -> None:
+        """The CS sent ``info`` for ``id_tag``: if the local list says otherwise, connector 0
+        reports LocalListConflict (unless a hardware error of its own is showing)."""
+        ctx = self.ctx
+        if not ctx.auth_settings().local_auth_list_enabled \
+                or not ctx.local_list.conflicts_with(id_tag, info, ctx.wall(now)):
+            return
+        listed = ctx.local_list.lookup(id_tag, ctx.wall(now))
+        ctx.note(now, "local_list_conflict", id_tag=id_tag, central_system=info.status.value,
+                 local_list=listed.status.value if listed is not None else None)
+        current = ctx.errors.get(0)
+        if current is not None and current.code != ChargePointErrorCode.LOCAL_LIST_CONFLICT:
+            return
+        ctx.errors[0] = HardwareError(ChargePointErrorCode.LOCAL_LIST_CONFLICT,
+                                      info=f"idTag {id_tag}"[:50])
+        ctx.refresh_status(0, now)
 
     # --- transactions -------------------------------------------------------------------------
 
@@ -196,9 +266,18 @@ class Transactions:
                 return tx
         return None
 
-    def start_transaction(self, connector_id: int, id_tag: str, now: float) -> None:
-        """Start a transaction for ``id_tag``: StartTransaction goes into the outbox."""
+    def start_transaction(
+        self, connector_id: int, id_tag: str, now: float, *, parent: str | None = None
+    ) -> None:
+        """Start a transaction for ``id_tag`` (parent idTag ``parent``; None: the one known
+        when the tag became ready): StartTransaction goes into the outbox, with the
+        ``reservationId`` of the reservation the start ends, if any."""
         point = self.ctx.points[connector_id]
+        if parent is None and point.ready_tag is not None and same_id_tag(point.ready_tag, id_tag):
+            parent = point.ready_parent
+        reservation = self.ctx.reservations.consume(connector_id, id_tag, parent)
+        if reservation is not None:
+            self.ctx.reservation_ended(reservation, now, "Used")
         meter = self.ctx.meters[connector_id]
         meter.set_delivering(True, now)
         tx = Transaction(
@@ -211,7 +290,7 @@ class Transactions:
         self.next_local_tx += 1
         self.transactions_started += 1
         point.transaction = tx
-        point.ready_tag = None
+        point.ready_tag = point.ready_parent = None
         point.finished = False
         meter.mark("periodic", now)
         self.ctx.session.enqueue_transaction(
@@ -220,6 +299,7 @@ class Transactions:
                 id_tag=id_tag,
                 meter_start=self.ctx.written_register(connector_id, tx.meter_start, now),
                 timestamp=self.ctx.stamp(now),
+                reservation_id=reservation.reservation_id if reservation is not None else None,
             ),
             now,
             local_tx=tx.local_id,
@@ -229,7 +309,13 @@ class Transactions:
             meter_start=tx.meter_start, local_id=tx.local_id,
         ))
         self.metering.begin(tx, now)
-        self.ctx.refresh_status(connector_id, now)
+        if self.ctx.connectors[connector_id].status == ChargePointStatus.RESERVED:
+            # Reserved → Preparing → Charging, as the spec draws it (not through Available).
+            self.ctx.move(connector_id, ChargePointStatus.PREPARING, now)
+        if reservation is not None and reservation.connector_id == 0:
+            self.ctx.refresh_all(now)  # the connectors it kept Reserved are free again
+        else:
+            self.ctx.refresh_status(connector_id, now)
 
     def stop_transaction(
         self, connector_id: int, now: float, reason: Reason, *, id_tag: str | None = None
@@ -333,6 +419,7 @@ class Transactions:
         id_tag = str(_entry_payload.decode(entry.payload).get("idTag", ""))
         info = response.id_tag_info
         remember(self.ctx.cache, self.ctx.auth_settings(), id_tag, info)
+        self.check_local_list(id_tag, info, now)
         local_id = entry.local_tx if entry.local_tx is not None else -1
         tx = self.transaction_by_local(local_id)
         self.ctx.publish(TransactionAcknowledged(

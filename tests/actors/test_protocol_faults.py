@@ -99,15 +99,17 @@ class Lab:
 
 
 @asynccontextmanager
-async def lab() -> AsyncIterator[Lab]:
-    """The charger booted against the embedded CSMS; at the block's end the charger shuts down
-    (it must still be running then) and nothing may have crashed."""
+async def lab(profiles: tuple[str, ...] | None = None) -> AsyncIterator[Lab]:
+    """The charger (implementing ``profiles``; None: all) booted against the embedded CSMS; at
+    the block's end the charger shuts down (it must still be running then) and nothing may have
+    crashed."""
     recorder = Recorder()
     async with trio.open_nursery() as nursery:
         the_lab = Lab(nursery, recorder)
         connect = memory_connector(the_lab.server.serve_stream)
         spec = ChargerSpec(identity="CP-1", vendor="Acme", model="AC22", connectors=1,
-                           max_power_kw=22, config={"HeartbeatInterval": HEARTBEAT})
+                           max_power_kw=22, config={"HeartbeatInterval": HEARTBEAT},
+                           profiles=profiles)
         env = ChargerEnv(
             spec=spec, seed=7, url=URL,
             open_transport=functools.partial(
@@ -220,7 +222,7 @@ async def test_wrong_id_result_leaves_the_csms_call_unanswered(
 async def test_error_code_spelling_in_the_callerror_for_an_unsupported_call(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with lab() as the_lab:
+    async with lab(profiles=("Core",)) as the_lab:  # no Reservation: NotSupported
         await the_lab.inject("error_code_spelling", code="FormatViolation")
         expiry = dt.datetime.fromtimestamp(WALL_EPOCH + 3600, dt.UTC)
         await the_lab.csms_calls(ReserveNowRequest(connector_id=1, expiry_date=expiry,

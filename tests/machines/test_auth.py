@@ -19,6 +19,7 @@ from simulator.machines.auth import (
     Source,
     decide,
     effective_info,
+    find_entry,
     is_valid,
     remember,
     same_id_tag,
@@ -393,3 +394,17 @@ def test_settings_from_the_configuration_store() -> None:
         authorization_cache_enabled=False,
         local_auth_list_enabled=False,
     )
+
+
+def test_the_entry_found_carries_its_parent_id_tag() -> None:
+    # A reservation with a parentIdTag admits a tag whose parent the list or the cache knows.
+    lst, cache = LocalAuthList(), AuthorizationCache()
+    listed = AuthorizationData(id_tag="CARD-1", id_tag_info=IdTagInfo(
+        status=A.ACCEPTED, parent_id_tag="FLEET"))
+    assert apply(lst, send_list(1, UpdateType.FULL, listed)) == UpdateStatus.ACCEPTED
+    cache.update("CARD-2", IdTagInfo(status=A.ACCEPTED, parent_id_tag="OTHER"))
+    settings = AuthSettings()
+    found = [find_entry(tag, wall=NOW, settings=settings, local_list=lst, cache=cache)
+             for tag in ("card-1", "CARD-2", "CARD-3")]
+    assert [(i.parent_id_tag if i else None, s) for i, s in found] == \
+        [("FLEET", S.LOCAL_LIST), ("OTHER", S.CACHE), (None, S.NONE)]

@@ -65,6 +65,7 @@ CONFIG: dict[str, str | int | bool | float] = {
     "TransactionMessageRetryInterval": 10,
     "StopTxnSampledData": "Energy.Active.Import.Register",
     "ConnectionTimeOut": 60,
+    "ReserveConnectorZeroSupported": True,
 }
 
 CS_COMMANDS = st.one_of(
@@ -96,6 +97,25 @@ CS_COMMANDS = st.one_of(
                                {"key": "AllowOfflineTxForUnknownId", "value": "true"},
                                {"key": "HeartbeatInterval", "value": "45"}])),
     st.tuples(st.just("ClearCache"), st.just({})),
+    st.tuples(st.just("ReserveNow"),
+              st.fixed_dictionaries({"connectorId": st.integers(0, 3),
+                                     "expiryDate": st.sampled_from(
+                                         [iso(EPOCH + s) for s in (30, 200, 3600)]),
+                                     "idTag": st.sampled_from(TAGS),
+                                     "reservationId": st.integers(1, 3)},
+                                    optional={"parentIdTag": st.just("TAG-1")})),
+    st.tuples(st.just("CancelReservation"),
+              st.fixed_dictionaries({"reservationId": st.integers(1, 3)})),
+    st.tuples(st.just("SendLocalList"),
+              st.fixed_dictionaries({"listVersion": st.integers(1, 3),
+                                     "updateType": st.sampled_from(["Full", "Differential"])},
+                                    optional={"localAuthorizationList": st.lists(
+                                        st.fixed_dictionaries(
+                                            {"idTag": st.sampled_from(TAGS)},
+                                            optional={"idTagInfo": st.fixed_dictionaries(
+                                                {"status": st.sampled_from(
+                                                    ["Accepted", "Blocked"])})}),
+                                        max_size=3, unique_by=lambda e: e["idTag"])})),
     st.tuples(st.just("GetConfiguration"), st.just({})),
 )
 
