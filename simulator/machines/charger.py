@@ -11,7 +11,8 @@ session, connectors, meters, points):
 - :class:`~simulator.machines.faults.Faults`: the chaos catalog's behaviour faults
   (:meth:`ChargerMachine.inject`);
 - one :class:`~simulator.machines.profiles.ProfileHandler` per supported feature profile (Core,
-  RemoteTrigger), to which a CALL from the central system is dispatched by its action's profile.
+  SmartCharging, RemoteTrigger), to which a CALL from the central system is dispatched by its
+  action's profile.
 
 The actor drives the machine with method calls that take ``now`` (monotonic seconds) and
 applies the effects it collects (see docs/internals.md). Every input ends with one *settle*:
@@ -72,6 +73,7 @@ from simulator.machines.parts import (
 from simulator.machines.profiles import ProfileHandler
 from simulator.machines.profiles.core import CoreHandler
 from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
+from simulator.machines.profiles.smart_charging import SmartChargingHandler
 from simulator.machines.reboot import RebootSequence
 from simulator.machines.registration import Registration
 from simulator.machines.transactions import AuthorizeContext, Transactions
@@ -101,7 +103,8 @@ __all__ = [
     "charger_profiles",
 ]
 
-SUPPORTED_PROFILES: Final = (CoreHandler.profile, RemoteTriggerHandler.profile)
+SUPPORTED_PROFILES: Final = (CoreHandler.profile, SmartChargingHandler.profile,
+                              RemoteTriggerHandler.profile)
 """The feature profiles this charger implements, in order: one handler each. A charger whose
 spec names no ``profiles`` has them all; CS calls of any other profile are answered
 NotSupported, and ``SupportedFeatureProfiles`` lists exactly the charger's."""
@@ -209,6 +212,7 @@ class ChargerMachine:
             Profile.CORE: lambda: CoreHandler(
                 ctx, transactions=self._transactions, metering=self._metering,
                 reboots=self._reboots),
+            Profile.SMART_CHARGING: lambda: SmartChargingHandler(ctx),
             Profile.REMOTE_TRIGGER: lambda: RemoteTriggerHandler(ctx, triggers=triggers),
         }
         self._handlers: dict[enum.StrEnum, ProfileHandler] = {
