@@ -129,11 +129,18 @@ class StackedProfile:
         return (self.valid_from is None or self.valid_from <= t) and (
             self.valid_to is None or t < self.valid_to)
 
+    def recurs_every(self) -> float | None:
+        """Seconds between the starts of a Recurring schedule, or None for another kind."""
+        if self.kind != Kind.RECURRING or self.recurrency is None:
+            return None
+        return RECURRENCE[self.recurrency]
+
     def schedule_start(self, t: float, anchor: float) -> float | None:
         """When the schedule that runs at ``t`` started (``anchor``: the transaction's start,
-        or the composite's without one), or None for a Recurring one without its start."""
+        or the composite's without one), or None for a Recurring one lacking its start or
+        recurrency kind (never in force)."""
         if self.kind == Kind.RECURRING:
-            every = RECURRENCE.get(self.recurrency) if self.recurrency is not None else None
+            every = self.recurs_every()
             if self.start_schedule is None or every is None:
                 return None
             return self.start_schedule + math.floor((t - self.start_schedule) / every) * every
@@ -143,8 +150,7 @@ class StackedProfile:
 
     def end(self) -> float | None:
         """How long one run of the schedule lasts (s), or None: indefinitely."""
-        every = RECURRENCE.get(self.recurrency) if self.kind == Kind.RECURRING \
-            and self.recurrency is not None else None
+        every = self.recurs_every()
         if every is None:
             return self.duration
         return every if self.duration is None else min(every, self.duration)
@@ -166,24 +172,13 @@ class StackedProfile:
     def boundaries(self, begin: float, finish: float, anchor: float) -> Iterable[float]:
         """The instants in ``[begin, finish)`` at which this profile's limit may change."""
         marks = [self.valid_from, self.valid_to]
-        end = self.end()
-        if self.kind == Kind.RECURRING:
-            every = RECURRENCE.get(self.recurrency) if self.recurrency is not None else None
-            first = self.schedule_start(begin, anchor)
-            if first is not None and every is not None:
-                cycle = first
-                while cycle < finish:
-                    marks.extend(cycle + p.start for p in self.periods)
-                    marks.append(cycle + every)
-                    if end is not None:
-                        marks.append(cycle + end)
-                    cycle += every
-        else:
-            start = self.schedule_start(begin, anchor)
-            assert start is not None
-            marks.extend(start + p.start for p in self.periods)
+        end, every = self.end(), self.recurs_every()
+        run = self.schedule_start(begin, anchor)
+        while run is not None and run < finish:
+            marks.extend(run + p.start for p in self.periods)
             if end is not None:
-                marks.append(start + end)
+                marks.append(run + end)
+            run = None if every is None else run + every
         return (m for m in marks if m is not None and begin <= m < finish)
 
 

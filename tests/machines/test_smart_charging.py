@@ -13,7 +13,7 @@ import pytest
 
 from simulator.events import Note
 from simulator.machines.meter import EvSpec
-from tests.machines.pair import EPOCH, MachinePair, Received, iso
+from tests.machines.pair import EPOCH, FakeCentralSystem, MachinePair, Received, iso
 
 TAG = "TAG-1"
 POWER = "Power.Active.Import"
@@ -392,6 +392,17 @@ def test_the_limit_changes_at_the_period_boundary() -> None:
     limits = [e for e in pair.events_of(Note) if e.what == "charging_limit"]
     assert [(e.t, e.data["limit_w"]) for e in limits] == [(0.0, 16 * VOLTS_3PH),
                                                         (90.0, 6 * VOLTS_3PH)]
+
+
+def test_an_absolute_schedule_follows_the_clock_the_central_system_set() -> None:
+    pair = MachinePair(cs=FakeCentralSystem(clock_offset=3600.0))  # the CS is an hour ahead
+    start_charging(pair)
+    begins = EPOCH + 3600 + 120  # on the CS's clock: 120 s from now
+    set_profile(pair, 0, profile(kind="Absolute", periods=((0, 6),),
+                                 schedule={"startSchedule": iso(begins), "duration": 60}))
+    pair.advance(300)
+    limits = [e for e in pair.events_of(Note) if e.what == "charging_limit"]
+    assert [(e.t, e.data["limit_w"]) for e in limits] == [(120.0, 6 * VOLTS_3PH), (180.0, None)]
 
 
 def test_a_limit_of_zero_suspends_the_evse() -> None:
