@@ -141,6 +141,16 @@ class ChargingProfiles:
         self.version += 1
         return None
 
+    def install_for_remote_start(
+        self, profile: ChargingProfile, connector_id: int, config: ConfigurationStore
+    ) -> str | None:
+        """Install a RemoteStartTransaction's profile (a TxProfile without transactionId) for
+        the transaction it starts on ``connector_id``. Returns why it was refused, or None."""
+        if profile.charging_profile_purpose != ChargingProfilePurposeType.TX_PROFILE \
+                or profile.transaction_id is not None:
+            return "a RemoteStart's profile must be a TxProfile without a transactionId"
+        return self.install(profile, connector_id, config, awaiting=True)
+
     def clear(
         self,
         *,

@@ -42,7 +42,6 @@ from simulator.ocpp.v16 import (
     ChangeAvailabilityResponse,
     ChangeConfigurationRequest,
     ChangeConfigurationResponse,
-    ChargingProfilePurposeType,
     ClearCacheRequest,
     ClearCacheResponse,
     ClearCacheStatus,
@@ -215,11 +214,8 @@ class CoreHandler(ProfileHandler):
             self.ctx.note(now, "charging_profile_ignored", cid,
                           reason="SmartCharging not supported")
         elif profile is not None:
-            # A TxProfile for the transaction this starts (bound to it once it runs).
-            problem = "a RemoteStart's profile must be a TxProfile without a transactionId" \
-                if profile.charging_profile_purpose != ChargingProfilePurposeType.TX_PROFILE \
-                or profile.transaction_id is not None else self.ctx.charging_profiles.install(
-                    profile, cid, self.ctx.config, awaiting=True)
+            problem = self.ctx.charging_profiles.install_for_remote_start(
+                profile, cid, self.ctx.config)
             self.ctx.note(now, "charging_profile_set", cid,
                           charging_profile_id=profile.charging_profile_id,
                           purpose=profile.charging_profile_purpose.value,
