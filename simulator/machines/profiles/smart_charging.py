@@ -54,6 +54,10 @@ much (its ``duration`` says so)."""
 
 _Purpose = ChargingProfilePurposeType
 
+_WIRE_MAX: Final = 1e15
+"""The largest limit a composite reports (the connectors' ratings keep it far below; this only
+keeps an absurd profile from writing an infinity)."""
+
 
 class SmartChargingHandler(ProfileHandler):
     """The SmartCharging profile's CS→CP operations (see the module docstring)."""
@@ -62,7 +66,9 @@ class SmartChargingHandler(ProfileHandler):
 
     def answer(self, request: msgspec.Struct, now: float) -> Answer | None:
         """The response to one SmartCharging request (nothing to do after it is sent)."""
-        self.ctx.charging_profiles.sync(self.ctx.points)
+        for gone in self.ctx.charging_profiles.sync(self.ctx.points):
+            self.ctx.note(now, "charging_profile_ended", gone.connector_id,
+                          charging_profile_id=gone.profile_id)
         match request:
             case SetChargingProfileRequest():
                 return self._set(request, now), None
@@ -151,8 +157,9 @@ class SmartChargingHandler(ProfileHandler):
 
 
 def _tenth_below(value: float) -> float:
-    """``value`` rounded down to a multiple of 0.1 (what the schema's ``multipleOf`` takes)."""
-    return math.floor(value * 10 + 1e-6) / 10
+    """``value`` rounded down to a multiple of 0.1 (what the schema's ``multipleOf`` takes),
+    and at most :data:`_WIRE_MAX`."""
+    return math.floor(min(value, _WIRE_MAX) * 10 + 1e-6) / 10
 
 
 def wire_schedule(composite: Composite, duration: int) -> ChargingSchedule:
