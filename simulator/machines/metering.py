@@ -300,10 +300,10 @@ class Metering:
         due = self.limit_at is not None and now >= self.limit_at
         if source == self._limits_from and not due:
             return
-        self._limits_from = source if len(store) else None
         wall = ctx.wall_offset + now
-        if due:
+        if due and self._limits_from is not None and self._limits_from[1] == ctx.wall_offset:
             wall = max(wall, self._limit_wall)  # the boundary itself, whatever the rounding
+        self._limits_from = source if len(store) else None
         limits: dict[int, float | None] = {cid: None for cid in ctx.points}
         change: float | None = None
         for cid, _, _ in running if len(store) else ():

@@ -299,6 +299,7 @@ class _Connector:
         return best
 
     def boundaries(self, begin: float, finish: float) -> Iterable[float]:
+        """The instants in ``[begin, finish)`` at which the connector's limit may change."""
         for profile in (*self.tx, *self.tx_default):
             yield from profile.boundaries(begin, finish, self.anchor)
 
@@ -314,6 +315,7 @@ def _charge_point_max(
     profiles: Sequence[StackedProfile], t: float, anchor: float, supply: Supply, unit: Unit,
     share: int,
 ) -> Limit:
+    """The ChargePointMaxProfile's limit at ``t`` (``profiles`` ranked), ``share``d."""
     found = _in_force(profiles, t, anchor)
     if found is None:
         return Limit(None, supply.phases)

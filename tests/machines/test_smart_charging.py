@@ -405,6 +405,21 @@ def test_an_absolute_schedule_follows_the_clock_the_central_system_set() -> None
     assert [(e.t, e.data["limit_w"]) for e in limits] == [(120.0, 6 * VOLTS_3PH), (180.0, None)]
 
 
+def test_a_clock_set_back_replans_the_boundaries() -> None:
+    pair = MachinePair(cs=FakeCentralSystem(clock_offset=3600.0))
+    start_charging(pair)
+    set_profile(pair, 0, profile(kind="Absolute", periods=((0, 6),),
+                                 schedule={"startSchedule": iso(EPOCH + 3600 + 120)}))
+    pair.advance(300)
+    pair.cs.clock_offset = 0.0  # the Heartbeat's answer sets the clock an hour back
+    pair.cs_call("TriggerMessage", {"requestedMessage": "Heartbeat"})
+    pair.advance(3600)
+    limits = [e for e in pair.events_of(Note) if e.what == "charging_limit"]
+    assert [(e.t, e.data["limit_w"]) for e in limits] == [(120.0, 6 * VOLTS_3PH),
+                                                        (300.0, None),
+                                                        (3720.0, 6 * VOLTS_3PH)]
+
+
 def test_a_limit_of_zero_suspends_the_evse() -> None:
     pair = MachinePair(config=SAMPLED)
     start_charging(pair)
