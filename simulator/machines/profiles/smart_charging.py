@@ -22,7 +22,6 @@ Rules (OCPP 1.6 core spec §3.13, §5.5, §5.7, §5.16; the store's own checks a
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from typing import Final
 
@@ -163,9 +162,10 @@ def _tenth_below(value: float) -> float:
 
 
 def wire_schedule(composite: Composite, duration: int) -> ChargingSchedule:
-    """``composite`` as GetCompositeSchedule's chargingSchedule: whole-second starts (a
-    period squeezed out by the rounding gives way to the next), limits rounded down to 0.1
-    (no limit reads 0: it does not occur with the ratings in), equal neighbours merged."""
+    """``composite`` as GetCompositeSchedule's chargingSchedule, relative to the response's
+    ``scheduleStart`` (so without a startSchedule of its own): whole-second starts (a period
+    squeezed out by the rounding gives way to the next), limits rounded down to 0.1 (no limit
+    reads 0: it does not occur with the ratings in), equal neighbours merged."""
     periods: list[ChargingSchedulePeriod] = []
     for period in composite.periods:
         start = round(period.start)
@@ -181,5 +181,4 @@ def wire_schedule(composite: Composite, duration: int) -> ChargingSchedule:
         charging_rate_unit=composite.unit,
         charging_schedule_period=tuple(periods),
         duration=duration,
-        start_schedule=dt.datetime.fromtimestamp(composite.start, tz=dt.UTC),
     )
