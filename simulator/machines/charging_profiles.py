@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 from simulator.machines.configuration import ConfigurationStore
@@ -49,7 +50,8 @@ from simulator.ocpp.v16 import (
 MAX_SECONDS: Final = 2**31 - 1
 """The longest duration or startPeriod a profile may have (s): an int32, as OCPP integers are."""
 
-UNIT_KEYS: Final = {"Current": ChargingRateUnitType.AMPS, "Power": ChargingRateUnitType.WATTS}
+UNIT_KEYS: Final[Mapping[str, ChargingRateUnitType]] = MappingProxyType(
+    {"Current": ChargingRateUnitType.AMPS, "Power": ChargingRateUnitType.WATTS})
 """``ChargingScheduleAllowedChargingRateUnit`` entries and the unit each allows."""
 
 
@@ -110,10 +112,6 @@ class ChargingProfiles:
 
     def __len__(self) -> int:
         return len(self._installed)
-
-    def installed(self) -> tuple[Installed, ...]:
-        """What is installed, oldest first."""
-        return tuple(self._installed)
 
     # --- changes ------------------------------------------------------------------------------
 

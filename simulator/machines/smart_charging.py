@@ -34,7 +34,8 @@ import dataclasses
 import datetime as dt
 import enum
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Final
 
 from simulator.ocpp.v16 import (
@@ -52,7 +53,8 @@ Unit = ChargingRateUnitType
 DEFAULT_PHASES: Final = 3
 """``numberPhases`` when a period leaves it out (OCPP 1.6 §7.13)."""
 
-RECURRENCE: Final = {RecurrencyKind.DAILY: 86_400.0, RecurrencyKind.WEEKLY: 604_800.0}
+RECURRENCE: Final[Mapping[RecurrencyKind, float]] = MappingProxyType(
+    {RecurrencyKind.DAILY: 86_400.0, RecurrencyKind.WEEKLY: 604_800.0})
 """Seconds after which a Recurring schedule starts again."""
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
