@@ -92,9 +92,6 @@ class SchemaOracle:
         ``payload`` is JSON text, or an already parsed object (re-parsed through JSON with
         ``Decimal`` numbers, so floats are judged as they would be written).
         """
-        validator = self._validators.get((action, kind))
-        if validator is None:
-            return [f"no schema for the {kind} of action {action!r}"]
         if isinstance(payload, bytes | str):
             try:
                 instance = load_json(payload)
@@ -102,6 +99,14 @@ class SchemaOracle:
                 return [f"{action} {kind}: not JSON ({exc})"]
         else:
             instance = load_json(json.dumps(payload, default=str))
+        return self._validate(action, kind, instance)
+
+    def _validate(self, action: str, kind: Kind, instance: Any) -> list[str]:
+        """:meth:`errors` of a payload parsed by :func:`load_json` (numbers as ``Decimal``: a
+        second trip through ``json.dumps`` would turn them into strings)."""
+        validator = self._validators.get((action, kind))
+        if validator is None:
+            return [f"no schema for the {kind} of action {action!r}"]
         # jsonschema checks ``multipleOf`` with ``instance % 0.1`` in the current decimal context;
         # at the default 28 digits a valid ``1e27`` raises DivisionImpossible. Exact arithmetic
         # needs as many digits as the quotient has, so lift the limits for the validation only.
@@ -145,7 +150,7 @@ class SchemaOracle:
                 return [f"CALLRESULT {unique_id!r} answers no pending CALL"]
             if not isinstance(frame[2], dict):
                 return [f"CALLRESULT payload is not an object: {frame[2]!r:.80}"]
-            return self.errors(action, "response", frame[2])
+            return self._validate(action, "response", frame[2])
         return _check_call_error(frame)
 
     def _check_call(self, frame: list[Any]) -> list[str]:
@@ -156,7 +161,7 @@ class SchemaOracle:
             return [f"CALL of unknown action {action!r}"]
         if not isinstance(payload, dict):
             return [f"CALL payload is not an object: {payload!r:.80}"]
-        return self.errors(action, "request", payload)
+        return self._validate(action, "request", payload)
 
 
 def _check_id(unique_id: object) -> list[str]:

@@ -11,7 +11,8 @@ session, connectors, meters, points):
 - :class:`~simulator.machines.faults.Faults`: the chaos catalog's behaviour faults
   (:meth:`ChargerMachine.inject`);
 - one :class:`~simulator.machines.profiles.ProfileHandler` per supported feature profile (Core,
-  RemoteTrigger), to which a CALL from the central system is dispatched by its action's profile.
+  SmartCharging, RemoteTrigger), to which a CALL from the central system is dispatched by its
+  action's profile.
 
 The actor drives the machine with method calls that take ``now`` (monotonic seconds) and
 applies the effects it collects (see docs/internals.md). Every input ends with one *settle*:
@@ -74,6 +75,7 @@ from simulator.machines.profiles.core import CoreHandler
 from simulator.machines.profiles.local_auth_list import LocalAuthListHandler
 from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
 from simulator.machines.profiles.reservation import ReservationHandler
+from simulator.machines.profiles.smart_charging import SmartChargingHandler
 from simulator.machines.reboot import RebootSequence
 from simulator.machines.registration import Registration
 from simulator.machines.transactions import AuthorizeContext, Transactions
@@ -104,7 +106,8 @@ __all__ = [
 ]
 
 SUPPORTED_PROFILES: Final = (CoreHandler.profile, LocalAuthListHandler.profile,
-                              ReservationHandler.profile, RemoteTriggerHandler.profile)
+                              ReservationHandler.profile, SmartChargingHandler.profile,
+                              RemoteTriggerHandler.profile)
 """The feature profiles this charger implements, in order: one handler each. A charger whose
 spec names no ``profiles`` has them all; CS calls of any other profile are answered
 NotSupported, and ``SupportedFeatureProfiles`` lists exactly the charger's."""
@@ -214,6 +217,7 @@ class ChargerMachine:
                 reboots=self._reboots),
             Profile.LOCAL_AUTH_LIST_MANAGEMENT: lambda: LocalAuthListHandler(ctx),
             Profile.RESERVATION: lambda: ReservationHandler(ctx),
+            Profile.SMART_CHARGING: lambda: SmartChargingHandler(ctx),
             Profile.REMOTE_TRIGGER: lambda: RemoteTriggerHandler(ctx, triggers=triggers),
         }
         self._handlers: dict[enum.StrEnum, ProfileHandler] = {

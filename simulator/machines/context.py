@@ -33,6 +33,7 @@ from simulator.machines.breaches import (
     shift_sampled,
     shifted_register,
 )
+from simulator.machines.charging_profiles import ChargingProfiles
 from simulator.machines.configuration import ConfigurationStore
 from simulator.machines.connector import (
     ConnectorMachine,
@@ -144,6 +145,8 @@ class ChargerContext:
             feature_profiles=[p.value for p in profiles],
         )
         self.cache = AuthorizationCache()
+        self.charging_profiles = ChargingProfiles()
+        """The installed charging profiles (SmartCharging); they cap the meters' power."""
         self.local_list = LocalAuthList(
             supported=self.supports(Profile.LOCAL_AUTH_LIST_MANAGEMENT))
         """The local authorization list (SendLocalList): kept through a reboot, lost in a
@@ -370,7 +373,8 @@ class ChargerContext:
             meter = self.meters[connector_id]
             return delivery_status(
                 ev_suspended=point.ev is None or meter.ev_full,
-                evse_suspended=tx.energy_cap_wh is not None and not meter.delivering,
+                evse_suspended=(tx.energy_cap_wh is not None and not meter.delivering)
+                or meter.limit_w == 0,  # a charging limit of 0 suspends the EVSE
             )
         if not self.operative(connector_id):
             return _S.UNAVAILABLE

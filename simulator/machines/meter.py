@@ -178,6 +178,11 @@ class Meter:
         """Phases that carry current: the EV's and the supply's common phases."""
         return self.phases if self._ev is None else min(self.phases, self._ev.phases)
 
+    @property
+    def limit_w(self) -> float | None:
+        """The charging limit in force (W; None: no limit), as :meth:`set_limit` set it."""
+        return self._limit_w
+
     def offered_w(self) -> float:
         """What the EVSE offers now (W): its rating over the loaded phases, capped by the limit."""
         return self._offer_w(self.loaded_phases())

@@ -14,6 +14,12 @@ Rules (OCPP 1.6 core spec §3.13 Metering Data, §4.7 MeterValues):
   much energy has flowed.
 - While energy flows the statuses are re-checked every :data:`STATUS_REFRESH` seconds (an EV
   that became full shows SuspendedEV).
+- Smart charging: a running transaction's power is capped by its connector's composite limit
+  (:mod:`simulator.machines.charging_profiles`), in W over the phases its EV loads; the
+  ChargePointMaxProfile is shared equally among the running transactions, so together they never
+  exceed it. The cap follows every change: a profile set or cleared, a transaction started or
+  ended, the clock set, and the composite's period boundaries (a deadline). A limit of 0 shows as
+  SuspendedEVSE.
 
 :class:`Metering` owns the sampling schedule (clock-aligned instant, cap and refresh times); the
 per-transaction next sample lives on the :class:`~simulator.machines.parts.Transaction`.
@@ -26,15 +32,26 @@ from typing import Final
 
 from simulator.machines.context import ChargerContext
 from simulator.machines.measurands import MeasurandSpec
+from simulator.machines.meter import LimitUnit
 from simulator.machines.parts import Transaction, earliest
 from simulator.machines.sampling import next_clock_aligned, next_periodic_sample
-from simulator.ocpp.v16 import Measurand, MeterValue, MeterValuesRequest, ReadingContext
+from simulator.ocpp.v16 import (
+    ChargingRateUnitType,
+    Measurand,
+    MeterValue,
+    MeterValuesRequest,
+    ReadingContext,
+)
 
 STATUS_REFRESH: Final = 30.0
 """While energy flows, how often the charger re-checks whether the EV became full (SuspendedEV)."""
 
 _CAP_TOLERANCE_WH: Final = 0.5
 """An energy cap this close to reached counts as reached (the meter integrates analytically)."""
+
+LIMIT_HORIZON: Final = 86_400.0
+"""How far ahead the charging limits are planned (s); with no change within, they are
+re-planned then."""
 
 
 def time_to_energy(remaining_wh: float, power_w: float) -> float:
@@ -56,17 +73,25 @@ class Metering:
         """When the next energy cap may be reached (a lower bound; planned by :meth:`plan`)."""
         self.refresh_at: float | None = None
         """When the statuses are re-checked while energy flows."""
+        self.limit_at: float | None = None
+        """When the charging limits change next (None: no profile caps a transaction)."""
+        self._limit_wall = -math.inf
+        """``limit_at`` on the charger's clock (Unix seconds)."""
+        self._limits_from: tuple[object, ...] | None = None
+        """What the limits in force were computed from (profiles, clock, transactions)."""
 
     # --- schedule -----------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
         """The earliest sampling, cap or refresh instant, or None."""
-        return earliest(self.aligned_at, self.cap_at, self.refresh_at,
+        return earliest(self.aligned_at, self.cap_at, self.refresh_at, self.limit_at,
                         *[p.transaction.next_sample for p in self.ctx.points.values()
                           if p.transaction is not None])
 
     def due(self, now: float) -> None:
-        """Take the samples that are due, check the caps, refresh statuses while energy flows."""
+        """Apply the charging limits, take the samples that are due, check the caps, refresh
+        statuses while energy flows."""
+        self.apply_limits(now)
         self.sample_periodic(now)
         if self.aligned_at is not None and now >= self.aligned_at:
             self.sample_aligned(now)
@@ -108,7 +133,9 @@ class Metering:
         return next_clock_aligned(now, wall_offset=self.ctx.wall_offset, interval=interval)
 
     def begin(self, tx: Transaction, now: float) -> None:
-        """A transaction started: its Transaction.Begin reading and its first sample time."""
+        """A transaction started: its charging limit, its Transaction.Begin reading and its
+        first sample time."""
+        self.apply_limits(now)
         self.collect_stop_data(tx, now, "StopTxnSampledData", ReadingContext.TRANSACTION_BEGIN)
         interval = self.ctx.config.get_int("MeterValueSampleInterval")
         tx.next_sample = next_periodic_sample(now, start=now, interval=interval)
@@ -253,3 +280,46 @@ class Metering:
             if math.isfinite(wait):
                 best = now + wait if best is None else min(best, now + wait)
         return best
+
+    # --- charging limits (smart charging) -----------------------------------------------------
+
+    def apply_limits(self, now: float) -> None:
+        """Cap each running transaction's power by its connector's composite limit at ``now``
+        (see the module docstring), and plan when the limits change next."""
+        ctx = self.ctx
+        store = ctx.charging_profiles
+        for gone in store.sync(ctx.points):
+            ctx.note(now, "charging_profile_ended", gone.connector_id,
+                     charging_profile_id=gone.profile_id)
+        if not len(store) and self._limits_from is None:
+            return  # nothing installed, nothing capped: the usual case, kept cheap
+        running = tuple(
+            (cid, p.transaction.local_id, ctx.meters[cid].loaded_phases())
+            for cid, p in sorted(ctx.points.items()) if p.transaction is not None)
+        source = (store.version, ctx.wall_offset, running)
+        due = self.limit_at is not None and now >= self.limit_at
+        if source == self._limits_from and not due:
+            return
+        wall = ctx.wall_offset + now
+        if due and self._limits_from is not None and self._limits_from[1] == ctx.wall_offset:
+            wall = max(wall, self._limit_wall)  # the boundary itself, whatever the rounding
+        self._limits_from = source if len(store) else None
+        limits: dict[int, float | None] = {cid: None for cid in ctx.points}
+        change: float | None = None
+        for cid, _, _ in running if len(store) else ():
+            composite = store.composite(
+                cid, start=wall, duration=LIMIT_HORIZON, unit=ChargingRateUnitType.WATTS,
+                points=ctx.points, meters=ctx.meters, wall_offset=ctx.wall_offset,
+                rated=False, share=len(running),
+            )
+            limits[cid] = composite.periods[0].limit
+            ahead = composite.next_change()
+            change = earliest(change, wall + LIMIT_HORIZON if ahead is None else ahead)
+        self._limit_wall = change if change is not None else -math.inf
+        self.limit_at = None if change is None else now + (change - wall)
+        for cid, limit in limits.items():
+            meter = ctx.meters[cid]
+            if limit != meter.limit_w:
+                meter.set_limit(limit, LimitUnit.W, now)
+                ctx.note(now, "charging_limit", cid, limit_w=limit)
+                ctx.refresh_status(cid, now)

@@ -153,6 +153,17 @@ def test_limit_can_be_removed_and_is_validated() -> None:
         meter.set_limit(1.0, "kW", 0.0)
 
 
+def test_the_limit_in_force_is_readable_in_watts() -> None:
+    meter = charging_meter(EvSpec(max_power_kw=50))
+    assert meter.limit_w is None
+    meter.set_limit(10.0, "A", 0.0)
+    assert meter.limit_w == pytest.approx(10.0 * 230.0 * 3)
+    meter.set_limit(0.0, "W", 0.0)
+    assert meter.limit_w == 0.0 and meter.power_w() == 0.0
+    meter.set_limit(None, "W", 0.0)
+    assert meter.limit_w is None
+
+
 def test_the_ev_stops_at_its_target_and_signals_full() -> None:
     meter = charging_meter()
     needed_s = 36_000.0 / 11_000.0 * 3600.0  # 20 % -> 80 % of 60 kWh at 11 kW

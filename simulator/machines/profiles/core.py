@@ -11,8 +11,10 @@ Rules (OCPP 1.6 core spec §5, the operations the Central System initiates):
 - DataTransfer: Accepted for a vendorId listed in the spec, else UnknownVendorId.
 - RemoteStartTransaction: Rejected for an unknown, busy or unavailable connector; else Accepted,
   then the idTag is authorized as if presented locally when ``AuthorizeRemoteTxRequests`` is true,
-  or taken as authorized at once. A charging profile in the request is not applied (the charger
-  does not implement Smart Charging).
+  or taken as authorized at once. A charging profile in the request (a TxProfile without
+  transactionId) is installed for the transaction this starts, and the request is Rejected when
+  the profile is not acceptable (:mod:`simulator.machines.charging_profiles`); without the
+  SmartCharging profile it is ignored.
 - RemoteStopTransaction: a local stop with reason Remote; Rejected for an unknown transaction.
 - Reset: Accepted; then the reboot sequence of :mod:`simulator.machines.reboot` with reason
   SoftReset / HardReset.
@@ -207,9 +209,20 @@ class CoreHandler(ProfileHandler):
                 or not self.ctx.operative(cid):
             return rejected, None
         tag = request.id_tag
-        if request.charging_profile is not None:
+        profile = request.charging_profile
+        if profile is not None and not self.ctx.supports(Profile.SMART_CHARGING):
             self.ctx.note(now, "charging_profile_ignored", cid,
                           reason="SmartCharging not supported")
+        elif profile is not None:
+            problem = self.ctx.charging_profiles.install_for_remote_start(
+                profile, cid, self.ctx.config)
+            self.ctx.note(now, "charging_profile_set", cid,
+                          charging_profile_id=profile.charging_profile_id,
+                          purpose=profile.charging_profile_purpose.value,
+                          stack_level=profile.stack_level,
+                          status="Rejected" if problem else "Accepted", reason=problem)
+            if problem is not None:
+                return rejected, None
 
         def go() -> None:
             if self.ctx.config.get_bool("AuthorizeRemoteTxRequests"):
