@@ -274,7 +274,7 @@ def test_a_reserved_connector_refuses_other_tags_without_asking() -> None:
     [refused] = notes(pair, "authorization_refused")
     assert refused.data == {"id_tag": OTHER, "status": "Reserved", "reservation_id": 1}
     remote = pair.cs_call("RemoteStartTransaction", {"idTag": OTHER, "connectorId": 1})
-    assert remote.status == "Accepted"  # (Core answers first) but nothing starts
+    assert remote.status == "Rejected"  # reserved for another tag
     assert starts(pair) == []
     pair.tag(TAG)
     assert [s["idTag"] for s in starts(pair)] == [TAG]
@@ -506,3 +506,36 @@ def test_cancelling_a_connector_0_reservation_frees_the_kept_connector() -> None
     assert pair.cs_call("CancelReservation", {"reservationId": 4}).status == "Accepted"
     assert pair.status(2) == "Available"
     assert ended(pair) == [(4, "Cancelled")]
+
+
+def test_a_remote_start_for_another_tag_on_a_reserved_connector_is_rejected() -> None:
+    pair = MachinePair(connectors=2)
+    assert reserve(pair, connector_id=1).status == "Accepted"
+    refused = pair.cs_call("RemoteStartTransaction", {"idTag": OTHER, "connectorId": 1})
+    assert refused.status == "Rejected"
+    [note] = notes(pair, "remote_start_refused")
+    assert note.connector == 1 and note.data["reservation_id"] == 1
+    assert pair.status(1) == "Reserved"
+
+
+def test_a_remote_start_without_connector_skips_a_connector_reserved_for_another_tag() -> None:
+    pair = MachinePair(connectors=2)
+    assert reserve(pair, connector_id=1).status == "Accepted"
+    started = pair.cs_call("RemoteStartTransaction", {"idTag": OTHER})
+    assert started.status == "Accepted"
+    pair.plug(2)
+    pair.advance(5)
+    [start] = starts(pair)
+    assert start["connectorId"] == 2 and "reservationId" not in start
+    assert pair.status(1) == "Reserved"
+
+
+def test_a_remote_start_for_the_reserved_tag_uses_the_reservation() -> None:
+    pair = MachinePair()
+    assert reserve(pair, reservation_id=7).status == "Accepted"
+    assert pair.cs_call("RemoteStartTransaction", {"idTag": TAG, "connectorId": 1}).status \
+        == "Accepted"
+    pair.plug()
+    pair.advance(5)
+    [start] = starts(pair)
+    assert start["reservationId"] == 7

@@ -9,12 +9,14 @@ Rules (OCPP 1.6 core spec §5, the operations the Central System initiates):
   are redacted in the ``ConfigurationChanged`` event; an accepted change is seen by the next step.
 - ClearCache empties the authorization cache.
 - DataTransfer: Accepted for a vendorId listed in the spec, else UnknownVendorId.
-- RemoteStartTransaction: Rejected for an unknown, busy or unavailable connector; else Accepted,
-  then the idTag is authorized as if presented locally when ``AuthorizeRemoteTxRequests`` is true,
-  or taken as authorized at once. A charging profile in the request (a TxProfile without
-  transactionId) is installed for the transaction this starts, and the request is Rejected when
-  the profile is not acceptable (:mod:`simulator.machines.charging_profiles`); without the
-  SmartCharging profile it is ignored.
+- RemoteStartTransaction: Rejected for an unknown, busy or unavailable connector, or one
+  reserved for another tag (without connectorId: one that no reservation keeps from the tag);
+  else Accepted, then the idTag is authorized as if presented locally when
+  ``AuthorizeRemoteTxRequests`` is true, or taken as authorized at once. A charging profile in
+  the request (a TxProfile without transactionId) is installed for the transaction this
+  starts, and the request is Rejected when the profile is not acceptable
+  (:mod:`simulator.machines.charging_profiles`); without the SmartCharging profile it is
+  ignored.
 - RemoteStopTransaction: a local stop with reason Remote; Rejected for an unknown transaction.
 - Reset: Accepted; then the reboot sequence of :mod:`simulator.machines.reboot` with reason
   SoftReset / HardReset.
@@ -184,11 +186,13 @@ class CoreHandler(ProfileHandler):
 
     # --- remote start / stop, unlock ----------------------------------------------------------
 
-    def _pick_connector(self) -> int | None:
-        """For a RemoteStart without connectorId: a plugged-in idle connector, else a free one."""
+    def _pick_connector(self, tag: str, parent: str | None) -> int | None:
+        """For a RemoteStart without connectorId: a plugged-in idle connector, else a free one,
+        among those no reservation keeps from ``tag``."""
         idle = [p for p in self.ctx.points.values()
                 if p.transaction is None and p.authorizing is None
-                and self.ctx.operative(p.connector_id)]
+                and self.ctx.operative(p.connector_id)
+                and self.transactions.reservation_blocker(p.connector_id, tag, parent) is None]
         for point in idle:
             if point.ev is not None:
                 return point.connector_id
@@ -200,7 +204,10 @@ class CoreHandler(ProfileHandler):
     def _remote_start(
         self, request: RemoteStartTransactionRequest, now: float
     ) -> tuple[RemoteStartTransactionResponse, Followup]:
-        cid = request.connector_id if request.connector_id is not None else self._pick_connector()
+        tag = request.id_tag
+        parent = self.transactions.known_parent(tag, now)
+        cid = request.connector_id if request.connector_id is not None \
+            else self._pick_connector(tag, parent)
         rejected = RemoteStartTransactionResponse(status=RemoteStartStopStatus.REJECTED)
         if cid is None or cid not in self.ctx.points:
             return rejected, None
@@ -208,7 +215,11 @@ class CoreHandler(ProfileHandler):
         if point.transaction is not None or point.authorizing is not None \
                 or not self.ctx.operative(cid):
             return rejected, None
-        tag = request.id_tag
+        reservation = self.transactions.reservation_blocker(cid, tag, parent)
+        if reservation is not None:
+            self.ctx.note(now, "remote_start_refused", cid, id_tag=tag, status="Reserved",
+                          reservation_id=reservation.reservation_id)
+            return rejected, None
         profile = request.charging_profile
         if profile is not None and not self.ctx.supports(Profile.SMART_CHARGING):
             self.ctx.note(now, "charging_profile_ignored", cid,
