@@ -54,6 +54,8 @@ EPOCH: Final = 1_767_225_600.0
 instants fall on round numbers)."""
 
 TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
+TRIGGER_ACTIONS: Final = frozenset({"TriggerMessage", "ExtendedTriggerMessage"})
+"""The CS's calls whose messages may go out while the boot is Pending."""
 
 
 def iso(seconds: float) -> str:
@@ -329,12 +331,12 @@ class MachinePair:
         record = CsCall(self.now, unique_id, action, dict(payload or {}))
         self.cs.calls.append(record)
         self._cs_pending[unique_id] = record
-        self._triggering = action == "TriggerMessage"
+        self._triggering = action in TRIGGER_ACTIONS
         try:
             self.receive(json.dumps([2, unique_id, action, record.payload]))
         finally:
             self._triggering = False
-        if action == "TriggerMessage":
+        if action in TRIGGER_ACTIONS:
             self._allowance = max(self._allowance, len(self.machine.statistics().queued_calls))
         return record
 
