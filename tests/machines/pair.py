@@ -43,6 +43,7 @@ from simulator.machines.effects import (
     Publish,
     Reboot,
     Send,
+    UseCredentials,
     durable_through,
 )
 from simulator.machines.meter import EvSpec
@@ -175,7 +176,7 @@ class FakeCentralSystem:
             case "StartTransaction":
                 return {"idTagInfo": {"status": self.id_tags.get(payload["idTag"], "Accepted")},
                         "transactionId": self.next_transaction_id()}
-            case "DataTransfer":
+            case "DataTransfer" | "SignCertificate":
                 return {"status": "Accepted"}
             case _:
                 return {}
@@ -257,6 +258,8 @@ class MachinePair:
         self.outbox: tuple[OutboxEntry, ...] = tuple(outbox)
         self.reboots: list[float] = []
         self.closes: list[str] = []
+        self.credentials_used: list[UseCredentials] = []
+        """The ``UseCredentials`` effects, in order (the actor's next connection uses them)."""
         self.power_on_at: float | None = None
         self.registered = False
         """The CS answered the current power-on's boot with Accepted or Pending."""
@@ -419,6 +422,8 @@ class MachinePair:
             case CloseConnection(reason=reason):
                 self.closes.append(reason)
                 self.disconnect()
+            case UseCredentials():
+                self.credentials_used.append(effect)
             case Reboot(delay=delay):
                 self.reboots.append(self.now)
                 self.power_on_at = self.now + delay
