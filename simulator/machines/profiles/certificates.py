@@ -223,7 +223,6 @@ class CertificateManagement(ProfileHandler):
         except CertificateError as exc:
             ctx.note(now, "certificate_install_rejected", type=use.value, reason=str(exc))
             return InstallCertificateResponse(status=CertificateStatus.REJECTED), None
-        installed = ctx.installed_certificates.setdefault(use, [])
         if cert in self._roots(use):
             ctx.note(now, "certificate_already_installed", type=use.value,
                      certificate=_describe(cert))
@@ -233,7 +232,7 @@ class CertificateManagement(ProfileHandler):
             ctx.note(now, "certificate_install_rejected", type=use.value,
                      reason=f"CertificateStoreMaxLength ({limit}) certificates installed")
             return InstallCertificateResponse(status=CertificateStatus.REJECTED), None
-        installed.append(certificate_pem(cert))
+        ctx.installed_certificates.setdefault(use, []).append(certificate_pem(cert))
         ctx.note(now, "certificate_installed", type=use.value, certificate=_describe(cert))
         return InstallCertificateResponse(status=CertificateStatus.ACCEPTED), None
 
