@@ -265,6 +265,14 @@ def test_a_certificate_request_needs_a_cpo_name() -> None:
     assert [n.data["reason"] for n in notes(pair, "trigger_rejected")] == ["CpoName is not set"]
 
 
+def test_a_cpo_name_too_long_for_a_csr_is_refused() -> None:
+    pair = security_pair(config={"CpoName": "x" * 65})
+    trigger = call(pair, "ExtendedTriggerMessage",
+                   {"requestedMessage": "SignChargePointCertificate"})
+    assert trigger.status == "Rejected"
+    assert pair.cs.of("SignCertificate") == []
+
+
 def test_diagnostics_status_cannot_be_extended_triggered() -> None:
     pair = security_pair()
     trigger = pair.cs_call("ExtendedTriggerMessage",

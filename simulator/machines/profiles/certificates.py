@@ -9,8 +9,9 @@ Rules (OCPP 1.6 security whitepaper, edition 2; the cryptography is
   for a connectorId that does not exist when the message is per connector; before the boot is
   Accepted or Pending only a BootNotification; the message goes out after the answer (a
   FirmwareStatusNotification is the SignedFirmwareStatusNotification). SignChargePointCertificate
-  is Rejected while ``CpoName`` is empty (a CSR needs it, as EVerest's charger also refuses);
-  Accepted, then the charger makes a new key pair and sends SignCertificate(csr) (use case A02).
+  is Rejected while ``CpoName`` is empty (a CSR needs it, as EVerest's charger also refuses) or
+  a name cannot go into a CSR; else the charger makes a new key pair and its CSR, answers
+  Accepted and sends SignCertificate(csr) (use case A02).
   The CS's answer to it is recorded (a ``certificate_request_answered`` note); Rejected ends the
   request, a call that got no answer leaves it open (the CS may have received the CSR).
 - **CertificateSigned**: Rejected when no request is open, when the chain is longer than
@@ -144,9 +145,15 @@ class CertificateManagement(ProfileHandler):
         if wanted == MessageTrigger.SIGN_CHARGE_POINT_CERTIFICATE:
             if not ctx.config.get_str("CpoName"):
                 return refuse("CpoName is not set")
+            key = new_key_pair(self._rng)
+            try:
+                csr = build_csr(key, organization=ctx.config.get_str("CpoName"),
+                                common_name=ctx.charger)
+            except CertificateError as exc:
+                return refuse(str(exc))
 
             def request_certificate() -> None:
-                self.request_certificate(now)
+                self.request_certificate(key, csr, now)
 
             return ExtendedTriggerMessageResponse(status=TriggerMessageStatus.ACCEPTED), \
                 request_certificate
@@ -156,17 +163,10 @@ class CertificateManagement(ProfileHandler):
 
         return ExtendedTriggerMessageResponse(status=TriggerMessageStatus.ACCEPTED), send
 
-    def request_certificate(self, now: float) -> None:
-        """Make a new key pair and send SignCertificate with its CSR (the request stays open
-        until a CertificateSigned or a Rejected answer)."""
+    def request_certificate(self, key: ec.EllipticCurvePrivateKey, csr: str, now: float) -> None:
+        """Send SignCertificate with ``csr``, the CSR of the new key pair ``key``; the request
+        stays open until a CertificateSigned or a Rejected answer."""
         ctx = self.ctx
-        key = new_key_pair(self._rng)
-        try:
-            csr = build_csr(key, organization=ctx.config.get_str("CpoName"),
-                            common_name=ctx.charger)
-        except CertificateError as exc:
-            ctx.note(now, "certificate_request_failed", reason=str(exc))
-            return
         self.requested = key
         ctx.note(now, "certificate_requested", common_name=ctx.charger)
         ctx.session.call(SignCertificateRequest(csr=csr), now, context=_CsrSent(self, key))
