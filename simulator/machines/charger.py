@@ -11,8 +11,8 @@ session, connectors, meters, points):
 - :class:`~simulator.machines.faults.Faults`: the chaos catalog's behaviour faults
   (:meth:`ChargerMachine.inject`);
 - one :class:`~simulator.machines.profiles.ProfileHandler` per supported feature profile (Core,
-  SmartCharging, RemoteTrigger), to which a CALL from the central system is dispatched by its
-  action's profile.
+  LocalAuthListManagement, Reservation, SmartCharging, RemoteTrigger, the Security extension), to
+  which a CALL from the central system is dispatched by its action's profile.
 
 The actor drives the machine with method calls that take ``now`` (monotonic seconds) and
 applies the effects it collects (see docs/internals.md). Every input ends with one *settle*:
@@ -70,11 +70,13 @@ from simulator.machines.parts import (
     Transaction,
     earliest,
 )
-from simulator.machines.profiles import ProfileHandler
+from simulator.machines.profiles import AwaitsAnswer, ProfileHandler
+from simulator.machines.profiles.certificates import CertificateManagement
 from simulator.machines.profiles.core import CoreHandler
 from simulator.machines.profiles.local_auth_list import LocalAuthListHandler
 from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
 from simulator.machines.profiles.reservation import ReservationHandler
+from simulator.machines.profiles.security import SecurityHandler
 from simulator.machines.profiles.smart_charging import SmartChargingHandler
 from simulator.machines.reboot import RebootSequence
 from simulator.machines.registration import Registration
@@ -107,7 +109,7 @@ __all__ = [
 
 SUPPORTED_PROFILES: Final = (CoreHandler.profile, LocalAuthListHandler.profile,
                               ReservationHandler.profile, SmartChargingHandler.profile,
-                              RemoteTriggerHandler.profile)
+                              RemoteTriggerHandler.profile, SecurityHandler.profile)
 """The feature profiles this charger implements, in order: one handler each. A charger whose
 spec names no ``profiles`` has them all; CS calls of any other profile are answered
 NotSupported, and ``SupportedFeatureProfiles`` lists exactly the charger's."""
@@ -219,6 +221,10 @@ class ChargerMachine:
             Profile.RESERVATION: lambda: ReservationHandler(ctx),
             Profile.SMART_CHARGING: lambda: SmartChargingHandler(ctx),
             Profile.REMOTE_TRIGGER: lambda: RemoteTriggerHandler(ctx, triggers=triggers),
+            Profile.SECURITY: lambda: SecurityHandler(ctx, parts=[
+                CertificateManagement(ctx, triggers=triggers, rng=child(rng)),
+                # the signed firmware and log part (SignedUpdateFirmware, GetLog) goes here
+            ]),
         }
         self._handlers: dict[enum.StrEnum, ProfileHandler] = {
             profile: handlers[profile]()
@@ -240,7 +246,7 @@ class ChargerMachine:
         ctx = self._ctx
         ctx.powered = True
         self._reboots.cancel()
-        self._registration.power_on()
+        self._registration.power_on(now)
         self._metering.stop_schedule()
         ctx.session.transactions_enabled = False
         applied = ctx.config.reboot()
@@ -609,6 +615,8 @@ class ChargerMachine:
         elif isinstance(call.context, DuplicateStart) and \
                 isinstance(response, StartTransactionResponse):
             self._faults.duplicate_answered(call, response, now)
+        elif isinstance(call.context, AwaitsAnswer):
+            call.context.answered(response, now)
         elif isinstance(response, HeartbeatResponse):
             self._registration.sync_clock(response.current_time, now)
 
@@ -620,6 +628,8 @@ class ChargerMachine:
             self._transactions.authorize_failed(call.context, now)
         elif isinstance(call.request, StatusNotificationRequest):
             self._registration.status_failed(call.request, failed.reason)
+        elif isinstance(call.context, AwaitsAnswer):
+            call.context.failed(failed.reason, now)
         elif call.entry is not None and failed.final and call.entry.action == "StartTransaction":
             self._ctx.note(now, "start_transaction_given_up", local_id=call.entry.local_tx,
                            reason=failed.reason)

@@ -232,6 +232,8 @@ KEYS: Final[Mapping[str, KeySpec]] = MappingProxyType(
             _key("SecurityProfile", _I, _RW, "0", minimum=0, maximum=3),
             _key("AuthorizationKey", _T, _W, "", check=_check_authorization_key),
             _key("CpoName", _T, _RW, ""),
+            _key("CertificateSignedMaxChainSize", _I, _R, "10000", minimum=1, maximum=10000),
+            _key("CertificateStoreMaxLength", _I, _R, "10", minimum=1, maximum=_COUNT),
         )
     }
 )

@@ -4,6 +4,8 @@ Rules (OCPP 1.6 core spec §5.14; the facade's "reboot" command):
 
 - Every running transaction stops first, with the reason the cause names (SoftReset, HardReset,
   Reboot, PowerLoss). Its StopTransaction is queued in the outbox, so it survives the reboot.
+  Then, unless the cause is a power loss (not a reset), the security event ResetOrReboot,
+  queued behind those StopTransactions (whitepaper appendix 1: a critical event).
 - *Soft*: the charger reboots once the outbox is delivered, the link is down, or
   ``call_timeout`` seconds have passed, whichever comes first.
 - *Hard*: the charger goes down at once; the outbox holds from that instant (sending the
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from simulator.machines.context import ChargerContext
 from simulator.machines.transactions import Transactions
-from simulator.ocpp.v16 import Reason
+from simulator.ocpp.v16 import Reason, SecurityEvent
 
 
 class RebootSequence:
@@ -40,6 +42,8 @@ class RebootSequence:
             self.ctx.session.transactions_enabled = False
         self.transactions.stop_all(now, reason)
         self.ctx.note(now, note, type="Hard" if hard else "Soft")
+        if reason != Reason.POWER_LOSS:
+            self.ctx.security_event(SecurityEvent.RESET_OR_REBOOT, now, reason.value)
         if hard:
             self.go_down(now, delay)
         else:

@@ -14,6 +14,11 @@ Rules (OCPP 1.6 core spec §4.2 BootNotification, §4.6 Heartbeat, §4.9 StatusN
 - **Clock.** ``currentTime`` of a boot or Heartbeat answer sets the charger's clock; the clock-
   aligned sampling grid follows. A ``currentTime`` outside :data:`CLOCK_RANGE` is ignored (a
   ``clock_not_set`` note), so that every timestamp the charger writes stays a valid date-time.
+  A sync that moves the clock by more than :data:`CLOCK_JUMP` raises the security event
+  SettingSystemTime (a smaller one corrects drift and latency, not the time).
+- **Security events** (whitepaper appendix 1, both "critical", so always reported):
+  StartupOfTheDevice at every power-on, whatever the cause (first start, reset, crash, power
+  loss); the reset or reboot itself is :mod:`.reboot`'s ResetOrReboot.
 - **Heartbeat** once ``HeartbeatInterval`` seconds (the Accepted boot's ``interval`` sets it)
   passed without any frame of ours on the wire, while connected and Accepted: any PDU proves
   liveness, so a busy charger sends none.
@@ -39,6 +44,7 @@ from simulator.ocpp.v16 import (
     BootNotificationResponse,
     HeartbeatRequest,
     RegistrationStatus,
+    SecurityEvent,
     StatusNotificationRequest,
 )
 from simulator.seeds import Rng
@@ -53,6 +59,10 @@ CLOCK_RANGE: Final = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
                       dt.datetime(9000, 1, 1, tzinfo=dt.UTC))
 """The ``currentTime`` values the charger's clock takes, from the Unix epoch up to (excluded)
 the year 9000: a run goes on for far less than the millennium left before ``datetime``'s end."""
+
+CLOCK_JUMP: Final = 10.0
+"""Seconds: a clock sync that moves the charger's clock by more than this is a
+SettingSystemTime security event."""
 
 _BOOT_RETRY: Final = frozenset({BootState.REJECTED, BootState.PENDING, BootState.WAITING})
 """Boot states in which a reached ``boot_at`` sends the BootNotification again."""
@@ -76,8 +86,9 @@ class Registration:
 
     # --- power and link -----------------------------------------------------------------------
 
-    def power_on(self) -> None:
-        """A (re)boot: registration starts again."""
+    def power_on(self, now: float) -> None:
+        """A (re)boot: registration starts again (and the StartupOfTheDevice event)."""
+        self.ctx.security_event(SecurityEvent.STARTUP_OF_THE_DEVICE, now)
         self.ctx.boot = BootState.WAITING
         self.ctx.boot_at = None
         self.heartbeat_anchor = None
@@ -167,7 +178,11 @@ class Registration:
             ctx.note(now, "clock_not_set", current_time=stamp.isoformat(),
                      reason="outside the years 1970 to 8999")
             return
-        ctx.clock_offset = stamp.timestamp() - ctx.wall_epoch - now
+        offset = stamp.timestamp() - ctx.wall_epoch - now
+        moved, ctx.clock_offset = offset - ctx.clock_offset, offset
+        if abs(moved) > CLOCK_JUMP:
+            ctx.security_event(SecurityEvent.SETTING_SYSTEM_TIME, now,
+                               f"clock set by {moved:+.3f} s")
         self.metering.clock_changed(now)
 
     # --- time ---------------------------------------------------------------------------------

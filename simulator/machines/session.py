@@ -12,7 +12,10 @@ Rules (OCPP-J 1.6 specification §4 and the 1.6 core specification §4):
   disconnects (a disconnect is not a failure) and crashes (the outbox is exported and restored),
   and a failure is retried up to ``attempts`` sends in total, waiting ``retry_interval`` * (sends
   so far) before each resend, each with a new message id. The outbox moves only while
-  ``transactions_enabled`` (the charger opens it once the boot is Accepted).
+  ``transactions_enabled`` (the charger opens it once the boot is Accepted). A security event
+  waits in the outbox too (it must survive offline), but one the CS answers NotImplemented or
+  NotSupported is dropped at once: a CS without the Security extension never holds the
+  transaction messages behind it.
 - Write-ahead (with ``stored_through``): a transaction message goes on the wire only once a
   snapshot holding it was reported stored (:meth:`Session.stored`), and it leaves the outbox only
   when its CALLRESULT arrives; so after a kill the CS may get a message twice (resent with a new
@@ -77,6 +80,9 @@ DEFAULT_CALL_TIMEOUT: Final = 30.0
 """Seconds we wait for the result of one of our CALLs."""
 
 TRANSACTION_ID_ACTIONS: Final = frozenset({"StopTransaction", "MeterValues"})
+_TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", *TRANSACTION_ID_ACTIONS})
+_UNIMPLEMENTED: Final = frozenset({ErrorCode.NOT_IMPLEMENTED, ErrorCode.NOT_SUPPORTED})
+"""CALLERROR codes that say the CS does not implement the action at all."""
 """Queued actions whose payload carries the CS's ``transactionId``."""
 
 _NOT_UTF8: Final = "the frame is not valid UTF-8"
@@ -495,7 +501,8 @@ class Session:
             self._frame_in(now, raw, frame.message_type, frame.unique_id, pending.action, [],
                            latency=latency)
             code = ErrorCode.parse(frame.error_code)
-            self._failed(pending, now, f"CALLERROR {code}: {frame.error_description}")
+            self._failed(pending, now, f"CALLERROR {code}: {frame.error_description}",
+                         unimplemented=code in _UNIMPLEMENTED)
             return
         try:
             response = self._plugin.decode_response(pending.action, frame.payload)
@@ -539,13 +546,20 @@ class Session:
 
     # --- failures -----------------------------------------------------------------------------
 
-    def _failed(self, call: OutgoingCall, now: float, reason: str) -> None:
+    def _failed(
+        self, call: OutgoingCall, now: float, reason: str, *, unimplemented: bool = False
+    ) -> None:
+        """``call`` failed: an ordinary message is dropped; a queued one is retried until its
+        attempts are spent, except a queued message other than a transaction's (a security
+        event) that the CS says it does not implement: retrying it cannot help, and it would
+        hold the transaction messages behind it."""
         entry = call.entry
         if entry is None:
             self._drop_ordinary(call, now, reason, attempts=1)
             return
         attempts = entry.attempts + 1
-        if attempts >= max(1, self.attempts):
+        hopeless = unimplemented and entry.action not in _TRANSACTION_ACTIONS
+        if hopeless or attempts >= max(1, self.attempts):
             if self._outbox and self._outbox[0].seq == entry.seq:
                 self._outbox.pop(0)
             self._persist()

@@ -197,7 +197,8 @@ async def test_charger_boots_reports_statuses_and_heartbeats(
 
     sent = [e.action for e in recorder.of(FrameOut) if e.message_type == 2]
     assert sent[0] == "BootNotification"
-    assert sent[1:4] == ["StatusNotification"] * 3
+    # (with the power-on's StartupOfTheDevice security event, queued in the outbox)
+    assert sorted(sent[1:5]) == ["SecurityEventNotification"] + ["StatusNotification"] * 3
     assert sent.count("Heartbeat") == 3  # at 10, 20 and 30 s
     heartbeats = [e.t for e in recorder.of(FrameOut) if e.action == "Heartbeat"]
     # every 10 s, on trio's own deadlines
@@ -433,8 +434,11 @@ async def test_a_restarted_charger_stores_what_its_predecessor_left_unstored(
         nursery.start_soon(run_charger, env, control)
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
-    assert [p.entries for p in recorder.persisted] == [(entry,)]
-    assert control.persisted == (entry,)
+    # first the predecessor's outbox, then the power-on's security event behind it
+    assert [p.entries[:1] for p in recorder.persisted] == [(entry,), (entry,)]
+    assert [e.action for e in recorder.persisted[-1].entries] == \
+        ["StopTransaction", "SecurityEventNotification"]
+    assert control.persisted == recorder.persisted[-1].entries
 
 
 async def test_fleet_ramps_at_connect_rate_and_runs_automatic_sessions(
@@ -503,6 +507,7 @@ async def test_gc_tuning_freezes_while_the_fleet_ramps_and_tunes_after(
             lambda task_status: run_fleet([GroupPlan("g", 4.0, envs)], gc_tuning=gc_tuning,
                                           task_status=task_status)
         )
+        recorder.controls = fleet.controls  # the fleet's own (filled as chargers start)
         await fleet.ramp_done.wait()
         ramp_s = trio.current_time() - started
         await trio.sleep(2 * collector.REFRESH_INTERVAL + 30)
@@ -624,7 +629,7 @@ async def test_a_binary_frame_is_recorded_and_never_answered(
     binary: set[str] = set()
     env = wrapping(make_env(csms, recorder),
                    lambda identity, inner: Wrapped(inner, binary=binary))
-    control = ChargerControl()
+    control = recorder.control()
     async with trio.open_nursery() as nursery:
         csms.nursery = nursery
         nursery.start_soon(run_charger, env, control)

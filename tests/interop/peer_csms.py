@@ -69,6 +69,7 @@ from ocpp.v16.enums import (  # type: ignore[import-untyped]
     AuthorizationStatus,
     AvailabilityType,
     DataTransferStatus,
+    GenericStatus,
     MessageTrigger,
     RegistrationStatus,
 )
@@ -353,6 +354,16 @@ class PeerChargePoint(ChargePoint):  # type: ignore[misc]  # the package ships n
     @handles(Action.diagnostics_status_notification)
     def on_diagnostics_status_notification(self, **_: Any) -> Any:
         return call_result.DiagnosticsStatusNotification()
+
+    # ---- CP -> CS Security extension handlers ---------------------------------------------
+
+    @handles(Action.security_event_notification)
+    def on_security_event_notification(self, **_: Any) -> Any:
+        return call_result.SecurityEventNotification()
+
+    @handles(Action.sign_certificate)
+    def on_sign_certificate(self, **_: Any) -> Any:
+        return call_result.SignCertificate(status=GenericStatus.accepted)
 
     # ---- CS -> CP script ----------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from simulator.machines.effects import (
     Publish,
     Reboot,
     Send,
+    UseCredentials,
     durable_through,
 )
 from simulator.machines.meter import EvSpec
@@ -54,6 +55,8 @@ EPOCH: Final = 1_767_225_600.0
 instants fall on round numbers)."""
 
 TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
+TRIGGER_ACTIONS: Final = frozenset({"TriggerMessage", "ExtendedTriggerMessage"})
+"""The CS's calls whose messages may go out while the boot is Pending."""
 
 
 def iso(seconds: float) -> str:
@@ -173,7 +176,7 @@ class FakeCentralSystem:
             case "StartTransaction":
                 return {"idTagInfo": {"status": self.id_tags.get(payload["idTag"], "Accepted")},
                         "transactionId": self.next_transaction_id()}
-            case "DataTransfer":
+            case "DataTransfer" | "SignCertificate":
                 return {"status": "Accepted"}
             case _:
                 return {}
@@ -255,6 +258,8 @@ class MachinePair:
         self.outbox: tuple[OutboxEntry, ...] = tuple(outbox)
         self.reboots: list[float] = []
         self.closes: list[str] = []
+        self.credentials_used: list[UseCredentials] = []
+        """The ``UseCredentials`` effects, in order (the actor's next connection uses them)."""
         self.power_on_at: float | None = None
         self.registered = False
         """The CS answered the current power-on's boot with Accepted or Pending."""
@@ -329,12 +334,12 @@ class MachinePair:
         record = CsCall(self.now, unique_id, action, dict(payload or {}))
         self.cs.calls.append(record)
         self._cs_pending[unique_id] = record
-        self._triggering = action == "TriggerMessage"
+        self._triggering = action in TRIGGER_ACTIONS
         try:
             self.receive(json.dumps([2, unique_id, action, record.payload]))
         finally:
             self._triggering = False
-        if action == "TriggerMessage":
+        if action in TRIGGER_ACTIONS:
             self._allowance = max(self._allowance, len(self.machine.statistics().queued_calls))
         return record
 
@@ -417,6 +422,8 @@ class MachinePair:
             case CloseConnection(reason=reason):
                 self.closes.append(reason)
                 self.disconnect()
+            case UseCredentials():
+                self.credentials_used.append(effect)
             case Reboot(delay=delay):
                 self.reboots.append(self.now)
                 self.power_on_at = self.now + delay

@@ -98,8 +98,9 @@ def test_full_session_lifecycle() -> None:
     pair.unplug()
     pair.advance(2)
     actions = [a for a in pair.cs.actions() if a != "StatusNotification"]
-    assert actions == ["BootNotification", "Authorize", "StartTransaction", "MeterValues",
-                       "MeterValues", "MeterValues", "StopTransaction"]
+    assert actions == ["BootNotification", "SecurityEventNotification", "Authorize",
+                       "StartTransaction", "MeterValues", "MeterValues", "MeterValues",
+                       "StopTransaction"]
     assert pair.statuses(1) == ["Preparing", "Charging", "Finishing", "Available"]
     assert pair.notified(1) == ["Available", "Preparing", "Charging", "Finishing", "Available"]
     start, *samples, stop = tx_messages(pair)
@@ -739,7 +740,8 @@ def test_a_hard_reset_keeps_its_stop_queued_across_the_reboot() -> None:
     start_charging(pair)
     pair.advance(30)
     pair.cs_call("Reset", {"type": "Hard"})
-    assert [e.action for e in pair.machine.export_outbox()] == ["StopTransaction"]
+    assert [e.action for e in pair.machine.export_outbox()] == \
+        ["StopTransaction", "SecurityEventNotification"]  # (the ResetOrReboot event)
     assert pair.cs.of("StopTransaction") == []
     pair.advance(60)
     stops = pair.cs.of("StopTransaction")

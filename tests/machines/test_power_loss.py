@@ -101,7 +101,8 @@ def test_write_ahead_holds_each_transaction_message_until_its_snapshot_is_stored
     start_charging(pair)
     pair.advance(1)
     assert tx_messages(pair) == []  # queued and handed to storage, not sent
-    assert [e.action for e in pair.outbox] == ["StartTransaction"]
+    # (the power-on's security event waits in the same outbox)
+    assert [e.action for e in pair.outbox] == ["SecurityEventNotification", "StartTransaction"]
     pair.store()
     assert [r.action for r in tx_messages(pair)] == ["StartTransaction"]
     pair.advance(60)  # the first sample, queued: stays until stored

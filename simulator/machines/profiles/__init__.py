@@ -20,6 +20,10 @@ The contract of a handler (:class:`ProfileHandler`):
   the :class:`~simulator.machines.context.ChargerContext` and the components handed to its
   constructor, never through another handler.
 
+A handler that sends a CALL of its own and wants its answer (e.g. SignCertificate's status)
+passes an :class:`AwaitsAnswer` as the call's ``context``; the charger hands it the response or
+the failure.
+
 Adding a profile is a new module here with one :class:`ProfileHandler` subclass, and one line in
 the charger's list of handlers; no other handler changes.
 """
@@ -29,7 +33,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -82,3 +86,17 @@ class ProfileHandler(abc.ABC):
     def powered_on(self, now: float) -> None:
         """The charger (re)booted: drop what does not survive a reboot."""
         del now
+
+
+class AwaitsAnswer(abc.ABC):
+    """The ``context`` of a CALL a handler sent (``session.call(request, now, context=...)``)
+    whose answer it wants: the charger calls :meth:`answered` with the CS's valid response, or
+    :meth:`failed` when none came (CALLERROR, timeout, lost link, offline)."""
+
+    @abc.abstractmethod
+    def answered(self, response: Any, now: float) -> None:
+        """The CS answered with ``response`` (a decoded, schema-valid result)."""
+
+    @abc.abstractmethod
+    def failed(self, reason: str, now: float) -> None:
+        """No valid answer came (``reason`` as the session gives it)."""
