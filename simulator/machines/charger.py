@@ -10,8 +10,11 @@ session, connectors, meters, points):
 - :class:`~simulator.machines.reboot.RebootSequence`: going down for a reboot;
 - :class:`~simulator.machines.faults.Faults`: the chaos catalog's behaviour faults
   (:meth:`ChargerMachine.inject`);
+- :class:`~simulator.machines.jobs.Jobs`: firmware updates, diagnostics and log uploads (a real
+  transfer's outcome comes back through :meth:`ChargerMachine.transfer_done`);
 - one :class:`~simulator.machines.profiles.ProfileHandler` per supported feature profile (Core,
-  RemoteTrigger), to which a CALL from the central system is dispatched by its action's profile.
+  FirmwareManagement, RemoteTrigger, Security), to which a CALL from the central system is
+  dispatched by its action's profile.
 
 The actor drives the machine with method calls that take ``now`` (monotonic seconds) and
 applies the effects it collects (see docs/internals.md). Every input ends with one *settle*:
@@ -60,6 +63,7 @@ from simulator.machines.effects import (
     PersistOutbox,
 )
 from simulator.machines.faults import DuplicateStart, FaultOrder, Faults
+from simulator.machines.jobs import Jobs
 from simulator.machines.meter import EvSpec
 from simulator.machines.metering import Metering
 from simulator.machines.outcomes import CallAnswered, CallFailed, IncomingCall, Outcome
@@ -71,7 +75,10 @@ from simulator.machines.parts import (
 )
 from simulator.machines.profiles import ProfileHandler
 from simulator.machines.profiles.core import CoreHandler
+from simulator.machines.profiles.firmware import FirmwareHandler
 from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
+from simulator.machines.profiles.secure_firmware import SecureFirmwarePart
+from simulator.machines.profiles.security import SecurityHandler
 from simulator.machines.reboot import RebootSequence
 from simulator.machines.registration import Registration
 from simulator.machines.transactions import AuthorizeContext, Transactions
@@ -101,7 +108,10 @@ __all__ = [
     "charger_profiles",
 ]
 
-SUPPORTED_PROFILES: Final = (CoreHandler.profile, RemoteTriggerHandler.profile)
+SUPPORTED_PROFILES: Final = (
+    CoreHandler.profile, FirmwareHandler.profile, RemoteTriggerHandler.profile,
+    SecurityHandler.profile,
+)
 """The feature profiles this charger implements, in order: one handler each. A charger whose
 spec names no ``profiles`` has them all; CS calls of any other profile are answered
 NotSupported, and ``SupportedFeatureProfiles`` lists exactly the charger's."""
@@ -204,19 +214,23 @@ class ChargerMachine:
         """Transactions of an earlier life, stopped with PowerLoss at the next power-on."""
         self._reboots = RebootSequence(ctx, self._transactions)
         self._registration = Registration(ctx, self._metering, child(rng))
+        self._jobs = jobs = Jobs(ctx, child(rng), reboots=self._reboots)
         triggers = Triggers(ctx, metering=self._metering)
         handlers: dict[Profile, Callable[[], ProfileHandler]] = {
             Profile.CORE: lambda: CoreHandler(
                 ctx, transactions=self._transactions, metering=self._metering,
                 reboots=self._reboots),
+            Profile.FIRMWARE_MANAGEMENT: lambda: FirmwareHandler(ctx, jobs=jobs),
             Profile.REMOTE_TRIGGER: lambda: RemoteTriggerHandler(ctx, triggers=triggers),
+            Profile.SECURITY: lambda: SecurityHandler(ctx, parts=[
+                SecureFirmwarePart(ctx, jobs=jobs)]),
         }
         self._handlers: dict[enum.StrEnum, ProfileHandler] = {
             profile: handlers[profile]()
             for profile in SUPPORTED_PROFILES if ctx.supports(profile)
         }
         self._faults = Faults(ctx, reboots=self._reboots, transactions=self._transactions,
-                              plugin=plugin)
+                              plugin=plugin, jobs=jobs)
 
     @property
     def spec(self) -> ChargerSpec:
@@ -246,6 +260,7 @@ class ChargerMachine:
             machine.forget_reported()
         for handler in self._handlers.values():
             handler.powered_on(now)
+        self._jobs.powered_on(now)
         self._faults.powered_on(now)
         interrupted, self._interrupted = self._interrupted, ()
         self._transactions.stop_interrupted(interrupted, now)
@@ -314,6 +329,14 @@ class ChargerMachine:
             return
         reason = Reason.POWER_LOSS if hard else Reason.REBOOT
         self._reboots.begin(now, reason, hard=hard, note="reboot_requested")
+        self._settle(now)
+
+    def transfer_done(self, job: str, ok: bool, data: bytes | None, now: float, *,
+                      detail: str = "") -> None:
+        """A real transfer the machine asked for (a ``Transfer`` effect named ``job``) ended:
+        ``ok`` whether it succeeded, ``data`` a download's bytes, ``detail`` what went wrong
+        (one line, no secret). A result for a step that ended since is ignored."""
+        self._jobs.transfer_done(job, ok, data, now, detail)
         self._settle(now)
 
     def inject(self, injection: FaultOrder, now: float) -> None:
@@ -476,6 +499,7 @@ class ChargerMachine:
             session.next_deadline(), self._registration.next_deadline(),
             self._reboots.next_deadline(), self._transactions.next_deadline(),
             self._metering.next_deadline(), self._faults.next_deadline(),
+            self._jobs.next_deadline(),
             *[handler.next_deadline() for handler in self._handlers.values()],
         )
 
@@ -547,6 +571,7 @@ class ChargerMachine:
         self._transactions.due(now)
         self._metering.due(now)
         self._reboots.due(now)
+        self._jobs.due(now)
         for handler in self._handlers.values():
             handler.due(now)
         self._registration.report(now)
