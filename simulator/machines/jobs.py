@@ -73,6 +73,10 @@ from simulator.seeds import Rng
 
 DEFAULT_RETRY_INTERVAL: Final = 30.0
 """Seconds between two tries of a download or upload when the request gives no interval."""
+MAX_RETRY_INTERVAL: Final = 7 * 24 * 3600
+"""Seconds: the longest ``retryInterval`` taken (a week; a larger one is taken as this)."""
+MAX_RETRIES: Final = 1000
+"""The most ``retries`` taken (a larger number is taken as this)."""
 TRANSFER_TIMEOUT: Final = 60.0
 """Seconds a real transfer may take before the actor gives up (a failed try)."""
 MAX_STEPS_PER_DUE: Final = 64
@@ -438,7 +442,7 @@ class Jobs:
         self._set_activity(job, status)
         request = _notification(job.kind, status, job.request_id)
         replaced = self._unsent.pop(job.kind, None)
-        if self.ctx.accepted_online():
+        if self._can_send():
             self.ctx.session.call(request, now)
             return
         if replaced is not None:
@@ -446,8 +450,12 @@ class Jobs:
                           replaced=msgspec.to_builtins(replaced))
         self._unsent[job.kind] = request
 
+    def _can_send(self) -> bool:
+        """Connected and Accepted, and not going down (a reboot begun in this very step)."""
+        return self.ctx.powered and self.ctx.accepted_online()
+
     def _flush(self, now: float) -> None:
-        if self._unsent and self.ctx.accepted_online():
+        if self._unsent and self._can_send():
             for request in self._unsent.values():
                 self.ctx.session.call(request, now)
             self._unsent.clear()
@@ -529,8 +537,16 @@ def upload_file(ctx: ChargerContext, title: str, now: float,
 
 
 def retry_interval(seconds: int | None) -> float:
-    """A request's ``retryInterval`` in seconds (absent or negative: the default)."""
-    return DEFAULT_RETRY_INTERVAL if seconds is None or seconds < 0 else float(seconds)
+    """A request's ``retryInterval`` in seconds (absent or negative: the default; at most
+    :data:`MAX_RETRY_INTERVAL`)."""
+    if seconds is None or seconds < 0:
+        return DEFAULT_RETRY_INTERVAL
+    return float(min(seconds, MAX_RETRY_INTERVAL))
+
+
+def retry_count(count: int | None) -> int:
+    """A request's ``retries`` (absent or negative: none; at most :data:`MAX_RETRIES`)."""
+    return 0 if count is None else max(0, min(count, MAX_RETRIES))
 
 
 def upload_url(location: str, file_name: str) -> str:

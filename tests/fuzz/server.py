@@ -234,7 +234,10 @@ class HostileCsms:
             if "\ufffd" not in uid:  # (the id of a binary message read with a broken byte)
                 self.problems.append(f"{link.identity} answered no CALL: {text[:200]!r}")
             return
-        sent = waiting.popleft()
+        # The charger never answers a binary message: a text CALL that reused its id is the
+        # one answered, even when the binary one came first.
+        sent = next((s for s in waiting if not s.binary), waiting[0])
+        waiting.remove(sent)
         self.answered.add(uid)
         self.tally["answered"] += 1
         where = f"{link.identity}: {sent.frame.kind} {sent.frame.data[:120]!r} → {text[:200]!r}"

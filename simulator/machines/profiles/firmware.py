@@ -19,7 +19,15 @@ from __future__ import annotations
 import msgspec
 
 from simulator.machines.context import ChargerContext
-from simulator.machines.jobs import Job, JobKind, Jobs, Stage, retry_interval, upload_file
+from simulator.machines.jobs import (
+    Job,
+    JobKind,
+    Jobs,
+    Stage,
+    retry_count,
+    retry_interval,
+    upload_file,
+)
 from simulator.machines.profiles import Answer, ProfileHandler
 from simulator.ocpp.v16 import (
     GetDiagnosticsRequest,
@@ -48,7 +56,7 @@ class FirmwareHandler(ProfileHandler):
                     kind=JobKind.FIRMWARE, id=self.jobs.new_id(JobKind.FIRMWARE),
                     location=request.location, stage=Stage.SCHEDULED,
                     retrieve_at=request.retrieve_date.timestamp(),
-                    retries=max(0, request.retries or 0),
+                    retries=retry_count(request.retries),
                     retry_interval=retry_interval(request.retry_interval),
                     timings=self.jobs.timings(),
                 )
@@ -60,7 +68,7 @@ class FirmwareHandler(ProfileHandler):
                 job = Job(
                     kind=JobKind.DIAGNOSTICS, id=self.jobs.new_id(JobKind.DIAGNOSTICS),
                     location=request.location, stage=Stage.UPLOAD,
-                    retries=max(0, request.retries or 0),
+                    retries=retry_count(request.retries),
                     retry_interval=retry_interval(request.retry_interval),
                     timings=self.jobs.timings(), upload=(name, body),
                 )

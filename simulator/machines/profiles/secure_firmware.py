@@ -32,6 +32,7 @@ from simulator.machines.jobs import (
     Jobs,
     Signed,
     Stage,
+    retry_count,
     retry_interval,
     upload_file,
 )
@@ -77,7 +78,7 @@ class SecureFirmwarePart(ProfileHandler):
         job = Job(
             kind=JobKind.LOG, id=self.jobs.new_id(JobKind.LOG), location=log.remote_location,
             stage=Stage.UPLOAD, request_id=request.request_id,
-            retries=max(0, request.retries or 0),
+            retries=retry_count(request.retries),
             retry_interval=retry_interval(request.retry_interval),
             timings=self.jobs.timings(), upload=(name, body),
         )
@@ -104,7 +105,7 @@ class SecureFirmwarePart(ProfileHandler):
             kind=JobKind.SIGNED_FIRMWARE, id=self.jobs.new_id(JobKind.SIGNED_FIRMWARE),
             location=firmware.location, stage=Stage.SCHEDULED, request_id=request.request_id,
             retrieve_at=firmware.retrieve_date_time.timestamp(),
-            retries=max(0, request.retries or 0),
+            retries=retry_count(request.retries),
             retry_interval=retry_interval(request.retry_interval),
             timings=self.jobs.timings(),
             signed=Signed(certificate=firmware.signing_certificate, signature=firmware.signature,
