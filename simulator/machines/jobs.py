@@ -26,7 +26,8 @@ once the job ended). The transitions are :data:`NEXT` (a stage that ends well), 
   ``call_timeout`` seconds), then takes the soft reboot path: running transactions are stopped
   with reason Reboot and their StopTransactions delivered first (the charger does not wait for
   sessions to end: a CSMS sees the update happen). At the next power-on the charger has the
-  new ``firmwareVersion`` (:func:`firmware_version_of` the location), raises the security
+  new ``firmwareVersion``
+  (:func:`~simulator.machines.job_details.firmware_version_of` the location), raises the security
   event FirmwareUpdated, and a signed update reports Installed.
 - **Other reboots.** A reboot keeps a job that waits for a date and interrupts any other: it
   ends with the failure status of its stage (a download's DownloadFailed, an installation's
@@ -38,7 +39,8 @@ once the job ended). The transitions are :data:`NEXT` (a stage that ends well), 
   :class:`~simulator.machines.effects.Transfer` the actor carries out; the step ends when
   :meth:`Jobs.transfer_done` brings its outcome (no draw, no timer). A download's bytes are
   the firmware whose signature is checked; simulated, the firmware is the location's bytes.
-  An upload PUTs a small generated file (:func:`upload_file`) to ``location/fileName``.
+  An upload PUTs a small generated file
+  (:func:`~simulator.machines.job_details.upload_file`) to ``location/fileName``.
 
 Pure: no I/O, no clock.
 """
@@ -47,7 +49,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 import urllib.parse
 from typing import Final
 
@@ -56,6 +57,12 @@ import msgspec
 from simulator.machines.context import ChargerContext
 from simulator.machines.effects import Transfer, TransferKind, redacted_url
 from simulator.machines.firmware_signature import simulated_firmware, verify_firmware_signature
+from simulator.machines.job_details import (
+    DEFAULT_RETRY_INTERVAL,
+    MAX_RETRIES,
+    firmware_version_of,
+    upload_url,
+)
 from simulator.machines.parts import earliest
 from simulator.machines.reboot import RebootSequence
 from simulator.ocpp.v16 import (
@@ -71,16 +78,11 @@ from simulator.ocpp.v16 import (
 )
 from simulator.seeds import Rng
 
-DEFAULT_RETRY_INTERVAL: Final = 30.0
-"""Seconds between two tries of a download or upload when the request gives no interval."""
-MAX_RETRY_INTERVAL: Final = 7 * 24 * 3600
-"""Seconds: the longest ``retryInterval`` taken (a week; a larger one is taken as this)."""
-MAX_RETRIES: Final = 1000
-"""The most ``retries`` taken (a larger number is taken as this)."""
 TRANSFER_TIMEOUT: Final = 60.0
 """Seconds a real transfer may take before the actor gives up (a failed try)."""
-MAX_STEPS_PER_DUE: Final = 64
-"""A bound on the stage changes of one job in one :meth:`Jobs.due` (zero-length steps)."""
+MAX_STEPS_PER_DUE: Final = 2 * MAX_RETRIES + 16
+"""A bound on the stage changes of one job in one :meth:`Jobs.due`: every try and retry wait
+of a job whose steps last no time at all, and its other stages."""
 
 
 class JobKind(enum.StrEnum):
@@ -313,7 +315,7 @@ class Jobs:
             self._maybe_reboot(job, now)
             return False
         if job.wall_until is not None:
-            if self.ctx.wall_offset + now < job.wall_until:
+            if now < job.wall_until - self.ctx.wall_offset:  # as next_deadline computes it
                 return False
             job.wall_until = None
         elif job.until is None or now < job.until:
@@ -345,7 +347,7 @@ class Jobs:
         if stage in _WAITS:
             wall = job.retrieve_at if stage == Stage.SCHEDULED else \
                 job.signed.install_at if job.signed is not None else None
-            if wall is None or self.ctx.wall_offset + now >= wall:
+            if wall is None or now >= wall - self.ctx.wall_offset:
                 self._stage_over(job, now)  # nothing to wait for
                 return
             job.wall_until = wall
@@ -490,65 +492,3 @@ def _notification(kind: JobKind, status: enum.StrEnum, request_id: int | None) -
         case JobKind.LOG:
             return LogStatusNotificationRequest(status=UploadLogStatus(status),
                                                 request_id=request_id)
-
-
-_FIRMWARE_SUFFIXES: Final = (".tar.gz", ".tgz", ".bin", ".img", ".hex", ".zip", ".fw", ".swu")
-
-
-def firmware_version_of(location: str) -> str:
-    """The ``firmwareVersion`` a firmware from ``location`` gives (≤ 50 characters): the last
-    segment of its path without a usual firmware file suffix (``.../acme-2.1.0.bin`` →
-    ``acme-2.1.0``); a location without one gives ``fw-`` and 12 hex digits of its SHA-256."""
-    try:
-        path = urllib.parse.urlsplit(location).path
-    except ValueError:
-        path = ""
-    name = urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1]).strip()
-    for suffix in _FIRMWARE_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            name = name[:-len(suffix)]
-            break
-    if not name:
-        name = "fw-" + hashlib.sha256(location.encode()).hexdigest()[:12]
-    return name[:50]
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in text)
-
-
-def upload_file(ctx: ChargerContext, title: str, now: float,
-                lines: tuple[str, ...] = ()) -> tuple[str, bytes]:
-    """The file an upload sends: its name ``<title>-<identity>-<UTC stamp>.log`` (≤ 255
-    characters, safe in a URL path) and a small text body describing the charger at ``now``
-    (plus ``lines``)."""
-    wall = ctx.wall(now)
-    name = f"{_safe(title)[:40]}-{_safe(ctx.charger)[:150]}-{wall:%Y%m%dT%H%M%SZ}.log"
-    body = [
-        f"{title} of charge point {ctx.charger}",
-        f"vendor {ctx.spec.vendor}, model {ctx.spec.model}, "
-        f"firmware {ctx.firmware_version or 'unknown'}",
-        f"written {wall.isoformat()}",
-        *[f"connector {cid}: {machine.status.value}"
-          for cid, machine in sorted(ctx.connectors.items())],
-        *lines,
-    ]
-    return name, ("\n".join(body) + "\n").encode()
-
-
-def retry_interval(seconds: int | None) -> float:
-    """A request's ``retryInterval`` in seconds (absent or negative: the default; at most
-    :data:`MAX_RETRY_INTERVAL`)."""
-    if seconds is None or seconds < 0:
-        return DEFAULT_RETRY_INTERVAL
-    return float(min(seconds, MAX_RETRY_INTERVAL))
-
-
-def retry_count(count: int | None) -> int:
-    """A request's ``retries`` (absent or negative: none; at most :data:`MAX_RETRIES`)."""
-    return 0 if count is None else max(0, min(count, MAX_RETRIES))
-
-
-def upload_url(location: str, file_name: str) -> str:
-    """Where an upload goes: the file name in the ``location`` directory."""
-    return f"{location.rstrip('/')}/{urllib.parse.quote(file_name)}"

@@ -11,7 +11,12 @@ import pytest
 
 from simulator.events import Note
 from simulator.machines.effects import Effect, Transfer, TransferKind, redacted_url
-from simulator.machines.jobs import firmware_version_of, upload_url
+from simulator.machines.job_details import (
+    MAX_RETRIES,
+    MAX_RETRY_INTERVAL,
+    firmware_version_of,
+    upload_url,
+)
 from simulator.machines.parts import FirmwareSpec
 from tests.machines.pair import EPOCH, MachinePair, iso
 from tests.machines.test_charger import start_charging
@@ -101,6 +106,20 @@ def test_failures_end_the_update_without_a_reboot(
     assert statuses(pair) == expected
     assert pair.reboots == []
     assert [b.payload["firmwareVersion"] for b in pair.cs.of("BootNotification")] == ["1.0.0"]
+
+
+def test_zero_length_tries_settle_within_one_step() -> None:
+    pair = MachinePair(firmware=FirmwareSpec(download=0, install=0, download_failure=1.0))
+    update(pair, retries=10**6, retryInterval=0)  # taken as MAX_RETRIES
+    assert statuses(pair) == [(0, "Downloading"), (0, "DownloadFailed")]
+    assert len(notes(pair, "job_retry")) == MAX_RETRIES
+
+
+def test_a_huge_retry_interval_is_bounded() -> None:
+    pair = MachinePair(firmware=FirmwareSpec(download=1, download_failure=1.0))
+    update(pair, retries=1, retryInterval=10**30)
+    pair.advance(MAX_RETRY_INTERVAL + 10)
+    assert statuses(pair)[-1] == (MAX_RETRY_INTERVAL + 2, "DownloadFailed")
 
 
 def test_failure_draws_come_from_the_seed() -> None:

@@ -19,15 +19,8 @@ from __future__ import annotations
 import msgspec
 
 from simulator.machines.context import ChargerContext
-from simulator.machines.jobs import (
-    Job,
-    JobKind,
-    Jobs,
-    Stage,
-    retry_count,
-    retry_interval,
-    upload_file,
-)
+from simulator.machines.job_details import retry_count, retry_interval, upload_file
+from simulator.machines.jobs import Job, JobKind, Jobs, Stage
 from simulator.machines.profiles import Answer, ProfileHandler
 from simulator.ocpp.v16 import (
     GetDiagnosticsRequest,

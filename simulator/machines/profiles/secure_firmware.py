@@ -26,16 +26,8 @@ import msgspec
 
 from simulator.machines.context import ChargerContext
 from simulator.machines.firmware_signature import check_signing_certificate
-from simulator.machines.jobs import (
-    Job,
-    JobKind,
-    Jobs,
-    Signed,
-    Stage,
-    retry_count,
-    retry_interval,
-    upload_file,
-)
+from simulator.machines.job_details import retry_count, retry_interval, upload_file
+from simulator.machines.jobs import Job, JobKind, Jobs, Signed, Stage
 from simulator.machines.profiles import Answer, ProfileHandler
 from simulator.ocpp.v16 import (
     CertificateUse,
