@@ -26,9 +26,9 @@ once the job ended). The transitions are :data:`NEXT` (a stage that ends well), 
   ``call_timeout`` seconds), then takes the soft reboot path: running transactions are stopped
   with reason Reboot and their StopTransactions delivered first (the charger does not wait for
   sessions to end: a CSMS sees the update happen). At the next power-on the charger has the
-  new ``firmwareVersion``
-  (:func:`~simulator.machines.job_details.firmware_version_of` the location), raises the security
-  event FirmwareUpdated, and a signed update reports Installed.
+  new ``firmwareVersion`` (derived from the location:
+  :func:`~simulator.machines.job_details.firmware_version_of`), raises the security event
+  FirmwareUpdated, and a signed update reports Installed.
 - **Other reboots.** A reboot keeps a job that waits for a date and interrupts any other: it
   ends with the failure status of its stage (a download's DownloadFailed, an installation's
   InstallationFailed, an upload's failure), reported after the boot.
@@ -390,7 +390,7 @@ class Jobs:
         """``job``'s stage ended (``ok``: the outcome of a real transfer; None: decide it)."""
         stage, key = job.stage, (job.kind, job.stage)
         if ok is None:
-            ok = self._succeeds(job, now)
+            ok = self._succeeds(job)
         if not ok:
             if stage in (Stage.DOWNLOAD, Stage.UPLOAD) and job.attempt <= job.retries:
                 job.retrying = True
@@ -410,7 +410,7 @@ class Jobs:
         else:
             self._enter(job, following, now)
 
-    def _succeeds(self, job: Job, now: float) -> bool:
+    def _succeeds(self, job: Job) -> bool:
         """Whether the stage that ends now (not a real transfer) ends well: the signature
         check, or a draw against the stage's failure probability."""
         firmware = self.ctx.spec.firmware
