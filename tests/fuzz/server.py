@@ -234,8 +234,8 @@ class HostileCsms:
             if "\ufffd" not in uid:  # (the id of a binary message read with a broken byte)
                 self.problems.append(f"{link.identity} answered no CALL: {text[:200]!r}")
             return
-        # The charger never answers a binary message: a text CALL that reused its id is the
-        # one answered, even when the binary one came first.
+        # The charger may ignore a binary message: an answer is for the first text CALL of that
+        # id when there is one (a hostile id can be reused by a binary and a text CALL).
         sent = next((s for s in waiting if not s.binary), waiting[0])
         waiting.remove(sent)
         self.answered.add(uid)
