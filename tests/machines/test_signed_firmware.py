@@ -107,8 +107,14 @@ def signed_statuses(pair: MachinePair) -> list[tuple[float, str, int]]:
             for r in pair.cs.of("SignedFirmwareStatusNotification")]
 
 
+FIRMWARE_EVENTS = frozenset({"FirmwareUpdated", "InvalidFirmwareSignature",
+                             "InvalidFirmwareSigningCertificate"})
+
+
 def security_events(pair: MachinePair) -> list[str]:
-    return [r.payload["type"] for r in pair.cs.of("SecurityEventNotification")]
+    """The firmware security events the CS got (a charger raises others, e.g. at power-on)."""
+    return [r.payload["type"] for r in pair.cs.of("SecurityEventNotification")
+            if r.payload["type"] in FIRMWARE_EVENTS]
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +140,8 @@ def test_a_signed_update_is_verified_installed_and_reported_after_the_reboot(kin
     assert [b.payload["firmwareVersion"] for b in pair.cs.of("BootNotification")] == \
         ["1.0.0", "acme-3.0"]
     assert security_events(pair) == ["FirmwareUpdated"]
-    assert pair.cs.of("SecurityEventNotification")[0].t == 25
+    assert [r.t for r in pair.cs.of("SecurityEventNotification")
+            if r.payload["type"] == "FirmwareUpdated"] == [25]
     assert pair.cs.of("FirmwareStatusNotification") == []
 
 
