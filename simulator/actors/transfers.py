@@ -50,9 +50,14 @@ class TransferDone:
 
 
 async def run_transfer(
-    transfer: Transfer, deliver: Callable[[TransferDone], Awaitable[None]]
+    transfer: Transfer,
+    deliver: Callable[[TransferDone], Awaitable[None]],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Carry out ``transfer`` and hand its outcome to ``deliver`` (the charger's inbox)."""
+    """Carry out ``transfer`` and hand its outcome to ``deliver`` (the charger's inbox); ready
+    at once (``task_status``), returns once the outcome is handed over."""
+    task_status.started()
     outcome = await perform(transfer)
     # A closed inbox: the charger is gone, nobody waits for the outcome.
     with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
