@@ -412,7 +412,7 @@ class Jobs:
 
     def _succeeds(self, job: Job) -> bool:
         """Whether the stage that ends now (not a real transfer) ends well: the signature
-        check, or a draw against the stage's failure probability."""
+        check, the stage a fault fails, or a draw against the stage's failure probability."""
         firmware = self.ctx.spec.firmware
         probability = {Stage.DOWNLOAD: firmware.download_failure,
                        Stage.INSTALL: firmware.install_failure,
@@ -422,8 +422,9 @@ class Jobs:
             return verify_firmware_signature(job.signed.certificate, job.signed.signature, data)
         if probability is None:
             return True
-        failed = self._rng.random() < probability
-        return not failed and job.fail_at != job.stage
+        if job.fail_at is not None:  # a fault's job: only its stage fails, whatever the odds
+            return job.stage != job.fail_at
+        return self._rng.random() >= probability
 
     def _end(self, job: Job, status: enum.StrEnum | None, now: float, outcome: str) -> None:
         if status is not None:

@@ -23,7 +23,7 @@ from simulator.chaos.catalog import family_of
 from simulator.chaos.injection import Injection
 from simulator.events import Note, TransactionStopped
 from simulator.machines.faults import DOWNLOAD_SECONDS, INSTALL_SECONDS, INSTALL_START_SECONDS
-from simulator.machines.parts import BootState
+from simulator.machines.parts import BootState, FirmwareSpec
 from simulator.ocpp.v16 import ChargePointErrorCode
 from tests.machines.pair import (
     DEFER,
@@ -425,7 +425,8 @@ def test_power_loss_while_down_is_ignored() -> None:
 ])
 def test_firmware_failure_reports_its_sequence(stage: str, expected: list[tuple[float, str]]
                                                ) -> None:
-    pair = MachinePair()
+    # the group's own odds do not change the fault's outcome
+    pair = MachinePair(firmware=FirmwareSpec(download_failure=1.0))
     pair.advance(10)
     inject(pair, "firmware_failure", stage=stage)
     pair.advance(200)
