@@ -34,7 +34,8 @@ Rules (OCPP 1.6 core specification, §4-§5; the parts' modules hold the rest):
   taken out or unlocked), else the transaction goes on in SuspendedEV. Presenting
   the tag that started a transaction stops it (reason Local).
 - **Power loss.** A charger restarted with the memory of an earlier life (after a crash, or by
-  ``--resume`` after a kill) goes on with its energy registers and its numbering, and at power-on
+  ``--resume`` after a kill) goes on with its energy registers, its numbering and the firmware
+  installed over OCPP, and at power-on
   stops every transaction that was running then with reason PowerLoss and the last meter value
   it knew; those StopTransactions queue behind the messages kept in the outbox.
 - **Shutdown** (the end of a run) stops every running transaction with reason Local and forgets
@@ -208,6 +209,8 @@ class ChargerMachine:
             ctx, self._metering, restored,
             next_local_tx=memory.next_local_tx if memory is not None else 1,
         )
+        if memory is not None and memory.firmware_version is not None:
+            ctx.firmware_version = memory.firmware_version
         self._interrupted: tuple[OpenTransaction, ...] = (
             memory.open_transactions if memory is not None else ()
         )
@@ -477,6 +480,8 @@ class ChargerMachine:
             next_seq=ctx.session.next_seq,
             registers_wh=tuple(ctx.meters[c].register_wh for c in sorted(ctx.meters)),
             open_transactions=self._interrupted + running,
+            firmware_version=None if ctx.firmware_version == ctx.spec.firmware_version
+            else ctx.firmware_version,
         )
 
     def credentials(self) -> Credentials:

@@ -97,12 +97,15 @@ class ChargerMemory(msgspec.Struct, frozen=True, kw_only=True):
         registers_wh: each connector's energy import register (connector 1 first), as of the
             last transaction message: the register goes on from there.
         open_transactions: the transactions running, to be stopped with PowerLoss.
+        firmware_version: the ``firmwareVersion`` of a firmware installed over OCPP (None: the
+            spec's).
     """
 
     next_local_tx: int = 1
     next_seq: int = 1
     registers_wh: tuple[float, ...] = ()
     open_transactions: tuple[OpenTransaction, ...] = ()
+    firmware_version: str | None = None
 
 
 def durable_through(entries: Iterable[OutboxEntry], memory: ChargerMemory | None) -> int:

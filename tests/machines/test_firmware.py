@@ -77,6 +77,15 @@ def test_update_firmware_downloads_installs_and_reboots_into_the_new_version() -
     assert [n.data["outcome"] for n in notes(pair, "job_ended")] == ["done"]
 
 
+def test_the_new_version_survives_a_power_loss() -> None:
+    pair = MachinePair(firmware=FAST, firmware_version="1.0.0")
+    update(pair)
+    pair.advance(30)
+    assert pair.memory is not None and pair.memory.firmware_version == "acme-2.1.0"
+    restarted = MachinePair(memory=pair.memory, firmware_version="1.0.0")
+    assert restarted.cs.of("BootNotification")[0].payload["firmwareVersion"] == "acme-2.1.0"
+
+
 def test_the_reboot_stops_a_running_transaction_first() -> None:
     pair = MachinePair(firmware=FAST)
     start_charging(pair)
