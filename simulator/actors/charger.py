@@ -453,14 +453,14 @@ class ChargerActor:
                 case Reboot(delay=delay):
                     self._power_on_at = now + delay
                     self.link.drop(hold_until=self._power_on_at)
-                case UseCredentials(credentials=credentials, reconnect=reconnect):
-                    self.control.credentials = credentials
-                    if reconnect:
-                        self.link.drop()
                 case Transfer(job=job):
                     assert self._nursery is not None  # effects come only from inside run()
                     self._nursery.start_soon(run_transfer, effect, self.control.inbox_send.send,
                                              name=f"transfer {self.identity} {job}")
+                case UseCredentials(credentials=credentials, reconnect=reconnect):
+                    self.control.credentials = credentials
+                    if reconnect:
+                        self.link.drop()
                 case PersistOutbox(entries=entries, memory=memory):
                     self.control.outbox = entries
                     if memory is not None:
