@@ -9,8 +9,8 @@ Rules (OCPP 1.6 core spec §5.16 Update Firmware, §5.9 Get Diagnostics; the job
   ``firmwareVersion``. A new UpdateFirmware (or SignedUpdateFirmware) replaces the one under way.
 - GetDiagnostics is answered with the ``fileName`` the charger uploads (always one: the charger
   always has a diagnostics file), then DiagnosticsStatusNotification Uploading, then Uploaded
-  or UploadFailed. ``startTime`` and ``stopTime`` are taken note of; the file covers the
-  charger's state at the request. A new GetDiagnostics replaces the upload under way.
+  or UploadFailed. The file describes the charger at the request and names the
+  ``startTime`` and ``stopTime`` asked for. A new GetDiagnostics replaces the upload under way.
 - ``retries`` and ``retryInterval`` of both are honoured (see the jobs module).
 """
 
