@@ -17,7 +17,9 @@ One task owns the machine. Tasks, all in the actor's own nursery:
   and, per connection, runs a reader (each frame received goes into the inbox) and a writer
   (each frame the main loop hands it goes on the wire); it reconnects with exponential backoff
   and full jitter drawn from the charger's seeded RNG. It never touches the machine;
-- one connector actor per connector with automatic sessions (``simulator.actors.connector``).
+- one connector actor per connector with automatic sessions (``simulator.actors.connector``);
+- one task per real transfer the machine asks for (``Transfer``: ``simulator.actors.transfers``),
+  whose outcome comes back through the inbox.
 
 One frame's path, in one direction: socket → ``Transport.receive`` in the reader → inbox →
 main loop: ``machine.receive`` → effects → ``FrameOut`` on the bus and the frame into the
@@ -58,6 +60,7 @@ from simulator import seeds
 from simulator.actors.chaos_stream import TransportChaos
 from simulator.actors.connector import run_connector
 from simulator.actors.link import Backoff, Down, Link, LinkEvent, Received, TransportOpener, Up
+from simulator.actors.transfers import TransferDone, run_transfer
 from simulator.chaos.catalog import Family
 from simulator.chaos.injection import Injection
 from simulator.chaos.protocol import ProtocolChaos, Wire
@@ -82,6 +85,7 @@ from simulator.machines.effects import (
     Publish,
     Reboot,
     Send,
+    Transfer,
     UseCredentials,
     durable_through,
 )
@@ -140,7 +144,7 @@ class Inject:
     injection: Injection
 
 
-InboxItem = DomainRequest | Shutdown | LinkEvent | Inject
+InboxItem = DomainRequest | Shutdown | LinkEvent | Inject | TransferDone
 
 
 class ChargerControl:
@@ -249,6 +253,7 @@ class ChargerActor:
         self._power_on_at: float | None = None
         self._stored_through = control.stored_through  # as far as the machine knows
         self._shutdown: Shutdown | None = None
+        self._nursery: trio.Nursery | None = None  # where real transfers run
         self.protocol = ProtocolChaos(
             seeds.derive(env.seed, self.identity, "chaos", "protocol"),
             plugin=env.plugin, wall_epoch=env.wall_epoch,
@@ -273,6 +278,7 @@ class ChargerActor:
         control.machine = machine
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 connectors: list[trio.CancelScope] = []
                 if env.sessions is not None:
                     for connector_id in range(1, env.spec.connectors + 1):
@@ -411,6 +417,8 @@ class ChargerActor:
                 machine.reboot(now, hard=hard)
             case Inject(injection=injection):
                 self._inject(injection, now)
+            case TransferDone(job=job, ok=ok, data=data, detail=detail):
+                machine.transfer_done(job, ok, data, now, detail=detail)
             case Shutdown():
                 self._shutdown = item
                 self.link.hurry()
@@ -445,6 +453,10 @@ class ChargerActor:
                 case Reboot(delay=delay):
                     self._power_on_at = now + delay
                     self.link.drop(hold_until=self._power_on_at)
+                case Transfer(job=job):
+                    assert self._nursery is not None  # effects come only from inside run()
+                    self._nursery.start_soon(run_transfer, effect, self.control.inbox_send.send,
+                                             name=f"transfer {self.identity} {job}")
                 case UseCredentials(credentials=credentials, reconnect=reconnect):
                     self.control.credentials = credentials
                     if reconnect:

@@ -10,9 +10,12 @@ session, connectors, meters, points):
 - :class:`~simulator.machines.reboot.RebootSequence`: going down for a reboot;
 - :class:`~simulator.machines.faults.Faults`: the chaos catalog's behaviour faults
   (:meth:`ChargerMachine.inject`);
+- :class:`~simulator.machines.jobs.Jobs`: firmware updates, diagnostics and log uploads (a real
+  transfer's outcome comes back through :meth:`ChargerMachine.transfer_done`);
 - one :class:`~simulator.machines.profiles.ProfileHandler` per supported feature profile (Core,
-  LocalAuthListManagement, Reservation, SmartCharging, RemoteTrigger, the Security extension), to
-  which a CALL from the central system is dispatched by its action's profile.
+  FirmwareManagement, LocalAuthListManagement, Reservation, SmartCharging, RemoteTrigger, the
+  Security extension), to which a CALL from the central system is dispatched by its action's
+  profile.
 
 The actor drives the machine with method calls that take ``now`` (monotonic seconds) and
 applies the effects it collects (see docs/internals.md). Every input ends with one *settle*:
@@ -32,7 +35,8 @@ Rules (OCPP 1.6 core specification, §4-§5; the parts' modules hold the rest):
   taken out or unlocked), else the transaction goes on in SuspendedEV. Presenting
   the tag that started a transaction stops it (reason Local).
 - **Power loss.** A charger restarted with the memory of an earlier life (after a crash, or by
-  ``--resume`` after a kill) goes on with its energy registers and its numbering, and at power-on
+  ``--resume`` after a kill) goes on with its energy registers, its numbering and the firmware
+  installed over OCPP, and at power-on
   stops every transaction that was running then with reason PowerLoss and the last meter value
   it knew; those StopTransactions queue behind the messages kept in the outbox.
 - **Shutdown** (the end of a run) stops every running transaction with reason Local and forgets
@@ -61,6 +65,7 @@ from simulator.machines.effects import (
     PersistOutbox,
 )
 from simulator.machines.faults import DuplicateStart, FaultOrder, Faults
+from simulator.machines.jobs import Jobs
 from simulator.machines.meter import EvSpec
 from simulator.machines.metering import Metering
 from simulator.machines.outcomes import CallAnswered, CallFailed, IncomingCall, Outcome
@@ -73,9 +78,11 @@ from simulator.machines.parts import (
 from simulator.machines.profiles import AwaitsAnswer, ProfileHandler
 from simulator.machines.profiles.certificates import CertificateManagement
 from simulator.machines.profiles.core import CoreHandler
+from simulator.machines.profiles.firmware import FirmwareHandler
 from simulator.machines.profiles.local_auth_list import LocalAuthListHandler
 from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
 from simulator.machines.profiles.reservation import ReservationHandler
+from simulator.machines.profiles.secure_firmware import SecureFirmwarePart
 from simulator.machines.profiles.security import SecurityHandler
 from simulator.machines.profiles.smart_charging import SmartChargingHandler
 from simulator.machines.reboot import RebootSequence
@@ -107,9 +114,11 @@ __all__ = [
     "charger_profiles",
 ]
 
-SUPPORTED_PROFILES: Final = (CoreHandler.profile, LocalAuthListHandler.profile,
-                              ReservationHandler.profile, SmartChargingHandler.profile,
-                              RemoteTriggerHandler.profile, SecurityHandler.profile)
+SUPPORTED_PROFILES: Final = (
+    CoreHandler.profile, FirmwareHandler.profile, LocalAuthListHandler.profile,
+    ReservationHandler.profile, SmartChargingHandler.profile, RemoteTriggerHandler.profile,
+    SecurityHandler.profile,
+)
 """The feature profiles this charger implements, in order: one handler each. A charger whose
 spec names no ``profiles`` has them all; CS calls of any other profile are answered
 NotSupported, and ``SupportedFeatureProfiles`` lists exactly the charger's."""
@@ -206,24 +215,28 @@ class ChargerMachine:
             ctx, self._metering, restored,
             next_local_tx=memory.next_local_tx if memory is not None else 1,
         )
+        if memory is not None and memory.firmware_version is not None:
+            ctx.firmware_version = memory.firmware_version
         self._interrupted: tuple[OpenTransaction, ...] = (
             memory.open_transactions if memory is not None else ()
         )
         """Transactions of an earlier life, stopped with PowerLoss at the next power-on."""
         self._reboots = RebootSequence(ctx, self._transactions)
         self._registration = Registration(ctx, self._metering, child(rng))
+        self._jobs = jobs = Jobs(ctx, child(rng), reboots=self._reboots)
         triggers = Triggers(ctx, metering=self._metering)
         handlers: dict[Profile, Callable[[], ProfileHandler]] = {
             Profile.CORE: lambda: CoreHandler(
                 ctx, transactions=self._transactions, metering=self._metering,
                 reboots=self._reboots),
+            Profile.FIRMWARE_MANAGEMENT: lambda: FirmwareHandler(ctx, jobs=jobs),
             Profile.LOCAL_AUTH_LIST_MANAGEMENT: lambda: LocalAuthListHandler(ctx),
             Profile.RESERVATION: lambda: ReservationHandler(ctx),
             Profile.SMART_CHARGING: lambda: SmartChargingHandler(ctx),
             Profile.REMOTE_TRIGGER: lambda: RemoteTriggerHandler(ctx, triggers=triggers),
             Profile.SECURITY: lambda: SecurityHandler(ctx, parts=[
                 CertificateManagement(ctx, triggers=triggers, rng=child(rng)),
-                # the signed firmware and log part (SignedUpdateFirmware, GetLog) goes here
+                SecureFirmwarePart(ctx, jobs=jobs),
             ]),
         }
         self._handlers: dict[enum.StrEnum, ProfileHandler] = {
@@ -231,7 +244,7 @@ class ChargerMachine:
             for profile in SUPPORTED_PROFILES if ctx.supports(profile)
         }
         self._faults = Faults(ctx, reboots=self._reboots, transactions=self._transactions,
-                              plugin=plugin)
+                              plugin=plugin, jobs=jobs)
 
     @property
     def spec(self) -> ChargerSpec:
@@ -261,6 +274,7 @@ class ChargerMachine:
             machine.forget_reported()
         for handler in self._handlers.values():
             handler.powered_on(now)
+        self._jobs.powered_on(now)
         self._faults.powered_on(now)
         interrupted, self._interrupted = self._interrupted, ()
         self._transactions.stop_interrupted(interrupted, now)
@@ -329,6 +343,14 @@ class ChargerMachine:
             return
         reason = Reason.POWER_LOSS if hard else Reason.REBOOT
         self._reboots.begin(now, reason, hard=hard, note="reboot_requested")
+        self._settle(now)
+
+    def transfer_done(self, job: str, ok: bool, data: bytes | None, now: float, *,
+                      detail: str = "") -> None:
+        """A real transfer the machine asked for (a ``Transfer`` effect named ``job``) ended:
+        ``ok`` whether it succeeded, ``data`` a download's bytes, ``detail`` what went wrong
+        (one line, no secret). A result for a step that ended since is ignored."""
+        self._jobs.transfer_done(job, ok, data, now, detail)
         self._settle(now)
 
     def inject(self, injection: FaultOrder, now: float) -> None:
@@ -469,6 +491,8 @@ class ChargerMachine:
             next_seq=ctx.session.next_seq,
             registers_wh=tuple(ctx.meters[c].register_wh for c in sorted(ctx.meters)),
             open_transactions=self._interrupted + running,
+            firmware_version=None if ctx.firmware_version == ctx.spec.firmware_version
+            else ctx.firmware_version,
         )
 
     def credentials(self) -> Credentials:
@@ -491,6 +515,7 @@ class ChargerMachine:
             session.next_deadline(), self._registration.next_deadline(),
             self._reboots.next_deadline(), self._transactions.next_deadline(),
             self._metering.next_deadline(), self._faults.next_deadline(),
+            self._jobs.next_deadline(),
             *[handler.next_deadline() for handler in self._handlers.values()],
         )
 
@@ -562,6 +587,7 @@ class ChargerMachine:
         self._transactions.due(now)
         self._metering.due(now)
         self._reboots.due(now)
+        self._jobs.due(now)
         for handler in self._handlers.values():
             handler.due(now)
         self._registration.report(now)

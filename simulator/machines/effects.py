@@ -8,6 +8,8 @@ frozen msgspec Structs, so tests compare them by value and the runtime can log t
 
 from __future__ import annotations
 
+import enum
+import urllib.parse
 from collections.abc import Iterable
 
 import msgspec
@@ -95,12 +97,15 @@ class ChargerMemory(msgspec.Struct, frozen=True, kw_only=True):
         registers_wh: each connector's energy import register (connector 1 first), as of the
             last transaction message: the register goes on from there.
         open_transactions: the transactions running, to be stopped with PowerLoss.
+        firmware_version: the ``firmwareVersion`` of a firmware installed over OCPP (None: the
+            spec's).
     """
 
     next_local_tx: int = 1
     next_seq: int = 1
     registers_wh: tuple[float, ...] = ()
     open_transactions: tuple[OpenTransaction, ...] = ()
+    firmware_version: str | None = None
 
 
 def durable_through(entries: Iterable[OutboxEntry], memory: ChargerMemory | None) -> int:
@@ -157,5 +162,50 @@ class UseCredentials(msgspec.Struct, frozen=True):
         return f"UseCredentials({self.credentials!r}, reconnect={self.reconnect})"
 
 
-Effect = Send | Publish | CloseConnection | Reboot | PersistOutbox | UseCredentials
+class TransferKind(enum.StrEnum):
+    """Which way a real transfer goes."""
+
+    DOWNLOAD = "download"  # GET url: the body is the firmware
+    UPLOAD = "upload"  # PUT url with the body (a diagnostics file or a log)
+
+
+class Transfer(msgspec.Struct, frozen=True, kw_only=True):
+    """Really transfer a file for the job step ``job`` (a real transfer: the group's
+    ``real_transfers``, an http(s) location): a download GETs ``url``, an upload PUTs ``body``
+    to it. The actor runs it in its own task, gives up after ``timeout`` seconds, and hands the
+    outcome back to the machine (``ChargerMachine.transfer_done(job, ok, data, now)``, ``data``
+    the downloaded bytes); the step waits for it. A result for a step that has ended since is
+    ignored."""
+
+    job: str
+    kind: TransferKind
+    url: str
+    body: bytes | None = None
+    timeout: float = 60.0
+
+    def __repr__(self) -> str:
+        size = "" if self.body is None else f", body={len(self.body)} bytes"
+        return f"Transfer({self.job!r}, {self.kind.value}, {redacted_url(self.url)!r}{size})"
+
+
+def redacted_url(url: str) -> str:
+    """``url`` fit for a record: the user information (``user:password@``) left out."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unreadable location>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port is None else f"{host}:{port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+Effect = Send | Publish | CloseConnection | Reboot | PersistOutbox | UseCredentials | Transfer
 """Everything a machine can ask for."""

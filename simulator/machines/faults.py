@@ -37,11 +37,13 @@ central system did next. Rules, per fault (parameters as the chaos catalog defin
   (a blackout brings all its chargers back at that one instant), then power on, boot, and the
   outbox (what was in flight, then the PowerLoss StopTransactions) is replayed once the boot
   is Accepted. Ignored while the charger is down.
-- ``firmware_failure``: FirmwareStatusNotification Downloading, then after
-  :data:`DOWNLOAD_SECONDS` DownloadFailed (``stage`` "download"), or Downloaded, Installing
-  :data:`INSTALL_START_SECONDS` later and InstallationFailed :data:`INSTALL_SECONDS` after that
-  (``stage`` "install"). Each goes out only while connected and Accepted (a step that falls
-  outside is skipped and noted); a reboot ends the sequence.
+- ``firmware_failure``: a firmware update that fails, run as the charger's own UpdateFirmware
+  job (:mod:`simulator.machines.jobs`: it replaces the update under way, a trigger reports its
+  status, and its statuses are reported as that job's are): FirmwareStatusNotification
+  Downloading, then after :data:`DOWNLOAD_SECONDS` DownloadFailed (``stage`` "download"), or
+  Downloaded, Installing :data:`INSTALL_START_SECONDS` later and InstallationFailed
+  :data:`INSTALL_SECONDS` after that (``stage`` "install"). A reboot interrupts it (the failure
+  of its stage is reported after the boot).
 - ``slow_responses``: a CALL of the central system that reaches the charger while the fault
   lasts is acted on and answered ``delay`` seconds after it came (the charger is slow, not the
   link: the answer and what it triggers are decided then). A call still held when the link or
@@ -70,6 +72,7 @@ from simulator.events import Note
 from simulator.machines.breaches import ClockSkew, RegisterShift, SkewMode
 from simulator.machines.context import ChargerContext
 from simulator.machines.effects import OutboxEntry
+from simulator.machines.jobs import Job, JobKind, Jobs, Stage, Timings
 from simulator.machines.outcomes import IncomingCall, OutgoingCall
 from simulator.machines.parts import HardwareError, earliest
 from simulator.machines.reboot import RebootSequence
@@ -79,8 +82,6 @@ from simulator.ocpp.frames import ErrorCode
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import (
     ChargePointErrorCode,
-    FirmwareStatus,
-    FirmwareStatusNotificationRequest,
     Reason,
     StartTransactionRequest,
     StartTransactionResponse,
@@ -185,14 +186,6 @@ class _Duplicate(_Window):
     reconnected: bool = False
 
 
-@dataclasses.dataclass(slots=True)
-class _Firmware:
-    """``firmware_failure``: the statuses still to report, with their times."""
-
-    injection: str
-    steps: list[tuple[float, FirmwareStatus]]
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Held:
     """A CS call held by ``slow_responses`` until ``release_at``."""
@@ -210,6 +203,7 @@ class Faults:
         reboots: the reboot sequence (``boot_loop``, ``power_loss``).
         transactions: the charger's transactions (``connector_fault`` reports through them).
         plugin: the protocol version (the confirmation types of ``reject_commands``).
+        jobs: the charger's jobs (``firmware_failure`` runs as one).
     """
 
     def __init__(
@@ -219,8 +213,10 @@ class Faults:
         reboots: RebootSequence,
         transactions: Transactions,
         plugin: ProtocolPlugin,
+        jobs: Jobs,
     ) -> None:
         self.ctx = ctx
+        self.jobs = jobs
         self.reboots = reboots
         self.transactions = transactions
         self._plugin = plugin
@@ -229,7 +225,6 @@ class Faults:
         self._held: list[_Held] = []
         self._connector_faults: list[_ConnectorFault] = []
         self._boot_loop: _BootLoop | None = None
-        self._firmware: _Firmware | None = None
         self._duplicate: _Duplicate | None = None
         self._stale: _Window | None = None
         self._override: _Window | None = None
@@ -281,7 +276,7 @@ class Faults:
                 self.reboots.begin(now, Reason.POWER_LOSS, hard=True, note="power_loss",
                                    delay=outage)
             case "firmware_failure":
-                self._firmware = _Firmware(injection, _firmware_steps(str(params["stage"]), now))
+                self._firmware_failure(str(params["stage"]), injection, now)
             case "slow_responses":
                 self._slow = _Slow(injection, fault, until, delay=float(params["delay"]))
             case "reject_commands":
@@ -291,6 +286,19 @@ class Faults:
                                        mode=RejectMode(str(params["mode"])))
             case _:
                 raise ValueError(f"{fault!r} is not a behaviour fault the charger can apply")
+
+    def _firmware_failure(self, stage: str, injection: str, now: float) -> None:
+        failing = {"download": Stage.DOWNLOAD, "install": Stage.INSTALL}.get(stage)
+        if failing is None:
+            raise ValueError(f"firmware_failure stage must be download or install, got {stage!r}")
+        self.jobs.start(Job(
+            kind=JobKind.FIRMWARE, id=self.jobs.new_id(JobKind.FIRMWARE), location=None,
+            stage=Stage.DOWNLOAD, fail_at=failing, injection=injection,
+            timings=Timings(download=DOWNLOAD_SECONDS, downloaded=INSTALL_START_SECONDS,
+                            install=INSTALL_SECONDS, upload=0.0),
+        ), now)
+        self.ctx.note(now, "fault_applied", fault="firmware_failure", injection=injection,
+                      stage=stage)
 
     def _connector_fault(self, order: FaultOrder, now: float) -> None:
         params = order.params
@@ -348,13 +356,8 @@ class Faults:
         self._drop_held(now, "connection lost")
 
     def powered_on(self, now: float) -> None:
-        """A (re)boot: held calls and a firmware sequence end; a boot loop plans its next
-        reboot."""
+        """A (re)boot: held calls end; a boot loop plans its next reboot."""
         self._drop_held(now, "rebooted")
-        if self._firmware is not None:
-            self.ctx.note(now, "fault_ended", fault="firmware_failure",
-                          injection=self._firmware.injection, reason="rebooted")
-            self._firmware = None
         loop = self._boot_loop
         if loop is not None and loop.next_at is None:
             loop.next_at = now + loop.interval
@@ -399,7 +402,7 @@ class Faults:
         return not (
             self._slow is None and self._reject is None and not self._held
             and not self._connector_faults and self._boot_loop is None
-            and self._firmware is None and self._duplicate is None and self._stale is None
+            and self._duplicate is None and self._stale is None
             and self._override is None and breaches.skew is None and not breaches.shifts
         )
 
@@ -417,7 +420,6 @@ class Faults:
             *[w.until for w in windows if w is not None],
             *[h.release_at for h in self._held],
             loop.next_at if loop is not None and self.ctx.powered else None,
-            self._firmware.steps[0][0] if self._firmware is not None else None,
         )
 
     def due(self, now: float) -> list[IncomingCall]:
@@ -430,7 +432,6 @@ class Faults:
             ctx.note(now, "fault_ended", injection=injection)
         self._end_windows(now)
         self._step_boot_loop(now)
-        self._step_firmware(now)
         self._send_duplicate(now)
         released = [h.call for h in self._held if h.release_at <= now]
         self._held = [h for h in self._held if h.release_at > now]
@@ -471,19 +472,6 @@ class Faults:
         self._applied(now, loop, remaining=max(loop.remaining, 0))
         self.reboots.begin(now, Reason.REBOOT, hard=True, note="boot_loop")
 
-    def _step_firmware(self, now: float) -> None:
-        firmware = self._firmware
-        while firmware is not None and firmware.steps and firmware.steps[0][0] <= now:
-            _, status = firmware.steps.pop(0)
-            if self.ctx.accepted_online():
-                self.ctx.session.call(FirmwareStatusNotificationRequest(status=status), now)
-            else:
-                self.ctx.note(now, "fault_step_skipped", fault="firmware_failure",
-                              injection=firmware.injection, status=status.value,
-                              reason="not connected and Accepted")
-        if firmware is not None and not firmware.steps:
-            self._firmware = None
-
     def _send_duplicate(self, now: float) -> None:
         """Resend the captured StartTransaction once reconnected, connected and Accepted (every
         step checks, so it goes in the step that makes this true)."""
@@ -522,22 +510,6 @@ class Faults:
 
     def _ended(self, now: float, window: _Window) -> None:
         self.ctx.note(now, "fault_ended", fault=window.fault, injection=window.injection)
-
-
-def _firmware_steps(stage: str, now: float) -> list[tuple[float, FirmwareStatus]]:
-    """The statuses of a failing firmware update started at ``now``, with their times."""
-    downloaded = now + DOWNLOAD_SECONDS
-    if stage == "download":
-        return [(now, FirmwareStatus.DOWNLOADING), (downloaded, FirmwareStatus.DOWNLOAD_FAILED)]
-    if stage != "install":
-        raise ValueError(f"firmware_failure stage must be download or install, got {stage!r}")
-    installing = downloaded + INSTALL_START_SECONDS
-    return [
-        (now, FirmwareStatus.DOWNLOADING),
-        (downloaded, FirmwareStatus.DOWNLOADED),
-        (installing, FirmwareStatus.INSTALLING),
-        (installing + INSTALL_SECONDS, FirmwareStatus.INSTALLATION_FAILED),
-    ]
 
 
 def _rejected(plugin: ProtocolPlugin, action: str) -> msgspec.Struct | None:

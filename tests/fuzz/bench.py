@@ -58,10 +58,10 @@ class FuzzBench:
     """A two-connector charger and the checks above. ``frames`` counts the frames fed to it,
     ``kinds`` tallies them by kind."""
 
-    def __init__(self, seed: int, config: Mapping[str, str | int | bool | float] = CONFIG
-                 ) -> None:
+    def __init__(self, seed: int, config: Mapping[str, str | int | bool | float] = CONFIG,
+                 profiles: tuple[str, ...] | None = None) -> None:
         spec = ChargerSpec(identity="FZ-1", vendor="Acme", model="AC22", connectors=2,
-                           config=dict(config), data_transfer_vendors=("v",))
+                           config=dict(config), data_transfer_vendors=("v",), profiles=profiles)
         ids = itertools.count(1)
         self.machine = ChargerMachine(spec, rng=random.Random(seed),
                                       new_id=lambda: f"cp-{next(ids)}", wall_epoch=EPOCH,
@@ -260,8 +260,8 @@ def _check_event(event: Event) -> None:
 def build(state: str, seed: int, hostile: HostileFrames,
           config: Mapping[str, str | int | bool | float] = CONFIG) -> FuzzBench:
     """A fresh bench in ``state`` (one of :data:`STATES`) with ``config`` (:data:`CONFIG` and
-    overrides), its CS friendly so far."""
-    bench = FuzzBench(seed, config)
+    overrides) and the profiles ``hostile`` expects, its CS friendly so far."""
+    bench = FuzzBench(seed, config, profiles=tuple(sorted(hostile.profiles)))
     bench.power_on()
     bench.connect()
     if state == "booting":

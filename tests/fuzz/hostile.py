@@ -22,7 +22,7 @@ import dataclasses
 import json
 import random
 import string
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final, Literal
 
 from simulator.machines.charger import SUPPORTED_PROFILES
@@ -42,11 +42,7 @@ CS_ACTIONS: Final = tuple(sorted(a for a, s in ACTIONS.items()
 """Every action a central system may send (DataTransfer goes both ways)."""
 CP_ONLY_ACTIONS: Final = tuple(sorted(a for a, s in ACTIONS.items()
                                       if s.direction == Direction.CP_TO_CS))
-UNANSWERED: Final = frozenset({"GetLog", "SignedUpdateFirmware"})
-"""Actions of a supported profile (Security) that no part of its handler answers yet: they get
-NotSupported. Empty once the signed firmware and log part is in."""
-IMPLEMENTED: Final = frozenset(a for a in CS_ACTIONS if ACTIONS[a].profile in SUPPORTED_PROFILES
-                               and a not in UNANSWERED)
+IMPLEMENTED: Final = frozenset(a for a in CS_ACTIONS if ACTIONS[a].profile in SUPPORTED_PROFILES)
 
 SIXTEEN_MB: Final = 16 * 1024 * 1024
 
@@ -110,17 +106,19 @@ class Hostile:
     expect: Expect
 
 
-def call_expectation(action: str, payload_ok: bool, code: str | None = None) -> Expect:
-    """What a CALL of ``action`` gets: ``payload_ok`` says its payload is valid for the action's
-    schema, ``code`` is the breakage's code when it is not."""
+def call_expectation(action: str, payload_ok: bool, code: str | None = None, *,
+                     profiles: Collection[str] = SUPPORTED_PROFILES) -> Expect:
+    """What a CALL of ``action`` gets from a charger implementing ``profiles``: ``payload_ok``
+    says its payload is valid for the action's schema, ``code`` is the breakage's code when it
+    is not."""
     spec = ACTIONS.get(action)
     if spec is None:
         return Expect("error", NOT_IMPLEMENTED)
-    if spec.direction == Direction.CP_TO_CS or spec.profile not in SUPPORTED_PROFILES:
+    if spec.direction == Direction.CP_TO_CS or spec.profile not in profiles:
         return Expect("error", NOT_SUPPORTED)
     if not payload_ok:
         return Expect("error", code)
-    return Expect("error", NOT_SUPPORTED) if action in UNANSWERED else RESULT
+    return RESULT
 
 
 # --- schema-valid values ------------------------------------------------------------------------
@@ -197,10 +195,13 @@ class HostileFrames:
     Each public method makes one kind; :meth:`any_call` picks a kind of CALL at random.
     """
 
-    def __init__(self, rng: random.Random, mood: str = "mixed") -> None:
+    def __init__(self, rng: random.Random, mood: str = "mixed",
+                 profiles: Collection[str] = SUPPORTED_PROFILES) -> None:
         self.rng = rng
         self.mood = mood
         """How the charger's CALLs are answered: one of :data:`MOODS`."""
+        self.profiles = frozenset(profiles)
+        """The feature profiles of the charger under test (the others answer NotSupported)."""
         self._count = 0
         self.past_ids: list[str] = []
 
@@ -225,7 +226,7 @@ class HostileFrames:
         """A CALL of a CS action with a schema-valid, hostile payload."""
         action = action or self.rng.choice(CS_ACTIONS)
         return self._call("valid_call", action, payload(action, "request", self.rng),
-                          call_expectation(action, True))
+                          call_expectation(action, True, profiles=self.profiles))
 
     def broken_call(self) -> Hostile:
         """A CALL of a CS action with its payload broken in one place."""
@@ -234,8 +235,8 @@ class HostileFrames:
         breakage = self.rng.choice(sorted(by_breakage))
         _, body, code = self.rng.choice(by_breakage[breakage])
         # A payload that is no object breaks the envelope: refused before the action is looked at.
-        expect = call_expectation(action, False, code) if isinstance(body, dict) \
-            else Expect("error", FORM)
+        expect = call_expectation(action, False, code, profiles=self.profiles) \
+            if isinstance(body, dict) else Expect("error", FORM)
         return self._call("broken_call", action, body, expect)
 
     def unknown_action(self) -> Hostile:

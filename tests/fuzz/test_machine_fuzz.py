@@ -29,6 +29,8 @@ from typing import Final
 
 import pytest
 
+from simulator.machines.charger import SUPPORTED_PROFILES
+from simulator.ocpp.v16 import Profile
 from tests.fuzz.bench import STATES, FuzzBench, build
 from tests.fuzz.hostile import MOODS, Hostile, HostileFrames
 
@@ -37,6 +39,11 @@ FRAMES_PER_STATE: Final = 17_000
 EPISODE: Final = 300
 """Steps before the charger is replaced by a fresh one in the starting state."""
 
+PROFILES: Final = (tuple(p.value for p in SUPPORTED_PROFILES), (Profile.CORE.value,))
+"""The chargers of successive pairs of episodes (so each mood meets each): one with every
+profile, then a Core-only one, whose calls of every other profile must be refused NotSupported.
+The Core-only charger also keeps the transaction messages coming: a hostile CS keeps the full
+charger's jobs reporting and its security events queued ahead of them."""
 CYCLE: Final = tuple(mood for other in MOODS[1:] for mood in ("mixed", other))
 """The moods of successive episodes: every other one mixed."""
 
@@ -92,7 +99,8 @@ def test_a_hostile_central_system_never_breaks_the_charger(state: str) -> None:
     kinds: collections.Counter[str] = collections.Counter()
     frames = episodes = 0
     while frames < FRAMES_PER_STATE:
-        hostile = HostileFrames(random.Random(rng.getrandbits(64)))
+        hostile = HostileFrames(random.Random(rng.getrandbits(64)),
+                                profiles=PROFILES[episodes // 2 % len(PROFILES)])
         bench = build(state, rng.getrandbits(32), hostile)
         hostile.mood = CYCLE[episodes % len(CYCLE)]
         if episodes == 0:

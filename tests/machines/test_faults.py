@@ -23,7 +23,7 @@ from simulator.chaos.catalog import family_of
 from simulator.chaos.injection import Injection
 from simulator.events import Note, TransactionStopped
 from simulator.machines.faults import DOWNLOAD_SECONDS, INSTALL_SECONDS, INSTALL_START_SECONDS
-from simulator.machines.parts import BootState
+from simulator.machines.parts import BootState, FirmwareSpec
 from simulator.ocpp.v16 import ChargePointErrorCode
 from tests.machines.pair import (
     DEFER,
@@ -425,7 +425,8 @@ def test_power_loss_while_down_is_ignored() -> None:
 ])
 def test_firmware_failure_reports_its_sequence(stage: str, expected: list[tuple[float, str]]
                                                ) -> None:
-    pair = MachinePair()
+    # the group's own odds do not change the fault's outcome
+    pair = MachinePair(firmware=FirmwareSpec(download_failure=1.0))
     pair.advance(10)
     inject(pair, "firmware_failure", stage=stage)
     pair.advance(200)
@@ -434,15 +435,33 @@ def test_firmware_failure_reports_its_sequence(stage: str, expected: list[tuple[
     assert pair.machine.statistics().drained
 
 
-def test_firmware_failure_skips_what_falls_while_offline() -> None:
+def test_firmware_failure_reports_the_latest_status_once_back_online() -> None:
     pair = MachinePair()
-    inject(pair, "firmware_failure", stage="download")
+    inject(pair, "firmware_failure", stage="install")
     pair.disconnect()
-    pair.advance(40)
+    pair.advance(40)  # Downloaded (30) and Installing (35) fall while offline
     assert [r.payload["status"] for r in pair.cs.of("FirmwareStatusNotification")] == \
         ["Downloading"]
-    [skipped] = notes(pair, "fault_step_skipped")
-    assert skipped.data["status"] == "DownloadFailed"
+    pair.connect()
+    pair.advance(100)
+    assert [(r.t, r.payload["status"]) for r in pair.cs.of("FirmwareStatusNotification")] == \
+        [(0, "Downloading"), (40, "Installing"), (95, "InstallationFailed")]
+    [deferred] = notes(pair, "job_status_deferred")
+    assert deferred.data["replaced"] == {"status": "Downloaded"}
+
+
+def test_a_trigger_during_firmware_failure_reports_its_status() -> None:
+    pair = MachinePair()
+    injection = inject(pair, "firmware_failure", stage="download")
+    pair.advance(10)
+    assert pair.cs_call("TriggerMessage",
+                        {"requestedMessage": "FirmwareStatusNotification"}).status == "Accepted"
+    pair.advance(30)
+    assert pair.cs_call("TriggerMessage",
+                        {"requestedMessage": "FirmwareStatusNotification"}).status == "Accepted"
+    assert [r.payload["status"] for r in pair.cs.of("FirmwareStatusNotification")] == \
+        ["Downloading", "Downloading", "DownloadFailed", "Idle"]
+    assert [n.data["injection"] for n in notes(pair, "fault_ended")] == [injection.id]
 
 
 # --- slow_responses, reject_commands -----------------------------------------------------------
