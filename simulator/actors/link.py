@@ -19,9 +19,13 @@ Per connection (opened by ``open_transport``, which owns the stream and the WebS
   does not read), and the frames that were handed over but never written are published as
   ``frame_unsent`` events.
 
-A failed connect is published (``connect_failed``) and retried after a delay with full jitter
-(:class:`Backoff`, drawn from the charger's seeded ``reconnect`` stream); a connection that ended
-is reopened after a jittered delay of one base period.
+A failed connect is published (``connect_failed``, every attempt, naming the cause) and retried
+after a delay with full jitter (:class:`Backoff`, drawn from the charger's seeded ``reconnect``
+stream); a connection that ended is reopened after a jittered delay of one base period. A
+failure that matters to security (a certificate, a TLS version or suite, credentials refused:
+``ConnectError.failure``) is also delivered to the main loop as :class:`ConnectRefused`, for
+the machine to raise its security event. The opener is called for every attempt, so that it
+connects with the charger's credentials in force then.
 
 Transport faults: the link owns the charger's
 :class:`~simulator.actors.chaos_stream.TransportChaos`, the state every stream of its connections
@@ -46,7 +50,8 @@ from simulator.actors.chaos_stream import TransportChaos
 from simulator.actors.transport import ABNORMAL_CLOSURE, ConnectError, Transport, TransportClosed
 from simulator.chaos.injection import Injection
 from simulator.events import ConnectFailed, Event, FrameUnsent, Note
-from simulator.machines.effects import Send
+from simulator.machines.charger import ConnectFailure
+from simulator.machines.effects import Credentials, Send
 
 URGENT_RETRY: Final = 0.5
 """Seconds between connection attempts during the end-of-run grace period."""
@@ -66,6 +71,9 @@ SHAPING_FAULTS: Final = frozenset({"latency", "bandwidth", "fragment"})
 
 TransportOpener = Callable[[str], AbstractAsyncContextManager[Transport]]
 """Opens a transport for a charger identity (raises ``ConnectError``)."""
+CredentialOpener = Callable[[str, Credentials], AbstractAsyncContextManager[Transport]]
+"""Opens a transport for a charger identity with the credentials in force (its security
+profile, password and client certificate; raises ``ConnectError``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,7 +113,16 @@ class Received:
     data: str | bytes
 
 
-LinkEvent = Up | Down | Received
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectRefused:
+    """A connection attempt failed for a security reason (``failure``); ``detail`` is the
+    failure's one line (no secret in it)."""
+
+    failure: ConnectFailure
+    detail: str
+
+
+LinkEvent = Up | Down | Received | ConnectRefused
 """What the link delivers to the main loop."""
 
 
@@ -329,6 +346,8 @@ class Link:
                         error=str(exc), attempt=attempt, retry_in=round(delay, 3),
                     )
                 )
+                if exc.failure is not None:
+                    await self._deliver(ConnectRefused(exc.failure, str(exc)))
                 await self._wait_retry(delay)
                 continue
             if trio.current_time() < self._hold_until:

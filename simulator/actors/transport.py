@@ -23,7 +23,10 @@ tests.
 Errors: whatever keeps the connection from opening raises :class:`ConnectError`, one line that
 names the URL and the cause (refused, DNS, TLS, an HTTP status, a bad or missing subprotocol,
 the connect budget spent); a connection that ends raises :class:`TransportClosed` from
-``send`` and ``receive``.
+``send`` and ``receive``. A failure that matters to security (the server's certificate, a TLS
+version or cipher suite refused, HTTP 401/403, a TLS alert against the client certificate) is
+classified in ``ConnectError.failure`` (:func:`tls_failure`), and a TLS cause reads
+``TLS: certificate verify failed: unable to get local issuer certificate``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import trio
 import trio_websocket
 
 from simulator.actors.streams import Endpoint, StreamConnector, tcp_connector
+from simulator.machines.charger import ConnectFailure
 from simulator.ocpp.plugin import ProtocolPlugin
 
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
@@ -58,7 +62,12 @@ _WIRE_CODES: Final = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 
 
 class ConnectError(Exception):
-    """The connection could not be opened; ``str()`` is one line naming the URL and the cause."""
+    """The connection could not be opened; ``str()`` is one line naming the URL and the cause.
+    ``failure`` says why when the cause is a matter of security (None: any other cause)."""
+
+    def __init__(self, message: str, failure: ConnectFailure | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 class TransportClosed(Exception):
@@ -172,9 +181,82 @@ def root_cause(exc: BaseException) -> str:
     return message
 
 
+_CREDENTIAL_STATUSES: Final = frozenset({401, 403})
+"""HTTP statuses of a handshake that refuse the charger's credentials."""
+
+_TLS_VERSION_REASONS: Final = frozenset({
+    "UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE",
+    "UNSUPPORTED_SSL_VERSION", "TLSV1_ALERT_INSUFFICIENT_SECURITY",
+})
+_TLS_CIPHER_REASONS: Final = frozenset({
+    "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "SSLV3_ALERT_HANDSHAKE_FAILURE",
+    "NO_SUITABLE_SIGNATURE_ALGORITHM",
+})
+_CLIENT_CERTIFICATE_REASONS: Final = frozenset({
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE",
+    "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "TLSV1_ALERT_ACCESS_DENIED",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED", "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_DECRYPT_ERROR",
+})
+"""OpenSSL's reasons (``ssl.SSLError.reason``) by what they mean for security: no TLS version
+in common, no cipher suite in common, the server refused (or wanted) our client certificate.
+A ``handshake failure`` alert usually means no suite in common."""
+_SSL_NOISE: Final = re.compile(r"^\[[A-Z]+: [A-Z0-9_]+\] | \(_ssl\.c:\d+\)$")
+"""The OpenSSL decorations of an ``ssl.SSLError`` message."""
+
+
+def tls_failure(exc: BaseException) -> tuple[ConnectFailure | None, str] | None:
+    """The ``ssl`` error under a connect failure ``exc`` (trio wraps it), classified: what it
+    means for security (None: nothing in particular) and one line, ``TLS: <OpenSSL's text>``
+    (a certificate check names what failed). None: ``exc`` is not a TLS failure."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ssl.SSLError):
+        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            seen = seen.exceptions[0]
+            continue
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    if isinstance(seen, ssl.SSLCertVerificationError):
+        detail = seen.verify_message or _SSL_NOISE.sub("", str(seen))
+        return ConnectFailure.SERVER_CERTIFICATE, f"TLS: certificate verify failed: {detail}"
+    reason = seen.reason or ""
+    text = "TLS: " + (_SSL_NOISE.sub("", str(seen)) or reason.lower().replace("_", " "))
+    if reason in _TLS_VERSION_REASONS:
+        return ConnectFailure.TLS_VERSION, text
+    if reason in _TLS_CIPHER_REASONS:
+        return ConnectFailure.TLS_CIPHER_SUITE, text
+    if reason in _CLIENT_CERTIFICATE_REASONS:
+        return ConnectFailure.CREDENTIALS_REFUSED, text
+    return None, text
+
+
+def stream_failure(url: str, exc: BaseException) -> ConnectError:
+    """The one line for a stream that failed while connecting (refused, DNS, TLS): a TLS
+    failure classified (:func:`tls_failure`)."""
+    tls = tls_failure(exc)
+    if tls is not None:
+        return ConnectError(f"{url}: {tls[1]}", tls[0])
+    return ConnectError(f"{url}: {root_cause(exc)}")
+
+
+def http_refusal(url: str, status: int) -> ConnectError:
+    """The one line for a handshake answered with HTTP ``status`` instead of 101 (401 and 403
+    refuse the charger's credentials)."""
+    if status in _CREDENTIAL_STATUSES:
+        return ConnectError(f"{url}: handshake refused with HTTP {status} (the central system "
+                            "refused the charger's credentials)",
+                            ConnectFailure.CREDENTIALS_REFUSED)
+    return ConnectError(f"{url}: handshake refused with HTTP {status}")
+
+
 def refusal(handshake: Handshake, exc: BaseException) -> ConnectError:
     """The one line for a handshake response the client library refused: a subprotocol the
-    server chose but was not offered, or anything else that is not a WebSocket answer."""
+    server chose but was not offered, a TLS failure met while reading it (a server that
+    wants a client certificate says so only then, under TLS 1.3), or anything else that is
+    not a WebSocket answer."""
+    if tls_failure(exc) is not None:
+        return stream_failure(handshake.endpoint.url, exc)
     cause = root_cause(exc)
     chosen = _CHOSEN.search(cause)
     if chosen is not None:
@@ -283,7 +365,7 @@ async def _connect(
     try:
         stream = await connect(handshake.endpoint, nursery)
     except (OSError, trio.BrokenResourceError) as exc:
-        raise ConnectError(f"{handshake.endpoint.url}: {root_cause(exc)}") from None
+        raise stream_failure(handshake.endpoint.url, exc) from None
     try:
         if wrap is not None:
             stream = wrap(stream)
@@ -292,7 +374,7 @@ async def _connect(
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(stream)
         if isinstance(exc, (OSError, trio.BrokenResourceError, trio.ClosedResourceError)):
-            raise ConnectError(f"{handshake.endpoint.url}: {root_cause(exc)}") from None
+            raise stream_failure(handshake.endpoint.url, exc) from None
         raise
 
 
@@ -366,8 +448,7 @@ class _ReaderNursery:
             with self._scope:
                 await fn(*args)
         except trio_websocket.ConnectionRejected as exc:
-            self.failure = ConnectError(f"{self._handshake.endpoint.url}: handshake refused"
-                                        f" with HTTP {exc.status_code}")
+            self.failure = http_refusal(self._handshake.endpoint.url, exc.status_code)
         except Exception as exc:  # wsproto's and h11's errors
             if self.opened:
                 await trio.aclose_forcefully(self._stream)
@@ -513,12 +594,15 @@ __all__ = [
     "WebSocketTransport",
     "basic_auth_header",
     "charger_url",
+    "http_refusal",
     "hung_up",
     "memory_transport_pair",
     "open_transport",
     "parse_endpoint",
     "refusal",
     "root_cause",
+    "stream_failure",
+    "tls_failure",
     "trio_websocket_client",
     "wire_close",
 ]
