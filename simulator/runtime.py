@@ -47,14 +47,12 @@ from simulator.actors.director import ScriptedStep, run_director
 from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
 from simulator.actors.lag import run_lag_probe
 from simulator.actors.link import CredentialOpener
-from simulator.actors.security import GroupSecurity, SecuritySettings
+from simulator.actors.security import GroupSecurity, SecuritySettings, credential_opener
 from simulator.actors.security import tls_context as security_tls_context
 from simulator.actors.streams import memory_connector
 from simulator.actors.transport import (
-    ConnectError,
     Transport,
     WebSocketClient,
-    charger_url,
     open_transport,
     trio_websocket_client,
 )
@@ -75,7 +73,7 @@ from simulator.ledger.writer import (
     run_ledger_writer,
 )
 from simulator.machines.charger import ChargerSpec
-from simulator.machines.effects import ChargerMemory, Credentials, OutboxEntry, PersistOutbox
+from simulator.machines.effects import ChargerMemory, OutboxEntry, PersistOutbox
 from simulator.machines.parts import SecuritySpec
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN
@@ -540,25 +538,10 @@ def _group_opener(
     (:class:`~simulator.actors.security.GroupSecurity`: the group's security settings, or
     ``[csms]``'s, overridden by what the charger was given over OCPP). Raises
     ``OSError``/``ssl.SSLError`` for the group's unusable TLS files."""
-    client = websocket_client(fleet)
     security = GroupSecurity(security_settings(group.security or fleet.csms.security),
                              tls=base_url.startswith("wss://"))
-
-    @asynccontextmanager
-    async def opener(identity: str, credentials: Credentials) -> AsyncIterator[Transport]:
-        try:
-            connection = security.connection(credentials)
-        except (OSError, ssl.SSLError) as exc:  # (an installed certificate: never shown)
-            raise ConnectError(f"{charger_url(base_url, identity)}: the client certificate "
-                               f"installed over OCPP cannot be used ({type(exc).__name__})"
-                               ) from None
-        async with open_transport(base_url, identity, plugin=plugin, client=client,
-                                  password=connection.password,
-                                  ssl_context=connection.ssl_context,
-                                  wrap=_for(wrap, identity)) as transport:
-            yield transport
-
-    return opener
+    return credential_opener(base_url, security, plugin=plugin, client=websocket_client(fleet),
+                             wrap=wrap)
 
 
 def websocket_client(fleet: FleetFile) -> WebSocketClient:

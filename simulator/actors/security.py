@@ -29,10 +29,21 @@ import hashlib
 import os
 import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Final
 
+import trio
+
+from simulator.actors.link import CredentialOpener
+from simulator.actors.transport import (
+    ConnectError,
+    Transport,
+    WebSocketClient,
+    charger_url,
+    open_transport,
+)
 from simulator.machines.effects import Credentials
+from simulator.ocpp.plugin import ProtocolPlugin
 
 BASIC_AUTH_PROFILES: Final = frozenset({0, 1, 2})
 """The profiles under which a password is sent (HTTP Basic); profile 3 proves itself by its
@@ -114,6 +125,38 @@ class GroupSecurity:
         return context
 
 
+def credential_opener(
+    base_url: str,
+    security: GroupSecurity,
+    *,
+    plugin: ProtocolPlugin,
+    client: WebSocketClient,
+    wrap: Callable[[str, trio.abc.Stream], trio.abc.Stream] | None = None,
+) -> CredentialOpener:
+    """``(identity, credentials)`` → :func:`~simulator.actors.transport.open_transport` to
+    ``base_url`` with what ``security`` makes of the credentials in force, ``client`` offering
+    ``plugin``'s subprotocol, ``wrap(identity, stream)`` between the stream and the client. A
+    certificate installed over OCPP that cannot be loaded is a :class:`ConnectError` (retried
+    like any failed connect; its text names no secret)."""
+
+    @contextlib.asynccontextmanager
+    async def opener(identity: str, credentials: Credentials) -> AsyncIterator[Transport]:
+        try:
+            connection = security.connection(credentials)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectError(f"{charger_url(base_url, identity)}: the client certificate "
+                               f"installed over OCPP cannot be used ({type(exc).__name__})"
+                               ) from None
+        wrapper = None if wrap is None else (lambda stream: wrap(identity, stream))
+        async with open_transport(base_url, identity, plugin=plugin, client=client,
+                                  password=connection.password,
+                                  ssl_context=connection.ssl_context,
+                                  wrap=wrapper) as transport:
+            yield transport
+
+    return opener
+
+
 @contextlib.contextmanager
 def _private_file(text: str) -> Iterator[str]:
     """A path holding ``text`` that only this process can read, removed on exit: an anonymous
@@ -122,7 +165,8 @@ def _private_file(text: str) -> Iterator[str]:
     if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         fd = os.memfd_create("client-certificate", os.MFD_CLOEXEC)
         try:
-            os.write(fd, text.encode())
+            with open(fd, "w", closefd=False) as file:
+                file.write(text)
             yield f"/proc/self/fd/{fd}"
         finally:
             os.close(fd)
@@ -141,5 +185,6 @@ __all__ = [
     "Connection",
     "GroupSecurity",
     "SecuritySettings",
+    "credential_opener",
     "tls_context",
 ]

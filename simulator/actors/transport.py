@@ -43,7 +43,7 @@ from urllib.parse import quote, urlsplit
 import trio
 import trio_websocket
 
-from simulator.actors.streams import Endpoint, StreamConnector, tcp_connector
+from simulator.actors.streams import Endpoint, StreamConnector, StreamWrapper, tcp_connector
 from simulator.machines.charger import ConnectFailure
 from simulator.ocpp.plugin import ProtocolPlugin
 
@@ -243,11 +243,8 @@ def stream_failure(url: str, exc: BaseException) -> ConnectError:
 def http_refusal(url: str, status: int) -> ConnectError:
     """The one line for a handshake answered with HTTP ``status`` instead of 101 (401 and 403
     refuse the charger's credentials)."""
-    if status in _CREDENTIAL_STATUSES:
-        return ConnectError(f"{url}: handshake refused with HTTP {status} (the central system "
-                            "refused the charger's credentials)",
-                            ConnectFailure.CREDENTIALS_REFUSED)
-    return ConnectError(f"{url}: handshake refused with HTTP {status}")
+    failure = ConnectFailure.CREDENTIALS_REFUSED if status in _CREDENTIAL_STATUSES else None
+    return ConnectError(f"{url}: handshake refused with HTTP {status}", failure)
 
 
 def refusal(handshake: Handshake, exc: BaseException) -> ConnectError:
@@ -387,6 +384,8 @@ async def trio_websocket_client(
     """The :data:`WebSocketClient` on trio-websocket (``wrap_client_stream``): its reader task
     runs in ``nursery``. A server that hangs up or answers with something other than a
     WebSocket accept fails the handshake at once, as one :class:`ConnectError` line."""
+    if handshake.endpoint.secure:  # trio-websocket's reader swallows a TLS alert's error
+        stream = _FailureKept(stream)
     with trio.CancelScope() as waiting:
         reader = _ReaderNursery(nursery, waiting, handshake, stream)
         try:
@@ -401,9 +400,39 @@ async def trio_websocket_client(
             raise
     if waiting.cancelled_caught:
         reader.stop()
+        if reader.failure is None and isinstance(stream, _FailureKept) \
+                and stream.failure is not None:
+            raise stream_failure(handshake.endpoint.url, stream.failure)
         raise reader.failure or hung_up(handshake)
     reader.opened = True
     return WebSocketTransport(ws, stream, stop_reader=reader.stop)
+
+
+class _FailureKept(StreamWrapper):
+    """A TLS stream that keeps the error its last failed read or write raised (``failure``):
+    a server that refuses the client's certificate under TLS 1.3 says so with an alert the
+    client reads during the WebSocket handshake, and trio-websocket's reader turns that
+    error into a mere hang-up."""
+
+    __slots__ = ("failure",)
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        super().__init__(inner)
+        self.failure: BaseException | None = None
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self.inner.send_all(data)
+        except trio.BrokenResourceError as exc:
+            self.failure = exc
+            raise
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        try:
+            return await self.inner.receive_some(max_bytes)
+        except trio.BrokenResourceError as exc:
+            self.failure = exc
+            raise
 
 
 class _ReaderNursery:
