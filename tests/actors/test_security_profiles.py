@@ -8,10 +8,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import random
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -25,10 +27,14 @@ from simulator.actors.security import (
     tls_context,
 )
 from simulator.actors.transport import ConnectError, WebSocketClient, trio_websocket_client
+from simulator.events import Note
 from simulator.machines.charger import ConnectFailure
-from simulator.machines.effects import Credentials
-from simulator.ocpp.v16 import PLUGIN
+from simulator.machines.context import ChargerContext
+from simulator.machines.effects import Credentials, Effect, UseCredentials
+from simulator.machines.parts import SecuritySpec
+from simulator.ocpp.v16 import PLUGIN, Profile
 from tests.actors.servers import CLIENTS, SUBPROTOCOL, opener_for
+from tests.machines.pair import MachinePair
 
 PASSWORD = "fleet-password-0123"
 KEY = "key-set-over-ocpp-4567"
@@ -426,3 +432,109 @@ async def test_a_refusal_that_is_no_matter_of_security_is_not_classified() -> No
         error = await refused(f"ws://127.0.0.1:{port}/ocpp",  # (nothing listens any more)
                               SecuritySettings(), client=trio_websocket_client)
     assert error.failure is None
+
+
+# --- the machine: raising the profile, the key, connect failures -------------------------------
+
+
+class SecurityPair(MachinePair):
+    """A :class:`MachinePair` that also keeps the ``UseCredentials`` effects (the actor's)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.used: list[UseCredentials] = []
+        super().__init__(**kwargs)
+
+    def _apply(self, effect: Effect) -> None:
+        if isinstance(effect, UseCredentials):
+            self.used.append(effect)
+        super()._apply(effect)
+
+    def security_events(self) -> list[str]:
+        return [str(e.data["type"]) for e in self.events_of(Note) if e.what == "security_event"]
+
+    def change(self, key: str, value: str) -> str | None:
+        return self.cs_call("ChangeConfiguration", {"key": key, "value": value}).status
+
+
+@pytest.mark.parametrize(("tls", "certificate", "start", "value", "status"), [
+    (False, False, 1, "2", "Rejected"),  # ws://: no TLS for profile 2
+    (False, True, 1, "3", "Rejected"),
+    (True, False, 2, "3", "Rejected"),  # no client certificate for profile 3
+    (True, True, 2, "3", "Accepted"),
+    (True, False, 1, "2", "Accepted"),
+    (True, True, 3, "2", "Rejected"),  # lower: never
+    (False, False, 1, "0", "Rejected"),
+])
+def test_raising_the_security_profile(tls: bool, certificate: bool, start: int, value: str,
+                                      status: str) -> None:
+    pair = SecurityPair(config={"SecurityProfile": start, "AuthorizationKey": KEY},
+                        security=SecuritySpec(tls=tls, client_certificate=certificate))
+    assert pair.change("SecurityProfile", value) == status
+    profile = pair.cs_call("GetConfiguration", {"key": ["SecurityProfile"]}).result
+    assert profile is not None
+    shown = profile["configurationKey"][0]["value"]
+    if status == "Accepted":
+        assert shown == value
+        assert [(u.credentials.security_profile, u.reconnect) for u in pair.used] == \
+            [(int(value), True)]
+        assert pair.security_events() == ["ReconfigurationOfSecurityParameters"]
+    else:
+        assert shown == str(start) and pair.used == [] and pair.security_events() == []
+
+
+def test_the_same_profile_again_changes_nothing() -> None:
+    pair = SecurityPair(config={"SecurityProfile": 2, "AuthorizationKey": KEY},
+                        security=SecuritySpec(tls=True))
+    assert pair.change("SecurityProfile", "2") == "Accepted"
+    assert pair.used == [] and pair.security_events() == []
+
+
+def test_a_new_authorization_key_is_the_next_connections_password() -> None:
+    pair = SecurityPair(config={"SecurityProfile": 1})
+    assert pair.change("AuthorizationKey", KEY) == "Accepted"
+    assert [(u.credentials.authorization_key, u.reconnect) for u in pair.used] == [(KEY, False)]
+    assert pair.security_events() == ["ReconfigurationOfSecurityParameters"]
+    assert KEY not in repr(pair.used)
+    got = pair.cs_call("GetConfiguration", {"key": ["AuthorizationKey"]}).result
+    assert got is not None and "value" not in got["configurationKey"][0]
+
+
+def test_an_installed_client_certificate_goes_with_the_credentials() -> None:
+    pair = SecurityPair(config={"SecurityProfile": 2, "AuthorizationKey": KEY},
+                        security=SecuritySpec(tls=True))
+    assert pair.change("SecurityProfile", "3") == "Rejected"  # none installed yet
+    chain, key = installed(trustme.CA())
+    assert pair.machine.credentials().certificate_chain is None
+    # (what CertificateSigned does once it accepted a chain)
+    context = ChargerContext(pair.spec, rng=random.Random(1), new_id=lambda: "x",
+                             wall_epoch=0.0, now=0.0, profiles=(Profile.CORE,), plugin=PLUGIN)
+    context.client_certificate = (chain, key)
+    context.use_credentials()
+    effect = context.effects[-1]
+    assert isinstance(effect, UseCredentials)
+    assert (effect.credentials.certificate_chain, effect.credentials.private_key) == (chain, key)
+    assert "BEGIN" not in repr(effect)
+
+
+@pytest.mark.parametrize(("failure", "event"), [
+    (ConnectFailure.SERVER_CERTIFICATE, "InvalidCentralSystemCertificate"),
+    (ConnectFailure.TLS_VERSION, "InvalidTLSVersion"),
+    (ConnectFailure.TLS_CIPHER_SUITE, "InvalidTLSCipherSuite"),
+    (ConnectFailure.CREDENTIALS_REFUSED, "FailedToAuthenticateAtCentralSystem"),
+])
+def test_a_failed_connect_raises_its_security_event_once_per_outage(
+    failure: ConnectFailure, event: str
+) -> None:
+    pair = SecurityPair(connect=False)
+    pair.power_on()
+    for attempt in range(3):
+        pair.machine.connect_failed(failure, pair.now, f"attempt {attempt}")
+        pair.drain()
+    assert pair.security_events() == [event]
+    notes = [e for e in pair.events_of(Note) if e.what == "security_event"]
+    assert notes[0].data["tech_info"] == "attempt 0"
+    pair.connect()
+    pair.disconnect()
+    pair.machine.connect_failed(failure, pair.now)
+    pair.drain()
+    assert pair.security_events() == [event, event]
