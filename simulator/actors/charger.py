@@ -480,8 +480,8 @@ class ChargerActor:
                     self.link.drop(hold_until=self._power_on_at)
                 case UseCredentials(credentials=credentials, reconnect=reconnect):
                     self.control.credentials = credentials
-                    if reconnect:
-                        self.link.drop()
+                    if reconnect:  # (once the answers given so far are on the wire)
+                        self.link.drop(after_queued=True)
                 case PersistOutbox(entries=entries, memory=memory):
                     self.control.outbox = entries
                     if memory is not None:

@@ -138,7 +138,8 @@ class _Connection:
     def __init__(self, generation: int, transport: Transport) -> None:
         self.generation = generation
         self.transport = transport
-        self.outgoing, self.to_write = trio.open_memory_channel[Send](OUTGOING_SIZE)
+        # (None: close the connection once everything handed over before it is written)
+        self.outgoing, self.to_write = trio.open_memory_channel[Send | None](OUTGOING_SIZE)
         self.ended = False
         self.code: int | None = None
         self.reason = ""
@@ -219,13 +220,23 @@ class Link:
             return False  # the writer has ended with the connection
         return True
 
-    def drop(self, *, hold_until: float | None = None) -> None:
+    def drop(self, *, hold_until: float | None = None, after_queued: bool = False) -> None:
         """Close the current connection (if any); reconnect not before ``hold_until``. (The
-        machine has said why, in its own events.)"""
+        machine has said why, in its own events.) With ``after_queued``, the frames handed
+        over already are written first (an answer the charger gave before it reconnects with
+        new credentials), unless the writer's channel is full."""
         if hold_until is not None:
             self._hold_until = hold_until
-        if self._connection is not None:
-            self._connection.end(1000, CLOSED_BY_CHARGER)
+        connection = self._connection
+        if connection is None:
+            return
+        if after_queued:
+            try:
+                connection.outgoing.send_nowait(None)
+                return
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        connection.end(1000, CLOSED_BY_CHARGER)
 
     def inject(self, injection: Injection, now: float) -> None:
         """Apply a transport fault of the catalog (never raises; a fault it cannot apply is
@@ -482,6 +493,9 @@ class Link:
             try:
                 while True:  # (the main loop never closes the channel: cancelled at the end)
                     send = await connection.to_write.receive()
+                    if send is None:  # (drop after_queued: all before it is written)
+                        connection.end(1000, CLOSED_BY_CHARGER)
+                        break
                     try:
                         await transport.send(send.data.decode())
                     except TransportClosed as closed:
@@ -494,7 +508,9 @@ class Link:
             finally:
                 while True:
                     try:
-                        unsent.append(connection.to_write.receive_nowait())
+                        left = connection.to_write.receive_nowait()
+                        if left is not None:
+                            unsent.append(left)
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 if unsent:

@@ -92,43 +92,105 @@ async def serving(handler: Handler, context: ssl.SSLContext | None) -> AsyncIter
         nursery.cancel_scope.cancel()
 
 
+class ServerTLS(trio.abc.Stream):
+    """The server's end of a TLS connection over ``tcp``, on ``ssl.SSLObject``.
+
+    Unlike ``trio.SSLStream``, which drops what OpenSSL has to send once a handshake failed,
+    :meth:`handshake` sends the alert that says why before it raises, as real servers do:
+    under TLS 1.3 a client learns that its certificate was refused only from that alert."""
+
+    def __init__(self, tcp: trio.abc.Stream, context: ssl.SSLContext) -> None:
+        self._tcp = tcp
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._sending = trio.Lock()
+
+    async def _flush(self) -> None:
+        async with self._sending:
+            pending = self._outgoing.read()
+            if pending:
+                await self._tcp.send_all(pending)
+
+    async def _fill(self) -> bool:
+        data = await self._tcp.receive_some(65536)
+        if data:
+            self._incoming.write(data)
+        return bool(data)
+
+    async def handshake(self) -> None:
+        """The TLS handshake; raises ``ssl.SSLError`` (alert sent) or ``EOFError``."""
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pass
+            finally:
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await self._flush()
+            if not await self._fill():
+                raise EOFError("the client left during the handshake")
+        await self._flush()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self._tls.write(bytes(data))
+        await self._flush()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._tcp.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        while True:
+            try:
+                return self._tls.read(max_bytes or 65536)
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+            await self._flush()
+            if not await self._fill():
+                return b""
+
+    async def aclose(self) -> None:
+        await self._tcp.aclose()
+
+
+StreamHandler = Callable[[trio.abc.Stream], Awaitable[None]]
+
+
 @contextlib.asynccontextmanager
-async def handshaking(context: ssl.SSLContext) -> AsyncIterator[str]:
-    """A TLS server that only does the handshake, then closes; yields its wss:// base URL.
+async def serve_tls(context: ssl.SSLContext | None, handle: StreamHandler | None = None
+                    ) -> AsyncIterator[str]:
+    """Serve on 127.0.0.1 over :class:`ServerTLS` with ``context`` (None: plain TCP); each
+    stream whose handshake passed goes to ``handle`` (None: closed at once). Yields the
+    base URL."""
 
-    Unlike ``trio.SSLStream``, which drops what OpenSSL has to send once the handshake
-    failed, it sends the alert that says why (as real servers do): under TLS 1.3 a client
-    learns that its certificate was refused only from that alert."""
-
-    async def handshake(tcp: trio.SocketStream) -> None:
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = context.wrap_bio(incoming, outgoing, server_side=True)
+    async def accept(tcp: trio.SocketStream) -> None:
         async with tcp:
-            while True:
+            stream: trio.abc.Stream = tcp
+            if context is not None:
+                stream = ServerTLS(tcp, context)
                 try:
-                    tls.do_handshake()
+                    await stream.handshake()
+                except (ssl.SSLError, EOFError, trio.BrokenResourceError):
                     return
-                except ssl.SSLWantReadError:
-                    pass
-                except ssl.SSLError:
-                    with contextlib.suppress(trio.BrokenResourceError):
-                        await tcp.send_all(outgoing.read())
-                    return
-                finally:
-                    pending = outgoing.read()
-                    if pending:
-                        await tcp.send_all(pending)
-                data = await tcp.receive_some(65536)
-                if not data:
-                    return
-                incoming.write(data)
+            if handle is not None:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await handle(stream)
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(
-            functools.partial(trio.serve_tcp, handshake, 0, host="127.0.0.1"))
+            functools.partial(trio.serve_tcp, accept, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
-        yield f"wss://127.0.0.1:{port}/ocpp"
+        yield f"{'wss' if context is not None else 'ws'}://127.0.0.1:{port}/ocpp"
         nursery.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def handshaking(context: ssl.SSLContext) -> AsyncIterator[str]:
+    """A TLS server that only does the handshake (alerts sent), then closes."""
+    async with serve_tls(context) as url:
+        yield url
 
 
 def server_context(authority: trustme.CA, *, host: str = "127.0.0.1",

@@ -105,7 +105,7 @@ class CoreHandler(ProfileHandler):
             case ChangeAvailabilityRequest():
                 return self._change_availability(request, now)
             case ChangeConfigurationRequest():
-                return self._change_configuration(request, now), None
+                return self._change_configuration(request, now)
             case ClearCacheRequest():
                 self.ctx.cache.clear()
                 return ClearCacheResponse(status=ClearCacheStatus.ACCEPTED), None
@@ -173,7 +173,7 @@ class CoreHandler(ProfileHandler):
 
     def _change_configuration(
         self, request: ChangeConfigurationRequest, now: float
-    ) -> ChangeConfigurationResponse:
+    ) -> tuple[ChangeConfigurationResponse, Followup]:
         refusal = self._unreachable_profile(request.key, request.value)
         if refusal is not None:
             self.ctx.note(now, "security_profile_refused", value=request.value, reason=refusal)
@@ -183,13 +183,15 @@ class CoreHandler(ProfileHandler):
         self.ctx.publish(ConfigurationChanged(t=now, charger=self.ctx.charger, key=request.key,
                                               value=redact(request.key, request.value),
                                               status=status.value))
+        followup = None
         if status == ConfigurationStatus.ACCEPTED:
-            self._configuration_applied(request.key, now)
-        return ChangeConfigurationResponse(status=status)
+            followup = self._configuration_applied(request.key, now)
+        return ChangeConfigurationResponse(status=status), followup
 
-    def _configuration_applied(self, key: str, now: float) -> None:
-        """A key changed: make the parts that read it follow. A raised ``SecurityProfile``
-        reconnects with the new profile; a new ``AuthorizationKey`` is the password of the next
+    def _configuration_applied(self, key: str, now: float) -> Followup:
+        """A key changed: make the parts that read it follow; what must wait until the answer
+        is sent is the followup. A raised ``SecurityProfile`` reconnects with the new profile
+        once the answer is on its way; a new ``AuthorizationKey`` is the password of the next
         connection; each is a ReconfigurationOfSecurityParameters security event."""
         if key in _SETTINGS_KEYS:
             self.ctx.sync_session_settings()
@@ -198,7 +200,8 @@ class CoreHandler(ProfileHandler):
         elif key == "ClockAlignedDataInterval":
             self.metering.aligned_interval_changed(now)
         elif key in ("SecurityProfile", "AuthorizationKey"):
-            self._security_changed(now, reconnect=key == "SecurityProfile")
+            return lambda: self._security_changed(now, reconnect=key == "SecurityProfile")
+        return None
 
     def powered_on(self, now: float) -> None:
         """A change of a security key held for the reboot (RebootRequired) applies now."""
