@@ -97,6 +97,7 @@ from simulator.machines.effects import (
     UseCredentials,
     durable_through,
 )
+from simulator.machines.session import redact_frame
 from simulator.machines.workload import SessionPlan
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN, ChargePointErrorCode
@@ -369,7 +370,8 @@ class ChargerActor:
                 text = item.data
                 recorded.insert(0, FrameIn(
                     t=now, charger=self.identity, unique_id=control.last_unique_id,
-                    raw=text if isinstance(text, str) else text.decode(errors="replace"),
+                    raw=redact_frame(text if isinstance(text, str)
+                                     else text.decode(errors="replace")),
                     violations=[CRASH_NOTE],
                 ))
             for event in recorded:
@@ -525,7 +527,7 @@ def _describe_input(item: InboxItem | None) -> tuple[str | None, str | None]:
         case None:
             return None, None
         case Received(data=text):
-            shown = text if isinstance(text, str) else repr(text)
+            shown = redact_frame(text if isinstance(text, str) else repr(text))
             preview = shown if len(shown) <= INPUT_PREVIEW else shown[:INPUT_PREVIEW] + "…"
             return f"frame {preview}", _message_id(text)
         case _:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -77,6 +78,19 @@ DEFAULT_CALL_TIMEOUT: Final = 30.0
 """Seconds we wait for the result of one of our CALLs."""
 
 TRANSACTION_ID_ACTIONS: Final = frozenset({"StopTransaction", "MeterValues"})
+_SECRET_KEY: Final = re.compile(r"authorizationkey", re.IGNORECASE)
+"""A frame that names the write-only key may carry its value."""
+_VALUE: Final = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)', re.IGNORECASE)
+"""A JSON string under a ``value`` member (or what is left of one in a cut frame)."""
+
+
+def redact_frame(raw: str) -> str:
+    """``raw`` as it may be recorded: a frame that names ``AuthorizationKey`` (in any case,
+    decodable or not: a CALL with an extra member or an over-long value is refused, but its
+    value may still be a real key) has every ``value`` string replaced by ``"***"``."""
+    if _SECRET_KEY.search(raw) is None:
+        return raw
+    return _VALUE.sub(r'\1"***"', raw)
 """Queued actions whose payload carries the CS's ``transactionId``."""
 
 _NOT_UTF8: Final = "the frame is not valid UTF-8"
@@ -585,6 +599,7 @@ class Session:
         *,
         latency: float | None = None,
     ) -> None:
-        self._publish(FrameIn(t=now, charger=self.charger, raw=raw, message_type=message_type,
+        self._publish(FrameIn(t=now, charger=self.charger, raw=redact_frame(raw),
+                              message_type=message_type,
                               unique_id=unique_id, action=action, latency=latency,
                               violations=violations))

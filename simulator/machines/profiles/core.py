@@ -73,6 +73,9 @@ from simulator.ocpp.v16 import (
     UnlockStatus,
 )
 
+_SECRET_KEYS: Final = {"authorizationkey": "AuthorizationKey"}
+"""The write-only key by its case-folded name: a CS that writes it in another case (an
+unknown key, NotSupported) may still be sending the real key, which is never recorded."""
 _SETTINGS_KEYS: Final = frozenset(
     {"TransactionMessageAttempts", "TransactionMessageRetryInterval", "MinimumStatusDuration"}
 )
@@ -180,9 +183,9 @@ class CoreHandler(ProfileHandler):
             status = ConfigurationStatus.REJECTED
         else:
             status = self.ctx.config.change(request.key, request.value)
+        shown = redact(_SECRET_KEYS.get(request.key.casefold(), request.key), request.value)
         self.ctx.publish(ConfigurationChanged(t=now, charger=self.ctx.charger, key=request.key,
-                                              value=redact(request.key, request.value),
-                                              status=status.value))
+                                              value=shown, status=status.value))
         followup = None
         if status == ConfigurationStatus.ACCEPTED:
             followup = self._configuration_applied(request.key, now)
