@@ -8,6 +8,7 @@ import base64
 import contextlib
 import itertools
 import json
+import random
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -37,10 +38,10 @@ from simulator.config import parse_fleet
 from simulator.csms.options import CsmsOptions
 from simulator.csms.server import CsmsServer, new_central_system
 from simulator.events import Connected, ConnectFailed, Disconnected, FrameOut, Note
-from simulator.machines.charger import SUPPORTED_PROFILES, ChargerSpec
+from simulator.machines.charger import SUPPORTED_PROFILES, ChargerMachine, ChargerSpec
 from simulator.machines.parts import SecuritySpec
 from simulator.ocpp.v16 import PLUGIN, ChangeConfigurationRequest, Profile
-from simulator.runtime import tls_context
+from simulator.runtime import charger_specs, tls_context, tls_problem
 from tests.actors.servers import CLIENTS, SUBPROTOCOL, opener_for
 from tests.actors.test_charger_actor import Recorder
 from tests.actors.test_security_profiles import serve_tls
@@ -372,3 +373,74 @@ async def test_a_certificate_given_by_use_credentials_is_the_next_connections(
                 private_key=signed.private_key_pem.bytes().decode(),
             )
             await until(lambda: connections(recorder) == 1)
+
+
+# --- the fleet file: each group's security settings --------------------------------------------
+
+
+def security_fleet(tmp_path: Path, ca_file: Path | str) -> str:
+    cert, key = tmp_path / "cp.pem", tmp_path / "cp.key"
+    leaf = trustme.CA().issue_cert("CP")
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    return f"""
+[csms]
+url = "wss://127.0.0.1:9/ocpp"
+security_profile = 2
+password = "{PASSWORD}"
+ca_file = "{ca_file}"
+
+[[group]]
+name = "basic"
+id = "B-{{n}}"
+vendor = "Acme"
+model = "AC22"
+
+[[group]]
+name = "mutual"
+id = "M-{{n}}"
+vendor = "Acme"
+model = "AC22"
+[group.security]
+security_profile = 3
+cert_file = "{cert}"
+key_file = "{key}"
+
+[[group]]
+name = "configured"
+id = "C-{{n}}"
+vendor = "Acme"
+model = "AC22"
+[group.config]
+SecurityProfile = 1
+"""
+
+
+def test_each_charger_starts_at_its_groups_security_profile(
+    authority: trustme.CA, tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    fleet = parse_fleet(security_fleet(tmp_path, ca_file))
+    specs = {group.name: charger_specs(group, fleet.csms)[0] for group in fleet.groups}
+    assert {name: spec.config.get("SecurityProfile") for name, spec in specs.items()} == \
+        {"basic": 2, "mutual": 3, "configured": 1}  # ([group.config] has the last word)
+    assert specs["basic"].security == SecuritySpec(tls=True, client_certificate=False)
+    assert specs["mutual"].security == SecuritySpec(tls=True, client_certificate=True)
+    machine = ChargerMachine(specs["mutual"], rng=random.Random(1), new_id=lambda: "id",
+                             wall_epoch=0.0, now=0.0)
+    assert machine.credentials().security_profile == 3  # what GetConfiguration reports
+    assert PASSWORD not in repr(specs)
+    assert tls_problem(fleet) is None
+
+
+def test_a_groups_unusable_tls_file_is_one_line_naming_the_group(
+    authority: trustme.CA, tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    text = security_fleet(tmp_path, ca_file).replace(
+        'security_profile = 3\n', f'security_profile = 3\nca_file = "{tmp_path}/none.pem"\n')
+    problem = tls_problem(parse_fleet(text))
+    assert problem is not None and "\n" not in problem
+    assert "group 'mutual' security" in problem and "No such file" in problem
