@@ -73,6 +73,7 @@ from simulator.ledger.writer import (
     run_ledger_writer,
 )
 from simulator.machines.charger import ChargerSpec
+from simulator.machines.configuration import KEYS, InvalidConfigurationValue, normalize
 from simulator.machines.effects import ChargerMemory, OutboxEntry, PersistOutbox
 from simulator.machines.parts import SecuritySpec
 from simulator.ocpp.plugin import ProtocolPlugin
@@ -116,14 +117,18 @@ class ExitCode:
 def charger_specs(group: Group, csms: Csms | None = None) -> list[ChargerSpec]:
     """Expand a group into its chargers' specs, in id order (they share one configuration
     mapping: the machines only read it). With the fleet's ``csms``, the charger's
-    ``SecurityProfile`` starts at its group's security profile (unless ``[group.config]`` sets
-    it), and its spec says what its connection can do (TLS, a client certificate)."""
+    ``SecurityProfile`` starts at its group's security profile and its ``AuthorizationKey``
+    is the group's password (when it is one: 16 characters or more), unless ``[group.config]``
+    sets them, and its spec says what its connection can do (TLS, a client certificate)."""
     config = dict(group.config)
     security = SecuritySpec()
     if csms is not None:
         settings = group.security or csms.security
         if settings.security_profile and "SecurityProfile" not in config:
             config["SecurityProfile"] = settings.security_profile
+        if settings.password is not None and "AuthorizationKey" not in config \
+                and _may_be_key(settings.password):
+            config["AuthorizationKey"] = settings.password  # (a Secret: hidden in repr)
         security = SecuritySpec(tls=csms.url.startswith("wss://"),
                                 client_certificate=settings.cert_file is not None)
     return [
@@ -143,6 +148,16 @@ def charger_specs(group: Group, csms: Csms | None = None) -> list[ChargerSpec]:
         )
         for n, identity in enumerate(group.ids, start=1)
     ]
+
+
+def _may_be_key(password: str) -> bool:
+    """Whether the fleet file's password can be the charger's ``AuthorizationKey`` (the key
+    the whitepaper asks for: at least 16 characters); a shorter one is only sent."""
+    try:
+        normalize(KEYS["AuthorizationKey"], password)
+    except InvalidConfigurationValue:
+        return False
+    return True
 
 
 def csms_options(fleet: FleetFile) -> CsmsOptions:

@@ -45,6 +45,7 @@ from simulator.runtime import charger_specs, tls_context, tls_problem
 from tests.actors.servers import CLIENTS, SUBPROTOCOL, opener_for
 from tests.actors.test_charger_actor import Recorder
 from tests.actors.test_security_profiles import serve_tls
+from tests.machines.pair import MachinePair
 
 
 @pytest.fixture
@@ -432,6 +433,24 @@ def test_each_charger_starts_at_its_groups_security_profile(
     assert machine.credentials().security_profile == 3  # what GetConfiguration reports
     assert PASSWORD not in repr(specs)
     assert tls_problem(fleet) is None
+    # The fleet's password is the charger's AuthorizationKey: a raise from 1 to 2 needs no key
+    # set over OCPP first.
+    configured = specs["configured"]
+    assert configured.config["AuthorizationKey"] == PASSWORD
+    pair = MachinePair(config=dict(configured.config), security=configured.security)
+    change = pair.cs_call("ChangeConfiguration", {"key": "SecurityProfile", "value": "2"})
+    assert change.status == "Accepted"
+    assert pair.machine.credentials().authorization_key == PASSWORD
+
+
+def test_a_short_fleet_password_is_sent_but_is_no_authorization_key(tmp_path: Path) -> None:
+    fleet = parse_fleet('[csms]\nurl = "ws://127.0.0.1:9/ocpp"\nsecurity_profile = 1\n'
+                        'password = "short"\n[[group]]\nname = "g"\nid = "G-{n}"\n'
+                        'vendor = "Acme"\nmodel = "AC22"\n')
+    spec = charger_specs(fleet.groups[0], fleet.csms)[0]
+    assert "AuthorizationKey" not in spec.config and spec.config["SecurityProfile"] == 1
+    security = GroupSecurity(SecuritySettings(security_profile=1, password="short"), tls=False)
+    assert security.connection(None).password == "short"
 
 
 def test_a_groups_unusable_tls_file_is_one_line_naming_the_group(
