@@ -25,7 +25,7 @@ names the URL and the cause (refused, DNS, TLS, an HTTP status, a bad or missing
 the connect budget spent); a connection that ends raises :class:`TransportClosed` from
 ``send`` and ``receive``. A failure that matters to security (the server's certificate, a TLS
 version or cipher suite refused, HTTP 401/403, a TLS alert against the client certificate) is
-classified in ``ConnectError.failure`` (:func:`tls_failure`), and a TLS cause reads
+classified in ``ConnectError.failure`` (:mod:`simulator.actors.refusals`), and a TLS cause reads
 ``TLS: certificate verify failed: unable to get local issuer certificate``.
 """
 
@@ -43,6 +43,7 @@ from urllib.parse import quote, urlsplit
 import trio
 import trio_websocket
 
+from simulator.actors.refusals import http_failure, tls_failure
 from simulator.actors.streams import Endpoint, StreamConnector, StreamWrapper, tcp_connector
 from simulator.machines.charger import ConnectFailure
 from simulator.ocpp.plugin import ProtocolPlugin
@@ -181,59 +182,9 @@ def root_cause(exc: BaseException) -> str:
     return message
 
 
-_CREDENTIAL_STATUSES: Final = frozenset({401, 403})
-"""HTTP statuses of a handshake that refuse the charger's credentials."""
-
-_TLS_VERSION_REASONS: Final = frozenset({
-    "UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE",
-    "UNSUPPORTED_SSL_VERSION", "TLSV1_ALERT_INSUFFICIENT_SECURITY",
-})
-_TLS_CIPHER_REASONS: Final = frozenset({
-    "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "SSLV3_ALERT_HANDSHAKE_FAILURE",
-    "NO_SUITABLE_SIGNATURE_ALGORITHM",
-})
-_CLIENT_CERTIFICATE_REASONS: Final = frozenset({
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE",
-    "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "TLSV1_ALERT_ACCESS_DENIED",
-    "SSLV3_ALERT_CERTIFICATE_EXPIRED", "SSLV3_ALERT_CERTIFICATE_REVOKED",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_DECRYPT_ERROR",
-})
-"""OpenSSL's reasons (``ssl.SSLError.reason``) by what they mean for security: no TLS version
-in common, no cipher suite in common, the server refused (or wanted) our client certificate.
-A ``handshake failure`` alert usually means no suite in common."""
-_SSL_NOISE: Final = re.compile(r"^\[[A-Z]+: [A-Z0-9_]+\] | \(_ssl\.c:\d+\)$")
-"""The OpenSSL decorations of an ``ssl.SSLError`` message."""
-
-
-def tls_failure(exc: BaseException) -> tuple[ConnectFailure | None, str] | None:
-    """The ``ssl`` error under a connect failure ``exc`` (trio wraps it), classified: what it
-    means for security (None: nothing in particular) and one line, ``TLS: <OpenSSL's text>``
-    (a certificate check names what failed). None: ``exc`` is not a TLS failure."""
-    seen: BaseException | None = exc
-    while seen is not None and not isinstance(seen, ssl.SSLError):
-        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
-            seen = seen.exceptions[0]
-            continue
-        seen = seen.__cause__ or seen.__context__
-    if seen is None:
-        return None
-    if isinstance(seen, ssl.SSLCertVerificationError):
-        detail = seen.verify_message or _SSL_NOISE.sub("", str(seen))
-        return ConnectFailure.SERVER_CERTIFICATE, f"TLS: certificate verify failed: {detail}"
-    reason = seen.reason or ""
-    text = "TLS: " + (_SSL_NOISE.sub("", str(seen)) or reason.lower().replace("_", " "))
-    if reason in _TLS_VERSION_REASONS:
-        return ConnectFailure.TLS_VERSION, text
-    if reason in _TLS_CIPHER_REASONS:
-        return ConnectFailure.TLS_CIPHER_SUITE, text
-    if reason in _CLIENT_CERTIFICATE_REASONS:
-        return ConnectFailure.CREDENTIALS_REFUSED, text
-    return None, text
-
-
 def stream_failure(url: str, exc: BaseException) -> ConnectError:
     """The one line for a stream that failed while connecting (refused, DNS, TLS): a TLS
-    failure classified (:func:`tls_failure`)."""
+    failure classified (:func:`~simulator.actors.refusals.tls_failure`)."""
     tls = tls_failure(exc)
     if tls is not None:
         return ConnectError(f"{url}: {tls[1]}", tls[0])
@@ -243,8 +194,7 @@ def stream_failure(url: str, exc: BaseException) -> ConnectError:
 def http_refusal(url: str, status: int) -> ConnectError:
     """The one line for a handshake answered with HTTP ``status`` instead of 101 (401 and 403
     refuse the charger's credentials)."""
-    failure = ConnectFailure.CREDENTIALS_REFUSED if status in _CREDENTIAL_STATUSES else None
-    return ConnectError(f"{url}: handshake refused with HTTP {status}", failure)
+    return ConnectError(f"{url}: handshake refused with HTTP {status}", http_failure(status))
 
 
 def refusal(handshake: Handshake, exc: BaseException) -> ConnectError:
@@ -631,7 +581,6 @@ __all__ = [
     "refusal",
     "root_cause",
     "stream_failure",
-    "tls_failure",
     "trio_websocket_client",
     "wire_close",
 ]
