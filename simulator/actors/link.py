@@ -115,8 +115,8 @@ class Received:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConnectRefused:
-    """A connection attempt failed for a security reason (``failure``); ``detail`` is the
-    failure's one line (no secret in it)."""
+    """A connection attempt failed for a security reason (``failure``); ``detail`` is its
+    cause in one line, without the URL (``TLS: certificate verify failed: ...``; no secret)."""
 
     failure: ConnectFailure
     detail: str
@@ -124,6 +124,12 @@ class ConnectRefused:
 
 LinkEvent = Up | Down | Received | ConnectRefused
 """What the link delivers to the main loop."""
+
+
+def _cause(error: str) -> str:
+    """A connect error's cause, without the charger URL it starts with."""
+    head, sep, rest = error.partition(": ")
+    return rest if sep and head.startswith(("ws://", "wss://")) else error
 
 
 class _Connection:
@@ -358,7 +364,7 @@ class Link:
                     )
                 )
                 if exc.failure is not None:
-                    await self._deliver(ConnectRefused(exc.failure, str(exc)))
+                    await self._deliver(ConnectRefused(exc.failure, _cause(str(exc))))
                 await self._wait_retry(delay)
                 continue
             if trio.current_time() < self._hold_until:

@@ -252,6 +252,9 @@ async def test_the_wrong_ca_is_refused_with_a_security_event_and_a_clear_line(
             assert all(f.error.endswith(": TLS: certificate verify failed: unable to get "
                                         "local issuer certificate") for f in failed)
             assert security_events(recorder) == ["InvalidCentralSystemCertificate"]
+            note = next(n for n in recorder.of(Note) if n.what == "security_event")
+            assert note.data["tech_info"] == ("TLS: certificate verify failed: unable to get "
+                                              "local issuer certificate")
             assert csms.authorizations == []  # never got as far as HTTP
             authority.issue_cert("127.0.0.1").configure_cert(context)  # the right one now
             await until(lambda: connections(recorder) == 1)
