@@ -34,7 +34,7 @@ from simulator.actors.transport import (
     WebSocketClient,
     trio_websocket_client,
 )
-from simulator.config import parse_fleet
+from simulator.config import ConfigError, parse_fleet
 from simulator.csms.options import CsmsOptions
 from simulator.csms.server import CsmsServer, new_central_system
 from simulator.events import Connected, ConnectFailed, Disconnected, FrameOut, Note
@@ -466,3 +466,35 @@ def test_a_groups_unusable_tls_file_is_one_line_naming_the_group(
     problem = tls_problem(parse_fleet(text))
     assert problem is not None and "\n" not in problem
     assert "group 'mutual' security" in problem and "No such file" in problem
+
+
+@pytest.mark.parametrize(("csms", "config", "expected"), [
+    ('url = "ws://h/ocpp"', "SecurityProfile = 2",
+     "group[0].config.SecurityProfile: 2 needs TLS: use a wss:// URL"),
+    ('url = "wss://h/ocpp"\npassword = "fleet-password-0123"', "SecurityProfile = 3",
+     "group[0].config.SecurityProfile: 3 (mutual TLS) needs cert_file and key_file"),
+    ('url = "ws://h/ocpp"', "SecurityProfile = 1",
+     "group[0].config.SecurityProfile: 1 needs a password"),
+])
+def test_a_configured_security_profile_the_connection_cannot_carry_is_refused(
+    csms: str, config: str, expected: str
+) -> None:
+    text = (f"[csms]\n{csms}\n[[group]]\nname = \"g\"\nid = \"G-{{n}}\"\nvendor = \"Acme\"\n"
+            f"model = \"AC22\"\n[group.config]\n{config}\n")
+    with pytest.raises(ConfigError) as refused:
+        parse_fleet(text)
+    assert expected in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_configured_security_profile_with_what_it_needs_is_taken() -> None:
+    text = ('[csms]\nurl = "ws://h/ocpp"\n[[group]]\nname = "g"\nid = "G-{n}"\n'
+            'vendor = "Acme"\nmodel = "AC22"\n[group.config]\nSecurityProfile = 1\n'
+            'AuthorizationKey = "key-in-the-config-0123"\n')
+    fleet = parse_fleet(text)
+    assert "key-in-the-config-0123" not in fleet.text  # (redacted for the ledger)
+    spec = charger_specs(fleet.groups[0], fleet.csms)[0]
+    machine = ChargerMachine(spec, rng=random.Random(1), new_id=lambda: "id", wall_epoch=0.0,
+                             now=0.0)
+    credentials = machine.credentials()
+    assert (credentials.security_profile, credentials.authorization_key) == \
+        (1, "key-in-the-config-0123")
