@@ -194,8 +194,12 @@ async def open_simulation(
     flushes the ledger and marks the run; the result is then ``sim.result``. An exception in the
     block (or a cancellation) ends the run as ``interrupted``.
 
-    ``open_transport(url, identity)`` replaces the WebSocket transport (tests use memory
-    transports); ``wrap(identity, stream)`` puts a wrapper between each charger's socket (or
+    Over sockets, each group's chargers connect with the group's security settings
+    (``[group.security]`` over ``[csms]``) and each charger with its credentials in force (a
+    raised ``SecurityProfile``, an ``AuthorizationKey`` or a client certificate set over OCPP:
+    :mod:`simulator.actors.security`). ``open_transport(url, identity)`` replaces the
+    WebSocket transport (tests use memory transports; no credentials then);
+    ``wrap(identity, stream)`` puts a wrapper between each charger's socket (or
     in-memory stream) and its WebSocket client. ``plugin`` is the protocol version the chargers,
     their transports and the embedded CSMS speak (OCPP 1.6). ``notify(line)`` hears at once of
     the first failure to connect of each distinct cause (refused, HTTP 404, DNS, TLS, ...); the
