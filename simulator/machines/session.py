@@ -78,6 +78,13 @@ DEFAULT_CALL_TIMEOUT: Final = 30.0
 """Seconds we wait for the result of one of our CALLs."""
 
 TRANSACTION_ID_ACTIONS: Final = frozenset({"StopTransaction", "MeterValues"})
+"""Queued actions whose payload carries the CS's ``transactionId``."""
+
+_NOT_UTF8: Final = "the frame is not valid UTF-8"
+_members_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
+"""A payload's top-level members, each value kept as its encoded text (nothing nested is
+decoded, and encoding them again gives the same bytes)."""
+_json_encoder: Final = msgspec.json.Encoder()
 _SECRET_KEY: Final = re.compile(r"authorizationkey", re.IGNORECASE)
 """A frame that names the write-only key may carry its value."""
 _VALUE: Final = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)', re.IGNORECASE)
@@ -91,13 +98,6 @@ def redact_frame(raw: str) -> str:
     if _SECRET_KEY.search(raw) is None:
         return raw
     return _VALUE.sub(r'\1"***"', raw)
-"""Queued actions whose payload carries the CS's ``transactionId``."""
-
-_NOT_UTF8: Final = "the frame is not valid UTF-8"
-_members_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
-"""A payload's top-level members, each value kept as its encoded text (nothing nested is
-decoded, and encoding them again gives the same bytes)."""
-_json_encoder: Final = msgspec.json.Encoder()
 
 
 def _utf8(data: bytes | str) -> tuple[str, bytes | str | None]:
