@@ -15,7 +15,6 @@ import json as jsonlib
 import os
 import signal
 import sqlite3
-import ssl
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -58,16 +57,11 @@ def _first_error(group: BaseExceptionGroup[Exception]) -> Exception:
 
 
 def _tls_problem(fleet: Fleet) -> str | None:
-    """One line if the fleet's TLS files cannot be used, else None."""
-    from simulator.runtime import tls_context
+    """One line if the TLS files of ``[csms]`` or of a ``[group.security]`` cannot be used,
+    else None."""
+    from simulator.runtime import tls_problem
 
-    try:
-        tls_context(fleet)
-    except (OSError, ssl.SSLError) as exc:
-        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        return (f"{fleet.source}: csms.ca_file / cert_file / key_file: {cause}; "
-                "check the TLS files")
-    return None
+    return tls_problem(fleet)
 
 
 def _expectations_problem(fleet: Fleet) -> str | None:

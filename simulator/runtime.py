@@ -46,6 +46,9 @@ from simulator.actors.collector import TICK, VIRTUAL_TICK
 from simulator.actors.director import ScriptedStep, run_director
 from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
 from simulator.actors.lag import run_lag_probe
+from simulator.actors.link import CredentialOpener
+from simulator.actors.security import GroupSecurity, SecuritySettings, credential_opener
+from simulator.actors.security import tls_context as security_tls_context
 from simulator.actors.streams import memory_connector
 from simulator.actors.transport import (
     Transport,
@@ -56,8 +59,9 @@ from simulator.actors.transport import (
 from simulator.actors.websockets_transport import websockets_client
 from simulator.bus import Counters, EventBus
 from simulator.chaos import ChaosPlan
+from simulator.config import Csms, Group, TimeMode
 from simulator.config import Fleet as FleetFile
-from simulator.config import Group, TimeMode
+from simulator.config.model import Security
 from simulator.csms import BootStatus, CsmsOptions, CsmsServer, run_csms
 from simulator.csms.core import CentralSystem
 from simulator.events import BootResult, Event
@@ -69,7 +73,9 @@ from simulator.ledger.writer import (
     run_ledger_writer,
 )
 from simulator.machines.charger import ChargerSpec
+from simulator.machines.configuration import KEYS, InvalidConfigurationValue, normalize
 from simulator.machines.effects import ChargerMemory, OutboxEntry, PersistOutbox
+from simulator.machines.parts import SecuritySpec
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN
 from simulator.report import CLOCK_ORIGIN_SUMMARY_KEY, VERDICTS_SUMMARY_KEY
@@ -108,10 +114,23 @@ class ExitCode:
     INTERRUPTED: Final = 130
 
 
-def charger_specs(group: Group) -> list[ChargerSpec]:
+def charger_specs(group: Group, csms: Csms | None = None) -> list[ChargerSpec]:
     """Expand a group into its chargers' specs, in id order (they share one configuration
-    mapping: the machines only read it)."""
+    mapping: the machines only read it). With the fleet's ``csms``, the charger's
+    ``SecurityProfile`` starts at its group's security profile and its ``AuthorizationKey``
+    is the group's password (when it is one: 16 characters or more), unless ``[group.config]``
+    sets them, and its spec says what its connection can do (TLS, a client certificate)."""
     config = dict(group.config)
+    security = SecuritySpec()
+    if csms is not None:
+        settings = group.security or csms.security
+        if settings.security_profile and "SecurityProfile" not in config:
+            config["SecurityProfile"] = settings.security_profile
+        if settings.password is not None and "AuthorizationKey" not in config \
+                and _may_be_key(settings.password):
+            config["AuthorizationKey"] = settings.password  # (a Secret: hidden in repr)
+        security = SecuritySpec(tls=csms.url.startswith("wss://"),
+                                client_certificate=settings.cert_file is not None)
     return [
         ChargerSpec(
             identity=identity,
@@ -125,9 +144,20 @@ def charger_specs(group: Group) -> list[ChargerSpec]:
             profiles=group.profiles,
             firmware=group.firmware,
             real_transfers=group.real_transfers,
+            security=security,
         )
         for n, identity in enumerate(group.ids, start=1)
     ]
+
+
+def _may_be_key(password: str) -> bool:
+    """Whether the fleet file's password can be the charger's ``AuthorizationKey`` (the key
+    the whitepaper asks for: at least 16 characters); a shorter one is only sent."""
+    try:
+        normalize(KEYS["AuthorizationKey"], password)
+    except InvalidConfigurationValue:
+        return False
+    return True
 
 
 def csms_options(fleet: FleetFile) -> CsmsOptions:
@@ -164,8 +194,12 @@ async def open_simulation(
     flushes the ledger and marks the run; the result is then ``sim.result``. An exception in the
     block (or a cancellation) ends the run as ``interrupted``.
 
-    ``open_transport(url, identity)`` replaces the WebSocket transport (tests use memory
-    transports); ``wrap(identity, stream)`` puts a wrapper between each charger's socket (or
+    Over sockets, each group's chargers connect with the group's security settings
+    (``[group.security]`` over ``[csms]``) and each charger with its credentials in force (a
+    raised ``SecurityProfile``, an ``AuthorizationKey`` or a client certificate set over OCPP:
+    :mod:`simulator.actors.security`). ``open_transport(url, identity)`` replaces the
+    WebSocket transport (tests use memory transports; no credentials then);
+    ``wrap(identity, stream)`` puts a wrapper between each charger's socket (or
     in-memory stream) and its WebSocket client. ``plugin`` is the protocol version the chargers,
     their transports and the embedded CSMS speak (OCPP 1.6). ``notify(line)`` hears at once of
     the first failure to connect of each distinct cause (refused, HTTP 404, DNS, TLS, ...); the
@@ -262,6 +296,13 @@ async def open_simulation(
                                        name="embedded csms")
         opener = functools.partial(open_transport or virtual_opener
                                    or _websocket_opener(fleet, wrap=wrap, plugin=plugin), url)
+        # Over real sockets, each group connects with its security settings and each charger
+        # with its credentials in force (a test's transports and the virtual one have none).
+        connects: dict[str, CredentialOpener | None] = {
+            group.name: _group_opener(fleet, group, url, wrap=wrap, plugin=plugin)
+            if open_transport is None and virtual_opener is None else None
+            for group in fleet.groups
+        }
         plans = [
             GroupPlan(
                 name=group.name,
@@ -272,9 +313,9 @@ async def open_simulation(
                         open_transport=opener,
                         publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
                         sessions=group.sessions, plugin=plugin, run_id=run_id,
-                        chaos=chaos(spec.identity),
+                        chaos=chaos(spec.identity), connect=connects[group.name],
                     )
-                    for spec in charger_specs(group)
+                    for spec in charger_specs(group, fleet.csms)
                 ],
             )
             for group in fleet.groups
@@ -413,16 +454,45 @@ async def run_simulation(
 
 
 def tls_context(fleet: FleetFile) -> ssl.SSLContext | None:
-    """The TLS client context for a wss:// CSMS: the system trust store or ``ca_file``, and the
-    client certificate of security profile 3. Raises ``OSError``/``ssl.SSLError`` for files
-    that cannot be read or used."""
-    csms = fleet.csms
-    if not csms.url.startswith("wss://"):
+    """The TLS client context of ``[csms]``'s settings for a wss:// CSMS: the system trust
+    store or ``ca_file``, and the client certificate of security profile 3. Raises
+    ``OSError``/``ssl.SSLError`` for files that cannot be read or used."""
+    if not fleet.csms.url.startswith("wss://"):
         return None
-    context = ssl.create_default_context(cafile=csms.ca_file)
-    if csms.cert_file is not None:
-        context.load_cert_chain(csms.cert_file, csms.key_file)
-    return context
+    return security_tls_context(security_settings(fleet.csms.security))
+
+
+def tls_problem(fleet: FleetFile) -> str | None:
+    """One line naming the fleet file and the field if the TLS files of ``[csms]`` or of a
+    group's ``[group.security]`` cannot be used (a wss:// CSMS only), else None."""
+    if not fleet.csms.url.startswith("wss://"):
+        return None
+    tables = [("csms", fleet.csms.security)] + [
+        (f"group {group.name!r} security", group.security)
+        for group in fleet.groups if group.security is not None
+    ]
+    checked: set[SecuritySettings] = set()
+    for where, security in tables:
+        settings = security_settings(security)
+        if settings in checked:
+            continue
+        checked.add(settings)
+        try:
+            security_tls_context(settings)
+        except (OSError, ssl.SSLError) as exc:
+            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            return f"{fleet.source}: {where}: ca_file / cert_file / key_file: {cause}; " \
+                "check the TLS files"
+    return None
+
+
+def security_settings(security: Security) -> SecuritySettings:
+    """The transport's view of a fleet file's security settings."""
+    return SecuritySettings(
+        security_profile=security.security_profile,
+        password=None if security.password is None else str(security.password),
+        ca_file=security.ca_file, cert_file=security.cert_file, key_file=security.key_file,
+    )
 
 
 async def _store_unsaved_outboxes(fleet: RunningFleet, bus: EventBus) -> None:
@@ -473,6 +543,24 @@ def _websocket_opener(
                               ssl_context=context, wrap=_for(wrap, identity))
 
     return opener
+
+
+def _group_opener(
+    fleet: FleetFile,
+    group: Group,
+    base_url: str,
+    *,
+    plugin: ProtocolPlugin = PLUGIN,
+    wrap: StreamWrap | None = None,
+) -> CredentialOpener:
+    """Connect ``group``'s chargers to ``base_url`` with the credentials in force
+    (:class:`~simulator.actors.security.GroupSecurity`: the group's security settings, or
+    ``[csms]``'s, overridden by what the charger was given over OCPP). Raises
+    ``OSError``/``ssl.SSLError`` for the group's unusable TLS files."""
+    security = GroupSecurity(security_settings(group.security or fleet.csms.security),
+                             tls=base_url.startswith("wss://"))
+    return credential_opener(base_url, security, plugin=plugin, client=websocket_client(fleet),
+                             wrap=wrap)
 
 
 def websocket_client(fleet: FleetFile) -> WebSocketClient:
@@ -589,5 +677,7 @@ __all__ = [
     "charger_specs",
     "run_clock",
     "run_simulation",
+    "security_settings",
     "tls_context",
+    "tls_problem",
 ]

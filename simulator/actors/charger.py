@@ -51,6 +51,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
 import msgspec
@@ -59,8 +60,19 @@ import trio
 from simulator import seeds
 from simulator.actors.chaos_stream import TransportChaos
 from simulator.actors.connector import run_connector
-from simulator.actors.link import Backoff, Down, Link, LinkEvent, Received, TransportOpener, Up
+from simulator.actors.link import (
+    Backoff,
+    ConnectRefused,
+    CredentialOpener,
+    Down,
+    Link,
+    LinkEvent,
+    Received,
+    TransportOpener,
+    Up,
+)
 from simulator.actors.transfers import TransferDone, run_transfer
+from simulator.actors.transport import Transport
 from simulator.chaos.catalog import Family
 from simulator.chaos.injection import Injection
 from simulator.chaos.protocol import ProtocolChaos, Wire
@@ -89,6 +101,7 @@ from simulator.machines.effects import (
     UseCredentials,
     durable_through,
 )
+from simulator.machines.session import redact_frame
 from simulator.machines.workload import SessionPlan
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN, ChargePointErrorCode
@@ -113,7 +126,8 @@ class ChargerEnv:
     ``plugin``: the protocol version the machine speaks (``open_transport`` must offer the
     same one). ``chaos``: the charger's transport chaos state, whose streams ``open_transport``
     puts under the WebSocket client (None: transport faults that shape bytes have no stream to
-    act on).
+    act on). ``connect``: when set, the link connects through it instead of ``open_transport``,
+    with the charger's credentials in force (:attr:`ChargerControl.credentials`).
     """
 
     spec: ChargerSpec
@@ -128,6 +142,7 @@ class ChargerEnv:
     plugin: ProtocolPlugin = PLUGIN
     run_id: int = 0
     chaos: TransportChaos | None = None
+    connect: CredentialOpener | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -177,8 +192,9 @@ class ChargerControl:
         """How many times a connection the charger knew as up has ended (the fleet's collector
         watches for mass drops)."""
         self.credentials: Credentials | None = None
-        """What the charger connects with, as its machine last said (``UseCredentials``);
-        None: the fleet file's settings. Secret: never published."""
+        """What the charger connects with, as its machine last said (``UseCredentials``, or
+        its first machine's at start; kept through restarts, as a charger keeps its keys in
+        flash); None: not started yet. Secret: never published."""
         self.restarts = 0
         self.last_input: str | None = None
         """What the main loop was handling when the machine raised (None: not an input)."""
@@ -258,11 +274,27 @@ class ChargerActor:
             seeds.derive(env.seed, self.identity, "chaos", "protocol"),
             plugin=env.plugin, wall_epoch=env.wall_epoch,
         )
+        if control.credentials is None:
+            control.credentials = self.machine.credentials()
         self.link = Link(
             identity=self.identity, url=env.url, seed=env.seed,
-            open_transport=env.open_transport, deliver=control.inbox_send.send,
+            open_transport=self._opener(), deliver=control.inbox_send.send,
             publish=env.publish, backoff=env.backoff, chaos=env.chaos,
         )
+
+    def _opener(self) -> TransportOpener:
+        """What the link connects with: ``env.connect`` with the credentials in force at each
+        attempt (read from the control, which the main loop updates), else
+        ``env.open_transport``."""
+        connect, control = self.env.connect, self.control
+        if connect is None:
+            return self.env.open_transport
+
+        def opener(identity: str) -> AbstractAsyncContextManager[Transport]:
+            assert control.credentials is not None  # (set before the link starts)
+            return connect(identity, control.credentials)
+
+        return opener
 
     # --- the main loop ---------------------------------------------------------------------
 
@@ -344,7 +376,8 @@ class ChargerActor:
                 text = item.data
                 recorded.insert(0, FrameIn(
                     t=now, charger=self.identity, unique_id=control.last_unique_id,
-                    raw=text if isinstance(text, str) else text.decode(errors="replace"),
+                    raw=redact_frame(text if isinstance(text, str)
+                                     else text.decode(errors="replace")),
                     violations=[CRASH_NOTE],
                 ))
             for event in recorded:
@@ -392,6 +425,8 @@ class ChargerActor:
                     t=now, charger=self.identity, url=self.env.url, subprotocol=subprotocol
                 ))
                 machine.connected(now)
+            case ConnectRefused(failure=failure, detail=detail):
+                machine.connect_failed(failure, now, detail)
             case Down(generation=generation, code=code, reason=reason):
                 if generation == self._generation:
                     self._generation = None
@@ -459,8 +494,8 @@ class ChargerActor:
                                              name=f"transfer {self.identity} {job}")
                 case UseCredentials(credentials=credentials, reconnect=reconnect):
                     self.control.credentials = credentials
-                    if reconnect:
-                        self.link.drop()
+                    if reconnect:  # (once the answers given so far are on the wire)
+                        self.link.drop(after_queued=True)
                 case PersistOutbox(entries=entries, memory=memory):
                     self.control.outbox = entries
                     if memory is not None:
@@ -504,7 +539,7 @@ def _describe_input(item: InboxItem | None) -> tuple[str | None, str | None]:
         case None:
             return None, None
         case Received(data=text):
-            shown = text if isinstance(text, str) else repr(text)
+            shown = redact_frame(text if isinstance(text, str) else repr(text))
             preview = shown if len(shown) <= INPUT_PREVIEW else shown[:INPUT_PREVIEW] + "…"
             return f"frame {preview}", _message_id(text)
         case _:

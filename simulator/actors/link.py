@@ -19,9 +19,13 @@ Per connection (opened by ``open_transport``, which owns the stream and the WebS
   does not read), and the frames that were handed over but never written are published as
   ``frame_unsent`` events.
 
-A failed connect is published (``connect_failed``) and retried after a delay with full jitter
-(:class:`Backoff`, drawn from the charger's seeded ``reconnect`` stream); a connection that ended
-is reopened after a jittered delay of one base period.
+A failed connect is published (``connect_failed``, every attempt, naming the cause) and retried
+after a delay with full jitter (:class:`Backoff`, drawn from the charger's seeded ``reconnect``
+stream); a connection that ended is reopened after a jittered delay of one base period. A
+failure that matters to security (a certificate, a TLS version or suite, credentials refused:
+``ConnectError.failure``) is also delivered to the main loop as :class:`ConnectRefused`, for
+the machine to raise its security event. The opener is called for every attempt, so that it
+connects with the charger's credentials in force then.
 
 Transport faults: the link owns the charger's
 :class:`~simulator.actors.chaos_stream.TransportChaos`, the state every stream of its connections
@@ -46,7 +50,8 @@ from simulator.actors.chaos_stream import TransportChaos
 from simulator.actors.transport import ABNORMAL_CLOSURE, ConnectError, Transport, TransportClosed
 from simulator.chaos.injection import Injection
 from simulator.events import ConnectFailed, Event, FrameUnsent, Note
-from simulator.machines.effects import Send
+from simulator.machines.charger import ConnectFailure
+from simulator.machines.effects import Credentials, Send
 
 URGENT_RETRY: Final = 0.5
 """Seconds between connection attempts during the end-of-run grace period."""
@@ -66,6 +71,9 @@ SHAPING_FAULTS: Final = frozenset({"latency", "bandwidth", "fragment"})
 
 TransportOpener = Callable[[str], AbstractAsyncContextManager[Transport]]
 """Opens a transport for a charger identity (raises ``ConnectError``)."""
+CredentialOpener = Callable[[str, Credentials], AbstractAsyncContextManager[Transport]]
+"""Opens a transport for a charger identity with the credentials in force (its security
+profile, password and client certificate; raises ``ConnectError``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,8 +113,23 @@ class Received:
     data: str | bytes
 
 
-LinkEvent = Up | Down | Received
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectRefused:
+    """A connection attempt failed for a security reason (``failure``); ``detail`` is its
+    cause in one line, without the URL (``TLS: certificate verify failed: ...``; no secret)."""
+
+    failure: ConnectFailure
+    detail: str
+
+
+LinkEvent = Up | Down | Received | ConnectRefused
 """What the link delivers to the main loop."""
+
+
+def _cause(error: str) -> str:
+    """A connect error's cause, without the charger URL it starts with."""
+    head, sep, rest = error.partition(": ")
+    return rest if sep and head.startswith(("ws://", "wss://")) else error
 
 
 class _Connection:
@@ -121,7 +144,8 @@ class _Connection:
     def __init__(self, generation: int, transport: Transport) -> None:
         self.generation = generation
         self.transport = transport
-        self.outgoing, self.to_write = trio.open_memory_channel[Send](OUTGOING_SIZE)
+        # (None: close the connection once everything handed over before it is written)
+        self.outgoing, self.to_write = trio.open_memory_channel[Send | None](OUTGOING_SIZE)
         self.ended = False
         self.code: int | None = None
         self.reason = ""
@@ -202,13 +226,23 @@ class Link:
             return False  # the writer has ended with the connection
         return True
 
-    def drop(self, *, hold_until: float | None = None) -> None:
+    def drop(self, *, hold_until: float | None = None, after_queued: bool = False) -> None:
         """Close the current connection (if any); reconnect not before ``hold_until``. (The
-        machine has said why, in its own events.)"""
+        machine has said why, in its own events.) With ``after_queued``, the frames handed
+        over already are written first (an answer the charger gave before it reconnects with
+        new credentials), unless the writer's channel is full."""
         if hold_until is not None:
             self._hold_until = hold_until
-        if self._connection is not None:
-            self._connection.end(1000, CLOSED_BY_CHARGER)
+        connection = self._connection
+        if connection is None:
+            return
+        if after_queued:
+            try:
+                connection.outgoing.send_nowait(None)
+                return
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        connection.end(1000, CLOSED_BY_CHARGER)
 
     def inject(self, injection: Injection, now: float) -> None:
         """Apply a transport fault of the catalog (never raises; a fault it cannot apply is
@@ -329,6 +363,8 @@ class Link:
                         error=str(exc), attempt=attempt, retry_in=round(delay, 3),
                     )
                 )
+                if exc.failure is not None:
+                    await self._deliver(ConnectRefused(exc.failure, _cause(str(exc))))
                 await self._wait_retry(delay)
                 continue
             if trio.current_time() < self._hold_until:
@@ -463,6 +499,9 @@ class Link:
             try:
                 while True:  # (the main loop never closes the channel: cancelled at the end)
                     send = await connection.to_write.receive()
+                    if send is None:  # (drop after_queued: all before it is written)
+                        connection.end(1000, CLOSED_BY_CHARGER)
+                        break
                     try:
                         await transport.send(send.data.decode())
                     except TransportClosed as closed:
@@ -475,7 +514,9 @@ class Link:
             finally:
                 while True:
                     try:
-                        unsent.append(connection.to_write.receive_nowait())
+                        left = connection.to_write.receive_nowait()
+                        if left is not None:
+                            unsent.append(left)
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 if unsent:

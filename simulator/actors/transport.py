@@ -23,7 +23,10 @@ tests.
 Errors: whatever keeps the connection from opening raises :class:`ConnectError`, one line that
 names the URL and the cause (refused, DNS, TLS, an HTTP status, a bad or missing subprotocol,
 the connect budget spent); a connection that ends raises :class:`TransportClosed` from
-``send`` and ``receive``.
+``send`` and ``receive``. A failure that matters to security (the server's certificate, a TLS
+version or cipher suite refused, HTTP 401/403, a TLS alert against the client certificate) is
+classified in ``ConnectError.failure`` (:mod:`simulator.actors.refusals`), and a TLS cause reads
+``TLS: certificate verify failed: unable to get local issuer certificate``.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from urllib.parse import quote, urlsplit
 import trio
 import trio_websocket
 
-from simulator.actors.streams import Endpoint, StreamConnector, tcp_connector
+from simulator.actors.refusals import http_failure, tls_failure
+from simulator.actors.streams import Endpoint, StreamConnector, StreamWrapper, tcp_connector
+from simulator.machines.charger import ConnectFailure
 from simulator.ocpp.plugin import ProtocolPlugin
 
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
@@ -58,7 +63,12 @@ _WIRE_CODES: Final = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 
 
 class ConnectError(Exception):
-    """The connection could not be opened; ``str()`` is one line naming the URL and the cause."""
+    """The connection could not be opened; ``str()`` is one line naming the URL and the cause.
+    ``failure`` says why when the cause is a matter of security (None: any other cause)."""
+
+    def __init__(self, message: str, failure: ConnectFailure | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 class TransportClosed(Exception):
@@ -172,9 +182,28 @@ def root_cause(exc: BaseException) -> str:
     return message
 
 
+def stream_failure(url: str, exc: BaseException) -> ConnectError:
+    """The one line for a stream that failed while connecting (refused, DNS, TLS): a TLS
+    failure classified (:func:`~simulator.actors.refusals.tls_failure`)."""
+    tls = tls_failure(exc)
+    if tls is not None:
+        return ConnectError(f"{url}: {tls[1]}", tls[0])
+    return ConnectError(f"{url}: {root_cause(exc)}")
+
+
+def http_refusal(url: str, status: int) -> ConnectError:
+    """The one line for a handshake answered with HTTP ``status`` instead of 101 (401 and 403
+    refuse the charger's credentials)."""
+    return ConnectError(f"{url}: handshake refused with HTTP {status}", http_failure(status))
+
+
 def refusal(handshake: Handshake, exc: BaseException) -> ConnectError:
     """The one line for a handshake response the client library refused: a subprotocol the
-    server chose but was not offered, or anything else that is not a WebSocket answer."""
+    server chose but was not offered, a TLS failure met while reading it (a server that
+    wants a client certificate says so only then, under TLS 1.3), or anything else that is
+    not a WebSocket answer."""
+    if tls_failure(exc) is not None:
+        return stream_failure(handshake.endpoint.url, exc)
     cause = root_cause(exc)
     chosen = _CHOSEN.search(cause)
     if chosen is not None:
@@ -283,7 +312,7 @@ async def _connect(
     try:
         stream = await connect(handshake.endpoint, nursery)
     except (OSError, trio.BrokenResourceError) as exc:
-        raise ConnectError(f"{handshake.endpoint.url}: {root_cause(exc)}") from None
+        raise stream_failure(handshake.endpoint.url, exc) from None
     try:
         if wrap is not None:
             stream = wrap(stream)
@@ -292,7 +321,7 @@ async def _connect(
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(stream)
         if isinstance(exc, (OSError, trio.BrokenResourceError, trio.ClosedResourceError)):
-            raise ConnectError(f"{handshake.endpoint.url}: {root_cause(exc)}") from None
+            raise stream_failure(handshake.endpoint.url, exc) from None
         raise
 
 
@@ -305,6 +334,8 @@ async def trio_websocket_client(
     """The :data:`WebSocketClient` on trio-websocket (``wrap_client_stream``): its reader task
     runs in ``nursery``. A server that hangs up or answers with something other than a
     WebSocket accept fails the handshake at once, as one :class:`ConnectError` line."""
+    if handshake.endpoint.secure:  # trio-websocket's reader swallows a TLS alert's error
+        stream = _FailureKept(stream)
     with trio.CancelScope() as waiting:
         reader = _ReaderNursery(nursery, waiting, handshake, stream)
         try:
@@ -319,9 +350,39 @@ async def trio_websocket_client(
             raise
     if waiting.cancelled_caught:
         reader.stop()
+        if reader.failure is None and isinstance(stream, _FailureKept) \
+                and stream.failure is not None:
+            raise stream_failure(handshake.endpoint.url, stream.failure)
         raise reader.failure or hung_up(handshake)
     reader.opened = True
     return WebSocketTransport(ws, stream, stop_reader=reader.stop)
+
+
+class _FailureKept(StreamWrapper):
+    """A TLS stream that keeps the error its last failed read or write raised (``failure``):
+    a server that refuses the client's certificate under TLS 1.3 says so with an alert the
+    client reads during the WebSocket handshake, and trio-websocket's reader turns that
+    error into a mere hang-up."""
+
+    __slots__ = ("failure",)
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        super().__init__(inner)
+        self.failure: BaseException | None = None
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self.inner.send_all(data)
+        except trio.BrokenResourceError as exc:
+            self.failure = exc
+            raise
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        try:
+            return await self.inner.receive_some(max_bytes)
+        except trio.BrokenResourceError as exc:
+            self.failure = exc
+            raise
 
 
 class _ReaderNursery:
@@ -366,8 +427,7 @@ class _ReaderNursery:
             with self._scope:
                 await fn(*args)
         except trio_websocket.ConnectionRejected as exc:
-            self.failure = ConnectError(f"{self._handshake.endpoint.url}: handshake refused"
-                                        f" with HTTP {exc.status_code}")
+            self.failure = http_refusal(self._handshake.endpoint.url, exc.status_code)
         except Exception as exc:  # wsproto's and h11's errors
             if self.opened:
                 await trio.aclose_forcefully(self._stream)
@@ -513,12 +573,14 @@ __all__ = [
     "WebSocketTransport",
     "basic_auth_header",
     "charger_url",
+    "http_refusal",
     "hung_up",
     "memory_transport_pair",
     "open_transport",
     "parse_endpoint",
     "refusal",
     "root_cause",
+    "stream_failure",
     "trio_websocket_client",
     "wire_close",
 ]

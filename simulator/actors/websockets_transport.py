@@ -37,6 +37,7 @@ from simulator.actors.transport import (
     ConnectError,
     Handshake,
     TransportClosed,
+    http_refusal,
     hung_up,
     refusal,
     wire_close,
@@ -80,8 +81,7 @@ async def websockets_client(
             protocol.receive_eof()  # completes a response whose body runs to the end
         failure = protocol.handshake_exc
         if isinstance(failure, InvalidStatus):
-            raise ConnectError(
-                f"{url}: handshake refused with HTTP {failure.response.status_code}")
+            raise http_refusal(url, failure.response.status_code)
         if failure is not None and data:
             raise refusal(handshake, failure)
         if not data:

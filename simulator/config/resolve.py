@@ -396,6 +396,8 @@ def resolve_groups(tables: tuple[GroupTable, ...], csms: Csms) -> tuple[Group, .
                 )
         _check_serials(table, index, ids)
         _check_ocpp_config(table.config, table.connectors, index)
+        security = _group_security(table, index, csms)
+        _check_configured_profile(table.config, security or csms.security, csms.url, index)
         groups.append(
             Group(
                 name=table.name,
@@ -416,10 +418,30 @@ def resolve_groups(tables: tuple[GroupTable, ...], csms: Csms) -> tuple[Group, .
                 profiles=_profiles(table, index),
                 firmware=_firmware(table.firmware, index),
                 real_transfers=table.real_transfers,
-                security=_group_security(table, index, csms),
+                security=security,
             )
         )
     return tuple(groups)
+
+
+def _check_configured_profile(config: Mapping[str, Scalar], security: Security, url: str,
+                              index: int) -> None:
+    """A ``SecurityProfile`` that ``[group.config]`` sets must be one the group's connection
+    can carry (the charger connects with it): TLS for 2-3, a client certificate for 3, a
+    password for 1-2 (the group's, or an ``AuthorizationKey`` set beside it)."""
+    value = config_overrides(config).get("SecurityProfile")
+    if value is None:
+        return
+    profile = int(str(value).strip())
+    path = ("group", index, "config", "SecurityProfile")
+    if profile >= 2 and not url.startswith("wss://"):
+        raise Invalid(path, f"{profile} needs TLS: use a wss:// URL, or a lower profile")
+    if profile == 3 and not (security.cert_file and security.key_file):
+        raise Invalid(path, "3 (mutual TLS) needs cert_file and key_file in [group.security] "
+                            "or [csms]")
+    if profile in (1, 2) and not (security.password or "AuthorizationKey" in config):
+        raise Invalid(path, f"{profile} needs a password: set password in [group.security] "
+                            "or [csms]")
 
 
 def _check_ocpp_config(config: Mapping[str, Scalar], connectors: int, index: int) -> None:

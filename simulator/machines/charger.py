@@ -99,6 +99,7 @@ from simulator.ocpp.v16 import (
     HeartbeatResponse,
     Profile,
     Reason,
+    SecurityEvent,
     StartTransactionResponse,
     StatusNotificationRequest,
     StopTransactionResponse,
@@ -111,6 +112,7 @@ __all__ = [
     "ChargerMachine",
     "ChargerSpec",
     "ChargerStatistics",
+    "ConnectFailure",
     "charger_profiles",
 ]
 
@@ -136,6 +138,30 @@ def charger_profiles(spec: ChargerSpec) -> tuple[Profile, ...]:
                          f"use some of {', '.join(p.value for p in SUPPORTED_PROFILES)}")
     wanted = {*spec.profiles, Profile.CORE.value}
     return tuple(p for p in SUPPORTED_PROFILES if p.value in wanted)
+
+
+class ConnectFailure(enum.StrEnum):
+    """Why a connection attempt failed, as far as security goes (the actor classifies the TLS
+    error or the HTTP answer; :meth:`ChargerMachine.connect_failed`)."""
+
+    SERVER_CERTIFICATE = "server_certificate"
+    """The central system's certificate is not trusted, or does not name its host."""
+    TLS_VERSION = "tls_version"
+    """No TLS version both sides accept."""
+    TLS_CIPHER_SUITE = "tls_cipher_suite"
+    """No cipher suite both sides accept."""
+    CREDENTIALS_REFUSED = "credentials_refused"
+    """The central system refused the charger's credentials: HTTP 401 or 403 at the
+    handshake, or a TLS alert against its client certificate."""
+
+
+_CONNECT_SECURITY_EVENTS: Final = {
+    ConnectFailure.SERVER_CERTIFICATE: SecurityEvent.INVALID_CENTRAL_SYSTEM_CERTIFICATE,
+    ConnectFailure.TLS_VERSION: SecurityEvent.INVALID_TLS_VERSION,
+    ConnectFailure.TLS_CIPHER_SUITE: SecurityEvent.INVALID_TLS_CIPHER_SUITE,
+    ConnectFailure.CREDENTIALS_REFUSED: SecurityEvent.FAILED_TO_AUTHENTICATE_AT_CENTRAL_SYSTEM,
+}
+"""The security event each failure raises (1.6 security whitepaper, Appendix 1)."""
 
 _MAX_SETTLE_ROUNDS: Final = 64
 """A bound on the rounds of one settle (each round handles what the last one caused)."""
@@ -245,6 +271,8 @@ class ChargerMachine:
         }
         self._faults = Faults(ctx, reboots=self._reboots, transactions=self._transactions,
                               plugin=plugin, jobs=jobs)
+        self._connect_failures: set[ConnectFailure] = set()
+        """The failures already reported since the last connection (one event each)."""
 
     @property
     def spec(self) -> ChargerSpec:
@@ -287,10 +315,22 @@ class ChargerMachine:
         """The transport is up. Boot if the charger has not registered yet (and is not waiting
         out a Rejected/Pending interval); an Accepted charger just carries on."""
         self._ctx.session.connected(now)
+        self._connect_failures.clear()
         if not self._ctx.powered:
             return
         self._faults.connected()
         self._registration.connected(now)
+        self._settle(now)
+
+    def connect_failed(self, failure: ConnectFailure, now: float,
+                       detail: str | None = None) -> None:
+        """A connection attempt failed for a security reason: raise its security event
+        (queued; sent once connected, when the charger implements the Security extension),
+        once per kind until a connection opens again, not on every retry. ``detail`` (the
+        cause, never a secret) goes into the event's techInfo."""
+        if failure not in self._connect_failures:
+            self._connect_failures.add(failure)
+            self._ctx.security_event(_CONNECT_SECURITY_EVENTS[failure], now, detail)
         self._settle(now)
 
     def disconnected(self, now: float) -> None:

@@ -51,6 +51,16 @@ class FirmwareSpec(msgspec.Struct, frozen=True, kw_only=True):
     upload_failure: float = 0.0
 
 
+class SecuritySpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What the charger's connection can do for the security profiles (the group's settings,
+    no secret): ``tls``, its central system's URL is ``wss://`` (profiles 2 and 3 are
+    possible; over ``ws://`` they are not); ``client_certificate``, the group names a client
+    certificate and key (profile 3 is possible without one installed over OCPP)."""
+
+    tls: bool = False
+    client_certificate: bool = False
+
+
 class ChargerSpec(msgspec.Struct, frozen=True, kw_only=True):
     """What one charge point is.
 
@@ -75,6 +85,7 @@ class ChargerSpec(msgspec.Struct, frozen=True, kw_only=True):
         firmware: how firmware updates, diagnostics and log uploads behave.
         real_transfers: an http(s) ``location`` of UpdateFirmware, GetDiagnostics, GetLog or
             SignedUpdateFirmware is really fetched or uploaded by the actor (else simulated).
+        security: what the connection can do for a raised ``SecurityProfile``.
     """
 
     identity: str
@@ -96,6 +107,7 @@ class ChargerSpec(msgspec.Struct, frozen=True, kw_only=True):
     profiles: tuple[str, ...] | None = None
     firmware: FirmwareSpec = FirmwareSpec()
     real_transfers: bool = False
+    security: SecuritySpec = SecuritySpec()
 
 
 class BootState(enum.StrEnum):

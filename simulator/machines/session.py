@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -90,6 +91,19 @@ _members_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 """A payload's top-level members, each value kept as its encoded text (nothing nested is
 decoded, and encoding them again gives the same bytes)."""
 _json_encoder: Final = msgspec.json.Encoder()
+_SECRET_KEY: Final = re.compile(r"authorizationkey", re.IGNORECASE)
+"""A frame that names the write-only key may carry its value."""
+_VALUE: Final = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)', re.IGNORECASE)
+"""A JSON string under a ``value`` member (or what is left of one in a cut frame)."""
+
+
+def redact_frame(raw: str) -> str:
+    """``raw`` as it may be recorded: a frame that names ``AuthorizationKey`` (in any case,
+    decodable or not: a CALL with an extra member or an over-long value is refused, but its
+    value may still be a real key) has every ``value`` string replaced by ``"***"``."""
+    if _SECRET_KEY.search(raw) is None:
+        return raw
+    return _VALUE.sub(r'\1"***"', raw)
 
 
 def _utf8(data: bytes | str) -> tuple[str, bytes | str | None]:
@@ -599,6 +613,7 @@ class Session:
         *,
         latency: float | None = None,
     ) -> None:
-        self._publish(FrameIn(t=now, charger=self.charger, raw=raw, message_type=message_type,
+        self._publish(FrameIn(t=now, charger=self.charger, raw=redact_frame(raw),
+                              message_type=message_type,
                               unique_id=unique_id, action=action, latency=latency,
                               violations=violations))

@@ -7,6 +7,13 @@ Rules (OCPP 1.6 core spec §5, the operations the Central System initiates):
   survives a reboot.
 - ChangeConfiguration / GetConfiguration: the configuration store's answers; write-only values
   are redacted in the ``ConfigurationChanged`` event; an accepted change is seen by the next step.
+- Security (1.6 security whitepaper): ``SecurityProfile`` only rises (the store refuses lower).
+  A raise the connection cannot carry is Rejected, as the charger must not take a profile it
+  cannot connect with: 2 and 3 need TLS (a ``wss://`` URL: ``ChargerSpec.security.tls``), 3
+  a client certificate (the group's or one installed over OCPP). After an accepted raise the
+  charger reconnects with the new profile; an accepted ``AuthorizationKey`` is the HTTP Basic
+  password of the next connection (no reconnect). Both raise the security event
+  ReconfigurationOfSecurityParameters.
 - ClearCache empties the authorization cache.
 - DataTransfer: Accepted for a vendorId listed in the spec, else UnknownVendorId.
 - RemoteStartTransaction: Rejected for an unknown, busy or unavailable connector, or one
@@ -64,11 +71,15 @@ from simulator.ocpp.v16 import (
     ResetResponse,
     ResetStatus,
     ResetType,
+    SecurityEvent,
     UnlockConnectorRequest,
     UnlockConnectorResponse,
     UnlockStatus,
 )
 
+_SECRET_KEYS: Final = {"authorizationkey": "AuthorizationKey"}
+"""The write-only key by its case-folded name: a CS that writes it in another case (an
+unknown key, NotSupported) may still be sending the real key, which is never recorded."""
 _SETTINGS_KEYS: Final = frozenset(
     {"TransactionMessageAttempts", "TransactionMessageRetryInterval", "MinimumStatusDuration"}
 )
@@ -91,6 +102,9 @@ class CoreHandler(ProfileHandler):
         self.transactions = transactions
         self.metering = metering
         self.reboots = reboots
+        self._security = (ctx.config.get_int("SecurityProfile"),
+                          ctx.config.get_str("AuthorizationKey"))
+        """The profile and the key (a secret: never recorded) the actor last heard of."""
 
     def answer(self, request: msgspec.Struct, now: float) -> Answer | None:
         """The response to one Core request and what to do once it is sent."""
@@ -98,7 +112,7 @@ class CoreHandler(ProfileHandler):
             case ChangeAvailabilityRequest():
                 return self._change_availability(request, now)
             case ChangeConfigurationRequest():
-                return self._change_configuration(request, now), None
+                return self._change_configuration(request, now)
             case ClearCacheRequest():
                 self.ctx.cache.clear()
                 return ClearCacheResponse(status=ClearCacheStatus.ACCEPTED), None
@@ -166,23 +180,68 @@ class CoreHandler(ProfileHandler):
 
     def _change_configuration(
         self, request: ChangeConfigurationRequest, now: float
-    ) -> ChangeConfigurationResponse:
-        status = self.ctx.config.change(request.key, request.value)
+    ) -> tuple[ChangeConfigurationResponse, Followup]:
+        refusal = self._unreachable_profile(request.key, request.value)
+        if refusal is not None:
+            self.ctx.note(now, "security_profile_refused", value=request.value, reason=refusal)
+            status = ConfigurationStatus.REJECTED
+        else:
+            status = self.ctx.config.change(request.key, request.value)
+        shown = redact(_SECRET_KEYS.get(request.key.casefold(), request.key), request.value)
         self.ctx.publish(ConfigurationChanged(t=now, charger=self.ctx.charger, key=request.key,
-                                              value=redact(request.key, request.value),
-                                              status=status.value))
+                                              value=shown, status=status.value))
+        followup = None
         if status == ConfigurationStatus.ACCEPTED:
-            self._configuration_applied(request.key, now)
-        return ChangeConfigurationResponse(status=status)
+            followup = self._configuration_applied(request.key, now)
+        return ChangeConfigurationResponse(status=status), followup
 
-    def _configuration_applied(self, key: str, now: float) -> None:
-        """A key changed: make the parts that read it follow."""
+    def _configuration_applied(self, key: str, now: float) -> Followup:
+        """A key changed: make the parts that read it follow; what must wait until the answer
+        is sent is the followup. A raised ``SecurityProfile`` reconnects with the new profile
+        once the answer is on its way; a new ``AuthorizationKey`` is the password of the next
+        connection; each is a ReconfigurationOfSecurityParameters security event."""
         if key in _SETTINGS_KEYS:
             self.ctx.sync_session_settings()
         elif key == "MeterValueSampleInterval":
             self.metering.reschedule_samples(now)
         elif key == "ClockAlignedDataInterval":
             self.metering.aligned_interval_changed(now)
+        elif key in ("SecurityProfile", "AuthorizationKey"):
+            return lambda: self._security_changed(now, reconnect=key == "SecurityProfile")
+        return None
+
+    def powered_on(self, now: float) -> None:
+        """A change of a security key held for the reboot (RebootRequired) applies now."""
+        self._security_changed(now, reconnect=False)
+
+    def _security_changed(self, now: float, *, reconnect: bool) -> None:
+        """If the profile or the key changed, tell the actor (``reconnect``: after a raised
+        profile) and raise ReconfigurationOfSecurityParameters."""
+        profile = self.ctx.config.get_int("SecurityProfile")
+        key = self.ctx.config.get_str("AuthorizationKey")
+        old_profile = self._security[0]
+        if (profile, key) == self._security:
+            return
+        self._security = (profile, key)
+        changed = (f"SecurityProfile {old_profile} to {profile}" if profile != old_profile
+                   else "AuthorizationKey changed")
+        self.ctx.security_event(SecurityEvent.RECONFIGURATION_OF_SECURITY_PARAMETERS, now,
+                                changed)
+        self.ctx.use_credentials(reconnect=reconnect and profile != old_profile)
+
+    def _unreachable_profile(self, key: str, value: str) -> str | None:
+        """Why a ``SecurityProfile`` of ``value`` cannot be connected with (None: it can, or
+        ``key`` is another key; the store checks the rest)."""
+        text = value.strip().removeprefix("+")
+        if key != "SecurityProfile" or not (text.isascii() and text.isdigit()):
+            return None  # (not a number: the store rejects it)
+        profile = int(text)
+        security = self.ctx.spec.security
+        if profile >= 2 and not security.tls:
+            return f"security profile {profile} needs TLS; the central system's URL is ws://"
+        if profile == 3 and not (security.client_certificate or self.ctx.client_certificate):
+            return "security profile 3 needs a client certificate; none is installed"
+        return None
 
     # --- remote start / stop, unlock ----------------------------------------------------------
 
