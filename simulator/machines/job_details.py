@@ -23,7 +23,7 @@ _FIRMWARE_SUFFIXES: Final = (".tar.gz", ".tgz", ".bin", ".img", ".hex", ".zip", 
 
 def firmware_version_of(location: str) -> str:
     """The ``firmwareVersion`` a firmware from ``location`` gives (≤ 50 characters): the last
-    segment of its path without a usual firmware file suffix (``.../acme-2.1.0.bin`` →
+    segment of its path without a usual firmware file suffix (``http://host/fw/acme-2.1.0.bin`` →
     ``acme-2.1.0``); a location without one gives ``fw-`` and 12 hex digits of its SHA-256."""
     try:
         path = urllib.parse.urlsplit(location).path
