@@ -45,7 +45,6 @@ Rules (OCPP 1.6 core specification, §4-§5; the parts' modules hold the rest):
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -55,7 +54,7 @@ import msgspec
 from simulator.machines.auth import same_id_tag
 from simulator.machines.connector import ev_side_disconnect
 from simulator.machines.context import BOOT, ChargerContext
-from simulator.machines.domain import ConnectorView
+from simulator.machines.domain import ChargerStatistics, ConnectorView
 from simulator.machines.effects import (
     ChargerMemory,
     Credentials,
@@ -75,16 +74,12 @@ from simulator.machines.parts import (
     Transaction,
     earliest,
 )
-from simulator.machines.profiles import AwaitsAnswer, ProfileHandler
-from simulator.machines.profiles.certificates import CertificateManagement
-from simulator.machines.profiles.core import CoreHandler
-from simulator.machines.profiles.firmware import FirmwareHandler
-from simulator.machines.profiles.local_auth_list import LocalAuthListHandler
-from simulator.machines.profiles.remote_trigger import RemoteTriggerHandler
-from simulator.machines.profiles.reservation import ReservationHandler
-from simulator.machines.profiles.secure_firmware import SecureFirmwarePart
-from simulator.machines.profiles.security import SecurityHandler
-from simulator.machines.profiles.smart_charging import SmartChargingHandler
+from simulator.machines.profiles import AwaitsAnswer
+from simulator.machines.profiles.assembly import (
+    SUPPORTED_PROFILES,
+    build_handlers,
+    charger_profiles,
+)
 from simulator.machines.reboot import RebootSequence
 from simulator.machines.registration import Registration
 from simulator.machines.transactions import AuthorizeContext, Transactions
@@ -95,9 +90,7 @@ from simulator.ocpp.v16 import (
     PLUGIN,
     BootNotificationResponse,
     ChargePointErrorCode,
-    ChargePointStatus,
     HeartbeatResponse,
-    Profile,
     Reason,
     SecurityEvent,
     StartTransactionResponse,
@@ -115,30 +108,6 @@ __all__ = [
     "ConnectFailure",
     "charger_profiles",
 ]
-
-SUPPORTED_PROFILES: Final = (
-    CoreHandler.profile, FirmwareHandler.profile, LocalAuthListHandler.profile,
-    ReservationHandler.profile, SmartChargingHandler.profile, RemoteTriggerHandler.profile,
-    SecurityHandler.profile,
-)
-"""The feature profiles this charger implements, in order: one handler each. A charger whose
-spec names no ``profiles`` has them all; CS calls of any other profile are answered
-NotSupported, and ``SupportedFeatureProfiles`` lists exactly the charger's."""
-
-
-def charger_profiles(spec: ChargerSpec) -> tuple[Profile, ...]:
-    """The profiles ``spec``'s charger implements, in :data:`SUPPORTED_PROFILES` order: those
-    its ``profiles`` names (Core always), or all. Raises ``ValueError`` for a name this version
-    does not implement."""
-    if spec.profiles is None:
-        return SUPPORTED_PROFILES
-    unknown = sorted(set(spec.profiles) - {p.value for p in SUPPORTED_PROFILES})
-    if unknown:
-        raise ValueError(f"feature profile(s) not implemented: {', '.join(unknown)}; "
-                         f"use some of {', '.join(p.value for p in SUPPORTED_PROFILES)}")
-    wanted = {*spec.profiles, Profile.CORE.value}
-    return tuple(p for p in SUPPORTED_PROFILES if p.value in wanted)
-
 
 class ConnectFailure(enum.StrEnum):
     """Why a connection attempt failed, as far as security goes (the actor classifies the TLS
@@ -165,37 +134,6 @@ _CONNECT_SECURITY_EVENTS: Final = {
 
 _MAX_SETTLE_ROUNDS: Final = 64
 """A bound on the rounds of one settle (each round handles what the last one caused)."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ChargerStatistics:
-    """A snapshot of one charger for views and tests.
-
-    ``outbox`` is the number of queued transaction messages, ``call_pending`` whether one of our
-    CALLs waits for its result (``pending_call`` its message id), ``queued_calls`` the actions of
-    the ordinary messages waiting behind it; the charger is *drained* when nothing of its own is
-    queued or in flight.
-    """
-
-    identity: str
-    boot: BootState
-    online: bool
-    powered: bool
-    statuses: tuple[ChargePointStatus, ...]
-    in_transaction: int
-    outbox: int
-    call_pending: bool
-    boots_sent: int
-    transactions_started: int
-    transactions_stopped: int
-    energy_wh: tuple[float, ...]
-    pending_call: str | None = None
-    queued_calls: tuple[str, ...] = ()
-
-    @property
-    def drained(self) -> bool:
-        """Nothing of ours is queued or in flight."""
-        return self.outbox == 0 and not self.call_pending
 
 
 class ChargerMachine:
@@ -250,25 +188,11 @@ class ChargerMachine:
         self._reboots = RebootSequence(ctx, self._transactions)
         self._registration = Registration(ctx, self._metering, child(rng))
         self._jobs = jobs = Jobs(ctx, child(rng), reboots=self._reboots)
-        triggers = Triggers(ctx, metering=self._metering)
-        handlers: dict[Profile, Callable[[], ProfileHandler]] = {
-            Profile.CORE: lambda: CoreHandler(
-                ctx, transactions=self._transactions, metering=self._metering,
-                reboots=self._reboots),
-            Profile.FIRMWARE_MANAGEMENT: lambda: FirmwareHandler(ctx, jobs=jobs),
-            Profile.LOCAL_AUTH_LIST_MANAGEMENT: lambda: LocalAuthListHandler(ctx),
-            Profile.RESERVATION: lambda: ReservationHandler(ctx),
-            Profile.SMART_CHARGING: lambda: SmartChargingHandler(ctx),
-            Profile.REMOTE_TRIGGER: lambda: RemoteTriggerHandler(ctx, triggers=triggers),
-            Profile.SECURITY: lambda: SecurityHandler(ctx, parts=[
-                CertificateManagement(ctx, triggers=triggers, rng=child(rng)),
-                SecureFirmwarePart(ctx, jobs=jobs),
-            ]),
-        }
-        self._handlers: dict[enum.StrEnum, ProfileHandler] = {
-            profile: handlers[profile]()
-            for profile in SUPPORTED_PROFILES if ctx.supports(profile)
-        }
+        self._handlers = build_handlers(
+            ctx, transactions=self._transactions, metering=self._metering,
+            reboots=self._reboots, jobs=jobs, triggers=Triggers(ctx, metering=self._metering),
+            rng=rng,
+        )
         self._faults = Faults(ctx, reboots=self._reboots, transactions=self._transactions,
                               plugin=plugin, jobs=jobs)
         self._connect_failures: set[ConnectFailure] = set()

@@ -1,5 +1,5 @@
 """Domain requests: what a connector actor (the simulated driver and car) asks its charger for,
-and the view of a connector the charger gives back.
+and the views of a connector and of a whole charger the charger gives back.
 
 Connector actors talk to their charger actor over memory channels; these frozen Structs are the
 messages on those channels. The charger actor turns each request into a call on
@@ -10,9 +10,12 @@ messages on those channels. The charger actor turns each request into a call on
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgspec
 
 from simulator.machines.meter import EvSpec
+from simulator.machines.parts import BootState
 from simulator.ocpp.v16 import ChargePointErrorCode, ChargePointStatus, Reason
 
 
@@ -84,3 +87,34 @@ class ConnectorView(msgspec.Struct, frozen=True):
     energy_wh: float
     transaction_id: int | None = None
     plugged: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChargerStatistics:
+    """A snapshot of one charger for views and tests.
+
+    ``outbox`` is the number of queued transaction messages, ``call_pending`` whether one of our
+    CALLs waits for its result (``pending_call`` its message id), ``queued_calls`` the actions of
+    the ordinary messages waiting behind it; the charger is *drained* when nothing of its own is
+    queued or in flight.
+    """
+
+    identity: str
+    boot: BootState
+    online: bool
+    powered: bool
+    statuses: tuple[ChargePointStatus, ...]
+    in_transaction: int
+    outbox: int
+    call_pending: bool
+    boots_sent: int
+    transactions_started: int
+    transactions_stopped: int
+    energy_wh: tuple[float, ...]
+    pending_call: str | None = None
+    queued_calls: tuple[str, ...] = ()
+
+    @property
+    def drained(self) -> bool:
+        """Nothing of ours is queued or in flight."""
+        return self.outbox == 0 and not self.call_pending
