@@ -3,7 +3,8 @@
 Nobody on this team wrote ``ocpp`` (mobilityhouse/ocpp): its ``ChargePoint`` validates every frame
 it receives and every answer it sends against the official OCPP 1.6 JSON schemas. This script
 serves it over ``websockets`` (asyncio) on ``/ocpp/<identity>`` with the ``ocpp1.6`` subprotocol
-required, answers every Core CP→CS action, and appends one JSON line per observation to the
+required, answers every CP→CS action (Core, FirmwareManagement and the Security extension's),
+and appends one JSON line per observation to the
 ``--record`` file, flushed at once so a SIGKILLed peer leaves a readable record:
 
 - ``started`` / ``stopped`` (the peer itself), ``connected`` / ``disconnected`` / ``rejected``
@@ -69,6 +70,7 @@ from ocpp.v16.enums import (  # type: ignore[import-untyped]
     AuthorizationStatus,
     AvailabilityType,
     DataTransferStatus,
+    GenericStatus,
     MessageTrigger,
     RegistrationStatus,
 )
@@ -85,6 +87,9 @@ DEFAULT_RESPONSE_TIMEOUT_S: Final = 10.0
 DEFAULT_START_WAIT_S: Final = 10.0
 """How long the ``--commands`` script waits for the StartTransaction its RemoteStart caused (and,
 with ``--remote-start-on finishing``, for a connector to report Finishing first)."""
+SCRIPT_CLOSE_GRACE_S: Final = 0.2
+"""How long a command script may go on after its connection closed (to record the last result
+it got) before it is cancelled."""
 SAMPLE_INTERVAL_SET: Final = "3"
 """The MeterValueSampleInterval the command script writes (and reads back)."""
 
@@ -354,6 +359,24 @@ class PeerChargePoint(ChargePoint):  # type: ignore[misc]  # the package ships n
     def on_diagnostics_status_notification(self, **_: Any) -> Any:
         return call_result.DiagnosticsStatusNotification()
 
+    # ---- CP -> CS Security extension handlers ------------------------------------------------
+
+    @handles(Action.security_event_notification)
+    def on_security_event_notification(self, **_: Any) -> Any:
+        return call_result.SecurityEventNotification()
+
+    @handles(Action.sign_certificate)
+    def on_sign_certificate(self, **_: Any) -> Any:
+        return call_result.SignCertificate(status=GenericStatus.accepted)
+
+    @handles(Action.log_status_notification)
+    def on_log_status_notification(self, **_: Any) -> Any:
+        return call_result.LogStatusNotification()
+
+    @handles(Action.signed_firmware_status_notification)
+    def on_signed_firmware_status_notification(self, **_: Any) -> Any:
+        return call_result.SignedFirmwareStatusNotification()
+
     # ---- CS -> CP script ----------------------------------------------------------------
 
     async def command(self, request: Any) -> Any:
@@ -505,11 +528,17 @@ def _offered_subprotocols(headers: Headers) -> set[str]:
     return {item.strip() for value in values for item in value.split(",")}
 
 
-async def handle_connection(connection: ServerConnection, state: PeerState) -> None:
-    """Serve one charger until its socket closes; run the command script when asked to."""
+ChargePointFactory = Callable[[str, ServerConnection, PeerState], PeerChargePoint]
+"""Makes the central system's side of one connection: (identity, connection, shared state)."""
+
+
+async def handle_connection(connection: ServerConnection, state: PeerState,
+                            make: ChargePointFactory = PeerChargePoint) -> None:
+    """Serve one charger until its socket closes; run the command script (``run_commands`` of
+    what ``make`` returns) when asked to."""
     identity = unquote(connection.request.path.split("?", 1)[0][len(PATH_PREFIX):]
                        if connection.request else "")
-    charge_point = PeerChargePoint(identity, connection, state)
+    charge_point = make(identity, connection, state)
     state.recorder.write("connected", charger=identity, subprotocol=connection.subprotocol)
     scripted = state.commands and identity.startswith(state.commands_for)
     script = asyncio.create_task(charge_point.run_commands()) if scripted else None
@@ -524,6 +553,9 @@ async def handle_connection(connection: ServerConnection, state: PeerState) -> N
         )
     finally:
         if script is not None:
+            # A CALLRESULT read just before the close (a Reset's) wakes the script only now:
+            # let it record the result before it is cancelled.
+            await asyncio.wait({script}, timeout=SCRIPT_CLOSE_GRACE_S)
             script.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await script
@@ -556,8 +588,9 @@ def write_ready(path: Path, port: int) -> None:
     os.replace(tmp, path)
 
 
-async def run_peer(args: argparse.Namespace) -> None:
-    """Serve until SIGTERM or SIGINT, then close every connection and return."""
+async def run_peer(args: argparse.Namespace, make: ChargePointFactory = PeerChargePoint) -> None:
+    """Serve until SIGTERM or SIGINT, then close every connection and return; ``make`` builds
+    each connection's charge point (another peer script passes its subclass)."""
     recorder = Recorder(Path(args.record))
     logger = logging.getLogger("peer_csms.ocpp")
     logger.propagate = False
@@ -579,7 +612,7 @@ async def run_peer(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
 
     async def handler(connection: ServerConnection) -> None:
-        await handle_connection(connection, state)
+        await handle_connection(connection, state, make)
 
     try:
         async with serve(
@@ -596,8 +629,10 @@ async def run_peer(args: argparse.Namespace) -> None:
         recorder.close()
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """The command line (see the module docstring)."""
+def parse_args(argv: list[str],
+               extend: Callable[[argparse.ArgumentParser], None] | None = None,
+               ) -> argparse.Namespace:
+    """The command line (see the module docstring); ``extend`` adds another script's options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port")
@@ -618,14 +653,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seconds to wait for the answer to a CS-initiated CALL")
     parser.add_argument("--start-wait", type=float, default=DEFAULT_START_WAIT_S,
                         help="seconds to wait for the StartTransaction after RemoteStart")
+    if extend is not None:
+        extend(parser)
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: parse ``argv`` and serve until signalled."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main(argv: list[str] | None = None, *,
+         extend: Callable[[argparse.ArgumentParser], None] | None = None,
+         make_for: Callable[[argparse.Namespace], ChargePointFactory] | None = None) -> None:
+    """Entry point: parse ``argv`` and serve until signalled. Another peer script passes its
+    options (``extend``) and what makes its charge points from the parsed options
+    (``make_for``)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv, extend)
+    make = PeerChargePoint if make_for is None else make_for(args)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_peer(args))
+        asyncio.run(run_peer(args, make))
 
 
 if __name__ == "__main__":
