@@ -8,7 +8,15 @@ import statistics
 from collections.abc import Sequence
 from typing import Final
 
-from simulator.report.model import ChargerReport, FaultEffect, Report, Scalar, Verdict
+from simulator.report.model import (
+    ChargerReport,
+    FaultEffect,
+    ProfileAction,
+    ProfileUsage,
+    Report,
+    Scalar,
+    Verdict,
+)
 
 MAX_SHOWN: Final = 40
 """Characters of a name that came from outside (an action, an error code) the text report
@@ -207,6 +215,34 @@ def _faults(r: Report) -> list[str]:
             *(_fault_line(e) for e in effects[:MAX_FAULTS_SHOWN])]
 
 
+def _answers(a: ProfileAction) -> str:
+    """How the chargers answered one action: statuses, CALLERRORs, what was missing."""
+    parts = [f"{clip(status)} {n}" for status, n in a.statuses.items()]
+    parts += [f"CALLERROR {clip(code)} {n}" for code, n in a.call_errors.items()]
+    parts += [f"{label} {n}" for label, n in (("unanswered", a.unanswered),
+                                              ("answer unsent", a.unsent)) if n]
+    return ", ".join(parts) or "none"
+
+
+def profile_lines(profiles: Sequence[ProfileUsage]) -> list[str]:
+    """The central system's calls by feature profile: each used profile with its actions (how
+    many calls, how the chargers answered), then the profiles it did not use on one line."""
+    used = [p for p in profiles if p.calls]
+    if not used:
+        return ["central system's calls by feature profile: none"]
+    lines = ["central system's calls by feature profile (CS→CP actions; how the chargers"
+             " answered):"]
+    for usage in used:
+        lines.append(f"  {clip(usage.profile)}: {usage.calls} call(s)")
+        width = max(len(clip(a.action)) for a in usage.actions)
+        lines += [f"    {clip(a.action).ljust(width)}  {a.calls:>4}  {_answers(a)}"
+                  for a in usage.actions]
+    unused = [clip(p.profile) for p in profiles if not p.calls]
+    if unused:
+        lines.append(f"  not used: {', '.join(unused)}")
+    return lines
+
+
 def render_text(report: Report) -> str:
     """``report`` as a readable plain-text page (latencies in milliseconds), no trailing
     newline."""
@@ -242,6 +278,8 @@ def render_text(report: Report) -> str:
         f"frames: in {r.frames_in} ({r.frames_in_with_violations} with violations),"
         f" out {r.frames_out}; events {r.events}; CSMS-side violations {r.csms_violations}",
         _loop_lag_line(r),
+        "",
+        *profile_lines(r.profiles),
         *_faults(r),
         *_verdicts(r),
     ]
