@@ -34,6 +34,10 @@ from .fleet_runs import TROUBLE_KINDS, Frame, LedgerView
 
 PEER_SCRIPT: Final = Path(__file__).with_name("peer_profiles.py")
 CHARGERS: Final = ("PR-1", "PR-2")
+"""The chargers with every profile."""
+CORE_ONLY: Final = "PR-C1"
+"""A charger whose group lists only Core and RemoteTrigger: the others answer NotSupported."""
+CORE_PROFILES: Final = ("Core", "RemoteTrigger")
 LIMIT_W: Final = 1380.0
 """The TxDefaultProfile's limit (W) the peer sets."""
 NOISE: Final = 0.01
@@ -82,6 +86,25 @@ CpoName = "{CPO_NAME}"
 at = "1s"
 do = "plug"
 target = {{ group = "pr", connector = {script.CHARGING_CONNECTOR} }}
+
+[[group]]
+name = "core"
+count = 1
+id = "{CORE_ONLY}"
+vendor = "Acme"
+model = "AC11"
+firmware_version = "{FIRMWARE_BEFORE}"
+connectors = 2
+connect_rate = 50
+profiles = {list(CORE_PROFILES)!r}
+
+[group.config]
+HeartbeatInterval = 30
+
+[[step]]
+at = "1s"
+do = "plug"
+target = {{ group = "core", connector = {script.CHARGING_CONNECTOR} }}
 """
 
 
@@ -100,7 +123,8 @@ async def run_until_done(toml: Path, peer: PeerCsms, ledger: Path) -> None:
         async with open_simulation(fleet, grace=5, gc_tuning=False) as sim:
             with trio.move_on_after(SCRIPT_BOUND_S):
                 while True:  # the peer is another process: poll its record
-                    if {r["charger"] for r in peer.records_of("commands_done")} >= set(CHARGERS):
+                    done = {r["charger"] for r in peer.records_of("commands_done")}
+                    if done >= {*CHARGERS, CORE_ONLY}:
                         break
                     await trio.sleep(0.2)
             sim.stop()
@@ -206,6 +230,32 @@ def test_the_ledger_holds_every_command_and_its_answer(run: ProfilesRun, charger
             assert (reply.message_type, reply.payload) == (3, result["response"])
         else:  # what the peer got is what the charger sent
             assert (reply.message_type, reply.message[2]) == (4, result["error"]["code"])
+
+
+def test_a_charger_without_a_profile_answers_its_actions_not_supported(run: ProfilesRun) -> None:
+    """A group's ``profiles`` leave the others out: their actions are answered with a
+    CALLERROR NotSupported, every action of the listed ones with a CALLRESULT (Reset's too:
+    its answer is written before the reboot closes the connection)."""
+    done = results(run, CORE_ONLY)
+    unsent = [data for _, _, charger, _, data in run.ledger.kinds("frame_unsent")
+              if charger == CORE_ONLY]
+    assert unsent == [], "answers the charger handed over but never wrote (the reboot of a" \
+        " Reset closed the connection before its CALLRESULT went out?)"
+    keys = {k["key"]: k.get("value") for k in
+            answer(run, CORE_ONLY, "GetConfiguration")["configurationKey"]}
+    assert keys["SupportedFeatureProfiles"].split(",") == list(CORE_PROFILES)
+    profile_of = script_profiles()
+    kept = {a for a in script.CS_TO_CP if profile_of[a] in CORE_PROFILES}
+    assert {r["action"] for r in done if r["error"] is None} == kept
+    refused = {r["action"]: r["error"]["code"] for r in done if r["error"] is not None}
+    assert refused == {a: "NotSupported" for a in script.CS_TO_CP if a not in kept}
+
+
+def script_profiles() -> dict[str, str]:
+    """Each CS→CP action's feature profile, as the protocol registry gives it."""
+    from simulator.ocpp.v16 import ACTIONS
+
+    return {action: str(ACTIONS[action].profile) for action in script.CS_TO_CP}
 
 
 # --- Core and RemoteTrigger --------------------------------------------------------------------
