@@ -29,7 +29,8 @@ The steps, in order (so that each effect can be seen):
    ``certificate_hash_data`` record, with the hash data of the two roots that stay),
    GetInstalledCertificateIds again;
    ExtendedTriggerMessage(SignChargePointCertificate), the SignCertificate CSR signed by the
-   central-system root (a ``csr_received`` record), CertificateSigned, GetInstalledCertificateIds
+   central-system root (``csr_received`` and ``certificate_issued`` records), CertificateSigned,
+   GetInstalledCertificateIds
    of the manufacturer roots; ExtendedTriggerMessage of each other message.
 7. FirmwareManagement and logs: GetDiagnostics and GetLog (simulated ``ftp://`` locations), each
    followed by a wait for its final status notification; SignedUpdateFirmware (a signing
@@ -405,6 +406,9 @@ class ProfilesChargePoint(PeerChargePoint):  # type: ignore[misc]  # its base ha
         except ValueError as exc:
             self._script_gave_up("CertificateSigned", "BadCsr", str(exc))
             return
+        self.state.recorder.write("certificate_issued", charger=self.identity,
+                                  subject=leaf.subject.rfc4514_string(),
+                                  serial=format(leaf.serial_number, "x"))
         chain = peer_crypto.pem(leaf) + (self.shared.central.pem
                                          if self.shared.chain_with_root else "")
         await self.command(call.CertificateSigned(certificate_chain=chain))

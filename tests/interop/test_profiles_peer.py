@@ -361,6 +361,11 @@ def test_the_certificate_round_trip_installs_the_signed_chain(
     csr, = [r for r in run.records if r["kind"] == "csr_received" and r["charger"] == charger]
     assert (csr["organization"], csr["signature_valid"]) == (CPO_NAME, True)
     assert status(run, charger, "CertificateSigned") == "Accepted"
+    issued, = [r for r in run.records if r["kind"] == "certificate_issued"
+               and r["charger"] == charger]
+    installed = [data["data"]["certificate"] for _, _, c, _, data in run.ledger.kinds("note")
+                 if c == charger and data["what"] == "client_certificate_installed"]
+    assert [c["serial"] for c in installed] == [issued["serial"]], installed
     manufacturer = answer(run, charger, "GetInstalledCertificateIds", 2)
     assert manufacturer["status"] == "Accepted"
     assert any(same(entry, hashes["manufacturer"])
@@ -409,7 +414,8 @@ def test_a_signed_firmware_update_is_verified_installed_and_rebooted_into(
     assert in_order(statuses, ("Downloading", "Downloaded", "SignatureVerified", "Installing",
                                "Installed")), statuses
     assert "InvalidSignature" not in statuses
-    assert boots_after(run, charger, "SignedUpdateFirmware")
+    rebooted = boots_after(run, charger, "SignedUpdateFirmware")
+    assert rebooted and rebooted[0].get("firmwareVersion") not in (None, FIRMWARE_BEFORE)
     events = [p["type"] for p in sent(run, charger, "SecurityEventNotification")]
     assert "InvalidFirmwareSignature" not in events
     assert "InvalidFirmwareSigningCertificate" not in events
