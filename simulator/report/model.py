@@ -279,7 +279,7 @@ class ChargerReport(msgspec.Struct, frozen=True, kw_only=True):
     when it connected), ``connect_errors`` (each failed attempt's error, by count), the boot
     answers, ``transactions`` it started, the CALLERRORs it received and sent by code,
     ``timeouts``, ``crashes`` (their errors, by count), messages dropped and still queued,
-    and the last status per connector."""
+    the last status per connector, and the central system's calls to it by feature profile."""
 
     path: str
     run_id: int
@@ -297,3 +297,4 @@ class ChargerReport(msgspec.Struct, frozen=True, kw_only=True):
     messages_dropped: int
     messages_queued: int | None
     connectors: tuple[ConnectorStatus, ...]
+    profiles: tuple[ProfileUsage, ...] = ()

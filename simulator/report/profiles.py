@@ -95,13 +95,16 @@ def profile_usage(conn: sqlite3.Connection, rid: int,
     """Run ``rid``'s central-system calls (to one ``charger`` if given) by feature profile, in
     the order of :class:`~simulator.ocpp.v16.Profile` (every profile, used or not), then
     :data:`UNKNOWN_PROFILE` if any call was not a CS→CP action; actions by name."""
+    tallies: dict[str, dict[str, _Tally]] = {str(p): {} for p in Profile}
+    calls = _rows(conn, _CS_CALLS, rid, kind(FrameIn), charger)
+    if not calls:  # most load runs: no need to read the chargers' frames again
+        return tuple(ProfileUsage(profile=profile, calls=0, actions=()) for profile in tallies)
     answers: dict[Key, tuple[Any, Any]] = {
         (who, uid): (message_type, outcome)
         for who, uid, message_type, outcome in _rows(conn, _ANSWERS, rid, kind(FrameOut), charger)
     }
     unsent = {(who, uid) for who, uid in _rows(conn, _UNSENT, rid, kind(FrameUnsent), charger)}
-    tallies: dict[str, dict[str, _Tally]] = {str(p): {} for p in Profile}
-    for who, uid, action in _rows(conn, _CS_CALLS, rid, kind(FrameIn), charger):
+    for who, uid, action in calls:
         name = _name(action, UNKNOWN_ACTION)
         profile = PROFILE_OF.get(name, UNKNOWN_PROFILE)
         tally = tallies.setdefault(profile, {}).setdefault(name, _Tally())

@@ -318,4 +318,5 @@ def render_charger_text(report: ChargerReport) -> str:
     lines += [f"  {s.connector}: {clip(s.status)}"
               + ("" if s.error_code == "NoError" else f" ({clip(s.error_code)})")
               + f" at {s.t_s:.1f} s" for s in r.connectors]
+    lines += profile_lines(r.profiles)
     return "\n".join(lines)

@@ -1,6 +1,6 @@
-"""The central system's calls by feature profile (``sim report``): each CS→CP action it used,
-paired by unique id with the charger's answer, counted by status and CALLERROR code, in the
-text report, the JSON and through the command line."""
+"""The central system's calls by feature profile (``sim report``, and ``--charger``): each
+CS→CP action it used, paired by unique id with the charger's answer, counted by status and
+CALLERROR code, in the text report, the JSON and through the command line."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from simulator.report import (
     ProfileAction,
     ProfileUsage,
     profile_lines,
+    render_charger_text,
     render_json,
     render_text,
     summarize,
+    summarize_charger,
 )
 from tests.report.helpers import T0, write_run
 
@@ -173,3 +175,19 @@ async def test_the_json_report_and_the_command_line_give_the_same_section(
             capture_stdout=True, capture_stderr=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["profiles"] == as_json
+
+
+async def test_one_chargers_report_has_its_own_calls(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.db"
+    await write_run(path, events())
+    b = summarize_charger(path, "B")
+    used = {p.profile: p for p in b.profiles if p.calls}
+    assert set(used) == {"Core", "Reservation", "SmartCharging", UNKNOWN_PROFILE}
+    assert used["Core"].actions == (
+        ProfileAction(action="Reset", calls=2, statuses={"Accepted": 1, "Rejected": 1},
+                      call_errors={}),
+    )
+    assert used["Reservation"].actions[0].unanswered == 1
+    text = render_charger_text(b)
+    assert "    Reset     2  Accepted 1, Rejected 1" in text.splitlines()
+    assert json.loads(render_json(b))["profiles"][0]["calls"] == 2
