@@ -337,7 +337,7 @@ def test_a_charging_profile_caps_the_power_the_meter_values_show(
                     if p.get("transactionId") == transaction_id]
     power = power_samples(meter_values)
     assert len(power) >= script.METER_SAMPLES, meter_values
-    assert max(power) <= LIMIT_W * (1 + NOISE), power
+    assert max(power) <= LIMIT_W * (1 + NOISE) + 0.05, power  # (values have one decimal)
     assert max(power) > 0, power  # it did charge
     assert status(run, charger, "ClearChargingProfile") == "Accepted"
 
