@@ -391,6 +391,8 @@ class ProfilesChargePoint(PeerChargePoint):  # type: ignore[misc]  # its base ha
         triggered = await self.command(call.ExtendedTriggerMessage(
             requested_message=MessageTrigger.sign_charge_point_certificate))
         if triggered is None or triggered.get("status") != "Accepted":
+            # No CSR will come; a charger without the Security profile must still refuse this.
+            await self.command(call.CertificateSigned(certificate_chain=self.shared.central.pem))
             return
         try:
             async with asyncio.timeout(JOB_WAIT_S):
