@@ -7,8 +7,9 @@ required, answers every CP→CS action (Core, FirmwareManagement and the Securit
 and appends one JSON line per observation to the
 ``--record`` file, flushed at once so a SIGKILLed peer leaves a readable record:
 
-- ``started`` / ``stopped`` (the peer itself), ``connected`` / ``disconnected`` / ``rejected``
-  (connections), ``message`` (every frame received, with ``action`` and ``payload``),
+- ``started`` / ``stopped`` (the peer itself), ``connected`` (with ``basic_user``, the HTTP
+  Basic user the charger presented, if any: never its password) / ``disconnected`` /
+  ``rejected`` (connections), ``message`` (every frame received, with ``action`` and ``payload``),
 - ``validation_error`` (the package refused a frame: unparsable, schema violation, an answer of
   ours that failed validation), ``call_error`` (the package answered NotImplemented/NotSupported),
   ``unhandled_exception`` (a bug anywhere, ours or the package's),
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import itertools
@@ -523,6 +525,20 @@ def _process_request(state: PeerState) -> Callable[[ServerConnection, Request], 
     return process_request
 
 
+def basic_user(headers: Headers) -> str | None:
+    """The user of the handshake's HTTP Basic ``Authorization`` (never its password, which is
+    not recorded), or ``None`` without one (or one that does not parse)."""
+    value = headers.get("Authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, colon, _ = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return user if colon else None
+
+
 def _offered_subprotocols(headers: Headers) -> set[str]:
     values = headers.get_all("Sec-WebSocket-Protocol")
     return {item.strip() for value in values for item in value.split(",")}
@@ -539,7 +555,9 @@ async def handle_connection(connection: ServerConnection, state: PeerState,
     identity = unquote(connection.request.path.split("?", 1)[0][len(PATH_PREFIX):]
                        if connection.request else "")
     charge_point = make(identity, connection, state)
-    state.recorder.write("connected", charger=identity, subprotocol=connection.subprotocol)
+    state.recorder.write("connected", charger=identity, subprotocol=connection.subprotocol,
+                         basic_user=basic_user(connection.request.headers
+                                               if connection.request else Headers()))
     scripted = state.commands and identity.startswith(state.commands_for)
     script = asyncio.create_task(charge_point.run_commands()) if scripted else None
     try:

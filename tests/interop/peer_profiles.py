@@ -4,15 +4,18 @@ package, which validates each request it sends and each answer it gets.
 
 It is ``peer_csms.py`` (same options, same record, every CP→CS action answered) whose command
 script is the *profiles script* below, for identities starting with ``--commands-for``. The
-script runs once per charger, across its connections: a step that ends in a reboot (signed
-firmware, Reset, firmware) is the last of its connection, and the charger's next connection
-goes on with the step after it. Each CALL's outcome is a ``command_result`` record (``response``
-the CALLRESULT payload, or ``error`` the CALLERROR / timeout / failed validation); a wait that
-ran out is a ``script_wait_timeout`` record; ``commands_done`` ends the script.
+script runs once per charger, across its connections: a step that ends in a reconnect (a
+raised SecurityProfile, signed firmware, Reset, firmware) is the last of its connection, and
+the charger's next connection goes on with the step after it. Each CALL's outcome is a
+``command_result`` record (``response`` the CALLRESULT payload, or ``error`` the CALLERROR /
+timeout / failed validation); a wait that ran out is a ``script_wait_timeout`` record;
+``commands_done`` ends the script.
 
 The steps, in order (so that each effect can be seen):
 
-1. Core: GetConfiguration, ChangeConfiguration (LocalAuthListEnabled), ClearCache, DataTransfer.
+1. Core: GetConfiguration, ChangeConfiguration (LocalAuthListEnabled), ClearCache, DataTransfer;
+   then an AuthorizationKey (ChangeConfiguration), GetConfiguration of it, and SecurityProfile 1:
+   the charger reconnects, with HTTP Basic from then on.
 2. LocalAuthListManagement: SendLocalList Full (version 1), Differential (version 2: one tag
    added, one removed), GetLocalListVersion.
 3. Reservation: ReserveNow on connector 1 (expiring in two minutes), a wait for its
@@ -90,6 +93,8 @@ CS_TO_CP: Final = (
 )
 """Every action the central system sends (OCPP 1.6 and its security extension)."""
 
+AUTHORIZATION_KEY: Final = "peer-authorization-key-17"
+"""The HTTP Basic password the script sets (it must appear in no ledger of the simulator)."""
 RESERVED_CONNECTOR: Final = 1
 CHARGING_CONNECTOR: Final = 2
 """The connector of the profiled transaction: the test plugs an EV in there."""
@@ -108,6 +113,8 @@ JOB_WAIT_S: Final = 15.0
 """How long it waits for a job's final notification (an upload, a firmware update)."""
 REBOOT_WAIT_S: Final = 12.0
 """How long it waits, after a job's end (or a Reset), for the charger to drop the connection."""
+RECONNECT_BOOT_WAIT_S: Final = 2.0
+"""How long the script waits for a BootNotification on a charger's later connection."""
 METER_SAMPLES: Final = 2
 """Periodic MeterValues of the profiled transaction the script waits for before stopping it."""
 
@@ -217,10 +224,18 @@ class ProfilesChargePoint(PeerChargePoint):  # type: ignore[misc]  # its base ha
     # ---- the script -------------------------------------------------------------------------
 
     async def run_commands(self) -> None:
-        """Run the profiles script from this charger's next step (see the module docstring)."""
-        await self.booted.wait()
-        steps = self.steps()
+        """Run the profiles script from this charger's next step (see the module docstring),
+        once its boot is accepted; a charger that reconnects without rebooting (a raised
+        SecurityProfile) sends no BootNotification: after :data:`RECONNECT_BOOT_WAIT_S`, the
+        script goes on without one."""
         progress = self.shared.next_step
+        if self.identity in progress:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECONNECT_BOOT_WAIT_S):
+                    await self.booted.wait()
+        else:
+            await self.booted.wait()
+        steps = self.steps()
         while (index := progress.get(self.identity, 0)) < len(steps):
             progress[self.identity] = index + 1  # a step a reboot cut short is not run again
             name, step = steps[index]
@@ -235,6 +250,7 @@ class ProfilesChargePoint(PeerChargePoint):  # type: ignore[misc]  # its base ha
         """The script, in order."""
         return [
             ("core", self.core),
+            ("security_profile", self.security_profile),
             ("local_list", self.local_list),
             ("reservation", self.reservation),
             ("smart_charging", self.smart_charging),
@@ -254,6 +270,19 @@ class ProfilesChargePoint(PeerChargePoint):  # type: ignore[misc]  # its base ha
         await self.command(call.ChangeConfiguration(key="LocalAuthListEnabled", value="true"))
         await self.command(call.ClearCache())
         await self.command(call.DataTransfer(vendor_id="peer-csms", message_id="ping"))
+
+    async def security_profile(self) -> None:
+        """An AuthorizationKey, then SecurityProfile 1: the charger reconnects with HTTP Basic
+        (the wait for that is cancelled by the reconnect)."""
+        await self.command(call.ChangeConfiguration(key="AuthorizationKey",
+                                                    value=AUTHORIZATION_KEY))
+        await self.command(call.GetConfiguration(key=["AuthorizationKey", "SecurityProfile"]))
+        raised = await self.command(call.ChangeConfiguration(key="SecurityProfile", value="1"))
+        if raised is not None and raised.get("status") == "Accepted":
+            await asyncio.sleep(REBOOT_WAIT_S)
+            self.state.recorder.write("script_wait_timeout", charger=self.identity,
+                                      action="ChangeConfiguration", why="no reconnect",
+                                      timeout=REBOOT_WAIT_S)
 
     async def local_list(self) -> None:
         accepted = datatypes.IdTagInfo(status=AuthorizationStatus.accepted)

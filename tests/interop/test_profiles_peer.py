@@ -18,6 +18,7 @@ script is done for both chargers.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -112,6 +113,7 @@ target = {{ group = "core", connector = {script.CHARGING_CONNECTOR} }}
 class ProfilesRun:
     records: list[Record]
     ledger: LedgerView
+    ledger_path: Path
 
 
 async def run_until_done(toml: Path, peer: PeerCsms, ledger: Path) -> None:
@@ -142,7 +144,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProfilesRun]:
         trio.run(run_until_done, toml, peer, workdir / "profiles.db")
     finally:
         peer.terminate()
-    yield ProfilesRun(peer.records(), LedgerView.load(workdir / "profiles.db"))
+    ledger = workdir / "profiles.db"
+    yield ProfilesRun(peer.records(), LedgerView.load(ledger), ledger)
 
 
 # --- reading the run ---------------------------------------------------------------------------
@@ -206,6 +209,13 @@ def test_the_run_completed_and_the_peer_saw_nothing_invalid(run: ProfilesRun) ->
     assert [r for r in run.records if r["kind"] == "rejected"] == []
 
 
+def test_every_answer_is_written_before_a_reboot_or_a_reconnect(run: ProfilesRun) -> None:
+    """A Reset, a raised SecurityProfile and a firmware update close the connection once
+    answered: the answer (handed to the connection first) must still go out."""
+    unsent = [(charger, data) for _, _, charger, _, data in run.ledger.kinds("frame_unsent")]
+    assert unsent == []
+
+
 @PER_CHARGER
 def test_every_cs_action_gets_a_schema_valid_callresult(run: ProfilesRun, charger: str) -> None:
     done = results(run, charger)
@@ -234,13 +244,8 @@ def test_the_ledger_holds_every_command_and_its_answer(run: ProfilesRun, charger
 
 def test_a_charger_without_a_profile_answers_its_actions_not_supported(run: ProfilesRun) -> None:
     """A group's ``profiles`` leave the others out: their actions are answered with a
-    CALLERROR NotSupported, every action of the listed ones with a CALLRESULT (Reset's too:
-    its answer is written before the reboot closes the connection)."""
+    CALLERROR NotSupported, every action of the listed ones with a CALLRESULT."""
     done = results(run, CORE_ONLY)
-    unsent = [data for _, _, charger, _, data in run.ledger.kinds("frame_unsent")
-              if charger == CORE_ONLY]
-    assert unsent == [], "answers the charger handed over but never wrote (a reboot or a" \
-        " reconnect closed the connection before its CALLRESULT went out?)"
     keys = {k["key"]: k.get("value") for k in
             answer(run, CORE_ONLY, "GetConfiguration")["configurationKey"]}
     assert keys["SupportedFeatureProfiles"].split(",") == list(CORE_PROFILES)
@@ -270,6 +275,28 @@ def test_every_feature_profile_is_supported(run: ProfilesRun, charger: str) -> N
         "SmartCharging", "RemoteTrigger"}
     assert status(run, charger, "ClearCache") == "Accepted"
     assert status(run, charger, "Reset") == "Accepted"
+
+
+@PER_CHARGER
+def test_an_authorization_key_and_a_raised_security_profile_take_effect(
+    run: ProfilesRun, charger: str,
+) -> None:
+    """ChangeConfiguration 1 and 2 (after LocalAuthListEnabled) set the AuthorizationKey and
+    raise SecurityProfile to 1: every later connection presents HTTP Basic as the charger,
+    through the reboots too, and the key is never read back."""
+    assert [status(run, charger, "ChangeConfiguration", i) for i in (1, 2)] == ["Accepted"] * 2
+    assert script.AUTHORIZATION_KEY not in json.dumps(answer(run, charger, "GetConfiguration", 1))
+    users = [r["basic_user"] for r in run.records
+             if r["kind"] == "connected" and r["charger"] == charger]
+    assert users[0] is None and len(users) >= 2, users
+    assert set(users[1:]) == {charger}, users
+
+
+def test_the_authorization_key_is_in_no_ledger_file(run: ProfilesRun) -> None:
+    files = sorted(run.ledger_path.parent.glob(run.ledger_path.name + "*"))
+    assert run.ledger_path in files
+    for path in files:
+        assert script.AUTHORIZATION_KEY.encode() not in path.read_bytes(), path
 
 
 @PER_CHARGER
