@@ -54,7 +54,7 @@ import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -523,12 +523,6 @@ def factory(args: argparse.Namespace) -> Callable[[str, ServerConnection, PeerSt
         return ProfilesChargePoint(identity, connection, state, shared)
 
     return make
-
-
-def steps_of(records: list[dict[str, Any]], charger: str) -> Iterator[str]:
-    """The names of the script steps ``charger`` went through, in order (for a test)."""
-    return (r["step"] for r in records
-            if r.get("kind") == "script_step" and r.get("charger") == charger)
 
 
 if __name__ == "__main__":

@@ -256,6 +256,16 @@ def test_a_charger_without_a_profile_answers_its_actions_not_supported(run: Prof
     assert refused == {a: "NotSupported" for a in script.CS_TO_CP if a not in kept}
 
 
+def test_the_peer_sends_every_cs_to_cp_action_of_the_protocol() -> None:
+    """The peer's list (written from the spec) and the simulator's registry agree."""
+    from simulator.ocpp.plugin import Direction
+    from simulator.ocpp.v16 import ACTIONS
+
+    assert sorted(script.CS_TO_CP) == sorted(
+        action for action, spec in ACTIONS.items()
+        if spec.direction in (Direction.CS_TO_CP, Direction.BOTH))
+
+
 def script_profiles() -> dict[str, str]:
     """Each CS→CP action's feature profile, as the protocol registry gives it."""
     from simulator.ocpp.v16 import ACTIONS
