@@ -8,11 +8,13 @@ gives it (:data:`simulator.ocpp.v16.ACTIONS`); a CALL whose action is not a CSâ†
 (unknown, or one only a charge point sends) counts under :data:`UNKNOWN_PROFILE`. Answers are
 counted by the CALLRESULT's ``status`` (:data:`NO_STATUS` for a result without one, such as
 GetConfiguration's) and CALLERRORs by code; a call with no recorded answer is ``unanswered``,
-and an answer the connection ended before writing (``frame_unsent``) is also ``unsent``.
+and an answer the connection ended before writing (``frame_unsent``) is also ``unsent``. A
+unique id the central system reused for one charger pairs its calls with the answers in order.
 """
 
 from __future__ import annotations
 
+import collections
 import sqlite3
 from typing import Any, Final
 
@@ -42,7 +44,7 @@ PROFILE_OF: Final = {
 _CS_CALLS: Final = (
     "SELECT charger, json_extract(data, '$.unique_id'), json_extract(data, '$.action')"
     " FROM events WHERE run_id = ? AND kind = ? AND data LIKE '%\"message_type\":2%'"
-    " AND json_extract(data, '$.message_type') = 2 {charger}"
+    " AND json_extract(data, '$.message_type') = 2 {charger} ORDER BY seq"
 )
 _ANSWERS: Final = (
     "SELECT charger, json_extract(data, '$.unique_id'), json_extract(data, '$.message_type'),"
@@ -52,6 +54,7 @@ _ANSWERS: Final = (
     "   ELSE json_extract(json_extract(data, '$.raw'), '$[2]') END END"
     " FROM events WHERE run_id = ? AND kind = ?"
     " AND (data LIKE '%\"message_type\":3%' OR data LIKE '%\"message_type\":4%') {charger}"
+    " ORDER BY seq"
 )
 _UNSENT: Final = (
     "SELECT charger, json_extract(data, '$.unique_id') FROM events"
@@ -99,21 +102,20 @@ def profile_usage(conn: sqlite3.Connection, rid: int,
     calls = _rows(conn, _CS_CALLS, rid, kind(FrameIn), charger)
     if not calls:  # most load runs: no need to read the chargers' frames again
         return tuple(ProfileUsage(profile=profile, calls=0, actions=()) for profile in tallies)
-    answers: dict[Key, tuple[Any, Any]] = {
-        (who, uid): (message_type, outcome)
-        for who, uid, message_type, outcome in _rows(conn, _ANSWERS, rid, kind(FrameOut), charger)
-    }
+    answers: dict[Key, collections.deque[tuple[Any, Any]]] = {}
+    for who, uid, message_type, outcome in _rows(conn, _ANSWERS, rid, kind(FrameOut), charger):
+        answers.setdefault((who, uid), collections.deque()).append((message_type, outcome))
     unsent = {(who, uid) for who, uid in _rows(conn, _UNSENT, rid, kind(FrameUnsent), charger)}
     for who, uid, action in calls:
         name = _name(action, UNKNOWN_ACTION)
         profile = PROFILE_OF.get(name, UNKNOWN_PROFILE)
         tally = tallies.setdefault(profile, {}).setdefault(name, _Tally())
         tally.calls += 1
-        answer = answers.get((who, uid))
-        if answer is None:
+        queue = answers.get((who, uid))
+        if not queue:
             tally.unanswered += 1
             continue
-        message_type, outcome = answer
+        message_type, outcome = queue.popleft()  # a reused id: answers pair in order
         if message_type == _RESULT:
             status = _name(outcome, NO_STATUS)
             tally.statuses[status] = tally.statuses.get(status, 0) + 1

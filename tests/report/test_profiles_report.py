@@ -191,3 +191,20 @@ async def test_one_chargers_report_has_its_own_calls(tmp_path: Path) -> None:
     text = render_charger_text(b)
     assert "    Reset     2  Accepted 1, Rejected 1" in text.splitlines()
     assert json.loads(render_json(b))["profiles"][0]["calls"] == 2
+
+
+async def test_a_reused_unique_id_pairs_calls_and_answers_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "reused.db"
+    await write_run(path, [
+        cs_call(1, "A", "same", "ClearCache"),
+        result(1, "A", "same", "ClearCache", '{"status":"Accepted"}'),
+        cs_call(2, "A", "same", "UnlockConnector", '{"connectorId":1}'),
+        result(2, "A", "same", "UnlockConnector", '{"status":"Unlocked"}'),
+        cs_call(3, "A", "same", "UnlockConnector", '{"connectorId":1}'),
+    ])
+    core = summarize(path).profiles[0]
+    assert core.actions == (
+        ProfileAction(action="ClearCache", calls=1, statuses={"Accepted": 1}, call_errors={}),
+        ProfileAction(action="UnlockConnector", calls=2, statuses={"Unlocked": 1},
+                      call_errors={}, unanswered=1),
+    )
