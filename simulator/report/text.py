@@ -25,6 +25,10 @@ shows; a longer one is cut with an ellipsis."""
 MAX_CHARGERS_SHOWN: Final = 10
 """Chargers named in a line that lists them (the others are counted)."""
 
+MAX_ACTIONS_SHOWN: Final = 12
+"""Actions of one feature profile the text report lists (the most called; a profile has at most
+nine, the unknown actions a hostile central system sends may be many)."""
+
 MAX_FAULTS_SHOWN: Final = 10
 """Injected faults the text report lists one by one (every kind is summed up above them)."""
 
@@ -216,17 +220,27 @@ def _faults(r: Report) -> list[str]:
 
 
 def _answers(a: ProfileAction) -> str:
-    """How the chargers answered one action: statuses, CALLERRORs, what was missing."""
-    parts = [f"{clip(status)} {n}" for status, n in a.statuses.items()]
-    parts += [f"CALLERROR {clip(code)} {n}" for code, n in a.call_errors.items()]
-    parts += [f"{label} {n}" for label, n in (("unanswered", a.unanswered),
-                                              ("answer unsent", a.unsent)) if n]
-    return ", ".join(parts) or "none"
+    """How the chargers answered one action: statuses; CALLERRORs by code; what was missing."""
+    groups = [
+        ", ".join(f"{clip(status)} {n}" for status, n in a.statuses.items()),
+        "CALLERROR " + ", ".join(f"{clip(code)} {n}" for code, n in a.call_errors.items())
+        if a.call_errors else "",
+        ", ".join(f"{label} {n}" for label, n in (("unanswered", a.unanswered),
+                                                  ("answer unsent", a.unsent)) if n),
+    ]
+    return "; ".join(g for g in groups if g) or "none"
+
+
+def _action_name(action: str) -> str:
+    """An action's cell: a blank or padded name (what a hostile central system may send)
+    quoted, so that it shows."""
+    return clip(action) if action and action == action.strip() else clip(repr(action))
 
 
 def profile_lines(profiles: Sequence[ProfileUsage]) -> list[str]:
     """The central system's calls by feature profile: each used profile with its actions (how
-    many calls, how the chargers answered), then the profiles it did not use on one line."""
+    many calls, how the chargers answered; at most :data:`MAX_ACTIONS_SHOWN` of a profile, the
+    others counted), then the profiles it did not use on one line."""
     used = [p for p in profiles if p.calls]
     if not used:
         return ["central system's calls by feature profile: none"]
@@ -234,9 +248,15 @@ def profile_lines(profiles: Sequence[ProfileUsage]) -> list[str]:
              " answered):"]
     for usage in used:
         lines.append(f"  {clip(usage.profile)}: {usage.calls} call(s)")
-        width = max(len(clip(a.action)) for a in usage.actions)
-        lines += [f"    {clip(a.action).ljust(width)}  {a.calls:>4}  {_answers(a)}"
-                  for a in usage.actions]
+        shown = sorted(usage.actions, key=lambda a: -a.calls)[:MAX_ACTIONS_SHOWN]
+        shown = [a for a in usage.actions if a in shown]
+        width = max(len(_action_name(a.action)) for a in shown)
+        lines += [f"    {_action_name(a.action).ljust(width)}  {a.calls:>4}  {_answers(a)}"
+                  for a in shown]
+        rest = [a for a in usage.actions if a not in shown]
+        if rest:
+            lines.append(f"    and {len(rest)} more action(s),"
+                         f" {sum(a.calls for a in rest)} call(s)")
     unused = [clip(p.profile) for p in profiles if not p.calls]
     if unused:
         lines.append(f"  not used: {', '.join(unused)}")

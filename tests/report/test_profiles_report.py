@@ -139,8 +139,8 @@ async def test_the_text_report_lists_used_profiles_and_names_the_others(
     assert section[1:4] == ["  Core: 5 call(s)",
                             "    DataTransfer         1  UnknownVendorId 1",
                             "    GetConfiguration     1  (no status) 1"]
-    assert section[4] == "    Reset                3  Accepted 2, Rejected 1, answer unsent 1"
-    assert "    ReserveNow     2  CALLERROR NotSupported 1, unanswered 1" in section
+    assert section[4] == "    Reset                3  Accepted 2, Rejected 1; answer unsent 1"
+    assert "    ReserveNow     2  CALLERROR NotSupported 1; unanswered 1" in section
     assert "    ExtendedTriggerMessage     1  CALLERROR (unreadable) 1" in section
     assert "  (unknown): 2 call(s)" in section
     assert "  not used: FirmwareManagement, LocalAuthListManagement, RemoteTrigger" in section
@@ -208,3 +208,18 @@ async def test_a_reused_unique_id_pairs_calls_and_answers_in_order(tmp_path: Pat
         ProfileAction(action="UnlockConnector", calls=2, statuses={"Unlocked": 1},
                       call_errors={}, unanswered=1),
     )
+
+
+async def test_many_unknown_actions_are_cut_short_and_blank_names_show(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.db"
+    names = [f"Vendor{n:02}" for n in range(14)] + [" ", "Reset "]
+    events: list[Event] = [cs_call(n, "A", f"x{n}", name) for n, name in enumerate(names)]
+    events += [cs_call(20 + n, "A", f"y{n}", "Vendor00") for n in range(3)]
+    await write_run(path, events)
+    lines = profile_lines(summarize(path).profiles)
+    unknown = lines[lines.index("  (unknown): 19 call(s)") + 1:]
+    assert unknown[0] == "    ' '     " + "     1  unanswered 1"
+    assert unknown[1] == "    'Reset '" + "     1  unanswered 1"
+    assert unknown[2] == "    Vendor00" + "     4  unanswered 4"
+    assert unknown[12] == "    and 4 more action(s), 4 call(s)"
+    assert unknown[13].startswith("  not used: Core, ")
