@@ -33,6 +33,7 @@ import trio
 
 import simulator.config
 from simulator.runtime import open_simulation
+from tests.oracle import ORACLE
 
 from . import peer_profiles as script
 from .conftest import PeerCsms, Record
@@ -212,6 +213,22 @@ def test_the_run_completed_and_the_peer_saw_nothing_invalid(run: ProfilesRun) ->
     assert ledger.kinds("crash") == []
     assert [r for r in run.records if r["kind"] in TROUBLE_KINDS] == []
     assert [r for r in run.records if r["kind"] == "rejected"] == []
+
+
+def test_every_frame_the_chargers_sent_is_valid_by_the_official_schemas(run: ProfilesRun) -> None:
+    """The strict oracle (``tests/oracle.py``: date-times, multipleOf in decimal) on every
+    frame out, each CALLRESULT against the response schema of the CALL it answers."""
+    pending = {(f.charger, f.unique_id): f.action for f in run.ledger.frames
+               if f.direction == "in" and f.message_type == 2}
+    problems = []
+    for frame in run.ledger.frames:
+        if frame.direction == "out":
+            answers = pending.get((frame.charger, frame.unique_id))
+            problems += [(frame.charger, frame.action, problem) for problem in
+                         ORACLE.check_frame_out(json.dumps(frame.message),
+                                                {frame.unique_id: answers} if answers else {})]
+    assert problems == []
+    assert len([f for f in run.ledger.frames if f.direction == "out"]) > 300
 
 
 def test_every_answer_is_written_before_a_reboot_or_a_reconnect(run: ProfilesRun) -> None:
