@@ -487,7 +487,8 @@ class ChargerActor:
                     self.link.drop()
                 case Reboot(delay=delay):
                     self._power_on_at = now + delay
-                    self.link.drop(hold_until=self._power_on_at)
+                    # (an answer given before going down, e.g. to the Reset, still goes out)
+                    self.link.drop(hold_until=self._power_on_at, after_queued=True)
                 case Transfer(job=job):
                     assert self._nursery is not None  # effects come only from inside run()
                     self._nursery.start_soon(run_transfer, effect, self.control.inbox_send.send,

@@ -9,6 +9,8 @@ Layout (each module imports only those above it):
 - :mod:`.faults`: each injected fault paired with what the central system did next;
 - :mod:`.outcomes`: answers by status, energy per group (from the run's own fleet file), what a
   ``--resume`` run took over and delivered;
+- :mod:`.profiles`: the central system's CS→CP calls by feature profile, and how the chargers
+  answered them;
 - :mod:`.summary`: :func:`summarize` (one run, with the verdicts it stored) and
   :class:`ReportError`;
 - :mod:`.charger`: :func:`summarize_charger` (one charger of one run);
@@ -38,14 +40,18 @@ from simulator.report.model import (
     Energy,
     FaultEffect,
     Outcomes,
+    ProfileAction,
+    ProfileUsage,
     Report,
     ResumeStats,
     TransactionStats,
     Verdict,
 )
+from simulator.report.profiles import NO_STATUS, UNKNOWN_PROFILE
 from simulator.report.summary import VERDICTS_SUMMARY_KEY, ReportError, summarize
 from simulator.report.text import (
     MAX_SHOWN,
+    profile_lines,
     render_charger_text,
     render_text,
     verdict_lines,
@@ -64,9 +70,11 @@ def render_json(report: Report | ChargerReport) -> str:
 __all__ = [
     "CLOCK_ORIGIN_SUMMARY_KEY",
     "MAX_SHOWN",
+    "NO_STATUS",
     "PERCENTILES",
     "UNKNOWN_ACTION",
     "UNKNOWN_ERROR_CODE",
+    "UNKNOWN_PROFILE",
     "VERDICTS_SUMMARY_KEY",
     "ActionStats",
     "ChargerReport",
@@ -76,12 +84,15 @@ __all__ = [
     "Energy",
     "FaultEffect",
     "Outcomes",
+    "ProfileAction",
+    "ProfileUsage",
     "Report",
     "ReportError",
     "ResumeStats",
     "TransactionStats",
     "Verdict",
     "percentile",
+    "profile_lines",
     "render_charger_text",
     "render_diff",
     "render_json",

@@ -27,6 +27,7 @@ from simulator.report.model import (
     ConnectorStatus,
 )
 from simulator.report.outcomes import groups_of, kwh, run_fleet
+from simulator.report.profiles import profile_usage
 from simulator.report.summary import ReportError, open_run
 
 _TRANSACTIONS = (
@@ -85,6 +86,7 @@ def _charger(conn: sqlite3.Connection, path: Path, run: RunRecord, charger: str)
         messages_dropped=count(MessageDropped),
         messages_queued=None if queued is None else queued.get(charger, [0])[0],
         connectors=_connectors(conn, rid, charger),
+        profiles=profile_usage(conn, rid, charger),
     )
 
 

@@ -141,6 +141,32 @@ class FaultEffect(msgspec.Struct, frozen=True, kw_only=True):
     recovered_after_s: float | None
 
 
+class ProfileAction(msgspec.Struct, frozen=True, kw_only=True):
+    """One central-system-to-charge-point action in a run: ``calls``, the CALLs the central
+    system sent; how the chargers answered them: ``statuses``, their CALLRESULTs by ``status``
+    (``"(no status)"`` for a result without one), sorted; ``call_errors``, their CALLERRORs by
+    code (sorted, unreadable codes last); ``unanswered``, calls with no answer recorded (the
+    charger went down first); ``unsent``, answers given but never written (the connection
+    ended first), counted in ``statuses`` / ``call_errors`` too."""
+
+    action: str
+    calls: int
+    statuses: dict[str, int]
+    call_errors: dict[str, int]
+    unanswered: int = 0
+    unsent: int = 0
+
+
+class ProfileUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """One feature profile (``Core`` ... ``Security``, or ``"(unknown)"`` for calls of an
+    action that is not a CS→CP action): ``calls`` the central system made of its actions in
+    the run, and ``actions``, those it used, by name."""
+
+    profile: str
+    calls: int
+    actions: tuple[ProfileAction, ...]
+
+
 class Report(msgspec.Struct, frozen=True, kw_only=True):
     """The summary of one run (see the module docstring for units and the point of view).
 
@@ -170,6 +196,8 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     when it is not known (an earlier run that ended before the ledger recorded it). For a run
     still going, what is queued now. ``resume`` is set for a ``--resume`` run; ``resumed_by`` is
     the first later run that resumed this one (and took its queue over), if any.
+    ``profiles`` lists, per feature profile, the CS→CP actions the central system used and
+    how the chargers answered (:class:`ProfileUsage`), every profile in the spec's order.
     """
 
     path: str
@@ -216,6 +244,7 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     loop_lag_measured: bool = False
     verdicts: tuple[Verdict, ...] | None = None
     fault_effects: tuple[FaultEffect, ...] = ()
+    profiles: tuple[ProfileUsage, ...] = ()
 
 
 class ChargerTransaction(msgspec.Struct, frozen=True, kw_only=True):
@@ -250,7 +279,7 @@ class ChargerReport(msgspec.Struct, frozen=True, kw_only=True):
     when it connected), ``connect_errors`` (each failed attempt's error, by count), the boot
     answers, ``transactions`` it started, the CALLERRORs it received and sent by code,
     ``timeouts``, ``crashes`` (their errors, by count), messages dropped and still queued,
-    and the last status per connector."""
+    the last status per connector, and the central system's calls to it by feature profile."""
 
     path: str
     run_id: int
@@ -268,3 +297,4 @@ class ChargerReport(msgspec.Struct, frozen=True, kw_only=True):
     messages_dropped: int
     messages_queued: int | None
     connectors: tuple[ConnectorStatus, ...]
+    profiles: tuple[ProfileUsage, ...] = ()

@@ -50,6 +50,7 @@ from simulator.report.faults import fault_effects
 from simulator.report.frames import FrameTally, grouped, kind, sorted_codes, to_ms
 from simulator.report.model import ConnectionStats, Report, TransactionStats, Verdict
 from simulator.report.outcomes import Stops, groups_of, outcomes, resume_stats, run_fleet
+from simulator.report.profiles import profile_usage
 
 VERDICTS_SUMMARY_KEY = "verdicts"
 """Set in a run's stored ``summary``: its :class:`Verdict` records, in ``[[expect]]`` order."""
@@ -180,6 +181,7 @@ def _summarize(conn: sqlite3.Connection, path: Path, run: RunRecord) -> Report:
                                or (run.summary or {}).get(LOOP_PROBE_SUMMARY_KEY)),
         verdicts=stored_verdicts(run),
         fault_effects=fault_effects(conn, run),
+        profiles=profile_usage(conn, rid),
     )
 
 

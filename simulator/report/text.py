@@ -8,7 +8,15 @@ import statistics
 from collections.abc import Sequence
 from typing import Final
 
-from simulator.report.model import ChargerReport, FaultEffect, Report, Scalar, Verdict
+from simulator.report.model import (
+    ChargerReport,
+    FaultEffect,
+    ProfileAction,
+    ProfileUsage,
+    Report,
+    Scalar,
+    Verdict,
+)
 
 MAX_SHOWN: Final = 40
 """Characters of a name that came from outside (an action, an error code) the text report
@@ -16,6 +24,10 @@ shows; a longer one is cut with an ellipsis."""
 
 MAX_CHARGERS_SHOWN: Final = 10
 """Chargers named in a line that lists them (the others are counted)."""
+
+MAX_ACTIONS_SHOWN: Final = 12
+"""Actions of one feature profile the text report lists (the most called; a profile has at most
+nine, the unknown actions a hostile central system sends may be many)."""
 
 MAX_FAULTS_SHOWN: Final = 10
 """Injected faults the text report lists one by one (every kind is summed up above them)."""
@@ -207,6 +219,50 @@ def _faults(r: Report) -> list[str]:
             *(_fault_line(e) for e in effects[:MAX_FAULTS_SHOWN])]
 
 
+def _answers(a: ProfileAction) -> str:
+    """How the chargers answered one action: statuses; CALLERRORs by code; what was missing."""
+    groups = [
+        ", ".join(f"{clip(status)} {n}" for status, n in a.statuses.items()),
+        "CALLERROR " + ", ".join(f"{clip(code)} {n}" for code, n in a.call_errors.items())
+        if a.call_errors else "",
+        ", ".join(f"{label} {n}" for label, n in (("unanswered", a.unanswered),
+                                                  ("answer unsent", a.unsent)) if n),
+    ]
+    return "; ".join(g for g in groups if g) or "none"
+
+
+def _action_name(action: str) -> str:
+    """An action's cell: a blank or padded name (what a hostile central system may send)
+    quoted, so that it shows."""
+    return clip(action) if action and action == action.strip() else clip(repr(action))
+
+
+def profile_lines(profiles: Sequence[ProfileUsage]) -> list[str]:
+    """The central system's calls by feature profile: each used profile with its actions (how
+    many calls, how the chargers answered; at most :data:`MAX_ACTIONS_SHOWN` of a profile, the
+    others counted), then the profiles it did not use on one line."""
+    used = [p for p in profiles if p.calls]
+    if not used:
+        return ["central system's calls by feature profile: none"]
+    lines = ["central system's calls by feature profile (CS→CP actions; how the chargers"
+             " answered):"]
+    for usage in used:
+        lines.append(f"  {clip(usage.profile)}: {usage.calls} call(s)")
+        shown = sorted(usage.actions, key=lambda a: -a.calls)[:MAX_ACTIONS_SHOWN]
+        shown = [a for a in usage.actions if a in shown]
+        width = max(len(_action_name(a.action)) for a in shown)
+        lines += [f"    {_action_name(a.action).ljust(width)}  {a.calls:>4}  {_answers(a)}"
+                  for a in shown]
+        rest = [a for a in usage.actions if a not in shown]
+        if rest:
+            lines.append(f"    and {len(rest)} more action(s),"
+                         f" {sum(a.calls for a in rest)} call(s)")
+    unused = [clip(p.profile) for p in profiles if not p.calls]
+    if unused:
+        lines.append(f"  not used: {', '.join(unused)}")
+    return lines
+
+
 def render_text(report: Report) -> str:
     """``report`` as a readable plain-text page (latencies in milliseconds), no trailing
     newline."""
@@ -242,6 +298,8 @@ def render_text(report: Report) -> str:
         f"frames: in {r.frames_in} ({r.frames_in_with_violations} with violations),"
         f" out {r.frames_out}; events {r.events}; CSMS-side violations {r.csms_violations}",
         _loop_lag_line(r),
+        "",
+        *profile_lines(r.profiles),
         *_faults(r),
         *_verdicts(r),
     ]
@@ -280,4 +338,5 @@ def render_charger_text(report: ChargerReport) -> str:
     lines += [f"  {s.connector}: {clip(s.status)}"
               + ("" if s.error_code == "NoError" else f" ({clip(s.error_code)})")
               + f" at {s.t_s:.1f} s" for s in r.connectors]
+    lines += profile_lines(r.profiles)
     return "\n".join(lines)

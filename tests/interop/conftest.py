@@ -39,11 +39,14 @@ class PeerCsms:
 
     ``url`` is the endpoint without the identity (``ws://127.0.0.1:<port>/ocpp``); a charger
     connects to ``url + "/" + identity``. The port stays the same across :meth:`restart`, and the
-    record file is shared by all incarnations (appended to, never truncated).
+    record file is shared by all incarnations (appended to, never truncated). ``script`` is
+    the peer script to run (``peer_csms.py``, or one built on it such as ``peer_profiles.py``).
     """
 
-    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = (),
+                 script: Path = PEER_SCRIPT) -> None:
         self.workdir = workdir
+        self.script = script
         self.record_path = workdir / "peer-record.jsonl"
         self.ready_path = workdir / "peer-ready.txt"
         self.log_path = workdir / "peer-output.log"
@@ -68,7 +71,7 @@ class PeerCsms:
             raise RuntimeError("the peer is already running")
         self.ready_path.unlink(missing_ok=True)
         command = [
-            sys.executable, str(PEER_SCRIPT), "--host", "127.0.0.1", "--port", str(self.port),
+            sys.executable, str(self.script), "--host", "127.0.0.1", "--port", str(self.port),
             "--record", str(self.record_path), "--ready", str(self.ready_path),
             "--heartbeat", str(DEFAULT_HEARTBEAT_S), *self.extra_args,
         ]

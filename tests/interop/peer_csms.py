@@ -3,11 +3,13 @@
 Nobody on this team wrote ``ocpp`` (mobilityhouse/ocpp): its ``ChargePoint`` validates every frame
 it receives and every answer it sends against the official OCPP 1.6 JSON schemas. This script
 serves it over ``websockets`` (asyncio) on ``/ocpp/<identity>`` with the ``ocpp1.6`` subprotocol
-required, answers every Core CP→CS action, and appends one JSON line per observation to the
+required, answers every CP→CS action (Core, FirmwareManagement and the Security extension's),
+and appends one JSON line per observation to the
 ``--record`` file, flushed at once so a SIGKILLed peer leaves a readable record:
 
-- ``started`` / ``stopped`` (the peer itself), ``connected`` / ``disconnected`` / ``rejected``
-  (connections), ``message`` (every frame received, with ``action`` and ``payload``),
+- ``started`` / ``stopped`` (the peer itself), ``connected`` (with ``basic_user``, the HTTP
+  Basic user the charger presented, if any: never its password) / ``disconnected`` /
+  ``rejected`` (connections), ``message`` (every frame received, with ``action`` and ``payload``),
 - ``validation_error`` (the package refused a frame: unparsable, schema violation, an answer of
   ours that failed validation), ``call_error`` (the package answered NotImplemented/NotSupported),
   ``unhandled_exception`` (a bug anywhere, ours or the package's),
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import itertools
@@ -86,6 +89,9 @@ DEFAULT_RESPONSE_TIMEOUT_S: Final = 10.0
 DEFAULT_START_WAIT_S: Final = 10.0
 """How long the ``--commands`` script waits for the StartTransaction its RemoteStart caused (and,
 with ``--remote-start-on finishing``, for a connector to report Finishing first)."""
+SCRIPT_CLOSE_GRACE_S: Final = 0.2
+"""How long a command script may go on after its connection closed (to record the last result
+it got) before it is cancelled."""
 SAMPLE_INTERVAL_SET: Final = "3"
 """The MeterValueSampleInterval the command script writes (and reads back)."""
 
@@ -355,7 +361,7 @@ class PeerChargePoint(ChargePoint):  # type: ignore[misc]  # the package ships n
     def on_diagnostics_status_notification(self, **_: Any) -> Any:
         return call_result.DiagnosticsStatusNotification()
 
-    # ---- CP -> CS Security extension handlers ---------------------------------------------
+    # ---- CP -> CS Security extension handlers ------------------------------------------------
 
     @handles(Action.security_event_notification)
     def on_security_event_notification(self, **_: Any) -> Any:
@@ -364,6 +370,14 @@ class PeerChargePoint(ChargePoint):  # type: ignore[misc]  # the package ships n
     @handles(Action.sign_certificate)
     def on_sign_certificate(self, **_: Any) -> Any:
         return call_result.SignCertificate(status=GenericStatus.accepted)
+
+    @handles(Action.log_status_notification)
+    def on_log_status_notification(self, **_: Any) -> Any:
+        return call_result.LogStatusNotification()
+
+    @handles(Action.signed_firmware_status_notification)
+    def on_signed_firmware_status_notification(self, **_: Any) -> Any:
+        return call_result.SignedFirmwareStatusNotification()
 
     # ---- CS -> CP script ----------------------------------------------------------------
 
@@ -511,17 +525,39 @@ def _process_request(state: PeerState) -> Callable[[ServerConnection, Request], 
     return process_request
 
 
+def basic_user(headers: Headers) -> str | None:
+    """The user of the handshake's HTTP Basic ``Authorization`` (never its password, which is
+    not recorded), or ``None`` without one (or one that does not parse)."""
+    value = headers.get("Authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, colon, _ = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return user if colon else None
+
+
 def _offered_subprotocols(headers: Headers) -> set[str]:
     values = headers.get_all("Sec-WebSocket-Protocol")
     return {item.strip() for value in values for item in value.split(",")}
 
 
-async def handle_connection(connection: ServerConnection, state: PeerState) -> None:
-    """Serve one charger until its socket closes; run the command script when asked to."""
+ChargePointFactory = Callable[[str, ServerConnection, PeerState], PeerChargePoint]
+"""Makes the central system's side of one connection: (identity, connection, shared state)."""
+
+
+async def handle_connection(connection: ServerConnection, state: PeerState,
+                            make: ChargePointFactory = PeerChargePoint) -> None:
+    """Serve one charger until its socket closes; run the command script (``run_commands`` of
+    what ``make`` returns) when asked to."""
     identity = unquote(connection.request.path.split("?", 1)[0][len(PATH_PREFIX):]
                        if connection.request else "")
-    charge_point = PeerChargePoint(identity, connection, state)
-    state.recorder.write("connected", charger=identity, subprotocol=connection.subprotocol)
+    charge_point = make(identity, connection, state)
+    state.recorder.write("connected", charger=identity, subprotocol=connection.subprotocol,
+                         basic_user=basic_user(connection.request.headers
+                                               if connection.request else Headers()))
     scripted = state.commands and identity.startswith(state.commands_for)
     script = asyncio.create_task(charge_point.run_commands()) if scripted else None
     try:
@@ -535,6 +571,9 @@ async def handle_connection(connection: ServerConnection, state: PeerState) -> N
         )
     finally:
         if script is not None:
+            # A CALLRESULT read just before the close (a Reset's) wakes the script only now:
+            # let it record the result before it is cancelled.
+            await asyncio.wait({script}, timeout=SCRIPT_CLOSE_GRACE_S)
             script.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await script
@@ -567,8 +606,9 @@ def write_ready(path: Path, port: int) -> None:
     os.replace(tmp, path)
 
 
-async def run_peer(args: argparse.Namespace) -> None:
-    """Serve until SIGTERM or SIGINT, then close every connection and return."""
+async def run_peer(args: argparse.Namespace, make: ChargePointFactory = PeerChargePoint) -> None:
+    """Serve until SIGTERM or SIGINT, then close every connection and return; ``make`` builds
+    each connection's charge point (another peer script passes its subclass)."""
     recorder = Recorder(Path(args.record))
     logger = logging.getLogger("peer_csms.ocpp")
     logger.propagate = False
@@ -590,7 +630,7 @@ async def run_peer(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
 
     async def handler(connection: ServerConnection) -> None:
-        await handle_connection(connection, state)
+        await handle_connection(connection, state, make)
 
     try:
         async with serve(
@@ -607,8 +647,10 @@ async def run_peer(args: argparse.Namespace) -> None:
         recorder.close()
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """The command line (see the module docstring)."""
+def parse_args(argv: list[str],
+               extend: Callable[[argparse.ArgumentParser], None] | None = None,
+               ) -> argparse.Namespace:
+    """The command line (see the module docstring); ``extend`` adds another script's options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port")
@@ -629,14 +671,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seconds to wait for the answer to a CS-initiated CALL")
     parser.add_argument("--start-wait", type=float, default=DEFAULT_START_WAIT_S,
                         help="seconds to wait for the StartTransaction after RemoteStart")
+    if extend is not None:
+        extend(parser)
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: parse ``argv`` and serve until signalled."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main(argv: list[str] | None = None, *,
+         extend: Callable[[argparse.ArgumentParser], None] | None = None,
+         make_for: Callable[[argparse.Namespace], ChargePointFactory] | None = None) -> None:
+    """Entry point: parse ``argv`` and serve until signalled. Another peer script passes its
+    options (``extend``) and what makes its charge points from the parsed options
+    (``make_for``)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv, extend)
+    make = PeerChargePoint if make_for is None else make_for(args)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_peer(args))
+        asyncio.run(run_peer(args, make))
 
 
 if __name__ == "__main__":
