@@ -193,6 +193,8 @@ class ChargerMachine:
             reboots=self._reboots, jobs=jobs, triggers=Triggers(ctx, metering=self._metering),
             rng=rng,
         )
+        self._timed = tuple(h for h in self._handlers.values() if h.has_timers())
+        """The handlers with timers of their own (asked at every step)."""
         self._faults = Faults(ctx, reboots=self._reboots, transactions=self._transactions,
                               plugin=plugin, jobs=jobs)
         self._connect_failures: set[ConnectFailure] = set()
@@ -480,7 +482,7 @@ class ChargerMachine:
             self._reboots.next_deadline(), self._transactions.next_deadline(),
             self._metering.next_deadline(), self._faults.next_deadline(),
             self._jobs.next_deadline(),
-            *[handler.next_deadline() for handler in self._handlers.values()],
+            *[handler.next_deadline() for handler in self._timed],
         )
 
     def statistics(self) -> ChargerStatistics:
@@ -552,7 +554,7 @@ class ChargerMachine:
         self._metering.due(now)
         self._reboots.due(now)
         self._jobs.due(now)
-        for handler in self._handlers.values():
+        for handler in self._timed:
             handler.due(now)
         self._registration.report(now)
 

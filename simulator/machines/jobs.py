@@ -292,6 +292,8 @@ class Jobs:
 
     def next_deadline(self) -> float | None:
         """When :meth:`due` has something to do, or None."""
+        if not self._jobs:
+            return None
         offset = self.ctx.wall_offset
         return earliest(*[
             job.until if job.wall_until is None else job.wall_until - offset

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.machines.charger import SUPPORTED_PROFILES, ChargerSpec, charger_profiles
+from simulator.machines.profiles import ProfileHandler
 from simulator.ocpp.v16 import ACTIONS, Direction
 from tests.machines.pair import MachinePair
 
@@ -45,3 +46,26 @@ def test_an_unknown_profile_name_is_refused_with_the_names_to_use() -> None:
     spec = ChargerSpec(identity="CP-1", vendor="Acme", model="AC22", profiles=("Core", "Bogus"))
     with pytest.raises(ValueError, match="not implemented: Bogus; use some of Core"):
         charger_profiles(spec)
+
+
+def _handler_classes() -> list[type[ProfileHandler]]:
+    import simulator.machines.profiles.assembly  # noqa: F401  (imports every handler)
+
+    found: list[type[ProfileHandler]] = []
+    todo = list(ProfileHandler.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+@pytest.mark.parametrize("cls", _handler_classes(), ids=lambda c: c.__name__)
+def test_a_handler_with_timers_says_so_or_the_charger_would_never_run_them(
+    cls: type[ProfileHandler],
+) -> None:
+    """The charger asks only handlers whose ``has_timers`` is true for their deadlines."""
+    timed = cls.next_deadline is not ProfileHandler.next_deadline \
+        or cls.due is not ProfileHandler.due
+    if timed:
+        assert cls.has_timers is not ProfileHandler.has_timers, cls

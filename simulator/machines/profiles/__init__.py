@@ -14,7 +14,8 @@ The contract of a handler (:class:`ProfileHandler`):
   StopTransaction goes out after the CALLRESULT); :meth:`~ProfileHandler.handle` sends the reply
   and runs that follow-up, and answers a request it does not know NotSupported;
 - :meth:`~ProfileHandler.next_deadline` and :meth:`~ProfileHandler.due` are the handler's own
-  timers (checked by the charger at every step), :meth:`~ProfileHandler.powered_on` is called at
+  timers (checked by the charger at every step, for a handler whose
+  :meth:`~ProfileHandler.has_timers` is True), :meth:`~ProfileHandler.powered_on` is called at
   every (re)boot;
 - a handler owns its own state; what it shares with the rest of the charger it reaches through
   the :class:`~simulator.machines.context.ChargerContext` and the components handed to its
@@ -74,6 +75,12 @@ class ProfileHandler(abc.ABC):
         session.reply(call, response, now)
         if followup is not None:
             followup()
+
+    def has_timers(self) -> bool:
+        """Whether this handler keeps timers of its own (:meth:`next_deadline`, :meth:`due`);
+        the charger asks only those that do, at every step. A handler that overrides
+        :meth:`next_deadline` says True."""
+        return False
 
     def next_deadline(self) -> float | None:
         """When :meth:`due` must next run for this handler's own timers, or None."""

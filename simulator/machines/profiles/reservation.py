@@ -66,8 +66,14 @@ class ReservationHandler(ProfileHandler):
 
     # --- timers -------------------------------------------------------------------------------
 
+    def has_timers(self) -> bool:
+        """Reservations expire."""
+        return True
+
     def next_deadline(self) -> float | None:
         """When the earliest reservation expires (monotonic seconds), or None."""
+        if not self.ctx.reservations:
+            return None  # none held: the usual case, kept cheap (asked at every step)
         expiry = self.ctx.reservations.next_expiry()
         return None if expiry is None else expiry - self.ctx.wall_offset
 
@@ -75,7 +81,7 @@ class ReservationHandler(ProfileHandler):
         """End the reservations that expired; keep the connectors that connector-0
         reservations hold up to date (nothing while the charger is down)."""
         ctx = self.ctx
-        if not ctx.powered:
+        if not ctx.powered or not ctx.reservations:
             return
         for reservation in ctx.reservations.expire(ctx.wall_offset, now):
             ctx.reservation_ended(reservation, now, "Expired")

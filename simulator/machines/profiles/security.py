@@ -43,6 +43,10 @@ class SecurityHandler(ProfileHandler):
                 return answered
         return None
 
+    def has_timers(self) -> bool:
+        """Whether a part keeps timers."""
+        return any(part.has_timers() for part in self.parts)
+
     def next_deadline(self) -> float | None:
         """The earliest of the parts' timers."""
         return earliest(*(part.next_deadline() for part in self.parts))
