@@ -59,7 +59,7 @@ def _first_error(group: BaseExceptionGroup[Exception]) -> Exception:
 def _tls_problem(fleet: Fleet) -> str | None:
     """One line if the TLS files of ``[csms]`` or of a ``[group.security]`` cannot be used,
     else None."""
-    from simulator.runtime import tls_problem
+    from simulator.connections import tls_problem
 
     return tls_problem(fleet)
 

@@ -28,9 +28,8 @@ import collections
 import functools
 import math
 import signal
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TextIO
@@ -40,28 +39,26 @@ import trio
 import trio.testing
 
 from simulator import __version__, seeds
-from simulator.actors.chaos_stream import TransportChaos
 from simulator.actors.charger import ChargerControl, ChargerEnv
 from simulator.actors.collector import TICK, VIRTUAL_TICK
 from simulator.actors.director import ScriptedStep, run_director
 from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
 from simulator.actors.lag import run_lag_probe
 from simulator.actors.link import CredentialOpener
-from simulator.actors.security import GroupSecurity, SecuritySettings, credential_opener
-from simulator.actors.security import tls_context as security_tls_context
-from simulator.actors.streams import memory_connector
-from simulator.actors.transport import (
-    Transport,
-    WebSocketClient,
-    open_transport,
-    trio_websocket_client,
-)
-from simulator.actors.websockets_transport import websockets_client
 from simulator.bus import Counters, EventBus
 from simulator.chaos import ChaosPlan
 from simulator.config import Csms, Group, TimeMode
 from simulator.config import Fleet as FleetFile
-from simulator.config.model import Security
+from simulator.connections import (
+    StreamWrap,
+    TransportFactory,
+    chaos_states,
+    group_opener,
+    virtual_opener,
+    websocket_client,
+    websocket_opener,
+    with_chaos,
+)
 from simulator.csms import BootStatus, CsmsOptions, CsmsServer, run_csms
 from simulator.csms.core import CentralSystem
 from simulator.events import BootResult, Event
@@ -89,12 +86,6 @@ LEDGER_BUFFER: Final = 8192
 """Events the ledger subscription buffers before publishers wait (backpressure)."""
 DEFAULT_FIRMWARE: Final = f"sim-{__version__}"
 """firmwareVersion in BootNotification when the group does not set one."""
-
-TransportFactory = Callable[[str, str], AbstractAsyncContextManager[Transport]]
-"""``(base_url, identity)`` → an async context manager yielding a connected transport."""
-StreamWrap = Callable[[str, trio.abc.Stream], trio.abc.Stream]
-"""``(identity, stream)`` → the stream a charger's WebSocket client talks over: the seam where
-the chaos engine puts its wrappers (``simulator.actors.streams.StreamWrapper``)."""
 
 VIRTUAL_URL: Final = "ws://embedded.virtual/ocpp"
 """The embedded CSMS's address under virtual time (in memory: nothing listens on it)."""
@@ -277,9 +268,9 @@ async def open_simulation(
         )
         url = fleet.csms.url
         csms_scope = trio.CancelScope()
-        chaos = _chaos_states(fleet.run.seed)  # each charger's, shared by its link and streams
-        wrap = _with_chaos(chaos, wrap)
-        virtual_opener: TransportFactory | None = None
+        chaos = chaos_states(fleet.run.seed)  # each charger's, shared by its link and streams
+        wrap = with_chaos(chaos, wrap)
+        in_memory: TransportFactory | None = None
         if url == "embedded" and virtual:
             server = CsmsServer(
                 CentralSystem(csms_options(fleet), wall_epoch=wall_epoch, plugin=plugin,
@@ -289,18 +280,18 @@ async def open_simulation(
             services.start_soon(_cancelled_by, csms_scope, server.poll,
                                 name="embedded csms polls")
             url = VIRTUAL_URL
-            virtual_opener = _virtual_opener(server, client=websocket_client(fleet), wrap=wrap,
-                                             plugin=plugin)
+            in_memory = virtual_opener(server, client=websocket_client(fleet), wrap=wrap,
+                                       plugin=plugin)
         elif url == "embedded":
             url = await services.start(_run_embedded_csms, fleet, bus.publish, plugin, csms_scope,
                                        name="embedded csms")
-        opener = functools.partial(open_transport or virtual_opener
-                                   or _websocket_opener(fleet, wrap=wrap, plugin=plugin), url)
+        opener = functools.partial(open_transport or in_memory
+                                   or websocket_opener(fleet, wrap=wrap, plugin=plugin), url)
         # Over real sockets, each group connects with its security settings and each charger
         # with its credentials in force (a test's transports and the virtual one have none).
         connects: dict[str, CredentialOpener | None] = {
-            group.name: _group_opener(fleet, group, url, wrap=wrap, plugin=plugin)
-            if open_transport is None and virtual_opener is None else None
+            group.name: group_opener(fleet, group, url, wrap=wrap, plugin=plugin)
+            if open_transport is None and in_memory is None else None
             for group in fleet.groups
         }
         plans = [
@@ -453,48 +444,6 @@ async def run_simulation(
     return sim.result
 
 
-def tls_context(fleet: FleetFile) -> ssl.SSLContext | None:
-    """The TLS client context of ``[csms]``'s settings for a wss:// CSMS: the system trust
-    store or ``ca_file``, and the client certificate of security profile 3. Raises
-    ``OSError``/``ssl.SSLError`` for files that cannot be read or used."""
-    if not fleet.csms.url.startswith("wss://"):
-        return None
-    return security_tls_context(security_settings(fleet.csms.security))
-
-
-def tls_problem(fleet: FleetFile) -> str | None:
-    """One line naming the fleet file and the field if the TLS files of ``[csms]`` or of a
-    group's ``[group.security]`` cannot be used (a wss:// CSMS only), else None."""
-    if not fleet.csms.url.startswith("wss://"):
-        return None
-    tables = [("csms", fleet.csms.security)] + [
-        (f"group {group.name!r} security", group.security)
-        for group in fleet.groups if group.security is not None
-    ]
-    checked: set[SecuritySettings] = set()
-    for where, security in tables:
-        settings = security_settings(security)
-        if settings in checked:
-            continue
-        checked.add(settings)
-        try:
-            security_tls_context(settings)
-        except (OSError, ssl.SSLError) as exc:
-            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            return f"{fleet.source}: {where}: ca_file / cert_file / key_file: {cause}; " \
-                "check the TLS files"
-    return None
-
-
-def security_settings(security: Security) -> SecuritySettings:
-    """The transport's view of a fleet file's security settings."""
-    return SecuritySettings(
-        security_profile=security.security_profile,
-        password=None if security.password is None else str(security.password),
-        ca_file=security.ca_file, cert_file=security.cert_file, key_file=security.key_file,
-    )
-
-
 async def _store_unsaved_outboxes(fleet: RunningFleet, bus: EventBus) -> None:
     """Hand the ledger every outbox that changed since a charger last handed it over: one
     cancelled while handing it (a second Ctrl-C) has not stored its last changes. Shielded,
@@ -522,106 +471,6 @@ def _director(
              for index, step in enumerate(fleet.steps)]
     return functools.partial(run_director, plan, steps, sim.running_controls, sim.bus.publish,
                              stop=sim.stopping)
-
-
-def _websocket_opener(
-    fleet: FleetFile,
-    *,
-    plugin: ProtocolPlugin = PLUGIN,
-    wrap: StreamWrap | None = None,
-) -> TransportFactory:
-    """Connect chargers to ``fleet``'s CSMS over TCP (TLS for wss://) with the WebSocket client
-    ``[csms] transport`` names, its password and TLS files, offering ``plugin``'s subprotocol;
-    ``wrap`` goes between each socket and its WebSocket client. Raises ``ValueError`` for a
-    client name that is not offered (``OSError``/``ssl.SSLError`` for unusable TLS files)."""
-    client = websocket_client(fleet)
-    password = None if fleet.csms.password is None else str(fleet.csms.password)
-    context = tls_context(fleet)
-
-    def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
-        return open_transport(url, identity, plugin=plugin, client=client, password=password,
-                              ssl_context=context, wrap=_for(wrap, identity))
-
-    return opener
-
-
-def _group_opener(
-    fleet: FleetFile,
-    group: Group,
-    base_url: str,
-    *,
-    plugin: ProtocolPlugin = PLUGIN,
-    wrap: StreamWrap | None = None,
-) -> CredentialOpener:
-    """Connect ``group``'s chargers to ``base_url`` with the credentials in force
-    (:class:`~simulator.actors.security.GroupSecurity`: the group's security settings, or
-    ``[csms]``'s, overridden by what the charger was given over OCPP). Raises
-    ``OSError``/``ssl.SSLError`` for the group's unusable TLS files."""
-    security = GroupSecurity(security_settings(group.security or fleet.csms.security),
-                             tls=base_url.startswith("wss://"))
-    return credential_opener(base_url, security, plugin=plugin, client=websocket_client(fleet),
-                             wrap=wrap)
-
-
-def websocket_client(fleet: FleetFile) -> WebSocketClient:
-    """The WebSocket client ``[csms] transport`` names. Raises ``ValueError`` for a name this
-    version does not offer (the fleet file's check refuses it first)."""
-    clients: dict[str, WebSocketClient] = {
-        "trio-websocket": trio_websocket_client, "websockets": websockets_client,
-    }
-    client = clients.get(fleet.csms.transport)
-    if client is None:
-        raise ValueError(f"csms.transport: {fleet.csms.transport!r} is not a WebSocket client "
-                         f"this version offers; use one of {', '.join(map(repr, clients))}")
-    return client
-
-
-def _virtual_opener(
-    server: CsmsServer,
-    *,
-    client: WebSocketClient = trio_websocket_client,
-    plugin: ProtocolPlugin = PLUGIN,
-    wrap: StreamWrap | None = None,
-) -> TransportFactory:
-    """Connect chargers to ``server`` over in-memory byte streams: the same client, handshake
-    (subprotocol check included) and frames as on a socket, under whatever clock the run has;
-    ``wrap`` goes between each stream and its WebSocket client."""
-    connect = memory_connector(server.serve_stream)
-
-    def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
-        return open_transport(url, identity, plugin=plugin, client=client,
-                              connect_stream=connect, wrap=_for(wrap, identity))
-
-    return opener
-
-
-def _for(
-    wrap: StreamWrap | None, identity: str
-) -> Callable[[trio.abc.Stream], trio.abc.Stream] | None:
-    return None if wrap is None else functools.partial(wrap, identity)
-
-
-def _chaos_states(seed: int) -> Callable[[str], TransportChaos]:
-    """``identity`` → that charger's transport chaos state (made on first use, then the same)."""
-    states: dict[str, TransportChaos] = {}
-
-    def state(identity: str) -> TransportChaos:
-        found = states.get(identity)
-        if found is None:
-            found = states[identity] = TransportChaos(seed, identity)
-        return found
-
-    return state
-
-
-def _with_chaos(chaos: Callable[[str], TransportChaos], wrap: StreamWrap | None) -> StreamWrap:
-    """``wrap``, then the charger's chaos stream over it, closest to the WebSocket client: a
-    recording ``wrap`` sees the bytes the faults let through."""
-
-    def wrapped(identity: str, stream: trio.abc.Stream) -> trio.abc.Stream:
-        return chaos(identity).wrap(stream if wrap is None else wrap(identity, stream))
-
-    return wrapped
 
 
 def _load_outboxes(
@@ -677,7 +526,4 @@ __all__ = [
     "charger_specs",
     "run_clock",
     "run_simulation",
-    "security_settings",
-    "tls_context",
-    "tls_problem",
 ]

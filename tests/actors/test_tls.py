@@ -35,13 +35,14 @@ from simulator.actors.transport import (
     trio_websocket_client,
 )
 from simulator.config import ConfigError, parse_fleet
+from simulator.connections import tls_context, tls_problem
 from simulator.csms.options import CsmsOptions
 from simulator.csms.server import CsmsServer, new_central_system
 from simulator.events import Connected, ConnectFailed, Disconnected, FrameOut, Note
 from simulator.machines.charger import SUPPORTED_PROFILES, ChargerMachine, ChargerSpec
 from simulator.machines.parts import SecuritySpec
 from simulator.ocpp.v16 import PLUGIN, ChangeConfigurationRequest, Profile
-from simulator.runtime import charger_specs, tls_context, tls_problem
+from simulator.runtime import charger_specs
 from tests.actors.servers import CLIENTS, SUBPROTOCOL, opener_for
 from tests.actors.test_charger_actor import Recorder
 from tests.actors.test_security_profiles import CONNECTION_EVENTS, serve_tls
