@@ -193,8 +193,9 @@ class ChargerControl:
         watches for mass drops)."""
         self.credentials: Credentials | None = None
         """What the charger connects with, as its machine last said (``UseCredentials``, or
-        its first machine's at start; kept through restarts, as a charger keeps its keys in
-        flash); None: not started yet. Secret: never published."""
+        the machine's at each start: a restarted charger's new machine knows only the fleet
+        file's settings, and the connection follows it); None: not started yet. Secret:
+        never published."""
         self.restarts = 0
         self.last_input: str | None = None
         """What the main loop was handling when the machine raised (None: not an input)."""
@@ -274,8 +275,10 @@ class ChargerActor:
             seeds.derive(env.seed, self.identity, "chaos", "protocol"),
             plugin=env.plugin, wall_epoch=env.wall_epoch,
         )
-        if control.credentials is None:
-            control.credentials = self.machine.credentials()
+        # A new machine (a restart after a crash) knows only the fleet file's security settings:
+        # the connection must use the same, or a CSMS could lower the profile the charger
+        # connects with. Keys and certificates set over OCPP are lost in a crash.
+        control.credentials = self.machine.credentials()
         self.link = Link(
             identity=self.identity, url=env.url, seed=env.seed,
             open_transport=self._opener(), deliver=control.inbox_send.send,

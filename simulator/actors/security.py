@@ -81,10 +81,15 @@ def tls_context(settings: SecuritySettings, *, chain: str | None = None,
     context = ssl.create_default_context(cafile=settings.ca_file)
     if chain is not None and key is not None:
         with _private_file(chain + "\n" + key) as path:
-            context.load_cert_chain(path)
+            context.load_cert_chain(path, password=_no_passphrase)
     elif settings.cert_file is not None:
-        context.load_cert_chain(settings.cert_file, settings.key_file)
+        context.load_cert_chain(settings.cert_file, settings.key_file, password=_no_passphrase)
     return context
+
+
+def _no_passphrase() -> bytes:
+    """An encrypted private key is refused (OpenSSL would otherwise prompt on the terminal)."""
+    raise ssl.SSLError(0, "the private key is encrypted; give an unencrypted key_file")
 
 
 class GroupSecurity:

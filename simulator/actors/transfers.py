@@ -14,13 +14,19 @@ a :class:`TransferDone` inbox item (only the main loop steps the machine). Rules
 - Cancelled (the charger actor ends), it hands nothing over. A closed inbox (the charger is
   gone) drops the outcome.
 
-httpx runs on trio through anyio; one client per transfer (transfers are rare).
+httpx runs on trio through anyio; one client per transfer (transfers are rare), all sharing
+one TLS context (the system's trust store, loaded once: loading it takes tens of milliseconds,
+which a fleet-wide firmware update would otherwise spend in the event loop per charger). An
+upload does not follow redirects (a 303 would turn the PUT into a GET and report an upload that
+never happened).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -32,6 +38,12 @@ from simulator.machines.effects import Transfer, TransferKind
 
 MAX_DOWNLOAD_BYTES: Final = 64 * 1024 * 1024
 """The largest firmware image a download takes (a larger one is a failed try)."""
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS client context every https transfer shares (the system's trust store)."""
+    return ssl.create_default_context()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,13 +82,15 @@ async def perform(transfer: Transfer) -> TransferDone:
     outcome = TransferDone(transfer.job, False, detail=f"timed out after {transfer.timeout:g} s")
     with trio.move_on_after(transfer.timeout):
         try:
-            async with httpx.AsyncClient(timeout=transfer.timeout,
-                                         follow_redirects=True) as client:
+            download = transfer.kind == TransferKind.DOWNLOAD
+            async with httpx.AsyncClient(timeout=transfer.timeout, verify=tls_context(),
+                                         follow_redirects=download) as client:
                 if transfer.kind == TransferKind.DOWNLOAD:
                     outcome = await _download(client, transfer)
                 else:
                     outcome = await _upload(client, transfer)
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError,
+                UnicodeError) as exc:  # (a URL httpx cannot parse or encode: ValueError, IDNA)
             outcome = TransferDone(transfer.job, False,
                                    detail=_describe(exc, transfer.url))
     return outcome
@@ -106,5 +120,8 @@ async def _upload(client: httpx.AsyncClient, transfer: Transfer) -> TransferDone
 def _describe(exc: Exception, url: str) -> str:
     """One line on ``exc``, with the URL's password (if any) left out."""
     text = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-    password = urllib.parse.urlsplit(url).password
+    try:
+        password = urllib.parse.urlsplit(url).password
+    except ValueError:  # a URL that does not parse: say so, and quote none of it
+        return f"{type(exc).__name__}: the location is not a valid URL"
     return text.replace(password, "***") if password else text

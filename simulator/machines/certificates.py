@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -149,6 +149,7 @@ def check_root(cert: x509.Certificate, at: dt.datetime) -> None:
     """Raise :class:`CertificateError` unless ``cert`` may be installed as a root: valid at
     ``at`` and not marked as an end entity (BasicConstraints CA false)."""
     check_valid_at(cert, at)
+    _readable(cert)
     try:
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
@@ -169,6 +170,8 @@ def check_chain(
     the module docstring)."""
     if not chain:
         raise CertificateError("empty chain")
+    for cert in chain:
+        _readable(cert)
     leaf = chain[0]
     if leaf.public_key() != key.public_key():
         raise CertificateError("the certificate is not for the key pair of the request")
@@ -194,8 +197,20 @@ def _check_issued(cert: x509.Certificate, issuer: x509.Certificate) -> None:
     """Raise :class:`CertificateError` unless ``issuer`` issued and signed ``cert``."""
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         raise CertificateError(f"{_subject(cert)} is not signed by {_subject(issuer)}") from None
+
+
+def _readable(cert: x509.Certificate) -> None:
+    """Raise :class:`CertificateError` unless ``cert``'s public key and extensions can be read
+    (a key of an algorithm the library does not know, a duplicate or malformed extension): a
+    certificate the charger could not use later is refused now, never stored."""
+    try:
+        cert.public_key()
+        _ = cert.extensions
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType) as exc:
+        raise CertificateError(f"{_subject(cert)} cannot be read: {exc}"[:200]) from None
 
 
 def _subject(cert: x509.Certificate) -> str:

@@ -27,7 +27,7 @@ import itertools
 from collections.abc import Iterable
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -77,7 +77,7 @@ def check_signing_certificate(
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 
@@ -89,7 +89,7 @@ def verify_firmware_signature(certificate_pem: str, signature: str, firmware: by
     try:
         key = _load_chain(certificate_pem)[0].public_key()
         raw = base64.b64decode(signature, validate=True)
-    except (ValueError, binascii.Error, IndexError):
+    except (ValueError, binascii.Error, IndexError, UnsupportedAlgorithm):
         return False
     try:
         if isinstance(key, rsa.RSAPublicKey):

@@ -384,8 +384,15 @@ class Jobs:
         job.until = now + (job.timings.download if download else job.timings.upload)
 
     def _real(self, url: str) -> bool:
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
-        return self.ctx.spec.real_transfers and scheme in ("http", "https")
+        """Whether ``url`` is really fetched or uploaded (a location that does not parse is
+        simulated: the CSMS's input never crashes the charger)."""
+        if not self.ctx.spec.real_transfers:
+            return False
+        try:
+            scheme = urllib.parse.urlsplit(url).scheme.lower()
+        except ValueError:
+            return False
+        return scheme in ("http", "https")
 
     def _stage_over(self, job: Job, now: float, *, ok: bool | None = None,
                     detail: str = "") -> None:

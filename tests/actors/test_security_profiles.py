@@ -610,3 +610,20 @@ def test_a_failed_connect_raises_its_security_event_once_per_outage(
     pair.machine.connect_failed(failure, pair.now)
     pair.drain()
     assert pair.security_events() == [event, event]
+
+
+async def test_a_charger_restarted_after_a_crash_connects_as_its_new_machine_says() -> None:
+    """Keys and certificates set over OCPP live in the machine, which a crash loses: the
+    restarted charger connects with what its new machine knows (the fleet file's settings),
+    so a CSMS can never lower the profile the charger connects with below what it reports."""
+    from simulator.actors.charger import ChargerActor, ChargerControl
+    from tests.actors.test_charger_actor import FakeCsms, Recorder, make_env
+
+    env = make_env(FakeCsms(), Recorder())
+    control = ChargerControl()
+    control.credentials = Credentials(security_profile=3, authorization_key="K" * 20,
+                                      certificate_chain="chain", private_key="key")
+    actor = ChargerActor(env, control)  # a restart: a new actor on the same control
+    assert control.credentials == actor.machine.credentials()
+    assert control.credentials.security_profile == 0
+    assert control.credentials.certificate_chain is None

@@ -104,6 +104,10 @@ async def test_failures_are_outcomes_not_exceptions() -> None:
         assert not closed.ok and closed.detail.startswith("ConnectError")
         secret = await perform(download("http://user:s3cret@127.0.0.1:1/fw.bin"))
         assert not secret.ok and "s3cret" not in secret.detail
+        for odd in ("http://a..b/fw.bin", "http://xn--/fw.bin", "http://[::1/fw.bin",
+                    "http://" + "h" * 64 + ".example/fw.bin"):
+            broken = await perform(download(odd))  # (httpx cannot parse or encode these)
+            assert not broken.ok and broken.detail, odd
         inbox_send, inbox = trio.open_memory_channel[TransferDone](1)
         await inbox.aclose()
         await run_transfer(download("http://127.0.0.1:1/"), inbox_send.send)  # dropped

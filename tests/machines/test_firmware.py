@@ -270,6 +270,14 @@ def test_other_schemes_are_simulated_even_with_real_transfers() -> None:
     assert pair.transfers == [] and statuses(pair)[-1] == (20, "Installed")
 
 
+@pytest.mark.parametrize("real", [False, True])
+def test_a_location_that_does_not_parse_is_simulated_never_a_crash(real: bool) -> None:
+    pair = TransferPair(firmware=FAST, real_transfers=real)
+    update(pair, location="http://[::1/fw.bin")
+    pair.advance(30)
+    assert pair.transfers == [] and statuses(pair)[-1] == (20, "Installed")
+
+
 # --- pure helpers -------------------------------------------------------------------------------
 
 

@@ -544,3 +544,46 @@ def test_a_transaction_message_answered_not_implemented_is_still_retried() -> No
     pair.tag("TAG-1")
     pair.advance(200)
     assert len(pair.cs.of("StartTransaction")) == 2  # the retry got the default answer
+
+
+# --- certificates the library cannot use are refused, never stored ----------------------------
+
+
+def _mangled_root(old: bytes, new: bytes) -> str:
+    """A valid self-signed CA certificate with one DER sequence replaced (same length)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.fromtimestamp(EPOCH, dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Odd root")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(5)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert der.count(old) == 1
+    return x509.load_der_x509_certificate(der.replace(old, new)).public_bytes(
+        serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    # SubjectKeyIdentifier's OID made BasicConstraints': a duplicate extension
+    (bytes.fromhex("0603551D0E"), bytes.fromhex("0603551D13")),
+    # id-ecPublicKey made an algorithm nobody knows: a key that cannot be loaded
+    (bytes.fromhex("06072A8648CE3D0201"), bytes.fromhex("06072A8648CE3D0209")),
+], ids=["duplicate extension", "unknown key algorithm"])
+@pytest.mark.parametrize("kind", [CS_ROOT, "ManufacturerRootCertificate"])
+def test_a_certificate_the_charger_could_not_use_is_rejected_not_stored(
+    old: bytes, new: bytes, kind: str
+) -> None:
+    pair = MachinePair()
+    odd = _mangled_root(old, new)
+    assert call(pair, "InstallCertificate", {"certificateType": kind, "certificate": odd}
+                ).status == "Rejected"
+    assert call(pair, "GetInstalledCertificateIds", {"certificateType": kind}
+                ).status == "NotFound"
