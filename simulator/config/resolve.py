@@ -197,6 +197,10 @@ def _check_url(url: str) -> None:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as error:
         raise Invalid(path, f"{show(url)} is not a valid URL ({error}); {hint}") from None
+    if parts.username is not None or parts.password is not None:
+        raise Invalid(path, "must not hold a user name or password (it would be recorded with "
+                            "the URL): write the password as [csms] password, "
+                            'e.g. password = "${SIM_CSMS_PASSWORD}"')
     if parts.scheme not in ("ws", "wss"):
         raise Invalid(path, f'{show(url)} must be "embedded" or start with ws:// or wss://; {hint}')
     if not parts.hostname:

@@ -9,7 +9,8 @@ Rules (OCPP 1.6 core spec §5.17, security whitepaper §4.3 and §5.x):
 - a job's notification reports the job's current status (:class:`~.parts.Activities`), Idle
   when no such job runs: DiagnosticsStatusNotification, FirmwareStatusNotification,
   LogStatusNotification (with the job's ``requestId``) and SignedFirmwareStatusNotification
-  (ExtendedTriggerMessage's FirmwareStatusNotification).
+  (ExtendedTriggerMessage's FirmwareStatusNotification: the signed update's status, else an
+  unsigned update's, without a ``requestId``).
 
 Pure: no I/O, no clock.
 """
@@ -67,7 +68,8 @@ class Triggers:
                 ctx.session.call(DiagnosticsStatusNotificationRequest(
                     status=ctx.activities.diagnostics or DiagnosticsStatus.IDLE), now)
             case MessageTrigger.FIRMWARE_STATUS_NOTIFICATION if signed:
-                status, request_id = ctx.activities.signed_firmware or (FirmwareStatus.IDLE, None)
+                status, request_id = ctx.activities.signed_firmware or (
+                    ctx.activities.firmware or FirmwareStatus.IDLE, None)
                 ctx.session.call(SignedFirmwareStatusNotificationRequest(
                     status=status, request_id=request_id), now)
             case MessageTrigger.FIRMWARE_STATUS_NOTIFICATION:

@@ -82,3 +82,10 @@ def test_a_group_cannot_ask_for_tls_of_a_plain_websocket_csms() -> None:
         + '[group.security]\nsecurity_profile = 2\npassword = "x"\n'
     with pytest.raises(ConfigError, match=r"csms\.url: security_profile 2 needs TLS"):
         parse(text)
+
+
+def test_a_csms_url_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse('[csms]\nurl = "wss://cp:hunter2-secret@csms.example/ocpp"\n' + GROUP)
+    assert "csms.url: must not hold a user name or password" in str(raised.value)
+    assert "hunter2" not in str(raised.value)

@@ -214,6 +214,16 @@ def test_triggers_report_the_jobs_under_way_then_idle() -> None:
     assert statuses(pair, "DiagnosticsStatusNotification")[-1][1] == "Idle"
 
 
+def test_an_extended_trigger_reports_an_unsigned_update_under_way_too() -> None:
+    pair = MachinePair(firmware=FAST)
+    update(pair)
+    pair.advance(2)
+    assert pair.cs_call("ExtendedTriggerMessage", {
+        "requestedMessage": "FirmwareStatusNotification"}).status == "Accepted"
+    [signed] = pair.cs.of("SignedFirmwareStatusNotification")
+    assert signed.payload == {"status": "Downloading"}
+
+
 def test_without_the_profile_its_calls_are_not_supported() -> None:
     pair = MachinePair(profiles=("Core", "RemoteTrigger"))
     assert pair.cs_call("UpdateFirmware", {"location": URL,
