@@ -10,11 +10,14 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import trio
 
 from simulator.config import parse_fleet
 from simulator.csms import CsmsOptions
-from simulator.csms.server import open_csms
+from simulator.csms.core import CallRefused
+from simulator.csms.records import CallOutcome
+from simulator.csms.server import CsmsServer, open_csms
 from simulator.events import FrameIn
 from simulator.machines.charger import ChargerMachine, ChargerSpec
 from simulator.machines.effects import Publish
@@ -61,6 +64,19 @@ async def until(condition: Callable[[], bool]) -> None:
         await trio.sleep(0.01)
 
 
+async def answered(server: CsmsServer, identity: str, request: msgspec.Struct) -> CallOutcome:
+    """``request``'s outcome once the charger is connected to answer it (a charger given a new
+    key reconnects with it; ``fail_after`` bounds the wait)."""
+    while True:
+        try:
+            outcome = await server.call(identity, request)
+        except CallRefused:  # between two connections
+            outcome = None
+        if outcome is not None and outcome.error_code != "ConnectionLost":
+            return outcome
+        await trio.sleep(0.05)
+
+
 async def test_the_ledger_holds_no_password_and_no_authorization_key(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger" / "secrets.db"
     options = CsmsOptions(heartbeat_interval=300,
@@ -73,11 +89,11 @@ async def test_the_ledger_holds_no_password_and_no_authorization_key(tmp_path: P
                 await until(lambda: set(csms.server.connected()) == {"A-1", "B-1"})
                 for identity in ("A-1", "B-1"):
                     for value in (KEY, "short"):  # accepted, then rejected (under 16)
-                        outcome = await csms.server.call(
-                            identity, ChangeConfigurationRequest(key="AuthorizationKey",
-                                                                 value=value))
+                        outcome = await answered(csms.server, identity, ChangeConfigurationRequest(
+                            key="AuthorizationKey", value=value))
                         assert outcome.ok
-                    outcome = await csms.server.call(identity, GetConfigurationRequest())
+                    # (the charger reconnected with the new key, which the CSMS learned)
+                    outcome = await answered(csms.server, identity, GetConfigurationRequest())
                     assert outcome.ok and KEY not in str(outcome.response)
             assert sim.result is not None and sim.result.exit_code == 0, sim.result
     files = sorted(ledger.parent.iterdir())

@@ -12,7 +12,7 @@ import base64
 import binascii
 import hmac
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Final
@@ -48,20 +48,23 @@ def tag_status(options: CsmsOptions, id_tag: str) -> str:
 
 
 def admission_status(
-    options: CsmsOptions, identity: str, authorization: bytes | None
+    options: CsmsOptions, identity: str, authorization: bytes | None, *,
+    passwords: Mapping[str, str] | None = None,
 ) -> int | None:
     """The HTTP status that refuses a handshake, or ``None`` to accept it.
 
     404 when ``identity`` is empty or not in ``allowed_chargers``; 401 when ``passwords`` is set and
     ``authorization`` (the raw ``Authorization`` header value, ``None`` if absent) is not
     ``Basic base64(identity:key)`` with the key configured for that identity. Keys are compared in
-    constant time.
+    constant time. ``passwords`` replaces ``options.passwords`` (the keys as the CSMS last set
+    them).
     """
     if not identity or not matches(identity, options.allowed_chargers):
         return HTTP_NOT_FOUND
-    if not options.passwords:
+    keys = options.passwords if passwords is None else passwords
+    if not keys:
         return None
-    expected = options.passwords.get(identity)
+    expected = keys.get(identity)
     credentials = parse_basic_auth(authorization)
     if expected is None or credentials is None:
         return HTTP_UNAUTHORIZED

@@ -49,6 +49,7 @@ from simulator.ocpp.frames import BINARY_FRAME, binary_preview
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import (
     PLUGIN,
+    ChangeConfigurationRequest,
     GetConfigurationRequest,
     MessageTrigger,
     TriggerMessageRequest,
@@ -58,6 +59,8 @@ DEFAULT_PATH: Final = "/ocpp"
 HTTP_BAD_REQUEST: Final = 400
 HTTP_NOT_FOUND: Final = 404
 MAX_IDENTITY_LENGTH: Final = 255
+DRAIN_TIMEOUT: Final = 1.0
+"""Seconds a charger's new connection waits for its closed last one to be served to the end."""
 CLOSE_TIMEOUT: Final = 5.0
 """Seconds to wait for the peer's half of the closing handshake (and for a shielded publish of
 the last events of a connection during shutdown)."""
@@ -97,13 +100,15 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
 class _Live:
     """One accepted connection: its socket, its core session, and the scope that ends it."""
 
-    __slots__ = ("replaced", "scope", "session", "ws")
+    __slots__ = ("finished", "replaced", "scope", "session", "ws")
 
     def __init__(self, ws: WebSocketConnection, session: int) -> None:
         self.ws = ws
         self.session = session
         self.scope = trio.CancelScope()
         self.replaced = False
+        self.finished = trio.Event()
+        """Set once the connection is served to its end (its last frames handled)."""
 
 
 class _Waiter:
@@ -131,6 +136,9 @@ class CsmsServer:
         self._publish_to = publish
         self._live: dict[str, _Live] = {}
         self._waiters: dict[str, _Waiter] = {}
+        self._passwords = dict(core.options.passwords)
+        """The key each charger must present (``passwords``), as this CSMS last set it: an
+        AuthorizationKey a charger accepted over OCPP is its password from then on."""
 
     @property
     def options(self) -> CsmsOptions:
@@ -149,7 +157,8 @@ class CsmsServer:
         status = (
             HTTP_NOT_FOUND if identity is None
             else admission_status(
-                self.options, identity, _header(request.headers, b"authorization")
+                self.options, identity, _header(request.headers, b"authorization"),
+                passwords=self._passwords,
             )
         )
         reason = "unknown path or identity" if status == HTTP_NOT_FOUND else "bad credentials"
@@ -184,6 +193,13 @@ class CsmsServer:
         await trio.aclose_forcefully(stream)
 
     async def _serve(self, identity: str, ws: WebSocketConnection) -> None:
+        old = self._live.get(identity)
+        if old is not None and old.ws.closed is not None:
+            # The charger closed its last connection and is back already: the frames it sent
+            # before closing (an answer, then a reconnect with new credentials) are handled
+            # first, as they would be on a slower network.
+            with trio.move_on_after(DRAIN_TIMEOUT):
+                await old.finished.wait()
         now = trio.current_time()
         opened = self.core.connect(identity, now)
         live = _Live(ws, opened.session)
@@ -208,6 +224,7 @@ class CsmsServer:
                 await ws.aclose(1000, "replaced" if live.replaced else None)
                 for event in reply.events:
                     await self._publish(event)
+            live.finished.set()
 
     async def _read_loop(self, identity: str, ws: WebSocketConnection) -> None:
         core = self.core
@@ -287,7 +304,16 @@ class CsmsServer:
                 waiter.outcome = self.core.abandon_call(identity, trio.current_time())
         if waiter.outcome is None:  # the connection was replaced and the core already let go
             raise CallRefused(f"the CALL to {identity} was lost")
+        self._learn_key(identity, request, waiter.outcome)
         return waiter.outcome
+
+    def _learn_key(self, identity: str, request: msgspec.Struct, outcome: CallOutcome) -> None:
+        """A charger that accepted a new AuthorizationKey presents it from its next connection
+        on: with passwords configured, that key is the one it is let in with."""
+        if (self._passwords and isinstance(request, ChangeConfigurationRequest)
+                and request.key.lower() == "authorizationkey" and outcome.ok
+                and getattr(outcome.response, "status", None) == "Accepted"):
+            self._passwords[identity] = request.value
 
     async def poll(self) -> None:
         """Call every connected charge point each ``options.poll_interval`` seconds, in turn

@@ -560,10 +560,17 @@ def test_the_same_profile_again_changes_nothing() -> None:
     assert pair.used == [] and pair.security_events() == []
 
 
-def test_a_new_authorization_key_is_the_next_connections_password() -> None:
-    pair = SecurityPair(config={"SecurityProfile": 1})
+@pytest.mark.parametrize(("profile", "reconnect"), [(0, False), (1, True), (2, True)])
+def test_a_new_authorization_key_is_the_password_and_the_charger_reconnects_with_it(
+    profile: int, reconnect: bool
+) -> None:
+    """Under profiles 1 and 2 the key is the password: the charger disconnects and reconnects
+    with it (the OCTT's TC_073_CS); under profile 0 it is only kept."""
+    security = SecuritySpec(tls=profile == 2)
+    pair = SecurityPair(config={"SecurityProfile": profile}, security=security)
     assert pair.change("AuthorizationKey", KEY) == "Accepted"
-    assert [(u.credentials.authorization_key, u.reconnect) for u in pair.used] == [(KEY, False)]
+    assert [(u.credentials.authorization_key, u.reconnect) for u in pair.used] == [
+        (KEY, reconnect)]
     assert pair.security_events() == ["ReconfigurationOfSecurityParameters"]
     assert KEY not in repr(pair.used)
     got = pair.cs_call("GetConfiguration", {"key": ["AuthorizationKey"]}).result

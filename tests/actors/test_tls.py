@@ -341,13 +341,14 @@ async def test_a_raised_security_profile_reconnects_with_it_and_lowering_is_reje
                 charger(url, settings, certificate=True) as (control, recorder):
             await until(lambda: connections(recorder) == 1)
             assert await csms.change("AuthorizationKey", KEY) == "Accepted"
+            await until(lambda: connections(recorder) == 2)  # back with the new password
             assert await csms.change("SecurityProfile", "3") == "Accepted"
-            await until(lambda: connections(recorder) == 2)
+            await until(lambda: connections(recorder) == 3)
             assert await csms.change("SecurityProfile", "2") == "Rejected"
             assert control.credentials is not None
             assert control.credentials.security_profile == 3
-    assert csms.passwords() == [PASSWORD, None]  # profile 3: the certificate, no Basic
-    assert len(recorder.of(Disconnected)) == 1
+    assert csms.passwords() == [PASSWORD, KEY, None]  # profile 3: the certificate, no Basic
+    assert len(recorder.of(Disconnected)) == 2
     assert security_events(recorder) == ["ReconfigurationOfSecurityParameters"] * 2
 
 

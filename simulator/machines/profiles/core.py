@@ -11,8 +11,9 @@ Rules (OCPP 1.6 core spec §5, the operations the Central System initiates):
   A raise the connection cannot carry is Rejected, as the charger must not take a profile it
   cannot connect with: 2 and 3 need TLS (a ``wss://`` URL: ``ChargerSpec.security.tls``), 3
   a client certificate (the group's or one installed over OCPP). After an accepted raise the
-  charger reconnects with the new profile; an accepted ``AuthorizationKey`` is the HTTP Basic
-  password of the next connection (no reconnect). Both raise the security event
+  charger reconnects with the new profile; after an accepted ``AuthorizationKey`` under
+  profile 1 or 2 it reconnects with the new password (the OCTT's TC_073_CS: disconnect, then
+  reconnect with the new password). Both raise the security event
   ReconfigurationOfSecurityParameters.
 - ClearCache empties the authorization cache.
 - DataTransfer: Accepted for a vendorId listed in the spec, else UnknownVendorId.
@@ -198,8 +199,9 @@ class CoreHandler(ProfileHandler):
     def _configuration_applied(self, key: str, now: float) -> Followup:
         """A key changed: make the parts that read it follow; what must wait until the answer
         is sent is the followup. A raised ``SecurityProfile`` reconnects with the new profile
-        once the answer is on its way; a new ``AuthorizationKey`` is the password of the next
-        connection; each is a ReconfigurationOfSecurityParameters security event."""
+        once the answer is on its way, and so does a new ``AuthorizationKey`` under profile 1
+        or 2 (it is the password); each is a ReconfigurationOfSecurityParameters security
+        event."""
         if key in _SETTINGS_KEYS:
             self.ctx.sync_session_settings()
         elif key == "MeterValueSampleInterval":
@@ -207,7 +209,7 @@ class CoreHandler(ProfileHandler):
         elif key == "ClockAlignedDataInterval":
             self.metering.aligned_interval_changed(now)
         elif key in ("SecurityProfile", "AuthorizationKey"):
-            return lambda: self._security_changed(now, reconnect=key == "SecurityProfile")
+            return lambda: self._security_changed(now, reconnect=True)
         return None
 
     def powered_on(self, now: float) -> None:
@@ -215,11 +217,13 @@ class CoreHandler(ProfileHandler):
         self._security_changed(now, reconnect=False)
 
     def _security_changed(self, now: float, *, reconnect: bool) -> None:
-        """If the profile or the key changed, tell the actor (``reconnect``: after a raised
-        profile) and raise ReconfigurationOfSecurityParameters."""
+        """If the profile or the key changed, tell the actor and raise
+        ReconfigurationOfSecurityParameters; with ``reconnect`` (a change over OCPP, not one
+        applied at a reboot), reconnect at once when the connection changes: a raised profile,
+        or a new key under profile 1 or 2 (where it is the password)."""
         profile = self.ctx.config.get_int("SecurityProfile")
         key = self.ctx.config.get_str("AuthorizationKey")
-        old_profile = self._security[0]
+        old_profile, old_key = self._security
         if (profile, key) == self._security:
             return
         self._security = (profile, key)
@@ -227,7 +231,9 @@ class CoreHandler(ProfileHandler):
                    else "AuthorizationKey changed")
         self.ctx.security_event(SecurityEvent.RECONFIGURATION_OF_SECURITY_PARAMETERS, now,
                                 changed)
-        self.ctx.use_credentials(reconnect=reconnect and profile != old_profile)
+        password_changed = key != old_key and profile in (1, 2)
+        self.ctx.use_credentials(
+            reconnect=reconnect and (profile != old_profile or password_changed))
 
     def _unreachable_profile(self, key: str, value: str) -> str | None:
         """Why a ``SecurityProfile`` of ``value`` cannot be connected with (None: it can, or
