@@ -116,6 +116,7 @@ def test_a_refused_change_of_the_key_is_recorded_without_its_value() -> None:
         f'{{"key":"authorizationKEY","value":"{KEY}"}}',
         f'{{"key":"AuthorizationKey","value":"{KEY}"',
         f'{{"key":"AuthorizationKey","value":"{KEY}"}}',
+        f'{{"key":"Authorization\\u004bey","value":"{KEY}","extra":1}}',  # an escaped name
     ]
     for payload in payloads:
         machine = ChargerMachine(ChargerSpec(identity="CP-1", vendor="Acme", model="AC22"),

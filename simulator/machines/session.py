@@ -81,10 +81,10 @@ DEFAULT_CALL_TIMEOUT: Final = 30.0
 """Seconds we wait for the result of one of our CALLs."""
 
 TRANSACTION_ID_ACTIONS: Final = frozenset({"StopTransaction", "MeterValues"})
+"""Queued actions whose payload carries the CS's ``transactionId``."""
 _TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", *TRANSACTION_ID_ACTIONS})
 _UNIMPLEMENTED: Final = frozenset({ErrorCode.NOT_IMPLEMENTED, ErrorCode.NOT_SUPPORTED})
 """CALLERROR codes that say the CS does not implement the action at all."""
-"""Queued actions whose payload carries the CS's ``transactionId``."""
 
 _NOT_UTF8: Final = "the frame is not valid UTF-8"
 _members_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -100,8 +100,10 @@ _VALUE: Final = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*(?:"|$)', re.IGNORE
 def redact_frame(raw: str) -> str:
     """``raw`` as it may be recorded: a frame that names ``AuthorizationKey`` (in any case,
     decodable or not: a CALL with an extra member or an over-long value is refused, but its
-    value may still be a real key) has every ``value`` string replaced by ``"***"``."""
-    if _SECRET_KEY.search(raw) is None:
+    value may still be a real key), or a ChangeConfiguration that escapes characters (it may
+    spell the key with JSON's unicode escapes), has every ``value`` string replaced by ``"***"``."""
+    if _SECRET_KEY.search(raw) is None and not (
+            "\\u" in raw and "changeconfiguration" in raw.lower()):
         return raw
     return _VALUE.sub(r'\1"***"', raw)
 
