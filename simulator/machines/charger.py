@@ -62,6 +62,7 @@ from simulator.machines.effects import (
     OpenTransaction,
     OutboxEntry,
     PersistOutbox,
+    UseCredentials,
 )
 from simulator.machines.faults import DuplicateStart, FaultOrder, Faults
 from simulator.machines.jobs import Jobs
@@ -260,7 +261,12 @@ class ChargerMachine:
         self._settle(now)
 
     def disconnected(self, now: float) -> None:
-        """The transport is down: queued transaction messages stay queued, statuses wait."""
+        """The transport is down: queued transaction messages stay queued, statuses wait (a
+        reconnect with new credentials that waited for quiet is simply the next connection)."""
+        ctx = self._ctx
+        if ctx.reconnect_due is not None:
+            ctx.reconnect_due = None
+            ctx.effects.append(UseCredentials(ctx.credentials()))
         self._ctx.session.disconnected(now)
         for machine in self._ctx.connectors.values():
             machine.mark_offline()
@@ -481,7 +487,7 @@ class ChargerMachine:
             session.next_deadline(), self._registration.next_deadline(),
             self._reboots.next_deadline(), self._transactions.next_deadline(),
             self._metering.next_deadline(), self._faults.next_deadline(),
-            self._jobs.next_deadline(),
+            self._jobs.next_deadline(), self._ctx.reconnect_due,
             *[handler.next_deadline() for handler in self._timed],
         )
 
@@ -543,7 +549,17 @@ class ChargerMachine:
             for outcome in outcomes:
                 self._on_outcome(outcome, now)
             self._due(now)
+        self._reconnect_when_quiet(now)
         self._metering.plan(now)
+
+    def _reconnect_when_quiet(self, now: float) -> None:
+        """A reconnect with new credentials goes once no CALL of ours is in flight (or at its
+        deadline): see :meth:`ChargerContext.use_credentials`."""
+        ctx = self._ctx
+        due = ctx.reconnect_due
+        if due is not None and (ctx.session.pending is None or now >= due):
+            ctx.reconnect_due = None
+            ctx.effects.append(UseCredentials(ctx.credentials(), reconnect=True))
 
     def _due(self, now: float) -> None:
         if self._faults.active:

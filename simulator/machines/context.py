@@ -129,6 +129,9 @@ class ChargerContext:
         """Root certificates installed over OCPP (InstallCertificate), PEM, by use: the
         manufacturer's roots check a firmware's signing certificate, the central system's
         roots a CertificateSigned chain."""
+        self.reconnect_due: float | None = None
+        """A reconnect with new credentials waits for this instant at the latest (see
+        :meth:`use_credentials`); None: none asked for."""
         self.client_certificate: tuple[str, str] | None = None
         """The client certificate chain and its private key (PEM) installed over OCPP, used
         from the next connection on (security profile 3); None: the fleet file's."""
@@ -287,9 +290,16 @@ class ChargerContext:
             private_key=private_key,
         )
 
-    def use_credentials(self, *, reconnect: bool = False) -> None:
-        """Tell the actor the credentials changed (a ``UseCredentials`` effect)."""
-        self.effects.append(UseCredentials(self.credentials(), reconnect=reconnect))
+    def use_credentials(self, *, reconnect_by: float | None = None) -> None:
+        """Tell the actor the credentials changed (a ``UseCredentials`` effect). With
+        ``reconnect_by`` (monotonic seconds), the charger also reconnects with them: once no
+        CALL of its own waits for an answer (the central system may be answering it as the
+        connection closes, and lose what follows), at ``reconnect_by`` at the latest; the
+        charger machine sends that effect (:attr:`reconnect_due`)."""
+        if reconnect_by is None:
+            self.effects.append(UseCredentials(self.credentials()))
+        else:
+            self.reconnect_due = reconnect_by
 
     # --- configuration ------------------------------------------------------------------------
 

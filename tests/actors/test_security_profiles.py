@@ -34,7 +34,7 @@ from simulator.machines.effects import Credentials, Effect, UseCredentials
 from simulator.machines.parts import SecuritySpec
 from simulator.ocpp.v16 import PLUGIN, Profile
 from tests.actors.servers import CLIENTS, SUBPROTOCOL, opener_for
-from tests.machines.pair import MachinePair
+from tests.machines.pair import DEFER, FakeCentralSystem, MachinePair
 
 PASSWORD = "fleet-password-0123"
 KEY = "key-set-over-ocpp-4567"
@@ -634,3 +634,32 @@ async def test_a_charger_restarted_after_a_crash_connects_as_its_new_machine_say
     assert control.credentials == actor.machine.credentials()
     assert control.credentials.security_profile == 0
     assert control.credentials.certificate_chain is None
+
+
+def test_the_reconnect_after_a_raise_waits_for_the_answer_to_a_call_of_ours() -> None:
+    """The security event of the raise goes out first; the reconnect waits for its answer
+    (the CS may be answering it as the connection closes, and lose the frames that follow),
+    and for ``call_timeout`` at the most."""
+    cs = FakeCentralSystem()
+    cs.answer("SecurityEventNotification", DEFER, DEFER)
+    pair = SecurityPair(cs=cs, config={"SecurityProfile": 0, "AuthorizationKey": KEY})
+    pair.release()  # (the boot's StartupOfTheDevice)
+    assert pair.change("SecurityProfile", "1") == "Accepted"
+    assert pair.used == []  # the event is in flight: no reconnect yet
+    pair.advance(1)
+    assert pair.used == []
+    assert pair.release("SecurityEventNotification") == 1
+    assert [(u.credentials.security_profile, u.reconnect) for u in pair.used] == [(1, True)]
+
+
+def test_the_reconnect_after_a_raise_goes_at_the_call_timeout_without_an_answer() -> None:
+    cs = FakeCentralSystem()
+    cs.answer("SecurityEventNotification", DEFER, DEFER)
+    pair = SecurityPair(cs=cs, config={"SecurityProfile": 0, "AuthorizationKey": KEY},
+                        call_timeout=10.0)
+    pair.release()
+    assert pair.change("SecurityProfile", "1") == "Accepted"
+    pair.advance(9.5)
+    assert pair.used == []
+    pair.advance(1)
+    assert [(u.credentials.security_profile, u.reconnect) for u in pair.used] == [(1, True)]

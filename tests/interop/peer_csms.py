@@ -89,9 +89,10 @@ DEFAULT_RESPONSE_TIMEOUT_S: Final = 10.0
 DEFAULT_START_WAIT_S: Final = 10.0
 """How long the ``--commands`` script waits for the StartTransaction its RemoteStart caused (and,
 with ``--remote-start-on finishing``, for a connector to report Finishing first)."""
-SCRIPT_CLOSE_GRACE_S: Final = 0.2
+SCRIPT_CLOSE_GRACE_S: Final = 2.0
 """How long a command script may go on after its connection closed (to record the last result
-it got) before it is cancelled."""
+it got) before it is cancelled: generous, since on a loaded CI machine the script's task may
+wait a while for its turn (it ends at once when it has nothing left to do)."""
 SAMPLE_INTERVAL_SET: Final = "3"
 """The MeterValueSampleInterval the command script writes (and reads back)."""
 

@@ -232,8 +232,10 @@ class CoreHandler(ProfileHandler):
         self.ctx.security_event(SecurityEvent.RECONFIGURATION_OF_SECURITY_PARAMETERS, now,
                                 changed)
         password_changed = key != old_key and profile in (1, 2)
-        self.ctx.use_credentials(
-            reconnect=reconnect and (profile != old_profile or password_changed))
+        if reconnect and (profile != old_profile or password_changed):
+            self.ctx.use_credentials(reconnect_by=now + self.ctx.spec.call_timeout)
+        else:
+            self.ctx.use_credentials()
 
     def _unreachable_profile(self, key: str, value: str) -> str | None:
         """Why a ``SecurityProfile`` of ``value`` cannot be connected with (None: it can, or
