@@ -2,8 +2,7 @@
 
 - :func:`group_opener`: a group's chargers over TCP (TLS for ``wss://``) with the credentials in
   force (the group's security settings or ``[csms]``'s, overridden by what a charger was given
-  over OCPP); :func:`websocket_opener` the same with ``[csms]``'s settings alone (a CSMS URL
-  given on the command line);
+  over OCPP); :func:`fleet_settings` the same with the fleet file's settings alone;
 - :func:`virtual_opener`: the embedded CSMS over in-memory byte streams (virtual time);
 - :func:`tls_context`, :func:`tls_problem`: the TLS files checked before a run starts;
 - :func:`chaos_states`, :func:`with_chaos`: each charger's transport chaos stream, put between
@@ -35,6 +34,7 @@ from simulator.config import Fleet as FleetFile
 from simulator.config import Group
 from simulator.config.model import Security
 from simulator.csms import CsmsServer
+from simulator.machines.effects import Credentials
 from simulator.ocpp.plugin import ProtocolPlugin
 from simulator.ocpp.v16 import PLUGIN
 
@@ -87,27 +87,6 @@ def security_settings(security: Security) -> SecuritySettings:
     )
 
 
-def websocket_opener(
-    fleet: FleetFile,
-    *,
-    plugin: ProtocolPlugin = PLUGIN,
-    wrap: StreamWrap | None = None,
-) -> TransportFactory:
-    """Connect chargers to ``fleet``'s CSMS over TCP (TLS for wss://) with the WebSocket client
-    ``[csms] transport`` names, its password and TLS files, offering ``plugin``'s subprotocol;
-    ``wrap`` goes between each socket and its WebSocket client. Raises ``ValueError`` for a
-    client name that is not offered (``OSError``/``ssl.SSLError`` for unusable TLS files)."""
-    client = websocket_client(fleet)
-    password = None if fleet.csms.password is None else str(fleet.csms.password)
-    context = tls_context(fleet)
-
-    def opener(url: str, identity: str) -> AbstractAsyncContextManager[Transport]:
-        return open_transport(url, identity, plugin=plugin, client=client, password=password,
-                              ssl_context=context, wrap=_for(wrap, identity))
-
-    return opener
-
-
 def group_opener(
     fleet: FleetFile,
     group: Group,
@@ -124,6 +103,20 @@ def group_opener(
                              tls=base_url.startswith("wss://"))
     return credential_opener(base_url, security, plugin=plugin, client=websocket_client(fleet),
                              wrap=wrap)
+
+
+def fleet_settings(connect: CredentialOpener) -> Callable[[str], AbstractAsyncContextManager[
+        Transport]]:
+    """``connect`` with the fleet file's settings (empty :class:`Credentials`: the group's
+    profile, password and client certificate): how a charger connects before its machine has
+    said otherwise."""
+    return functools.partial(_with_fleet_settings, connect)
+
+
+def _with_fleet_settings(
+    connect: CredentialOpener, identity: str
+) -> AbstractAsyncContextManager[Transport]:
+    return connect(identity, Credentials())
 
 
 def websocket_client(fleet: FleetFile) -> WebSocketClient:

@@ -44,7 +44,7 @@ from simulator.actors.collector import TICK, VIRTUAL_TICK
 from simulator.actors.director import ScriptedStep, run_director
 from simulator.actors.fleet import GroupPlan, RunningFleet, run_fleet
 from simulator.actors.lag import run_lag_probe
-from simulator.actors.link import CredentialOpener
+from simulator.actors.link import CredentialOpener, TransportOpener
 from simulator.bus import Counters, EventBus
 from simulator.chaos import ChaosPlan
 from simulator.config import Csms, Group, TimeMode
@@ -53,10 +53,10 @@ from simulator.connections import (
     StreamWrap,
     TransportFactory,
     chaos_states,
+    fleet_settings,
     group_opener,
     virtual_opener,
     websocket_client,
-    websocket_opener,
     with_chaos,
 )
 from simulator.csms import BootStatus, CsmsOptions, CsmsServer, run_csms
@@ -285,15 +285,17 @@ async def open_simulation(
         elif url == "embedded":
             url = await services.start(_run_embedded_csms, fleet, bus.publish, plugin, csms_scope,
                                        name="embedded csms")
-        opener = functools.partial(open_transport or in_memory
-                                   or websocket_opener(fleet, wrap=wrap, plugin=plugin), url)
+        given = open_transport or in_memory
         # Over real sockets, each group connects with its security settings and each charger
         # with its credentials in force (a test's transports and the virtual one have none).
-        connects: dict[str, CredentialOpener | None] = {
-            group.name: group_opener(fleet, group, url, wrap=wrap, plugin=plugin)
-            if open_transport is None and in_memory is None else None
-            for group in fleet.groups
-        }
+        connects: dict[str, CredentialOpener | None] = {group.name: None for group in fleet.groups}
+        openers: dict[str, TransportOpener] = {}
+        for group in fleet.groups:
+            if given is not None:
+                openers[group.name] = functools.partial(given, url)
+            else:
+                connect = group_opener(fleet, group, url, wrap=wrap, plugin=plugin)
+                connects[group.name], openers[group.name] = connect, fleet_settings(connect)
         plans = [
             GroupPlan(
                 name=group.name,
@@ -301,7 +303,7 @@ async def open_simulation(
                 chargers=[
                     ChargerEnv(
                         spec=spec, seed=fleet.run.seed, url=url,
-                        open_transport=opener,
+                        open_transport=openers[group.name],
                         publish=bus.publish, persist=persist, wall_epoch=wall_epoch,
                         sessions=group.sessions, plugin=plugin, run_id=run_id,
                         chaos=chaos(spec.identity), connect=connects[group.name],

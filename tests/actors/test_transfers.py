@@ -19,6 +19,7 @@ from simulator.actors.transfers import TransferDone, perform, run_transfer
 from simulator.machines.effects import Transfer, TransferKind
 from simulator.machines.parts import FirmwareSpec
 from simulator.ocpp.v16 import GetDiagnosticsRequest, UpdateFirmwareRequest
+from tests.actors.servers import read_request
 from tests.actors.test_charger_actor import FakeCsms, Recorder, make_env
 
 LIMIT = 20.0
@@ -41,12 +42,9 @@ class HttpServer:
 
     async def handle(self, stream: trio.SocketStream) -> None:
         async with stream:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    return
-                data += chunk
+            data = await read_request(stream)
+            if b"\r\n\r\n" not in data:
+                return
             head, _, body = data.partition(b"\r\n\r\n")
             request_line, *header_lines = head.decode("latin-1").split("\r\n")
             method, target, _ = request_line.split(" ", 2)
