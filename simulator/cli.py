@@ -10,6 +10,7 @@ the ``[[expect]]`` tables' checks and parameters included.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json as jsonlib
 import os
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
     from simulator.config import Fleet
     from simulator.report import Verdict
+    from simulator.runtime import Service
+
+DEFAULT_API_LISTEN = "127.0.0.1:8765"
+"""Where ``sim serve`` listens when neither ``--api`` nor ``[api] listen`` says."""
 
 app = App(
     name="sim",
@@ -148,6 +153,11 @@ def start(
     list_: Annotated[
         bool, Parameter(name="--list", help="List the shipped scenarios, run nothing.")
     ] = False,
+    api: Annotated[
+        str | None,
+        Parameter(help="Serve the control API and dashboard on [HOST:]PORT (default host "
+                       "127.0.0.1); without a duration the run lasts until stopped."),
+    ] = None,
 ) -> int:
     """Run a fleet against its central system, record everything, print the report and the
     verdicts of its [[expect]] tables (exit code 1 when one fails)."""
@@ -157,6 +167,8 @@ def start(
         return _list_scenarios()
 
     overrides: dict[str, object] = {}
+    if api is not None:
+        overrides["api.listen"] = api
     if csms is not None:
         overrides["csms.url"] = csms
     if duration is not None:
@@ -187,19 +199,66 @@ def start(
     return _run(fleet, resume=resume, quiet=quiet, json=json, junit=junit)
 
 
+@app.command
+def serve(
+    *,
+    toml: Annotated[
+        Path | None,
+        Parameter(help="Fleet file, or the name of a shipped scenario (default: fleet)."),
+    ] = None,
+    api: Annotated[
+        str | None,
+        Parameter(help="[HOST:]PORT of the API (default: the file's [api] listen, else "
+                       f"{DEFAULT_API_LISTEN})."),
+    ] = None,
+    csms: Annotated[str | None, Parameter(help="CSMS URL (ws://, wss://) or 'embedded'.")] = None,
+    duration: Annotated[
+        str | None, Parameter(help="Run length (default: until stopped through the API).")
+    ] = None,
+    seed: Annotated[
+        int | None, Parameter(help="Run seed (every random choice derives from it).")
+    ] = None,
+    ledger: Annotated[Path | None, Parameter(help="SQLite ledger path.")] = None,
+    json: Annotated[bool, Parameter(help="Print a machine-readable summary at the end.")] = False,
+    quiet: Annotated[bool, Parameter(help="No live view.")] = False,
+) -> int:
+    """Run a fleet with its control API and dashboard: `sim start --api`, the API on the
+    file's [api] listen address (else 127.0.0.1:8765)."""
+    from simulator.config import ConfigError, fleet_file, load_fleet
+
+    if api is None:
+        try:
+            listen = load_fleet(fleet_file(toml)).api
+        except ConfigError as exc:
+            return _fail(str(exc))
+        api = DEFAULT_API_LISTEN if listen is None else None
+    return start(toml=toml, csms=csms, duration=duration, seed=seed, ledger=ledger, json=json,
+                 quiet=quiet, api=api)
+
+
 def _run(fleet: Fleet, *, resume: bool, quiet: bool, json: bool, junit: Path | None) -> int:
     """Run ``fleet``, print its report (its verdicts included), write ``junit``; the exit
     code the run deserves."""
+    from simulator.api.errors import ApiUnavailable
     from simulator.report import ReportError, render_json, render_text, summarize
     from simulator.runtime import run_clock, run_simulation
 
     failure: Exception | None = None
+    alongside: list[Service] = []
+    if fleet.api is not None:
+        from simulator.api.server import serve_api
+
+        alongside.append(functools.partial(serve_api, api=fleet.api, notify=_notice))
     try:
         result = trio.run(lambda: run_simulation(fleet, resume=resume, live=not quiet,
-                                                 notify=_notice),
+                                                 notify=_notice, alongside=alongside),
                           clock=run_clock(fleet))
-    except* (OSError, sqlite3.Error) as group:  # the ledger cannot be created or written
+    except* ApiUnavailable as group:
         failure = _first_error(group)
+    except* (OSError, sqlite3.Error) as group:  # the ledger cannot be created or written
+        failure = failure or _first_error(group)
+    if isinstance(failure, ApiUnavailable):
+        return _fail(f"{failure}; choose another port with --api HOST:PORT (0: any free port)")
     if failure is not None:
         cause = failure.strerror if isinstance(failure, OSError) else None
         return _fail(f"{fleet.run.ledger}: {cause or failure}; check the ledger path")

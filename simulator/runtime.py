@@ -28,7 +28,7 @@ import collections
 import functools
 import math
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +89,10 @@ DEFAULT_FIRMWARE: Final = f"sim-{__version__}"
 
 VIRTUAL_URL: Final = "ws://embedded.virtual/ocpp"
 """The embedded CSMS's address under virtual time (in memory: nothing listens on it)."""
+
+Service = Callable[..., Awaitable[None]]
+"""A task that lives beside a running fleet (the control API): called as
+``service(sim, task_status=...)``, it calls ``task_status.started()`` once it serves."""
 
 
 def run_clock(fleet: FleetFile) -> trio.abc.Clock | None:
@@ -176,6 +180,7 @@ async def open_simulation(
     grace: float = DEFAULT_GRACE,
     gc_tuning: bool = True,
     notify: Callable[[str], None] | None = None,
+    alongside: Sequence[Service] = (),
 ) -> AsyncIterator[Simulation]:
     """Start ``fleet`` (the actor tree of the module docstring) and yield its handle.
 
@@ -194,8 +199,10 @@ async def open_simulation(
     in-memory stream) and its WebSocket client. ``plugin`` is the protocol version the chargers,
     their transports and the embedded CSMS speak (OCPP 1.6). ``notify(line)`` hears at once of
     the first failure to connect of each distinct cause (refused, HTTP 404, DNS, TLS, ...); the
-    result's reasons name them all. Never raises for what the CSMS does; a bad ledger path
-    raises ``OSError``.
+    result's reasons name them all. Each of ``alongside`` (the control API) is started with
+    ``work.start(service, sim)`` in the run's nursery once the fleet runs, and cancelled when
+    the fleet has finished. Never raises for what the CSMS does; a bad ledger path raises
+    ``OSError``.
     """
     virtual = fleet.run.time == TimeMode.VIRTUAL
     if virtual and fleet.csms.url != "embedded":
@@ -355,6 +362,9 @@ async def open_simulation(
                              finished=finished)
             if fleet.steps or fleet.chaos:  # (no director at all without them: no cost)
                 await work.start(_director(sim, t0), name="director")
+            for service in alongside:
+                await work.start(_until_finished, finished, service, sim,
+                                 name=getattr(service, "__name__", "service"))
             try:
                 yield sim
             except BaseException:
@@ -417,21 +427,37 @@ async def run_simulation(
     grace: float = DEFAULT_GRACE,
     gc_tuning: bool = True,
     notify: Callable[[str], None] | None = None,
+    alongside: Sequence[Service] = (),
 ) -> RunResult:
-    """Run ``fleet`` to its end and return the result: :func:`open_simulation` until the
-    duration runs out, or until Ctrl-C or SIGTERM (the run is then ``interrupted``; a second
-    signal ends the grace period)."""
+    """Run ``fleet`` to its end and return the result: :func:`open_simulation` (with
+    ``alongside``) until the duration runs out, until someone calls :meth:`Simulation.stop`
+    (the control API's stop), or until Ctrl-C or SIGTERM (the run is then ``interrupted``; a
+    second signal ends the grace period)."""
     async with open_simulation(
         fleet, resume=resume, live=live, view_stream=view_stream,
         open_transport=open_transport, grace=grace, gc_tuning=gc_tuning, notify=notify,
+        alongside=alongside,
     ) as sim:
         duration = fleet.run.duration
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            with trio.move_on_after(duration if duration is not None else math.inf):
-                async for _ in signals:
-                    sim.interrupted = True
-                    break
-            sim.stop(grace)
+            async with trio.open_nursery() as waits:
+                waits.cancel_scope.deadline = trio.current_time() + (
+                    duration if duration is not None else math.inf)
+
+                async def first_signal() -> None:
+                    async for _ in signals:
+                        sim.interrupted = True
+                        break
+                    waits.cancel_scope.cancel()
+
+                async def stopped() -> None:
+                    await sim.stopping.wait()
+                    waits.cancel_scope.cancel()
+
+                waits.start_soon(first_signal)
+                waits.start_soon(stopped)
+            if not sim.stopping.is_set():
+                sim.stop(grace)
             async with trio.open_nursery() as nursery:
 
                 async def second_signal() -> None:
@@ -500,6 +526,18 @@ def _load_outboxes(
     return outboxes, memories, (latest.id if latest is not None else None)
 
 
+async def _until_finished(
+    finished: trio.Event, service: Service, sim: Simulation,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``service`` for ``sim`` until the fleet has finished (then it is cancelled)."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service, sim)
+        task_status.started()
+        await finished.wait()
+        nursery.cancel_scope.cancel()
+
+
 async def _cancelled_by(scope: trio.CancelScope, run: Callable[[], Awaitable[None]]) -> None:
     with scope:
         await run()
@@ -525,6 +563,7 @@ __all__ = [
     "VIRTUAL_URL",
     "ExitCode",
     "RunResult",
+    "Service",
     "charger_specs",
     "run_clock",
     "run_simulation",

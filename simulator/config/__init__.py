@@ -41,6 +41,7 @@ from simulator.config.load import load_fleet, parse_fleet
 from simulator.config.model import (
     DEFAULT_VIRTUAL_EPOCH,
     TRANSPORTS,
+    Api,
     Chaos,
     Csms,
     EmbeddedCsms,
@@ -63,6 +64,7 @@ __all__ = [
     "CHAOS_FAULTS",
     "DEFAULT_VIRTUAL_EPOCH",
     "TRANSPORTS",
+    "Api",
     "Chaos",
     "ConfigError",
     "Csms",

@@ -20,6 +20,7 @@ from simulator.config.errors import ConfigError, FieldPath, Invalid, field_name
 from simulator.config.model import Fleet
 from simulator.config.render import document_text
 from simulator.config.resolve import (
+    resolve_api,
     resolve_chaos,
     resolve_csms,
     resolve_expect,
@@ -69,6 +70,7 @@ def _build(
         steps = tuple(resolve_step(s, i, groups) for i, s in enumerate(doc.step))
         chaos = tuple(resolve_chaos(c, i, groups) for i, c in enumerate(doc.chaos))
         expect = tuple(resolve_expect(e, i) for i, e in enumerate(doc.expect))
+        api = None if doc.api is None else resolve_api(doc.api)
     except Invalid as invalid:
         raise _with_origin(invalid, origins) from None
     text = document_text(doc, run, originals)
@@ -82,6 +84,7 @@ def _build(
         source=source,
         text=text,
         sha256=hashlib.sha256(text.encode()).hexdigest(),
+        api=api,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import ipaddress
 from collections.abc import Mapping
 from typing import Final
 
@@ -211,6 +212,33 @@ class Expect(msgspec.Struct, frozen=True, kw_only=True):
     params: Mapping[str, Scalar]
 
 
+class Api(msgspec.Struct, frozen=True, kw_only=True):
+    """The control API and dashboard (``[api]``, or ``sim start --api``): ``host`` and ``port``
+    it listens on (port 0: any free port), the bearer ``token`` every request must carry (needed
+    for an address other than loopback; never recorded), the origins allowed by CORS (none:
+    CORS off)."""
+
+    host: str
+    port: int
+    token: Secret | None = None
+    cors: tuple[str, ...] = ()
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the server listens on a loopback address only."""
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class Fleet(msgspec.Struct, frozen=True, kw_only=True):
     """A validated fleet file. ``source`` is the file path (``None`` for text), ``text`` the
     resolved document as TOML with secrets redacted (for the ledger), ``sha256`` its hex digest."""
@@ -224,6 +252,8 @@ class Fleet(msgspec.Struct, frozen=True, kw_only=True):
     source: str | None
     text: str
     sha256: str
+    api: Api | None = None
+    """The control API (``[api]``); None: no API unless ``sim start --api`` asks for one."""
 
     def charger_ids(self) -> tuple[str, ...]:
         """Every charger id, group by group, in order."""

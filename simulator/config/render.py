@@ -31,6 +31,8 @@ def _is_secret(path: FieldPath) -> bool:
         return True
     if path[:1] == ("csms",) and "key" in last:
         return True
+    if path[:1] == ("api",) and last == "token":
+        return True
     return len(path) >= 3 and path[0] == "group" and path[2] == "config" and last == (
         "authorizationkey"
     )

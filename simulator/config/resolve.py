@@ -25,6 +25,7 @@ from simulator.config.model import (
     EMBEDDED,
     MAX_CHARGER_ID,
     TRANSPORTS,
+    Api,
     Chaos,
     Csms,
     EmbeddedCsms,
@@ -39,6 +40,7 @@ from simulator.config.model import (
     TimeMode,
 )
 from simulator.config.tables import (
+    ApiTable,
     ChaosTable,
     CsmsTable,
     FirmwareTable,
@@ -511,6 +513,28 @@ def _target(table: TargetTable, base: FieldPath, groups: tuple[Group, ...]) -> T
                     f" in group {show(group.name)} ({group.connectors} connectors)",
                 )
     return target
+
+
+def resolve_api(table: ApiTable) -> Api:
+    """``[api]``: ``listen`` as ``[HOST:]PORT`` (host 127.0.0.1 by default; an IPv6 address in
+    brackets), and the token rule: an address other than loopback needs a ``token``."""
+    path: FieldPath = ("api", "listen")
+    host, sep, port_text = table.listen.rpartition(":")
+    if not sep:
+        host = "127.0.0.1"
+    host = host.strip("[]") if host.startswith("[") and host.endswith("]") else host
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535 or (sep and not host):
+        raise Invalid(path, f"{show(table.listen)} is not [HOST:]PORT (e.g. 8765, "
+                            "127.0.0.1:8765, [::1]:8765); the port is 0-65535")
+    api = Api(host=host, port=int(port_text),
+              token=None if table.token is None else Secret(table.token), cors=table.cors)
+    if table.token is not None and not table.token.strip():
+        raise Invalid(("api", "token"), "is empty; give a token or leave it out")
+    if not api.loopback and api.token is None:
+        raise Invalid(path, f"{host} is not a loopback address, so the API needs a bearer "
+                            'token: write [api] token = "${SIM_API_TOKEN}" (or set '
+                            "SIM_API__TOKEN), or listen on 127.0.0.1")
+    return api
 
 
 def resolve_step(table: StepTable, index: int, groups: tuple[Group, ...]) -> Step:

@@ -227,6 +227,19 @@ ExpectTable = Annotated[
 ]
 
 
+class ApiTable(Table, frozen=True, kw_only=True):
+    """[api]: the control API and dashboard of a running fleet (``sim start --api``)."""
+
+    listen: Annotated[str, msgspec.Meta(
+        description="[HOST:]PORT the API listens on (default host 127.0.0.1; port 0: any free "
+                    "port); an address other than loopback needs a token")] = "127.0.0.1:8765"
+    token: Annotated[str | None, msgspec.Meta(
+        description='Bearer token every request must carry; write token = "${SIM_API_TOKEN}" '
+                    "(never recorded)")] = None
+    cors: Annotated[tuple[str, ...], msgspec.Meta(
+        description="Origins allowed to call the API from a browser (none: CORS off)")] = ()
+
+
 class FleetDocument(Table, frozen=True, kw_only=True):
     """A fleet file as written: the root of the JSON schema (``sim schema``)."""
 
@@ -239,6 +252,7 @@ class FleetDocument(Table, frozen=True, kw_only=True):
     step: tuple[StepTable, ...] = ()
     chaos: tuple[ChaosTable, ...] = ()
     expect: tuple[ExpectTable, ...] = ()
+    api: ApiTable | None = None
 
 
 ARRAYS_OF_TABLES: Final = frozenset({"group", "step", "chaos", "expect"})

@@ -1,0 +1,161 @@
+"""The control API's app and its server: Litestar on hypercorn's Trio worker, in the run's
+nursery (no second event loop, no thread).
+
+:func:`build_app` joins the parts (:mod:`simulator.api.parts`) into one Litestar app: the
+OpenAPI 3.1 document at ``/api/openapi.json`` and its docs page at ``/api/docs`` (Redoc,
+vendored: it works offline; Litestar's own copies live under ``/api/schema``), problem
+documents for every error (:mod:`.problems`), CORS only for the origins ``[api] cors`` names,
+and the bearer token when ``[api] token`` is set. The token is asked of every request but the
+dashboard's page and static files (they hold no data; the page asks for the token and sends
+it): as ``Authorization: Bearer TOKEN``, or as ``?access_token=TOKEN`` (RFC 6750) where a
+browser cannot set a header (``EventSource``). It is compared in constant time and never
+logged or recorded.
+
+:func:`serve_api` is a runtime service (``simulator.runtime.Service``): it serves until it is
+cancelled, when the fleet has finished.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from litestar import Litestar, MediaType, Request, get
+from litestar.config.cors import CORSConfig
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin
+
+from simulator import __version__
+from simulator.api import chaos, chargers, dashboard, events, metrics, run, tree
+from simulator.api.errors import ApiUnavailable
+from simulator.api.parts import ApiPart, provide
+from simulator.api.problems import EXCEPTION_HANDLERS
+from simulator.config import Api
+from simulator.simulation import Simulation
+
+PARTS: Final[tuple[Callable[[Simulation, Api], ApiPart], ...]] = (
+    run.part, chargers.part, chaos.part, events.part, tree.part, metrics.part, dashboard.part,
+)
+"""Every part of the API, in the order their routes are listed."""
+
+PUBLIC_PREFIXES: Final = ("/static/",)
+"""Paths served without the token (besides ``/`` itself): the dashboard's files, no data."""
+
+
+DOCS_PAGE: Final = RedocRenderPlugin(path="/", js_url="/static/vendor/redoc.standalone.js",
+                                     google_fonts=False, favicon="")
+"""The docs page: Redoc, vendored (works offline)."""
+
+
+@get("/api/openapi.json", include_in_schema=False, media_type="application/vnd.oai.openapi+json")
+async def openapi_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of this API."""
+    schema: dict[str, Any] = request.app.openapi_schema.to_schema()
+    return schema
+
+
+@get("/api/docs", include_in_schema=False, media_type=MediaType.HTML)
+async def docs_page(request: Request[Any, Any, Any]) -> bytes:
+    """The API's docs page (its OpenAPI document, rendered by Redoc)."""
+    return DOCS_PAGE.render(request, request.app.openapi_schema.to_schema())
+
+
+def _token_guard(token: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler],
+                                         None]:
+    expected = token.encode()
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandler) -> None:
+        path = connection.url.path
+        if path == "/" or path.startswith(PUBLIC_PREFIXES):
+            return
+        given = ""
+        scheme, _sep, credentials = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            given = credentials.strip()
+        elif "access_token" in connection.query_params:
+            given = connection.query_params["access_token"]
+        if not hmac.compare_digest(given.encode(), expected):
+            raise NotAuthorizedException(
+                "this API needs its bearer token: send 'Authorization: Bearer TOKEN'"
+                if not given else "the bearer token is not this API's")
+
+    return guard
+
+
+def build_app(sim: Simulation, api: Api) -> Litestar:
+    """The ASGI app of the control API for ``sim`` (see the module docstring)."""
+    parts = [make(sim, api) for make in PARTS]
+    dependencies = {"sim": provide(sim), "api": provide(api)}
+    for built in parts:
+        dependencies.update(built.dependencies)
+    app = Litestar(
+        route_handlers=[openapi_document, docs_page,
+                        *(handler for built in parts for handler in built.handlers)],
+        dependencies=dependencies,
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        guards=[_token_guard(str(api.token))] if api.token is not None else None,
+        cors_config=CORSConfig(allow_origins=list(api.cors)) if api.cors else None,
+        openapi_config=OpenAPIConfig(
+            title="OCPP chaos simulator",
+            version=__version__,
+            description=f"The control API of the run {sim.fleet.run.name!r}.",
+            path="/api/schema",  # (Litestar's own routes; ours are OPENAPI_PATH, DOCS_PATH)
+            render_plugins=[DOCS_PAGE],
+        ),
+        logging_config=None,  # the run's own output stays as it is; nothing is logged per request
+        debug=False,
+    )
+    app.state["tasks"] = [task for built in parts for task in built.tasks]
+    return app
+
+
+def _tasks(app: Litestar) -> Sequence[Callable[[], Any]]:
+    tasks: Sequence[Callable[[], Any]] = app.state["tasks"]
+    return tasks
+
+
+async def serve_api(
+    sim: Simulation,
+    *,
+    api: Api,
+    notify: Callable[[str], None] | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the API of ``sim`` on ``api.host:api.port`` until cancelled; ``task_status``
+    gets the base URL it listens on (port 0 is resolved), and ``notify`` hears it as one line.
+    Raises :class:`ApiUnavailable` if it cannot listen there."""
+    app = build_app(sim, api)
+    config = Config()
+    host = f"[{api.host}]" if ":" in api.host else api.host
+    config.bind = [f"{host}:{api.port}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1.0
+    asgi: Any = app  # (hypercorn's ASGI type is narrower than Litestar's own)
+    async with trio.open_nursery() as nursery:
+        for task in _tasks(app):
+            nursery.start_soon(task)
+        try:
+            binds: list[str] = await nursery.start(
+                lambda task_status: serve(asgi, config, shutdown_trigger=trio.sleep_forever,
+                                          task_status=task_status),
+                name="api server",
+            )
+        except OSError as error:
+            raise ApiUnavailable(f"the API cannot listen on {api.host}:{api.port}: "
+                                 f"{error.strerror or error}") from None
+        url = binds[0]
+        if notify is not None:
+            notify(f"dashboard on {url}/ (API {url}/api, docs {url}/api/docs, "
+                   f"metrics {url}/metrics)")
+        task_status.started(url)
+
+
+__all__ = ["PARTS", "ApiUnavailable", "build_app", "serve_api"]
