@@ -10,7 +10,6 @@ the ``[[expect]]`` tables' checks and parameters included.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import json as jsonlib
 import os
@@ -156,7 +155,8 @@ def start(
     api: Annotated[
         str | None,
         Parameter(help="Serve the control API and dashboard on [HOST:]PORT (default host "
-                       "127.0.0.1); without a duration the run lasts until stopped."),
+                       "127.0.0.1); without --duration the run lasts until stopped (through "
+                       "the API or Ctrl-C)."),
     ] = None,
 ) -> int:
     """Run a fleet against its central system, record everything, print the report and the
@@ -169,6 +169,8 @@ def start(
     overrides: dict[str, object] = {}
     if api is not None:
         overrides["api.listen"] = api
+        if duration is None:  # watched and steered: it lasts until stopped
+            overrides["run.duration"] = None
     if csms is not None:
         overrides["csms.url"] = csms
     if duration is not None:
@@ -228,10 +230,11 @@ def serve(
 
     if api is None:
         try:
-            listen = load_fleet(fleet_file(toml)).api
+            given = load_fleet(fleet_file(toml)).api
         except ConfigError as exc:
             return _fail(str(exc))
-        api = DEFAULT_API_LISTEN if listen is None else None
+        api = DEFAULT_API_LISTEN if given is None else (
+            f"[{given.host}]:{given.port}" if ":" in given.host else f"{given.host}:{given.port}")
     return start(toml=toml, csms=csms, duration=duration, seed=seed, ledger=ledger, json=json,
                  quiet=quiet, api=api)
 
@@ -246,9 +249,9 @@ def _run(fleet: Fleet, *, resume: bool, quiet: bool, json: bool, junit: Path | N
     failure: Exception | None = None
     alongside: list[Service] = []
     if fleet.api is not None:
-        from simulator.api.server import serve_api
+        from simulator.api.server import ApiService
 
-        alongside.append(functools.partial(serve_api, api=fleet.api, notify=_notice))
+        alongside.append(ApiService(fleet.api, notify=_notice))
     try:
         result = trio.run(lambda: run_simulation(fleet, resume=resume, live=not quiet,
                                                  notify=_notice, alongside=alongside),

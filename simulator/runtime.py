@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, Protocol, TextIO
 
 import msgspec
 import trio
@@ -90,9 +90,16 @@ DEFAULT_FIRMWARE: Final = f"sim-{__version__}"
 VIRTUAL_URL: Final = "ws://embedded.virtual/ocpp"
 """The embedded CSMS's address under virtual time (in memory: nothing listens on it)."""
 
-Service = Callable[..., Awaitable[None]]
-"""A task that lives beside a running fleet (the control API): called as
-``service(sim, task_status=...)``, it calls ``task_status.started()`` once it serves."""
+class Service(Protocol):
+    """What lives beside a running fleet (the control API)."""
+
+    def attach(self, bus: EventBus) -> None:
+        """Called before the fleet starts: observe or subscribe to the bus (nothing missed)."""
+
+    async def serve(self, sim: Simulation, *,
+                    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        """Called once the fleet runs; calls ``task_status.started()`` once it serves, and is
+        cancelled when the fleet has finished."""
 
 
 def run_clock(fleet: FleetFile) -> trio.abc.Clock | None:
@@ -199,10 +206,10 @@ async def open_simulation(
     in-memory stream) and its WebSocket client. ``plugin`` is the protocol version the chargers,
     their transports and the embedded CSMS speak (OCPP 1.6). ``notify(line)`` hears at once of
     the first failure to connect of each distinct cause (refused, HTTP 404, DNS, TLS, ...); the
-    result's reasons name them all. Each of ``alongside`` (the control API) is started with
-    ``work.start(service, sim)`` in the run's nursery once the fleet runs, and cancelled when
-    the fleet has finished. Never raises for what the CSMS does; a bad ledger path raises
-    ``OSError``.
+    result's reasons name them all. Each of ``alongside`` (the control API) is attached to the
+    bus before the fleet starts, then served (``work.start(service.serve, sim)``) in the run's
+    nursery once the fleet runs, and cancelled when the fleet has finished. Never raises for
+    what the CSMS does; a bad ledger path raises ``OSError``.
     """
     virtual = fleet.run.time == TimeMode.VIRTUAL
     if virtual and fleet.csms.url != "embedded":
@@ -231,6 +238,8 @@ async def open_simulation(
             boots[event.status] += 1
 
     bus.observe(count_boot)
+    for service in alongside:
+        service.attach(bus)
     t0 = trio.current_time()
     # Under virtual time the wall clock starts at [run] epoch (config defaults it), never at
     # the machine's clock: two runs of one file give the same bytes.
@@ -364,7 +373,7 @@ async def open_simulation(
                 await work.start(_director(sim, t0), name="director")
             for service in alongside:
                 await work.start(_until_finished, finished, service, sim,
-                                 name=getattr(service, "__name__", "service"))
+                                 name=type(service).__name__)
             try:
                 yield sim
             except BaseException:
@@ -532,7 +541,7 @@ async def _until_finished(
 ) -> None:
     """Run ``service`` for ``sim`` until the fleet has finished (then it is cancelled)."""
     async with trio.open_nursery() as nursery:
-        await nursery.start(service, sim)
+        await nursery.start(functools.partial(service.serve, sim))
         task_status.started()
         await finished.wait()
         nursery.cancel_scope.cancel()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from simulator.api.parts import ApiPart
-from simulator.config import Api
-from simulator.simulation import Simulation
+from simulator.api.parts import ApiContext, ApiPart
 
 
-def part(sim: Simulation, api: Api) -> ApiPart:
+def part(ctx: ApiContext) -> ApiPart:
     """This part's handlers, dependencies and tasks."""
     return ApiPart()

@@ -2,8 +2,8 @@
 and the tasks that run beside the server.
 
 Every endpoint module (``run``, ``chargers``, ``chaos``, ``events``, ``tree``, ``metrics``,
-``dashboard``) has ``part(sim, api) -> ApiPart``; :func:`simulator.api.server.build_app` joins
-them. A part keeps its own state (a metrics registry, the faults injected through the API) in
+``dashboard``) has ``part(ctx: ApiContext) -> ApiPart``; :func:`simulator.api.server.build_app`
+joins them. A part keeps its own state (a metrics registry, the faults injected through the API) in
 the objects it hands its handlers as Litestar dependencies, so no part reaches into another's.
 Handlers are ``async`` (or marked ``sync_to_thread=False``): the API runs in the fleet's event
 loop, never in a thread.
@@ -17,6 +17,20 @@ from typing import Any
 
 from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
+
+from simulator.api.metrics import FleetMetrics
+from simulator.config import Api
+from simulator.simulation import Simulation
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What every part is built from: the running simulation, the ``[api]`` settings and the
+    fleet's metrics (observing the bus since before the fleet started)."""
+
+    sim: Simulation
+    api: Api
+    metrics: FleetMetrics
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,4 +53,4 @@ def provide(value: Any) -> Provide:
     return Provide(given, use_cache=True, sync_to_thread=False)
 
 
-__all__ = ["ApiPart", "provide"]
+__all__ = ["ApiContext", "ApiPart", "provide"]

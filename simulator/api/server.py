@@ -11,8 +11,8 @@ it): as ``Authorization: Bearer TOKEN``, or as ``?access_token=TOKEN`` (RFC 6750
 browser cannot set a header (``EventSource``). It is compared in constant time and never
 logged or recorded.
 
-:func:`serve_api` is a runtime service (``simulator.runtime.Service``): it serves until it is
-cancelled, when the fleet has finished.
+:class:`ApiService` is a runtime service (``simulator.runtime.Service``): it serves until it
+is cancelled, when the fleet has finished.
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ from litestar.openapi.plugins import RedocRenderPlugin
 from simulator import __version__
 from simulator.api import chaos, chargers, dashboard, events, metrics, run, tree
 from simulator.api.errors import ApiUnavailable
-from simulator.api.parts import ApiPart, provide
+from simulator.api.metrics import FleetMetrics
+from simulator.api.parts import ApiContext, ApiPart, provide
 from simulator.api.problems import EXCEPTION_HANDLERS
+from simulator.bus import EventBus
 from simulator.config import Api
 from simulator.simulation import Simulation
 
-PARTS: Final[tuple[Callable[[Simulation, Api], ApiPart], ...]] = (
+PARTS: Final[tuple[Callable[[ApiContext], ApiPart], ...]] = (
     run.part, chargers.part, chaos.part, events.part, tree.part, metrics.part, dashboard.part,
 )
 """Every part of the API, in the order their routes are listed."""
@@ -89,10 +91,15 @@ def _token_guard(token: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], Ba
     return guard
 
 
-def build_app(sim: Simulation, api: Api) -> Litestar:
-    """The ASGI app of the control API for ``sim`` (see the module docstring)."""
-    parts = [make(sim, api) for make in PARTS]
-    dependencies = {"sim": provide(sim), "api": provide(api)}
+def build_app(sim: Simulation, api: Api, metrics: FleetMetrics | None = None) -> Litestar:
+    """The ASGI app of the control API for ``sim`` (see the module docstring); ``metrics``
+    observing its bus (default: new ones, which count from now on)."""
+    if metrics is None:
+        metrics = FleetMetrics()
+        sim.bus.observe(metrics.observe)
+    ctx = ApiContext(sim=sim, api=api, metrics=metrics)
+    parts = [make(ctx) for make in PARTS]
+    dependencies = {"sim": provide(sim), "api": provide(api), "ctx": provide(ctx)}
     for built in parts:
         dependencies.update(built.dependencies)
     app = Litestar(
@@ -121,41 +128,57 @@ def _tasks(app: Litestar) -> Sequence[Callable[[], Any]]:
     return tasks
 
 
-async def serve_api(
-    sim: Simulation,
-    *,
-    api: Api,
-    notify: Callable[[str], None] | None = None,
-    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve the API of ``sim`` on ``api.host:api.port`` until cancelled; ``task_status``
-    gets the base URL it listens on (port 0 is resolved), and ``notify`` hears it as one line.
-    Raises :class:`ApiUnavailable` if it cannot listen there."""
-    app = build_app(sim, api)
-    config = Config()
-    host = f"[{api.host}]" if ":" in api.host else api.host
-    config.bind = [f"{host}:{api.port}"]
-    config.accesslog = None
-    config.errorlog = None
-    config.graceful_timeout = 1.0
-    asgi: Any = app  # (hypercorn's ASGI type is narrower than Litestar's own)
-    async with trio.open_nursery() as nursery:
-        for task in _tasks(app):
-            nursery.start_soon(task)
-        try:
-            binds: list[str] = await nursery.start(
-                lambda task_status: serve(asgi, config, shutdown_trigger=trio.sleep_forever,
-                                          task_status=task_status),
-                name="api server",
-            )
-        except OSError as error:
-            raise ApiUnavailable(f"the API cannot listen on {api.host}:{api.port}: "
-                                 f"{error.strerror or error}") from None
-        url = binds[0]
-        if notify is not None:
-            notify(f"dashboard on {url}/ (API {url}/api, docs {url}/api/docs, "
-                   f"metrics {url}/metrics)")
-        task_status.started(url)
+class ApiService:
+    """The control API as a runtime service (``simulator.runtime.Service``): its metrics
+    observe the bus from before the fleet starts, then it serves on ``api.host:api.port``
+    (``listen=False``: it only builds :attr:`app`, for tests that call it in memory) until
+    cancelled, when the fleet has finished. ``notify`` hears the address as one line;
+    ``serve``'s ``task_status`` gets the base URL (port 0 resolved). Raises
+    :class:`ApiUnavailable` if it cannot listen there."""
+
+    def __init__(self, api: Api, *, notify: Callable[[str], None] | None = None,
+                 listen: bool = True) -> None:
+        self.api = api
+        self.metrics = FleetMetrics()
+        self.app: Litestar | None = None
+        self.url: str | None = None
+        self._notify = notify
+        self._listen = listen
+
+    def attach(self, bus: EventBus) -> None:
+        bus.observe(self.metrics.observe)
+
+    async def serve(self, sim: Simulation, *,
+                    task_status: trio.TaskStatus[str | None] = trio.TASK_STATUS_IGNORED) -> None:
+        api = self.api
+        app = self.app = build_app(sim, api, self.metrics)
+        async with trio.open_nursery() as nursery:
+            for task in _tasks(app):
+                nursery.start_soon(task)
+            if not self._listen:
+                task_status.started(None)
+                return
+            config = Config()
+            host = f"[{api.host}]" if ":" in api.host else api.host
+            config.bind = [f"{host}:{api.port}"]
+            config.accesslog = None
+            config.errorlog = None
+            config.graceful_timeout = 1.0
+            asgi: Any = app  # (hypercorn's ASGI type is narrower than Litestar's own)
+            try:
+                binds: list[str] = await nursery.start(
+                    lambda task_status: serve(asgi, config, shutdown_trigger=trio.sleep_forever,
+                                              task_status=task_status),
+                    name="api server",
+                )
+            except OSError as error:
+                raise ApiUnavailable(f"the API cannot listen on {api.host}:{api.port}: "
+                                     f"{error.strerror or error}") from None
+            self.url = url = binds[0]
+            if self._notify is not None:
+                self._notify(f"dashboard on {url}/ (API {url}/api, docs {url}/api/docs, "
+                             f"metrics {url}/metrics)")
+            task_status.started(url)
 
 
-__all__ = ["PARTS", "ApiUnavailable", "build_app", "serve_api"]
+__all__ = ["PARTS", "ApiService", "ApiUnavailable", "build_app"]
