@@ -215,11 +215,14 @@ class CommandIssued(Event, frozen=True, tag="command"):
     """A command given through the simulation's facade (a step, the API, a test), recorded
     before the charger gets it: ``command`` is its name (plug, unplug, present_tag, stop,
     reboot, fault, clear_fault), ``params`` its arguments. ``skipped`` says why a scripted
-    step's command went nowhere (the charger was not running); absent: the charger got it."""
+    step's command went nowhere (the charger was not running); absent: the charger got it.
+    ``source`` says who gave it when it was not the run's own script or a test (``api``: the
+    control API; ``sim replay`` applies those again at the same times)."""
 
     command: str
     params: dict[str, Any] = {}
     skipped: str | None = None
+    source: str | None = None
 
 
 class FaultInjected(Event, frozen=True, tag="fault"):

@@ -184,40 +184,45 @@ class Simulation:
     # --- the command facade ------------------------------------------------------------------
 
     async def plug(self, target: TargetLike, connector: int = 1, *,
-                   ev: EvSpec | None = None) -> tuple[str, ...]:
-        """An EV (``ev``, default a 60 kWh car at 20 %) is plugged into ``connector``."""
+                   ev: EvSpec | None = None, source: str | None = None) -> tuple[str, ...]:
+        """An EV (``ev``, default a 60 kWh car at 20 %) is plugged into ``connector``.
+        (``source``, here and in every command: who gave it, e.g. ``api``; see
+        :meth:`command`.)"""
         car = ev if ev is not None else EvSpec()
         return await self.command("plug", target, lambda _: PlugIn(connector, ev=car),
-                                  connector=connector)
+                                  connector=connector, source=source)
 
-    async def unplug(self, target: TargetLike, connector: int = 1) -> tuple[str, ...]:
+    async def unplug(self, target: TargetLike, connector: int = 1, *,
+                     source: str | None = None) -> tuple[str, ...]:
         """The EV on ``connector`` is unplugged."""
         return await self.command("unplug", target, lambda _: Unplug(connector),
-                                  connector=connector)
+                                  connector=connector, source=source)
 
-    async def present_tag(self, target: TargetLike, connector: int,
-                          id_tag: str) -> tuple[str, ...]:
+    async def present_tag(self, target: TargetLike, connector: int, id_tag: str, *,
+                          source: str | None = None) -> tuple[str, ...]:
         """``id_tag`` is presented at ``connector`` (starts, or stops a running transaction)."""
         return await self.command("present_tag", target,
                                   lambda _: PresentTag(connector, id_tag),
-                                  connector=connector, id_tag=id_tag)
+                                  connector=connector, source=source, id_tag=id_tag)
 
     async def stop_transaction(self, target: TargetLike, connector: int, *,
-                               reason: Reason = Reason.LOCAL) -> tuple[str, ...]:
+                               reason: Reason = Reason.LOCAL,
+                               source: str | None = None) -> tuple[str, ...]:
         """The transaction on ``connector`` is stopped locally with ``reason``."""
         return await self.command("stop", target,
                                   lambda _: StopCharging(connector, reason=reason),
-                                  connector=connector, reason=str(reason))
+                                  connector=connector, source=source, reason=str(reason))
 
-    async def reboot(self, target: TargetLike, *, hard: bool = False) -> tuple[str, ...]:
+    async def reboot(self, target: TargetLike, *, hard: bool = False,
+                     source: str | None = None) -> tuple[str, ...]:
         """The charger is power-cycled (``hard``: without stopping transactions first)."""
         return await self.command("reboot", target, lambda _: RebootCharger(hard=hard),
-                                  hard=hard)
+                                  source=source, hard=hard)
 
     async def set_fault(
         self, target: TargetLike, connector: int,
         error_code: ChargePointErrorCode | str = ChargePointErrorCode.OTHER_ERROR, *,
-        info: str | None = None,
+        info: str | None = None, source: str | None = None,
     ) -> tuple[str, ...]:
         """``connector``'s hardware reports ``error_code`` (a StatusNotification error code, as
         the enum or its name: a fault makes the connector Faulted). An unknown code raises
@@ -229,25 +234,27 @@ class Simulation:
             raise CommandError(f"no error code {error_code!r}; use one of {known}") from None
         return await self.command("fault", target,
                                   lambda _: SetFault(connector, code, info),
-                                  connector=connector, error_code=code.value)
+                                  connector=connector, source=source, error_code=code.value)
 
-    async def clear_fault(self, target: TargetLike, connector: int) -> tuple[str, ...]:
+    async def clear_fault(self, target: TargetLike, connector: int, *,
+                          source: str | None = None) -> tuple[str, ...]:
         """``connector``'s hardware error is gone."""
         return await self.command("clear_fault", target, lambda _: ClearFault(connector),
-                                  connector=connector)
+                                  connector=connector, source=source)
 
     async def command(
         self, name: str, target: TargetLike, make: Callable[[str], DomainRequest], *,
-        connector: int | None = None, **params: object,
+        connector: int | None = None, source: str | None = None, **params: object,
     ) -> tuple[str, ...]:
         """Hand ``make(identity)`` to every charger ``target`` names, recording each as a
-        ``command`` event first; returns the ids it went to. Waits while an inbox is full."""
+        ``command`` event first (``source``: who gave it when not the run's script or a test,
+        e.g. ``api``); returns the ids it went to. Waits while an inbox is full."""
         ids = self.chargers(target)
         controls = [self._control(identity) for identity in ids]
         for identity, control in zip(ids, controls, strict=True):
             await self.bus.publish(CommandIssued(
                 t=trio.current_time(), charger=identity, connector=connector, command=name,
-                params=params,
+                params=params, source=source,
             ))
             await control.request(make(identity))
         return ids
