@@ -47,6 +47,7 @@ machine hears of it as of any other disconnect.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import math
@@ -112,6 +113,17 @@ INBOX_SIZE: Final = 64
 """Frames and domain requests waiting for the main loop; senders wait while it is full."""
 INPUT_PREVIEW: Final = 200
 """Characters of a frame kept in :attr:`ChargerControl.last_input` (for the crash event)."""
+CRASHES_KEPT: Final = 5
+"""Crashes a :class:`ChargerControl` remembers (the latest; older ones are in the ledger)."""
+
+
+class CrashRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One crash of a charger as its supervisor caught it: ``t`` (the run's monotonic seconds),
+    ``error`` (``Type: message``) and the formatted ``traceback`` (as in its ``crash`` event)."""
+
+    t: float
+    error: str
+    traceback: str
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChargerEnv:
@@ -197,6 +209,9 @@ class ChargerControl:
         file's settings, and the connection follows it); None: not started yet. Secret:
         never published."""
         self.restarts = 0
+        self.crashes: collections.deque[CrashRecord] = collections.deque(maxlen=CRASHES_KEPT)
+        """The last :data:`CRASHES_KEPT` crashes, oldest first (the supervisor appends; the
+        control API's actor tree reads)."""
         self.last_input: str | None = None
         """What the main loop was handling when the machine raised (None: not an input)."""
         self.last_unique_id: str | None = None
