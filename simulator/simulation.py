@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
+from types import FrameType
+from typing import Final
 
 import msgspec
 import trio
 
-from simulator.actors.charger import ChargerControl
+from simulator.actors.charger import ChargerControl, CrashRecord
 from simulator.actors.director import deliver, skip_reason
 from simulator.actors.fleet import RunningFleet
 from simulator.bus import Counters, EventBus, LiveStatistics
@@ -54,11 +56,28 @@ class CommandError(Exception):
     """A command that cannot be carried out (unknown charger or group, charger not started)."""
 
 
+class Supervision(msgspec.Struct, frozen=True):
+    """What a charger's supervisor knows: how many times it has restarted the charger and its
+    last crashes (oldest first, at most ``CRASHES_KEPT``; ``t`` the run's monotonic seconds)."""
+
+    charger: str
+    restarts: int
+    crashes: tuple[CrashRecord, ...] = ()
+
+
 class TaskNode(msgspec.Struct, frozen=True):
-    """One task of the live actor tree: its name and the tasks of its nurseries."""
+    """One task of the live actor tree: its ``name``, the tasks of its nurseries
+    (``children``), the ``charger`` it serves (None: the fleet's own tasks), what it waits on
+    (``waits_on``: ``function (file:line)`` of the innermost frame of its await stack outside
+    trio, then the trio call it waits in; None for the task that builds the tree, which is
+    running) and, for a charger's supervisor task, its :class:`Supervision`."""
 
     name: str
     children: tuple[TaskNode, ...] = ()
+    kind: str = "task"
+    charger: str | None = None
+    waits_on: str | None = None
+    supervisor: Supervision | None = None
 
 
 class RunResult(msgspec.Struct, frozen=True):
@@ -160,9 +179,18 @@ class Simulation:
             chosen = [i for i in chosen if i in picked]
         return tuple(chosen)
 
-    def tree(self) -> TaskNode:
-        """The live actor tree under the simulation (every nursery's tasks, by name)."""
-        return _node(self._root)
+    def tree(self, charger: str | None = None) -> TaskNode:
+        """The live actor tree under the simulation: every nursery's tasks, by name, with the
+        charger each serves and what it waits on (see :class:`TaskNode`). ``charger`` keeps only
+        the tasks that serve that charger and the tasks above them.
+
+        Built from trio's public introspection (``Task.child_nurseries``,
+        ``Nursery.child_tasks``, ``Task.iter_await_frames``) in one synchronous pass: it is a
+        consistent snapshot, and it holds the event loop for as long as it takes (about a
+        microsecond per frame of every task's await stack)."""
+        builder = _TreeBuilder(self._running.controls, trio.lowlevel.current_task())
+        root = builder.node(self._root, None, charger)
+        return root if root is not None else TaskNode(name=self._root.name)
 
     # --- ending ------------------------------------------------------------------------------
 
@@ -324,9 +352,89 @@ class Simulation:
         return control
 
 
-def _node(task: trio.lowlevel.Task) -> TaskNode:
-    return TaskNode(
-        name=task.name,
-        children=tuple(_node(child) for nursery in task.child_nurseries
-                       for child in nursery.child_tasks),
-    )
+CHARGER_TASKS: Final = ("charger ", "link ", "connector ", "transfer ")
+"""Name prefixes of the tasks that serve one charger: the prefix, then the charger's id (then,
+for some, more words: ``connector CP-1/2``, ``transfer CP-1 upload``). Their unnamed subtasks
+serve the same charger."""
+
+SUPERVISOR_TASK: Final = "charger "
+"""The name prefix of a charger's supervisor task (``charger CP-1``: ``supervise_charger``)."""
+
+
+class _TreeBuilder:
+    """One pass over the task tree (:meth:`Simulation.tree`)."""
+
+    def __init__(self, controls: Mapping[str, ChargerControl],
+                 current: trio.lowlevel.Task) -> None:
+        self._controls = controls
+        self._current = current
+
+    def node(self, task: trio.lowlevel.Task, serves: str | None,
+             only: str | None) -> TaskNode | None:
+        """``task``'s node (None when ``only`` names a charger that neither it nor any task
+        below it serves)."""
+        name = task.name
+        charger = serves if serves is not None else _charger_named(name, self._controls)
+        children = tuple(
+            node for nursery in task.child_nurseries for child in nursery.child_tasks
+            if (node := self.node(child, charger, only)) is not None
+        )
+        if only is not None and charger != only and not children:
+            return None
+        supervisor = None
+        if serves is None and charger is not None and name == SUPERVISOR_TASK + charger:
+            control = self._controls[charger]
+            supervisor = Supervision(charger=charger, restarts=control.restarts,
+                                     crashes=tuple(control.crashes))
+        return TaskNode(
+            name=name, children=children, charger=charger,
+            waits_on=None if task is self._current else _waits_on(task),
+            supervisor=supervisor,
+        )
+
+
+def _charger_named(name: str, known: Mapping[str, object]) -> str | None:
+    """The charger a task named ``name`` serves, by :data:`CHARGER_TASKS` (None: not one)."""
+    for prefix in CHARGER_TASKS:
+        if name.startswith(prefix):
+            candidate = name[len(prefix):]
+            while candidate:  # the longest known id before a space or a slash
+                if candidate in known:
+                    return candidate
+                cut = max(candidate.rfind(" "), candidate.rfind("/"))
+                if cut <= 0:
+                    break
+                candidate = candidate[:cut]
+    return None
+
+
+def _waits_on(task: trio.lowlevel.Task) -> str | None:
+    """``function (file:line)`` of the innermost frame of ``task``'s await stack that is not
+    trio's, then ``-> trio <function>`` for the trio call it waits in (if any)."""
+    frames = list(task.iter_await_frames())
+    inner: int | None = None
+    for index, (frame, _line) in enumerate(frames):
+        if not _is_trio(frame):
+            inner = index
+    if inner is None:
+        return None
+    frame, line = frames[inner]
+    where = f"{frame.f_code.co_qualname} ({_file_of(frame)}:{line})"
+    if inner + 1 < len(frames):
+        where += f" -> trio {frames[inner + 1][0].f_code.co_qualname}"
+    return where
+
+
+def _is_trio(frame: FrameType) -> bool:
+    module = frame.f_globals.get("__name__", "")
+    return isinstance(module, str) and (module == "trio" or module.startswith("trio."))
+
+
+def _file_of(frame: FrameType) -> str:
+    """The frame's file from its top package down (``simulator/actors/fleet.py``)."""
+    module = frame.f_globals.get("__name__")
+    parts = PurePath(frame.f_code.co_filename).parts
+    depth = len(module.split(".")) if isinstance(module, str) and module else 1
+    if parts and parts[-1] == "__init__.py":
+        depth += 1
+    return "/".join(parts[-depth:])
