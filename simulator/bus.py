@@ -70,7 +70,8 @@ DEFAULT_RATE_WINDOW: Final = 5.0
 class SubscriberStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """One subscriber's counters: ``delivered`` events put into its channel, ``dropped`` events it
     missed because its buffer was full (always 0 for a lossless subscriber), ``buffered`` events
-    waiting in its channel now, and whether it is still subscribed (``open``)."""
+    waiting in its channel now, and whether it is still subscribed (``open``: false once it has
+    closed its receive side, or the bus has closed)."""
 
     name: str
     lossless: bool
@@ -113,15 +114,17 @@ class _Subscriber:
         self.open = True
 
     def snapshot(self) -> SubscriberStatistics:
-        buffered = self.send.statistics().current_buffer_used if self.open else 0
+        # A subscriber that closed its receive side has left, though the bus only unsubscribes
+        # it on the next publish.
+        channel = self.send.statistics() if self.open else None
         return SubscriberStatistics(
             name=self.name,
             lossless=self.lossless,
             buffer=self.buffer,
             delivered=self.delivered,
             dropped=self.dropped,
-            buffered=buffered,
-            open=self.open,
+            buffered=channel.current_buffer_used if channel is not None else 0,
+            open=channel is not None and channel.open_receive_channels > 0,
         )
 
 

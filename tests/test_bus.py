@@ -373,3 +373,14 @@ def test_event_kinds_names_every_event_class_by_its_tag() -> None:
     assert kinds["connected"] is Connected and kinds["crash"] is Crashed
     assert kinds["frame_in"] is FrameIn and "command" in kinds
     assert all(cls.__struct_config__.tag == tag for tag, cls in kinds.items())
+
+
+async def test_a_subscriber_that_closed_its_channel_is_shown_closed_before_the_next_publish(
+) -> None:
+    bus = EventBus()
+    viewer = bus.subscribe_lossy(10, name="viewer")
+    await bus.publish(note(0))
+    viewer.close()
+    assert bus.subscriber_statistics(viewer).open is False
+    await bus.publish(note(1))
+    assert bus.subscriber_statistics(viewer).open is False
