@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePath
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Final
 
 import msgspec
@@ -182,14 +182,24 @@ class Simulation:
     def tree(self, charger: str | None = None) -> TaskNode:
         """The live actor tree under the simulation: every nursery's tasks, by name, with the
         charger each serves and what it waits on (see :class:`TaskNode`). ``charger`` keeps only
-        the tasks that serve that charger and the tasks above them.
+        the tasks that serve that charger and the tasks above them (the other chargers'
+        branches are not walked).
 
         Built from trio's public introspection (``Task.child_nurseries``,
-        ``Nursery.child_tasks``, ``Task.iter_await_frames``) in one synchronous pass: it is a
-        consistent snapshot, and it holds the event loop for as long as it takes (about a
-        microsecond per frame of every task's await stack)."""
-        builder = _TreeBuilder(self._running.controls, trio.lowlevel.current_task())
-        root = builder.node(self._root, None, charger)
+        ``Nursery.child_tasks``, ``Task.iter_await_frames``) in one synchronous pass: a
+        consistent snapshot that holds the event loop while it is built (some 20 ms per
+        thousand tasks; a 10,000-charger fleet has some 60,000: see :meth:`tree_stepwise`)."""
+        builder = _TreeBuilder(self._running.controls, trio.lowlevel.current_task(), charger)
+        root = builder.node(self._root, None)
+        return root if root is not None else TaskNode(name=self._root.name)
+
+    async def tree_stepwise(self, charger: str | None = None) -> TaskNode:
+        """:meth:`tree`, built in steps of :data:`TREE_STEP` tasks with a checkpoint between
+        them, so that the fleet runs on while a large tree is built (the control API's way).
+        Not one snapshot: a task may start or end between two steps (an ended task shows no
+        children and waits on nothing). Cancelled at a checkpoint, it builds nothing more."""
+        builder = _TreeBuilder(self._running.controls, trio.lowlevel.current_task(), charger)
+        root = await builder.node_stepwise(self._root, None)
         return root if root is not None else TaskNode(name=self._root.name)
 
     # --- ending ------------------------------------------------------------------------------
@@ -360,27 +370,59 @@ serve the same charger."""
 SUPERVISOR_TASK: Final = "charger "
 """The name prefix of a charger's supervisor task (``charger CP-1``: ``supervise_charger``)."""
 
+TREE_STEP: Final = 500
+"""Tasks :meth:`Simulation.tree_stepwise` looks at between two checkpoints."""
+
 
 class _TreeBuilder:
-    """One pass over the task tree (:meth:`Simulation.tree`)."""
+    """One walk over the task tree (:meth:`Simulation.tree`), keeping the tasks that serve
+    ``only`` (None: every task). Remembers what it found out about each code object (whether it
+    is trio's, where it is), as most tasks run the same few functions."""
 
-    def __init__(self, controls: Mapping[str, ChargerControl],
-                 current: trio.lowlevel.Task) -> None:
+    def __init__(self, controls: Mapping[str, ChargerControl], current: trio.lowlevel.Task,
+                 only: str | None) -> None:
         self._controls = controls
         self._current = current
+        self._only = only
+        self._trio: dict[CodeType, bool] = {}
+        self._where: dict[CodeType, str] = {}
+        self._seen = 0
 
-    def node(self, task: trio.lowlevel.Task, serves: str | None,
-             only: str | None) -> TaskNode | None:
-        """``task``'s node (None when ``only`` names a charger that neither it nor any task
-        below it serves)."""
-        name = task.name
-        charger = serves if serves is not None else _charger_named(name, self._controls)
+    def node(self, task: trio.lowlevel.Task, serves: str | None) -> TaskNode | None:
+        """``task``'s node and those below it (None: filtered out)."""
+        charger = self._charger(task, serves)
+        if self._only is not None and charger not in (None, self._only):
+            return None
         children = tuple(
             node for nursery in task.child_nurseries for child in nursery.child_tasks
-            if (node := self.node(child, charger, only)) is not None
+            if (node := self.node(child, charger)) is not None
         )
-        if only is not None and charger != only and not children:
+        return self._make(task, serves, charger, children)
+
+    async def node_stepwise(self, task: trio.lowlevel.Task,
+                            serves: str | None) -> TaskNode | None:
+        """:meth:`node`, with a checkpoint every :data:`TREE_STEP` tasks."""
+        self._seen += 1
+        if self._seen % TREE_STEP == 0:
+            await trio.lowlevel.checkpoint()
+        charger = self._charger(task, serves)
+        if self._only is not None and charger not in (None, self._only):
             return None
+        children: list[TaskNode] = []
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                if (node := await self.node_stepwise(child, charger)) is not None:
+                    children.append(node)
+        return self._make(task, serves, charger, tuple(children))
+
+    def _charger(self, task: trio.lowlevel.Task, serves: str | None) -> str | None:
+        return serves if serves is not None else _charger_named(task.name, self._controls)
+
+    def _make(self, task: trio.lowlevel.Task, serves: str | None, charger: str | None,
+              children: tuple[TaskNode, ...]) -> TaskNode | None:
+        if self._only is not None and charger is None and not children:
+            return None
+        name = task.name
         supervisor = None
         if serves is None and charger is not None and name == SUPERVISOR_TASK + charger:
             control = self._controls[charger]
@@ -388,9 +430,32 @@ class _TreeBuilder:
                                      crashes=tuple(control.crashes))
         return TaskNode(
             name=name, children=children, charger=charger,
-            waits_on=None if task is self._current else _waits_on(task),
+            waits_on=None if task is self._current else self._waits_on(task),
             supervisor=supervisor,
         )
+
+    def _waits_on(self, task: trio.lowlevel.Task) -> str | None:
+        """``function (file:line)`` of the innermost frame of ``task``'s await stack that is
+        not trio's, then ``-> trio <function>`` for the trio call it waits in (if any)."""
+        inner: tuple[FrameType, int] | None = None
+        callee: CodeType | None = None
+        for frame, line in task.iter_await_frames():
+            code = frame.f_code
+            mine = self._trio.get(code)
+            if mine is None:
+                mine = self._trio[code] = _is_trio(frame)
+            if not mine:
+                inner, callee = (frame, line), None
+            elif callee is None and inner is not None:
+                callee = code
+        if inner is None:
+            return None
+        frame, line = inner
+        where = self._where.get(frame.f_code)
+        if where is None:
+            where = self._where[frame.f_code] = \
+                f"{frame.f_code.co_qualname} ({_file_of(frame)}"
+        return f"{where}:{line})" + ("" if callee is None else f" -> trio {callee.co_qualname}")
 
 
 def _charger_named(name: str, known: Mapping[str, object]) -> str | None:
@@ -406,23 +471,6 @@ def _charger_named(name: str, known: Mapping[str, object]) -> str | None:
                     break
                 candidate = candidate[:cut]
     return None
-
-
-def _waits_on(task: trio.lowlevel.Task) -> str | None:
-    """``function (file:line)`` of the innermost frame of ``task``'s await stack that is not
-    trio's, then ``-> trio <function>`` for the trio call it waits in (if any)."""
-    frames = list(task.iter_await_frames())
-    inner: int | None = None
-    for index, (frame, _line) in enumerate(frames):
-        if not _is_trio(frame):
-            inner = index
-    if inner is None:
-        return None
-    frame, line = frames[inner]
-    where = f"{frame.f_code.co_qualname} ({_file_of(frame)}:{line})"
-    if inner + 1 < len(frames):
-        where += f" -> trio {frames[inner + 1][0].f_code.co_qualname}"
-    return where
 
 
 def _is_trio(frame: FrameType) -> bool:

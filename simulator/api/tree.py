@@ -35,7 +35,7 @@ async def tree(
     on, and each charger supervisor's restarts and last crashes."""
     if charger is not None:
         sim.chargers(charger)  # (an unknown id: CommandError, a 404 problem document)
-    return sim.tree(charger)
+    return await sim.tree_stepwise(charger)
 
 
 def part(ctx: ApiContext) -> ApiPart:

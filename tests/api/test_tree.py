@@ -89,6 +89,7 @@ async def test_the_tree_shows_every_task_and_the_crashed_charger_s_supervisor(
                 response = await http.get("/api/tree")
                 only = await http.get("/api/tree", params={"charger": "ST-2"})
                 unknown = await http.get("/api/tree", params={"charger": "ST-9"})
+            in_one_pass = msgspec.to_builtins(sim.tree("ST-2"))
             sim.stop()
 
     assert response.status_code == 200
@@ -135,5 +136,7 @@ async def test_the_tree_shows_every_task_and_the_crashed_charger_s_supervisor(
     assert {n["charger"] for n in kept if n["charger"]} == {"ST-2"}
     assert "charger ST-2" in {n["name"] for n in kept} and "fleet" in {n["name"] for n in kept}
     assert all(n["charger"] == "ST-2" or n["children"] for n in kept)
+    # (the API builds it step by step; Simulation.tree in one pass: the same tasks)
+    assert sorted(n["name"] for n, _ in walk(in_one_pass)) == sorted(n["name"] for n in kept)
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")
