@@ -10,6 +10,7 @@ subscription closed when the client leaves and when the server stops, bad filter
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -204,6 +205,7 @@ async def test_the_filters_pass_only_the_kinds_and_chargers_asked_for(
     served: tuple[Simulation, str],
 ) -> None:
     sim, url = served
+    threads = threading.active_count()
     async with httpx.AsyncClient(base_url=url) as client, client.stream(
         "GET", "/api/events", params={"kind": "command,status", "charger": "ST-1"},
     ) as response:
@@ -225,6 +227,7 @@ async def test_the_filters_pass_only_the_kinds_and_chargers_asked_for(
     assert kinds[0] == "command" and "status" in kinds and set(kinds) <= {"command", "status"}
     assert all(data["kind"] == event and data["charger"] == "ST-1" for event, data in seen)
     assert seen[0][1]["command"] == "plug"
+    assert threading.active_count() == threads  # (the API runs no thread, not even once)
 
 
 async def test_a_client_that_does_not_read_is_told_what_it_missed(
