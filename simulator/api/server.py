@@ -123,6 +123,14 @@ def build_app(sim: Simulation, api: Api, metrics: FleetMetrics | None = None) ->
     return app
 
 
+def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    assert isinstance(first, OSError)
+    return first
+
+
 def _tasks(app: Litestar) -> Sequence[Callable[[], Any]]:
     tasks: Sequence[Callable[[], Any]] = app.state["tasks"]
     return tasks
@@ -171,7 +179,8 @@ class ApiService:
                                               task_status=task_status),
                     name="api server",
                 )
-            except OSError as error:
+            except* OSError as group:  # (hypercorn binds inside a nursery of its own)
+                error = _first_leaf(group)
                 raise ApiUnavailable(f"the API cannot listen on {api.host}:{api.port}: "
                                      f"{error.strerror or error}") from None
             self.url = url = binds[0]
