@@ -18,7 +18,7 @@ is cancelled, when the fleet has finished.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import trio
@@ -70,10 +70,11 @@ async def docs_page(request: Request[Any, Any, Any]) -> bytes:
 
 
 def _token_guard(token: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler],
-                                         None]:
+                                         Awaitable[None]]:
     expected = token.encode()
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandler) -> None:
+        # (async: Litestar would run a plain function in a worker thread)
         path = connection.url.path
         if path == "/" or path.startswith(PUBLIC_PREFIXES):
             return
