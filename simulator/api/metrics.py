@@ -18,7 +18,8 @@ mirror them and are not counted):
   frame's ``action``); a frame whose action is not known under ``(unknown)``. A frame later
   reported ``frame_unsent`` stays counted, as the ledger keeps its ``frame_out``.
 - ``sim_latency_seconds{action}``: histogram of the answers to our CALLs (``FrameIn.latency``,
-  results and errors alike), buckets :data:`LATENCY_BUCKETS`.
+  results and errors alike; a latency that is not a number of seconds >= 0 is left out),
+  buckets :data:`LATENCY_BUCKETS`.
 - ``sim_callerrors_total{direction, code}``: CALLERROR frames (message type 4) by the error code
   in their raw text (``(unreadable)`` when it cannot be read), as the report counts them.
 - ``sim_transactions_started_total`` / ``sim_transactions_stopped_total``: ``tx_started`` /
@@ -52,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 import trio
 from litestar import Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -91,6 +92,10 @@ MAX_LABELS: Final = 128
 
 OTHER: Final = "(other)"
 """Label value of what came after :data:`MAX_LABELS` distinct ones."""
+
+EXPOSITION_TYPE: Final = "text/plain; version=0.0.4"
+"""The content type of ``GET /metrics``: Prometheus's text format 0.0.4, which
+``generate_latest`` writes (Litestar adds ``charset=utf-8``)."""
 
 MESSAGES: Final = {2: "call", 3: "result", 4: "error"}
 """The ``message`` label by OCPP-J message type (any other: ``invalid``)."""
@@ -245,7 +250,7 @@ class FleetMetrics:
         if event.message_type == _CALL_ERROR:
             self._error(self._errors_in, event.raw)
         latency = event.latency
-        if latency is not None:
+        if latency is not None and latency >= 0.0:  # (not NaN: it would poison the sum)
             timing = self._timings.get(action)
             if timing is None:
                 timing = self._timings[action or UNKNOWN_ACTION] = _Timing()
@@ -428,11 +433,11 @@ def part(ctx: ApiContext) -> ApiPart:
     metrics, sim = ctx.metrics, ctx.sim
     metrics.bind(sim)
 
-    @get("/metrics", media_type=CONTENT_TYPE_LATEST, tags=["metrics"],
+    @get("/metrics", media_type=EXPOSITION_TYPE, tags=["metrics"],
          summary="Prometheus metrics")
     async def scrape() -> Response[bytes]:
         """The fleet's metrics in Prometheus's text exposition format."""
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), media_type=EXPOSITION_TYPE)
 
     @get("/api/stats", tags=["metrics"], summary="Per-action counts and latencies")
     async def stats() -> dict[str, Any]:
