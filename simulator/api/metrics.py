@@ -368,47 +368,79 @@ class FleetMetrics:
                                   "Events the metrics observer failed on (a bug)",
                                   value=self.errors)
 
-    def stats(self, t: float) -> dict[str, Any]:
-        """The JSON view of ``GET /api/stats`` as of ``t`` (s since the run started).
-
-        Per action: ``sent`` / ``received`` CALLs of that action, ``errors`` the CALLERRORs under
-        it (both directions), ``count`` the answers to our CALLs of it that were timed, and
-        ``p50`` / ``p95`` their latency (s) over the most recent :data:`RECENT_LATENCIES` of them
-        (exact percentiles of that window, the report's interpolation; null before the first).
-        ``exchanges``: every CALL sent or received (each opens one exchange). ``callerrors``:
-        CALLERROR frames by code, both directions. ``faults``: faults injected by name."""
-        actions: dict[str, dict[str, Any]] = {}
-
-        def entry(action: str) -> dict[str, Any]:
-            found = actions.get(action)
-            if found is None:
-                found = actions[action] = {"sent": 0, "received": 0, "errors": 0,
-                                           "p50": None, "p95": None, "count": 0}
-            return found
-
+    def stats(self, t: float) -> FleetStats:
+        """The JSON view of ``GET /api/stats`` as of ``t`` (s since the run started): see
+        :class:`FleetStats`."""
+        actions: dict[str, _ActionCounts] = {}
         for (direction, action, message), n in self.frames().items():
-            row = entry(action)
+            row = actions.setdefault(action, _ActionCounts())
             if message == "call":
-                row["sent" if direction == "out" else "received"] += n
+                if direction == "out":
+                    row.sent += n
+                else:
+                    row.received += n
             elif message == "error":
-                row["errors"] += n
-        for name, timing in self._timings.items():
-            row = entry(str(name))
-            row["count"] = timing.count
-            recent = sorted(timing.recent)
-            if recent:
-                row["p50"] = percentile(recent, 50.0)
-                row["p95"] = percentile(recent, 95.0)
+                row.errors += n
+        timings = {str(name): timing for name, timing in self._timings.items()}
         codes = dict(self._errors_in)
         for code, n in self._errors_out.items():
             codes[code] = codes.get(code, 0) + n
-        return {
-            "t": t,
-            "actions": dict(sorted(actions.items())),
-            "exchanges": sum(row["sent"] + row["received"] for row in actions.values()),
-            "callerrors": dict(sorted(codes.items())),
-            "faults": dict(sorted(self._faults.items())),
-        }
+        return FleetStats(
+            t=t,
+            actions={action: _action_stats(actions.get(action, _ActionCounts()),
+                                           timings.get(action))
+                     for action in sorted({*actions, *timings})},
+            exchanges=sum(row.sent + row.received for row in actions.values()),
+            callerrors=dict(sorted(codes.items())),
+            faults=dict(sorted(self._faults.items())),
+        )
+
+
+class ActionStats(msgspec.Struct, frozen=True, kw_only=True):
+    """One action in ``GET /api/stats``: ``sent`` / ``received`` CALLs of it, ``errors`` the
+    CALLERRORs under it (both directions), ``count`` the answers to our CALLs of it that were
+    timed, and ``p50`` / ``p95`` their latency (s) over the most recent
+    :data:`RECENT_LATENCIES` of them: exact percentiles of that window (the report's
+    interpolation), so they follow the run as it goes; null before the first answer."""
+
+    sent: int
+    received: int
+    errors: int
+    p50: float | None
+    p95: float | None
+    count: int
+
+
+class FleetStats(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/stats``: as of ``t`` (s since the run started), every action seen (by name;
+    ``(unknown)`` for frames that named none), ``exchanges`` every CALL sent or received (each
+    opens one exchange), ``callerrors`` CALLERROR frames by code (both directions) and
+    ``faults`` the faults injected, by name."""
+
+    t: float
+    actions: dict[str, ActionStats]
+    exchanges: int
+    callerrors: dict[str, int]
+    faults: dict[str, int]
+
+
+class _ActionCounts:
+    __slots__ = ("errors", "received", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+        self.errors = 0
+
+
+def _action_stats(counts: _ActionCounts, timing: _Timing | None) -> ActionStats:
+    recent = sorted(timing.recent) if timing is not None else []
+    return ActionStats(
+        sent=counts.sent, received=counts.received, errors=counts.errors,
+        p50=percentile(recent, 50.0) if recent else None,
+        p95=percentile(recent, 95.0) if recent else None,
+        count=timing.count if timing is not None else 0,
+    )
 
 
 def _le(bound: float) -> str:
@@ -440,7 +472,7 @@ def part(ctx: ApiContext) -> ApiPart:
         return Response(generate_latest(metrics.registry), media_type=EXPOSITION_TYPE)
 
     @get("/api/stats", tags=["metrics"], summary="Per-action counts and latencies")
-    async def stats() -> dict[str, Any]:
+    async def stats() -> FleetStats:
         """Per action: CALLs sent and received, CALLERRORs, answers timed and their recent
         p50 / p95 latency (s); all CALLs, CALLERRORs by code and faults injected by name."""
         return metrics.stats(trio.current_time() - run_origin(sim, metrics))
@@ -448,4 +480,4 @@ def part(ctx: ApiContext) -> ApiPart:
     return ApiPart(handlers=(scrape, stats))
 
 
-__all__ = ["LATENCY_BUCKETS", "FleetMetrics", "error_code", "part"]
+__all__ = ["LATENCY_BUCKETS", "ActionStats", "FleetMetrics", "FleetStats", "error_code", "part"]

@@ -197,6 +197,9 @@ async def test_metrics_count_what_the_ledger_holds(
                     == sum(len(c.outbox) for c in sim.running_controls.values())
                 by_token = await client.get(f"/metrics?access_token={TOKEN}")
                 assert by_token.status_code == 200
+                document = (await client.get("/api/openapi.json", headers=AUTH)).json()
+                assert {"/metrics", "/api/stats"} <= set(document["paths"])
+                assert {"FleetStats", "ActionStats"} <= set(document["components"]["schemas"])
                 await trio.sleep(120)
                 sim.stop()
                 await sim.wait_finished()
@@ -345,11 +348,11 @@ def test_observe_never_raises_whatever_it_is_fed() -> None:
     assert frames[("in", "(unknown)", "error")] == 1
     assert frames[("out", "Heartbeat", "error")] == 1
     assert frames[("in", "Heartbeat", "result")] == 3
-    assert metrics.stats(0.0)["actions"]["Heartbeat"]["count"] == 1  # (1e9 s; not -1, NaN)
-    assert metrics.stats(0.0)["actions"]["(unknown)"]["count"] == 1
+    assert metrics.stats(0.0).actions["Heartbeat"].count == 1  # (1e9 s; not -1, NaN)
+    assert metrics.stats(0.0).actions["(unknown)"].count == 1
     stats = metrics.stats(0.0)
-    assert stats["callerrors"] == {"(unreadable)": 2}
-    assert stats["faults"] == {}
+    assert stats.callerrors == {"(unreadable)": 2}
+    assert stats.faults == {}
     text = generate_latest(metrics.registry).decode()
     assert value(text, "sim_loop_lag_max_seconds") == 0.5
     assert value(text, "sim_loop_lag_mean_seconds") == 0.1
@@ -366,4 +369,4 @@ def test_labels_from_outside_are_bounded() -> None:
     assert len(actions) == MAX_LABELS + 1 and OTHER in actions
     # Heartbeat and Action0..Action126 took the labels; Action127..Action177 are (other)
     assert metrics.frames()[("in", OTHER, "call")] == 51
-    assert metrics.stats(0.0)["callerrors"][OTHER] == 50
+    assert metrics.stats(0.0).callerrors[OTHER] == 50
