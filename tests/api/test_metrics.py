@@ -26,6 +26,7 @@ from simulator.api.metrics import LATENCY_BUCKETS, MAX_LABELS, OTHER, FleetMetri
 from simulator.api.server import ApiService
 from simulator.config import parse_fleet
 from simulator.events import (
+    Connected,
     Crashed,
     Event,
     FaultInjected,
@@ -370,3 +371,55 @@ def test_labels_from_outside_are_bounded() -> None:
     # Heartbeat and Action0..Action126 took the labels; Action127..Action177 are (other)
     assert metrics.frames()[("in", OTHER, "call")] == 51
     assert metrics.stats(0.0).callerrors[OTHER] == 50
+
+
+REAL_FLEET = """
+[run]
+name = "metrics-live"
+seed = 19
+time = "real"
+ledger = "{ledger}"
+
+[api]
+listen = "127.0.0.1:0"
+token = "{token}"
+
+[[group]]
+name = "street"
+count = 2
+id = "LV-{{n}}"
+vendor = "Acme"
+model = "AC22"
+connectors = 1
+max_power_kw = 22
+connect_rate = 50
+"""
+
+
+async def test_metrics_over_a_real_socket(tmp_path: Path) -> None:
+    """Real time, the API on a real port: a Prometheus scrape sees the fleet connect."""
+    fleet = parse_fleet(REAL_FLEET.format(ledger=tmp_path / "live.db", token=TOKEN))
+    assert fleet.api is not None
+    service = ApiService(fleet.api)
+    with trio.fail_after(30):
+        async with open_simulation(fleet, alongside=[service], gc_tuning=False) as sim:
+            assert service.url is not None and service.url.startswith("http://127.0.0.1:")
+            events = sim.bus.subscribe_lossy(1000, "test")
+            connected: set[str | None] = set()
+            async with events:
+                async for event in events:  # (the bus tells when both have connected)
+                    if isinstance(event, Connected):
+                        connected.add(event.charger)
+                    if len(connected) == 2:
+                        break
+            async with httpx.AsyncClient(base_url=service.url) as client:
+                assert (await client.get("/metrics")).status_code == 401
+                scrape = await client.get("/metrics", headers=AUTH)
+                assert scrape.status_code == 200
+                assert value(scrape.text, "sim_chargers_connected") == 2
+                sent = by_labels(samples(scrape.text, "sim_frames_total"),
+                                 "direction", "action", "message")
+                assert sent[("out", "BootNotification", "call")] == 2
+                stats = (await client.get("/api/stats", headers=AUTH)).json()
+                assert stats["actions"]["BootNotification"]["sent"] == 2
+            sim.stop()
