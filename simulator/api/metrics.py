@@ -101,7 +101,6 @@ MESSAGES: Final = {2: "call", 3: "result", 4: "error"}
 """The ``message`` label by OCPP-J message type (any other: ``invalid``)."""
 
 _INVALID: Final = 0  # the row of frames whose message type is none of MESSAGES
-_CALL: Final = 2
 _CALL_ERROR: Final = 4
 
 
@@ -302,7 +301,7 @@ class FleetMetrics:
 
     def outbox_depth(self) -> int:
         """Transaction messages queued in the running chargers' outboxes now."""
-        return sum(len(control.outbox) for control in list(self._controls.values()))
+        return sum(len(control.outbox) for control in self._controls.values())
 
     def frames(self) -> dict[tuple[str, str, str], int]:
         """Frames by ``(direction, action, message)`` (the labels of ``sim_frames_total``)."""
