@@ -188,8 +188,6 @@ class FleetMetrics:
         self._lag: LoopLagged | None = None
         self.events = 0
         self.errors = 0
-        self.first_t: float | None = None
-        """The first observed event's ``t`` (monotonic s)."""
         self._controls: Mapping[str, ChargerControl] = {}
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             FrameOut: self._frame_out,
@@ -215,8 +213,6 @@ class FleetMetrics:
         fails on is counted in ``sim_observer_errors_total``)."""
         self.events += 1
         try:
-            if self.first_t is None:
-                self.first_t = event.t
             handler = self._handlers.get(type(event))
             if handler is not None:
                 handler(event)
@@ -447,15 +443,6 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
-def run_origin(sim: Simulation, metrics: FleetMetrics) -> float:
-    """The monotonic time the run started: the simulation's ``t0`` where it tells it, else
-    the first event the metrics saw (they observe from before the fleet starts), else now."""
-    t0 = getattr(sim, "t0", None)
-    if isinstance(t0, float | int):
-        return float(t0)
-    return metrics.first_t if metrics.first_t is not None else trio.current_time()
-
-
 def part(ctx: ApiContext) -> ApiPart:
     """``GET /metrics`` (the Prometheus text exposition of ``ctx.metrics``) and ``GET
     /api/stats`` (its JSON view, :meth:`FleetMetrics.stats`); both behind the token rule."""
@@ -474,7 +461,7 @@ def part(ctx: ApiContext) -> ApiPart:
     async def stats() -> FleetStats:
         """Per action: CALLs sent and received, CALLERRORs, answers timed and their recent
         p50 / p95 latency (s); all CALLs, CALLERRORs by code and faults injected by name."""
-        return metrics.stats(trio.current_time() - run_origin(sim, metrics))
+        return metrics.stats(trio.current_time() - sim.t0)
 
     return ApiPart(handlers=(scrape, stats))
 
