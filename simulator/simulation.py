@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path, PurePath
 from types import CodeType, FrameType
 from typing import Final
@@ -98,6 +99,9 @@ class Simulation:
         bus: the event bus (subscribe a lossy viewer to watch events).
         url: the CSMS the chargers connect to (the embedded one's real address).
         ledger, run_id: where the run is recorded.
+        t0, wall0: when the run started, on the run's clock (``trio.current_time()``: the
+            times of events and of ``[[step]]`` tables count from it) and as a UTC datetime
+            (under virtual time, ``[run] epoch``).
         result: set when the ``open_simulation`` block has been left and the run recorded.
         interrupted: set by whoever ends the run early (Ctrl-C); the run is then marked
             ``interrupted``.
@@ -107,9 +111,11 @@ class Simulation:
     def __init__(
         self, *, fleet: Fleet, bus: EventBus, counters: Counters, running: RunningFleet,
         url: str, ledger: Path, run_id: int, grace: float, root: trio.lowlevel.Task,
-        fleet_scope: trio.CancelScope, finished: trio.Event,
+        fleet_scope: trio.CancelScope, finished: trio.Event, t0: float, wall0: datetime,
     ) -> None:
         self.fleet = fleet
+        self.t0 = t0
+        self.wall0 = wall0
         self.bus = bus
         self.url = url
         self.ledger = ledger
