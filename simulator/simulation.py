@@ -59,7 +59,8 @@ class CommandError(Exception):
 
 class Supervision(msgspec.Struct, frozen=True):
     """What a charger's supervisor knows: how many times it has restarted the charger and its
-    last crashes (oldest first, at most ``CRASHES_KEPT``; ``t`` the run's monotonic seconds)."""
+    last crashes (oldest first, at most ``CRASHES_KEPT``; ``t`` in seconds since the run
+    started)."""
 
     charger: str
     restarts: int
@@ -195,7 +196,8 @@ class Simulation:
         ``Nursery.child_tasks``, ``Task.iter_await_frames``) in one synchronous pass: a
         consistent snapshot that holds the event loop while it is built (some 20 ms per
         thousand tasks; a 10,000-charger fleet has some 60,000: see :meth:`tree_stepwise`)."""
-        builder = _TreeBuilder(self._running.controls, trio.lowlevel.current_task(), charger)
+        builder = _TreeBuilder(self._running.controls, trio.lowlevel.current_task(), charger,
+                               self.t0)
         root = builder.node(self._root, None)
         return root if root is not None else TaskNode(name=self._root.name)
 
@@ -204,7 +206,8 @@ class Simulation:
         them, so that the fleet runs on while a large tree is built (the control API's way).
         Not one snapshot: a task may start or end between two steps (an ended task shows no
         children and waits on nothing). Cancelled at a checkpoint, it builds nothing more."""
-        builder = _TreeBuilder(self._running.controls, trio.lowlevel.current_task(), charger)
+        builder = _TreeBuilder(self._running.controls, trio.lowlevel.current_task(), charger,
+                               self.t0)
         root = await builder.node_stepwise(self._root, None)
         return root if root is not None else TaskNode(name=self._root.name)
 
@@ -382,12 +385,14 @@ TREE_STEP: Final = 500
 
 class _TreeBuilder:
     """One walk over the task tree (:meth:`Simulation.tree`), keeping the tasks that serve
-    ``only`` (None: every task). Remembers what it found out about each code object (whether it
-    is trio's, where it is), as most tasks run the same few functions."""
+    ``only`` (None: every task); crash times count from ``t0``. Remembers what it found out
+    about each code object (whether it is trio's, where it is), as most tasks run the same few
+    functions."""
 
     def __init__(self, controls: Mapping[str, ChargerControl], current: trio.lowlevel.Task,
-                 only: str | None) -> None:
+                 only: str | None, t0: float) -> None:
         self._controls = controls
+        self._t0 = t0
         self._current = current
         self._only = only
         self._trio: dict[CodeType, bool] = {}
@@ -432,8 +437,9 @@ class _TreeBuilder:
         supervisor = None
         if serves is None and charger is not None and name == SUPERVISOR_TASK + charger:
             control = self._controls[charger]
-            supervisor = Supervision(charger=charger, restarts=control.restarts,
-                                     crashes=tuple(control.crashes))
+            crashes = tuple(msgspec.structs.replace(crash, t=crash.t - self._t0)
+                            for crash in control.crashes)
+            supervisor = Supervision(charger=charger, restarts=control.restarts, crashes=crashes)
         return TaskNode(
             name=name, children=children, charger=charger,
             waits_on=None if task is self._current else self._waits_on(task),

@@ -14,12 +14,12 @@ those chargers; it is applied as events leave the channel, so events of other ch
 (and, when the client falls behind, are counted in) its buffer. Unknown kinds or chargers are a
 400 problem document.
 
-Each event is ``event: <kind>`` and ``data: <the event as JSON, with its kind>``, exactly as the
-bus carries it (``t`` is the run's monotonic clock; events carry no secret). A ``: keep-alive``
-comment goes out after :data:`KEEP_ALIVE` seconds without an event, so proxies and browsers keep
-the connection. The stream ends when the client disconnects (the subscription is closed and the
-bus unsubscribes it on its next publish), when the server stops, or when the bus closes at the
-end of the run.
+Each event is ``event: <kind>`` and ``data: <the event as JSON, with its kind>``, as the bus
+carries it but for ``t``, in seconds since the run started (events carry no secret). A
+``: keep-alive`` comment goes out after :data:`KEEP_ALIVE` seconds without an event, so proxies
+and browsers keep the connection. The stream ends when the client disconnects (the subscription
+is closed and the bus unsubscribes it on its next publish), when the server stops, or when the
+bus closes at the end of the run.
 
 The response is Litestar's :class:`~litestar.response.Stream` with the event-stream media type
 and the headers of its ``ServerSentEvent``: that class reads its header fields through a worker
@@ -68,10 +68,12 @@ KEEP_ALIVE_COMMENT: Final = b": keep-alive\n\n"
 _encode = msgspec.json.Encoder().encode
 
 
-def event_message(event: Event) -> bytes:
-    """One event as a server-sent event (``event:`` its kind, ``data:`` its JSON)."""
+def event_message(event: Event, t0: float) -> bytes:
+    """One event as a server-sent event (``event:`` its kind, ``data:`` its JSON, with ``t``
+    counted from ``t0``)."""
     kind = event.__struct_config__.tag
-    return b"event: %s\ndata: %s\n\n" % (str(kind).encode(), _encode(event))
+    data = _encode(msgspec.structs.replace(event, t=event.t - t0))
+    return b"event: %s\ndata: %s\n\n" % (str(kind).encode(), data)
 
 
 def dropped_message(dropped: int) -> bytes:
@@ -80,14 +82,15 @@ def dropped_message(dropped: int) -> bytes:
 
 
 async def stream_events(
-    bus: EventBus, receive: trio.MemoryReceiveChannel[Event], *,
+    bus: EventBus, receive: trio.MemoryReceiveChannel[Event], *, t0: float,
     chargers: Collection[str] | None = None, keep_alive: float = KEEP_ALIVE,
     report_every: int = DEFAULT_BUFFER,
 ) -> AsyncIterator[bytes]:
     """The server-sent event stream of the subscription ``receive`` (of ``bus``), as chunks.
 
     Owns ``receive`` and closes it when it ends: at end-of-channel, when it is cancelled while
-    waiting, or when it is closed (``aclose``). ``chargers`` keeps only those chargers' events
+    waiting, or when it is closed (``aclose``). Event times count from ``t0`` (the run's start,
+    on the bus's clock). ``chargers`` keeps only those chargers' events
     (None: all). Starts with :data:`OPENING`; after ``keep_alive`` seconds without an event it
     yields :data:`KEEP_ALIVE_COMMENT`. Drops counted by the bus for this subscriber are
     reported (:func:`dropped_message`) once the channel is empty, and after every
@@ -111,7 +114,7 @@ async def stream_events(
             caught_up = False
             while True:
                 if chargers is None or event.charger in chargers:
-                    chunk.append(event_message(event))
+                    chunk.append(event_message(event, t0))
                 since_report += 1
                 if len(chunk) >= BATCH or since_report >= report_every:
                     break
@@ -168,7 +171,7 @@ async def events(
         receive.close()
 
     return Stream(
-        stream_events(sim.bus, receive, chargers=frozenset(ids) if ids else None,
+        stream_events(sim.bus, receive, t0=sim.t0, chargers=frozenset(ids) if ids else None,
                       report_every=buffer),
         media_type=MEDIA_TYPE, headers=HEADERS, background=BackgroundTask(unsubscribe),
     )

@@ -6,7 +6,8 @@ nurseries they run in, each with its ``name``, ``kind`` (``"task"``), the ``char
 ``transfer ID ...`` its actor's tasks; unnamed subtasks serve their parent's charger), what it
 ``waits_on`` (``function (file:line)`` of the innermost frame of its await stack outside trio,
 ``-> trio <call>`` it waits in) and, on a supervisor, ``supervisor``: ``{charger, restarts,
-crashes: [{t, error, traceback}]}`` (its last five crashes, ``t`` on the run's monotonic clock).
+crashes: [{t, error, traceback}]}`` (its last five crashes, ``t`` in seconds since the run
+started).
 Built from trio's public introspection only. ``?charger=ID`` keeps the tasks that serve that
 charger and those above them (a small answer on a large fleet).
 

@@ -51,13 +51,13 @@ async def test_an_idle_stream_sends_keep_alive_comments(
 ) -> None:
     bus = EventBus()
     receive = bus.subscribe_lossy(10, "viewer")
-    stream = stream_events(bus, receive, keep_alive=15.0)
+    stream = stream_events(bus, receive, t0=0.0, keep_alive=15.0)
     assert await anext(stream) == OPENING
     start = trio.current_time()
     assert await anext(stream) == KEEP_ALIVE_COMMENT
     assert trio.current_time() - start == 15.0
     await bus.publish(note(1))
-    assert await anext(stream) == event_message(note(1))
+    assert await anext(stream) == event_message(note(1), 0.0)
     await stream.aclose()
 
 
@@ -66,7 +66,7 @@ async def test_events_are_kind_and_json_and_the_charger_filter_keeps_its_own(
 ) -> None:
     bus = EventBus()
     receive = bus.subscribe_lossy(10, "viewer")
-    stream = stream_events(bus, receive, chargers={"CP-1"})
+    stream = stream_events(bus, receive, t0=1.0, chargers={"CP-1"})
     assert await anext(stream) == OPENING
     for event in (note(1), note(2, "CP-2"), Connected(t=3.0, charger="CP-1", url="ws://x")):
         await bus.publish(event)
@@ -76,8 +76,9 @@ async def test_events_are_kind_and_json_and_the_charger_filter_keeps_its_own(
     parsed = [(head, json.loads(data.removeprefix("data: ")))
               for head, data in (message.split("\n") for message in messages)]
     assert parsed == [
-        ("event: note", {"kind": "note", "t": 1.0, "charger": "CP-1", "what": "n1"}),
-        ("event: connected", {"kind": "connected", "t": 3.0, "charger": "CP-1", "url": "ws://x"}),
+        # (times count from the run's start, here 1.0 on the bus's clock)
+        ("event: note", {"kind": "note", "t": 0.0, "charger": "CP-1", "what": "n1"}),
+        ("event: connected", {"kind": "connected", "t": 2.0, "charger": "CP-1", "url": "ws://x"}),
     ]
     await stream.aclose()
 
@@ -87,18 +88,18 @@ async def test_a_client_behind_is_told_how_many_events_it_missed(
 ) -> None:
     bus = EventBus()
     receive = bus.subscribe_lossy(2, "viewer")
-    stream = stream_events(bus, receive)
+    stream = stream_events(bus, receive, t0=0.0)
     assert await anext(stream) == OPENING
     for i in range(5):
         await bus.publish(note(i))
-    assert await anext(stream) == event_message(note(0)) + event_message(note(1)) \
+    assert await anext(stream) == event_message(note(0), 0.0) + event_message(note(1), 0.0) \
         + dropped_message(3)
     for i in range(5, 10):
         await bus.publish(note(i))
-    assert await anext(stream) == event_message(note(5)) + event_message(note(6)) \
+    assert await anext(stream) == event_message(note(5), 0.0) + event_message(note(6), 0.0) \
         + dropped_message(3)  # counted since the last notice, not since the start
     await bus.publish(note(10))
-    assert await anext(stream) == event_message(note(10))  # nothing more missed: no notice
+    assert await anext(stream) == event_message(note(10), 0.0)  # nothing more missed: no notice
     assert bus.subscriber_statistics(receive).dropped == 6
     await stream.aclose()
 
@@ -108,14 +109,13 @@ async def test_a_client_that_stays_behind_hears_of_drops_after_each_buffer_read(
 ) -> None:
     bus = EventBus()
     receive = bus.subscribe_lossy(3, "viewer")
-    stream = stream_events(bus, receive, report_every=3)
+    stream = stream_events(bus, receive, t0=0.0, report_every=3)
     assert await anext(stream) == OPENING
     for i in range(5):
         await bus.publish(note(i))
     # three read (the buffer's worth), none left to catch up with yet: the notice comes anyway
     chunk = await anext(stream)
-    assert chunk == event_message(note(0)) + event_message(note(1)) + event_message(note(2)) \
-        + dropped_message(2)
+    assert chunk == b"".join(event_message(note(i), 0.0) for i in range(3)) + dropped_message(2)
     await stream.aclose()
 
 
@@ -125,12 +125,12 @@ async def test_the_stream_ends_with_the_bus_and_closing_it_unsubscribes(
     bus = EventBus()
     ends = bus.subscribe_lossy(10, "ends")
     leaves = bus.subscribe_lossy(10, "leaves")
-    ending, leaving = stream_events(bus, ends), stream_events(bus, leaves)
+    ending, leaving = stream_events(bus, ends, t0=0.0), stream_events(bus, leaves, t0=0.0)
     assert await anext(ending) == OPENING and await anext(leaving) == OPENING
     await leaving.aclose()  # the client left: its channel is closed
     await bus.publish(note(1))
     assert not bus.subscriber_statistics(leaves).open
-    assert await anext(ending) == event_message(note(1))
+    assert await anext(ending) == event_message(note(1), 0.0)
     await bus.aclose()
     with pytest.raises(StopAsyncIteration):
         await anext(ending)
@@ -226,6 +226,7 @@ async def test_the_filters_pass_only_the_kinds_and_chargers_asked_for(
     kinds = [event for event, _ in seen]
     assert kinds[0] == "command" and "status" in kinds and set(kinds) <= {"command", "status"}
     assert all(data["kind"] == event and data["charger"] == "ST-1" for event, data in seen)
+    assert all(0 < float(str(data["t"])) < LIMIT for _, data in seen)  # since the run started
     assert seen[0][1]["command"] == "plug"
     assert threading.active_count() == threads  # (the API runs no thread, not even once)
 

@@ -116,7 +116,7 @@ async def test_the_tree_shows_every_task_and_the_crashed_charger_s_supervisor(
     [crash] = crash_view["crashes"]
     assert crash["error"] == "RuntimeError: a codec bug in BootNotification"
     assert "Traceback" in crash["traceback"] and "decode_response" in crash["traceback"]
-    assert isinstance(crash["t"], float)
+    assert 0 <= crash["t"] < 20  # seconds since the run started (here, at its first boot)
     assert all(s["restarts"] == 0 and s["crashes"] == [] for c, s in supervisors.items()
                if c != who)
 
