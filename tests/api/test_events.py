@@ -148,6 +148,7 @@ ledger = "{ledger}"
 
 [api]
 listen = "127.0.0.1:0"
+token = "events-token"
 
 [csms.embedded]
 accepted_tags = ["TAG-*"]
@@ -162,6 +163,8 @@ connectors = 1
 max_power_kw = 22
 connect_rate = 50
 """
+
+BEARER = {"Authorization": "Bearer events-token"}
 
 LIMIT = 20.0
 """Seconds any one real-socket test may take."""
@@ -207,7 +210,8 @@ async def test_the_filters_pass_only_the_kinds_and_chargers_asked_for(
     sim, url = served
     threads = threading.active_count()
     async with httpx.AsyncClient(base_url=url) as client, client.stream(
-        "GET", "/api/events", params={"kind": "command,status", "charger": "ST-1"},
+        "GET", "/api/events",  # (the token as a browser's EventSource must send it)
+        params={"kind": "command,status", "charger": "ST-1", "access_token": "events-token"},
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -235,7 +239,7 @@ async def test_a_client_that_does_not_read_is_told_what_it_missed(
     served: tuple[Simulation, str],
 ) -> None:
     sim, url = served
-    async with httpx.AsyncClient(base_url=url) as client, client.stream(
+    async with httpx.AsyncClient(base_url=url, headers=BEARER) as client, client.stream(
         "GET", "/api/events", params={"kind": "note", "buffer": "3"},
     ) as response:
         messages = read_messages(response)
@@ -261,7 +265,7 @@ async def test_the_subscription_ends_when_the_client_leaves(
     served: tuple[Simulation, str],
 ) -> None:
     sim, url = served
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=BEARER) as client:
         async with client.stream("GET", "/api/events") as response:
             assert await anext(read_messages(response)) == ("", "events")
             assert [v.open for v in viewers(sim)] == [True]
@@ -281,8 +285,8 @@ async def test_the_stream_ends_when_the_server_stops(tmp_path: Path) -> None:
     ended = trio.Event()
     with trio.fail_after(LIMIT):
         async with open_simulation(fleet, alongside=[service], gc_tuning=False,
-                                   grace=1) as sim, httpx.AsyncClient(base_url=service.url
-                                                                      or "") as client:
+                                   grace=1) as sim, httpx.AsyncClient(base_url=service.url or "",
+                                                  headers=BEARER) as client:
 
             async def watch(task_status: trio.TaskStatus[None]) -> None:
                 async with client.stream("GET", "/api/events") as response:
@@ -304,6 +308,14 @@ async def test_the_stream_ends_when_the_server_stops(tmp_path: Path) -> None:
             assert [v.open for v in viewers(sim)] == [False]
 
 
+async def test_the_stream_needs_the_token(served: tuple[Simulation, str]) -> None:
+    sim, url = served
+    async with httpx.AsyncClient(base_url=url) as client:
+        refused = await client.get("/api/events", params={"access_token": "wrong"})
+    assert refused.status_code == 401 and viewers(sim) == []
+    assert "events-token" not in refused.text
+
+
 @pytest.mark.parametrize(("params", "detail"), [
     ({"kind": "status,no_such_kind"}, "kind filter: no event kind 'no_such_kind'"),
     ({"charger": "ST-1,ST-9"}, "charger filter: no charger 'ST-9' in this fleet"),
@@ -313,7 +325,7 @@ async def test_bad_filters_are_a_problem_document(
     served: tuple[Simulation, str], params: dict[str, str], detail: str,
 ) -> None:
     sim, url = served
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=BEARER) as client:
         response = await client.get("/api/events", params=params)
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")

@@ -31,6 +31,7 @@ ledger = "{ledger}"
 
 [api]
 listen = "127.0.0.1:0"
+token = "tree-token"
 
 [csms.embedded]
 accepted_tags = ["TAG-*"]
@@ -85,10 +86,12 @@ async def test_the_tree_shows_every_task_and_the_crashed_charger_s_supervisor(
             assert len(crashed) == 1
             assert sim.statistics().chargers_connected == 3
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app),
-                                         base_url="http://sim") as http:
+                                         base_url="http://sim",
+                                         headers={"Authorization": "Bearer tree-token"}) as http:
                 response = await http.get("/api/tree")
                 only = await http.get("/api/tree", params={"charger": "ST-2"})
                 unknown = await http.get("/api/tree", params={"charger": "ST-9"})
+                refused = await http.get("/api/tree", headers={"Authorization": "Bearer no"})
             in_one_pass = msgspec.to_builtins(sim.tree("ST-2"))
             sim.stop()
 
@@ -140,3 +143,4 @@ async def test_the_tree_shows_every_task_and_the_crashed_charger_s_supervisor(
     assert sorted(n["name"] for n, _ in walk(in_one_pass)) == sorted(n["name"] for n in kept)
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")
+    assert refused.status_code == 401 and "tree-token" not in refused.text
