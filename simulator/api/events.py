@@ -35,6 +35,7 @@ import msgspec
 import trio
 from litestar import get
 from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -140,7 +141,7 @@ def _split(text: str | None) -> list[str]:
 @get("/api/events", media_type=MEDIA_TYPE, summary="The live event stream (server-sent events)",
      description=__doc__)
 async def events(
-    sim: Simulation,
+    sim: NamedDependency[Simulation],
     charger: Annotated[str | None, Parameter(
         description="Only these chargers' events (comma-separated ids)")] = None,
     kind: Annotated[str | None, Parameter(

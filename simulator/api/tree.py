@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from simulator.api.parts import ApiContext, ApiPart
@@ -28,7 +29,7 @@ from simulator.simulation import Simulation, TaskNode
 
 @get("/api/tree", summary="The live actor tree")
 async def tree(
-    sim: Simulation,
+    sim: NamedDependency[Simulation],
     charger: Annotated[str | None, Parameter(
         description="Only the tasks serving this charger, and the tasks above them")] = None,
 ) -> TaskNode:

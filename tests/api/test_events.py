@@ -284,9 +284,10 @@ async def test_the_stream_ends_when_the_server_stops(tmp_path: Path) -> None:
     service = ApiService(fleet.api)
     ended = trio.Event()
     with trio.fail_after(LIMIT):
-        async with open_simulation(fleet, alongside=[service], gc_tuning=False,
-                                   grace=1) as sim, httpx.AsyncClient(base_url=service.url or "",
-                                                  headers=BEARER) as client:
+        async with (
+            open_simulation(fleet, alongside=[service], gc_tuning=False, grace=1) as sim,
+            httpx.AsyncClient(base_url=service.url or "", headers=BEARER) as client,
+        ):
 
             async def watch(task_status: trio.TaskStatus[None]) -> None:
                 async with client.stream("GET", "/api/events") as response:
