@@ -92,6 +92,7 @@ async def test_the_tree_shows_every_task_and_the_crashed_charger_s_supervisor(
                 only = await http.get("/api/tree", params={"charger": "ST-2"})
                 unknown = await http.get("/api/tree", params={"charger": "ST-9"})
                 refused = await http.get("/api/tree", headers={"Authorization": "Bearer no"})
+                openapi = (await http.get("/api/openapi.json")).json()
             in_one_pass = msgspec.to_builtins(sim.tree("ST-2"))
             sim.stop()
 
@@ -144,3 +145,10 @@ async def test_the_tree_shows_every_task_and_the_crashed_charger_s_supervisor(
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")
     assert refused.status_code == 401 and "tree-token" not in refused.text
+    # the OpenAPI document says both routes and the tree's shape
+    assert {"/api/tree", "/api/events"} <= set(openapi["paths"])
+    node_schema = openapi["components"]["schemas"]["TaskNode"]
+    assert {"name", "kind", "charger", "waits_on", "children", "supervisor"} \
+        <= set(node_schema["properties"])
+    events_query = {p["name"] for p in openapi["paths"]["/api/events"]["get"]["parameters"]}
+    assert {"charger", "kind", "buffer"} <= events_query
