@@ -28,7 +28,7 @@ thread (``sync_to_thread``) on every response, and the API runs no thread.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, Collection
 from typing import Annotated, Final
 
 import msgspec
@@ -41,7 +41,7 @@ from litestar.response import Stream
 
 from simulator.api.parts import ApiContext, ApiPart
 from simulator.api.problems import problem
-from simulator.bus import EventBus
+from simulator.bus import EventBus, event_classes
 from simulator.events import Event
 from simulator.simulation import CommandError, Simulation
 
@@ -83,21 +83,28 @@ def dropped_message(dropped: int) -> bytes:
 
 
 async def stream_events(
-    bus: EventBus, receive: trio.MemoryReceiveChannel[Event], *, t0: float,
-    chargers: Collection[str] | None = None, keep_alive: float = KEEP_ALIVE,
-    report_every: int = DEFAULT_BUFFER,
-) -> AsyncIterator[bytes]:
-    """The server-sent event stream of the subscription ``receive`` (of ``bus``), as chunks.
+    bus: EventBus, *, t0: float, name: str = "api events", buffer: int = DEFAULT_BUFFER,
+    kinds: Collection[str] | None = None, chargers: Collection[str] | None = None,
+    keep_alive: float = KEEP_ALIVE,
+) -> AsyncGenerator[bytes, None]:
+    """A client's server-sent event stream of ``bus``, as chunks.
 
-    Owns ``receive`` and closes it when it ends: at end-of-channel, when it is cancelled while
-    waiting, or when it is closed (``aclose``). Event times count from ``t0`` (the run's start,
-    on the bus's clock). ``chargers`` keeps only those chargers' events
-    (None: all). Starts with :data:`OPENING`; after ``keep_alive`` seconds without an event it
-    yields :data:`KEEP_ALIVE_COMMENT`. Drops counted by the bus for this subscriber are
-    reported (:func:`dropped_message`) once the channel is empty, and after every
-    ``report_every`` events read while it is not.
+    Subscribes to ``bus`` when first iterated (a lossy subscriber called ``name``, with room
+    for ``buffer`` events, getting only ``kinds``; None: every kind) and leaves when it ends: at
+    the bus's end, when cancelled while it waits, or when closed (``aclose``); a stream never
+    iterated never subscribes. Event times count from ``t0`` (the run's start, on the bus's
+    clock). ``chargers`` keeps only those chargers' events (None: all). Starts with
+    :data:`OPENING` (subscribed from then on); after ``keep_alive`` seconds without an event it
+    yields :data:`KEEP_ALIVE_COMMENT`. Drops counted by the bus for this subscriber are reported
+    (:func:`dropped_message`) once the channel is empty, and after every ``buffer`` events read
+    while it is not. Raises ``ValueError`` for unknown ``kinds`` (at the first iteration); ends
+    at once if the bus has closed.
     """
-    with receive:
+    try:
+        receive = bus.subscribe_lossy(buffer, name, kinds=kinds)
+    except trio.ClosedResourceError:
+        return
+    with receive:  # closed however the stream ends: the bus then unsubscribes it
         reported = 0
         since_report = 0
         yield OPENING
@@ -117,14 +124,14 @@ async def stream_events(
                 if chargers is None or event.charger in chargers:
                     chunk.append(event_message(event, t0))
                 since_report += 1
-                if len(chunk) >= BATCH or since_report >= report_every:
+                if len(chunk) >= BATCH or since_report >= buffer:
                     break
                 try:
                     event = receive.receive_nowait()
                 except (trio.WouldBlock, trio.EndOfChannel):
                     caught_up = True  # (end-of-channel: the next receive() says so)
                     break
-            if caught_up or since_report >= report_every:
+            if caught_up or since_report >= buffer:
                 since_report = 0
                 dropped = bus.subscriber_statistics(receive).dropped
                 if dropped > reported:
@@ -159,23 +166,19 @@ async def events(
         except CommandError as exc:
             raise problem(400, f"charger filter: {exc}") from None
     kinds = _split(kind)
+    if kinds:
+        try:
+            event_classes(kinds)
+        except ValueError as exc:
+            raise problem(400, f"kind filter: {exc}") from None
     name = "api events" + (f" kind={','.join(kinds)}" if kinds else "") \
         + (f" charger={','.join(ids)}" if ids else "")
-    try:
-        receive = sim.bus.subscribe_lossy(buffer, name, kinds=kinds or None)
-    except ValueError as exc:
-        raise problem(400, f"kind filter: {exc}") from None
-    except trio.ClosedResourceError:
-        raise problem(409, "the run has ended: there are no more events") from None
-
-    async def unsubscribe() -> None:  # (after the response: the stream may not have run)
-        receive.close()
-
-    return Stream(
-        stream_events(sim.bus, receive, t0=sim.t0, chargers=frozenset(ids) if ids else None,
-                      report_every=buffer),
-        media_type=MEDIA_TYPE, headers=HEADERS, background=BackgroundTask(unsubscribe),
-    )
+    stream = stream_events(sim.bus, t0=sim.t0, name=name, buffer=buffer, kinds=kinds or None,
+                           chargers=frozenset(ids) if ids else None)
+    # The stream is closed after the response, however it ended: a client that left while the
+    # stream waited to write (not while it waited for an event) would leave it suspended.
+    return Stream(stream, media_type=MEDIA_TYPE, headers=HEADERS,
+                  background=BackgroundTask(stream.aclose))
 
 
 def part(ctx: ApiContext) -> ApiPart:

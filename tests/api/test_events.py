@@ -50,9 +50,10 @@ async def test_an_idle_stream_sends_keep_alive_comments(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     bus = EventBus()
-    receive = bus.subscribe_lossy(10, "viewer")
-    stream = stream_events(bus, receive, t0=0.0, keep_alive=15.0)
+    stream = stream_events(bus, t0=0.0, keep_alive=15.0)
+    assert bus.statistics().subscribers == ()  # (not iterated yet: not subscribed)
     assert await anext(stream) == OPENING
+    assert [s.name for s in bus.statistics().subscribers] == ["api events"]
     start = trio.current_time()
     assert await anext(stream) == KEEP_ALIVE_COMMENT
     assert trio.current_time() - start == 15.0
@@ -65,8 +66,7 @@ async def test_events_are_kind_and_json_and_the_charger_filter_keeps_its_own(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     bus = EventBus()
-    receive = bus.subscribe_lossy(10, "viewer")
-    stream = stream_events(bus, receive, t0=1.0, chargers={"CP-1"})
+    stream = stream_events(bus, t0=1.0, chargers={"CP-1"})
     assert await anext(stream) == OPENING
     for event in (note(1), note(2, "CP-2"), Connected(t=3.0, charger="CP-1", url="ws://x")):
         await bus.publish(event)
@@ -87,8 +87,7 @@ async def test_a_client_behind_is_told_how_many_events_it_missed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     bus = EventBus()
-    receive = bus.subscribe_lossy(2, "viewer")
-    stream = stream_events(bus, receive, t0=0.0)
+    stream = stream_events(bus, t0=0.0, buffer=2)
     assert await anext(stream) == OPENING
     for i in range(5):
         await bus.publish(note(i))
@@ -100,7 +99,8 @@ async def test_a_client_behind_is_told_how_many_events_it_missed(
         + dropped_message(3)  # counted since the last notice, not since the start
     await bus.publish(note(10))
     assert await anext(stream) == event_message(note(10), 0.0)  # nothing more missed: no notice
-    assert bus.subscriber_statistics(receive).dropped == 6
+    [viewer] = bus.statistics().subscribers
+    assert (viewer.buffer, viewer.dropped) == (2, 6)
     await stream.aclose()
 
 
@@ -108,8 +108,7 @@ async def test_a_client_that_stays_behind_hears_of_drops_after_each_buffer_read(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     bus = EventBus()
-    receive = bus.subscribe_lossy(3, "viewer")
-    stream = stream_events(bus, receive, t0=0.0, report_every=3)
+    stream = stream_events(bus, t0=0.0, buffer=3)
     assert await anext(stream) == OPENING
     for i in range(5):
         await bus.publish(note(i))
@@ -123,17 +122,19 @@ async def test_the_stream_ends_with_the_bus_and_closing_it_unsubscribes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     bus = EventBus()
-    ends = bus.subscribe_lossy(10, "ends")
-    leaves = bus.subscribe_lossy(10, "leaves")
-    ending, leaving = stream_events(bus, ends, t0=0.0), stream_events(bus, leaves, t0=0.0)
+    ending = stream_events(bus, t0=0.0, name="ends")
+    leaving = stream_events(bus, t0=0.0, name="leaves", kinds=["note"])
     assert await anext(ending) == OPENING and await anext(leaving) == OPENING
-    await leaving.aclose()  # the client left: its channel is closed
+    await leaving.aclose()  # the client left (the stream waited to write): closed after it
     await bus.publish(note(1))
-    assert not bus.subscriber_statistics(leaves).open
+    assert [(s.name, s.open) for s in bus.statistics().subscribers] \
+        == [("ends", True), ("leaves", False)]
     assert await anext(ending) == event_message(note(1), 0.0)
     await bus.aclose()
     with pytest.raises(StopAsyncIteration):
         await anext(ending)
+    with pytest.raises(StopAsyncIteration):  # a stream that begins after the end ends at once
+        await anext(stream_events(bus, t0=0.0))
 
 
 # --- the endpoint, over a real socket ----------------------------------------------------------
