@@ -453,10 +453,10 @@ class _TreeBuilder:
         callee: CodeType | None = None
         for frame, line in task.iter_await_frames():
             code = frame.f_code
-            mine = self._trio.get(code)
-            if mine is None:
-                mine = self._trio[code] = _is_trio(frame)
-            if not mine:
+            of_trio = self._trio.get(code)
+            if of_trio is None:
+                of_trio = self._trio[code] = _is_trio(frame)
+            if not of_trio:
                 inner, callee = (frame, line), None
             elif callee is None and inner is not None:
                 callee = code

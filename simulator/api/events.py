@@ -145,8 +145,19 @@ def _split(text: str | None) -> list[str]:
     return [] if text is None else [item.strip() for item in text.split(",") if item.strip()]
 
 
+DESCRIPTION: Final = (
+    "Every event of the run as it happens: `event: <kind>`, `data: <the event as JSON>` (`t` in "
+    "seconds since the run started). Filter with `kind` (event kinds, as in the ledger) and "
+    "`charger`. The fleet never waits for a client: one that falls behind misses events and is "
+    "told `event: dropped` with `data: {\"dropped\": N}` (missed since the last notice); "
+    "`buffer` sets how many events it may fall behind first. A `: keep-alive` comment comes "
+    "every 15 s without events. A browser's EventSource sends the token as `?access_token=`."
+)
+"""The route's description in the OpenAPI document."""
+
+
 @get("/api/events", media_type=MEDIA_TYPE, summary="The live event stream (server-sent events)",
-     description=__doc__)
+     description=DESCRIPTION)
 async def events(
     sim: NamedDependency[Simulation],
     charger: Annotated[str | None, Parameter(
