@@ -132,9 +132,15 @@ async def test_a_fault_injected_then_ended_is_in_the_ledger_with_its_end(
     assert faults == [(5.0, "ST-2", "api1.0", "slow_responses")]
     ends = rows(ledger, "SELECT t, charger, json_extract(data, '$.injection'),"
                         " json_extract(data, '$.source'),"
-                        " IFNULL(json_extract(data, '$.cancelled'), 0)"
+                        " IFNULL(json_extract(data, '$.cancelled'), 0),"
+                        " IFNULL(json_extract(data, '$.early'), 0)"
                         " FROM events WHERE kind = 'fault_ended' ORDER BY seq")
-    assert ends == [(7.0, None, "api1", "api", 0), (7.0, "ST-2", "api1.0", "api", 0)]
+    assert ends == [(7.0, None, "api1", "api", 0, 0), (7.0, "ST-2", "api1.0", "api", 0, 1)]
+    # the charger ended it then, as it would have at its until (its machine's note)
+    assert rows(ledger, "SELECT t, charger FROM events WHERE kind = 'note'"
+                        " AND json_extract(data, '$.what') = 'fault_ended'"
+                        " AND json_extract(data, '$.data.injection') = 'api1.0'") \
+        == [(7.0, "ST-2")]
 
 
 async def test_a_fault_with_every_deleted_makes_no_more_hits(
