@@ -39,13 +39,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from simulator.actors.director import deliver
-from simulator.api.ending import end_injection, in_force
+from simulator.api.ending import ONCE, end_injection, ends_early, in_force
 from simulator.api.fault_catalog import CATALOG_ROWS, CatalogRow
 from simulator.api.parts import ApiContext, ApiPart, provide
 from simulator.api.problems import problem
 from simulator.chaos import ChaosPlan, Hit
 from simulator.chaos.catalog import family_of
-from simulator.chaos.params import lasting_of
 from simulator.chaos.plan import pick, pool
 from simulator.config import Chaos
 from simulator.config.errors import Invalid, field_name
@@ -57,6 +56,9 @@ from simulator.simulation import Simulation
 
 ENDED_KEPT: Final = 100
 """How many ended faults ``GET /api/chaos`` lists (the latest)."""
+LOOKED_BACK: Final = 50
+"""Firings of a fleet rule looked back through for its latest hits (one, unless a
+``probability`` below 1 left some firings without any)."""
 
 
 class FaultRow(msgspec.Struct, frozen=True, kw_only=True, rename={"for_": "for"}):
@@ -84,12 +86,11 @@ class FaultList(msgspec.Struct, frozen=True, kw_only=True):
     ended: list[FaultRow]
 
 
-def run_origin(sim: Simulation) -> float:
-    """When the run started on its clock: ``sim.t0`` where the facade has it, else now (the
-    API starts as the fleet does, so this is the start under virtual time, and a few
-    milliseconds after it under real time)."""
-    origin = getattr(sim, "t0", None)
-    return float(origin) if isinstance(origin, int | float) else trio.current_time()
+def run_origin() -> float:
+    """When the run started on its clock, as the API knows it: the instant the API is built,
+    just after the fleet started (the same instant under virtual time, where nothing that
+    starts them waits on the clock; a few milliseconds late under real time)."""
+    return trio.current_time()
 
 
 @dataclasses.dataclass(slots=True)
@@ -119,7 +120,7 @@ class ChaosBoard:
         self.sim = sim
         self.origin = origin
         self.stopped_at: float | None = None
-        self._nursery: trio.Nursery | None = None
+        self._post, self._posted_faults = trio.open_memory_channel[Tracked](math.inf)
         self._posted = 0
         fleet = sim.fleet
         plan = ChaosPlan(fleet.chaos, fleet.groups, fleet.run.seed, start=origin,
@@ -133,15 +134,18 @@ class ChaosBoard:
         }
 
     async def run(self) -> None:
-        """Deliver the API's faults (in this task's nursery) until cancelled; note when the
-        graceful end begins (no hit after it)."""
+        """Deliver the API's faults, each in a task of this one's nursery, until cancelled;
+        note when the graceful end begins (no hit after it)."""
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await self.sim.stopping.wait()
-            self.stopped_at = trio.current_time()
-            for tracked in self.faults.values():
-                tracked.scope.cancel()
-            await trio.sleep_forever()
+            nursery.start_soon(self._watch_stop, name="api faults stop")
+            async for tracked in self._posted_faults:
+                nursery.start_soon(self._deliver, tracked, name=f"api fault {tracked.id}")
+
+    async def _watch_stop(self) -> None:
+        await self.sim.stopping.wait()
+        self.stopped_at = trio.current_time()
+        for tracked in self.faults.values():
+            tracked.scope.cancel()
 
     # --- posting and ending ------------------------------------------------------------------
 
@@ -149,7 +153,7 @@ class ChaosBoard:
         """Plan ``table`` from now and start delivering it; raises a 400 problem naming the
         field the fleet file's resolver refuses, a 409 once the run is ending."""
         sim = self.sim
-        if sim.stopping.is_set() or self._nursery is None:
+        if sim.stopping.is_set():
             raise problem(409, "the run is ending: no fault can be injected any more")
         try:
             rule = resolve_chaos(table, 0, sim.fleet.groups)
@@ -168,7 +172,7 @@ class ChaosBoard:
                           chargers=pick(rule.target.fraction,
                                         pool(rule.target, sim.fleet.groups), seed, "chaos", 0))
         self.faults[tracked.id] = tracked
-        self._nursery.start_soon(self._deliver, tracked, name=f"api fault {tracked.id}")
+        self._post.send_nowait(tracked)  # (to run(), which delivers it)
         return tracked
 
     async def _deliver(self, tracked: Tracked) -> None:
@@ -249,33 +253,36 @@ class ChaosBoard:
         return at
 
     def _until(self, tracked: Tracked, now: float) -> tuple[float | None, bool]:
-        """The latest end of an injection made (monotonic; ``None``: none lasts) and whether
-        one is still in force now."""
+        """The latest end of an injection made (monotonic; ``None``: none has one) and whether
+        one still acts now. An injection the API ended early ends then; one the charger could
+        not cut short keeps its ``until``."""
         hits = tracked.delivered if tracked.source == "api" else self._recent_hits(tracked, now)
-        if tracked.ended_at is not None:
-            return (tracked.ended_at if any(in_force(h.injection, tracked.ended_at)
-                                            for h in hits) else None), False
-        ends = [h.injection.until for h in hits if h.injection.until is not None]
-        forever = any(in_force(h.injection, now) and h.injection.until is None for h in hits)
-        until = max(ends) if ends else None
-        return until, forever or (until is not None and until > now)
+        ends: list[float] = []
+        active = False
+        for hit in hits:
+            injection = hit.injection
+            if injection.fault in ONCE:
+                continue
+            end = injection.until
+            cut = tracked.ended_at
+            if cut is not None and ends_early(injection) and in_force(injection, cut):
+                end = cut
+            if end is not None:
+                ends.append(end)
+            active = active or (injection.at <= now and (end is None or end > now))
+        return (max(ends) if ends else None), active
 
     def _recent_hits(self, tracked: Tracked, now: float) -> list[Hit]:
-        """The hits of a fleet rule's firings that may still be in force now."""
+        """The hits made so far by a fleet rule's latest firing that hit any charger (at most
+        :data:`LOOKED_BACK` firings back). Every firing of a rule lasts as long, so its latest
+        hits are the ones that end last: they tell whether it still acts."""
         fired = self._fired(tracked, now)
-        rule = tracked.rule
-        lasting = lasting_of(_inner(rule), rule.for_, rule.params)
-        span = (lasting if lasting is not None else math.inf) + float(
-            rule.params.get("over", 0.0) if rule.fault == "wave" else 0.0)
-        hits: list[Hit] = []
-        for firing in range(fired - 1, -1, -1):
-            if tracked.plan.firing_time(tracked.index, firing) + span <= now and hits:
-                break
-            hits += [hit for hit in tracked.plan.firing(tracked.index, firing)
-                     if hit.injection.at <= now]
-            if rule.every is None or lasting is None:
-                break
-        return hits
+        for firing in range(fired - 1, max(fired - 1 - LOOKED_BACK, -1), -1):
+            hits = [hit for hit in tracked.plan.firing(tracked.index, firing)
+                    if hit.injection.at <= now]
+            if hits:
+                return hits
+        return []
 
     def row(self, tracked: Tracked, now: float) -> FaultRow:
         """``tracked`` as a :class:`FaultRow`."""
@@ -300,13 +307,6 @@ class ChaosBoard:
             row = self.row(tracked, now)
             {"active": active, "scheduled": scheduled, "ended": ended}[row.state].append(row)
         return FaultList(active=active, scheduled=scheduled, ended=ended[-ENDED_KEPT:])
-
-
-def _inner(rule: Chaos) -> str:
-    """The fault a rule's injections are (a ``wave``'s inner fault; a ``blackout``'s)."""
-    if rule.fault == "wave":
-        return str(rule.params["fault"])
-    return rule.fault
 
 
 # --- the handlers -----------------------------------------------------------------------------
@@ -349,6 +349,6 @@ HANDLERS: Final[Sequence[Any]] = (chaos_catalog, inject_fault, list_faults, end_
 
 def part(ctx: ApiContext) -> ApiPart:
     """This part's handlers, its board (dependency ``chaos_board``) and the board's task."""
-    board = ChaosBoard(ctx.sim, run_origin(ctx.sim))
+    board = ChaosBoard(ctx.sim, run_origin())
     return ApiPart(handlers=HANDLERS, dependencies={"chaos_board": provide(board)},
                    tasks=(board.run,))

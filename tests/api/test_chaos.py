@@ -249,3 +249,39 @@ async def test_no_fault_is_injected_once_the_run_is_ending(
         await sim.wait_finished()
     assert rows(ledger, "SELECT count(*) FROM events WHERE kind = 'fault'"
                         " AND json_extract(data, '$.source') = 'api'") == [(0,)]
+
+
+async def test_a_fault_the_charger_cannot_cut_short_goes_on_until_its_end(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    ledger = tmp_path / "r.db"
+    async with running(ledger) as (sim, client):
+        await trio.sleep(2)
+        partition = await client.post("/api/chaos", json={
+            "fault": "partition", "target": {"ids": ["ST-1"]}, "for": "30s"})
+        wave = await client.post("/api/chaos", json={
+            "fault": "wave", "target": {"group": "street"},
+            "params": {"fault": "latency", "over": "9s", "ms": 10}, "for": "1m"})
+        assert (partition.status_code, wave.status_code) == (201, 201)
+        assert wave.json()["family"] == "fleet" and wave.json()["params"]["fault"] == "latency"
+        await trio.sleep(5)
+        ended = (await client.delete("/api/chaos/api1")).json()
+        assert ended["state"] == "active" and ended["until"] == 32.0  # still offline till then
+        await trio.sleep(30)
+        listed = (await client.get("/api/chaos")).json()
+        assert "api1" in [r["id"] for r in listed["ended"]]
+        assert [r["id"] for r in listed["active"] if r["source"] == "api"] == ["api2"]
+        sim.stop()
+        await sim.wait_finished()
+    ends = rows(ledger, "SELECT charger, json_extract(data, '$.injection'),"
+                        " IFNULL(json_extract(data, '$.early'), 0) FROM events"
+                        " WHERE kind = 'fault_ended'")
+    assert ends == [(None, "api1", 0), ("ST-1", "api1.0", 0)]
+    waves = rows(ledger, "SELECT t, json_extract(data, '$.injection') FROM events"
+                         " WHERE kind = 'fault' AND json_extract(data, '$.source') = 'api'"
+                         " AND json_extract(data, '$.fault') = 'latency' ORDER BY seq")
+    assert [t for t, _ in waves] == [2.0, 5.0, 8.0]  # one charger every 9 s / 3
+    assert sorted(injection for _, injection in waves) == ["api2.0.0", "api2.0.1", "api2.0.2"]
+    reconnected = rows(ledger, "SELECT min(t) FROM events WHERE kind = 'connected'"
+                               " AND charger = 'ST-1' AND t > 2")
+    assert reconnected[0][0] >= 32.0  # the partition was not cut short
