@@ -130,8 +130,9 @@ class Replayer:
                     await sim.reboot(charger, hard=bool(params.get("hard", False)),
                                      source="api")
                 case "fault":
+                    info = params.get("info")
                     await sim.set_fault(charger, connector or 1, str(params["error_code"]),
-                                        source="api")
+                                        info=None if info is None else str(info), source="api")
                 case "clear_fault":
                     await sim.clear_fault(charger, connector or 1, source="api")
                 case other:
