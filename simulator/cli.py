@@ -453,7 +453,8 @@ def replay(
     if not record.config:
         return _fail(f"{ledger}: run {record.id} stored no fleet file, so it cannot be replayed")
     missing = [variable for variable in secrets_to_give(record.config)
-               if variable not in os.environ]
+               if variable not in os.environ
+               and (api is not None or not variable.startswith("SIM_API__"))]
     if missing:
         return _fail(f"{ledger}: run {record.id} had a secret the ledger does not keep; give it"
                      f" in the environment as {' and '.join(missing)}, e.g."

@@ -169,3 +169,18 @@ def test_only_the_apis_events_are_read_for_the_replay(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert recorded_actions(original, result.run_id, 0.0) == []  # the [[chaos]] reset is not
     assert Replayer([]).actions == ()
+
+
+def test_the_apis_token_is_not_asked_for_when_the_replay_serves_no_api(tmp_path: Path) -> None:
+    original = tmp_path / "guarded.db"
+    text = FLEET.format(ledger=original).replace('duration = "100s"', 'duration = "5s"')
+    fleet = parse_fleet(text.replace('listen = "127.0.0.1:0"',
+                                     'listen = "127.0.0.1:0"\ntoken = "s3cret-token"'))
+    result = trio.run(lambda: run_simulation(fleet, live=False, gc_tuning=False),
+                      clock=trio.testing.MockClock(autojump_threshold=0))
+    assert result.exit_code == 0
+    done = sim_cli("replay", str(original), "--quiet", timeout=120)
+    assert done.returncode == 0, done.stderr
+    asked = sim_cli("replay", str(original), "--quiet", "--api", "127.0.0.1:0",
+                    "--ledger", str(tmp_path / "served.db"), timeout=120)
+    assert asked.returncode == 2 and "SIM_API__TOKEN" in asked.stderr
