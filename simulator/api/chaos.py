@@ -109,6 +109,8 @@ class Tracked:
     ended_at: float | None = None
     scope: trio.CancelScope = dataclasses.field(default_factory=trio.CancelScope)
     done: bool = False
+    seen: int = 0
+    """How many of an API fault's firings its task has delivered a hit of."""
 
 
 class ChaosBoard:
@@ -187,6 +189,7 @@ class ChaosBoard:
                     seed_path=("api", int(number), *hit.injection.seed_path[2:]))
                 mine = Hit(hit.charger, injection)
                 tracked.delivered.append(mine)
+                tracked.seen = max(tracked.seen, int(injection.id.split(".")[1]) + 1)
                 await deliver(mine, self.sim.running_controls, self.sim.bus.publish,
                               source="api")
         tracked.done = True
@@ -231,8 +234,11 @@ class ChaosBoard:
         if now < first or limit <= first:
             return 0
         if rule.every is None:
-            return 1
+            return 1 if tracked.source != "api" or tracked.seen or now > first else 0
         by_now = math.floor((now - first) / rule.every) + 1
+        if tracked.source == "api" and by_now > tracked.seen \
+                and plan.firing_time(tracked.index, by_now - 1) >= now:
+            by_now -= 1  # (due now, but its task has not delivered it yet)
         if math.isinf(limit):
             return by_now
         return min(by_now, math.ceil((limit - first) / rule.every))
@@ -292,7 +298,9 @@ class ChaosBoard:
         state = "active" if active else "scheduled" if upcoming is not None else "ended"
         return FaultRow(
             id=tracked.id, fault=rule.fault, family=family_of(rule.fault).value,
-            target=msgspec.to_builtins(rule.target), chargers=list(tracked.chargers),
+            target={key: value for key, value in msgspec.to_builtins(rule.target).items()
+                    if value is not None and value != ()},
+            chargers=list(tracked.chargers),
             at=tracked.plan.firing_time(tracked.index, 0) - origin, every=rule.every,
             for_=rule.for_, until=None if until is None else until - origin,
             params=dict(rule.params), state=state, source=tracked.source,

@@ -153,6 +153,9 @@ async def test_a_fault_with_every_deleted_makes_no_more_hits(
             "fault": "disconnect", "target": {"group": "street", "fraction": 1.0},
             "every": 10})
         assert posted.status_code == 201, posted.text
+        # due now, not delivered yet: scheduled, and its target as written
+        assert posted.json()["state"] == "scheduled"
+        assert posted.json()["target"] == {"group": "street", "fraction": 1.0}
         await trio.sleep(25)  # firings at 2, 12, 22
         listed = (await client.get("/api/chaos")).json()
         assert "api1" in [r["id"] for r in listed["scheduled"]]
