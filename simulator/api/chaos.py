@@ -96,8 +96,8 @@ def run_origin() -> float:
 @dataclasses.dataclass(slots=True)
 class Tracked:
     """A fault the board follows: rule ``index`` of ``plan`` (``rule`` as resolved), under
-    ``id``. For the API's: the hits delivered so far, when it was ended, the scope of the task
-    delivering its hits."""
+    ``id``. For the API's: the hits delivered (those of its latest firing, and the earlier
+    ones still in force), when it was ended, the scope of the task delivering its hits."""
 
     id: str
     source: str
@@ -188,8 +188,12 @@ class ChaosBoard:
                     hit.injection, id=tracked.id + hit.injection.id[1:],
                     seed_path=("api", int(number), *hit.injection.seed_path[2:]))
                 mine = Hit(hit.charger, injection)
+                firing = int(injection.id.split(".")[1])
+                if firing >= tracked.seen:  # a new firing: forget the hits over by now
+                    tracked.delivered = [h for h in tracked.delivered
+                                         if in_force(h.injection, injection.at)]
+                    tracked.seen = firing + 1
                 tracked.delivered.append(mine)
-                tracked.seen = max(tracked.seen, int(injection.id.split(".")[1]) + 1)
                 await deliver(mine, self.sim.running_controls, self.sim.bus.publish,
                               source="api")
         tracked.done = True
@@ -223,7 +227,8 @@ class ChaosBoard:
 
     def _fired(self, tracked: Tracked, now: float) -> int:
         """How many firings of ``tracked`` have been made by ``now`` (those at ``now``
-        included; none at or after its end, the graceful end or the run's duration)."""
+        included, for an API fault once its task has delivered them; none at or after its
+        end, the graceful end or the run's duration)."""
         rule, plan = tracked.rule, tracked.plan
         if not tracked.chargers or rule.probability <= 0:
             return 0
