@@ -16,6 +16,7 @@ import trio.testing
 from simulator.api.server import ApiService
 from simulator.chaos import FAULTS
 from simulator.config import parse_fleet
+from simulator.events import Event, FaultInjected
 from simulator.runtime import open_simulation
 from simulator.simulation import Simulation
 
@@ -288,3 +289,39 @@ async def test_a_fault_the_charger_cannot_cut_short_goes_on_until_its_end(
     reconnected = rows(ledger, "SELECT min(t) FROM events WHERE kind = 'connected'"
                                " AND charger = 'ST-1' AND t > 2")
     assert reconnected[0][0] >= 32.0  # the partition was not cut short
+
+
+async def test_a_fault_posted_over_a_real_socket_reaches_the_ledger(tmp_path: Path) -> None:
+    ledger = tmp_path / "real.db"
+    text = fleet_text(ledger).replace('time = "virtual"', 'time = "real"') \
+        .replace('duration = "2m"', "")
+    fleet = parse_fleet(text)
+    assert fleet.api is not None and fleet.run.time.value == "real"
+    service = ApiService(fleet.api)
+    delivered = trio.Event()
+
+    def heard(event: Event) -> None:
+        if isinstance(event, FaultInjected) and event.source == "api":
+            delivered.set()
+
+    with trio.fail_after(30):
+        async with open_simulation(fleet, alongside=[service], gc_tuning=False,
+                                   grace=1) as sim:
+            sim.bus.observe(heard)
+            assert service.url is not None and service.url.startswith("http://127.0.0.1:")
+            async with httpx.AsyncClient(base_url=service.url) as client:
+                posted = await client.post("/api/chaos", json={
+                    "fault": "meter_spike", "target": {"ids": ["ST-3"], "connector": 1},
+                    "at": 0.2})
+                assert posted.status_code == 201, posted.text
+                await delivered.wait()
+                listed = (await client.get("/api/chaos")).json()
+                (row,) = [r for r in listed["ended"] + listed["active"] if r["id"] == "api1"]
+                assert row["chargers"] == ["ST-3"] and row["target"]["connector"] == 1
+                assert (await client.get("/api/chaos/catalog")).status_code == 200
+            sim.stop()
+            await sim.wait_finished()
+    (fault,) = rows(ledger, "SELECT charger, connector, json_extract(data, '$.injection')"
+                            " FROM events WHERE kind = 'fault'"
+                            " AND json_extract(data, '$.source') = 'api'")
+    assert fault == ("ST-3", 1, "api1.0")
