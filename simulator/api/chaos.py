@@ -9,8 +9,9 @@
   :class:`~simulator.chaos.plan.ChaosPlan` of its own, started now, ending with the run) and
   each hit is delivered at its time as the director does (``fault`` events with source
   ``api``), until the run's graceful end begins. Fault ids are ``api1``, ``api2``... in the
-  order they were posted; each injection's id starts with its fault's (``api3.0`` is the first
-  firing of ``api3``, ``api3.0.2`` the third charger of a ``wave``).
+  order they were posted (skipping any number a replay has given again by then); each
+  injection's id starts with its fault's (``api3.0`` is the first firing of ``api3``,
+  ``api3.0.2`` the third charger of a ``wave``).
 - ``GET /api/chaos``: the faults active (an injection delivered and still in force), scheduled
   (a hit still to come) and ended (the last 100), both the API's and the fleet file's
   ``[[chaos]]`` rules (id ``chaos<i>``, source ``chaos``). A fleet rule's rows are worked out
@@ -50,7 +51,7 @@ from simulator.config import Chaos
 from simulator.config.errors import Invalid, field_name
 from simulator.config.resolve import resolve_chaos
 from simulator.config.tables import ChaosTable
-from simulator.events import FaultEnded
+from simulator.events import Event, FaultEnded, FaultInjected
 from simulator.seeds import derive
 from simulator.simulation import Simulation
 
@@ -134,6 +135,14 @@ class ChaosBoard:
                               fleet.run.seed, "chaos", index))
             for index, rule in enumerate(fleet.chaos)
         }
+
+    def observe(self, event: Event) -> None:
+        """A bus observer: an API fault delivered by someone else (``sim replay`` applying a
+        run's again) takes its number, so the ones posted here never reuse an id."""
+        if type(event) is FaultInjected and event.source == "api" and event.injection:
+            number = event.injection.split(".")[0].removeprefix("api")
+            if number.isdigit():
+                self._posted = max(self._posted, int(number))
 
     async def run(self) -> None:
         """Deliver the API's faults, each in a task of this one's nursery, until cancelled;
@@ -363,5 +372,6 @@ HANDLERS: Final[Sequence[Any]] = (chaos_catalog, inject_fault, list_faults, end_
 def part(ctx: ApiContext) -> ApiPart:
     """This part's handlers, its board (dependency ``chaos_board``) and the board's task."""
     board = ChaosBoard(ctx.sim, run_origin())
+    ctx.sim.bus.observe(board.observe)
     return ApiPart(handlers=HANDLERS, dependencies={"chaos_board": provide(board)},
                    tasks=(board.run,))

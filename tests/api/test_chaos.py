@@ -325,3 +325,14 @@ async def test_a_fault_posted_over_a_real_socket_reaches_the_ledger(tmp_path: Pa
                             " FROM events WHERE kind = 'fault'"
                             " AND json_extract(data, '$.source') = 'api'")
     assert fault == ("ST-3", 1, "api1.0")
+
+
+async def test_ids_never_reuse_one_a_replay_gave_again(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(tmp_path / "r.db", "20s") as (sim, client):
+        await trio.sleep(1)
+        await sim.bus.publish(FaultInjected(t=trio.current_time(), charger="ST-1",
+                                            fault="reset", injection="api7.0", source="api"))
+        posted = await client.post("/api/chaos", json={"fault": "reset"})
+        assert posted.json()["id"] == "api8"
