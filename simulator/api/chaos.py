@@ -57,6 +57,8 @@ from simulator.simulation import Simulation
 
 ENDED_KEPT: Final = 100
 """How many ended faults ``GET /api/chaos`` lists (the latest)."""
+POSTS_WAITING: Final = 16
+"""Posted faults waiting for the board's task to start delivering them."""
 LOOKED_BACK: Final = 50
 """Firings of a fleet rule looked back through for its latest hits (one, unless a
 ``probability`` below 1 left some firings without any)."""
@@ -123,7 +125,8 @@ class ChaosBoard:
         self.sim = sim
         self.origin = origin
         self.stopped_at: float | None = None
-        self._post, self._posted_faults = trio.open_memory_channel[Tracked](math.inf)
+        # (bounded; blocks: a request waits while the task starts the faults posted before it)
+        self._post, self._posted_faults = trio.open_memory_channel[Tracked](POSTS_WAITING)
         self._posted = 0
         fleet = sim.fleet
         plan = ChaosPlan(fleet.chaos, fleet.groups, fleet.run.seed, start=origin,
@@ -160,7 +163,7 @@ class ChaosBoard:
 
     # --- posting and ending ------------------------------------------------------------------
 
-    def post(self, table: ChaosTable) -> Tracked:
+    async def post(self, table: ChaosTable) -> Tracked:
         """Plan ``table`` from now and start delivering it; raises a 400 problem naming the
         field the fleet file's resolver refuses, a 409 once the run is ending."""
         sim = self.sim
@@ -182,8 +185,8 @@ class ChaosBoard:
         tracked = Tracked(id=f"api{number}", source="api", rule=rule, plan=plan, index=0,
                           chargers=pick(rule.target.fraction,
                                         pool(rule.target, sim.fleet.groups), seed, "chaos", 0))
+        await self._post.send(tracked)  # (to run(), which delivers it)
         self.faults[tracked.id] = tracked
-        self._post.send_nowait(tracked)  # (to run(), which delivers it)
         return tracked
 
     async def _deliver(self, tracked: Tracked) -> None:
@@ -344,7 +347,7 @@ async def chaos_catalog() -> list[CatalogRow]:
 async def inject_fault(data: JSONBody[ChaosTable],
                        chaos_board: NamedDependency[ChaosBoard]) -> FaultRow:
     """Inject a fault with the ``[[chaos]]`` schema; ``at`` counts from now."""
-    tracked = chaos_board.post(data)
+    tracked = await chaos_board.post(data)
     return chaos_board.row(tracked, trio.current_time())
 
 
