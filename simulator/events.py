@@ -243,3 +243,18 @@ class FaultInjected(Event, frozen=True, tag="fault"):
     seed_path: list[str | int] = []
     source: str = "chaos"
     skipped: str | None = None
+
+
+class FaultEnded(Event, frozen=True, tag="fault_ended"):
+    """A fault ended before its time by whoever asked (``source``; ``api``: ``DELETE
+    /api/chaos/{id}``). Without ``charger``: the whole fault ``injection`` (its id, e.g.
+    ``api3``), whose hits still to come are cancelled (``cancelled``: whether any were left).
+    With ``charger``: that charger's injection ``injection`` still in force (``until`` not
+    reached); ``early`` says whether the charger ended it now (false: this fault cannot be cut
+    short, it lasts until its ``until``)."""
+
+    fault: str
+    injection: str
+    source: str = "chaos"
+    early: bool = False
+    cancelled: bool = False

@@ -171,7 +171,14 @@ class Inject:
     injection: Injection
 
 
-InboxItem = DomainRequest | Shutdown | LinkEvent | Inject | TransferDone
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndInject:
+    """End a fault given earlier (``injection``, as it was given) now, before its ``until``."""
+
+    injection: Injection
+
+
+InboxItem = DomainRequest | Shutdown | LinkEvent | Inject | EndInject | TransferDone
 
 
 class ChargerControl:
@@ -246,6 +253,13 @@ class ChargerControl:
         it on by family: transport to the link, protocol to the send path, behaviour to the
         machine."""
         await self.inbox_send.send(Inject(injection))
+
+    async def end(self, injection: Injection) -> None:
+        """Have the charger end a fault it was given now, before its ``until`` (waits while its
+        inbox is full): a ``latency``, ``bandwidth`` or ``fragment`` on its link, a behaviour
+        fault in its machine (each records its end as it would at ``until``); any other goes
+        on until its ``until``."""
+        await self.inbox_send.send(EndInject(injection))
 
     async def shutdown(self, deadline: float) -> None:
         """Ask the charger to end gracefully by ``deadline`` (no-op if it has finished)."""
@@ -470,6 +484,11 @@ class ChargerActor:
                 machine.reboot(now, hard=hard)
             case Inject(injection=injection):
                 self._inject(injection, now)
+            case EndInject(injection=injection):
+                if injection.family is Family.TRANSPORT:
+                    self.link.chaos.end(injection.id, now)
+                elif injection.family is Family.BEHAVIOUR:
+                    self.machine.end_fault(injection.id, now)
             case TransferDone(job=job, ok=ok, data=data, detail=detail):
                 machine.transfer_done(job, ok, data, now, detail=detail)
             case Shutdown():

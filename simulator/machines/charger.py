@@ -332,6 +332,14 @@ class ChargerMachine:
         self._faults.inject(injection, now)
         self._settle(now)
 
+    def end_fault(self, injection: str, now: float) -> bool:
+        """End the behaviour fault ``injection`` now, before its ``until``
+        (:meth:`simulator.machines.faults.Faults.end`); whether this charger had it in
+        force."""
+        ended = self._faults.end(injection, now)
+        self._settle(now)
+        return ended
+
     # --- the driver and the car ---------------------------------------------------------------
 
     def plug_in(self, connector_id: int, now: float, *, ev: EvSpec) -> None:
