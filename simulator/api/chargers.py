@@ -23,7 +23,8 @@ from typing import Annotated, Final
 
 import msgspec
 from litestar import get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from simulator.actors.charger import ChargerControl
 from simulator.api import commands
@@ -32,6 +33,7 @@ from simulator.api.fleetview import LEGEND, link_state, state_code, statuses
 from simulator.api.parts import ApiContext, ApiPart, provide
 from simulator.api.problems import problem
 from simulator.api.recent import RecentActivity
+from simulator.config.model import REDACTED
 from simulator.simulation import Simulation
 
 MAX_LIMIT: Final = 1000
@@ -178,9 +180,10 @@ class Fleet:
 @get("/api/chargers", tags=["chargers"], sync_to_thread=False,
      summary="Every charger's link, boot, connectors and transaction, paginated")
 def list_chargers(
-    sim: Simulation, fleet: Fleet, group: str | None = None, status: str | None = None,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = 100,
+    sim: NamedDependency[Simulation], fleet: NamedDependency[Fleet],
+    group: FromQuery[str | None] = None, status: FromQuery[str | None] = None,
+    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
 ) -> ChargerPage:
     """A page of the fleet's chargers (see the module docstring)."""
     ids = fleet.ids
@@ -201,7 +204,7 @@ def list_chargers(
 
 @get("/api/chargers/states", tags=["chargers"], sync_to_thread=False,
      summary="One state code per charger, for the dashboard's grid")
-def charger_states(sim: Simulation, fleet: Fleet) -> States:
+def charger_states(sim: NamedDependency[Simulation], fleet: NamedDependency[Fleet]) -> States:
     """Every charger's state code, in fleet order (see the module docstring)."""
     get_control = sim.running_controls.get
     return States(ids=fleet.ids, codes=[state_code(get_control(i)) for i in fleet.ids],
@@ -210,8 +213,9 @@ def charger_states(sim: Simulation, fleet: Fleet) -> States:
 
 @get("/api/chargers/{charger_id:str}", tags=["chargers"], sync_to_thread=False,
      summary="One charger: connectors, transactions, configuration, last frames, outbox")
-def charger_detail(charger_id: str, sim: Simulation, fleet: Fleet, recent: RecentActivity,
-                   clock: RunClock) -> ChargerDetail:
+def charger_detail(charger_id: FromPath[str], sim: NamedDependency[Simulation],
+                   fleet: NamedDependency[Fleet], recent: NamedDependency[RecentActivity],
+                   clock: NamedDependency[RunClock]) -> ChargerDetail:
     """One charger (see the module docstring)."""
     if charger_id not in fleet.group_of:
         raise problem(404, f"no charger {charger_id!r} in this fleet")
@@ -233,7 +237,8 @@ def charger_detail(charger_id: str, sim: Simulation, fleet: Fleet, recent: Recen
             )
             for c in row.connectors
         )
-        configuration = tuple(ConfigurationKey(key, value, readonly)
+        configuration = tuple(ConfigurationKey(key, REDACTED if value is None else value,
+                                               readonly)
                               for key, value, readonly in machine.configuration())
     crash = recent.crash(charger_id)
     return ChargerDetail(

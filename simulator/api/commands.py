@@ -21,6 +21,8 @@ from typing import Annotated, Final
 
 import msgspec
 from litestar import post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from simulator.api.problems import problem
 from simulator.config import StepAction
@@ -54,7 +56,8 @@ class CommandGiven(msgspec.Struct, frozen=True):
 
 @post("/api/chargers/{charger_id:str}/commands", status_code=202, tags=["chargers"],
       summary="Plug, unplug, present_tag, stop, reboot, fault or clear_fault, as a [[step]]")
-async def give_command(charger_id: str, data: CommandBody, sim: Simulation) -> CommandGiven:
+async def give_command(charger_id: FromPath[str], data: JSONBody[CommandBody],
+                       sim: NamedDependency[Simulation]) -> CommandGiven:
     """Carry out ``data`` on the charger (see the module docstring)."""
     group = next((g for g in sim.fleet.groups if charger_id in g.ids), None)
     if group is None:

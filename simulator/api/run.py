@@ -16,6 +16,7 @@ from typing import Literal
 
 import msgspec
 from litestar import get, post
+from litestar.di import NamedDependency
 
 from simulator.api.clock import RunClock
 from simulator.api.parts import ApiContext, ApiPart, provide
@@ -67,7 +68,7 @@ def run_status(sim: Simulation) -> RunStatusName:
 
 @get("/api/run", summary="The run: name, seed, status, times, config hash, live counters",
      tags=["run"], sync_to_thread=False)
-def get_run(sim: Simulation, clock: RunClock) -> RunView:
+def get_run(sim: NamedDependency[Simulation], clock: NamedDependency[RunClock]) -> RunView:
     """The run now (see the module docstring)."""
     live = sim.statistics()
     run = sim.fleet.run
@@ -86,7 +87,7 @@ def get_run(sim: Simulation, clock: RunClock) -> RunView:
 
 @post("/api/run/stop", status_code=202, tags=["run"], sync_to_thread=False,
       summary="End the run gracefully, as Ctrl-C")
-def stop_run(sim: Simulation) -> Stopping:
+def stop_run(sim: NamedDependency[Simulation]) -> Stopping:
     """Begin the graceful end (a second call changes nothing): no command or fault is carried
     out after it; the run ends once the chargers have delivered their queues or the grace period
     ran out."""

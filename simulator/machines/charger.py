@@ -527,9 +527,9 @@ class ChargerMachine:
         """Where the charger is in its registration with the central system (a read)."""
         return self._ctx.boot
 
-    def configuration(self) -> tuple[tuple[str, str, bool], ...]:
-        """Every configuration key as ``(key, value, readonly)``, secrets (write-only keys such
-        as ``AuthorizationKey``) redacted: safe to show (a read)."""
+    def configuration(self) -> tuple[tuple[str, str | None, bool], ...]:
+        """Every configuration key as ``(key, value, readonly)``, the value of a secret (a
+        write-only key such as ``AuthorizationKey``) withheld as None: safe to show (a read)."""
         return self._ctx.config.entries()
 
     def transactions(self) -> tuple[Transaction, ...]:

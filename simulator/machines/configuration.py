@@ -551,10 +551,10 @@ class ConfigurationStore:
         """Every current value, write-only ones replaced by :data:`REDACTED` (safe to log)."""
         return {key: redact(key, value) for key, value in self._values.items()}
 
-    def entries(self) -> tuple[tuple[str, str, bool], ...]:
-        """Every key as ``(key, value, readonly)``, in the catalog's order, write-only values
-        (``AuthorizationKey``) as :data:`REDACTED` (safe to show; a read, changes nothing)."""
-        return tuple((key, redact(key, value), KEYS[key].access == Access.R)
+    def entries(self) -> tuple[tuple[str, str | None, bool], ...]:
+        """Every key as ``(key, value, readonly)``, in the catalog's order, the value of a
+        write-only key (``AuthorizationKey``) withheld as None (safe to show; a read)."""
+        return tuple((key, None if _is_secret(key) else value, KEYS[key].access == Access.R)
                      for key, value in self._values.items())
 
     def snapshot(self) -> ConfigurationSnapshot:
