@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import trio
 
 from simulator.api.server import ApiService
+from simulator.bus import EventBus
 from simulator.config import Api, parse_fleet
+from simulator.events import Event
 from simulator.runtime import open_simulation
 from simulator.simulation import Simulation
 
@@ -84,3 +87,37 @@ def assert_problem(response: httpx.Response, status: int, *words: str) -> dict[s
     for word in words:
         assert word in body["detail"], body
     return body
+
+
+class Watcher:
+    """A runtime service for tests: it hears every event from before the fleet starts
+    (:meth:`until` waits for one that matches, however early it came) and, once served,
+    runs ``then(sim)`` if given (after the services listed before it have started)."""
+
+    def __init__(self, then: Callable[[Simulation], Awaitable[None]] | None = None) -> None:
+        self.events: list[Event] = []
+        self._waits: list[tuple[Callable[[list[Event]], bool], trio.Event]] = []
+        self._then = then
+
+    def attach(self, bus: EventBus) -> None:
+        bus.observe(self._observe)
+
+    def _observe(self, event: Event) -> None:
+        self.events.append(event)
+        for test, met in self._waits:
+            if not met.is_set() and test(self.events):
+                met.set()
+
+    async def until(self, test: Callable[[list[Event]], bool]) -> None:
+        """Wait until the events so far pass ``test``."""
+        met = trio.Event()
+        if test(self.events):
+            return
+        self._waits.append((test, met))
+        await met.wait()
+
+    async def serve(self, sim: Simulation, *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        if self._then is not None:
+            await self._then(sim)
