@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from typing import Annotated, Final
 
 import msgspec
-from litestar import get
+from litestar import MediaType, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from simulator.actors.charger import ChargerControl
@@ -36,6 +37,7 @@ from simulator.api.recent import RecentActivity
 from simulator.config.model import REDACTED
 from simulator.simulation import Simulation
 
+_encode = msgspec.json.Encoder().encode
 MAX_LIMIT: Final = 1000
 """The most rows one page holds."""
 NO_BOOT: Final = "off"
@@ -156,6 +158,9 @@ class Fleet:
         self.ids = sim.chargers()
         self.group_of = {identity: group.name for group in sim.fleet.groups
                          for identity in group.ids}
+        self.states_head = (b'{"ids":' + _encode(self.ids) + b',"legend":' + _encode(LEGEND)
+                            + b',"codes":')
+        """The encoded :class:`States` up to its codes."""
 
     def row(self, identity: str, control: ChargerControl | None) -> ChargerRow:
         """``identity``'s row now."""
@@ -203,12 +208,15 @@ def list_chargers(
 
 
 @get("/api/chargers/states", tags=["chargers"], sync_to_thread=False,
-     summary="One state code per charger, for the dashboard's grid")
-def charger_states(sim: NamedDependency[Simulation], fleet: NamedDependency[Fleet]) -> States:
-    """Every charger's state code, in fleet order (see the module docstring)."""
+     summary="One state code per charger, for the dashboard's grid",
+     responses={200: ResponseSpec(States, description="Every charger's state code")})
+def charger_states(sim: NamedDependency[Simulation],
+                   fleet: NamedDependency[Fleet]) -> Response[bytes]:
+    """Every charger's state code, in fleet order (see the module docstring): a
+    :class:`States` whose ids and legend, which never change, are encoded once."""
     get_control = sim.running_controls.get
-    return States(ids=fleet.ids, codes=[state_code(get_control(i)) for i in fleet.ids],
-                  legend=LEGEND)
+    codes = [state_code(get_control(i)) for i in fleet.ids]
+    return Response(fleet.states_head + _encode(codes) + b"}", media_type=MediaType.JSON)
 
 
 @get("/api/chargers/{charger_id:str}", tags=["chargers"], sync_to_thread=False,

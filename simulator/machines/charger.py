@@ -516,7 +516,7 @@ class ChargerMachine:
     def connector_statuses(self) -> tuple[ChargePointStatus, ...]:
         """Every connector's status, by connector id from 0 (the charge point): a cheap read for
         views polled often (no snapshot of the rest)."""
-        return tuple(machine.status for machine in self._ctx.connectors.values())
+        return tuple([machine.status for machine in self._ctx.connectors.values()])  # (faster)
 
     def error_codes(self) -> tuple[ChargePointErrorCode, ...]:
         """Every connector's current error code, by connector id from 0 (a read)."""

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import trio
 
 from simulator.actors.charger import ChargerControl
+from simulator.api.chargers import States
 from simulator.api.fleetview import LEGEND, link_state, state_code
 from simulator.api.recent import FRAMES_KEPT, RAW_KEPT, RecentActivity
 from simulator.events import Connected, Crashed, FrameIn, FrameOut
@@ -72,7 +74,10 @@ async def test_the_states_grid_codes_each_charger(
 ) -> None:
     async with api_client(tmp_path / "r.db", depot_rate=0.01) as (sim, client):
         await trio.sleep(2)
-        states = (await client.get("/api/chargers/states")).json()
+        response = await client.get("/api/chargers/states")
+        assert response.headers["content-type"] == "application/json"
+        msgspec.json.decode(response.content, type=States)  # (encoded in parts: still States)
+        states = response.json()
         assert states["ids"] == list(sim.chargers())
         assert states["legend"] == {str(code): name for code, name in LEGEND.items()}
         assert states["codes"] == [2, 2, 2, 2, 0]
