@@ -15,6 +15,8 @@ from simulator.api.server import ApiService
 from simulator.bus import EventBus
 from simulator.config import Api, parse_fleet
 from simulator.events import Event
+from simulator.ocpp.plugin import ProtocolPlugin
+from simulator.ocpp.v16 import PLUGIN
 from simulator.runtime import open_simulation
 from simulator.simulation import Simulation
 
@@ -61,11 +63,15 @@ def fleet_text(ledger: Path, *, depot_rate: float = 10) -> str:
 @asynccontextmanager
 async def api_client(
     ledger: Path, *, depot_rate: float = 10, text: str | None = None,
+    watcher: Watcher | None = None, plugin: ProtocolPlugin = PLUGIN,
 ) -> AsyncIterator[tuple[Simulation, httpx.AsyncClient]]:
-    """A virtual-time run of :data:`FLEET` with the API served in memory, and a client on it."""
+    """A virtual-time run of :data:`FLEET` (or ``text``) with the API served in memory, and a
+    client on it; ``watcher`` hears the run's events, ``plugin`` is the chargers' protocol."""
     fleet = parse_fleet(text or fleet_text(ledger, depot_rate=depot_rate))
     service = ApiService(Api(host="127.0.0.1", port=0), listen=False)
-    async with open_simulation(fleet, alongside=[service], gc_tuning=False, grace=5) as sim:
+    services = [service] if watcher is None else [service, watcher]
+    async with open_simulation(fleet, alongside=services, gc_tuning=False, grace=5,
+                               plugin=plugin) as sim:
         assert service.app is not None
         transport = httpx.ASGITransport(app=service.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:

@@ -4,6 +4,7 @@ and the problem documents for what does not exist."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import msgspec
@@ -14,7 +15,8 @@ from simulator.api.chargers import States
 from simulator.api.fleetview import LEGEND, link_state, state_code
 from simulator.api.recent import FRAMES_KEPT, RAW_KEPT, RecentActivity
 from simulator.events import Connected, Crashed, FrameIn, FrameOut
-from tests.api.support import api_client, assert_problem
+from simulator.ocpp.v16 import PLUGIN, GetConfigurationRequest
+from tests.api.support import Watcher, api_client, assert_problem, fleet_text
 
 SECRET = "0123456789abcdef0123"  # the fleet's AuthorizationKey (tests.api.support)
 
@@ -160,3 +162,38 @@ def test_recent_activity_is_bounded_and_keeps_the_last_crash() -> None:
     recent.observe(Crashed(t=7.0, charger="A", error="KeyError: two", traceback="tb2",
                            restart_in=2.0))
     assert recent.crash("A") == (7.0, "KeyError: two", "tb2")
+
+
+def _decode_request(action: str, raw: bytes | msgspec.Raw) -> msgspec.Struct:
+    if action == "GetConfiguration":
+        return GetConfigurationRequest(key=12345)  # type: ignore[arg-type]  # a codec bug
+    return PLUGIN.decode_request(action, raw)
+
+
+BUGGY = dataclasses.replace(PLUGIN, decode_request=_decode_request)
+"""OCPP 1.6 whose codec hands the charger a GetConfiguration it fails on."""
+
+
+async def test_a_crashed_charger_shows_restarting_then_its_last_crash(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    text = fleet_text(tmp_path / "r.db").replace(
+        "[csms.embedded]\n", '[csms.embedded]\npoll_interval = "30s"\n')
+    watcher = Watcher()
+    async with api_client(tmp_path / "r.db", text=text, watcher=watcher,
+                          plugin=BUGGY) as (sim, client):
+        await watcher.until(lambda events: any(type(e) is Crashed for e in events))
+        crash = next(e for e in watcher.events if type(e) is Crashed)
+        assert crash.charger is not None and crash.restart_in > 0
+        await trio.sleep(crash.restart_in / 2)
+        assert sim.running_controls[crash.charger].machine is None
+        states = (await client.get("/api/chargers/states")).json()
+        assert states["codes"][states["ids"].index(crash.charger)] == 7
+        restarting = (await client.get("/api/chargers", params={"status": "restarting"})).json()
+        assert crash.charger in [row["id"] for row in restarting["items"]]
+        await trio.sleep(crash.restart_in)
+        detail = (await client.get(f"/api/chargers/{crash.charger}")).json()
+        assert detail["restarts"] >= 1 and detail["link"] != "restarting"
+        last = detail["last_crash"]
+        assert last is not None and "TypeError" in last["error"]
+        assert "Traceback" in last["traceback"] and last["t"] >= 30
