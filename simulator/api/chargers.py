@@ -9,8 +9,9 @@
 - ``GET /api/chargers/states``: one small code per charger (:mod:`simulator.api.fleetview`),
   for the dashboard's canvas grid: cheap enough to poll every 2 s on 10,000 chargers.
 - ``GET /api/chargers/{id}``: one charger's row with its connectors' energy and transactions,
-  its configuration keys (secrets ``<redacted>``), its last frames and last crash since the API
-  started (:mod:`simulator.api.recent`). An unknown id is a 404.
+  its configuration keys (secrets ``<redacted>``), its last frames (a frame naming
+  ``AuthorizationKey`` with its values as ``***``, as the ledger has it) and last crash since
+  the API started (:mod:`simulator.api.recent`). An unknown id is a 404.
 
 Everything is read from the running chargers' machines through read-only accessors, in the
 event loop, with no thread and no ledger read.
@@ -35,6 +36,7 @@ from simulator.api.parts import ApiContext, ApiPart, provide
 from simulator.api.problems import problem
 from simulator.api.recent import RecentActivity
 from simulator.config.model import REDACTED
+from simulator.machines.session import redact_frame
 from simulator.simulation import Simulation
 
 _encode = msgspec.json.Encoder().encode
@@ -252,7 +254,8 @@ def charger_detail(charger_id: FromPath[str], sim: NamedDependency[Simulation],
     return ChargerDetail(
         id=row.id, group=row.group, link=row.link, boot=row.boot, restarts=row.restarts,
         outbox=row.outbox, connectors=connectors, configuration=configuration,
-        frames=tuple(FrameView(clock.since(f.t), f.direction, f.action, f.message_type, f.raw)
+        frames=tuple(FrameView(clock.since(f.t), f.direction, f.action, f.message_type,
+                               redact_frame(f.raw))  # (again: whoever published it)
                      for f in recent.frames(charger_id)),
         last_crash=None if crash is None else CrashView(clock.since(crash.t), crash.error,
                                                         crash.traceback),

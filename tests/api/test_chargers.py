@@ -5,6 +5,7 @@ and the problem documents for what does not exist."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import msgspec
@@ -107,7 +108,7 @@ async def test_link_states_and_codes_of_a_control() -> None:
 
 
 async def test_a_chargers_detail(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
-    async with api_client(tmp_path / "r.db") as (_, client):
+    async with api_client(tmp_path / "r.db") as (sim, client):
         await trio.sleep(2)
         await client.post("/api/chargers/ST-1/commands", json={"do": "plug", "connector": 2})
         await client.post("/api/chargers/ST-1/commands", json={
@@ -142,6 +143,16 @@ async def test_a_chargers_detail(tmp_path: Path, autojump_clock: trio.testing.Mo
         assert all(f["raw"].startswith("[") for f in frames)
 
         assert_problem(await client.get("/api/chargers/NOPE"), 404, "NOPE")
+
+        # a frame naming the key shows no value, whoever published it
+        change = json.dumps([2, "c1", "ChangeConfiguration",
+                             {"key": "AuthorizationKey", "value": SECRET}], separators=(",", ":"))
+        await sim.bus.publish(FrameIn(t=trio.current_time(), charger="ST-1", raw=change,
+                                      message_type=2, action="ChangeConfiguration"))
+        response = await client.get("/api/chargers/ST-1")
+        assert SECRET not in response.text
+        assert response.json()["frames"][-1]["raw"] == (
+            '[2,"c1","ChangeConfiguration",{"key":"AuthorizationKey","value":"***"}]')
 
 
 def test_recent_activity_is_bounded_and_keeps_the_last_crash() -> None:
