@@ -63,12 +63,13 @@ def fleet_text(ledger: Path, *, depot_rate: float = 10) -> str:
 @asynccontextmanager
 async def api_client(
     ledger: Path, *, depot_rate: float = 10, text: str | None = None,
-    watcher: Watcher | None = None, plugin: ProtocolPlugin = PLUGIN,
+    watcher: Watcher | None = None, plugin: ProtocolPlugin = PLUGIN, api: Api | None = None,
 ) -> AsyncIterator[tuple[Simulation, httpx.AsyncClient]]:
-    """A virtual-time run of :data:`FLEET` (or ``text``) with the API served in memory, and a
-    client on it; ``watcher`` hears the run's events, ``plugin`` is the chargers' protocol."""
+    """A virtual-time run of :data:`FLEET` (or ``text``) with the API (``api``, default on
+    loopback, no token) served in memory, and a client on it; ``watcher`` hears the run's
+    events, ``plugin`` is the chargers' protocol."""
     fleet = parse_fleet(text or fleet_text(ledger, depot_rate=depot_rate))
-    service = ApiService(Api(host="127.0.0.1", port=0), listen=False)
+    service = ApiService(api or Api(host="127.0.0.1", port=0), listen=False)
     services = [service] if watcher is None else [service, watcher]
     async with open_simulation(fleet, alongside=services, gc_tuning=False, grace=5,
                                plugin=plugin) as sim:

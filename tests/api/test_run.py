@@ -6,6 +6,7 @@ refused with exit 2."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,11 +17,11 @@ import pytest
 import trio
 
 from simulator.api.server import ApiService
-from simulator.config import Api, parse_fleet
+from simulator.config import Api, Secret, parse_fleet
 from simulator.events import Connected, StatusChanged
 from simulator.runtime import open_simulation, run_simulation
 from simulator.simulation import Simulation
-from tests.api.support import Watcher, api_client, fleet_text, rows
+from tests.api.support import Watcher, api_client, assert_problem, fleet_text, rows
 
 REAL_FLEET = """
 [run]
@@ -62,6 +63,36 @@ async def test_the_run_names_itself_and_counts_the_fleet(
         assert (await client.post("/api/run/stop")).status_code == 202  # again: no change
         await sim.wait_finished()
     assert sim.result is not None and sim.result.status == "completed"
+
+
+async def test_the_endpoints_are_documented_and_guarded_by_the_token(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    ledger, token = tmp_path / "r.db", "tok-9f8e7d6c5b4a"
+    api = Api(host="127.0.0.1", port=0, token=Secret(token))
+    async with api_client(ledger, api=api) as (_, client):
+        await trio.sleep(2)
+        bearer = {"Authorization": f"Bearer {token}"}
+        document = (await client.get("/api/openapi.json", headers=bearer)).json()
+        assert {"/api/run", "/api/run/stop", "/api/chargers", "/api/chargers/states",
+                "/api/chargers/{charger_id}",
+                "/api/chargers/{charger_id}/commands"} <= set(document["paths"])
+        body = document["components"]["schemas"]["CommandBody"]
+        assert set(body["properties"]) == {"do", "connector", "params"}
+        for method, path in (("GET", "/api/run"), ("POST", "/api/run/stop"),
+                             ("GET", "/api/chargers"), ("GET", "/api/chargers/states"),
+                             ("GET", "/api/chargers/ST-1"),
+                             ("POST", "/api/chargers/ST-1/commands")):
+            refused = await client.request(method, path, json={"do": "plug"})
+            assert_problem(refused, 401, "token")
+        given = await client.post("/api/chargers/ST-1/commands", json={"do": "plug"},
+                                  headers=bearer)
+        assert given.status_code == 202
+        assert (await client.get("/api/run", headers=bearer)).json()["status"] == "running"
+    with sqlite3.connect(ledger) as db:
+        assert db.execute("SELECT count(*) FROM events WHERE kind = 'command'").fetchone() == (2,)
+        assert not any(token in str(row) for row in db.execute("SELECT * FROM events"))
+        assert not any(token in str(row) for row in db.execute("SELECT * FROM runs"))
 
 
 async def test_stop_ends_a_run_without_a_duration(
