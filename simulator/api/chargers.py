@@ -152,8 +152,9 @@ class ChargerDetail(msgspec.Struct, frozen=True):
     last_crash: CrashView | None
 
 
-class Fleet:
-    """The fleet as the list reads it: each charger's group, built once."""
+class FleetIndex:
+    """The fleet as these endpoints read it, built once: its ids in fleet order, each charger's
+    group, and the part of :class:`States` that never changes, encoded."""
 
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
@@ -187,7 +188,7 @@ class Fleet:
 @get("/api/chargers", tags=["chargers"], sync_to_thread=False,
      summary="Every charger's link, boot, connectors and transaction, paginated")
 def list_chargers(
-    sim: NamedDependency[Simulation], fleet: NamedDependency[Fleet],
+    sim: NamedDependency[Simulation], fleet: NamedDependency[FleetIndex],
     group: FromQuery[str | None] = None, status: FromQuery[str | None] = None,
     offset: Annotated[int, QueryParameter(ge=0)] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 100,
@@ -213,7 +214,7 @@ def list_chargers(
      summary="One state code per charger, for the dashboard's grid",
      responses={200: ResponseSpec(States, description="Every charger's state code")})
 def charger_states(sim: NamedDependency[Simulation],
-                   fleet: NamedDependency[Fleet]) -> Response[bytes]:
+                   fleet: NamedDependency[FleetIndex]) -> Response[bytes]:
     """Every charger's state code, in fleet order (see the module docstring): a
     :class:`States` whose ids and legend, which never change, are encoded once."""
     get_control = sim.running_controls.get
@@ -224,7 +225,7 @@ def charger_states(sim: NamedDependency[Simulation],
 @get("/api/chargers/{charger_id:str}", tags=["chargers"], sync_to_thread=False,
      summary="One charger: connectors, transactions, configuration, last frames, outbox")
 def charger_detail(charger_id: FromPath[str], sim: NamedDependency[Simulation],
-                   fleet: NamedDependency[Fleet], recent: NamedDependency[RecentActivity],
+                   fleet: NamedDependency[FleetIndex], recent: NamedDependency[RecentActivity],
                    clock: NamedDependency[RunClock]) -> ChargerDetail:
     """One charger (see the module docstring)."""
     if charger_id not in fleet.group_of:
@@ -269,7 +270,7 @@ def part(ctx: ApiContext) -> ApiPart:
     ctx.sim.bus.observe(recent.observe)
     return ApiPart(
         handlers=[list_chargers, charger_states, charger_detail, commands.give_command],
-        dependencies={"fleet": provide(Fleet(ctx.sim)), "recent": provide(recent)},
+        dependencies={"fleet": provide(FleetIndex(ctx.sim)), "recent": provide(recent)},
     )
 
 
