@@ -23,7 +23,7 @@
   :class:`~simulator.events.FaultEnded` events with source ``api`` (one for the fault, one per
   charger whose injection was in force). A fleet file's rule cannot be ended (409).
 
-Times in rows are seconds since the run started (:func:`run_origin`).
+Times in rows are seconds since the run started (``Simulation.t0``, as in the ledger).
 """
 
 from __future__ import annotations
@@ -87,13 +87,6 @@ class FaultList(msgspec.Struct, frozen=True, kw_only=True):
     active: list[FaultRow]
     scheduled: list[FaultRow]
     ended: list[FaultRow]
-
-
-def run_origin() -> float:
-    """When the run started on its clock, as the API knows it: the instant the API is built,
-    just after the fleet started (the same instant under virtual time, where nothing that
-    starts them waits on the clock; a few milliseconds late under real time)."""
-    return trio.current_time()
 
 
 @dataclasses.dataclass(slots=True)
@@ -374,7 +367,7 @@ HANDLERS: Final[Sequence[Any]] = (chaos_catalog, inject_fault, list_faults, end_
 
 def part(ctx: ApiContext) -> ApiPart:
     """This part's handlers, its board (dependency ``chaos_board``) and the board's task."""
-    board = ChaosBoard(ctx.sim, run_origin())
+    board = ChaosBoard(ctx.sim, ctx.sim.t0)
     ctx.sim.bus.observe(board.observe)
     return ApiPart(handlers=HANDLERS, dependencies={"chaos_board": provide(board)},
                    tasks=(board.run,))

@@ -99,7 +99,7 @@ def stop_run(sim: NamedDependency[Simulation]) -> Stopping:
 def part(ctx: ApiContext) -> ApiPart:
     """The run's endpoints; the run's clock is a dependency (``clock``) of every part."""
     return ApiPart(handlers=[get_run, stop_run],
-                   dependencies={"clock": provide(RunClock.now(ctx.sim))})
+                   dependencies={"clock": provide(RunClock.of(ctx.sim))})
 
 
 __all__ = ["FleetCounts", "RunView", "Stopping", "part", "run_status"]
