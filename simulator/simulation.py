@@ -279,9 +279,11 @@ class Simulation:
         except ValueError:
             known = ", ".join(member.value for member in ChargePointErrorCode)
             raise CommandError(f"no error code {error_code!r}; use one of {known}") from None
+        extra = {} if info is None else {"info": info}
         return await self.command("fault", target,
                                   lambda _: SetFault(connector, code, info),
-                                  connector=connector, source=source, error_code=code.value)
+                                  connector=connector, source=source, error_code=code.value,
+                                  **extra)
 
     async def clear_fault(self, target: TargetLike, connector: int, *,
                           source: str | None = None) -> tuple[str, ...]:

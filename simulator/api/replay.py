@@ -9,7 +9,8 @@ service (``simulator.runtime.Service``) that waits for each time on the replay's
 from the replay's start, which it learns as the fleet starts) and carries it out:
 
 - a command through the facade (``source="api"``), as the API did; a charger that is not
-  running then (possible only under real time) is recorded as a ``note`` instead;
+  running then (possible only under real time) is recorded as a ``note`` instead; a
+  ``stop_run`` (``POST /api/run/stop``) begins the replay's graceful end at the same time;
 - a fault delivered to its charger as the chaos part did (the injection as recorded: same id,
   parameters and length, its end moved to the replay's clock);
 - an end recorded again, and the injection ended on its charger where the charger can.
@@ -33,7 +34,7 @@ from simulator.actors.director import deliver
 from simulator.api.ending import end_injection
 from simulator.bus import EventBus
 from simulator.chaos import Family, Hit, Injection
-from simulator.events import FaultEnded, Note
+from simulator.events import STOP_RUN, CommandIssued, FaultEnded, Note
 from simulator.ledger.reads import open_readonly
 from simulator.ocpp.v16 import Reason
 from simulator.simulation import CommandError, Simulation
@@ -85,17 +86,15 @@ class Replayer:
 
     def __init__(self, actions: Sequence[Recorded]) -> None:
         self.actions = tuple(actions)
-        self._start: float | None = None
         self._given: dict[tuple[str, str], Injection] = {}
 
     def attach(self, bus: EventBus) -> None:
-        """Called as the fleet starts (its clock origin is this instant)."""
-        self._start = trio.current_time()
+        """Nothing to observe: the actions are known before the run."""
 
     async def serve(self, sim: Simulation, *,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Apply each action at its time, until all are done or the graceful end begins."""
-        start = trio.current_time() if self._start is None else self._start
+        start = sim.t0
         task_status.started()
         for action in self.actions:
             await trio.sleep_until(start + action.t)
@@ -112,7 +111,12 @@ class Replayer:
     async def _command(self, sim: Simulation, action: Recorded) -> None:
         data, charger, connector = action.data, action.charger, action.connector
         params: dict[str, Any] = data.get("params", {})
-        assert charger is not None  # (a command event names its charger)
+        if data["command"] == STOP_RUN:  # the run was ended through the API: at the same time
+            await sim.bus.publish(CommandIssued(t=trio.current_time(), command=STOP_RUN,
+                                                source="api"))
+            sim.stop()
+            return
+        assert charger is not None  # (every other command event names its charger)
         try:
             match data["command"]:
                 case "plug":

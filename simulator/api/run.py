@@ -15,12 +15,14 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
+import trio
 from litestar import get, post
 from litestar.di import NamedDependency
 
 from simulator.api.clock import RunClock
 from simulator.api.parts import ApiContext, ApiPart, provide
 from simulator.bus import LiveStatistics
+from simulator.events import STOP_RUN, CommandIssued
 from simulator.simulation import Simulation
 
 RunStatusName = Literal["running", "stopping", "finished"]
@@ -85,14 +87,17 @@ def get_run(sim: NamedDependency[Simulation], clock: NamedDependency[RunClock]) 
     )
 
 
-@post("/api/run/stop", status_code=202, tags=["run"], sync_to_thread=False,
-      summary="End the run gracefully, as Ctrl-C")
-def stop_run(sim: NamedDependency[Simulation]) -> Stopping:
+@post("/api/run/stop", status_code=202, tags=["run"], summary="End the run gracefully, as Ctrl-C")
+async def stop_run(sim: NamedDependency[Simulation]) -> Stopping:
     """Begin the graceful end (a second call changes nothing): no command or fault is carried
     out after it; the run ends once the chargers have delivered their queues or the grace period
-    ran out."""
+    ran out. Recorded as a ``command`` event ``stop_run`` with source ``api`` (``sim replay``
+    ends the replay at the same time)."""
     if not sim.stopping.is_set():
-        sim.stop()
+        await sim.bus.publish(CommandIssued(t=trio.current_time(), command=STOP_RUN,
+                                            source="api"))
+        if not sim.stopping.is_set():
+            sim.stop()
     return Stopping()
 
 

@@ -107,6 +107,9 @@ class Steering:
             await at(60)
             await post({"fault": "power_loss", "target": {"ids": ["ST-2"]},
                         "params": {"outage": "5s"}})
+            await at(80)  # before the duration's 100 s: the replay ends here too
+            answer = await client.post("/api/run/stop")
+            self.answers.append((answer.status_code, answer.json()))
 
 
 def interactive(ledger: Path) -> list[tuple[Any, ...]]:
@@ -135,12 +138,13 @@ def test_a_run_steered_through_the_api_is_replayed_at_the_same_times(tmp_path: P
         lambda: run_simulation(fleet, live=False, gc_tuning=False, alongside=[api, steering]),
         clock=trio.testing.MockClock(autojump_threshold=0))
     assert result.exit_code == 0, result.reasons
-    assert [status for status, _ in steering.answers] == [201, 201, 201, 200, 200, 201]
+    assert [status for status, _ in steering.answers] == [201, 201, 201, 200, 200, 201, 202]
 
     recorded = interactive(original)
     api_events = [row for row in recorded if '"source":"api"' in row[4]]
     assert {row[1] for row in api_events} == {"command", "fault", "fault_ended"}
-    assert [row[0] for row in api_events if row[1] == "command"] == [3.0, 4.5, 50.0, 55.0]
+    assert [(row[0], row[2]) for row in api_events if row[1] == "command"] == [
+        (3.0, "ST-1"), (4.5, "ST-1"), (50.0, "ST-1"), (55.0, "ST-1"), (80.0, None)]
     hits = sorted({row[0] for row in api_events if row[1] == "fault"})
     assert hits == [5.0, 7.0, 8.25, 22.0, 37.0, 60.0]  # disconnect at 7, 22, 37; deleted at 40
     assert [(row[0], row[2]) for row in api_events if row[1] == "fault_ended"] == [

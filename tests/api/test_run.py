@@ -149,8 +149,9 @@ async def test_every_endpoint_over_a_real_socket(tmp_path: Path) -> None:
                 assert (await client.post("/api/run/stop")).status_code == 202
             await sim.wait_finished()
     assert sim.result is not None and sim.result.status == "completed"
-    assert rows(ledger, "SELECT charger, json_extract(data, '$.source') FROM events "
-                        "WHERE kind = 'command'") == [("RT-1", "api")]
+    assert rows(ledger, "SELECT charger, json_extract(data, '$.command'), "
+                        "json_extract(data, '$.source') FROM events WHERE kind = 'command'") \
+        == [("RT-1", "plug", "api"), (None, "stop_run", "api")]  # the stop, recorded too
 
 
 def test_sim_start_with_api_runs_until_stopped_through_it(tmp_path: Path) -> None:
