@@ -23,8 +23,9 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
+from simulator.actors.tree import TaskNode
 from simulator.api.parts import ApiContext, ApiPart
-from simulator.simulation import Simulation, TaskNode
+from simulator.simulation import Simulation
 
 
 @get("/api/tree", summary="The live actor tree")
