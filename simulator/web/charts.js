@@ -45,7 +45,7 @@
  * on its element, and is listed in SimCharts.instances, so a test or a page can check that a
  * chart has data.
  *
- * SimCharts.palette: the series colours; SimCharts.formatSeconds(s): "45 s", "12 min", "2 h".
+ * SimCharts.palette: the series colours; SimCharts.formatSeconds(s): "45 s", "2m30s", "1h30m".
  */
 (function (global) {
   "use strict";
@@ -60,11 +60,17 @@
   /* Tick steps of a relative-time axis, seconds: round seconds, minutes and hours. */
   var RELATIVE_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400];
 
+  /* 45 s, 2 min, 2m30s, 1 h, 1h30m, 2d4h: a relative time (seconds) on an axis. */
   function formatSeconds(s) {
+    var sign = s < 0 ? "-" : "";
     var a = Math.abs(s);
-    if (a < 120) return +s.toFixed(1) + " s";
-    if (a < 7200) return +(s / 60).toFixed(1) + " min";
-    return +(s / 3600).toFixed(1) + " h";
+    if (a < 60) return sign + +a.toFixed(1) + " s";
+    a = Math.round(a);
+    if (a < 3600) return sign + (a % 60 ? Math.floor(a / 60) + "m" + (a % 60) + "s" : a / 60 + " min");
+    var minutes = Math.round(a / 60);
+    if (a < 86400) return sign + (minutes % 60 ? Math.floor(minutes / 60) + "h" + (minutes % 60) + "m" : minutes / 60 + " h");
+    var hours = Math.round(a / 3600);
+    return sign + (hours % 24 ? Math.floor(hours / 24) + "d" + (hours % 24) + "h" : hours / 24 + " d");
   }
 
   function widthOf(el) {
@@ -107,6 +113,7 @@
     ctx.clip();
     ctx.font = font + "px sans-serif";
     ctx.textBaseline = "top";
+    ctx.textAlign = "left";
     for (var i = 0; i < faults.length; i++) {
       var fault = faults[i];
       var end = fault.end == null ? fault.t : fault.end;
