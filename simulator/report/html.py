@@ -37,6 +37,9 @@ CONTENT_SECURITY_POLICY: Final = (
 """The page runs its inline code and fetches nothing."""
 
 _URL_SCHEME: Final = re.compile(r"\bhttps?://")
+TIMES: Final = "\u00d7"
+"""The times sign of a merged fault marker's label."""
+
 _NUMERIC: Final = ' class="n"'
 _encoder: Final = msgspec.json.Encoder()
 
@@ -118,10 +121,11 @@ def _page_data(charts: Charts) -> dict[str, object]:
 
 
 def fault_label(mark: FaultMark) -> str:
-    """``disconnect ×8`` (several injections), ``partition FLAP-014`` (one, on one charger)."""
+    """``disconnect \u00d78`` (a times sign: several injections), ``partition FLAP-014`` (one,
+    on one charger)."""
     if mark.count == 1:
         return mark.fault if mark.charger is None else f"{mark.fault} {mark.charger}"
-    return f"{mark.fault} ×{mark.count}"
+    return f"{mark.fault} {TIMES}{mark.count}"
 
 
 def bin_label(bound: float | None) -> str:

@@ -43,7 +43,7 @@ BUCKET_STEPS_S: Final = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600
 
 MAX_FAULT_MARKS: Final = 120
 """Fault markers laid over the charts at most: injections of the same fault close in time are
-merged into one marker (``fault ×N``) until they fit."""
+merged into one marker (its label gives their number) until they fit."""
 
 LATENCY_BOUNDS_MS: Final = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
                             10000, 20000, 60000)
@@ -169,7 +169,8 @@ def _series(conn: sqlite3.Connection, rid: int, bucket: float, buckets: int) -> 
     frame_in, frame_out = kind(FrameIn), kind(FrameOut)
     for index, what, n in conn.execute(
             "SELECT CAST(t / ? AS INTEGER), kind, count(*) FROM events"
-            " WHERE run_id = ? AND kind IN (?, ?) GROUP BY 1, 2", (bucket, rid, frame_in, frame_out)):
+            " WHERE run_id = ? AND kind IN (?, ?) GROUP BY 1, 2",
+            (bucket, rid, frame_in, frame_out)):
         at = min(max(int(index), 0), buckets - 1)
         (received if what == frame_in else sent)[at] += int(n)
     connected = _levels(conn.execute(
@@ -238,7 +239,7 @@ def _fault_marks(conn: sqlite3.Connection, rid: int, bucket: float,
 class _Mark:
     """A :class:`FaultMark` being merged."""
 
-    __slots__ = ("chargers", "charger", "count", "fault", "first", "last", "until")
+    __slots__ = ("charger", "chargers", "count", "fault", "first", "last", "until")
 
     def __init__(self, fault: str, first: float, last: float, until: float | None, count: int,
                  chargers: int, charger: str | None) -> None:
