@@ -248,3 +248,13 @@ async def test_sim_report_html_on_a_bad_ledger_or_file_says_so_in_one_line(
         lambda: sim("report", str(path), "--html", str(tmp_path / "no" / "such" / "r.html")))
     assert_one_clear_line(unwritable, "r.html", "cannot write")
     assert not (tmp_path / "r.html").exists()
+
+
+async def test_a_run_with_no_events_still_gives_a_page(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    await write_ledger(path, [])
+    charts = chart_data(path)
+    assert charts.series.t_s == [0.0, 1.0] and charts.series.connected == [0, 0]
+    assert (charts.faults, charts.bins_ms, charts.latencies, charts.errors) == ([], [], [], [])
+    page = render_html(summarize(path), charts)
+    assert page_data(page)["latencies"] == [] and "no frames recorded" in page
