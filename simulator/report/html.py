@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import re
+import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
@@ -260,16 +261,31 @@ def _errors(r: Report, charts: Charts) -> str:
 
 def _faults(r: Report) -> str:
     effects = r.fault_effects
-    kinds = _table(("fault", "injected"), r.faults.items(), empty="no fault injected")
     if not effects:
-        return kinds
+        return _table(("fault", "injected"), r.faults.items(), empty="no fault injected")
+    by_name: dict[str, list[FaultEffect]] = {}
+    for effect in effects:
+        by_name.setdefault(effect.fault, []).append(effect)
+    kinds = _table(("fault", "injected", "answered", "first reply median (s)", "CALLERRORs",
+                    "disconnected", "back", "back after median (s)", "back after worst (s)"),
+                   (_kind_row(name, group) for name, group in sorted(by_name.items())))
     shown = effects[:MAX_FAULTS_LISTED]
-    more = (f"<p class=\"note\">the first {MAX_FAULTS_LISTED} of {len(effects)} listed</p>"
-            if len(effects) > MAX_FAULTS_LISTED else "")
+    listed = (f"the first {MAX_FAULTS_LISTED} of {len(effects)}"
+              if len(effects) > MAX_FAULTS_LISTED else f"all {len(effects)}")
     rows = _table(("t (s)", "fault", "charger", "first reply", "after (s)", "CALLERRORs",
                    "disconnected", "back after (s)"),
                   (_effect_row(e) for e in shown), numeric_from=99)
-    return f"{kinds}<h3>What the central system did next</h3>{more}{rows}"
+    return (f"<h3>What the central system did next, by fault</h3>{kinds}"
+            f"<details><summary>Each injection ({listed})</summary>{rows}</details>")
+
+
+def _kind_row(name: str, effects: list[FaultEffect]) -> tuple[object, ...]:
+    replies = [e.first_reply_after_s for e in effects if e.first_reply_after_s is not None]
+    down = [e for e in effects if e.disconnected]
+    back = [e.recovered_after_s for e in down if e.recovered_after_s is not None]
+    return (name, len(effects), len(replies), statistics.median(replies) if replies else None,
+            sum(e.errors for e in effects), len(down), len(back),
+            statistics.median(back) if back else None, max(back) if back else None)
 
 
 def _effect_row(e: FaultEffect) -> tuple[object, ...]:
