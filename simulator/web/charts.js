@@ -193,8 +193,9 @@
       push: function (t, values) {
         data[0].push(t);
         for (var i = 1; i < data.length; i++) data[i].push(values[i - 1] == null ? null : values[i - 1]);
-        if (maxPoints && data[0].length > maxPoints) {
-          for (var j = 0; j < data.length; j++) data[j].splice(0, data[0].length - maxPoints);
+        var excess = maxPoints ? data[0].length - maxPoints : 0;
+        if (excess > 0) {
+          for (var j = 0; j < data.length; j++) data[j].splice(0, excess);
         }
         plot.setData(data);
         mark(el, "time", data[0].length);

@@ -78,3 +78,40 @@ def test_the_report_renders_offline_with_every_chart_drawn(
     for section in ("summary", "verdicts", "timeline", "latency", "errors", "faults"):
         assert page.locator(f"section#{section}").is_visible()
     assert page.locator("#verdicts tr.pass").count() == 4
+
+
+def test_the_shared_chart_code_takes_live_updates(page: Any) -> None:
+    """What the dashboard relies on: push, update and setFaults redraw a chart in place, a
+    histogram takes new counts, and a chart follows its container's width."""
+    from simulator.web import asset
+
+    page.set_content(
+        "<!doctype html><html><head><style>"
+        + asset("vendor/uPlot.min.css").decode() + asset("charts.css").decode()
+        + '</style></head><body><div id="box" style="width: 800px">'
+        '<div id="t" class="sim-chart"></div><div id="h" class="sim-chart"></div></div>'
+        f"<script>{asset('vendor/uPlot.iife.min.js').decode()}</script>"
+        f"<script>{asset('charts.js').decode()}</script></body></html>")
+    result = page.evaluate("""() => {
+        const t = SimCharts.timeSeries(document.getElementById("t"), {
+            title: "live", time: false, times: [0, 1], maxPoints: 5,
+            series: [{label: "a", values: [1, 2]}, {label: "b", values: [3, null]}]});
+        const seen = [t.points()];
+        for (let i = 2; i < 9; i++) t.push(i, [i, i * 2]);
+        seen.push(t.points(), t.plot.data[0][0], t.plot.data[2][4]);
+        t.setFaults([{t: 6, label: "reset"}, {t: 7, end: 8, label: "partition"}]);
+        t.update([0, 10, 20], [[1, 2, 3], [4, 5, 6]]);
+        seen.push(t.points(), document.getElementById("t").dataset.points);
+        const h = SimCharts.histogram(document.getElementById("h"), {
+            buckets: ["≤ 1 ms", "≤ 2 ms", "slower"], counts: [0, 0, 0]});
+        h.update([4, 0, 1]);
+        seen.push(h.plot.data[1], SimCharts.instances.length, t.plot.width);
+        return seen;
+    }""")
+    assert result[:7] == [2, 5, 4, 16, 3, "3", [4, 0, 1]]
+    assert result[7] == 2 and 700 <= result[8] <= 800
+    page.evaluate("document.getElementById('box').style.width = '500px'")
+    page.wait_for_function("SimCharts.instances[0].plot.width <= 500", timeout=5_000)
+    page.evaluate("SimCharts.instances[0].destroy()")
+    assert page.evaluate("SimCharts.instances.length") == 1
+    assert console_errors(page) == []
