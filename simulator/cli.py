@@ -369,10 +369,18 @@ def report(
         Path | None,
         Parameter(help="Also write frames.csv, transactions.csv and events.csv to this folder."),
     ] = None,
+    html: Annotated[
+        Path | None,
+        Parameter(help="Also write the run's report as one self-contained HTML page (charts,"
+                       " tables; opens offline) to this file."),
+    ] = None,
 ) -> int:
     """What happened in a run: per-action latencies, outcomes, errors, transactions, reconnects,
-    what was left undelivered, each injected fault and what the CSMS did next, the verdicts."""
+    what was left undelivered, each injected fault and what the CSMS did next, the verdicts.
+
+    With --html, the run's report is also written as a page (the run's, even with --charger)."""
     from simulator.report import (
+        Report,
         ReportError,
         render_charger_text,
         render_json,
@@ -381,25 +389,34 @@ def report(
         summarize_charger,
         write_csv,
     )
+    from simulator.report.html import write_html
     from simulator.verdicts import judge_unjudged
+
+    def judged() -> Report:
+        summary = summarize(ledger, run)
+        if summary.verdicts is None:  # a run that ended without judging: judge it now
+            summary = msgspec.structs.replace(summary, verdicts=judge_unjudged(ledger, run))
+        return summary
 
     if not ledger.is_file():
         return _fail(f"{ledger}: no such ledger file")
     try:
+        summary = None
         if charger is not None:
             one = summarize_charger(ledger, charger, run)
             page = render_json(one) if json else render_charger_text(one)
         else:
-            summary = summarize(ledger, run)
-            if summary.verdicts is None:  # a run that ended without judging: judge it now
-                summary = msgspec.structs.replace(summary, verdicts=judge_unjudged(ledger, run))
+            summary = judged()
             page = render_json(summary) if json else render_text(summary)
         written = {} if csv is None else write_csv(ledger, csv, run)
+        size = None if html is None else write_html(ledger, html, summary or judged())
     except ReportError as exc:
         return _fail(str(exc))
     print(page)
     for file, rows in written.items():
         print(f"sim: wrote {file} ({rows} rows)", file=sys.stderr)
+    if size is not None:
+        print(f"sim: wrote {html} ({size / 1024:.0f} KiB)", file=sys.stderr)
     return 0
 
 
