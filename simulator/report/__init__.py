@@ -16,7 +16,11 @@ Layout (each module imports only those above it):
 - :mod:`.charger`: :func:`summarize_charger` (one charger of one run);
 - :mod:`.export`: :func:`write_csv` (frames, transactions and events as CSV);
 - :mod:`.text`: :func:`render_text` and :func:`render_charger_text`; :func:`render_json` here;
-- :mod:`.diff`: :func:`render_diff`, two runs side by side (``sim diff``).
+- :mod:`.diff`: :func:`render_diff`, two runs side by side (``sim diff``);
+- :mod:`.timeline`: the series over time (connected chargers, exchanges per second, transactions
+  running, faults) and the latency histograms, aggregated in SQL;
+- :mod:`.html`: ``sim report --html``, one self-contained page drawn with the dashboard's chart
+  code (``simulator/web/charts.js``).
 
 Bad input (no such file, not SQLite, not a ledger, no such run or charger, an unwritable export
 directory) raises :class:`ReportError`, whose message is one line naming the file.
