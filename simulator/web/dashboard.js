@@ -36,7 +36,8 @@
   var EVENT_KINDS = ["frame_out", "frame_unsent", "frame_in", "call_timeout", "unmatched_result",
     "message_dropped", "boot", "status", "tx_started", "tx_acked", "tx_stopped",
     "config_changed", "note", "connected", "disconnected", "connect_failed", "crash",
-    "loop_lag", "csms_frame_in", "csms_frame_out", "csms_note", "command", "fault"];
+    "loop_lag", "csms_frame_in", "csms_frame_out", "csms_note", "command", "fault",
+    "fault_ended"];
   var ERROR_CODES = ["ConnectorLockFailure", "EVCommunicationError", "GroundFailure",
     "HighTemperature", "InternalError", "LocalListConflict", "OtherError",
     "OverCurrentFailure", "OverVoltage", "PowerMeterFailure", "PowerSwitchFailure",
@@ -389,7 +390,7 @@
       if (charts.rate) charts.rate.destroy();
       charts.rateActions = top.join(",");
       charts.rate = SimCharts.timeSeries($("chart-rate"), {
-        title: "Exchanges per second", time: false, yLabel: "frames/s", faults: faultMarks,
+        title: "Exchanges per second", time: false, yLabel: "exchanges/s", faults: faultMarks,
         times: series.times,
         series: [{ label: "all", values: series.total, fill: true }].concat(top.map(function (n) {
           return { label: n, values: series.actions[n].rate };
@@ -482,7 +483,9 @@
     box.textContent = "";
     box.appendChild(el("legend", { text: "params" }));
     if (!spec) return;
-    $("fault-family").textContent = spec.family + " · target: " + spec.target;
+    var lasting = spec.lasting == null ? "" : " · lasts: " + (typeof spec.lasting === "number" ? seconds(spec.lasting) + " unless for says" : spec.lasting);
+    $("fault-family").textContent = spec.family + " · target: " + spec.target + lasting;
+    $("fault-for").required = spec.lasting === "required";
     $("fault-description").textContent = spec.description || "";
     spec.params.forEach(function (p) { box.appendChild(paramInput(p)); });
     box.hidden = !spec.params.length;
@@ -527,6 +530,7 @@
       if (input.type === "checkbox") params[input.name] = input.checked;
       else if (input.value === "") return;
       else if (kind === "int" || kind === "float") params[input.name] = Number(input.value);
+      else if (kind === "duration") params[input.name] = durationValue(input.value);
       else params[input.name] = input.value;
     });
     if (Object.keys(params).length) body.params = params;
@@ -805,7 +809,7 @@
       table.appendChild(el("tr", { "data-connector": String(k.id), "data-status": k.status }, [
         el("td", { text: String(k.id) }),
         el("td", { text: k.status + (k.error_code && k.error_code !== "NoError" ? " (" + k.error_code + ")" : "") }),
-        el("td", { text: tx ? "#" + (tx.id != null ? tx.id : "?") + " " + tx.id_tag + " from " + tx.started + " (meter " + tx.meter_start + ")" : (k.transaction_id != null ? "#" + k.transaction_id : "–") }),
+        el("td", { text: tx ? "#" + (tx.id != null ? tx.id : "?") + " " + tx.id_tag + " since " + seconds(tx.started) + " (meter " + tx.meter_start + ")" : (k.transaction_id != null ? "#" + k.transaction_id : "–") }),
         el("td", { text: k.energy_wh != null ? fmt(k.energy_wh / 1000, 2) + " kWh" : "–" }),
         el("td", null, [buttons])]));
     });
