@@ -455,7 +455,7 @@
 
   var catalog = [];
   var chaos = { active: [], scheduled: [], ended: [] };
-  var streamFaults = {}; /* injection -> {t, label}: faults seen on the stream, not (yet) listed */
+  var streamFaults = {}; /* fault row id -> {t, label, ...}: faults seen on the stream, not (yet) listed */
 
   function paramInput(p) {
     var input;
@@ -555,6 +555,13 @@
     result.removeAttribute("data-error");
   });
 
+  /* The GET /api/chaos row an injection id belongs to: "api3.2" -> "api3" (a fault of the
+   * API), "1.4" or "1.4.7" -> "chaos1" (rule 1 of the fleet file; firing 4, wave target 7). */
+  function faultOf(injection) {
+    var head = String(injection).split(".")[0];
+    return /^[0-9]+$/.test(head) ? "chaos" + head : head;
+  }
+
   function allFaultRows() {
     return chaos.active.concat(chaos.scheduled, chaos.ended);
   }
@@ -650,7 +657,7 @@
     var faults = streams.faults = new EventSource(streamUrl("fault,crash", ""));
     listen(faults, function (kind, data) {
       if (kind === "fault" && !data.skipped) {
-        var key = data.injection || data.fault;
+        var key = data.injection ? faultOf(data.injection) : data.fault;
         var seen = streamFaults[key];
         if (seen) seen.chargers += 1;
         else streamFaults[key] = { t: runClock(), label: data.fault, chargers: 1, source: data.source || "chaos" };
@@ -672,6 +679,7 @@
       case "fault": return d.fault + (d.params && Object.keys(d.params).length ? " " + JSON.stringify(d.params) : "") + (d.skipped ? " skipped: " + d.skipped : "");
       case "crash": return d.error;
       case "connect_failed": return d.error + " (attempt " + d.attempt + ")";
+      case "connected": return d.url + (d.subprotocol ? " (" + d.subprotocol + ")" : "");
       case "disconnected": return (d.code != null ? d.code + " " : "") + (d.reason || "");
       case "frame_in": case "frame_out": case "csms_frame_in": case "csms_frame_out":
         return d.raw;

@@ -169,10 +169,14 @@ def test_the_fault_form_puts_a_fault_on_the_timeline(
     row = page.locator("#fault-timeline li[data-fault=connector_fault]").first
     assert "2 charger(s)" in row.inner_text()
     # a bad request is refused with the problem's detail shown
-    page.fill("#fault-probability", "7")
+    page.fill("#target-ids", "")
+    page.fill("#target-group", "nowhere")
     page.click("#fault-inject")
     page.wait_for_selector("#fault-result[data-error]", timeout=WAIT)
-    assert "probability" in page.inner_text("#fault-result")
+    refused = httpx.post(f"{url}/api/chaos", timeout=10, json={
+        "fault": "connector_fault", "target": {"group": "nowhere"}, "for": "1m"})
+    assert refused.status_code == 400
+    assert page.inner_text("#fault-result") == refused.json()["detail"]
     problems = [e for e in console_errors(page) if "400" not in e]  # (Chromium logs the 400)
     assert problems == []
 
@@ -309,7 +313,9 @@ class FakeApi:
         events = [("status", {"kind": "status", "t": 5.0, "charger": "CP-2", "connector": 1,
                               "old": "Available", "new": "Preparing"}),
                   ("fault", {"kind": "fault", "t": 6.0, "charger": "CP-9", "fault": "latency",
-                             "injection": "inj-9", "source": "chaos"}),
+                             "injection": "7.0", "source": "chaos"}),
+                  ("fault", {"kind": "fault", "t": 6.0, "charger": "CP-1", "fault": "latency",
+                             "injection": "api1.0", "source": "api"}),
                   ("dropped", {"dropped": 5})]
         return "retry: 600000\n\n" + "".join(
             f"event: {kind}\ndata: {json.dumps(data)}\n\n" for kind, data in events)
@@ -326,7 +332,7 @@ class FakeApi:
             if path == "/api/chaos":
                 if body.get("probability", 1) > 1:
                     return 400, {"status": 400, "detail": "probability: must be within 0..1"}
-                return 201, self.fault_row("api-1", body["fault"], "active")
+                return 201, self.fault_row("api2", body["fault"], "active")
         self.polls += 1
         size = self.size
         if path == "/api/run":
@@ -356,8 +362,8 @@ class FakeApi:
                                      for k, name in ((5, "Heartbeat"), (20, "MeterValues"),
                                                      (3, "StatusNotification"))}}
         if path == "/api/chaos":
-            return 200, {"active": [self.fault_row("f-1", "latency", "active")],
-                         "scheduled": [], "ended": [self.fault_row("f-0", "disconnect", "ended")]}
+            return 200, {"active": [self.fault_row("api1", "latency", "active")],
+                         "scheduled": [], "ended": [self.fault_row("chaos0", "disconnect", "ended")]}
         if path == "/api/chaos/catalog":
             return 200, [
                 {"fault": "latency", "family": "transport", "description": "adds delay",
@@ -425,10 +431,12 @@ def test_the_page_draws_every_panel_of_the_contract(
     assert page.locator("#latency-action option").count() == 4  # (all) and three actions
     page.select_option("#latency-action", "MeterValues")
     assert "MeterValues p95" in page.inner_text("#chart-latency")
-    # the faults: the rows of GET /api/chaos and one seen only on the stream
-    page.wait_for_selector("#fault-timeline li[data-id=inj-9]", timeout=WAIT)
-    assert page.locator("#fault-timeline li[data-id=f-1] button").count() == 1  # active: "end"
-    assert page.locator("#fault-timeline li[data-id=f-0] button").count() == 0
+    # the faults: the rows of GET /api/chaos and one seen only on the stream (rule 7 of the
+    # fleet file); the stream's hit of api1 is that row's, not another line
+    page.wait_for_selector("#fault-timeline li[data-id=chaos7]", timeout=WAIT)
+    assert page.locator("#fault-timeline li[data-id=api1] button").count() == 1  # active: "end"
+    assert page.locator("#fault-timeline li[data-id=chaos0] button").count() == 0
+    assert page.locator("#fault-timeline li").count() == 3
     # the stream: events newest first, and the dropped notice
     page.wait_for_selector("#events li.dropped", timeout=WAIT)
     assert "dropped 5 events" in page.inner_text("#events li.dropped")
