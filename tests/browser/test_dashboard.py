@@ -363,7 +363,8 @@ class FakeApi:
                                                      (3, "StatusNotification"))}}
         if path == "/api/chaos":
             return 200, {"active": [self.fault_row("api1", "latency", "active")],
-                         "scheduled": [], "ended": [self.fault_row("chaos0", "disconnect", "ended")]}
+                         "scheduled": [],
+                         "ended": [self.fault_row("chaos0", "disconnect", "ended")]}
         if path == "/api/chaos/catalog":
             return 200, [
                 {"fault": "latency", "family": "transport", "description": "adds delay",
