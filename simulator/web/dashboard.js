@@ -731,10 +731,11 @@
 
   /* --- the charger's drawer --------------------------------------------------------------- */
 
-  var drawer = { id: null, asking: null };
+  var drawer = { id: null, shown: "" };
 
   function openDrawer(id) {
     drawer.id = id;
+    drawer.shown = "";
     $("drawer").hidden = false;
     $("drawer-title").textContent = id;
     $("drawer").setAttribute("data-charger", id);
@@ -801,6 +802,10 @@
   var CONNECTOR_COMMANDS = ["plug", "unplug", "present_tag", "stop", "fault", "clear_fault"];
 
   function drawDrawer(c) {
+    /* Rebuilt only when it changed: a button is not replaced under the user's pointer. */
+    var text = JSON.stringify(c);
+    if (text === drawer.shown) return;
+    drawer.shown = text;
     $("drawer-summary").textContent = "group " + c.group + " · link " + c.link + " · boot " + c.boot +
       " · restarts " + c.restarts + " · outbox " + c.outbox;
     $("drawer").setAttribute("data-link", c.link);
@@ -974,6 +979,13 @@
       return { x: (i % grid.cols) * grid.cell + grid.cell / 2, y: Math.floor(i / grid.cols) * grid.cell + grid.cell / 2 };
     },
     chargers: function () { return grid.ids.length; },
+    /* Lay the grid out and draw it again, now; its time in milliseconds. */
+    redraw: function () {
+      var started = performance.now();
+      layoutGrid();
+      drawGrid();
+      return performance.now() - started;
+    },
   };
 
   start().catch(function (error) { notice(error.message || String(error)); });

@@ -57,7 +57,7 @@ MeterValueSampleInterval = 5
 HeartbeatInterval = 10
 """
 
-WAIT = 20_000
+WAIT = 30_000
 """Milliseconds a page gets to show what a live run did (a few polls of the page)."""
 
 
@@ -107,15 +107,23 @@ def test_the_dashboard_shows_the_fleet(live_sim: Callable[..., str], page: Any) 
     page.wait_for_function(
         "() => Number(document.querySelector('[data-counter=connected]').dataset.value) === 24",
         timeout=WAIT)
+    # connected, both connectors Available (the grid's states are polled apart from the run's)
+    page.wait_for_selector("#legend span[data-state=available][data-count='24']", timeout=WAIT)
     legend = {span.get_attribute("data-state"): int(span.get_attribute("data-count") or 0)
               for span in page.locator("#legend span").all()}
     assert sum(legend.values()) == 24, legend
-    assert legend.get("available") == 24, legend  # connected, both connectors Available
     # the charts fill as the stats come (one point per poll)
     page.wait_for_function(
         "() => Number(document.getElementById('chart-rate').dataset.points) >= 2"
         " && Number(document.getElementById('chart-fleet').dataset.points) >= 2", timeout=WAIT)
-    page.wait_for_selector("#events li[data-kind]", timeout=WAIT)
+    # the event stream shows what happens from now on (here: a plug given through the API)
+    page.wait_for_function("() => document.getElementById('events-state').textContent === 'live'",
+                           timeout=WAIT)
+    assert httpx.post(f"{url}/api/chargers/CP-5/commands", json={"do": "plug", "connector": 2},
+                      timeout=10).status_code == 202
+    page.wait_for_selector("#events li[data-kind=command]", timeout=WAIT)
+    assert "plug connector 2 from api" in page.inner_text("#events li[data-kind=command]")
+    page.wait_for_selector("#events li[data-kind=status]", timeout=WAIT)
     page.locator("#grid").hover(position=page.evaluate("id => window.dashboard.cellCenter(id)",
                                                        "CP-3"))
     assert page.locator("#grid-tip").inner_text().startswith("CP-3 ")
@@ -422,11 +430,8 @@ def test_the_page_draws_every_panel_of_the_contract(
               for span in page.locator("#legend span").all()}
     assert legend["charging"] == "1111" and legend["not_started"] == "1112", legend
     assert page.locator("[data-counter=connected]").get_attribute("data-value") == "9000"
-    draw_ms = page.evaluate("""() => {
-        const started = performance.now();
-        for (let i = 0; i < 10; i++) window.dispatchEvent(new Event('resize'));
-        return performance.now() - started; }""")
-    assert draw_ms < 1000
+    draws = [page.evaluate("() => window.dashboard.redraw()") for _ in range(10)]
+    assert sorted(draws)[5] < 100, draws  # ms to lay out and draw 10,000 cells: fluid
     page.wait_for_function(
         "() => Number(document.getElementById('chart-rate').dataset.points) >= 2", timeout=WAIT)
     assert page.locator("#latency-action option").count() == 4  # (all) and three actions
