@@ -5,7 +5,8 @@
  * - It never blocks the fleet. Every poll is a setTimeout chain (the next request leaves only
  *   when the last one is answered, so a slow run is asked less, never more): the run's counters
  *   every 1 s, the grid's states and the stats every 2 s, an open drawer every 2 s, the actor
- *   tree every 5 s and only while its section is open. Events are buffered as they arrive and
+ *   tree every 5 s and only while its section is open (above BIG_TREE chargers: when it opens,
+ *   on "refresh" and after a crash, no more often than every 5 s). Events are buffered as they arrive and
  *   drawn at most every 500 ms; the list keeps the newest MAX_EVENTS.
  * - The token: when the API answers 401 the page asks for it once, keeps it in sessionStorage
  *   (the tab's life only), sends it as `Authorization: Bearer` and, for EventSource (which
@@ -25,6 +26,7 @@
   var STATS_EVERY = 2000;
   var DRAWER_EVERY = 2000;
   var TREE_EVERY = 5000;
+  var BIG_TREE = 1000; /* chargers above which the tree is fetched only when asked or on a crash */
   var CHAOS_EVERY = 5000;
   var EVENTS_DRAW_EVERY = 500;
   var MAX_EVENTS = 300;
@@ -689,7 +691,7 @@
 
   function drawEvents() {
     if (faultsDirty) { faultsDirty = false; drawTimeline(); chaosPoller.now(); }
-    if (crashDirty) { crashDirty = false; if ($("tree-section").open) treePoller.now(); }
+    if (crashDirty) { crashDirty = false; treeWanted = true; if ($("tree-section").open) treePoller.now(); }
     if (!pending.length) return;
     var batch = pending;
     pending = [];
@@ -942,12 +944,24 @@
     box.appendChild(treeNode(root, ""));
   }
 
+  var treeWanted = false; /* the tree was opened, refreshed or a charger crashed since it was drawn */
+
   async function pollTree() {
     if (!$("tree-section").open) return;
+    var big = run && run.fleet.size > BIG_TREE;
+    if (big && !treeWanted) return; /* a 10,000-charger tree is not built every few seconds */
+    treeWanted = false;
     drawTree(await api("/api/tree"));
   }
 
+  $("tree-refresh").addEventListener("click", function (event) {
+    event.preventDefault();
+    treeWanted = true;
+    treePoller.now();
+  });
+
   $("tree-section").addEventListener("toggle", function () {
+    treeWanted = true;
     if (this.open) treePoller.now();
   });
 

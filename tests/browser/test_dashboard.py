@@ -484,6 +484,10 @@ def test_the_page_draws_every_panel_of_the_contract(
         ("/api/chaos", {"fault": "disconnect", "target": {"group": "street"}, "every": "30s",
                         "params": {"code": 1001}}),
     ]
+    # a 10,000-charger tree is fetched when the section opens and on "refresh", not every 5 s
+    assert [path for path, _, _ in fake.seen].count("/api/tree") == 1
+    with page.expect_request(re.compile(r".*/api/tree$"), timeout=WAIT):
+        page.click("#tree-refresh")
     # nothing but the refused stop (a 409 Chromium logs) went wrong
     assert [e for e in console_errors(page) if "409" not in e] == []
 
