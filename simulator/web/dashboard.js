@@ -648,7 +648,9 @@
     var list = streams.list = new EventSource(streamUrl($("events-kind").value.trim(), $("events-charger").value.trim()));
     list.onopen = function () { state.textContent = "live"; };
     list.onerror = function () {
-      state.textContent = list.readyState === EventSource.CLOSED ? "closed" : "reconnecting…";
+      var closed = list.readyState === EventSource.CLOSED;
+      state.textContent = closed ? "closed" : "reconnecting…";
+      if (closed) notice("the event stream was refused: a kind or charger of the filter this run does not know?");
     };
     listen(list, function (kind, data) {
       if (paused && kind !== "dropped") return;
