@@ -648,9 +648,10 @@
     var list = streams.list = new EventSource(streamUrl($("events-kind").value.trim(), $("events-charger").value.trim()));
     list.onopen = function () { state.textContent = "live"; };
     list.onerror = function () {
-      var closed = list.readyState === EventSource.CLOSED;
-      state.textContent = closed ? "closed" : "reconnecting…";
-      if (closed) notice("the event stream was refused: a kind or charger of the filter this run does not know?");
+      /* Closed for good: the API refused the stream (a kind or charger it does not know) or
+       * the run ended; otherwise the browser reconnects by itself. */
+      state.textContent = list.readyState === EventSource.CLOSED
+        ? "closed (is every kind and charger of the filter known?)" : "reconnecting…";
     };
     listen(list, function (kind, data) {
       if (paused && kind !== "dropped") return;
