@@ -7,10 +7,17 @@ three kinds, chosen when they subscribe:
 - lossless (the ledger): when its buffer is full the publisher waits. A slow disk slows the fleet
   down (backpressure); it never loses an event.
 - lossy (progress line, API viewers): ``send_nowait`` — when its buffer is full the event is
-  dropped for that subscriber alone and counted in :meth:`EventBus.statistics`.
+  dropped for that subscriber alone and counted in :meth:`EventBus.statistics`. A lossy
+  subscriber may name the ``kinds`` it wants (event classes or their ``kind`` tags): the others
+  are never put into its channel, so they cost it nothing and are never counted as dropped.
 - observers (the live counters): a plain function called with each event inside ``publish``. It
   must be cheap and must not raise; it costs no channel and no task switch, which matters when
   every frame of ten thousand chargers passes through here.
+
+The kinds filter costs the hot path one dictionary look-up by the event's class (the lossy
+subscribers that want this class: the unfiltered ones plus the filtered ones that named it; the
+unfiltered ones alone for a class no filter names), the same for every subscriber with or without
+filters; nothing per filtered subscriber.
 
 ``publish`` is the fleet's hottest await, so it only yields to the scheduler when it must: when a
 lossless buffer is full (the publisher waits for room) or when the calling task has been cancelled.
@@ -34,7 +41,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import msgspec
@@ -63,7 +70,8 @@ DEFAULT_RATE_WINDOW: Final = 5.0
 class SubscriberStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """One subscriber's counters: ``delivered`` events put into its channel, ``dropped`` events it
     missed because its buffer was full (always 0 for a lossless subscriber), ``buffered`` events
-    waiting in its channel now, and whether it is still subscribed (``open``)."""
+    waiting in its channel now, and whether it is still subscribed (``open``: false once it has
+    closed its receive side, or the bus has closed)."""
 
     name: str
     lossless: bool
@@ -90,12 +98,14 @@ class BusStatistics(msgspec.Struct, frozen=True, kw_only=True):
 class _Subscriber:
     """Mutable bookkeeping for one subscriber (private to the bus)."""
 
-    __slots__ = ("buffer", "delivered", "dropped", "lossless", "name", "open", "send")
+    __slots__ = ("buffer", "delivered", "dropped", "kinds", "lossless", "name", "open", "send")
 
     def __init__(
-        self, name: str, lossless: bool, buffer: int, send: trio.MemorySendChannel[Event]
+        self, name: str, lossless: bool, buffer: int, send: trio.MemorySendChannel[Event],
+        kinds: frozenset[type[Event]] | None = None,
     ) -> None:
         self.name = name
+        self.kinds = kinds
         self.lossless = lossless
         self.buffer = buffer
         self.send = send
@@ -104,15 +114,17 @@ class _Subscriber:
         self.open = True
 
     def snapshot(self) -> SubscriberStatistics:
-        buffered = self.send.statistics().current_buffer_used if self.open else 0
+        # A subscriber that closed its receive side has left, though the bus only unsubscribes
+        # it on the next publish.
+        channel = self.send.statistics() if self.open else None
         return SubscriberStatistics(
             name=self.name,
             lossless=self.lossless,
             buffer=self.buffer,
             delivered=self.delivered,
             dropped=self.dropped,
-            buffered=buffered,
-            open=self.open,
+            buffered=channel.current_buffer_used if channel is not None else 0,
+            open=channel is not None and channel.open_receive_channels > 0,
         )
 
 
@@ -128,31 +140,47 @@ class EventBus:
         # (or, during a lossless wait, another task may subscribe).
         self._lossless: tuple[_Subscriber, ...] = ()
         self._lossy: tuple[_Subscriber, ...] = ()
+        self._lossy_everything: tuple[_Subscriber, ...] = ()
+        """The lossy subscribers without a kinds filter."""
+        self._lossy_by_kind: dict[type[Event], tuple[_Subscriber, ...]] = {}
+        """For each class some filtered lossy subscriber wants: the lossy subscribers that get
+        it (empty while no subscriber filters)."""
+        self._by_receive: dict[trio.MemoryReceiveChannel[Event], _Subscriber] = {}
         self._observers: tuple[Callable[[Event], object], ...] = ()
         self._all: list[_Subscriber] = []
         self._published = 0
         self._closed = False
 
     def subscribe(
-        self, *, lossless: bool, buffer: int, name: str
+        self, *, lossless: bool, buffer: int, name: str,
+        kinds: Iterable[type[Event] | str] | None = None,
     ) -> trio.MemoryReceiveChannel[Event]:
         """Add a subscriber and return its receive channel (the caller owns and closes it).
 
         ``buffer`` is the channel's capacity in events (> 0). Lossless: publishers wait while it is
         full. Lossy: events that find it full are dropped for this subscriber and counted.
-        Raises ``trio.ClosedResourceError`` after :meth:`aclose`, ``ValueError`` on a bad buffer.
+        ``kinds`` (lossy only; None: every kind) names the events it wants, as event classes
+        (and their subclasses) or ``kind`` tags; it gets no other.
+        Raises ``trio.ClosedResourceError`` after :meth:`aclose`, ``ValueError`` on a bad buffer,
+        an unknown or empty ``kinds``, or ``kinds`` for a lossless subscriber (the ledger keeps
+        everything).
         """
         if self._closed:
             raise trio.ClosedResourceError("the event bus is closed")
         if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer <= 0:
             raise ValueError(f"buffer must be a positive number of events, got {buffer!r}")
+        wanted = None if kinds is None else event_classes(kinds)
+        if wanted is not None and lossless:
+            raise ValueError("a lossless subscriber gets every kind: it takes no kinds filter")
         send, receive = trio.open_memory_channel[Event](buffer)
-        subscriber = _Subscriber(name, lossless, buffer, send)
+        subscriber = _Subscriber(name, lossless, buffer, send, wanted)
         if lossless:
             self._lossless = (*self._lossless, subscriber)
         else:
             self._lossy = (*self._lossy, subscriber)
+            self._route_lossy()
         self._all.append(subscriber)
+        self._by_receive[receive] = subscriber
         return receive
 
     def subscribe_lossless(
@@ -161,9 +189,31 @@ class EventBus:
         """:meth:`subscribe` with ``lossless=True``: publishers block while its buffer is full."""
         return self.subscribe(lossless=True, buffer=buffer, name=name)
 
-    def subscribe_lossy(self, buffer: int, name: str) -> trio.MemoryReceiveChannel[Event]:
-        """:meth:`subscribe` with ``lossless=False``: drop and count when its buffer is full."""
-        return self.subscribe(lossless=False, buffer=buffer, name=name)
+    def subscribe_lossy(
+        self, buffer: int, name: str, kinds: Iterable[type[Event] | str] | None = None
+    ) -> trio.MemoryReceiveChannel[Event]:
+        """:meth:`subscribe` with ``lossless=False``: drop and count when its buffer is full;
+        only the ``kinds`` named (default: all) are put into its channel."""
+        return self.subscribe(lossless=False, buffer=buffer, name=name, kinds=kinds)
+
+    def subscriber_statistics(
+        self, receive: trio.MemoryReceiveChannel[Event]
+    ) -> SubscriberStatistics:
+        """The counters of the subscriber whose receive channel is ``receive`` (a viewer reads
+        its own ``dropped`` without a snapshot of the whole bus). ``KeyError`` if it is not
+        one of this bus's."""
+        return self._by_receive[receive].snapshot()
+
+    def _route_lossy(self) -> None:
+        """Rebuild the by-class delivery table after the lossy subscribers changed."""
+        filtered = [s for s in self._lossy if s.kinds is not None]
+        everything = tuple(s for s in self._lossy if s.kinds is None)
+        classes = {cls for s in filtered for cls in s.kinds or ()}
+        self._lossy_everything = everything
+        self._lossy_by_kind = {
+            cls: tuple(s for s in self._lossy if s.kinds is None or cls in s.kinds)
+            for cls in classes
+        }
 
     def observe(self, observer: Callable[[Event], object]) -> None:
         """Call ``observer(event)`` inside every later :meth:`publish`, before the channels.
@@ -197,7 +247,7 @@ class EventBus:
         self._published += 1
         for observer in self._observers:
             observer(event)
-        for subscriber in self._lossy:
+        for subscriber in self._lossy_by_kind.get(type(event), self._lossy_everything):
             try:
                 subscriber.send.send_nowait(event)
             except trio.WouldBlock:
@@ -235,6 +285,7 @@ class EventBus:
             self._lossless = tuple(s for s in self._lossless if s is not subscriber)
         else:
             self._lossy = tuple(s for s in self._lossy if s is not subscriber)
+            self._route_lossy()
 
     async def aclose(self) -> None:
         """Close every send side: each subscriber drains what is buffered, then sees
@@ -247,6 +298,7 @@ class EventBus:
                 subscriber.send.close()
         self._lossless = ()
         self._lossy = ()
+        self._route_lossy()
         self._observers = ()
         await trio.lowlevel.checkpoint()
 
@@ -256,6 +308,39 @@ class EventBus:
             published=self._published,
             subscribers=tuple(s.snapshot() for s in self._all),
         )
+
+
+def event_kinds() -> dict[str, type[Event]]:
+    """Every event class by its ``kind`` tag (the classes defined so far)."""
+    kinds: dict[str, type[Event]] = {}
+    pending: list[type[Event]] = [Event]
+    while pending:
+        cls = pending.pop()
+        tag = cls.__struct_config__.tag
+        if isinstance(tag, str):
+            kinds[tag] = cls
+        pending.extend(cls.__subclasses__())
+    return kinds
+
+
+def event_classes(kinds: Iterable[type[Event] | str]) -> frozenset[type[Event]]:
+    """The event classes ``kinds`` names: classes (with their subclasses) or ``kind`` tags.
+    ``ValueError`` on an unknown tag, a class that is no event, or nothing named."""
+    known = event_kinds()
+    classes: set[type[Event]] = set()
+    for kind in kinds:
+        if isinstance(kind, str):
+            if kind not in known:
+                raise ValueError(f"no event kind {kind!r} (kinds: {', '.join(sorted(known))})")
+            classes.add(known[kind])
+        elif isinstance(kind, type) and issubclass(kind, Event):
+            classes.update(cls for cls in known.values() if issubclass(cls, kind))
+            classes.add(kind)
+        else:
+            raise ValueError(f"not an event kind: {kind!r}")
+    if not classes:
+        raise ValueError("kinds names no event kind (None means every kind)")
+    return frozenset(classes)
 
 
 # --- live counters ------------------------------------------------------------------------------

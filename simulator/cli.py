@@ -239,22 +239,23 @@ def serve(
                  quiet=quiet, api=api)
 
 
-def _run(fleet: Fleet, *, resume: bool, quiet: bool, json: bool, junit: Path | None) -> int:
-    """Run ``fleet``, print its report (its verdicts included), write ``junit``; the exit
-    code the run deserves."""
+def _run(fleet: Fleet, *, resume: bool, quiet: bool, json: bool, junit: Path | None,
+         alongside: Sequence[Service] = ()) -> int:
+    """Run ``fleet`` (with the services ``alongside``, and its API if it has one), print its
+    report (its verdicts included), write ``junit``; the exit code the run deserves."""
     from simulator.api.errors import ApiUnavailable
     from simulator.report import ReportError, render_json, render_text, summarize
     from simulator.runtime import run_clock, run_simulation
 
     failure: Exception | None = None
-    alongside: list[Service] = []
+    services = list(alongside)
     if fleet.api is not None:
         from simulator.api.server import ApiService
 
-        alongside.append(ApiService(fleet.api, notify=_notice))
+        services.append(ApiService(fleet.api, notify=_notice))
     try:
         result = trio.run(lambda: run_simulation(fleet, resume=resume, live=not quiet,
-                                                 notify=_notice, alongside=alongside),
+                                                 notify=_notice, alongside=services),
                           clock=run_clock(fleet))
     except* ApiUnavailable as group:
         failure = _first_error(group)
@@ -368,10 +369,18 @@ def report(
         Path | None,
         Parameter(help="Also write frames.csv, transactions.csv and events.csv to this folder."),
     ] = None,
+    html: Annotated[
+        Path | None,
+        Parameter(help="Also write the run's report as one self-contained HTML page (charts,"
+                       " tables; opens offline) to this file."),
+    ] = None,
 ) -> int:
     """What happened in a run: per-action latencies, outcomes, errors, transactions, reconnects,
-    what was left undelivered, each injected fault and what the CSMS did next, the verdicts."""
+    what was left undelivered, each injected fault and what the CSMS did next, the verdicts.
+
+    With --html, the run's report is also written as a page (the run's, even with --charger)."""
     from simulator.report import (
+        Report,
         ReportError,
         render_charger_text,
         render_json,
@@ -380,25 +389,34 @@ def report(
         summarize_charger,
         write_csv,
     )
+    from simulator.report.html import write_html
     from simulator.verdicts import judge_unjudged
+
+    def judged() -> Report:
+        summary = summarize(ledger, run)
+        if summary.verdicts is None:  # a run that ended without judging: judge it now
+            summary = msgspec.structs.replace(summary, verdicts=judge_unjudged(ledger, run))
+        return summary
 
     if not ledger.is_file():
         return _fail(f"{ledger}: no such ledger file")
     try:
+        summary = None
         if charger is not None:
             one = summarize_charger(ledger, charger, run)
             page = render_json(one) if json else render_charger_text(one)
         else:
-            summary = summarize(ledger, run)
-            if summary.verdicts is None:  # a run that ended without judging: judge it now
-                summary = msgspec.structs.replace(summary, verdicts=judge_unjudged(ledger, run))
+            summary = judged()
             page = render_json(summary) if json else render_text(summary)
         written = {} if csv is None else write_csv(ledger, csv, run)
+        size = None if html is None else write_html(ledger, html, summary or judged())
     except ReportError as exc:
         return _fail(str(exc))
     print(page)
     for file, rows in written.items():
         print(f"sim: wrote {file} ({rows} rows)", file=sys.stderr)
+    if size is not None:
+        print(f"sim: wrote {html} ({size / 1024:.0f} KiB)", file=sys.stderr)
     return 0
 
 
@@ -421,13 +439,24 @@ def replay(
     junit: Annotated[
         Path | None, Parameter(help="Also write the verdicts as JUnit XML to this file.")
     ] = None,
+    api: Annotated[
+        str | None,
+        Parameter(help="Serve the control API during the replay on [HOST:]PORT (default: no "
+                       "API; the run's [api] table is dropped)."),
+    ] = None,
 ) -> int:
-    """Run the same fleet again: the fleet file and seed a run stored in its ledger.
+    """Run the same fleet again: the fleet file and seed a run stored in its ledger, and every
+    command and fault the run was given through its control API, at the same times.
 
-    The ledger never keeps a secret: a password written as ${VAR} is read from the environment
-    again, and one written literally must be given as its SIM_ variable (the error names it)."""
+    A run that lasted until it was stopped is replayed for as long as it lasted. The ledger
+    never keeps a secret: a password written as ${VAR} is read from the environment again, and
+    one written literally must be given as its SIM_ variable (the error names it)."""
+    import datetime as dt
+
+    from simulator.api.replay import Replayer, recorded_actions
     from simulator.config import ConfigError, parse_fleet
     from simulator.report import ReportError
+    from simulator.report.faults import clock_origin
     from simulator.report.outcomes import secrets_to_give
     from simulator.report.summary import open_run
 
@@ -441,11 +470,16 @@ def replay(
     if not record.config:
         return _fail(f"{ledger}: run {record.id} stored no fleet file, so it cannot be replayed")
     missing = [variable for variable in secrets_to_give(record.config)
-               if variable not in os.environ]
+               if variable not in os.environ
+               and (api is not None or not variable.startswith("SIM_API__"))]
     if missing:
         return _fail(f"{ledger}: run {record.id} had a secret the ledger does not keep; give it"
                      f" in the environment as {' and '.join(missing)}, e.g."
                      f" {missing[0]}=... sim replay {ledger}")
+    try:
+        actions = recorded_actions(ledger, record.id, clock_origin(record))
+    except (ValueError, sqlite3.Error) as exc:
+        return _fail(f"{ledger}: {exc}")
     target = into if into is not None else ledger.with_name(
         f"{ledger.stem}-replay{ledger.suffix}")
     overrides: dict[str, object] = {"run.ledger": str(target)}
@@ -453,17 +487,28 @@ def replay(
         overrides["run.seed"] = record.seed
     if csms is not None:
         overrides["csms.url"] = csms
+    if api is not None:
+        overrides["api.listen"] = api
     try:
         fleet = parse_fleet(record.config, source=f"{ledger} (run {record.id})",
                             overrides=overrides)
     except ConfigError as exc:
         return _fail(str(exc))
+    if api is None and fleet.api is not None:  # (it would listen on the run's own port)
+        fleet = msgspec.structs.replace(fleet, api=None)
+    if fleet.run.duration is None and record.ended_at is not None:  # it lasted until stopped
+        lasted = (dt.datetime.fromisoformat(record.ended_at)
+                  - dt.datetime.fromisoformat(record.started_at)).total_seconds()
+        fleet = msgspec.structs.replace(
+            fleet, run=msgspec.structs.replace(fleet.run, duration=lasted))
     problem = _usable(fleet)
     if problem is not None:
         return _fail(problem)
-    print(f"sim: replaying run {record.id} of {ledger} (seed {fleet.run.seed}) into {target}",
-          file=sys.stderr)
-    return _run(fleet, resume=False, quiet=quiet, json=json, junit=junit)
+    interactive = f", {len(actions)} API command(s) and fault(s)" if actions else ""
+    print(f"sim: replaying run {record.id} of {ledger} (seed {fleet.run.seed}{interactive}) "
+          f"into {target}", file=sys.stderr)
+    return _run(fleet, resume=False, quiet=quiet, json=json, junit=junit,
+                alongside=[Replayer(actions)] if actions else ())
 
 
 @app.command

@@ -13,7 +13,7 @@ Secrets never go into an event (``AuthorizationKey`` values and passwords are re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -211,13 +211,18 @@ class CsmsNote(Event, frozen=True, tag="csms_note"):
 # --- chaos ----------------------------------------------------------------------------------------
 
 
+STOP_RUN: Final = "stop_run"
+"""The ``command`` of a run ended through the control API (no charger)."""
+
+
 class CommandIssued(Event, frozen=True, tag="command"):
     """A command given through the simulation's facade (a step, the API, a test), recorded
     before the charger gets it: ``command`` is its name (plug, unplug, present_tag, stop,
     reboot, fault, clear_fault), ``params`` its arguments. ``skipped`` says why a scripted
     step's command went nowhere (the charger was not running); absent: the charger got it.
     ``source`` says who gave it when it was not the run's own script or a test (``api``: the
-    control API; ``sim replay`` applies those again at the same times)."""
+    control API; ``sim replay`` applies those again at the same times). The command
+    :data:`STOP_RUN` names no charger: the run's graceful end, asked for through the API."""
 
     command: str
     params: dict[str, Any] = {}
@@ -243,3 +248,18 @@ class FaultInjected(Event, frozen=True, tag="fault"):
     seed_path: list[str | int] = []
     source: str = "chaos"
     skipped: str | None = None
+
+
+class FaultEnded(Event, frozen=True, tag="fault_ended"):
+    """A fault ended before its time by whoever asked (``source``; ``api``: ``DELETE
+    /api/chaos/{id}``). Without ``charger``: the whole fault ``injection`` (its id, e.g.
+    ``api3``), whose hits still to come are cancelled (``cancelled``: whether any were left).
+    With ``charger``: that charger's injection ``injection`` still in force (``until`` not
+    reached); ``early`` says whether the charger ended it now (false: this fault cannot be cut
+    short, it lasts until its ``until``)."""
+
+    fault: str
+    injection: str
+    source: str = "chaos"
+    early: bool = False
+    cancelled: bool = False

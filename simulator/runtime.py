@@ -368,7 +368,7 @@ async def open_simulation(
             sim = Simulation(fleet=fleet, bus=bus, counters=counters, running=running, url=url,
                              ledger=ledger_path, run_id=run_id, grace=grace,
                              root=trio.lowlevel.current_task(), fleet_scope=fleet_scope,
-                             finished=finished)
+                             finished=finished, t0=t0, wall0=wall0)
             if fleet.steps or fleet.chaos:  # (no director at all without them: no cost)
                 await work.start(_director(sim, t0), name="director")
             for service in alongside:

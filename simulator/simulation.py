@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -25,6 +26,7 @@ import trio
 from simulator.actors.charger import ChargerControl
 from simulator.actors.director import deliver, skip_reason
 from simulator.actors.fleet import RunningFleet
+from simulator.actors.tree import TaskNode, TreeBuilder
 from simulator.bus import Counters, EventBus, LiveStatistics
 from simulator.chaos import Family, Hit, Injection
 from simulator.chaos.plan import pick, pool
@@ -54,13 +56,6 @@ class CommandError(Exception):
     """A command that cannot be carried out (unknown charger or group, charger not started)."""
 
 
-class TaskNode(msgspec.Struct, frozen=True):
-    """One task of the live actor tree: its name and the tasks of its nurseries."""
-
-    name: str
-    children: tuple[TaskNode, ...] = ()
-
-
 class RunResult(msgspec.Struct, frozen=True):
     """What a run ended as: the ledger file and run id, its status and exit code, and why."""
 
@@ -79,6 +74,9 @@ class Simulation:
         bus: the event bus (subscribe a lossy viewer to watch events).
         url: the CSMS the chargers connect to (the embedded one's real address).
         ledger, run_id: where the run is recorded.
+        t0, wall0: when the run started, on the run's clock (``trio.current_time()``: the
+            times of events and of ``[[step]]`` tables count from it) and as a UTC datetime
+            (under virtual time, ``[run] epoch``).
         result: set when the ``open_simulation`` block has been left and the run recorded.
         interrupted: set by whoever ends the run early (Ctrl-C); the run is then marked
             ``interrupted``.
@@ -88,9 +86,11 @@ class Simulation:
     def __init__(
         self, *, fleet: Fleet, bus: EventBus, counters: Counters, running: RunningFleet,
         url: str, ledger: Path, run_id: int, grace: float, root: trio.lowlevel.Task,
-        fleet_scope: trio.CancelScope, finished: trio.Event,
+        fleet_scope: trio.CancelScope, finished: trio.Event, t0: float, wall0: datetime,
     ) -> None:
         self.fleet = fleet
+        self.t0 = t0
+        self.wall0 = wall0
         self.bus = bus
         self.url = url
         self.ledger = ledger
@@ -160,9 +160,30 @@ class Simulation:
             chosen = [i for i in chosen if i in picked]
         return tuple(chosen)
 
-    def tree(self) -> TaskNode:
-        """The live actor tree under the simulation (every nursery's tasks, by name)."""
-        return _node(self._root)
+    def tree(self, charger: str | None = None) -> TaskNode:
+        """The live actor tree under the simulation: every nursery's tasks, by name, with the
+        charger each serves and what it waits on (see :class:`TaskNode`). ``charger`` keeps only
+        the tasks that serve that charger and the tasks above them (the other chargers'
+        branches are not walked).
+
+        Built from trio's public introspection (``Task.child_nurseries``,
+        ``Nursery.child_tasks``, ``Task.iter_await_frames``) in one synchronous pass: a
+        consistent snapshot that holds the event loop while it is built (some 20 ms per
+        thousand tasks; a 10,000-charger fleet has some 60,000: see :meth:`tree_stepwise`)."""
+        builder = TreeBuilder(self._running.controls, trio.lowlevel.current_task(), charger,
+                               self.t0)
+        root = builder.node(self._root, None)
+        return root if root is not None else TaskNode(name=self._root.name)
+
+    async def tree_stepwise(self, charger: str | None = None) -> TaskNode:
+        """:meth:`tree`, built in steps of :data:`TREE_STEP` tasks with a checkpoint between
+        them, so that the fleet runs on while a large tree is built (the control API's way).
+        Not one snapshot: a task may start or end between two steps (an ended task shows no
+        children and waits on nothing). Cancelled at a checkpoint, it builds nothing more."""
+        builder = TreeBuilder(self._running.controls, trio.lowlevel.current_task(), charger,
+                               self.t0)
+        root = await builder.node_stepwise(self._root, None)
+        return root if root is not None else TaskNode(name=self._root.name)
 
     # --- ending ------------------------------------------------------------------------------
 
@@ -232,9 +253,11 @@ class Simulation:
         except ValueError:
             known = ", ".join(member.value for member in ChargePointErrorCode)
             raise CommandError(f"no error code {error_code!r}; use one of {known}") from None
+        extra = {} if info is None else {"info": info}
         return await self.command("fault", target,
                                   lambda _: SetFault(connector, code, info),
-                                  connector=connector, source=source, error_code=code.value)
+                                  connector=connector, source=source, error_code=code.value,
+                                  **extra)
 
     async def clear_fault(self, target: TargetLike, connector: int, *,
                           source: str | None = None) -> tuple[str, ...]:
@@ -324,9 +347,4 @@ class Simulation:
         return control
 
 
-def _node(task: trio.lowlevel.Task) -> TaskNode:
-    return TaskNode(
-        name=task.name,
-        children=tuple(_node(child) for nursery in task.child_nurseries
-                       for child in nursery.child_tasks),
-    )
+__all__ = ["CommandError", "RunResult", "Simulation", "TargetLike", "TaskNode"]

@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from simulator.bus import Counters, EventBus, LiveStatistics, run_statistics
+from simulator.bus import Counters, EventBus, LiveStatistics, event_kinds, run_statistics
 from simulator.events import (
     CallTimedOut,
     Connected,
@@ -312,3 +312,75 @@ async def test_a_cancelled_publisher_delivers_nothing() -> None:
         await bus.publish(note(0))
     assert scope.cancelled_caught
     assert (drain(ledger), drain(viewer), seen, bus.statistics().published) == ([], [], [], 0)
+
+
+# --- the kinds filter of a lossy subscriber ------------------------------------------------------
+
+
+def connected(i: int) -> Connected:
+    return Connected(t=float(i), charger=f"CP-{i}", url="ws://csms")
+
+
+async def test_a_kinds_filter_keeps_unwanted_kinds_out_of_the_channel() -> None:
+    bus = EventBus()
+    everything = bus.subscribe_lossy(100, name="everything")
+    by_tag = bus.subscribe_lossy(100, name="by tag", kinds=["connected", "note"])
+    by_class = bus.subscribe_lossy(1, name="by class", kinds=[Connected])
+    events: list[Event] = [note(0), connected(1), FrameIn(t=2.0, raw="[]"), connected(3)]
+    for event in events:
+        await bus.publish(event)
+    assert drain(everything) == events
+    assert drain(by_tag) == [note(0), connected(1), connected(3)]
+    assert drain(by_class) == [connected(1)]  # buffer 1: the second connected is dropped
+    stats = {s.name: s for s in bus.statistics().subscribers}
+    # unwanted kinds are neither delivered nor counted as dropped
+    assert (stats["by tag"].delivered, stats["by tag"].dropped) == (3, 0)
+    assert (stats["by class"].delivered, stats["by class"].dropped) == (1, 1)
+    assert (stats["everything"].delivered, stats["everything"].dropped) == (4, 0)
+    assert bus.subscriber_statistics(by_class) == stats["by class"]
+
+
+async def test_a_filtered_subscriber_that_leaves_is_unrouted() -> None:
+    bus = EventBus()
+    gone = bus.subscribe_lossy(10, name="gone", kinds=["connected"])
+    stays = bus.subscribe_lossy(10, name="stays", kinds=["connected"])
+    plain = bus.subscribe_lossy(10, name="plain")
+    gone.close()
+    await bus.publish(connected(0))  # finds ``gone`` closed: it leaves
+    await bus.publish(connected(1))
+    assert drain(stays) == [connected(0), connected(1)]
+    assert drain(plain) == [connected(0), connected(1)]
+    assert [s.open for s in bus.statistics().subscribers] == [False, True, True]
+    assert bus.subscriber_statistics(gone).delivered == 0
+    stays.close()
+    await bus.publish(connected(2))
+    await bus.publish(note(3))
+    assert drain(plain) == [connected(2), note(3)]
+
+
+@pytest.mark.parametrize("kinds", [["no_such_kind"], [], [str], ["connected", 3]])
+def test_a_bad_kinds_filter_is_refused(kinds: list[object]) -> None:
+    bus = EventBus()
+    with pytest.raises(ValueError):
+        bus.subscribe_lossy(10, name="viewer", kinds=kinds)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lossless"):
+        bus.subscribe(lossless=True, buffer=10, name="ledger", kinds=["connected"])
+    assert bus.statistics().subscribers == ()
+
+
+def test_event_kinds_names_every_event_class_by_its_tag() -> None:
+    kinds = event_kinds()
+    assert kinds["connected"] is Connected and kinds["crash"] is Crashed
+    assert kinds["frame_in"] is FrameIn and "command" in kinds
+    assert all(cls.__struct_config__.tag == tag for tag, cls in kinds.items())
+
+
+async def test_a_subscriber_that_closed_its_channel_is_shown_closed_before_the_next_publish(
+) -> None:
+    bus = EventBus()
+    viewer = bus.subscribe_lossy(10, name="viewer")
+    await bus.publish(note(0))
+    viewer.close()
+    assert bus.subscriber_statistics(viewer).open is False
+    await bus.publish(note(1))
+    assert bus.subscriber_statistics(viewer).open is False

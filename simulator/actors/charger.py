@@ -47,6 +47,7 @@ machine hears of it as of any other disconnect.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import math
@@ -112,6 +113,17 @@ INBOX_SIZE: Final = 64
 """Frames and domain requests waiting for the main loop; senders wait while it is full."""
 INPUT_PREVIEW: Final = 200
 """Characters of a frame kept in :attr:`ChargerControl.last_input` (for the crash event)."""
+CRASHES_KEPT: Final = 5
+"""Crashes a :class:`ChargerControl` remembers (the latest; older ones are in the ledger)."""
+
+
+class CrashRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One crash of a charger as its supervisor caught it: ``t`` (the run's monotonic seconds),
+    ``error`` (``Type: message``) and the formatted ``traceback`` (as in its ``crash`` event)."""
+
+    t: float
+    error: str
+    traceback: str
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChargerEnv:
@@ -159,7 +171,14 @@ class Inject:
     injection: Injection
 
 
-InboxItem = DomainRequest | Shutdown | LinkEvent | Inject | TransferDone
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndInject:
+    """End a fault given earlier (``injection``, as it was given) now, before its ``until``."""
+
+    injection: Injection
+
+
+InboxItem = DomainRequest | Shutdown | LinkEvent | Inject | EndInject | TransferDone
 
 
 class ChargerControl:
@@ -197,6 +216,9 @@ class ChargerControl:
         file's settings, and the connection follows it); None: not started yet. Secret:
         never published."""
         self.restarts = 0
+        self.crashes: collections.deque[CrashRecord] = collections.deque(maxlen=CRASHES_KEPT)
+        """The last :data:`CRASHES_KEPT` crashes, oldest first (the supervisor appends; the
+        control API's actor tree reads)."""
         self.last_input: str | None = None
         """What the main loop was handling when the machine raised (None: not an input)."""
         self.last_unique_id: str | None = None
@@ -231,6 +253,13 @@ class ChargerControl:
         it on by family: transport to the link, protocol to the send path, behaviour to the
         machine."""
         await self.inbox_send.send(Inject(injection))
+
+    async def end(self, injection: Injection) -> None:
+        """Have the charger end a fault it was given now, before its ``until`` (waits while its
+        inbox is full): a ``latency``, ``bandwidth`` or ``fragment`` on its link, a behaviour
+        fault in its machine (each records its end as it would at ``until``); any other goes
+        on until its ``until``."""
+        await self.inbox_send.send(EndInject(injection))
 
     async def shutdown(self, deadline: float) -> None:
         """Ask the charger to end gracefully by ``deadline`` (no-op if it has finished)."""
@@ -455,6 +484,11 @@ class ChargerActor:
                 machine.reboot(now, hard=hard)
             case Inject(injection=injection):
                 self._inject(injection, now)
+            case EndInject(injection=injection):
+                if injection.family is Family.TRANSPORT:
+                    self.link.chaos.end(injection.id, now)
+                elif injection.family is Family.BEHAVIOUR:
+                    self.machine.end_fault(injection.id, now)
             case TransferDone(job=job, ok=ok, data=data, detail=detail):
                 machine.transfer_done(job, ok, data, now, detail=detail)
             case Shutdown():

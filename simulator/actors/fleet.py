@@ -2,11 +2,11 @@
 with backoff, and ends the fleet gracefully.
 
 Supervision strategy (named, as in tractor): *one-for-one, restart with backoff*. A charger that
-raises is recorded as a ``crash`` event with its traceback and started again after a jittered,
-growing delay, with its undelivered transaction messages (the last outbox snapshot) and its
-memory restored, as after a power loss (the transactions it was running are stopped with reason
-PowerLoss, local transaction ids go on); the other chargers are not touched. Cancellation is
-never caught.
+raises is recorded as a ``crash`` event with its traceback (and kept among its control's last
+crashes, ``ChargerControl.crashes``) and started again after a jittered, growing delay, with its
+undelivered transaction messages (the last outbox snapshot) and its memory restored, as after a
+power loss (the transactions it was running are stopped with reason PowerLoss, local transaction
+ids go on); the other chargers are not touched. Cancellation is never caught.
 
 Graceful end: :meth:`RunningFleet.stop` asks every charger to stop its transactions (reason
 Local) and deliver its queue until a grace deadline; chargers still busy then are cancelled.
@@ -23,7 +23,7 @@ from typing import Final
 import trio
 
 from simulator import seeds
-from simulator.actors.charger import ChargerActor, ChargerControl, ChargerEnv
+from simulator.actors.charger import ChargerActor, ChargerControl, ChargerEnv, CrashRecord
 from simulator.actors.collector import TICK, run_collector, tune_gc
 from simulator.actors.link import Backoff
 from simulator.events import Crashed
@@ -60,11 +60,14 @@ async def supervise_charger(env: ChargerEnv, control: ChargerControl) -> None:
             if rng is None:
                 rng = seeds.derive(env.seed, env.spec.identity, "supervisor")
             delay = RESTART_BACKOFF.delay(control.restarts, rng.uniform)
+            crash = CrashRecord(t=trio.current_time(), error=_describe(exc),
+                                traceback="".join(traceback.format_exception(exc)))
+            control.crashes.append(crash)
             await env.publish(
                 Crashed(
-                    t=trio.current_time(), charger=env.spec.identity,
-                    error=_describe(exc),
-                    traceback="".join(traceback.format_exception(exc)),
+                    t=crash.t, charger=env.spec.identity,
+                    error=crash.error,
+                    traceback=crash.traceback,
                     restart_in=round(delay, 3),
                     input=control.last_input,
                     unique_id=control.last_unique_id,

@@ -18,7 +18,7 @@ is cancelled, when the fleet has finished.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import trio
@@ -70,10 +70,11 @@ async def docs_page(request: Request[Any, Any, Any]) -> bytes:
 
 
 def _token_guard(token: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler],
-                                         None]:
+                                         Awaitable[None]]:
     expected = token.encode()
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], __: BaseRouteHandler) -> None:
+        # (async: Litestar would run a plain function in a worker thread)
         path = connection.url.path
         if path == "/" or path.startswith(PUBLIC_PREFIXES):
             return
@@ -121,6 +122,14 @@ def build_app(sim: Simulation, api: Api, metrics: FleetMetrics | None = None) ->
     )
     app.state["tasks"] = [task for built in parts for task in built.tasks]
     return app
+
+
+def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    assert isinstance(first, OSError)
+    return first
 
 
 def _tasks(app: Litestar) -> Sequence[Callable[[], Any]]:
@@ -171,7 +180,8 @@ class ApiService:
                                               task_status=task_status),
                     name="api server",
                 )
-            except OSError as error:
+            except* OSError as group:  # (hypercorn binds inside a nursery of its own)
+                error = _first_leaf(group)
                 raise ApiUnavailable(f"the API cannot listen on {api.host}:{api.port}: "
                                      f"{error.strerror or error}") from None
             self.url = url = binds[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TypeVar
 
 from simulator import seeds
 from simulator.chaos.injection import Injection
@@ -22,27 +23,33 @@ __all__ = ["Delay", "Rate", "Split", "TransportFaults"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Delay:
-    """A latency: ``seconds`` ± ``jitter`` (uniform), until ``until``."""
+    """A latency: ``seconds`` ± ``jitter`` (uniform), until ``until`` (``injection``: whose,
+    not compared)."""
 
     seconds: float
     jitter: float
     until: float
+    injection: str = dataclasses.field(default="", compare=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Rate:
-    """A bandwidth limit of ``bytes_per_second``, until ``until``."""
+    """A bandwidth limit of ``bytes_per_second``, until ``until`` (``injection``: whose,
+    not compared)."""
 
     bytes_per_second: int
     until: float
+    injection: str = dataclasses.field(default="", compare=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Split:
-    """Writes cut into pieces of ``size`` bytes, until ``until``."""
+    """Writes cut into pieces of ``size`` bytes, until ``until`` (``injection``: whose,
+    not compared)."""
 
     size: int
     until: float
+    injection: str = dataclasses.field(default="", compare=False)
 
 
 class TransportFaults:
@@ -74,25 +81,43 @@ class TransportFaults:
         match injection.fault:
             case "latency":
                 delay = Delay(float(params.get("ms", 200.0)) / 1000,
-                              float(params.get("jitter_ms", 0.0)) / 1000, until)
+                              float(params.get("jitter_ms", 0.0)) / 1000, until, injection.id)
                 if "send" in directions:
                     self.send_latency = delay
                 if "receive" in directions:
                     self.receive_latency = delay
             case "bandwidth":
-                rate = Rate(max(1, int(params.get("bytes_per_second", 2000))), until)
+                rate = Rate(max(1, int(params.get("bytes_per_second", 2000))), until,
+                            injection.id)
                 if "send" in directions:
                     self.send_rate = rate
                 if "receive" in directions:
                     self.receive_rate = rate
             case "fragment":
-                self.fragment = Split(max(1, int(params.get("size", 8))), until)
+                self.fragment = Split(max(1, int(params.get("size", 8))), until, injection.id)
             case "half_open":
                 self.half_open_until = until
             case _:
                 raise ValueError(f"the chaos stream does not apply the {injection.fault} fault")
         self.active = True
         self.refresh(now)
+
+    def end(self, injection: str, now: float) -> bool:
+        """End the ``latency``, ``bandwidth`` or ``fragment`` of ``injection`` now, before its
+        ``until`` (the control API's ``DELETE``); returns whether one was in force (one
+        replaced by a later fault of its kind is not). ``half_open`` is not ended early: its
+        end resets the connections, which the link does at its ``until``."""
+        before = (self.send_latency, self.receive_latency, self.send_rate, self.receive_rate,
+                  self.fragment)
+        self.send_latency = _cut(self.send_latency, injection, now)
+        self.receive_latency = _cut(self.receive_latency, injection, now)
+        self.send_rate = _cut(self.send_rate, injection, now)
+        self.receive_rate = _cut(self.receive_rate, injection, now)
+        self.fragment = _cut(self.fragment, injection, now)
+        found = before != (self.send_latency, self.receive_latency, self.send_rate,
+                           self.receive_rate, self.fragment)
+        self.refresh(now)
+        return found
 
     def refresh(self, now: float) -> None:
         """Forget the faults that have ended by ``now``; ``active`` says whether anything is
@@ -122,6 +147,16 @@ class TransportFaults:
         if self._rng is None:
             self._rng = seeds.derive(self.seed, self.identity, "chaos", "transport")
         return max(0.0, latency.seconds + self._rng.uniform(-latency.jitter, latency.jitter))
+
+
+_Shaping = TypeVar("_Shaping", Delay, Rate, Split)
+
+
+def _cut(held: _Shaping | None, injection: str, now: float) -> _Shaping | None:
+    """``held`` ending at ``now`` if it is ``injection``'s and still in force, else as it is."""
+    if held is not None and held.injection == injection and held.until > now:
+        return dataclasses.replace(held, until=now)
+    return held
 
 
 def _directions(direction: str) -> tuple[str, ...]:

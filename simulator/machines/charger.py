@@ -91,6 +91,7 @@ from simulator.ocpp.v16 import (
     PLUGIN,
     BootNotificationResponse,
     ChargePointErrorCode,
+    ChargePointStatus,
     HeartbeatResponse,
     Reason,
     SecurityEvent,
@@ -332,6 +333,14 @@ class ChargerMachine:
         self._faults.inject(injection, now)
         self._settle(now)
 
+    def end_fault(self, injection: str, now: float) -> bool:
+        """End the behaviour fault ``injection`` now, before its ``until``
+        (:meth:`simulator.machines.faults.Faults.end`); whether this charger had it in
+        force."""
+        ended = self._faults.end(injection, now)
+        self._settle(now)
+        return ended
+
     # --- the driver and the car ---------------------------------------------------------------
 
     def plug_in(self, connector_id: int, now: float, *, ev: EvSpec) -> None:
@@ -511,6 +520,25 @@ class ChargerMachine:
             pending_call=pending.unique_id if pending is not None else None,
             queued_calls=tuple(ctx.session.queued_actions()),
         )
+
+    def connector_statuses(self) -> tuple[ChargePointStatus, ...]:
+        """Every connector's status, by connector id from 0 (the charge point): a cheap read for
+        views polled often (no snapshot of the rest)."""
+        return tuple([machine.status for machine in self._ctx.connectors.values()])  # (faster)
+
+    def error_codes(self) -> tuple[ChargePointErrorCode, ...]:
+        """Every connector's current error code, by connector id from 0 (a read)."""
+        return tuple(machine.error_code for machine in self._ctx.connectors.values())
+
+    @property
+    def boot(self) -> BootState:
+        """Where the charger is in its registration with the central system (a read)."""
+        return self._ctx.boot
+
+    def configuration(self) -> tuple[tuple[str, str | None, bool], ...]:
+        """Every configuration key as ``(key, value, readonly)``, the value of a secret (a
+        write-only key such as ``AuthorizationKey``) withheld as None: safe to show (a read)."""
+        return self._ctx.config.entries()
 
     def transactions(self) -> tuple[Transaction, ...]:
         """The running transactions, by connector."""

@@ -551,6 +551,12 @@ class ConfigurationStore:
         """Every current value, write-only ones replaced by :data:`REDACTED` (safe to log)."""
         return {key: redact(key, value) for key, value in self._values.items()}
 
+    def entries(self) -> tuple[tuple[str, str | None, bool], ...]:
+        """Every key as ``(key, value, readonly)``, in the catalog's order, the value of a
+        write-only key (``AuthorizationKey``) withheld as None (safe to show; a read)."""
+        return tuple((key, None if _is_secret(key) else value, KEYS[key].access == Access.R)
+                     for key, value in self._values.items())
+
     def snapshot(self) -> ConfigurationSnapshot:
         """Every value and pending change, for restoring after a reboot (contains secrets)."""
         return ConfigurationSnapshot(values=dict(self._values), pending=dict(self._pending))

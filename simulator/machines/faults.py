@@ -287,6 +287,29 @@ class Faults:
             case _:
                 raise ValueError(f"{fault!r} is not a behaviour fault the charger can apply")
 
+    def end(self, injection: str, now: float) -> bool:
+        """End the fault ``injection`` now, before its ``until`` (the control API's ``DELETE``):
+        its window, clock skew or register shift ends as it would at its ``until``, at the
+        next :meth:`due` (calls already held by ``slow_responses`` keep their time). Returns
+        whether a fault of this charger in force had that id (a fault replaced by another of
+        its kind, used up or without an end to move has none)."""
+        found = False
+        for window in (self._slow, self._reject, self._boot_loop, self._duplicate, self._stale,
+                       self._override, *self._connector_faults):
+            if window is not None and window.injection == injection:
+                window.until = now
+                found = True
+        breaches = self.ctx.breaches
+        if breaches.skew is not None and breaches.skew.injection == injection:
+            breaches.skew = dataclasses.replace(breaches.skew, until=now)
+            found = True
+        for shift in breaches.shifts:
+            if shift.injection == injection:
+                shift.until = now
+                found = True
+        self.active = self.active or found
+        return found
+
     def _firmware_failure(self, stage: str, injection: str, now: float) -> None:
         failing = {"download": Stage.DOWNLOAD, "install": Stage.INSTALL}.get(stage)
         if failing is None:
