@@ -152,7 +152,8 @@ def test_a_plug_from_the_drawer_starts_a_transaction_in_the_ledger(
     commands = [(charger, json.loads(data)) for charger, data in ledger_rows(
         ledger, "SELECT charger, data FROM events WHERE kind = 'command' ORDER BY seq")]
     assert [(c, d["command"], d.get("source")) for c, d in commands] == [
-        ("CP-4", "plug", "api"), ("CP-4", "present_tag", "api")], commands
+        ("CP-4", "plug", "api"), ("CP-4", "present_tag", "api"),
+        (None, "stop_run", "api")], commands  # (the test's own stop, through the API)
     started = ledger_rows(ledger, "SELECT connector, data FROM events "
                                   "WHERE kind = 'tx_started' AND charger = 'CP-4'")
     assert [(c, json.loads(d)["id_tag"]) for c, d in started] == [(1, "TAG-42")]
