@@ -219,10 +219,13 @@ class FleetMetrics:
         except Exception:  # an observer must never raise into publish: count it instead
             self.errors += 1
 
-    def _frame_out(self, event: FrameOut) -> None:
-        row = self._frames_out.get(event.message_type)
+    def _count_frame(self, rows: dict[int | None, dict[str | None, int]],
+                     errors: dict[str, int], event: FrameOut | FrameIn) -> str | None:
+        """Count ``event`` in ``rows`` (by message type, then action) and, for a CALLERROR, its
+        code in ``errors``; returns the action it was counted under."""
+        row = rows.get(event.message_type)
         if row is None:
-            row = self._frames_out[_INVALID]
+            row = rows[_INVALID]
         action = event.action
         n = row.get(action)
         if n is None:  # a new action (or none: the frame did not say)
@@ -230,20 +233,14 @@ class FleetMetrics:
             n = row.get(action, 0)
         row[action] = n + 1
         if event.message_type == _CALL_ERROR:
-            self._error(self._errors_out, event.raw)
+            self._error(errors, event.raw)
+        return action
+
+    def _frame_out(self, event: FrameOut) -> None:
+        self._count_frame(self._frames_out, self._errors_out, event)
 
     def _frame_in(self, event: FrameIn) -> None:
-        row = self._frames_in.get(event.message_type)
-        if row is None:
-            row = self._frames_in[_INVALID]
-        action = event.action
-        n = row.get(action)
-        if n is None:  # a new action (or none: the frame did not say)
-            action = self._actions.admit(action or UNKNOWN_ACTION)
-            n = row.get(action, 0)
-        row[action] = n + 1
-        if event.message_type == _CALL_ERROR:
-            self._error(self._errors_in, event.raw)
+        action = self._count_frame(self._frames_in, self._errors_in, event)
         latency = event.latency
         if latency is not None and latency >= 0.0:  # (not NaN: it would poison the sum)
             timing = self._timings.get(action)
