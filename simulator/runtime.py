@@ -90,6 +90,10 @@ DEFAULT_FIRMWARE: Final = f"sim-{__version__}"
 VIRTUAL_URL: Final = "ws://embedded.virtual/ocpp"
 """The embedded CSMS's address under virtual time (in memory: nothing listens on it)."""
 
+SERVICE_GRACE: Final = 0.5
+"""Seconds a service gets after the fleet has finished before it is cancelled."""
+
+
 class Service(Protocol):
     """What lives beside a running fleet (the control API)."""
 
@@ -99,7 +103,8 @@ class Service(Protocol):
     async def serve(self, sim: Simulation, *,
                     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         """Called once the fleet runs; calls ``task_status.started()`` once it serves, and is
-        cancelled when the fleet has finished."""
+        cancelled :data:`SERVICE_GRACE` seconds after the fleet has finished (it may watch
+        ``sim.wait_finished()`` to end its work cleanly first)."""
 
 
 def run_clock(fleet: FleetFile) -> trio.abc.Clock | None:
@@ -539,12 +544,13 @@ async def _until_finished(
     finished: trio.Event, service: Service, sim: Simulation,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run ``service`` for ``sim`` until the fleet has finished (then it is cancelled)."""
+    """Run ``service`` for ``sim`` until the fleet has finished, then :data:`SERVICE_GRACE`
+    seconds more (to end what it serves cleanly: the API's event streams), then cancel it."""
     async with trio.open_nursery() as nursery:
         await nursery.start(functools.partial(service.serve, sim))
         task_status.started()
         await finished.wait()
-        nursery.cancel_scope.cancel()
+        nursery.cancel_scope.deadline = trio.current_time() + SERVICE_GRACE
 
 
 async def _cancelled_by(scope: trio.CancelScope, run: Callable[[], Awaitable[None]]) -> None:

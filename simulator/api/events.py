@@ -39,7 +39,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from simulator.api.parts import ApiContext, ApiPart
+from simulator.api.parts import ApiContext, ApiPart, provide
 from simulator.api.problems import problem
 from simulator.bus import EventBus, event_classes
 from simulator.events import Event
@@ -82,9 +82,33 @@ def dropped_message(dropped: int) -> bytes:
     return b'event: dropped\ndata: {"dropped":%d}\n\n' % dropped
 
 
+class Closing:
+    """Tells every stream of an app to end cleanly (the run has finished): :meth:`close` wakes
+    the streams waiting for an event, and each then returns, so its response ends with its last
+    chunk instead of being cut when the server stops."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._waits: set[trio.CancelScope] = set()
+
+    def close(self) -> None:
+        self.closed = True
+        for waiting in list(self._waits):
+            waiting.cancel()
+
+    def watch(self, waiting: trio.CancelScope) -> None:
+        if self.closed:
+            waiting.cancel()
+        self._waits.add(waiting)
+
+    def unwatch(self, waiting: trio.CancelScope) -> None:
+        self._waits.discard(waiting)
+
+
 async def stream_events(
     bus: EventBus, *, t0: float, name: str = "api events", buffer: int = DEFAULT_BUFFER,
     kinds: Collection[str] | None = None, chargers: Collection[str] | None = None,
+    closing: Closing | None = None,
     keep_alive: float = KEEP_ALIVE,
 ) -> AsyncGenerator[bytes, None]:
     """A client's server-sent event stream of ``bus``, as chunks.
@@ -98,7 +122,7 @@ async def stream_events(
     yields :data:`KEEP_ALIVE_COMMENT`. Drops counted by the bus for this subscriber are reported
     (:func:`dropped_message`) once the channel is empty, and after every ``buffer`` events read
     while it is not. Raises ``ValueError`` for unknown ``kinds`` (at the first iteration); ends
-    at once if the bus has closed.
+    at once if the bus has closed, and once ``closing`` is closed.
     """
     try:
         receive = bus.subscribe_lossy(buffer, name, kinds=kinds)
@@ -110,11 +134,18 @@ async def stream_events(
         yield OPENING
         while True:
             event: Event | None = None
-            with trio.move_on_after(keep_alive):
+            with trio.move_on_after(keep_alive) as waiting:
+                if closing is not None:
+                    closing.watch(waiting)
                 try:
                     event = await receive.receive()
                 except trio.EndOfChannel:
                     return
+                finally:
+                    if closing is not None:
+                        closing.unwatch(waiting)
+            if closing is not None and closing.closed:
+                return
             if event is None:
                 yield KEEP_ALIVE_COMMENT
                 continue
@@ -156,10 +187,15 @@ DESCRIPTION: Final = (
 """The route's description in the OpenAPI document."""
 
 
+async def _close(stream: AsyncGenerator[bytes, None]) -> None:
+    await stream.aclose()  # (a coroutine function: Litestar would run a method in a thread)
+
+
 @get("/api/events", media_type=MEDIA_TYPE, summary="The live event stream (server-sent events)",
      description=DESCRIPTION)
 async def events(
     sim: NamedDependency[Simulation],
+    closing: NamedDependency[Closing],
     charger: Annotated[str | None, Parameter(
         description="Only these chargers' events (comma-separated ids)")] = None,
     kind: Annotated[str | None, Parameter(
@@ -185,13 +221,21 @@ async def events(
     name = "api events" + (f" kind={','.join(kinds)}" if kinds else "") \
         + (f" charger={','.join(ids)}" if ids else "")
     stream = stream_events(sim.bus, t0=sim.t0, name=name, buffer=buffer, kinds=kinds or None,
-                           chargers=frozenset(ids) if ids else None)
+                           chargers=frozenset(ids) if ids else None, closing=closing)
     # The stream is closed after the response, however it ended: a client that left while the
     # stream waited to write (not while it waited for an event) would leave it suspended.
     return Stream(stream, media_type=MEDIA_TYPE, headers=HEADERS,
-                  background=BackgroundTask(stream.aclose))
+                  background=BackgroundTask(_close, stream))
 
 
 def part(ctx: ApiContext) -> ApiPart:
-    """This part's handlers: ``GET /api/events``."""
-    return ApiPart(handlers=[events])
+    """This part's handlers: ``GET /api/events``; its streams end cleanly once the fleet has
+    finished (:class:`Closing`)."""
+    closing = Closing()
+
+    async def close_when_finished() -> None:
+        await ctx.sim.wait_finished()
+        closing.close()
+
+    return ApiPart(handlers=[events], dependencies={"closing": provide(closing)},
+                   tasks=[close_when_finished])

@@ -119,6 +119,10 @@ def _seconds(value: float, key: str, *, positive: bool) -> float:
     return value
 
 
+MIN_EVERY: Final = 0.001
+"""The shortest ``every`` a rule may have, in seconds."""
+
+
 def check_schedule(
     *,
     at: float = 0.0,
@@ -127,13 +131,18 @@ def check_schedule(
     lasting: float | None = None,
 ) -> Schedule:
     """A :class:`Schedule` from seconds and a probability, or :class:`CatalogError`: ``at`` must
-    be >= 0; ``every`` and ``lasting`` (TOML ``for``), when given, longer than 0s; ``probability``
-    within 0..1."""
+    be >= 0; ``every``, when given, at least :data:`MIN_EVERY`; ``lasting`` (TOML ``for``),
+    when given, longer than 0s; ``probability`` within 0..1."""
     if not 0.0 <= probability <= 1.0:
         raise CatalogError(("probability",), f"must be within 0..1, got {probability!r}")
+    seconds = None if every is None else _seconds(every, "every", positive=True)
+    if seconds is not None and seconds < MIN_EVERY:
+        raise CatalogError(("every",), f"must be at least {MIN_EVERY * 1000:g}ms (a rule "
+                                       f"firing more often would do nothing else), got "
+                                       f"{seconds!r}s")
     return Schedule(
         at=_seconds(at, "at", positive=False),
-        every=None if every is None else _seconds(every, "every", positive=True),
+        every=seconds,
         probability=probability,
         for_=None if lasting is None else _seconds(lasting, "for", positive=True),
     )

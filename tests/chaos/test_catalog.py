@@ -64,6 +64,8 @@ def test_schedule_defaults_and_values() -> None:
     ("arguments", "path", "message"),
     [
         ({"every": 0.0}, "every", "must be longer than 0s, got 0s"),
+        ({"every": 1e-300}, "every", "must be at least 1ms (a rule firing more often would do "
+                                     "nothing else), got 1e-300s"),
         ({"lasting": 0.0}, "for", "must be longer than 0s, got 0s"),
         ({"at": -1.0}, "at", "must be a finite number of seconds >= 0, got -1s"),
         ({"at": math.inf}, "at", "must be a finite number of seconds >= 0, got inf"),
