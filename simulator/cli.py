@@ -262,7 +262,8 @@ def _run(fleet: Fleet, *, resume: bool, quiet: bool, json: bool, junit: Path | N
     except* (OSError, sqlite3.Error) as group:  # the ledger cannot be created or written
         failure = failure or _first_error(group)
     if isinstance(failure, ApiUnavailable):
-        return _fail(f"{failure}; choose another port with --api HOST:PORT (0: any free port)")
+        return _fail(f"{failure}; choose another address or port with --api HOST:PORT (port 0: "
+                     "any free port)")
     if failure is not None:
         cause = failure.strerror if isinstance(failure, OSError) else None
         return _fail(f"{fleet.run.ledger}: {cause or failure}; check the ledger path")
@@ -489,9 +490,13 @@ def replay(
         overrides["csms.url"] = csms
     if api is not None:
         overrides["api.listen"] = api
+    env = dict(os.environ)
+    if api is None:  # no API served: its ${VAR}s (the token) need not be given
+        env.update({variable: "(not served)" for variable in _api_variables(record.config)
+                    if variable not in env})
     try:
         fleet = parse_fleet(record.config, source=f"{ledger} (run {record.id})",
-                            overrides=overrides)
+                            overrides=overrides, env=env)
     except ConfigError as exc:
         return _fail(str(exc))
     if api is None and fleet.api is not None:  # (it would listen on the run's own port)
@@ -509,6 +514,19 @@ def replay(
           f"into {target}", file=sys.stderr)
     return _run(fleet, resume=False, quiet=quiet, json=json, junit=junit,
                 alongside=[Replayer(actions)] if actions else ())
+
+
+def _api_variables(config: str) -> list[str]:
+    """The ``${VAR}`` references of a stored fleet file's ``[api]`` table."""
+    import re
+    import tomllib
+
+    try:
+        table = tomllib.loads(config).get("api", {})
+    except tomllib.TOMLDecodeError:
+        return []  # parse_fleet says what is wrong with it
+    return [name for value in table.values() if isinstance(value, str)
+            for name in re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value)]
 
 
 @app.command

@@ -18,6 +18,8 @@ is cancelled, when the fleet has finished.
 from __future__ import annotations
 
 import hmac
+import os
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
@@ -124,26 +126,19 @@ def build_app(sim: Simulation, api: Api, metrics: FleetMetrics | None = None) ->
     return app
 
 
-def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
-    first: BaseException = group
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    assert isinstance(first, OSError)
-    return first
-
-
 def _tasks(app: Litestar) -> Sequence[Callable[[], Any]]:
     tasks: Sequence[Callable[[], Any]] = app.state["tasks"]
     return tasks
 
 
 class ApiService:
-    """The control API as a runtime service (``simulator.runtime.Service``): its metrics
-    observe the bus from before the fleet starts, then it serves on ``api.host:api.port``
-    (``listen=False``: it only builds :attr:`app`, for tests that call it in memory) until
-    cancelled, when the fleet has finished. ``notify`` hears the address as one line;
-    ``serve``'s ``task_status`` gets the base URL (port 0 resolved). Raises
-    :class:`ApiUnavailable` if it cannot listen there."""
+    """The control API as a runtime service (``simulator.runtime.Service``). When attached,
+    before the fleet starts, it binds ``api.host:api.port`` (so an address in use stops the
+    run before any charger connects: :class:`ApiUnavailable`) and its metrics start observing
+    the bus; once the fleet runs it serves there (``listen=False``: it binds nothing and only
+    builds :attr:`app`, for tests that call it in memory) until cancelled, after the fleet has
+    finished. ``notify`` hears the address as one line; ``serve``'s ``task_status`` gets the
+    base URL (:attr:`url`, port 0 resolved)."""
 
     def __init__(self, api: Api, *, notify: Callable[[str], None] | None = None,
                  listen: bool = True) -> None:
@@ -153,38 +148,43 @@ class ApiService:
         self.url: str | None = None
         self._notify = notify
         self._listen = listen
+        self._socket: socket.socket | None = None
 
     def attach(self, bus: EventBus) -> None:
+        if self._listen and self._socket is None:
+            api = self.api
+            family = socket.AF_INET6 if ":" in api.host else socket.AF_INET
+            try:
+                self._socket = socket.create_server((api.host, api.port), family=family)
+            except OSError as error:  # (its strerror names the address again: the errno's)
+                cause = os.strerror(error.errno) if error.errno else str(error)
+                raise ApiUnavailable(f"the API cannot listen on {api.host}:{api.port}: "
+                                     f"{cause}") from None
         bus.observe(self.metrics.observe)
 
     async def serve(self, sim: Simulation, *,
                     task_status: trio.TaskStatus[str | None] = trio.TASK_STATUS_IGNORED) -> None:
-        api = self.api
-        app = self.app = build_app(sim, api, self.metrics)
+        app = self.app = build_app(sim, self.api, self.metrics)
         async with trio.open_nursery() as nursery:
             for task in _tasks(app):
                 nursery.start_soon(task)
-            if not self._listen:
+            if self._socket is None:
                 task_status.started(None)
                 return
+            host, port = self._socket.getsockname()[:2]
             config = Config()
-            host = f"[{api.host}]" if ":" in api.host else api.host
-            config.bind = [f"{host}:{api.port}"]
+            config.bind = [f"fd://{self._socket.detach()}"]  # (hypercorn owns it from now on)
+            self._socket = None
             config.accesslog = None
             config.errorlog = None
             config.graceful_timeout = 1.0
             asgi: Any = app  # (hypercorn's ASGI type is narrower than Litestar's own)
-            try:
-                binds: list[str] = await nursery.start(
-                    lambda task_status: serve(asgi, config, shutdown_trigger=trio.sleep_forever,
-                                              task_status=task_status),
-                    name="api server",
-                )
-            except* OSError as group:  # (hypercorn binds inside a nursery of its own)
-                error = _first_leaf(group)
-                raise ApiUnavailable(f"the API cannot listen on {api.host}:{api.port}: "
-                                     f"{error.strerror or error}") from None
-            self.url = url = binds[0]
+            await nursery.start(
+                lambda task_status: serve(asgi, config, shutdown_trigger=trio.sleep_forever,
+                                          task_status=task_status),
+                name="api server",
+            )
+            self.url = url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
             if self._notify is not None:
                 self._notify(f"dashboard on {url}/ (API {url}/api, docs {url}/api/docs, "
                              f"metrics {url}/metrics)")

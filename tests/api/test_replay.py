@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 import trio.testing
 
@@ -188,3 +189,22 @@ def test_the_apis_token_is_not_asked_for_when_the_replay_serves_no_api(tmp_path:
     asked = sim_cli("replay", str(original), "--quiet", "--api", "127.0.0.1:0",
                     "--ledger", str(tmp_path / "served.db"), timeout=120)
     assert asked.returncode == 2 and "SIM_API__TOKEN" in asked.stderr
+
+
+def test_a_token_from_the_environment_is_not_asked_for_either(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SIM_API_TOKEN", raising=False)
+    original = tmp_path / "env-guarded.db"
+    text = FLEET.format(ledger=original).replace('duration = "100s"', 'duration = "5s"')
+    fleet = parse_fleet(text.replace('listen = "127.0.0.1:0"',
+                                     'listen = "127.0.0.1:0"\ntoken = "${SIM_API_TOKEN}"'),
+                        env={"SIM_API_TOKEN": "from-env"})
+    result = trio.run(lambda: run_simulation(fleet, live=False, gc_tuning=False),
+                      clock=trio.testing.MockClock(autojump_threshold=0))
+    assert result.exit_code == 0
+    done = sim_cli("replay", str(original), "--quiet", timeout=120)
+    assert done.returncode == 0, done.stderr
+    asked = sim_cli("replay", str(original), "--quiet", "--api", "127.0.0.1:0",
+                    "--ledger", str(tmp_path / "served.db"), timeout=120)
+    assert asked.returncode == 2 and "SIM_API_TOKEN is not set" in asked.stderr
