@@ -107,6 +107,9 @@ class Tracked:
     done: bool = False
     seen: int = 0
     """How many of an API fault's firings its task has delivered a hit of."""
+    waiting: float | None = None
+    """When the hit an API fault's task waits for (or is delivering) is due: every firing
+    before it has been carried out (None: the task has not started)."""
 
 
 class ChaosBoard:
@@ -186,6 +189,7 @@ class ChaosBoard:
         number = tracked.id.removeprefix("api")
         with tracked.scope:
             for hit in tracked.plan:
+                tracked.waiting = hit.injection.at
                 await trio.sleep_until(hit.injection.at)
                 if self.sim.stopping.is_set():
                     break
@@ -243,12 +247,18 @@ class ChaosBoard:
         limit = min((t for t in limits if t is not None), default=math.inf)
         if now < first or limit <= first:
             return 0
+        # An API fault's firings count once its task is past them (due is not done: under
+        # real time a moment passes between the post and the delivery).
+        horizon = math.inf
+        if tracked.source == "api" and not tracked.done:
+            horizon = first if tracked.waiting is None else tracked.waiting
+        if horizon <= first:
+            return 0
         if rule.every is None:
-            return 1 if tracked.source != "api" or tracked.seen or now > first else 0
+            return 1
         by_now = math.floor((now - first) / rule.every) + 1
-        if tracked.source == "api" and by_now > tracked.seen \
-                and plan.firing_time(tracked.index, by_now - 1) >= now:
-            by_now -= 1  # (due now, but its task has not delivered it yet)
+        if not math.isinf(horizon):
+            by_now = min(by_now, math.ceil((horizon - first) / rule.every))
         if math.isinf(limit):
             return by_now
         return min(by_now, math.ceil((limit - first) / rule.every))

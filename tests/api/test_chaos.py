@@ -314,16 +314,21 @@ async def test_a_fault_posted_over_a_real_socket_reaches_the_ledger(tmp_path: Pa
                     "fault": "meter_spike", "target": {"ids": ["ST-3"], "connector": 1},
                     "at": 0.2})
                 assert posted.status_code == 201, posted.text
+                assert posted.json()["state"] == "scheduled"  # (not "ended": nothing ran yet)
                 await delivered.wait()
                 listed = (await client.get("/api/chaos")).json()
                 (row,) = [r for r in listed["ended"] + listed["active"] if r["id"] == "api1"]
                 assert row["chargers"] == ["ST-3"] and row["target"]["connector"] == 1
                 assert (await client.get("/api/chaos/catalog")).status_code == 200
+                now = await client.post("/api/chaos", json={
+                    "fault": "latency", "target": {"ids": ["ST-2"]}, "for": "20s",
+                    "params": {"ms": 5}})  # at 0: due at once, delivered a moment later
+                assert now.status_code == 201 and now.json()["state"] in ("scheduled", "active")
             sim.stop()
             await sim.wait_finished()
     (fault,) = rows(ledger, "SELECT charger, connector, json_extract(data, '$.injection')"
                             " FROM events WHERE kind = 'fault'"
-                            " AND json_extract(data, '$.source') = 'api'")
+                            " AND json_extract(data, '$.injection') LIKE 'api1.%'")
     assert fault == ("ST-3", 1, "api1.0")
 
 
