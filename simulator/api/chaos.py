@@ -59,9 +59,11 @@ ENDED_KEPT: Final = 100
 """How many ended faults ``GET /api/chaos`` lists (the latest)."""
 POSTS_WAITING: Final = 16
 """Posted faults waiting for the board's task to start delivering them."""
-LOOKED_BACK: Final = 50
+LOOKED_BACK: Final = 5
 """Firings of a fleet rule looked back through for its latest hits (one, unless a
-``probability`` below 1 left some firings without any)."""
+``probability`` below 1 left some firings without any): a rule whose firings last longer than
+this many periods and hit nobody this often may read as ended while an old hit still acts.
+Each firing looked at costs a draw per targeted charger, once."""
 
 
 class FaultRow(msgspec.Struct, frozen=True, kw_only=True, rename={"for_": "for"}):
@@ -107,6 +109,10 @@ class Tracked:
     done: bool = False
     seen: int = 0
     """How many of an API fault's firings its task has delivered a hit of."""
+    examined: int = -1
+    """A fleet rule's firings up to this one have been worked out (:meth:`ChaosBoard.rows`)."""
+    recent: list[list[Hit]] = dataclasses.field(default_factory=list)
+    """A fleet rule's last two firings that hit any charger, oldest first."""
     waiting: float | None = None
     """When the hit an API fault's task waits for (or is delivering) is due: every firing
     before it has been carried out (None: the task has not started)."""
@@ -301,13 +307,19 @@ class ChaosBoard:
     def _recent_hits(self, tracked: Tracked, now: float) -> list[Hit]:
         """The hits made so far by a fleet rule's latest firing that hit any charger (at most
         :data:`LOOKED_BACK` firings back). Every firing of a rule lasts as long, so its latest
-        hits are the ones that end last: they tell whether it still acts."""
+        hits are the ones that end last: they tell whether it still acts. Each firing is
+        worked out once (a firing draws for every charger of the target: 10,000 draws on a
+        large fleet), and only the last two that hit anyone are kept."""
         fired = self._fired(tracked, now)
-        for firing in range(fired - 1, max(fired - 1 - LOOKED_BACK, -1), -1):
-            hits = [hit for hit in tracked.plan.firing(tracked.index, firing)
-                    if hit.injection.at <= now]
+        for firing in range(max(tracked.examined, fired - 1 - LOOKED_BACK) + 1, fired):
+            hits = tracked.plan.firing(tracked.index, firing)
             if hits:
-                return hits
+                tracked.recent = [*tracked.recent[-1:], hits]
+        tracked.examined = max(tracked.examined, fired - 1)
+        for hits in reversed(tracked.recent):
+            made = [hit for hit in hits if hit.injection.at <= now]
+            if made:
+                return made
         return []
 
     def row(self, tracked: Tracked, now: float) -> FaultRow:
