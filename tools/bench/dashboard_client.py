@@ -28,7 +28,6 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from dashboard import EVENT_KINDS, POLLS, SSE_RETRY_S  # type: ignore[import-not-found]
@@ -77,16 +76,15 @@ def run_http(base: str, stats: Path, stopping: threading.Event, figures: Figures
         url = f"{base}/api/events?kind={EVENT_KINDS}"
         with httpx.Client(timeout=httpx.Timeout(30.0, read=None)) as client:
             while not stopping.is_set():
-                with contextlib.suppress(httpx.HTTPError):
-                    with client.stream("GET", url) as response:
-                        figures.answer(url, response.status_code)
-                        if response.status_code == 200:
-                            for line in response.iter_lines():
-                                with figures.lock:
-                                    figures.event_bytes += len(line) + 1
-                                    figures.events += line.startswith("event:")
-                                if stopping.is_set():
-                                    return
+                with contextlib.suppress(httpx.HTTPError), client.stream("GET", url) as response:
+                    figures.answer(url, response.status_code)
+                    if response.status_code == 200:
+                        for line in response.iter_lines():
+                            with figures.lock:
+                                figures.event_bytes += len(line) + 1
+                                figures.events += line.startswith("event:")
+                            if stopping.is_set():
+                                return
                 stopping.wait(SSE_RETRY_S)
 
     threading.Thread(target=stream_events, daemon=True).start()
