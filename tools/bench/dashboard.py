@@ -67,18 +67,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from benchlib import (  # type: ignore[import-not-found]  # this directory, run as a script
-    BENCH_DIR,
-    RAMP_SLACK_S,
-    SPARE_FILES,
-    WORKLOAD_NAMES,
-    fmt,
-    open_loopback_csms,
-    pinned,
-    positive,
-    raise_open_files_limit,
-    read_json,
-)
+if __package__:  # imported by a test (tests/test_bench_dashboard.py: the pure figures)
+    from .benchlib import (
+        BENCH_DIR,
+        RAMP_SLACK_S,
+        SPARE_FILES,
+        WORKLOAD_NAMES,
+        fmt,
+        open_loopback_csms,
+        pinned,
+        positive,
+        raise_open_files_limit,
+        read_json,
+    )
+else:  # run as a script: its folder is on sys.path
+    from benchlib import (  # type: ignore[import-not-found,no-redef]
+        BENCH_DIR,
+        RAMP_SLACK_S,
+        SPARE_FILES,
+        WORKLOAD_NAMES,
+        fmt,
+        open_loopback_csms,
+        pinned,
+        positive,
+        raise_open_files_limit,
+        read_json,
+    )
 
 REPO: Final = BENCH_DIR.parent.parent
 MODES: Final = ("none", "dashboard")
