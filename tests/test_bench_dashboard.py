@@ -29,33 +29,46 @@ ALL_200 = {path: {"200": 3} for path, _ in [*POLLS, ("/api/events", 0)]}
 def run(index: int, mode: str, exchanges: int, cpu_s: float,
         client: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"run": index, "mode": mode, "exchanges": exchanges, "cpu_s": cpu_s, "wall_s": 10.0,
+            "cpu_pct": 10 * cpu_s,
             "exchanges_per_cpu_s": exchanges / cpu_s, "all_booted": True,
             "client": client if client is not None else
             ({"client": "http", "answers": ALL_200} if mode == "dashboard" else None)}
 
 
-def test_the_cost_is_one_minus_the_ratio_of_the_medians_and_of_each_pair() -> None:
-    results = [run(0, "none", 1000, 1.0), run(1, "dashboard", 1000, 1.25),   # 800 / CPU-s
-               run(2, "none", 1200, 1.0), run(3, "dashboard", 900, 1.0),     # 900
-               run(4, "none", 1100, 1.0), run(5, "dashboard", 1000, 1.0)]    # 1000
+def test_the_cost_is_one_minus_the_ratio_of_the_medians_and_of_each_bracket() -> None:
+    results = [run(0, "none", 1000, 1.0),
+               run(0, "dashboard", 1000, 1.25),   # 800 / CPU-s, between 1000 and 1200
+               run(0, "none", 1200, 1.0),
+               run(0, "dashboard", 900, 1.0),     # 900, between 1200 and 1100
+               run(0, "none", 1100, 1.0)]
     summary = summarize(results)
     assert summary["by_mode"]["none"] == {"runs": [1000.0, 1200.0, 1100.0], "median": 1100.0,
                                           "min": 1000.0, "max": 1200.0}
-    assert summary["by_mode"]["dashboard"]["median"] == 900.0
-    assert summary["cost_pct"] == pytest.approx(100 * (1 - 900 / 1100), abs=0.01)
-    assert summary["cost_pct_by_pair"] == [20.0, 25.0, pytest.approx(9.09, abs=0.01)]
-    # Run 1 spent 1.25 CPU-s on 1000 exchanges that cost 1000 / 1100 at the none median.
+    assert summary["by_mode"]["dashboard"]["median"] == 850.0
+    assert summary["cost_pct"] == pytest.approx(100 * (1 - 850 / 1100), abs=0.01)
+    assert summary["cost_pct_bracketed"] == [pytest.approx(100 * (1 - 800 / 1100), abs=0.01),
+                                             pytest.approx(100 * (1 - 900 / 1150), abs=0.01)]
+    assert summary["cost_pct_bracketed_median"] == pytest.approx(
+        (100 * (1 - 800 / 1100) + 100 * (1 - 900 / 1150)) / 2, abs=0.01)
+    # The first dashboard window spent 1.25 CPU-s on 1000 exchanges that cost 1000 / 1100
+    # at its bracket's rate, in a 10 s window.
     assert summary["dashboard_cpu_pct_of_core"][0] == pytest.approx(
         100 * (1.25 - 1000 / 1100) / 10.0, abs=0.01)
+    assert summary["cpu_pct_delta_bracketed"] == [2.5, 0.0]  # 12.5% against 10% and 10%
     assert summary["clients_answered"] and summary["all_booted"]
 
 
-def test_a_failed_run_leaves_its_pair_out_and_no_cost_without_both_modes() -> None:
-    failed = {"run": 1, "mode": "dashboard", "error": "sim start --api did not serve"}
-    summary = summarize([run(0, "none", 1000, 1.0), failed])
+def test_a_failed_window_leaves_no_bracket_and_no_cost_without_both_modes() -> None:
+    failed = {"run": 0, "mode": "dashboard", "error": "sim start --api did not serve"}
+    summary = summarize([run(0, "none", 1000, 1.0), failed, run(0, "none", 1000, 1.0)])
     assert summary["cost_pct"] is None
-    assert summary["cost_pct_by_pair"] == []
+    assert summary["cost_pct_bracketed"] == []
+    assert summary["cost_pct_bracketed_median"] is None
     assert "dashboard" not in summary["by_mode"]
+    # A dashboard window with one none neighbour is compared with that one.
+    summary = summarize([run(0, "none", 1000, 1.0), run(0, "dashboard", 950, 1.0),
+                         {"run": 0, "mode": "none", "error": "the simulator process ended"}])
+    assert summary["cost_pct_bracketed"] == [5.0]
 
 
 def test_a_client_turned_away_is_not_a_dashboard() -> None:

@@ -13,7 +13,8 @@ got nothing useful is visible:
 
 ``http`` does what the page does by the API contract (``dashboard.POLLS``, ``EVENT_KINDS``):
 the polls one after another at each tick of a one-second schedule (a late tick is not made up),
-and the event stream in a thread, reopened ``SSE_RETRY_S`` after it ends. ``browser`` opens
+and each event stream (``--events``; one by default) in a thread, reopened ``SSE_RETRY_S``
+after it ends. ``browser`` opens
 ``GET /`` in Debian's headless chromium through Playwright's sync API (``executable_path``;
 never a downloaded browser) and keeps the page open.
 """
@@ -68,12 +69,14 @@ def stop_on_sigterm() -> threading.Event:
     return stopping
 
 
-def run_http(base: str, stats: Path, stopping: threading.Event, figures: Figures) -> None:
-    """Poll and stream as the page does until ``stopping``."""
+def run_http(base: str, stats: Path, stopping: threading.Event, figures: Figures,
+             streams: list[str]) -> None:
+    """Poll and hold the event streams (one per kind filter of ``streams``) as the page does,
+    until ``stopping``."""
     import httpx
 
-    def stream_events() -> None:
-        url = f"{base}/api/events?kind={EVENT_KINDS}"
+    def stream_events(kinds: str) -> None:
+        url = f"{base}/api/events?kind={kinds}"
         with httpx.Client(timeout=httpx.Timeout(30.0, read=None)) as client:
             while not stopping.is_set():
                 with contextlib.suppress(httpx.HTTPError), client.stream("GET", url) as response:
@@ -87,7 +90,8 @@ def run_http(base: str, stats: Path, stopping: threading.Event, figures: Figures
                                 return
                 stopping.wait(SSE_RETRY_S)
 
-    threading.Thread(target=stream_events, daemon=True).start()
+    for kinds in streams:
+        threading.Thread(target=stream_events, args=(kinds,), daemon=True).start()
     with httpx.Client(base_url=base, timeout=10.0) as client:
         tick, started = 0, time.monotonic()
         while not stopping.is_set():
@@ -125,14 +129,17 @@ def run_browser(base: str, stats: Path, stopping: threading.Event, figures: Figu
             browser.close()
 
 
-def run_client(kind: str, base: str, stats: Path, chromium: str) -> None:
-    """Run the ``kind`` client on ``base`` until SIGTERM; its figures go to ``stats``."""
+def run_client(kind: str, base: str, stats: Path, chromium: str,
+               streams: list[str] | None = None) -> None:
+    """Run the ``kind`` client on ``base`` until SIGTERM; its figures go to ``stats``;
+    ``streams``: the kind filters of its event streams (``http``; default one,
+    ``dashboard.EVENT_KINDS``)."""
     stopping = stop_on_sigterm()
     figures = Figures(kind)
     try:
         if kind == "browser":
             run_browser(base, stats, stopping, figures, chromium)
         else:
-            run_http(base, stats, stopping, figures)
+            run_http(base, stats, stopping, figures, streams or [EVENT_KINDS])
     finally:
         figures.write(stats)
