@@ -19,6 +19,7 @@ from tools.bench.dashboard import (
     client_answered,
     process_cpu_s,
     run_clock,
+    spread_sessions,
     summarize,
     wall_iso,
 )
@@ -113,3 +114,12 @@ def test_the_cpu_of_a_process_is_read_from_proc() -> None:
     after = usage.ru_utime + usage.ru_stime
     # /proc counts in clock ticks (1/100 s here): within a tick or two of getrusage.
     assert before - 0.03 <= read <= after + 0.03
+
+
+def test_spread_sessions_keep_the_mean_length_and_zero_keeps_the_fleet_file() -> None:
+    workload = {"meter_samples_per_transaction": 10, "meter_interval_s": 20.0}
+    text = '[group.sessions]\narrivals_per_hour = 180\nduration = "200s"\n'
+    assert 'duration = "50s..350s"' in spread_sessions(text, workload, 0.75)
+    assert spread_sessions(text, workload, 0) == text
+    with pytest.raises(RuntimeError):
+        spread_sessions(text.replace("200s", "2m"), workload, 0.5)
