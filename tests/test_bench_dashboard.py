@@ -14,23 +14,18 @@ from typing import Any
 
 import pytest
 
-from tools.bench.dashboard import (
-    POLLS,
-    client_answered,
-    process_cpu_s,
-    run_clock,
-    spread_sessions,
-    summarize,
-    wall_iso,
-)
+from tools.bench.dashboard import process_cpu_s, run_clock, spread_sessions, wall_iso
+from tools.bench.dashboard_client import POLLS
+from tools.bench.dashboard_report import client_answered, summarize
 
 ALL_200 = {path: {"200": 3} for path, _ in [*POLLS, ("/api/events", 0)]}
 
 
 def run(index: int, mode: str, exchanges: int, cpu_s: float,
         client: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"run": index, "mode": mode, "exchanges": exchanges, "cpu_s": cpu_s, "wall_s": 10.0,
-            "cpu_pct": 10 * cpu_s,
+    return {"run": 0, "window": index, "mode": mode, "exchanges": exchanges, "cpu_s": cpu_s,
+            "wall_s": 10.0,
+            "cpu_pct": 10 * cpu_s, "latency_ms": {"p50": 5.0},
             "exchanges_per_cpu_s": exchanges / cpu_s, "all_booted": True,
             "client": client if client is not None else
             ({"client": "http", "answers": ALL_200} if mode == "dashboard" else None)}
@@ -38,10 +33,10 @@ def run(index: int, mode: str, exchanges: int, cpu_s: float,
 
 def test_the_cost_is_one_minus_the_ratio_of_the_medians_and_of_each_bracket() -> None:
     results = [run(0, "none", 1000, 1.0),
-               run(0, "dashboard", 1000, 1.25),   # 800 / CPU-s, between 1000 and 1200
-               run(0, "none", 1200, 1.0),
-               run(0, "dashboard", 900, 1.0),     # 900, between 1200 and 1100
-               run(0, "none", 1100, 1.0)]
+               run(1, "dashboard", 1000, 1.25),   # 800 / CPU-s, between 1000 and 1200
+               run(2, "none", 1200, 1.0),
+               run(3, "dashboard", 900, 1.0),     # 900, between 1200 and 1100
+               run(4, "none", 1100, 1.0)]
     summary = summarize(results)
     assert summary["by_mode"]["none"] == {"runs": [1000.0, 1200.0, 1100.0], "median": 1100.0,
                                           "min": 1000.0, "max": 1200.0}
@@ -57,6 +52,9 @@ def test_the_cost_is_one_minus_the_ratio_of_the_medians_and_of_each_bracket() ->
         100 * (1.25 - 1000 / 1100) / 10.0, abs=0.01)
     assert summary["cpu_pct_delta_bracketed"] == [2.5, 0.0]  # 12.5% against 10% and 10%
     assert summary["clients_answered"] and summary["all_booted"]
+    assert summary["behind"] == []
+    results[2]["latency_ms"] = {"p50": 2500.0}  # a backlog in window 2
+    assert summarize(results)["behind"] == ["0.2"]
 
 
 def test_a_failed_window_leaves_no_bracket_and_no_cost_without_both_modes() -> None:

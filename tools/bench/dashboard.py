@@ -48,8 +48,10 @@ s, close the client. In each window:
   dashboard's own CPU in % of a core (a window's CPU beyond what its exchanges cost at its
   bracket's rate), which does not depend on the load the fleet was offered.
 
-The run is then stopped (SIGTERM, as Ctrl-C) and its ledger read. Absolute figures move with
-whatever else runs on the machine (it is shared, and with autogroup scheduling a ``nice`` of 0
+The run is then stopped (SIGTERM, as Ctrl-C) and its ledger read; ``dashboard_report.py``
+makes the figures and the table (and warns of a window where the fleet was behind its load).
+
+Absolute figures move with whatever else runs on the machine (it is shared, and with autogroup scheduling a ``nice`` of 0
 does not outrank other sessions' work): compare only within one invocation, where the modes
 alternate. The measurement is not run under ``nice``.
 
@@ -88,7 +90,6 @@ if __package__:  # imported by a test (tests/test_bench_dashboard.py: the pure f
         RAMP_SLACK_S,
         SPARE_FILES,
         WORKLOAD_NAMES,
-        fmt,
         open_loopback_csms,
         pinned,
         positive,
@@ -101,7 +102,6 @@ else:  # run as a script: its folder is on sys.path
         RAMP_SLACK_S,
         SPARE_FILES,
         WORKLOAD_NAMES,
-        fmt,
         open_loopback_csms,
         pinned,
         positive,
@@ -109,15 +109,18 @@ else:  # run as a script: its folder is on sys.path
         read_json,
     )
 
+if __package__:
+    from .dashboard_client import EVENT_KINDS
+    from .dashboard_report import MODES, render, summarize
+else:
+    from dashboard_client import EVENT_KINDS  # type: ignore[import-not-found,no-redef]
+    from dashboard_report import (  # type: ignore[import-not-found,no-redef]
+        MODES,
+        render,
+        summarize,
+    )
+
 REPO: Final = BENCH_DIR.parent.parent
-MODES: Final = ("none", "dashboard")
-EVENT_KINDS: Final = "status,connected,disconnected,crash,fault,tx_started,tx_stopped,command"
-"""The kinds the dashboard's event stream asks for (the API contract)."""
-POLLS: Final = (("/api/run", 1), ("/api/chargers/states", 2), ("/api/stats", 2),
-                ("/api/chaos", 2))
-"""What the page polls, with its period in seconds (the API contract)."""
-SSE_RETRY_S: Final = 3.0
-"""How long an ``EventSource`` waits before it reopens a stream that ended."""
 START_TIMEOUT_S: Final = 60.0
 """Seconds ``sim start`` gets to say where its API listens."""
 CLIENT_TIMEOUT_S: Final = 60.0
@@ -346,134 +349,6 @@ def measure(args: argparse.Namespace, workload: dict[str, Any], workdir: Path, i
         })
     (workdir / f"{label}.json").write_text(json.dumps(windows) + "\n", encoding="utf-8")
     return windows
-
-
-def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per mode the exchanges per CPU-second (median, min, max, every window), and the cost of
-    the dashboard, ``1 - dashboard / none`` in percent: of the medians, and of each
-    ``dashboard`` window against the mean of the ``none`` windows just before and after it
-    (``results`` alternate, ``none`` first and last: a fleet's rate drifts as its sessions
-    start and end together, and the bracket cancels a steady drift). The dashboard's own CPU,
-    in % of a core: a ``dashboard`` window's CPU beyond what its exchanges cost at its
-    bracket's rate."""
-    def rate(result: dict[str, Any] | None) -> float | None:
-        return result.get("exchanges_per_cpu_s") if result else None
-
-    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
-    for result in results:
-        if rate(result) is not None:
-            rates[result["mode"]].append(result["exchanges_per_cpu_s"])
-    by_mode = {mode: {"runs": values, "median": statistics.median(values),
-                      "min": min(values), "max": max(values)}
-               for mode, values in rates.items() if values}
-    cost = (100 * (1 - by_mode["dashboard"]["median"] / by_mode["none"]["median"])
-            if len(by_mode) == len(MODES) else None)
-    bracketed, extra, delta = [], [], []
-    for index, result in enumerate(results):
-        if result["mode"] != "dashboard" or rate(result) is None:
-            continue
-        around = [rate(other) for other in results[max(0, index - 1):index + 2:2]
-                  if other["mode"] == "none"]
-        around = [value for value in around if value is not None]
-        cpu_around = [other["cpu_pct"] for other in results[max(0, index - 1):index + 2:2]
-                      if other["mode"] == "none" and rate(other) is not None]
-        if cpu_around:
-            delta.append(result["cpu_pct"] - statistics.fmean(cpu_around))
-        if around:
-            baseline = statistics.fmean(around)
-            bracketed.append(100 * (1 - result["exchanges_per_cpu_s"] / baseline))
-            extra.append(100 * (result["cpu_s"] - result["exchanges"] / baseline)
-                         / result["wall_s"])
-    return {"by_mode": by_mode,
-            "cost_pct": round(cost, 2) if cost is not None else None,
-            "cost_pct_bracketed": [round(value, 2) for value in bracketed],
-            "cost_pct_bracketed_median": (round(statistics.median(bracketed), 2)
-                                          if bracketed else None),
-            "dashboard_cpu_pct_of_core": [round(value, 2) for value in extra],
-            "cpu_pct_delta_bracketed": [round(value, 2) for value in delta],
-            "clients_answered": all(client_answered(r.get("client")) for r in results
-                                    if r["mode"] == "dashboard" and "error" not in r),
-            "all_booted": all(r.get("all_booted") for r in results if "error" not in r)}
-
-
-def client_answered(client: dict[str, Any] | None) -> bool:
-    """Whether a dashboard run's client got a ``200`` for each path it polls (``/`` too, in a
-    browser): otherwise the run measured a client that the API turned away, not a dashboard."""
-    if not client:
-        return False
-    answers = client.get("answers", {})
-    wanted = [path for path, _ in POLLS] + ["/api/events"]
-    if client.get("client") == "browser":
-        wanted.append("/")
-    return all(answers.get(path, {}).get("200") for path in wanted)
-
-
-def client_line(client: dict[str, Any] | None) -> str:
-    """What a dashboard run's client got: answers by path and status, events, errors."""
-    if not client:
-        return "client: no figures (it did not start or did not stop cleanly)"
-    answers = ", ".join(f"{path} {statuses}" for path, statuses in
-                        sorted(client.get("answers", {}).items()))
-    return (f"client {client.get('client')}: {answers or 'no answers'}; "
-            f"events {client.get('events', 0)}, event bytes {client.get('event_bytes', 0):,}"
-            + (f"; console errors {len(client['console_errors'])}: "
-               f"{client['console_errors'][:3]}" if client.get("console_errors") else ""))
-
-
-def render(results: list[dict[str, Any]], summary: dict[str, Any], command: str,
-           args: argparse.Namespace, workload: dict[str, Any]) -> str:
-    """The table, the summary and the command that produced them."""
-    pin = (f"simulator on core {args.cores[0]}, CSMS and client on core {args.cores[1]}"
-           if args.cores else "not pinned")
-    lines = [
-        f"$ {command}",
-        f"{args.chargers:,} chargers, {workload['name']} at pace {args.pace} "
-        f"(~{workload['offered_per_charger_per_s'] * args.chargers:,.0f} exchanges/s offered), "
-        f"connect rate {args.connect_rate:g}/s, warm-up {args.warmup:g} s, "
-        f"settle {args.settle:g} s, "
-        f"window {args.duration:g} s, client {args.client}, {args.layout}; {pin}",
-        "",
-        "| run.window | mode | exchanges | exch/s | CPU s | CPU % | exch/CPU-s | CSMS answered | "
-        "p50 ms | booted | window late s | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        if "error" in r:
-            lines.append(f"| {r['run']}.{r['window']} | {r['mode']} | error: {r['error']} |")
-            continue
-        lines.append(
-            f"| {r['run']}.{r['window']} | {r['mode']} | {fmt(r['exchanges'])} | "
-            f"{fmt(r['exchanges_per_s'])} | {fmt(r['cpu_s'], 2)} | {fmt(r['cpu_pct'])} | "
-            f"{fmt(r['exchanges_per_cpu_s'])} | "
-            f"{fmt(r['csms_answered_in_window'])} | "
-            f"{fmt((r['latency_ms'] or {}).get('p50'), 2)} | {fmt(r['booted'])} | "
-            f"{fmt(r['window_late_s'])} | {r['load']:.2f} |")
-    lines.append("")
-    for mode, figures in summary["by_mode"].items():
-        lines.append(f"{mode}: exchanges per CPU-second median {fmt(figures['median'])}, "
-                     f"min {fmt(figures['min'])}, max {fmt(figures['max'])} "
-                     f"({len(figures['runs'])} windows)")
-    cost = summary["cost_pct_bracketed_median"]
-    lines.append(f"cost of an open dashboard: {fmt(cost, 2)}% of the exchanges per CPU-second "
-                 "(median of the dashboard windows, each against the none windows around it: "
-                 f"{summary['cost_pct_bracketed']}); target < 5%: "
-                 + ("-" if cost is None else "met" if cost < 5 else "NOT met"))
-    lines.append(f"cost of the medians of the two modes: {fmt(summary['cost_pct'], 2)}%")
-    lines.append("the dashboard's own CPU in the simulator (its CPU beyond what its exchanges "
-                 "cost at the rate of the none windows around it), % of a core, by window: "
-                 f"{summary['dashboard_cpu_pct_of_core']}; the simulator's CPU % of a core "
-                 "minus that of the none windows around it, by window: "
-                 f"{summary['cpu_pct_delta_bracketed']}")
-    if not summary["clients_answered"]:
-        lines.append("WARNING: a client did not get 200 for every path the dashboard uses (see "
-                     "below): those runs measured an API that turned it away, not a dashboard")
-    if not summary["all_booted"]:
-        lines.append("WARNING: in some run not every charger had booted when the window opened "
-                     "(booted column): its window measured the ramp")
-    for r in results:
-        if r["mode"] == "dashboard" and "error" not in r:
-            lines.append(f"window {r['run']}.{r['window']} {client_line(r.get('client'))}")
-    return "\n".join(lines)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -11,7 +11,7 @@ got nothing useful is visible:
   ``browser``: the bytes are not visible to Playwright, so only the page's own requests count);
 - ``console_errors`` (``browser``): console errors and uncaught exceptions of the page.
 
-``http`` does what the page does by the API contract (``dashboard.POLLS``, ``EVENT_KINDS``):
+``http`` does what the page does by the API contract (:data:`POLLS`, :data:`EVENT_KINDS`):
 the polls one after another at each tick of a one-second schedule (a late tick is not made up),
 and each event stream (``--events``; one by default) in a thread, reopened ``SSE_RETRY_S``
 after it ends. ``browser`` opens
@@ -29,9 +29,16 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
-from dashboard import EVENT_KINDS, POLLS, SSE_RETRY_S  # type: ignore[import-not-found]
+EVENT_KINDS: Final = "status,connected,disconnected,crash,fault,tx_started,tx_stopped,command"
+"""The kinds the dashboard's event stream asks for (the API contract)."""
+POLLS: Final = (("/api/run", 1), ("/api/chargers/states", 2), ("/api/stats", 2),
+                ("/api/chaos", 2))
+"""What the page polls, with its period in seconds (the API contract)."""
+SSE_RETRY_S: Final = 3.0
+"""How long an ``EventSource`` waits before it reopens a stream that ended."""
 
 
 class Figures:
@@ -133,7 +140,7 @@ def run_client(kind: str, base: str, stats: Path, chromium: str,
                streams: list[str] | None = None) -> None:
     """Run the ``kind`` client on ``base`` until SIGTERM; its figures go to ``stats``;
     ``streams``: the kind filters of its event streams (``http``; default one,
-    ``dashboard.EVENT_KINDS``)."""
+    :data:`EVENT_KINDS`)."""
     stopping = stop_on_sigterm()
     figures = Figures(kind)
     try:
