@@ -51,9 +51,9 @@ s, close the client. In each window:
 The run is then stopped (SIGTERM, as Ctrl-C) and its ledger read; ``dashboard_report.py``
 makes the figures and the table (and warns of a window where the fleet was behind its load).
 
-Absolute figures move with whatever else runs on the machine (it is shared, and with autogroup scheduling a ``nice`` of 0
-does not outrank other sessions' work): compare only within one invocation, where the modes
-alternate. The measurement is not run under ``nice``.
+Absolute figures move with whatever else runs on the machine (it is shared, and with autogroup
+scheduling a ``nice`` of 0 does not outrank other sessions' work): compare only within one
+invocation, where the modes alternate. The measurement is not run under ``nice``.
 
 Usage::
 
