@@ -317,7 +317,7 @@ def event_kinds() -> dict[str, type[Event]]:
     while pending:
         cls = pending.pop()
         tag = cls.__struct_config__.tag
-        if isinstance(tag, str):
+        if isinstance(tag, str) and cls is not Event:  # (the base class is no kind)
             kinds[tag] = cls
         pending.extend(cls.__subclasses__())
     return kinds

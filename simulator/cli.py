@@ -94,6 +94,9 @@ def _usable(fleet: Fleet) -> str | None:
     if fleet.run.time == TimeMode.VIRTUAL and fleet.csms.url != "embedded":
         return (f'{fleet.source}: run.time: "virtual" needs csms.url = "embedded" '
                 "(a real CSMS lives in real time); use time = \"real\"")
+    if fleet.run.time == TimeMode.VIRTUAL and fleet.run.duration is None:
+        return (f'{fleet.source}: run.duration: a run with time = "virtual" needs one (its '
+                "clock races ahead: without an end it would never stop); give --duration")
     return _expectations_problem(fleet) or _tls_problem(fleet)
 
 

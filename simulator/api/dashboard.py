@@ -69,7 +69,7 @@ class Assets:
         if body is None:
             try:
                 body = asset(name)
-            except OSError:  # no such file, or a folder
+            except (OSError, ValueError):  # no such file, a folder, a NUL in the name
                 raise problem(404, f"no file {path!r} in the dashboard's files") from None
             self._files[name] = body
         return body, content_type

@@ -60,6 +60,19 @@ def _command_error(_: Request[Any, Any, Any], exc: CommandError) -> Response[dic
     return problem_response(404 if text.startswith("no ") else 409, text)
 
 
+def _too_deep(_: Request[Any, Any, Any], __: RecursionError) -> Response[dict[str, Any]]:
+    return problem_response(400, "the body is nested too deeply to be read")
+
+
+async def html_not_found(response: Response[Any]) -> Response[Any]:
+    """An ``after_request`` hook: Litestar's own schema routes answer an unknown path with an
+    HTML 404 page; the API answers every error with a problem document."""
+    media_type = getattr(response.media_type, "value", response.media_type)
+    if response.status_code == 404 and str(media_type).startswith("text/html"):
+        return problem_response(404, "Not Found")
+    return response
+
+
 def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     return problem_response(500, f"the simulator could not answer ({type(exc).__name__}); "
                                  "the run goes on")
@@ -70,8 +83,10 @@ EXCEPTION_HANDLERS: Final[dict[int | type[Exception], Any]] = {
     405: _http_error,
     HTTPException: _http_error,
     CommandError: _command_error,
+    RecursionError: _too_deep,  # (msgspec on a body nested thousands deep)
     Exception: _unexpected,
 }
 """The app's exception handlers (``Litestar(exception_handlers=...)``)."""
 
-__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "Problem", "problem", "problem_response"]
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "Problem", "html_not_found", "problem",
+           "problem_response"]

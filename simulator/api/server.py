@@ -39,7 +39,7 @@ from simulator.api import chaos, chargers, dashboard, events, metrics, run, tree
 from simulator.api.errors import ApiUnavailable
 from simulator.api.metrics import FleetMetrics
 from simulator.api.parts import ApiContext, ApiPart, provide
-from simulator.api.problems import EXCEPTION_HANDLERS
+from simulator.api.problems import EXCEPTION_HANDLERS, html_not_found
 from simulator.bus import EventBus
 from simulator.config import Api
 from simulator.simulation import Simulation
@@ -110,6 +110,7 @@ def build_app(sim: Simulation, api: Api, metrics: FleetMetrics | None = None) ->
                         *(handler for built in parts for handler in built.handlers)],
         dependencies=dependencies,
         exception_handlers=dict(EXCEPTION_HANDLERS),
+        after_request=html_not_found,
         guards=[_token_guard(str(api.token))] if api.token is not None else None,
         cors_config=CORSConfig(allow_origins=list(api.cors)) if api.cors else None,
         openapi_config=OpenAPIConfig(

@@ -530,6 +530,9 @@ def resolve_api(table: ApiTable) -> Api:
               token=None if table.token is None else Secret(table.token), cors=table.cors)
     if table.token is not None and not table.token.strip():
         raise Invalid(("api", "token"), "is empty; give a token or leave it out")
+    if table.token is not None and table.token != table.token.strip():
+        raise Invalid(("api", "token"), "starts or ends with white space, which no client "
+                                        "would send: remove it")
     if not api.loopback and api.token is None:
         raise Invalid(path, f"{host} is not a loopback address, so the API needs a bearer "
                             'token: write [api] token = "${SIM_API_TOKEN}" (or set '

@@ -121,6 +121,20 @@ async def test_guard_problems_and_openapi(
             assert unknown.headers["content-type"].startswith("application/problem+json")
             assert unknown.json()["status"] == 404
 
+            for odd in ("/api/schema/swagger", "/api/schema/nothing", "/static/%00.js",
+                        "/static/dashboard.js%00.js"):
+                answer = await client.get(odd, headers=bearer)
+                assert answer.status_code == 404, odd
+                assert answer.headers["content-type"].startswith("application/problem+json")
+            deep = b"[" * 5000 + b"]" * 5000  # msgspec gives up with a RecursionError
+            for path in ("/api/chaos", "/api/chargers/ST-1/commands"):
+                answer = await client.post(path, content=deep, headers={
+                    **bearer, "content-type": "application/json"})
+                assert answer.status_code == 400, (path, answer.text)
+                assert answer.headers["content-type"].startswith("application/problem+json")
+            kinds = await client.get("/api/events?kind=Event", headers=bearer)
+            assert kinds.status_code == 400  # the events' base class is no kind
+
             docs = await client.get("/api/docs", headers=bearer)
             assert docs.status_code == 200 and "Redoc.init(" in docs.text
             # works offline: every script and style comes from this server
@@ -191,3 +205,22 @@ def test_cli_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         f"sim: the API cannot listen on 127.0.0.1:{port}: Address already in use; choose "
         "another address or port with --api HOST:PORT (port 0: any free port)"]
     assert not (tmp_path / "r.db").exists()  # no charger connected, no run recorded
+
+
+def test_a_token_with_white_space_around_it_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"api\.token: starts or ends with white space"):
+        parse_fleet(fleet_text(tmp_path / "r.db", api=f'[api]\ntoken = " {TOKEN}"\n'))
+
+
+def test_a_virtual_run_with_the_api_needs_a_duration(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(fleet_text(tmp_path / "r.db"))  # time = "virtual", no duration given
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "start", "--toml", str(fleet), "--quiet",
+         "--api", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f'sim: {fleet}: run.duration: a run with time = "virtual" needs one (its clock races '
+        "ahead: without an end it would never stop); give --duration"]
