@@ -175,7 +175,7 @@ class ChaosBoard:
             rule = resolve_chaos(table, 0, sim.fleet.groups)
         except Invalid as error:
             field = field_name(error.path[2:]) or "body"
-            raise problem(400, f"{field}: {error.message}",
+            raise problem(400, f"{field}: {error.message}", field=field,
                           errors=[{"key": field, "message": error.message}]) from None
         self._posted += 1
         number = self._posted

@@ -75,7 +75,8 @@ async def give_command(charger_id: FromPath[str], data: JSONBody[CommandBody],
     except Invalid as error:
         path = error.path[2:] if error.path[:1] == ("step",) else error.path
         where = "connector" if path[:2] == ("target", "connector") else field_name(path)
-        raise problem(400, f"{where}: {error.message}", field=where) from None
+        raise problem(400, f"{where}: {error.message}", field=where,
+                      errors=[{"key": where, "message": error.message}]) from None
     if sim.stopping.is_set():
         raise problem(409, "the run is stopping: no command is carried out any more")
     control = sim.running_controls.get(charger_id)
