@@ -62,6 +62,7 @@
   var FAULT_SPAN = "rgba(197, 48, 48, 0.08)";
   var LABEL_ROWS = 3; /* rows of fault labels at the top of a chart */
   var LABEL_GAP = 6; /* CSS pixels at least between two fault labels on one row */
+  var LABEL_BACKGROUND = "rgba(255, 255, 255, 0.85)";
   var instances = [];
   /* Tick steps of a relative-time axis, seconds: round seconds, minutes and hours. */
   var RELATIVE_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400];
@@ -145,7 +146,6 @@
     ctx.font = font + "px sans-serif";
     ctx.textBaseline = "top";
     ctx.textAlign = "left";
-    ctx.fillStyle = FAULT_COLOR;
     shown.sort(function (a, b) { return a.x - b.x; });
     var rowEnds = [];
     for (var r = 0; r < LABEL_ROWS; r++) rowEnds.push(-Infinity);
@@ -155,8 +155,12 @@
       var width = ctx.measureText(item.label).width;
       for (var row = 0; row < LABEL_ROWS; row++) {
         if (left < rowEnds[row] + gap) continue;
+        var top = box.top + 2 * ratio + row * (font + 2 * ratio);
         rowEnds[row] = left + width;
-        ctx.fillText(item.label, left, box.top + 2 * ratio + row * (font + 2 * ratio));
+        ctx.fillStyle = LABEL_BACKGROUND; /* the other faults' lines do not cross the text */
+        ctx.fillRect(left - ratio, top - ratio, width + 2 * ratio, font + 2 * ratio);
+        ctx.fillStyle = FAULT_COLOR;
+        ctx.fillText(item.label, left, top);
         drawn.push({ label: item.label, x: left / ratio, row: row, width: width / ratio });
         return;
       }
@@ -231,7 +235,7 @@
       },
       setFaults: function (list) {
         faults = (list || []).slice();
-        plot.redraw(false, false);
+        if (data[0].length) plot.redraw(false, false); /* (uPlot cannot redraw no data: the next draw shows them) */
       },
       faultLabels: function () { return labels.slice(); },
       destroy: function () {
