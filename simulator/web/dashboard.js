@@ -18,7 +18,8 @@
  *   on the run's clock (seconds since it started), and drawn with SimCharts (charts.js), the
  *   same chart code as the HTML report; the faults injected are laid over them.
  *
- * `window.dashboard` exposes a few read-only helpers for tests (where a charger's cell is).
+ * `window.dashboard` exposes a few read-only helpers for tests (where a charger's cell is, the
+ * fault marks).
  */
 (function () {
   "use strict";
@@ -75,6 +76,9 @@
   }
 
   function seconds(s) { return s == null ? "–" : SimCharts.formatSeconds(s); }
+
+  /* A recurring fault's period: "250 ms" below a second, as seconds() above. */
+  function period(s) { return s < 1 ? fmt(s * 1000, 1) + " ms" : seconds(s); }
 
   function notice(text) {
     var box = $("notice");
@@ -344,6 +348,7 @@
   var fleetSeries = { times: [], connected: [], inTx: [] };
   var charts = { rate: null, latency: null, fleet: null, rateActions: "", latencyAction: null };
   var faultMarks = [];
+  var faultMarksFrom = 0, faultMarksTo = 0; /* the run's times the marks were laid out over */
 
   function keep(list, value) {
     list.push(value);
@@ -599,7 +604,7 @@
         el("span", { className: "meta", text: seconds(r.at) }),
         el("strong", { text: r.fault }),
         el("span", { className: "state " + r.state, text: r.state }),
-        el("span", { text: fmt(r.chargers.length) + " charger(s)" + (r.every != null ? " every " + seconds(r.every) : "") +
+        el("span", { text: fmt(r.chargers.length) + " charger(s)" + (r.every != null ? " every " + period(r.every) : "") +
           (r.until != null ? " until " + seconds(r.until) : "") }),
         el("span", { className: "meta", text: r.source }),
         end]));
@@ -636,7 +641,7 @@
     var final = Math.floor((last - r.at) / r.every);
     if (final < first) return [];
     if (final - first + 1 > MAX_FIRING_MARKS) {
-      return [{ t: r.at + first * r.every, label: r.fault + " every " + seconds(r.every) }];
+      return [{ t: r.at + first * r.every, label: r.fault + " every " + period(r.every) }];
     }
     var marks = [];
     for (var k = first; k <= final; k++) {
@@ -652,8 +657,8 @@
    * stream since (one line each). Called as the rows change and as the run's time goes on (a
    * recurring fault fires again). */
   function markFaults() {
-    var from = chartsFrom();
-    var to = runClock();
+    var from = faultMarksFrom = chartsFrom();
+    var to = faultMarksTo = runClock();
     var known = {};
     faultMarks = [];
     allFaultRows().forEach(function (r) {
@@ -1065,6 +1070,8 @@
       return { x: (i % grid.cols) * grid.cell + grid.cell / 2, y: Math.floor(i / grid.cols) * grid.cell + grid.cell / 2 };
     },
     chargers: function () { return grid.ids.length; },
+    /* The fault marks laid over the charts, and the run's times they were laid out over. */
+    faults: function () { return { marks: faultMarks.slice(), from: faultMarksFrom, until: faultMarksTo }; },
     /* Lay the grid out and draw it again, now; its time in milliseconds. */
     redraw: function () {
       var started = performance.now();
