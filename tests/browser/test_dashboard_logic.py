@@ -1,7 +1,9 @@
 """The dashboard's page logic against the API contract alone: the page, its files and every
 ``/api/...`` request are answered through Playwright's routing (no run, no server), from a
-fake origin. Where the page's timers matter, Playwright's clock drives them: the test moves
-the page's time on, the requests it then makes are answered at once.
+fake origin. Where the page's polls matter, Playwright's clock drives them: the test moves
+the page's time on, the requests it then makes are answered at once. The one exception runs
+on real time for a few seconds: the event stream's reconnections are the browser's own
+timers, which the clock does not drive.
 
 - The fault form leaves an optional choice param (no default) out of the request unless one is
   chosen, and will not send a required one left unchosen.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,7 +50,7 @@ WAVE = {
 
 
 @pytest.fixture
-def open_page(page: Any) -> Iterator[Callable[[FakeApi], None]]:
+def open_page(page: Any) -> Callable[[FakeApi], None]:
     """``open_page(fake)``: the dashboard from :data:`ORIGIN`, its files from the package,
     its API answered by ``fake``."""
 
@@ -71,7 +73,7 @@ def open_page(page: Any) -> Iterator[Callable[[FakeApi], None]]:
         page.wait_for_function("() => document.getElementById('grid').dataset.count"
                                f" === '{given.size}'", timeout=WAIT)
 
-    yield open_with
+    return open_with
 
 
 def test_the_fault_form_sends_an_optional_choice_only_when_chosen(
@@ -165,10 +167,14 @@ class GrowingApi(FakeApi):
     """The fake API whose stats bring one action more on each of the first polls (so each
     appears after the charts began), MeterValues answered only until the fourth."""
 
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.stats = 0
+
     def document(self, method: str, path: str, data: str | None) -> tuple[int, Any]:
         if path != "/api/stats":
             return super().document(method, path, data)
-        self.stats = getattr(self, "stats", 0) + 1
+        self.stats += 1
         n = self.stats
         actions = {}
         for k, name in enumerate(("Heartbeat", "MeterValues", "StatusNotification")):
