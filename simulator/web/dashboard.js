@@ -349,6 +349,7 @@
   var charts = { rate: null, latency: null, fleet: null, rateActions: "", latencyAction: null };
   var faultMarks = [];
   var faultMarksFrom = 0, faultMarksTo = 0; /* the run's times the marks were laid out over */
+  var faultMarksKey = ""; /* the marks the charts were last given, as JSON */
 
   function keep(list, value) {
     list.push(value);
@@ -668,6 +669,9 @@
     Object.keys(streamFaults).forEach(function (injection) {
       if (!known[injection]) faultMarks.push({ t: streamFaults[injection].t, label: streamFaults[injection].label });
     });
+    var key = JSON.stringify(faultMarks);
+    if (key === faultMarksKey) return; /* the charts are not redrawn for nothing */
+    faultMarksKey = key;
     [charts.rate, charts.latency, charts.fleet].forEach(function (c) { if (c) c.setFaults(faultMarks); });
   }
 
