@@ -23,6 +23,7 @@ from typing import Final
 
 import msgspec
 
+from simulator.ledger import RunStatus
 from simulator.report.model import FaultEffect, Report
 from simulator.report.summary import ReportError
 from simulator.report.text import verdict_title
@@ -36,6 +37,9 @@ CONTENT_SECURITY_POLICY: Final = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
 )
 """The page runs its inline code and fetches nothing."""
+
+ENDED: Final = frozenset({RunStatus.COMPLETED, RunStatus.FAILED})
+"""The statuses of a run that ended normally (its verdicts judged if it had expectations)."""
 
 _URL_SCHEME: Final = re.compile(r"\bhttps?://")
 TIMES: Final = "\u00d7"
@@ -69,13 +73,15 @@ def render_html(report: Report, charts: Charts) -> str:
         _section("verdicts", "Verdicts", _verdicts(r)),
         _section("timeline", "Over time",
                  '<p class="note">Dashed red lines: faults injected (a shaded span: while it'
-                 f" lasted). One point per {charts.series.bucket_s:g} s.</p>"
+                 " lasted; a label that would overlap another is left out: the"
+                 " markers are listed under Faults)."
+                 f" One point per {charts.series.bucket_s:g} s.</p>"
                  '<div id="chart-connected" class="sim-chart"></div>'
                  '<div id="chart-frames" class="sim-chart"></div>'
                  '<div id="chart-transactions" class="sim-chart"></div>'),
         _section("latency", "Latency per action", _latency(r, charts)),
         _section("errors", "Errors", _errors(r, charts)),
-        _section("faults", "Faults", _faults(r)),
+        _section("faults", "Faults", _faults(r) + _marks(charts)),
     ])
     data = _encoder.encode(_page_data(charts)).decode().replace("<", "\\u003c")
     return "\n".join([
@@ -210,9 +216,13 @@ def _summary(r: Report) -> str:
 
 
 def _verdicts(r: Report) -> str:
-    if r.verdicts is None:
-        return '<p class="empty">no verdicts stored (the run did not end normally)</p>'
+    """The verdicts table. A run stores its verdicts only when it has expectations, so a run
+    that ended (completed or failed) with none stored expected nothing; one still running or
+    interrupted may have had them judged never."""
     if not r.verdicts:
+        if r.verdicts is None and r.status not in ENDED:
+            return (f'<p class="empty">no verdicts stored (the run did not end normally:'
+                    f" {_e(r.status)})</p>")
         return '<p class="empty">none expected (no [[expect]] table)</p>'
     passed = sum(1 for v in r.verdicts if v.passed)
     rows = "".join(
@@ -277,6 +287,18 @@ def _faults(r: Report) -> str:
                   (_effect_row(e) for e in shown), numeric_from=99)
     return (f"<h3>What the central system did next, by fault</h3>{kinds}"
             f"<details><summary>Each injection ({listed})</summary>{rows}</details>")
+
+
+def _marks(charts: Charts) -> str:
+    """The fault markers of the charts, listed: a chart leaves out a label that would overlap
+    another, so this table is where every marker is named."""
+    if not charts.faults:
+        return ""
+    rows = _table(("t (s)", "fault", "last (s)", "until (s)", "injections", "chargers"),
+                  ((m.t_s, fault_label(m), m.last_s, m.until_s, m.count, m.chargers)
+                   for m in charts.faults), numeric_from=99)
+    return (f'<details id="fault-marks"><summary>The {len(charts.faults)} fault marker(s) of'
+            f" the charts</summary>{rows}</details>")
 
 
 def _kind_row(name: str, effects: list[FaultEffect]) -> tuple[object, ...]:

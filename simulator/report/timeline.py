@@ -43,7 +43,9 @@ BUCKET_STEPS_S: Final = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600
 
 MAX_FAULT_MARKS: Final = 120
 """Fault markers laid over the charts at most: injections of the same fault close in time are
-merged into one marker (its label gives their number) until they fit."""
+merged into one marker (its label gives their number) until they fit. A chart draws each
+marker's line but leaves out a label that would overlap another (charts.js); the report's
+table of markers names them all."""
 
 LATENCY_BOUNDS_MS: Final = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
                             10000, 20000, 60000)

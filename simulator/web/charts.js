@@ -15,7 +15,9 @@
  *     series:  [{label: string, values: [number|null], color?: string, fill?: bool}]
  *              one y array per series, as long as `times`; null leaves a gap,
  *     faults:  [{t: number, label: string, end?: number}] (optional) drawn as dashed
- *              vertical markers with their label; with `end`, the span is shaded too,
+ *              vertical markers with their label; with `end`, the span is shaded too. Labels
+ *              stack on three rows; one that would overlap a label of every row is left out
+ *              (its marker stays), so a page with many faults names them elsewhere too,
  *     time:    bool, default true: x is a date-time axis; false: x is seconds shown as
  *              "12 s" / "3 min" (a run's relative time),
  *     height:  pixels, default 220,
@@ -27,6 +29,8 @@
  *   chart.push(t, values)              append one point (values: one y per series); trims to
  *                                      maxPoints.
  *   chart.setFaults(faults)            replace the fault markers and redraw.
+ *   chart.faultLabels()                the fault labels of the last draw: [{label, x, row,
+ *                                      width}] (CSS pixels); `data-fault-labels` counts them.
  *   chart.points()                     how many x values the chart holds.
  *   chart.plot                         the uPlot instance; chart.destroy() removes it.
  *
@@ -56,6 +60,9 @@
   ];
   var FAULT_COLOR = "rgba(197, 48, 48, 0.85)";
   var FAULT_SPAN = "rgba(197, 48, 48, 0.08)";
+  var LABEL_ROWS = 3; /* rows of fault labels at the top of a chart */
+  var LABEL_GAP = 6; /* CSS pixels at least between two fault labels on one row */
+  var LABEL_BACKGROUND = "rgba(255, 255, 255, 0.85)";
   var instances = [];
   /* Tick steps of a relative-time axis, seconds: round seconds, minutes and hours. */
   var RELATIVE_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400];
@@ -98,22 +105,24 @@
   }
 
   /* The fault overlay: a dashed vertical line per fault, its span shaded when it has an end,
-   * its label at the top, stacked on three rows so that close faults stay readable. */
+   * its label at the top on one of LABEL_ROWS rows: the first row (left to right) where it
+   * overlaps no label already drawn; a label that fits on no row is left out (its line stays:
+   * the page names the faults elsewhere, in a table or a list). Returns the labels drawn:
+   * [{label, x, row, width}], x and width in CSS pixels from the canvas's left. */
   function drawFaults(u, faults) {
-    if (!faults || !faults.length) return;
+    var drawn = [];
+    if (!faults || !faults.length) return drawn;
     var ctx = u.ctx;
     var box = u.bbox;
     var ratio = (global.uPlot && global.uPlot.pxRatio) || global.devicePixelRatio || 1;
     var font = Math.round(10 * ratio);
     var xmin = u.scales.x.min;
     var xmax = u.scales.x.max;
+    var shown = [];
     ctx.save();
     ctx.beginPath();
     ctx.rect(box.left, box.top, box.width, box.height);
     ctx.clip();
-    ctx.font = font + "px sans-serif";
-    ctx.textBaseline = "top";
-    ctx.textAlign = "left";
     for (var i = 0; i < faults.length; i++) {
       var fault = faults[i];
       var end = fault.end == null ? fault.t : fault.end;
@@ -131,18 +140,39 @@
       ctx.moveTo(x + 0.5, box.top);
       ctx.lineTo(x + 0.5, box.top + box.height);
       ctx.stroke();
-      if (fault.label) {
-        ctx.setLineDash([]);
-        ctx.fillStyle = FAULT_COLOR;
-        ctx.fillText(String(fault.label), x + 3 * ratio, box.top + 2 * ratio + (i % 3) * (font + 2 * ratio));
-      }
+      if (fault.label) shown.push({ x: x, label: String(fault.label) });
     }
+    ctx.setLineDash([]);
+    ctx.font = font + "px sans-serif";
+    ctx.textBaseline = "top";
+    ctx.textAlign = "left";
+    shown.sort(function (a, b) { return a.x - b.x; });
+    var rowEnds = [];
+    for (var r = 0; r < LABEL_ROWS; r++) rowEnds.push(-Infinity);
+    var gap = LABEL_GAP * ratio;
+    shown.forEach(function (item) {
+      var left = item.x + 3 * ratio;
+      var width = ctx.measureText(item.label).width;
+      for (var row = 0; row < LABEL_ROWS; row++) {
+        if (left < rowEnds[row] + gap) continue;
+        var top = box.top + 2 * ratio + row * (font + 2 * ratio);
+        rowEnds[row] = left + width;
+        ctx.fillStyle = LABEL_BACKGROUND; /* the other faults' lines do not cross the text */
+        ctx.fillRect(left - ratio, top - ratio, width + 2 * ratio, font + 2 * ratio);
+        ctx.fillStyle = FAULT_COLOR;
+        ctx.fillText(item.label, left, top);
+        drawn.push({ label: item.label, x: left / ratio, row: row, width: width / ratio });
+        return;
+      }
+    });
     ctx.restore();
+    return drawn;
   }
 
   function timeSeries(el, options) {
     var opts = options || {};
     var faults = (opts.faults || []).slice();
+    var labels = [];
     var height = opts.height || 220;
     var isTime = opts.time !== false;
     var maxPoints = opts.maxPoints || 0;
@@ -176,7 +206,10 @@
       axes: [xAxis, yAxis],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
-      hooks: { draw: [function (u) { drawFaults(u, faults); }] },
+      hooks: { draw: [function (u) {
+        labels = drawFaults(u, faults);
+        el.setAttribute("data-fault-labels", String(labels.length));
+      }] },
     }, data, el);
     var observer = follow(el, plot, height);
     mark(el, "time", data[0].length);
@@ -202,8 +235,9 @@
       },
       setFaults: function (list) {
         faults = (list || []).slice();
-        plot.redraw(false, false);
+        if (data[0].length) plot.redraw(false, false); /* (uPlot cannot redraw no data: the next draw shows them) */
       },
+      faultLabels: function () { return labels.slice(); },
       destroy: function () {
         if (observer) observer.disconnect();
         plot.destroy();

@@ -6,8 +6,10 @@
  *   when the last one is answered, so a slow run is asked less, never more): the run's counters
  *   every 1 s, the grid's states and the stats every 2 s, an open drawer every 2 s, the actor
  *   tree every 5 s and only while its section is open (above BIG_TREE chargers: when it opens,
- *   on "refresh" and after a crash, no more often than every 5 s). Events are buffered as they arrive and
- *   drawn at most every 500 ms; the list keeps the newest MAX_EVENTS.
+ *   on "refresh" and after a crash, no more often than every 5 s), the faults (GET /api/chaos)
+ *   every 5 s whatever happens (the stream's faults, and the rows POST and DELETE answer, are
+ *   drawn in between). Events are buffered as they arrive and drawn at most every 500 ms; the
+ *   list keeps the newest MAX_EVENTS.
  * - The token: when the API answers 401 the page asks for it once, keeps it in sessionStorage
  *   (the tab's life only), sends it as `Authorization: Bearer` and, for EventSource (which
  *   cannot set a header), as `?access_token=`.
@@ -16,7 +18,8 @@
  *   on the run's clock (seconds since it started), and drawn with SimCharts (charts.js), the
  *   same chart code as the HTML report; the faults injected are laid over them.
  *
- * `window.dashboard` exposes a few read-only helpers for tests (where a charger's cell is).
+ * `window.dashboard` exposes a few read-only helpers for tests (where a charger's cell is, the
+ * fault marks).
  */
 (function () {
   "use strict";
@@ -27,7 +30,8 @@
   var DRAWER_EVERY = 2000;
   var TREE_EVERY = 5000;
   var BIG_TREE = 1000; /* chargers above which the tree is fetched only when asked or on a crash */
-  var CHAOS_EVERY = 5000;
+  var CHAOS_EVERY = 5000; /* GET /api/chaos, whatever happens: the stream's faults are drawn between */
+  var MAX_FIRING_MARKS = 60; /* firings of one recurring fault drawn one by one on the charts */
   var EVENTS_DRAW_EVERY = 500;
   var MAX_EVENTS = 300;
   var MAX_POINTS = 900; /* 30 min of stats at one point per 2 s */
@@ -72,6 +76,9 @@
   }
 
   function seconds(s) { return s == null ? "–" : SimCharts.formatSeconds(s); }
+
+  /* A recurring fault's period: "250 ms" below a second, as seconds() above. */
+  function period(s) { return s < 1 ? fmt(s * 1000, 1) + " ms" : seconds(s); }
 
   function notice(text) {
     var box = $("notice");
@@ -230,7 +237,7 @@
   /* --- the grid of chargers --------------------------------------------------------------- */
 
   var nothing = { now: function () {} };
-  var chaosPoller = nothing, treePoller = nothing, drawerPoller = nothing;
+  var treePoller = nothing, drawerPoller = nothing;
 
   var grid = { ids: [], codes: [], legend: {}, cell: 8, cols: 1, index: {} };
 
@@ -341,6 +348,8 @@
   var fleetSeries = { times: [], connected: [], inTx: [] };
   var charts = { rate: null, latency: null, fleet: null, rateActions: "", latencyAction: null };
   var faultMarks = [];
+  var faultMarksFrom = 0, faultMarksTo = 0; /* the run's times the marks were laid out over */
+  var faultMarksKey = ""; /* the marks the charts were last given, as JSON */
 
   function keep(list, value) {
     list.push(value);
@@ -363,9 +372,10 @@
     series.last = s;
     if (!last || s.t <= last.t) return;
     var dt = s.t - last.t;
+    /* A new action's arrays are padded to the times before this point is added to any. */
+    Object.keys(s.actions).forEach(actionSeries);
     keep(series.times, s.t);
     keep(series.total, Math.max(0, (s.exchanges - last.exchanges) / dt));
-    Object.keys(s.actions).forEach(actionSeries);
     Object.keys(series.actions).forEach(function (name) {
       var now = s.actions[name];
       var before = last.actions[name];
@@ -373,8 +383,11 @@
       var done = now ? now.sent + now.received : 0;
       var was = before ? before.sent + before.received : 0;
       keep(a.rate, now ? Math.max(0, (done - was) / dt) : 0);
-      keep(a.p50, now && now.count ? now.p50 : null);
-      keep(a.p95, now && now.count ? now.p95 : null);
+      /* p50 / p95 cover the action's last answers, however old: drawn only while new ones
+       * come, a gap otherwise (not a flat line of stale latencies). */
+      var fresh = !!now && now.count > (before ? before.count : 0);
+      keep(a.p50, fresh ? now.p50 : null);
+      keep(a.p95, fresh ? now.p95 : null);
       a.count = done;
     });
   }
@@ -449,6 +462,7 @@
     statsPoint(await api("/api/stats"));
     drawRate();
     drawLatency();
+    markFaults(); /* a recurring fault's new firings */
   }
 
   $("latency-action").addEventListener("change", drawLatency);
@@ -463,8 +477,12 @@
     var input;
     if (p.choices && p.choices.length) {
       input = el("select", { name: p.name });
+      /* No default: a blank first option leaves the param out of the request ("(any)": the
+       * fault's own rule for an absent value), or must be changed when the param is required. */
+      if (p.default == null) input.appendChild(el("option", { value: "", text: p.required ? "(choose)" : "(any)" }));
       p.choices.forEach(function (c) { input.appendChild(el("option", { value: String(c), text: String(c) })); });
-      if (p.default != null) input.value = String(p.default);
+      input.value = p.default == null ? "" : String(p.default);
+      if (p.required) input.required = true;
     } else if (p.kind === "bool") {
       input = el("input", { type: "checkbox", name: p.name });
       input.checked = !!p.default;
@@ -548,7 +566,7 @@
       var row = await post("/api/chaos", faultBody());
       result.textContent = "injected " + row.fault + " (" + row.id + ") on " +
         fmt(row.chargers.length) + " charger(s)";
-      chaosPoller.now();
+      takeRow(row);
     } catch (error) {
       result.textContent = error.message;
       result.setAttribute("data-error", "true");
@@ -579,16 +597,16 @@
       if (r.state !== "ended") {
         end = el("button", { type: "button", text: "end" });
         end.addEventListener("click", async function () {
-          try { await api("/api/chaos/" + encodeURIComponent(r.id), { method: "DELETE" }); }
+          try { takeRow(await api("/api/chaos/" + encodeURIComponent(r.id), { method: "DELETE" })); }
           catch (error) { notice(error.message); }
-          chaosPoller.now();
         });
       }
       list.appendChild(el("li", { "data-fault": r.fault, "data-id": r.id }, [
         el("span", { className: "meta", text: seconds(r.at) }),
         el("strong", { text: r.fault }),
         el("span", { className: "state " + r.state, text: r.state }),
-        el("span", { text: fmt(r.chargers.length) + " charger(s)" + (r.until != null ? " until " + seconds(r.until) : "") }),
+        el("span", { text: fmt(r.chargers.length) + " charger(s)" + (r.every != null ? " every " + period(r.every) : "") +
+          (r.until != null ? " until " + seconds(r.until) : "") }),
         el("span", { className: "meta", text: r.source }),
         end]));
     });
@@ -600,13 +618,71 @@
         el("span", { className: "state", text: "seen" }),
         el("span", { text: fmt(f.chargers) + " charger(s)" }), el("span", { className: "meta", text: f.source })]));
     });
-    faultMarks = rows.map(function (r) {
-      return { t: r.at, end: r.until == null ? undefined : r.until, label: r.fault };
+    markFaults();
+  }
+
+  /* The first time the charts show (seconds on the run's clock). */
+  function chartsFrom() {
+    var firsts = [series.times[0], fleetSeries.times[0]].filter(function (t) { return t != null; });
+    return firsts.length ? Math.min.apply(null, firsts) : 0;
+  }
+
+  /* The marks of one fault row between `from` and `to` (run seconds). A fault that fires once
+   * is one mark, shaded until its `until`; a recurring one is one mark per firing (at +
+   * k * every), each shaded over its `for`: never one span from its first firing to its
+   * latest end. Past MAX_FIRING_MARKS firings in view it is one unshaded line, "every ...". */
+  function rowMarks(r, from, to) {
+    if (r.every == null || !(r.every > 0)) {
+      return [{ t: r.at, end: r.until == null ? undefined : r.until, label: r.fault }];
+    }
+    var lasts = r["for"] == null ? 0 : r["for"];
+    var last = to;
+    if (r.state === "ended" && r.until != null) last = Math.min(last, r.until); /* no firing after its end */
+    var first = Math.max(0, Math.ceil((from - lasts - r.at) / r.every));
+    var final = Math.floor((last - r.at) / r.every);
+    if (final < first) return [];
+    if (final - first + 1 > MAX_FIRING_MARKS) {
+      return [{ t: r.at + first * r.every, label: r.fault + " every " + period(r.every) }];
+    }
+    var marks = [];
+    for (var k = first; k <= final; k++) {
+      var t = r.at + k * r.every;
+      var end = r["for"] == null ? undefined : t + r["for"];
+      if (end !== undefined && r.state === "ended" && r.until != null) end = Math.min(end, r.until);
+      marks.push({ t: t, end: end, label: r.fault });
+    }
+    return marks;
+  }
+
+  /* Lay the faults over the charts: the rows of GET /api/chaos, and those seen only on the
+   * stream since (one line each). Called as the rows change and as the run's time goes on (a
+   * recurring fault fires again). */
+  function markFaults() {
+    var from = faultMarksFrom = chartsFrom();
+    var to = faultMarksTo = runClock();
+    var known = {};
+    faultMarks = [];
+    allFaultRows().forEach(function (r) {
+      known[r.id] = true;
+      faultMarks = faultMarks.concat(rowMarks(r, from, to));
     });
     Object.keys(streamFaults).forEach(function (injection) {
       if (!known[injection]) faultMarks.push({ t: streamFaults[injection].t, label: streamFaults[injection].label });
     });
+    var key = JSON.stringify(faultMarks);
+    if (key === faultMarksKey) return; /* the charts are not redrawn for nothing */
+    faultMarksKey = key;
     [charts.rate, charts.latency, charts.fleet].forEach(function (c) { if (c) c.setFaults(faultMarks); });
+  }
+
+  /* A row the API answered (POST or DELETE /api/chaos) takes its place in the list at once:
+   * the list itself is polled every CHAOS_EVERY only. */
+  function takeRow(row) {
+    ["active", "scheduled", "ended"].forEach(function (state) {
+      chaos[state] = chaos[state].filter(function (r) { return r.id !== row.id; });
+    });
+    (chaos[row.state] || chaos.active).push(row);
+    drawTimeline();
   }
 
   async function pollChaos() {
@@ -693,7 +769,9 @@
   }
 
   function drawEvents() {
-    if (faultsDirty) { faultsDirty = false; drawTimeline(); chaosPoller.now(); }
+    /* The stream's faults are drawn as they come; GET /api/chaos (heavy on a big fleet)
+     * waits for its own turn, every CHAOS_EVERY whatever happens. */
+    if (faultsDirty) { faultsDirty = false; drawTimeline(); }
     if (crashDirty) { crashDirty = false; treeWanted = true; if ($("tree-section").open) treePoller.now(); }
     if (!pending.length) return;
     var batch = pending;
@@ -981,7 +1059,7 @@
     poll(RUN_EVERY, pollRun);
     poll(STATES_EVERY, pollStates);
     poll(STATS_EVERY, pollStats);
-    chaosPoller = poll(CHAOS_EVERY, pollChaos);
+    poll(CHAOS_EVERY, pollChaos);
     drawerPoller = poll(DRAWER_EVERY, pollDrawer);
     treePoller = poll(TREE_EVERY, pollTree);
     setInterval(drawEvents, EVENTS_DRAW_EVERY);
@@ -996,6 +1074,8 @@
       return { x: (i % grid.cols) * grid.cell + grid.cell / 2, y: Math.floor(i / grid.cols) * grid.cell + grid.cell / 2 };
     },
     chargers: function () { return grid.ids.length; },
+    /* The fault marks laid over the charts, and the run's times they were laid out over. */
+    faults: function () { return { marks: faultMarks.slice(), from: faultMarksFrom, until: faultMarksTo }; },
     /* Lay the grid out and draw it again, now; its time in milliseconds. */
     redraw: function () {
       var started = performance.now();

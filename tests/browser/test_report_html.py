@@ -5,6 +5,7 @@ every chart holds data and has drawn it (the fault markers too)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -75,14 +76,30 @@ def test_the_report_renders_offline_with_every_chart_drawn(
         assert drawn > 1000, (selector, drawn)
     assert _canvas_pixels(page, "#chart-connected", FAULT_RED) > 50  # the faults laid over
 
+    # close faults: no label written over another, and every marker named in the table
+    for chart in ("chart-connected", "chart-frames", "chart-transactions"):
+        assert_apart(page.evaluate(f"SimCharts.instances.find(c => c.element.id === '{chart}')"
+                                   ".faultLabels()"))
+    marks = page.evaluate("JSON.parse(document.getElementById('sim-report-data').textContent)"
+                          ".faults.length")
+    assert marks > 0 and page.locator("#fault-marks tbody tr").count() == marks
+
     for section in ("summary", "verdicts", "timeline", "latency", "errors", "faults"):
         assert page.locator(f"section#{section}").is_visible()
     assert page.locator("#verdicts tr.pass").count() == 4
 
 
-def test_the_shared_chart_code_takes_live_updates(page: Any) -> None:
-    """What the dashboard relies on: push, update and setFaults redraw a chart in place, a
-    histogram takes new counts, and a chart follows its container's width."""
+def assert_apart(labels: list[dict[str, Any]]) -> None:
+    """No two of a chart's fault labels (``chart.faultLabels()``) overlap on one row."""
+    for row in {label["row"] for label in labels}:
+        spans = sorted((label["x"], label["x"] + label["width"]) for label in labels
+                       if label["row"] == row)
+        for (_, right), (left, _) in itertools.pairwise(spans):
+            assert left >= right, (row, spans)
+
+
+def chart_page(page: Any) -> None:
+    """A blank page with uPlot and the shared chart code, and two chart boxes ``#t``, ``#h``."""
     from simulator.web import asset
 
     page.set_content(
@@ -92,6 +109,38 @@ def test_the_shared_chart_code_takes_live_updates(page: Any) -> None:
         '<div id="t" class="sim-chart"></div><div id="h" class="sim-chart"></div></div>'
         f"<script>{asset('vendor/uPlot.iife.min.js').decode()}</script>"
         f"<script>{asset('charts.js').decode()}</script></body></html>")
+
+
+def test_close_fault_labels_are_left_out_not_written_over_each_other(page: Any) -> None:
+    chart_page(page)
+    drawn = page.evaluate("""async () => {
+        const times = Array.from({length: 101}, (_, i) => i);
+        const faults = Array.from({length: 40}, (_, i) =>
+            ({t: 20 + i * 0.5, end: 20 + i * 0.5 + 0.2, label: "reconnect_storm " + i}));
+        faults.push({t: 90, label: "alone"});
+        const chart = SimCharts.timeSeries(document.getElementById("t"), {
+            time: false, times: times, series: [{label: "a", values: times}], faults: faults});
+        await new Promise(resolve => requestAnimationFrame(resolve));  // (uPlot draws then)
+        return {labels: chart.faultLabels(), count: chart.element.dataset.faultLabels};
+    }""")
+    labels = drawn["labels"]
+    assert_apart(labels)
+    assert 3 <= len(labels) < 40 and drawn["count"] == str(len(labels))
+    names = [label["label"] for label in labels]
+    assert "reconnect_storm 0" in names and "alone" in names
+    assert {label["row"] for label in labels} == {0, 1, 2}
+    # the lines stay, one per fault, labelled or not
+    red = _canvas_pixels(page, "#t", FAULT_RED)
+    page.evaluate("async () => { SimCharts.instances[0].setFaults([]);"
+                  " await new Promise(resolve => requestAnimationFrame(resolve)); }")
+    assert red > _canvas_pixels(page, "#t", FAULT_RED) + 40 * 50
+    assert console_errors(page) == []
+
+
+def test_the_shared_chart_code_takes_live_updates(page: Any) -> None:
+    """What the dashboard relies on: push, update and setFaults redraw a chart in place, a
+    histogram takes new counts, and a chart follows its container's width."""
+    chart_page(page)
     result = page.evaluate("""() => {
         const t = SimCharts.timeSeries(document.getElementById("t"), {
             title: "live", time: false, times: [0, 1], maxPoints: 5,

@@ -84,8 +84,10 @@ STORY: list[Event] = [
 ]
 
 
-async def write_ledger(path: Path, events: list[Event], *, duration: str = "60s") -> None:
-    """``events`` as one finished run of ``path`` (clock origin ``T0``)."""
+async def write_ledger(path: Path, events: list[Event], *, duration: str = "60s",
+                       status: str = RunStatus.COMPLETED) -> None:
+    """``events`` as one run of ``path`` that ended with ``status`` (clock origin ``T0``), with
+    no verdicts stored (the runtime stores them only for a fleet with ``[[expect]]``)."""
     run = RunSpec(name="story", seed=7, config_text=fleet(duration), config_sha256="ab" * 32,
                   version="9.9.9", t0=T0, wall0=WALL0)
     send, receive = trio.open_memory_channel[Event](len(events) + 1)
@@ -94,7 +96,7 @@ async def write_ledger(path: Path, events: list[Event], *, duration: str = "60s"
     send.close()
     with trio.fail_after(60):
         stats = await run_ledger_writer(path, receive, run=run, batch_size=1000, finish=False)
-    finish_run(path, stats.run_id, RunStatus.COMPLETED, 0, {CLOCK_ORIGIN_SUMMARY_KEY: T0})
+    finish_run(path, stats.run_id, status, 0, {CLOCK_ORIGIN_SUMMARY_KEY: T0})
 
 
 async def story_ledger(path: Path) -> Path:
@@ -258,3 +260,39 @@ async def test_a_run_with_no_events_still_gives_a_page(tmp_path: Path) -> None:
     assert (charts.faults, charts.bins_ms, charts.latencies, charts.errors) == ([], [], [], [])
     page = render_html(summarize(path), charts)
     assert page_data(page)["latencies"] == [] and "no frames recorded" in page
+
+
+async def test_a_run_without_expectations_is_told_from_one_that_did_not_end(
+        tmp_path: Path) -> None:
+    said = {}
+    for status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.INTERRUPTED):
+        path = tmp_path / f"{status}.db"
+        await write_ledger(path, STORY[:3], status=status)
+        report = summarize(path)
+        assert report.verdicts is None
+        found = re.search(r'<section id="verdicts">.*?<p class="empty">(.*?)</p>',
+                          render_html(report, chart_data(path)), re.S)
+        assert found is not None
+        said[status] = found.group(1)
+    assert said == {
+        RunStatus.COMPLETED: "none expected (no [[expect]] table)",
+        RunStatus.FAILED: "none expected (no [[expect]] table)",
+        RunStatus.INTERRUPTED: "no verdicts stored (the run did not end normally: interrupted)",
+    }
+
+
+async def test_every_fault_marker_is_named_in_a_table(tmp_path: Path) -> None:
+    """A chart leaves out a label that would overlap another: the table names every marker."""
+    events = [*STORY, *(FaultInjected(t=T0 + 21 + i / 10, charger="A", fault=f"latency{i}",
+                                      family="transport", injection=f"x{i}") for i in range(5))]
+    events.sort(key=lambda e: e.t)
+    path = tmp_path / "r.db"
+    await write_ledger(path, events)
+    charts = chart_data(path)
+    assert len(charts.faults) == 6
+    found = re.search(r'<details id="fault-marks"><summary>(.*?)</summary>(.*?)</details>',
+                      render_html(summarize(path), charts), re.S)
+    assert found is not None and found.group(1) == "The 6 fault marker(s) of the charts"
+    rows = re.findall(r"<tr><td[^>]*>(.*?)</td><td[^>]*>(.*?)</td>", found.group(2))
+    assert rows == [("20.0", "partition B"), *((f"{21 + i / 10:.1f}", f"latency{i} A")
+                                                for i in range(5))]
