@@ -4,10 +4,10 @@ its last crash, fed by a bus observer.
 :class:`RecentActivity` observes the bus from the moment the API is built (just after the fleet
 started: frames and crashes before that are not in it; the ledger has them). Per charger it keeps
 the last :data:`FRAMES_KEPT` frames, in and out, as the ledger records them (a frame naming
-``AuthorizationKey`` is already redacted by the charger before it is published), each cut to
+``AuthorizationKey`` is already redacted by the charger before it is published), read cut to
 :data:`RAW_KEPT` characters, and the last crash with its traceback. The observer runs inside
 ``bus.publish`` on the fleet's hot path: a type test, a dictionary look-up and a bounded
-``deque.append``; it never raises.
+``deque.append`` of the event itself (no copy); it never raises.
 """
 
 from __future__ import annotations
@@ -47,25 +47,22 @@ class RecentActivity:
     :meth:`frames` and :meth:`crash`."""
 
     def __init__(self) -> None:
-        self._frames: dict[str, collections.deque[Frame]] = {}
+        self._frames: dict[str, collections.deque[FrameIn | FrameOut]] = {}
         self._crashes: dict[str, Crash] = {}
 
     def observe(self, event: Event) -> None:
-        """Keep ``event`` if it is a charger's frame or crash (called inside ``bus.publish``)."""
+        """Keep ``event`` if it is a charger's frame or crash (called inside ``bus.publish`` for
+        every event: it keeps the frame event itself, and makes a :class:`Frame` of it only when
+        one is read)."""
         kind = type(event)
         if kind is FrameIn or kind is FrameOut:
-            frame = cast(FrameIn | FrameOut, event)
-            charger = frame.charger
+            charger = event.charger
             if charger is None:
                 return
             ring = self._frames.get(charger)
             if ring is None:
                 ring = self._frames[charger] = collections.deque(maxlen=FRAMES_KEPT)
-            raw = frame.raw
-            if len(raw) > RAW_KEPT:
-                raw = raw[:RAW_KEPT] + "…"
-            ring.append(Frame(frame.t, "in" if kind is FrameIn else "out", frame.action,
-                              frame.message_type, raw))
+            ring.append(cast(FrameIn | FrameOut, event))
         elif kind is Crashed:
             crash = cast(Crashed, event)
             if crash.charger is not None:
@@ -74,7 +71,13 @@ class RecentActivity:
     def frames(self, charger: str) -> tuple[Frame, ...]:
         """``charger``'s last frames, oldest first (empty: none seen since the API started)."""
         ring = self._frames.get(charger)
-        return tuple(ring) if ring is not None else ()
+        if ring is None:
+            return ()
+        return tuple(
+            Frame(frame.t, "in" if type(frame) is FrameIn else "out", frame.action,
+                  frame.message_type,
+                  frame.raw if len(frame.raw) <= RAW_KEPT else frame.raw[:RAW_KEPT] + "…")
+            for frame in ring)
 
     def crash(self, charger: str) -> Crash | None:
         """``charger``'s last crash since the API started (None: none)."""
