@@ -64,7 +64,9 @@ def chaos_table(draw: st.DrawFn, fault: str) -> str:
     if draw(st.booleans()):
         lines.append(f'every = "{draw(st.integers(min_value=30, max_value=200))}s"')
     lines.append(f"probability = {draw(st.sampled_from([0.3, 0.7, 1.0]))}")
-    if fault in ("partition", "blackout") or draw(st.booleans()):
+    # (a partition, blackout or half-open link without an end never heals: the chargers do not
+    # send WebSocket pings, so nothing would notice a half-open link that lasts forever)
+    if fault in ("partition", "blackout", "half_open") or draw(st.booleans()):
         lines.append(f'for = "{draw(st.integers(min_value=5, max_value=90))}s"')
     if fault == "wave":
         lines.append(f'params = {{ fault = "{draw(st.sampled_from(INNER))}", over = "30s" }}')
